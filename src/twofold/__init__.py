@@ -1,0 +1,30 @@
+"""twofold: predict, measure and compare deep-learning workloads across AI accelerators.
+
+The public API is re-exported here lazily so that `import twofold` stays light (no torch, ray,
+onnx or matplotlib, and no NumPy-heavy modules until they are used).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "InputError": "twofold.errors",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'twofold' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,40 @@
+"""The `twofold` command line: thin verbs that parse flags, call the API and render.
+
+Each verb lives in its own module in this package and registers itself on `app`. Core code never
+imports this package. Every verb takes `--json`, and then prints exactly one JSON document.
+User mistakes (`InputError`) become a one-line message on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from twofold.cli._app import app
+
+# Verb modules register their commands on `app` when imported.
+from twofold.cli import chips as _chips  # noqa: E402,F401  isort: skip
+
+__all__ = ["app", "main"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    from twofold.errors import InputError
+
+    try:
+        app(args=argv, standalone_mode=False)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except SystemExit:
+        raise
+    except Exception as exc:  # click's usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.Abort):
+            print("aborted", file=sys.stderr)
+            sys.exit(130)
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(2)
+        raise

@@ -1,0 +1,1 @@
+"""`twofold chips` (placeholder until the hardware catalog lands)."""

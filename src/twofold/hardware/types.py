@@ -1,0 +1,141 @@
+"""Hardware value objects: a chip, the topology levels that connect chips, and the systems they ship in.
+
+Units are in the field names. Figures are per chip and dense (no structured sparsity). A figure that
+no source publishes is `None` and stays `None`: estimators must report it as unknown, never guess.
+Each figure's provenance (source keys, note, alternative values where sources disagree) is kept in
+`Chip.figures`, keyed by the field name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from twofold.errors import InputError
+
+__all__ = ["Chip", "Figure", "Source", "System", "TopologyLevel", "Precision", "PRECISIONS"]
+
+Precision = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "mxfp8", "fp4", "int8"]
+PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16", "fp8", "mxfp8", "fp4", "int8")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Source:
+    """Where a figure comes from: a title and an address (URL or repo/path@commit), and a date."""
+
+    key: str
+    title: str
+    url: str = ""
+    date: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Figure:
+    """Provenance of one spec field: which sources give it, a note, and disagreeing values."""
+
+    value: float | int | str | None
+    sources: tuple[str, ...] = ()
+    note: str = ""
+    # Values other sources give for the same quantity, e.g. ({"value": 3.0, "sources": ("nki",)},)
+    alternatives: tuple[Mapping[str, object], ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Chip:
+    """One accelerator chip (a GPU, a Trainium/Inferentia device, a TPU chip, a CPU package)."""
+
+    id: str
+    name: str
+    vendor: str
+    family: str  # "trainium", "inferentia", "nvidia-gpu", "tpu", "amd-gpu", "apple", "cpu"
+    aliases: tuple[str, ...] = ()
+    year: int | None = None
+
+    # Peak dense throughput per chip; None = not supported or not published (see figures[...].note).
+    fp32_dense_tflops: float | None = None
+    tf32_dense_tflops: float | None = None
+    bf16_dense_tflops: float | None = None
+    fp8_dense_tflops: float | None = None
+    mxfp8_dense_tflops: float | None = None
+    fp4_dense_tflops: float | None = None
+    int8_dense_tops: float | None = None
+
+    hbm_capacity_gib: float
+    hbm_bandwidth_tb_s: float
+    sram_mib: float | None = None
+
+    # Micro-architecture, for the single-chip cost model.
+    architecture: Literal["gpu", "systolic", "cpu"] = "gpu"
+    compute_units: int | None = None  # SMs, CUs, NeuronCores, TensorCores
+    systolic_array_dim: int | None = None  # 128 on Trainium TensorE and TPU v4/v5 MXU, 256 on v6e+
+    matrix_units: int | None = None  # systolic arrays per chip (TensorEs, MXUs)
+    clock_ghz: float | None = None
+
+    tdp_w: float | None = None
+    idle_w: float | None = None
+
+    default_system: str = ""
+    figures: Mapping[str, Figure] = field(default_factory=dict)
+    sources: tuple[Source, ...] = ()
+
+    def peak_tflops(self, precision: str) -> float:
+        """Dense peak TFLOPS for a precision; raises InputError if the chip has no such rate.
+
+        fp16 runs at the bf16 rate on every catalogued chip; mxfp8 falls back to the fp8 rate
+        where the vendor publishes no separate microscaling figure.
+        """
+        name = {"fp16": "bf16"}.get(precision, precision)
+        value = getattr(self, f"{name}_dense_tflops", None) if name != "int8" else self.int8_dense_tops
+        if value is None and name == "mxfp8":
+            value = self.fp8_dense_tflops
+        if value is None:
+            if precision not in PRECISIONS:
+                raise InputError("precision", precision, f"must be one of {', '.join(PRECISIONS)}")
+            raise InputError("precision", precision, f"chip {self.id} publishes no dense {precision} rate")
+        return float(value)
+
+    @property
+    def hbm_capacity_bytes(self) -> float:
+        return self.hbm_capacity_gib * 2**30
+
+    @property
+    def hbm_bandwidth_bytes_per_s(self) -> float:
+        return self.hbm_bandwidth_tb_s * 1e12
+
+
+@dataclass(frozen=True, kw_only=True)
+class TopologyLevel:
+    """One level of the interconnect, innermost first.
+
+    `domain_chips` is how many chips one domain of this level holds (8 for an HGX NVLink domain,
+    64 for a Trn2 UltraServer); the outermost network level has `domain_chips=None` (unbounded).
+    `bandwidth_gb_s_per_chip` is the unidirectional bandwidth one chip can inject at this level,
+    in GB/s (1e9 B/s). For a torus, `torus_dims` gives its shape (e.g. (4, 4) or (4, 4, 4)) and the
+    bandwidth is the chip's total over all its links.
+    """
+
+    name: str  # "nvlink", "neuronlink", "ici", "efa", "infiniband", "dcn", "xgmi"
+    kind: Literal["switched", "torus", "network"]
+    domain_chips: int | None
+    bandwidth_gb_s_per_chip: float
+    latency_us: float
+    torus_dims: tuple[int, ...] = ()
+    note: str = ""
+    sources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class System:
+    """A system a chip ships in: an instance, a server, a rack or a pod slice, with its topology."""
+
+    id: str
+    name: str
+    chip_id: str
+    aliases: tuple[str, ...] = ()
+    node_chips: int  # chips per instance/server (the unit you rent)
+    max_chips: int | None = None  # largest documented deployment
+    levels: tuple[TopologyLevel, ...]
+    price_usd_per_chip_hour: float | None = None
+    price_note: str = ""  # region, date, source of the price; why it is missing if it is
+    sources: tuple[Source, ...] = ()

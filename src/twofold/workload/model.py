@@ -1,0 +1,85 @@
+"""The architecture of a transformer model, in the vocabulary of Hugging Face `config.json`.
+
+`ModelConfig` is family-neutral: the importer (`workload.hf_config`) maps each family's own key
+names (`n_embd` for gpt2, `d_model` for mpt, ...) onto these fields. Every later layer (operators,
+memory, cost) reads only this object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["ModelConfig"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    """A decoder-only or encoder-only transformer, dense or mixture-of-experts.
+
+    Attention: `num_kv_heads < num_attention_heads` is GQA, `num_kv_heads == 1` MQA. When
+    `kv_lora_rank` is set the model uses multi-head latent attention (DeepSeek MLA); see
+    `workload.ops` for how it is expanded into GEMMs.
+    MoE: layers `first_k_dense_layers .. num_layers-1` route each token to `num_experts_per_tok` of
+    `num_experts` experts of width `moe_intermediate_size`, plus `num_shared_experts` always-on
+    experts of width `shared_expert_intermediate_size`.
+    """
+
+    name: str
+    family: str  # the config.json model_type: llama, mistral, mixtral, qwen2, qwen3, gpt2, bert, ...
+    num_layers: int
+    hidden_size: int
+    num_attention_heads: int
+    num_kv_heads: int
+    head_dim: int
+    intermediate_size: int
+    vocab_size: int
+    max_position_embeddings: int = 4096
+
+    mlp_gated: bool = True  # SwiGLU/GeGLU (three matrices) vs plain (two)
+    activation: str = "silu"
+    norm: Literal["rmsnorm", "layernorm"] = "rmsnorm"
+    causal: bool = True  # False for encoders (BERT)
+    position_embedding: Literal["rope", "learned", "alibi", "none"] = "rope"
+    tie_word_embeddings: bool = False
+    qkv_bias: bool = False
+    attn_out_bias: bool = False
+    mlp_bias: bool = False
+    lm_head_bias: bool = False
+    type_vocab_size: int = 0  # BERT token-type embeddings
+    sliding_window: int | None = None  # window of sliding-window layers (gpt_oss, mistral)
+    sliding_window_layers: int = 0  # how many layers use the window
+
+    # Mixture of experts (num_experts == 0: dense).
+    num_experts: int = 0
+    num_experts_per_tok: int = 0
+    moe_intermediate_size: int = 0
+    num_shared_experts: int = 0
+    shared_expert_intermediate_size: int = 0
+    first_k_dense_layers: int = 0
+    router_bias: bool = False
+
+    # Multi-head latent attention (DeepSeek-V2/V3); None = standard attention.
+    q_lora_rank: int | None = None
+    kv_lora_rank: int | None = None
+    qk_rope_head_dim: int = 0
+    qk_nope_head_dim: int = 0
+    v_head_dim: int = 0
+
+    source: str = ""  # where the architecture comes from (HF repo, paper)
+
+    @property
+    def is_moe(self) -> bool:
+        return self.num_experts > 0
+
+    @property
+    def is_mla(self) -> bool:
+        return self.kv_lora_rank is not None
+
+    @property
+    def num_moe_layers(self) -> int:
+        return self.num_layers - self.first_k_dense_layers if self.is_moe else 0
+
+    @property
+    def num_dense_layers(self) -> int:
+        return self.num_layers - self.num_moe_layers

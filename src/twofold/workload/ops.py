@@ -1,0 +1,52 @@
+"""Operators: the unit every cost model prices.
+
+A workload (model + training step or inference phase + batch + sequence + precision + shard) is
+expanded by `workload.graph` into a tuple of `Op`s. Each carries its shape, FLOPs, and bytes moved
+between HBM and the chip for one execution, and `count`, how many times it runs per step (e.g. once
+per layer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = ["Op", "OpKind", "Phase"]
+
+OpKind = Literal[
+    "gemm",  # dims: m, n, k (and optional batch): [batch x] (m x k) @ (k x n)
+    "attention",  # dims: batch, heads, kv_heads, q_len, kv_len, head_dim, (v_head_dim); flags: causal
+    "norm",
+    "elementwise",  # activations, residual adds, rope, dropout, scaling
+    "embedding",
+    "softmax",
+    "loss",
+    "router",  # MoE top-k selection / scatter / gather (not the router GEMM, which is a gemm)
+    "optimizer",
+]
+Phase = Literal["forward", "backward", "recompute", "optimizer"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Op:
+    """One operator execution; `count` executions per step."""
+
+    name: str  # dotted: "layer.attn.qkv", "lm_head", "optimizer.adamw"
+    kind: OpKind
+    phase: Phase
+    flops: float  # per execution (a multiply-add counts 2)
+    bytes_read: float  # per execution, from HBM
+    bytes_written: float  # per execution, to HBM
+    count: int = 1
+    dims: Mapping[str, int] = field(default_factory=dict)
+    dtype: str = "bf16"  # compute precision of the op
+    causal: bool = False
+
+    @property
+    def total_flops(self) -> float:
+        return self.flops * self.count
+
+    @property
+    def total_bytes(self) -> float:
+        return (self.bytes_read + self.bytes_written) * self.count
