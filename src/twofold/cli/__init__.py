@@ -22,19 +22,8 @@ def main(argv: list[str] | None = None) -> None:
     from twofold.errors import InputError
 
     try:
-        app(args=argv, standalone_mode=False)
+        # Standalone mode: click reports usage errors itself (exit 2) and handles --help/Ctrl-C.
+        app(args=argv, prog_name="twofold")
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    except SystemExit:
-        raise
-    except Exception as exc:  # click's usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.Abort):
-            print("aborted", file=sys.stderr)
-            sys.exit(130)
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(2)
-        raise

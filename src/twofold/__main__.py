@@ -1,0 +1,5 @@
+"""`python -m twofold` runs the CLI."""
+
+from twofold.cli import main
+
+main()

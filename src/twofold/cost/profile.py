@@ -1,0 +1,38 @@
+"""Calibration profile: the per-chip parameters that turn a roofline into a prediction.
+
+A profile says how close a chip gets to its datasheet in practice. It is data: shipped defaults
+(fitted from published microbenchmarks such as the MAMF rows of the published results, or stated as
+assumptions) live in YAML under `cost/profiles/`, and `twofold measure` writes a profile for the local
+device. Every parameter is per chip or per mechanism, never per workload.
+
+Parameters
+- `gemm_efficiency`: achievable fraction of the dense peak for large, well-shaped GEMMs, per
+  precision (the "maximum achievable matmul FLOPS" of a chip divided by its peak).
+- `gemm_half_flops`: GEMM size (FLOPs) at which a GEMM reaches half of `gemm_efficiency`; models
+  the ramp of small GEMMs (launch, pipeline fill, too few tiles) as eff(F) = eff_max * F / (F + F_half).
+- `memory_efficiency`: achievable fraction of HBM bandwidth for streaming kernels.
+- `attention_efficiency`: achievable fraction of peak for fused attention relative to GEMMs (1.0 =
+  as good as a GEMM of the same FLOPs).
+- `op_overhead_s`: fixed time per operator execution (kernel launch, instruction issue, sync).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = ["CalibrationProfile"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CalibrationProfile:
+    chip_id: str
+    gemm_efficiency: Mapping[str, float]  # precision -> fraction of dense peak
+    gemm_half_flops: float = 0.0
+    memory_efficiency: float = 0.8
+    attention_efficiency: float = 0.8
+    op_overhead_s: float = 0.0
+    # Free-form provenance: how it was obtained (source rows, measurement run id, date, versions).
+    provenance: Mapping[str, str] = field(default_factory=dict)
+    # Further mechanism parameters a cost model may define (documented where they are read).
+    extra: Mapping[str, float] = field(default_factory=dict)
