@@ -14,6 +14,17 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
     "InputError": "twofold.errors",
+    "ModelConfig": "twofold.workload.model",
+    "catalog_entry": "twofold.workload.registry",
+    "from_hf_config": "twofold.workload.hf_config",
+    "get_model": "twofold.workload.registry",
+    "list_models": "twofold.workload.registry",
+    "load_hf_config": "twofold.workload.hf_config",
+    "CalibrationProfile": "twofold.cost",
+    "op_times_s": "twofold.cost",
+    "ops_time_s": "twofold.cost",
+    "profile_for": "twofold.cost",
+    "time_breakdown": "twofold.cost",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])

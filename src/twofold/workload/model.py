@@ -18,8 +18,15 @@ class ModelConfig:
     """A decoder-only or encoder-only transformer, dense or mixture-of-experts.
 
     Attention: `num_kv_heads < num_attention_heads` is GQA, `num_kv_heads == 1` MQA. When
-    `kv_lora_rank` is set the model uses multi-head latent attention (DeepSeek MLA); see
-    `workload.ops` for how it is expanded into GEMMs.
+    `kv_lora_rank` is set the model uses multi-head latent attention (DeepSeek MLA), expanded into
+    GEMMs as in DeepSeek-V3 (arXiv 2412.19437, section 2.1.1; HF `DeepseekV3Attention`), with
+    h = num_attention_heads, d_qk = qk_nope_head_dim + qk_rope_head_dim (= head_dim):
+    q down hidden -> q_lora_rank (then RMSNorm) and q up q_lora_rank -> h*d_qk (or, when
+    q_lora_rank is None, one hidden -> h*d_qk); kv down hidden -> kv_lora_rank + qk_rope_head_dim
+    (the rope part is one shared key head; RMSNorm on the latent); kv up kv_lora_rank ->
+    h*(qk_nope_head_dim + v_head_dim); attention with q/k width d_qk and v width v_head_dim;
+    output h*v_head_dim -> hidden. Training-time form: the inference-time absorption of the up
+    projections into q and output is not modelled.
     MoE: layers `first_k_dense_layers .. num_layers-1` route each token to `num_experts_per_tok` of
     `num_experts` experts of width `moe_intermediate_size`, plus `num_shared_experts` always-on
     experts of width `shared_expert_intermediate_size`.
@@ -43,10 +50,13 @@ class ModelConfig:
     position_embedding: Literal["rope", "learned", "alibi", "none"] = "rope"
     tie_word_embeddings: bool = False
     qkv_bias: bool = False
+    qk_norm: bool = False  # per-head RMSNorm on q and k (Qwen3)
     attn_out_bias: bool = False
     mlp_bias: bool = False
     lm_head_bias: bool = False
+    lm_head_transform: bool = False  # BERT MLM head: dense hidden->hidden, activation, layernorm
     type_vocab_size: int = 0  # BERT token-type embeddings
+    attention_sinks: bool = False  # one learned sink logit per head (gpt_oss)
     sliding_window: int | None = None  # window of sliding-window layers (gpt_oss, mistral)
     sliding_window_layers: int = 0  # how many layers use the window
 

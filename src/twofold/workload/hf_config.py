@@ -1,0 +1,508 @@
+"""Import a Hugging Face `config.json` into a family-neutral `ModelConfig`.
+
+Each family names the same quantities differently (`n_embd` in gpt2, `d_model` in mpt,
+`hidden_size` elsewhere) and hides some of the architecture in the model code rather than the
+config (gpt2 always has biases, qwen2 always has a q/k/v bias, bert is always an encoder). The
+per-family readers below encode both, following the `transformers` configuration and modelling
+files of each `model_type` (github.com/huggingface/transformers, src/transformers/models/<family>/).
+
+Keys that size the model (hidden width, layers, heads, vocabulary, MLP width, expert counts, the
+MLA ranks) are required: a config.json without them is a mistake, never silently the library's
+default model. Keys that only refine the architecture (`num_key_value_heads`, biases, tying,
+context length) fall back to the `transformers` default of that family.
+
+What is not represented: layer positions of dense vs MoE layers (only their count, as
+`first_k_dense_layers`), partial rotary (`rotary_pct`), parallel residuals, rope scaling,
+DeepSeek's multi-token-prediction module and router score-correction bias, BERT's pooler and
+next-sentence head, the checkpoint's weight quantization. None changes a GEMM shape of the main model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from twofold.errors import InputError
+from twofold.workload.model import ModelConfig
+
+__all__ = ["SUPPORTED_MODEL_TYPES", "from_hf_config", "load_hf_config"]
+
+_REQUIRED: Any = object()  # sentinel: the key must be present
+
+# `transformers` defaults for the context length of each family's configuration class.
+_DEFAULT_MAX_POSITIONS = {
+    "llama": 2048,
+    "mistral": 4096 * 32,
+    "mixtral": 4096 * 32,
+    "qwen2": 32768,
+    "qwen3": 32768,
+    "qwen3_moe": 32768,
+    "deepseek_v3": 4096,
+    "gpt_oss": 131072,
+    "gpt_neox": 2048,
+    "bert": 512,
+}
+
+
+class _Reader:
+    """Typed access to one config.json; every bad value becomes an InputError naming its key."""
+
+    def __init__(self, config: Mapping[str, Any], model_type: str) -> None:
+        self.config = config
+        self.model_type = model_type
+
+    def has(self, key: str) -> bool:
+        return key in self.config
+
+    def _get(self, key: str, default: Any) -> Any:
+        if key in self.config:
+            return self.config[key]
+        if default is _REQUIRED:
+            raise InputError(key, None, f"required key missing from a model_type={self.model_type!r} config")
+        return default
+
+    def int(self, key: str, default: Any = _REQUIRED, *, minimum: int = 1) -> Any:
+        """An integer >= minimum; `default` when the key is absent or null (unless required)."""
+        value = self._get(key, default)
+        if value is None and default is not _REQUIRED:
+            return default
+        if key not in self.config:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InputError(key, value, "must be an integer")
+        if value < minimum:
+            rule = "must be positive" if minimum == 1 else f"must be >= {minimum}"
+            raise InputError(key, value, rule)
+        return value
+
+    def nullable_int(self, key: str, why_null: str) -> int | None:
+        """A key that must be present but may be null (e.g. DeepSeek's q_lora_rank)."""
+        if key not in self.config:
+            raise InputError(
+                key, None, f"required key missing from a model_type={self.model_type!r} config ({why_null})"
+            )
+        return self.int(key, None)
+
+    def bool(self, key: str, default: bool) -> bool:
+        value = self._get(key, default)
+        if not isinstance(value, bool):
+            raise InputError(key, value, "must be true or false")
+        return value
+
+    def str(self, key: str, default: str) -> str:
+        value = self._get(key, default)
+        if not isinstance(value, str) or not value:
+            raise InputError(key, value, "must be a non-empty string")
+        return value
+
+    def mapping(self, key: str) -> Mapping[str, Any]:
+        value = self._get(key, {})
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise InputError(key, value, "must be a JSON object")
+        return value
+
+
+def _heads(
+    r: _Reader,
+    hidden: int,
+    *,
+    hidden_key: str = "hidden_size",
+    heads_key: str = "num_attention_heads",
+    kv_key: str | None = "num_key_value_heads",
+    head_dim_key: str | None = "head_dim",
+) -> dict[str, int]:
+    heads = r.int(heads_key)
+    kv_heads = r.int(kv_key, heads) if kv_key else heads
+    if heads % kv_heads:
+        raise InputError(kv_key or heads_key, kv_heads, f"does not divide {heads_key}={heads}")
+    head_dim = r.int(head_dim_key, None) if head_dim_key else None
+    if head_dim is None:
+        if hidden % heads:
+            rule = f"does not divide {hidden_key}={hidden} (and no head_dim is given)"
+            raise InputError(heads_key, heads, rule)
+        head_dim = hidden // heads
+    return {"num_attention_heads": heads, "num_kv_heads": kv_heads, "head_dim": head_dim}
+
+
+def _sliding_window(r: _Reader, num_layers: int) -> dict[str, Any]:
+    """Window size and how many layers use it.
+
+    `layer_types` (newer configs) lists each layer; otherwise the family rule of `transformers`:
+    mistral/mixtral window every layer; qwen2/qwen3 only with `use_sliding_window`, on layers
+    >= `max_window_layers`; gpt_oss alternates, starting with a sliding layer.
+    """
+    window = r.int("sliding_window", None)
+    if r.model_type in ("qwen2", "qwen3", "qwen3_moe") and not r.bool("use_sliding_window", False):
+        window = None
+    layer_types = r.config.get("layer_types")
+    if layer_types is not None:
+        allowed = ("full_attention", "sliding_attention")
+        if not isinstance(layer_types, list) or len(layer_types) != num_layers:
+            raise InputError("layer_types", layer_types, f"must be a list of {num_layers} layer types")
+        for kind in layer_types:
+            if kind not in allowed:
+                raise InputError("layer_types", kind, f"unsupported; supported: {', '.join(allowed)}")
+        count = layer_types.count("sliding_attention")
+    elif window is None:
+        count = 0
+    elif r.model_type in ("qwen2", "qwen3", "qwen3_moe"):
+        first = r.int("max_window_layers", num_layers, minimum=0)
+        count = max(0, num_layers - first)
+    elif r.model_type == "gpt_oss":
+        count = (num_layers + 1) // 2
+    else:
+        count = num_layers
+    if count and window is None:
+        raise InputError("sliding_window", None, "required when layer_types has sliding_attention layers")
+    return {"sliding_window": window if count else None, "sliding_window_layers": count}
+
+
+def _top_k(r: _Reader, key: str, num_experts: int, experts_key: str) -> int:
+    top_k = r.int(key)
+    if top_k > num_experts:
+        raise InputError(key, top_k, f"exceeds {experts_key}={num_experts}")
+    return top_k
+
+
+def _decoder(r: _Reader, *, intermediate_key: str | None = "intermediate_size") -> dict[str, Any]:
+    """The keys llama-style decoders share (llama, mistral, mixtral, qwen*, deepseek_v3, gpt_oss)."""
+    hidden = r.int("hidden_size")
+    layers = r.int("num_hidden_layers")
+    fields: dict[str, Any] = {
+        "num_layers": layers,
+        "hidden_size": hidden,
+        "vocab_size": r.int("vocab_size"),
+        "max_position_embeddings": r.int(
+            "max_position_embeddings", _DEFAULT_MAX_POSITIONS.get(r.model_type, 4096)
+        ),
+        "mlp_gated": True,
+        "activation": r.str("hidden_act", "silu"),
+        "norm": "rmsnorm",
+        "position_embedding": "rope",
+        "tie_word_embeddings": r.bool("tie_word_embeddings", False),
+    }
+    if intermediate_key:
+        fields["intermediate_size"] = r.int(intermediate_key)
+    return fields
+
+
+def _llama(r: _Reader) -> dict[str, Any]:
+    fields = _decoder(r)
+    bias = r.bool("attention_bias", False)
+    fields.update(_heads(r, fields["hidden_size"]), qkv_bias=bias, attn_out_bias=bias)
+    fields["mlp_bias"] = r.bool("mlp_bias", False)
+    return fields
+
+
+def _mistral(r: _Reader) -> dict[str, Any]:
+    fields = _decoder(r)
+    fields.update(_heads(r, fields["hidden_size"]), **_sliding_window(r, fields["num_layers"]))
+    return fields
+
+
+def _mixtral(r: _Reader) -> dict[str, Any]:
+    fields = _mistral(r)
+    experts = r.int("num_local_experts")
+    fields.update(
+        num_experts=experts,
+        num_experts_per_tok=_top_k(r, "num_experts_per_tok", experts, "num_local_experts"),
+        moe_intermediate_size=fields["intermediate_size"],  # every layer is MoE; experts are this wide
+    )
+    return fields
+
+
+def _qwen2(r: _Reader) -> dict[str, Any]:
+    fields = _mistral(r)
+    fields.update(qkv_bias=True)  # Qwen2Attention: q/k/v projections always have a bias, o_proj none
+    return fields
+
+
+def _qwen3(r: _Reader) -> dict[str, Any]:
+    fields = _mistral(r)
+    bias = r.bool("attention_bias", False)
+    fields.update(qkv_bias=bias, attn_out_bias=bias, qk_norm=True)
+    return fields
+
+
+def _qwen3_moe(r: _Reader) -> dict[str, Any]:
+    """Layer i is sparse unless listed in `mlp_only_layers` or (i+1) % decoder_sparse_step != 0."""
+    fields = _qwen3(r)
+    layers = fields["num_layers"]
+    experts = r.int("num_experts")
+    step = r.int("decoder_sparse_step", 1)
+    mlp_only = r.config.get("mlp_only_layers") or []
+    if not isinstance(mlp_only, list) or any(
+        isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < layers for i in mlp_only
+    ):
+        raise InputError("mlp_only_layers", mlp_only, f"must be a list of layer indices in 0..{layers - 1}")
+    sparse = [i for i in range(layers) if i not in mlp_only and (i + 1) % step == 0]
+    top_k = _top_k(r, "num_experts_per_tok", experts, "num_experts")
+    moe_width = r.int("moe_intermediate_size")
+    if sparse:
+        fields.update(
+            num_experts=experts,
+            num_experts_per_tok=top_k,
+            moe_intermediate_size=moe_width,
+            first_k_dense_layers=layers - len(sparse),
+        )
+    return fields
+
+
+def _deepseek_v3(r: _Reader) -> dict[str, Any]:
+    """MoE from layer `first_k_dense_replace` on (every `moe_layer_freq`-th), MLA attention.
+
+    After the kv up-projection every head has its own key and value, so the attention kernel sees
+    `num_kv_heads == num_attention_heads` (the config's `num_key_value_heads` is not used by the
+    model code); what is cached is the latent, sized by `kv_lora_rank + qk_rope_head_dim`.
+    """
+    fields = _decoder(r)
+    layers = fields["num_layers"]
+    heads = r.int("num_attention_heads")
+    rope_dim = r.int("qk_rope_head_dim")
+    nope_dim = r.int("qk_nope_head_dim")
+    experts = r.int("n_routed_experts")
+    first_dense = r.int("first_k_dense_replace", 3, minimum=0)
+    if first_dense > layers:
+        raise InputError("first_k_dense_replace", first_dense, f"exceeds num_hidden_layers={layers}")
+    freq = r.int("moe_layer_freq", 1)
+    sparse = [i for i in range(first_dense, layers) if i % freq == 0]
+    moe_width = r.int("moe_intermediate_size")
+    shared = r.int("n_shared_experts", 1, minimum=0)
+    bias = r.bool("attention_bias", False)
+    fields.update(
+        num_attention_heads=heads,
+        num_kv_heads=heads,
+        head_dim=nope_dim + rope_dim,
+        qkv_bias=bias,
+        attn_out_bias=bias,
+        q_lora_rank=r.nullable_int("q_lora_rank", "null means no query compression"),
+        kv_lora_rank=r.int("kv_lora_rank"),
+        qk_rope_head_dim=rope_dim,
+        qk_nope_head_dim=nope_dim,
+        v_head_dim=r.int("v_head_dim"),
+        num_experts=experts,
+        num_experts_per_tok=_top_k(r, "num_experts_per_tok", experts, "n_routed_experts"),
+        moe_intermediate_size=moe_width,
+        # HF builds one shared MLP of width moe_intermediate_size * n_shared_experts: same GEMM
+        # FLOPs and weights as n_shared_experts experts of width moe_intermediate_size.
+        num_shared_experts=shared,
+        shared_expert_intermediate_size=moe_width if shared else 0,
+        first_k_dense_layers=layers - len(sparse),
+    )
+    return fields
+
+
+def _gpt_oss(r: _Reader) -> dict[str, Any]:
+    fields = _decoder(r)
+    fields.update(_heads(r, fields["hidden_size"]), **_sliding_window(r, fields["num_layers"]))
+    experts = r.int("num_local_experts")
+    if r.has("experts_per_token"):  # the key of OpenAI's config; HF also writes num_experts_per_tok
+        top_k = _top_k(r, "experts_per_token", experts, "num_local_experts")
+        if r.has("num_experts_per_tok") and r.int("num_experts_per_tok") != top_k:
+            other = r.config["num_experts_per_tok"]
+            raise InputError("num_experts_per_tok", other, f"disagrees with experts_per_token={top_k}")
+    elif r.has("num_experts_per_tok"):
+        top_k = _top_k(r, "num_experts_per_tok", experts, "num_local_experts")
+    else:
+        raise InputError(
+            "experts_per_token",
+            None,
+            "required key missing from a model_type='gpt_oss' config (or num_experts_per_tok)",
+        )
+    bias = r.bool("attention_bias", True)
+    fields.update(
+        qkv_bias=bias,
+        attn_out_bias=bias,
+        mlp_bias=True,  # GptOssExperts: gate_up_proj_bias and down_proj_bias
+        router_bias=True,  # GptOssTopKRouter: a bias per expert
+        attention_sinks=True,  # GptOssAttention.sinks: one learned logit per head
+        num_experts=experts,
+        num_experts_per_tok=top_k,
+        moe_intermediate_size=fields["intermediate_size"],
+    )
+    return fields
+
+
+def _gpt2(r: _Reader) -> dict[str, Any]:
+    hidden = r.int("n_embd")
+    inner = r.int("n_inner", None)
+    return {
+        "num_layers": r.int("n_layer"),
+        "hidden_size": hidden,
+        **_heads(r, hidden, hidden_key="n_embd", heads_key="n_head", kv_key=None, head_dim_key=None),
+        "intermediate_size": inner if inner is not None else 4 * hidden,  # GPT2MLP: n_inner or 4*n_embd
+        "vocab_size": r.int("vocab_size"),
+        "max_position_embeddings": r.int("n_positions", 1024),
+        "mlp_gated": False,
+        "activation": r.str("activation_function", "gelu_new"),
+        "norm": "layernorm",
+        "position_embedding": "learned",
+        "tie_word_embeddings": r.bool("tie_word_embeddings", True),
+        "qkv_bias": True,
+        "attn_out_bias": True,
+        "mlp_bias": True,
+    }
+
+
+def _gpt_neox(r: _Reader) -> dict[str, Any]:
+    hidden = r.int("hidden_size")
+    bias = r.bool("attention_bias", True)
+    return {
+        "num_layers": r.int("num_hidden_layers"),
+        "hidden_size": hidden,
+        **_heads(r, hidden, kv_key=None, head_dim_key=None),
+        "intermediate_size": r.int("intermediate_size"),
+        "vocab_size": r.int("vocab_size"),
+        "max_position_embeddings": r.int("max_position_embeddings", 2048),
+        "mlp_gated": False,
+        "activation": r.str("hidden_act", "gelu"),
+        "norm": "layernorm",
+        "position_embedding": "rope",
+        "tie_word_embeddings": r.bool("tie_word_embeddings", False),
+        "qkv_bias": bias,
+        "attn_out_bias": bias,
+        "mlp_bias": True,
+    }
+
+
+def _mpt(r: _Reader) -> dict[str, Any]:
+    """MPT (mosaicml llm-foundry / HF `MptConfig`); `attn_config` and `ffn_config` are nested."""
+    hidden = r.int("d_model")
+    heads = r.int("n_heads")
+    attn = r.mapping("attn_config")
+    attn_type = attn.get("attn_type", "multihead_attention")
+    kv_heads = heads
+    if attn_type == "multiquery_attention":
+        kv_heads = 1
+    elif attn_type == "grouped_query_attention":
+        kv_heads = _Reader(attn, "mpt").int("kv_n_heads")
+        if heads % kv_heads:
+            raise InputError("kv_n_heads", kv_heads, f"does not divide n_heads={heads}")
+    fields = _heads(r, hidden, hidden_key="d_model", heads_key="n_heads", kv_key=None, head_dim_key=None)
+    fields["num_kv_heads"] = kv_heads
+    if attn.get("alibi", True):  # HF MptModel always uses ALiBi; llm-foundry may switch it off
+        position = "alibi"
+    elif attn.get("rope", False):
+        position = "rope"
+    else:
+        position = "learned" if r.bool("learned_pos_emb", True) else "none"
+    ffn = r.mapping("ffn_config")
+    if "ffn_hidden_size" in ffn:
+        intermediate = _Reader(ffn, "mpt").int("ffn_hidden_size")
+    else:
+        ratio = r.config.get("expansion_ratio", 4)
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or ratio <= 0:
+            raise InputError("expansion_ratio", ratio, "must be a positive number")
+        intermediate = int(ratio * hidden)  # llm-foundry resolve_ffn_hidden_size truncates
+        if intermediate < 1:
+            raise InputError("expansion_ratio", ratio, f"gives an MLP width below 1 with d_model={hidden}")
+    bias = not r.bool("no_bias", True)
+    return {
+        "num_layers": r.int("n_layers"),
+        "hidden_size": hidden,
+        **fields,
+        "intermediate_size": intermediate,
+        "vocab_size": r.int("vocab_size"),
+        "max_position_embeddings": r.int("max_seq_len", 2048),
+        "mlp_gated": False,
+        "activation": "gelu",
+        "norm": "layernorm",
+        "position_embedding": position,
+        "tie_word_embeddings": r.bool("tie_word_embeddings", True),
+        "qkv_bias": bias,
+        "attn_out_bias": bias,
+        "mlp_bias": bias,
+    }
+
+
+def _bert(r: _Reader) -> dict[str, Any]:
+    """BERT with its masked-LM head (BertForMaskedLM): transform + tied decoder with a bias."""
+    hidden = r.int("hidden_size")
+    position = r.str("position_embedding_type", "absolute")
+    if position != "absolute":
+        raise InputError("position_embedding_type", position, "unsupported; supported: absolute")
+    return {
+        "num_layers": r.int("num_hidden_layers"),
+        "hidden_size": hidden,
+        **_heads(r, hidden, kv_key=None, head_dim_key=None),
+        "intermediate_size": r.int("intermediate_size"),
+        "vocab_size": r.int("vocab_size"),
+        "max_position_embeddings": r.int("max_position_embeddings", 512),
+        "type_vocab_size": r.int("type_vocab_size", 2, minimum=0),
+        "mlp_gated": False,
+        "activation": r.str("hidden_act", "gelu"),
+        "norm": "layernorm",
+        "causal": r.bool("is_decoder", False),
+        "position_embedding": "learned",
+        "tie_word_embeddings": r.bool("tie_word_embeddings", True),
+        "qkv_bias": True,
+        "attn_out_bias": True,
+        "mlp_bias": True,
+        "lm_head_bias": True,
+        "lm_head_transform": True,
+    }
+
+
+_FAMILIES: dict[str, Callable[[_Reader], dict[str, Any]]] = {
+    "bert": _bert,
+    "deepseek_v3": _deepseek_v3,
+    "gpt2": _gpt2,
+    "gpt_neox": _gpt_neox,
+    "gpt_oss": _gpt_oss,
+    "llama": _llama,
+    "mistral": _mistral,
+    "mixtral": _mixtral,
+    "mpt": _mpt,
+    "qwen2": _qwen2,
+    "qwen3": _qwen3,
+    "qwen3_moe": _qwen3_moe,
+}
+SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(sorted(_FAMILIES))
+
+
+def from_hf_config(config: Mapping[str, Any], *, name: str | None = None, source: str = "") -> ModelConfig:
+    """The `ModelConfig` of a parsed config.json; `name` defaults to `_name_or_path` or the family.
+
+    Raises `InputError` naming the key, its value and the rule for every malformed input.
+    """
+    if not isinstance(config, Mapping):
+        raise InputError("config", type(config).__name__, "is not a JSON object")
+    supported = ", ".join(SUPPORTED_MODEL_TYPES)
+    if "model_type" not in config:
+        raise InputError("model_type", None, f"required key missing; supported model types: {supported}")
+    model_type = config["model_type"]
+    if not isinstance(model_type, str) or model_type not in _FAMILIES:
+        raise InputError("model_type", model_type, f"unsupported; supported model types: {supported}")
+    fields = _FAMILIES[model_type](_Reader(config, model_type))
+    if name is None:
+        path_name = config.get("_name_or_path")
+        name = path_name if isinstance(path_name, str) and path_name else model_type
+    return ModelConfig(name=name, family=model_type, source=source, **fields)
+
+
+def load_hf_config(path: str | Path, *, name: str | None = None) -> ModelConfig:
+    """Read a config.json file (or a directory holding one); errors name the path."""
+    file = Path(path)
+    if file.is_dir():
+        file = file / "config.json"
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("model", str(file), "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError("model", str(file), f"cannot be read: {exc}") from None
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            "model", str(file), f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    if not isinstance(config, dict):
+        raise InputError("model", str(file), f"is not a JSON object (found {type(config).__name__})")
+    if name is None and not config.get("_name_or_path"):
+        name = file.parent.name if file.name == "config.json" and file.parent.name else file.stem
+    return from_hf_config(config, name=name, source=str(file))
