@@ -14,6 +14,13 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
     "InputError": "twofold.errors",
+    "get_chip": "twofold.hardware.catalog",
+    "get_system": "twofold.hardware.catalog",
+    "list_chips": "twofold.hardware.catalog",
+    "list_systems": "twofold.hardware.catalog",
+    "system_for": "twofold.hardware.catalog",
+    "PlanResult": "twofold.search.plan",
+    "plan_training": "twofold.search.plan",
     "ModelConfig": "twofold.workload.model",
     "catalog_entry": "twofold.workload.registry",
     "from_hf_config": "twofold.workload.hf_config",

@@ -1,0 +1,122 @@
+"""Shipped calibration profiles from the published MAMF rows (maximum achievable matmul FLOPS).
+
+Stas Bekman's ml-engineering book measures, per accelerator, the best matmul throughput over a
+brute-force search of shapes ("Maximum Achievable Matmul FLOPS comparison table",
+stas00/ml-engineering compute/accelerator/README.md @744d01e; rows GT0698-GT0717 of
+published_results.csv, metric `achieved_matmul_tflops`). Dividing it by the catalog chip's dense
+peak gives `gemm_efficiency` for that precision: the fraction of peak a well-shaped GEMM reaches.
+
+Assumptions, stated in each profile's provenance:
+- a precision without a row takes the fraction of the chip's other precision (fp8 = bf16 unless a
+  row says otherwise; H200 has only an FP8 row, so its bf16 takes the FP8 fraction);
+- every other field (memory and attention efficiency, per-op overhead, tiles) is the
+  architecture default of `cost.defaults`.
+
+Left out: the MAMF shapes are each chip's best; it says nothing about the shape sensitivity,
+which the tile/wave and systolic-padding mechanisms model instead.
+
+`benchmarks/fit_profiles.py` runs this over the CSV and the catalog and writes
+`cost/profiles/<chip id>.yaml`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from types import MappingProxyType
+
+from twofold.cost.defaults import architecture_default
+from twofold.cost.profile import CalibrationProfile
+from twofold.errors import InputError
+from twofold.hardware.types import Chip
+
+__all__ = ["MAMF_HARDWARE", "MAMF_METRICS", "mamf_profiles"]
+
+MAMF_METRICS = ("achieved_matmul_tflops", "achievable_matmul_tflops")
+
+# MAMF `hardware` cell -> the catalog id or alias it names (resolved through the catalog; a name
+# the catalog does not know is reported as having no catalog chip).
+MAMF_HARDWARE: Mapping[str, str] = MappingProxyType(
+    {
+        "NVIDIA A100 SXM": "a100",
+        "NVIDIA A100 PCIe": "a100-pcie",
+        "NVIDIA H100 SXM": "h100",
+        "NVIDIA H200 SXM": "h200",
+        "NVIDIA GH200 SXM (900W, 141GiB)": "gh200",
+        "NVIDIA B200 SXM": "b200",
+        "NVIDIA B300 SXM": "b300",
+        "NVIDIA GB200 SXM": "gb200",
+        "AMD MI300X": "mi300x",
+        "AMD MI325X (1000W)": "mi325x",
+        "AMD MI355X": "mi355x",
+        "Intel Gaudi 2": "gaudi2",
+        "Intel Gaudi 3": "gaudi3",
+    }
+)
+
+_PRECISION = {"BF16": "bf16", "FP8 e4m3": "fp8", "FP8": "fp8", "FP16": "fp16"}
+
+
+def mamf_profiles(
+    rows: Iterable[Mapping[str, str]], get_chip: Callable[[str], Chip]
+) -> tuple[dict[str, CalibrationProfile], dict[str, str]]:
+    """Profiles for every catalog chip with MAMF rows, and the MAMF hardware left out (with why).
+
+    `rows` are published_results.csv rows as dicts of strings; `get_chip` resolves an id or alias
+    and raises `InputError` for an unknown one.
+    """
+    found: dict[str, dict[str, tuple[float, str]]] = {}  # chip id -> precision -> (eff, provenance)
+    chips: dict[str, Chip] = {}
+    skipped: dict[str, str] = {}
+    for row in rows:
+        if row["metric"] not in MAMF_METRICS:
+            continue
+        hardware = row["hardware"]
+        name = MAMF_HARDWARE.get(hardware)
+        if name is None:
+            skipped[hardware] = "no mapping to a catalog id in cost.mamf.MAMF_HARDWARE"
+            continue
+        try:
+            chip = get_chip(name)
+        except InputError:
+            skipped[hardware] = f"no catalog chip '{name}'"
+            continue
+        precision = _PRECISION.get(row["precision"])
+        if precision is None:
+            raise InputError(
+                f"{row['id']}.precision", row["precision"], f"must be one of {sorted(_PRECISION)}"
+            )
+        peak = chip.peak_tflops(precision)
+        value = float(row["value"])
+        efficiency = value / peak
+        if not 0.0 < efficiency <= 1.0:
+            raise InputError(
+                f"{row['id']}.value", value, f"exceeds {chip.id}'s {precision} peak {peak} TFLOPS"
+            )
+        chips[chip.id] = chip
+        note = f"{row['id']}: {value:g} TFLOPS / {peak:g} peak; {row['source']}; {row['source_ref']}"
+        found.setdefault(chip.id, {})[precision] = (efficiency, note)
+
+    profiles: dict[str, CalibrationProfile] = {}
+    for chip_id, by_precision in sorted(found.items()):
+        base = architecture_default(chips[chip_id])
+        architecture = base.provenance["architecture"]
+        provenance = {
+            "basis": "published MAMF rows",
+            "other fields": f"architecture default ({architecture}): {base.provenance['other fields']}",
+        }
+        efficiency = {p: round(e, 4) for p, (e, _) in sorted(by_precision.items())}
+        for precision, (_, note) in sorted(by_precision.items()):
+            provenance[f"gemm_efficiency.{precision}"] = note
+        if "bf16" not in efficiency:
+            other = sorted(efficiency)[0]  # a measured precision stands in for bf16
+            efficiency["bf16"] = efficiency[other]
+            provenance["gemm_efficiency.bf16"] = f"assumed equal to the measured {other} fraction"
+        if "fp8" not in efficiency and chips[chip_id].fp8_dense_tflops is not None:
+            provenance["gemm_efficiency.fp8"] = "assumed equal to the bf16 fraction (no FP8 row)"
+        profiles[chip_id] = replace(
+            base,
+            gemm_efficiency=MappingProxyType(dict(sorted(efficiency.items()))),
+            provenance=MappingProxyType(provenance),
+        )
+    return profiles, skipped

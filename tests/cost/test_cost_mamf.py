@@ -1,0 +1,57 @@
+"""Profiles from the MAMF rows: the efficiency is the published TFLOPS over the catalog peak."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from cost_fixtures import H100
+
+from twofold.cost.mamf import mamf_profiles
+from twofold.errors import InputError
+from twofold.hardware.types import Chip
+
+
+def _row(row_id: str, hardware: str, precision: str, value: float) -> dict[str, str]:
+    return {
+        "id": row_id,
+        "source": "ml-engineering MAMF table",
+        "source_ref": "stas00/ml-engineering compute/accelerator/README.md",
+        "hardware": hardware,
+        "precision": precision,
+        "metric": "achieved_matmul_tflops",
+        "value": str(value),
+    }
+
+
+_CHIPS = {"h100": replace(H100, id="h100"), "h200": replace(H100, id="h200")}
+
+
+def _get_chip(name: str) -> Chip:
+    if name not in _CHIPS:
+        raise InputError("chip", name, "unknown")
+    return _CHIPS[name]
+
+
+def test_efficiency_is_mamf_over_catalog_peak_and_unknown_hardware_is_reported() -> None:
+    rows = [
+        _row("GT0702", "NVIDIA H100 SXM", "BF16", 794.5),
+        _row("GT0717", "NVIDIA H100 SXM", "FP8 e4m3", 1402.6),
+        _row("GT0715", "NVIDIA H200 SXM", "FP8 e4m3", 1453.4),
+        _row("GT0698", "Intel Gaudi 2", "BF16", 418.7),
+        {**_row("GT0001", "NVIDIA H100 SXM", "BF16", 408.8), "metric": "tflops_per_chip"},
+    ]
+    profiles, skipped = mamf_profiles(rows, _get_chip)
+    assert set(profiles) == {"h100", "h200"}
+    # Hand arithmetic: 794.5 / 989 = 0.80334, 1402.6 / 1979 = 0.70874, 1453.4 / 1979 = 0.73441.
+    assert dict(profiles["h100"].gemm_efficiency) == {"bf16": 0.8033, "fp8": 0.7087}
+    assert dict(profiles["h200"].gemm_efficiency) == {"bf16": 0.7344, "fp8": 0.7344}
+    assert profiles["h100"].provenance["gemm_efficiency.bf16"].startswith("GT0702")
+    assert "assumed" in profiles["h200"].provenance["gemm_efficiency.bf16"]
+    assert profiles["h100"].provenance["basis"] == "published MAMF rows"
+    assert "Intel Gaudi 2" in skipped
+
+
+def test_a_row_above_peak_is_an_error_not_an_efficiency_above_one() -> None:
+    with pytest.raises(InputError, match="exceeds"):
+        mamf_profiles([_row("GTX", "NVIDIA H100 SXM", "BF16", 1000.0)], _get_chip)
