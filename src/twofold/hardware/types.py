@@ -39,6 +39,8 @@ class Figure:
     note: str = ""
     # Values other sources give for the same quantity, e.g. ({"value": 3.0, "sources": ("nki",)},)
     alternatives: tuple[Mapping[str, object], ...] = ()
+    # "high" unless the source flags the figure as an estimate or a derivation ("medium", "low").
+    confidence: Literal["high", "medium", "low"] = "high"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,6 +80,10 @@ class Chip:
     default_system: str = ""
     figures: Mapping[str, Figure] = field(default_factory=dict)
     sources: tuple[Source, ...] = ()
+    # A fitted `cost.profile.CalibrationProfile` (set for the measured `local` chip); None = the
+    # cost model uses the chip's shipped default profile.
+    calibration: object | None = None
+    notes: tuple[str, ...] = ()  # chip-level caveats that belong to no single figure
 
     def peak_tflops(self, precision: str) -> float:
         """Dense peak TFLOPS for a precision; raises InputError if the chip has no such rate.
@@ -138,4 +144,5 @@ class System:
     levels: tuple[TopologyLevel, ...]
     price_usd_per_chip_hour: float | None = None
     price_note: str = ""  # region, date, source of the price; why it is missing if it is
+    notes: tuple[str, ...] = ()  # structure and caveats (how levels nest, what is assumed)
     sources: tuple[Source, ...] = ()
