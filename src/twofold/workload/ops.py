@@ -17,6 +17,9 @@ __all__ = ["Op", "OpKind", "Phase"]
 OpKind = Literal[
     "gemm",  # dims: m, n, k (and optional batch): [batch x] (m x k) @ (k x n)
     "attention",  # dims: batch, heads, kv_heads, q_len, kv_len, head_dim, (v_head_dim); flags: causal
+    # dims: batch, in_channels, out_channels, out_h, out_w, kernel_h, kernel_w, groups, role
+    # (0 forward, 1 input gradient, 2 weight gradient); as GEMMs: workload.imported.conv_as_gemm
+    "conv",
     "norm",
     "elementwise",  # activations, residual adds, rope, dropout, scaling
     "embedding",
@@ -42,6 +45,10 @@ class Op:
     dims: Mapping[str, int] = field(default_factory=dict)
     dtype: str = "bf16"  # compute precision of the op
     causal: bool = False
+    # FLOPs that contribute to the output when masking lets a kernel skip work (causal or sliding-window
+    # attention: about half of `flops`); None = all of `flops`. `flops` itself counts what PyTorch's
+    # FlopCounterMode counts (full score matrix).
+    useful_flops: float | None = None
 
     @property
     def total_flops(self) -> float:

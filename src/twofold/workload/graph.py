@@ -1,0 +1,482 @@
+"""The operator graph of a training step or an inference phase, on one chip.
+
+`forward_ops`, `training_ops`, `prefill_ops` and `decode_ops` expand a `ModelConfig` into `Op`s
+with shapes, FLOPs and HBM bytes per execution and `count` executions per step. Per-layer ops are
+named `layer.<block>.<op>` with `count` = the number of layers of that type (`layer.attn.*`: every
+layer; `layer.mlp.*`: dense layers; `layer.moe.*`: MoE layers); model-level ops (`embedding`,
+`final_norm`, `lm_head`, `loss`) run once. Routed-expert GEMMs appear once per distinct
+tokens-per-expert value (`m`), with `count` = layers x experts receiving that many tokens.
+FLOP and byte conventions, sharding and what is left out: `workload.layers` and
+docs/operators.md. The optimizer is priced from (sharded) parameter counts by `optimizer_ops`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+
+from twofold.errors import InputError
+from twofold.workload.layers import Plan, attention_layer_ops, ffn_layer_ops, gemm, norm, pointwise
+from twofold.workload.model import ModelConfig
+from twofold.workload.ops import Op
+from twofold.workload.params import POST_NORM_FAMILIES
+from twofold.workload.precision import bytes_per_element
+
+__all__ = [
+    "RECOMPUTE_MODES",
+    "decode_ops",
+    "forward_ops",
+    "optimizer_ops",
+    "prefill_ops",
+    "totals",
+    "training_ops",
+]
+
+RECOMPUTE_MODES = ("none", "selective", "full")
+LOSS_FLOPS = 4  # per logit: max, subtract+exp, accumulate, (log and pick per row)
+ADAMW_FLOPS = 16  # per parameter: two moment updates, bias corrections, sqrt, divide, decay, step
+
+
+def _positive(field: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(field, value, "must be a positive integer")
+    return value
+
+
+def _check_sharding(model: ModelConfig, *, tp: int, cp: int, ep: int) -> None:
+    """Megatron-LM's divisibility rules for one layout (user input: flags)."""
+    for field, value in (("tp", tp), ("cp", cp), ("ep", ep)):
+        _positive(field, value)
+    heads, kv = model.num_attention_heads, model.num_kv_heads
+    if heads % tp:
+        raise InputError("tp", tp, f"does not divide num_attention_heads={heads}")
+    if not model.is_mla and kv % tp and tp % kv:
+        raise InputError("tp", tp, f"neither divides nor is a multiple of num_kv_heads={kv}")
+    if model.num_dense_layers and model.intermediate_size % tp:
+        raise InputError("tp", tp, f"does not divide intermediate_size={model.intermediate_size}")
+    if model.is_moe:
+        if model.moe_intermediate_size % tp:
+            raise InputError("tp", tp, f"does not divide moe_intermediate_size={model.moe_intermediate_size}")
+        shared = model.num_shared_experts * model.shared_expert_intermediate_size
+        if shared % tp:
+            raise InputError("tp", tp, f"does not divide the shared-expert width {shared}")
+        if model.num_experts % ep:
+            raise InputError("ep", ep, f"does not divide num_experts={model.num_experts}")
+    elif ep != 1:
+        raise InputError("ep", ep, f"must be 1: {model.name} has no experts")
+
+
+def _plan(
+    model: ModelConfig,
+    *,
+    batch: int,
+    q_len: int,
+    kv_len: int,
+    precision: str,
+    weight_precision: str | None,
+    tp: int,
+    cp: int,
+    ep: int,
+    sequence_parallel: bool,
+    kv_cache_precision: str | None = None,
+    decode: bool = False,
+    expert_tokens: Sequence[int] | None = None,
+) -> Plan:
+    _positive("batch", batch)
+    _check_sharding(model, tp=tp, cp=cp, ep=ep)
+    if model.position_embedding == "learned" and kv_len > model.max_position_embeddings:
+        field = "context_len" if decode else "seq_len"
+        raise InputError(
+            field, kv_len, f"exceeds the {model.max_position_embeddings} learned positions of {model.name}"
+        )
+    plan = Plan(
+        model=model,
+        batch=batch,
+        q_len=q_len,
+        kv_len=kv_len,
+        cp=cp,
+        tp=tp,
+        ep=ep,
+        dtype=precision,
+        act_bytes=bytes_per_element(precision),
+        weight_bytes=bytes_per_element(weight_precision or precision, "weight_precision"),
+        sequence_parallel=sequence_parallel and tp > 1,
+        kv_cache_bytes=None
+        if kv_cache_precision is None
+        else bytes_per_element(kv_cache_precision, "kv_precision"),
+        decode=decode,
+        expert_tokens=None if expert_tokens is None else tuple(expert_tokens),
+    )
+    if plan.sequence_parallel and plan.tokens % tp:
+        raise InputError(
+            "tp", tp, f"does not divide the {plan.tokens} tokens per chip (sequence parallelism)"
+        )
+    if expert_tokens is not None:
+        local = model.num_experts // ep if model.is_moe else 0
+        if len(plan.expert_tokens or ()) != local or any(
+            isinstance(m, bool) or not isinstance(m, int) or m < 0 for m in expert_tokens
+        ):
+            raise InputError(
+                "expert_tokens", expert_tokens, f"must be {local} non-negative integers (experts per chip)"
+            )
+    return plan
+
+
+def _model_level_ops(plan: Plan, *, logits_tokens: int, loss: bool) -> tuple[list[Op], list[Op]]:
+    """Before the layers: embedding (+ positions, token types, post-norm embedding norm).
+    After them: final norm, (BERT MLM transform), LM head, loss."""
+    model, h = plan.model, plan.model.hidden_size
+    tw = plan.token_wise
+    ops = [
+        Op(
+            name="embedding",
+            kind="embedding",
+            phase="forward",
+            flops=0.0,
+            bytes_read=tw * h * plan.weight_bytes,
+            bytes_written=tw * h * plan.act_bytes,
+            dims={"tokens": tw, "hidden": h, "vocab": model.vocab_size},
+            dtype=plan.dtype,
+        )
+    ]
+    tables = (model.position_embedding == "learned") + (model.type_vocab_size > 0)
+    if tables:
+        ops.append(
+            pointwise(
+                "embedding.position",
+                plan,
+                kind="elementwise",
+                elements=tw * h,
+                flops_per_element=tables,
+                reads=1 + tables,
+                writes=1,
+            )
+        )
+    if model.family in POST_NORM_FAMILIES:
+        ops.append(norm("embedding.norm", plan, tokens=tw, width=h, count=1))
+    embed, ops = ops, []
+    if model.family not in POST_NORM_FAMILIES:
+        final_tokens = logits_tokens // plan.tp if plan.sequence_parallel else logits_tokens
+        ops.append(norm("final_norm", plan, tokens=final_tokens, width=h, count=1))
+    if model.lm_head_transform:  # BERT MLM head: dense, gelu, LayerNorm, then the decoder
+        ops.append(gemm("lm_head.transform", plan, m=logits_tokens, k=h, n=h, count=1, bias=True))
+        ops.append(
+            pointwise(
+                "lm_head.act",
+                plan,
+                kind="elementwise",
+                elements=logits_tokens * h,
+                flops_per_element=8,
+                reads=1,
+                writes=1,
+            )
+        )
+        ops.append(norm("lm_head.norm", plan, tokens=logits_tokens, width=h, count=1, kind="layernorm"))
+    vocab = math.ceil(model.vocab_size / plan.tp)  # Megatron pads the vocabulary to a multiple of tp
+    ops.append(gemm("lm_head", plan, m=logits_tokens, k=h, n=vocab, count=1, bias=model.lm_head_bias))
+    if loss:
+        ops.append(
+            replace(
+                pointwise(
+                    "loss",
+                    plan,
+                    kind="loss",
+                    elements=logits_tokens * vocab,
+                    flops_per_element=LOSS_FLOPS,
+                    reads=1,
+                    writes=0,
+                ),
+                bytes_written=4.0 * logits_tokens,
+            )
+        )
+    return embed, ops
+
+
+def _forward(plan: Plan, *, logits_tokens: int, loss: bool) -> tuple[Op, ...]:
+    embed, head = _model_level_ops(plan, logits_tokens=logits_tokens, loss=loss)
+    return (*embed, *attention_layer_ops(plan), *ffn_layer_ops(plan), *head)
+
+
+def forward_ops(
+    model: ModelConfig,
+    *,
+    batch: int,
+    seq_len: int,
+    precision: str = "bf16",
+    tp: int = 1,
+    cp: int = 1,
+    ep: int = 1,
+    kv_len: int | None = None,
+    weight_precision: str | None = None,
+    sequence_parallel: bool = True,
+    loss: bool = True,
+    expert_tokens: Sequence[int] | None = None,
+) -> tuple[Op, ...]:
+    """Training-style forward of `batch` sequences of `seq_len` tokens on one chip of a layout.
+
+    `cp` splits the sequence (each chip has `seq_len/cp` query positions, attending to all
+    `kv_len` keys; default `kv_len = seq_len`, a longer one puts the queries at its end, as in
+    chunked prefill). The LM head and the loss run on every token. `expert_tokens`: tokens routed
+    to each of the chip's `num_experts/ep` experts (observed); default a balanced routing.
+    """
+    _positive("seq_len", seq_len)
+    if seq_len % _positive("cp", cp):
+        raise InputError("cp", cp, f"does not divide seq_len={seq_len}")
+    kv = seq_len if kv_len is None else _positive("kv_len", kv_len)
+    if kv < seq_len:
+        raise InputError("kv_len", kv_len, f"must be at least seq_len={seq_len}")
+    plan = _plan(
+        model,
+        batch=batch,
+        q_len=seq_len // cp,
+        kv_len=kv,
+        precision=precision,
+        weight_precision=weight_precision,
+        tp=tp,
+        cp=cp,
+        ep=ep,
+        sequence_parallel=sequence_parallel,
+        expert_tokens=expert_tokens,
+    )
+    return _forward(plan, logits_tokens=plan.tokens, loss=loss)
+
+
+def _backward(op: Op, *, act_bytes: float, weight_bytes: float) -> list[Op]:
+    """The backward ops of one forward op.
+
+    GEMM `Y = X W`: dgrad `dX = dY W^T` and wgrad `dW = X^T dY`, each as many FLOPs as the forward
+    (FlopCounterMode counts both `mm`s; every GEMM input of a full model needs a gradient because
+    the embedding is trained). Attention: FlopCounterMode's `sdpa_backward_flop_count`, the
+    FlashAttention-2 backward (Dao 2023, arXiv 2307.08691, algorithm 2): recompute S = QK^T, then
+    dP = dO V^T, dV = P^T dO, dQ = dS K, dK = dS^T Q: `2*b*h*q*kv*(3*d_qk + 2*d_v)` (2.5x the
+    forward when d_qk = d_v); it reads Q, K, V, O, dO and writes dQ, dK, dV. Other ops: 2x the
+    forward FLOPs, reading the saved input and the output gradient, writing the input gradient.
+    """
+    if op.kind == "gemm":
+        d = op.dims
+        m, n, k, b = d["m"], d["n"], d["k"], d.get("batch", 1)
+        flops = 2.0 * b * m * n * k
+        extra = {"batch": b} if b > 1 else {}
+        return [
+            Op(
+                name=f"{op.name}.dgrad",
+                kind="gemm",
+                phase="backward",
+                flops=flops,
+                bytes_read=b * (m * n * act_bytes + k * n * weight_bytes),
+                bytes_written=b * m * k * act_bytes,
+                count=op.count,
+                dims={"m": m, "n": k, "k": n} | extra,
+                dtype=op.dtype,
+            ),
+            Op(
+                name=f"{op.name}.wgrad",
+                kind="gemm",
+                phase="backward",
+                flops=flops,
+                bytes_read=b * (m * k + m * n) * act_bytes,
+                bytes_written=b * k * n * weight_bytes,
+                count=op.count,
+                dims={"m": k, "n": n, "k": m} | extra,
+                dtype=op.dtype,
+            ),
+        ]
+    if op.kind == "attention":
+        d = op.dims
+        scale = (3 * d["head_dim"] + 2 * d["v_head_dim"]) / (d["head_dim"] + d["v_head_dim"])
+        q_bytes = d["batch"] * d["q_len"] * d["heads"] * act_bytes
+        kv_bytes = d["batch"] * d["kv_len"] * d["kv_heads"] * (d["head_dim"] + d["v_head_dim"]) * act_bytes
+        return [
+            replace(
+                op,
+                phase="backward",
+                flops=op.flops * scale,
+                useful_flops=None if op.useful_flops is None else op.useful_flops * scale,
+                bytes_read=q_bytes * (d["head_dim"] + 2 * d["v_head_dim"]) + kv_bytes,
+                bytes_written=q_bytes * d["head_dim"] + kv_bytes,
+            )
+        ]
+    return [
+        replace(
+            op,
+            phase="backward",
+            flops=2 * op.flops,
+            bytes_read=op.bytes_read + op.bytes_written,
+            bytes_written=op.bytes_read,
+        )
+    ]
+
+
+def training_ops(
+    model: ModelConfig,
+    *,
+    micro_batch: int,
+    seq_len: int,
+    precision: str = "bf16",
+    recompute: str = "none",
+    tp: int = 1,
+    cp: int = 1,
+    ep: int = 1,
+    weight_precision: str | None = None,
+    sequence_parallel: bool = True,
+    expert_tokens: Sequence[int] | None = None,
+) -> tuple[Op, ...]:
+    """Forward + backward (+ recompute) of one micro-batch on one chip; no optimizer.
+
+    Recompute (Korthikanti et al. 2022, "Reducing Activation Recomputation in Large Transformer
+    Models", arXiv 2205.05198): `full` runs every per-layer forward op again in the backward pass
+    (the layer input is the only checkpoint); `selective` reruns only the attention core (the
+    softmax/score part, their section 4.2; with FlashAttention the score matrix is never stored,
+    so this is the core's forward kernel again). Recomputed ops carry phase "recompute".
+    """
+    if recompute not in RECOMPUTE_MODES:
+        raise InputError("recompute", recompute, f"must be one of {', '.join(RECOMPUTE_MODES)}")
+    fwd = forward_ops(
+        model,
+        batch=micro_batch,
+        seq_len=seq_len,
+        precision=precision,
+        tp=tp,
+        cp=cp,
+        ep=ep,
+        weight_precision=weight_precision,
+        sequence_parallel=sequence_parallel,
+        expert_tokens=expert_tokens,
+    )
+    act = bytes_per_element(precision)
+    weight = bytes_per_element(weight_precision or precision, "weight_precision")
+    bwd = [b for op in reversed(fwd) for b in _backward(op, act_bytes=act, weight_bytes=weight)]
+    if recompute == "full":
+        again = [replace(op, phase="recompute") for op in fwd if op.name.startswith("layer.")]
+    elif recompute == "selective":
+        again = [replace(op, phase="recompute") for op in fwd if op.name.startswith("layer.attn.core")]
+    else:
+        again = []
+    return (*fwd, *again, *bwd)
+
+
+def prefill_ops(
+    model: ModelConfig,
+    *,
+    batch: int,
+    seq_len: int,
+    precision: str = "bf16",
+    kv_precision: str = "bf16",
+    tp: int = 1,
+    ep: int = 1,
+    weight_precision: str | None = None,
+    expert_tokens: Sequence[int] | None = None,
+) -> tuple[Op, ...]:
+    """Inference prefill: forward over the prompt, keys/values written to the cache, logits only
+    for the last position of each sequence (what serving engines sample from), no loss. No
+    sequence parallelism: norms and residuals are replicated across the `tp` ranks.
+    """
+    _positive("seq_len", seq_len)
+    plan = _plan(
+        model,
+        batch=batch,
+        q_len=seq_len,
+        kv_len=seq_len,
+        precision=precision,
+        weight_precision=weight_precision,
+        tp=tp,
+        cp=1,
+        ep=ep,
+        sequence_parallel=False,
+        kv_cache_precision=kv_precision,
+        expert_tokens=expert_tokens,
+    )
+    return _forward(plan, logits_tokens=batch, loss=False)
+
+
+def decode_ops(
+    model: ModelConfig,
+    *,
+    batch: int,
+    context_len: int,
+    precision: str = "bf16",
+    kv_precision: str = "bf16",
+    tp: int = 1,
+    ep: int = 1,
+    weight_precision: str | None = None,
+    expert_tokens: Sequence[int] | None = None,
+) -> tuple[Op, ...]:
+    """One decode step: one new token for each of `batch` sequences holding `context_len` tokens
+    (the new one included) in the KV cache. Attention reads the whole cache in `kv_precision`
+    (sliding-window layers a rolling cache of the window); every GEMM reads its full weight, and
+    each expert that receives a token reads its own. MLA uses the absorbed form (`layers._mla_ops`).
+    """
+    _positive("context_len", context_len)
+    plan = _plan(
+        model,
+        batch=batch,
+        q_len=1,
+        kv_len=context_len,
+        precision=precision,
+        weight_precision=weight_precision,
+        tp=tp,
+        cp=1,
+        ep=ep,
+        sequence_parallel=False,
+        kv_cache_precision=kv_precision,
+        decode=True,
+        expert_tokens=expert_tokens,
+    )
+    return _forward(plan, logits_tokens=batch, loss=False)
+
+
+def optimizer_ops(num_params: float, precision: str) -> tuple[Op, ...]:
+    """AdamW update of `num_params` parameters (the shard a chip owns) in mixed precision.
+
+    Mixed-precision training (Micikevicius et al. 2018, "Mixed Precision Training", arXiv
+    1710.03740) keeps fp32 master weights and the two fp32 Adam moments (Loshchilov & Hutter 2019,
+    "Decoupled Weight Decay Regularization", arXiv 1711.05101), and Megatron-LM accumulates
+    gradients in fp32 under bf16. Per parameter the fused update reads the fp32 gradient, master
+    weight and both moments (16 bytes) and writes master weight and moments (12 bytes) plus the
+    `precision` copy the next forward uses (none when `precision` is fp32). FLOPs: `ADAMW_FLOPS`
+    per parameter (nominal; the update is memory-bound). Left out: gradient clipping's norm
+    reduction, loss scaling, the fp8 cast of weights in fp8 recipes.
+    """
+    if isinstance(num_params, bool) or not isinstance(num_params, (int, float)) or not num_params >= 0:
+        raise InputError("num_params", num_params, "must be a non-negative number")
+    copy = 0.0 if precision == "fp32" else bytes_per_element(precision)
+    return (
+        Op(
+            name="optimizer.adamw",
+            kind="optimizer",
+            phase="optimizer",
+            flops=ADAMW_FLOPS * float(num_params),
+            bytes_read=16.0 * num_params,
+            bytes_written=(12.0 + copy) * num_params,
+            dims={"params": round(num_params)},
+            dtype="fp32",
+        ),
+    )
+
+
+def totals(ops: Iterable[Op]) -> dict[str, float | dict[str, float]]:
+    """Sums over `count` executions: flops, useful_flops, bytes, and flops by phase, kind, phase.kind."""
+    out: dict[str, float | dict[str, float]] = {}
+    flops = useful = moved = 0.0
+    by_phase: dict[str, float] = {}
+    by_kind: dict[str, float] = {}
+    by_both: dict[str, float] = {}
+    for op in ops:
+        f = op.total_flops
+        flops += f
+        useful += (op.useful_flops if op.useful_flops is not None else op.flops) * op.count
+        moved += op.total_bytes
+        by_phase[op.phase] = by_phase.get(op.phase, 0.0) + f
+        by_kind[op.kind] = by_kind.get(op.kind, 0.0) + f
+        key = f"{op.phase}.{op.kind}"
+        by_both[key] = by_both.get(key, 0.0) + f
+    out.update(
+        flops=flops,
+        useful_flops=useful,
+        bytes=moved,
+        by_phase=by_phase,
+        by_kind=by_kind,
+        by_phase_kind=by_both,
+    )
+    return out
