@@ -1,0 +1,135 @@
+"""`twofold estimate`: one training step for a given parallel layout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from twofold.cli._app import app, console, emit_json
+
+__all__ = ["estimate", "resolve_dp"]
+
+# Same defaults as `twofold plan`: 4M tokens per step (Llama 2's pretraining batch).
+DEFAULT_SEQ_LEN = 4096
+DEFAULT_GLOBAL_BATCH = 1024
+
+
+def resolve_dp(chips: int | None, dp: int | None, tp: int, pp: int, cp: int) -> tuple[int, int | None]:
+    """(dp, chips to check against): dp from --chips when not given; both given must agree."""
+    from twofold.errors import InputError
+
+    for name, value in (("chips", chips), ("dp", dp), ("tp", tp), ("pp", pp), ("cp", cp)):
+        if value is not None and value < 1:
+            raise InputError(name, value, "must be a positive integer")
+    model_parallel = tp * pp * cp
+    if dp is None:
+        if chips is None:
+            return 1, None
+        if chips % model_parallel:
+            raise InputError("chips", chips, f"is not divisible by tp*pp*cp={model_parallel}")
+        return chips // model_parallel, chips
+    return dp, chips
+
+
+@app.command("estimate")
+def estimate(
+    model: str = typer.Option(..., "--model", help="Catalog model id or path to a config.json."),
+    chip: str = typer.Option(..., "--chip", help="Chip id or alias (implies its standard system)."),
+    system: str | None = typer.Option(None, "--system", help="Another catalog system for the chip."),
+    chips: int | None = typer.Option(None, "--chips", help="Number of chips (dp is derived when omitted)."),
+    dp: int | None = typer.Option(None, "--dp", help="Data-parallel ranks (default: chips / (tp*pp*cp))."),
+    tp: int = typer.Option(1, "--tp", help="Tensor-parallel ranks."),
+    pp: int = typer.Option(1, "--pp", help="Pipeline stages."),
+    vp: int = typer.Option(1, "--vp", help="Virtual (interleaved) stages per pipeline rank."),
+    cp: int = typer.Option(1, "--cp", help="Context-parallel ranks (ring attention)."),
+    ep: int = typer.Option(1, "--ep", help="Expert-parallel ranks (MoE)."),
+    zero: int = typer.Option(1, "--zero", help="ZeRO stage 0-3 (3 = FSDP)."),
+    micro_batch: int = typer.Option(1, "--micro-batch", help="Sequences per micro-batch per dp rank."),
+    global_batch: int = typer.Option(DEFAULT_GLOBAL_BATCH, "--global-batch", help="Sequences per step."),
+    seq_len: int = typer.Option(DEFAULT_SEQ_LEN, "--seq-len", help="Tokens per sequence."),
+    recompute: str = typer.Option("none", "--recompute", help="none, selective or full."),
+    precision: str = typer.Option("bf16", "--precision", help="fp32, bf16, fp8, mxfp8, fp4."),
+    sequence_parallel: bool = typer.Option(
+        True, "--sequence-parallel/--no-sequence-parallel", help="Sequence parallelism with tp > 1."
+    ),
+    infer: bool = typer.Option(False, "--infer", help="Estimate inference instead of training."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Estimate one training step: step time, tokens/s/chip, MFU, memory per chip, and where the time goes."""
+    from twofold.errors import InputError
+    from twofold.estimate.training import estimate_training
+    from twofold.hardware.catalog import get_chip, system_for
+    from twofold.parallel.layout import Layout, TrainingWorkload
+    from twofold.workload import get_model
+
+    if infer:
+        # Hook for the inference estimator (its own issue); training flags do not apply to it.
+        raise InputError("infer", True, "inference estimates are not available yet; omit --infer")
+    for name, value in (("global_batch", global_batch), ("seq_len", seq_len)):
+        if value < 1:
+            raise InputError(name, value, "must be a positive integer")
+    the_dp, check_chips = resolve_dp(chips, dp, tp, pp, cp)
+    layout = Layout(
+        dp=the_dp,
+        tp=tp,
+        pp=pp,
+        vp=vp,
+        cp=cp,
+        ep=ep,
+        zero=zero,
+        micro_batch=micro_batch,
+        recompute=recompute,
+        sequence_parallel=sequence_parallel,  # type: ignore[arg-type]
+    )
+    the_chip = get_chip(chip)
+    result = estimate_training(
+        get_model(model),
+        system_for(the_chip, system),
+        layout,
+        TrainingWorkload(global_batch=global_batch, seq_len=seq_len, precision=precision),
+        chip=the_chip,
+        chips=check_chips,
+    )
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        _render(result.to_dict())
+
+
+def _render(d: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    out = console()
+    lay, w = d["layout"], d["workload"]
+    shape = " ".join(f"{k}={lay[k]}" for k in ("dp", "tp", "pp", "vp", "cp", "ep", "zero", "micro_batch"))
+    out.print(
+        f"[bold]{d['model']}[/] on {d['chips']} x {d['chip']} ({d['system']}), {shape}, "
+        f"recompute={lay['recompute']}; global_batch={w['global_batch']}, "
+        f"seq_len={w['seq_len']}, {w['precision']}"
+    )
+    fits = "[green]fits[/]" if d["fits"] else "[red]does not fit[/]"
+    out.print(
+        f"step {d['step_time_s']:.3f} s, {d['tokens_per_s_per_chip']:,.0f} tokens/s/chip, "
+        f"MFU {d['mfu']:.1%}, "
+        f"{d['microbatches']} micro-batches (bubble {d['bubble_fraction']:.1%}), "
+        f"{d['memory_per_chip_gib']:.1f} of {d['hbm_capacity_gib']:g} GiB per chip: {fits}"
+    )
+    table = Table(title="where the step time goes")
+    for col in ("term", "seconds", "share"):
+        table.add_column(col, justify="left" if col == "term" else "right")
+    step = d["step_time_s"] or 1.0
+    for key, value in d["breakdown"].items():
+        table.add_row(key.removesuffix("_s"), f"{value:.4f}", f"{value / step:.1%}")
+    for key, value in d["hidden_comm"].items():
+        if value > 0:
+            table.add_row(f"({key.removesuffix('_s')} hidden)", f"{value:.4f}", "overlapped")
+    out.print(table)
+    mem = Table(title="memory per chip (most loaded pipeline stage)")
+    mem.add_column("part")
+    mem.add_column("GiB", justify="right")
+    for key, value in d["memory"].items():
+        mem.add_row(key.removesuffix("_gib"), f"{value:.2f}")
+    out.print(mem)
+    for note in d["notes"]:
+        out.print(f"note: {note}")

@@ -1,0 +1,173 @@
+"""Communication of one training step per layout: which collectives, how many bytes, what overlaps.
+
+Per micro-batch on the largest pipeline stage (Ls layers, M of them MoE), with e bytes per
+activation, b micro-batch, s sequence length, h hidden size:
+
+- TP (Shoeybi et al. 2019; with sequence parallelism Korthikanti et al. 2022, section 4.2.2):
+  each layer runs 2 all-gathers and 2 reduce-scatters of the b*s/cp*h*e activation in the forward
+  pass and as many in the backward pass (without SP: 2 all-reduces each way, the same traffic); full
+  recompute repeats the forward ones. On the critical path: exposed. Left out: the vocab-parallel
+  embedding and cross-entropy all-reduces, and TP-comm overlap (Megatron's userbuffers).
+- CP (ring attention; Liu et al., "Ring Attention with Blockwise Transformers", 2023; Megatron-Core
+  context parallelism): per layer cp-1 ring steps passing the local K and V chunk
+  (b*s/cp*kv_heads/tp*(d_qk+d_v)*e) forward; backward passes K, V and their gradients (2x);
+  selective and full recompute rerun the forward ring. Each step overlaps with the attention of one
+  chunk (the layer's attention time / cp): exposed = max(0, step comm - step compute) per step.
+- EP (Lepikhin et al., "GShard", 2020; Megatron-Core all-to-all dispatcher): per MoE layer one
+  dispatch and one combine all-to-all of the chip's b*s/(cp*t_sp)*k*h*e routed copies forward, as
+  many backward, again under full recompute. Exposed.
+- PP (Narayanan et al. 2021, section 2.2): per micro-batch each stage boundary sends the activation
+  forward and its gradient backward, b*s/cp*h*e / t_sp bytes (Megatron's scatter/gather across TP),
+  2*vp transfers with interleaving. Exposed.
+- DP gradients (Li et al., "PyTorch Distributed", VLDB 2020; Megatron DDP): all-reduce (zero 0) or
+  reduce-scatter (zero >= 1) of the stage's gradients, non-expert ones over DP x CP and expert ones
+  over the expert-data-parallel group, once per step after the last micro-batch, overlapped with
+  that micro-batch's backward except the last bucket (bucket = max(40M, 1M * dp) parameters,
+  Megatron-Core's `DistributedDataParallelConfig.bucket_size` default). ZeRO 1/2 all-gather the
+  updated parameters afterwards, overlapped with the next step's first forward (Megatron's
+  `overlap_param_gather`) except the first bucket.
+- FSDP / ZeRO-3 (Zhao et al., "PyTorch FSDP", VLDB 2023): every micro-batch all-gathers the
+  parameters in the forward and again in the backward, and reduce-scatters the gradients in the
+  backward; prefetched layer by layer, so hidden behind the compute of the same pass except one
+  layer's share (the first gather cannot be prefetched).
+
+`OVERLAP_EFFICIENCY` is the fraction of a compute window that overlapping communication can use
+(1.0: communication hides fully until the window is spent). It is an assumption, documented here,
+that calibration may lower to model compute/communication contention for SMs and HBM. Left out:
+contention between concurrent collectives (DP and PP on the same NICs), and stragglers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from twofold.estimate.compute import ComputeTimes
+from twofold.parallel.arrays import LayoutArrays
+from twofold.parallel.comm import (
+    Group,
+    LevelArrays,
+    all_gather_s,
+    all_reduce_s,
+    all_to_all_s,
+    reduce_scatter_s,
+    send_recv_s,
+)
+from twofold.parallel.memory import StateBytes
+from twofold.workload.model import ModelConfig
+
+__all__ = ["OVERLAP_EFFICIENCY", "StageComm", "stage_comm"]
+
+OVERLAP_EFFICIENCY = 1.0
+BUCKET_PARAMS = 40e6
+BUCKET_PARAMS_PER_DP_RANK = 1e6
+
+StageComm = dict[str, np.ndarray]
+
+
+def groups(levels: tuple[LevelArrays, ...], lay: LayoutArrays) -> dict[str, Group]:
+    """Process groups in rank order tp, cp, pp, dp (see `LayoutArrays`)."""
+    tp, cp, pp, dp, ep = lay.tp, lay.cp, lay.pp, lay.dp, lay.ep
+    ep_in_cp = np.minimum(ep, cp)
+    return {
+        "tp": Group.place(levels, [(tp, 1.0)]),
+        "cp": Group.place(levels, [(cp, tp)]),
+        "pp": Group.place(levels, [(pp, tp * cp)]),
+        "dp": Group.place(levels, [(cp, tp), (dp, tp * cp * pp)]),
+        # EP takes the context-parallel ranks first, then data-parallel ones.
+        "ep": Group.place(levels, [(ep_in_cp, tp), (ep / ep_in_cp, tp * cp * pp)]),
+        "edp": Group.place(
+            levels, [(cp / ep_in_cp, tp * ep_in_cp), (dp * ep_in_cp / ep, tp * cp * pp * ep / ep_in_cp)]
+        ),
+    }
+
+
+def stage_comm(
+    model: ModelConfig,
+    levels: tuple[LevelArrays, ...],
+    lay: LayoutArrays,
+    ct: ComputeTimes,
+    *,
+    seq_len: int,
+    act_bytes: float,
+    sb: StateBytes,
+    params_non_expert: np.ndarray,
+    params_expert: np.ndarray,
+    t_fwd: np.ndarray,
+    t_bwd: np.ndarray,
+    t_rc: np.ndarray,
+) -> StageComm:
+    """Exposed and hidden communication seconds (module docstring): per micro-batch (`*_mb`) and
+    per step (`dp_step_*`)."""
+    g = groups(levels, lay)
+    h, e = model.hidden_size, act_bytes
+    tp_sp = np.where(lay.sp, lay.tp, 1.0)
+    tokens = lay.micro_batch * seq_len / lay.cp
+    full_rc = lay.recompute == 2
+    any_rc = lay.recompute >= 1
+    out: StageComm = {}
+
+    act = tokens * h * e
+    per_layer_fwd = np.where(
+        lay.sp,
+        2 * all_gather_s(levels, g["tp"], act) + 2 * reduce_scatter_s(levels, g["tp"], act),
+        2 * all_reduce_s(levels, g["tp"], act),
+    )
+    out["tp_mb"] = lay.stage_layers * per_layer_fwd * (2.0 + full_rc)
+
+    if model.is_mla:
+        kv_width = model.num_attention_heads * (model.head_dim + model.v_head_dim)
+    else:
+        kv_width = model.num_kv_heads * 2 * model.head_dim
+    kv_bytes = tokens * kv_width / lay.tp * e
+    step_f = send_recv_s(levels, g["cp"], kv_bytes)
+    step_b = send_recv_s(levels, g["cp"], 2 * kv_bytes)
+    win_f = OVERLAP_EFFICIENCY * ct.attention_forward / lay.cp
+    win_b = OVERLAP_EFFICIENCY * ct.attention_backward / lay.cp
+    rings_f = 1.0 + any_rc
+    steps = lay.stage_layers * (lay.cp - 1.0)
+    cp_total = steps * (rings_f * step_f + step_b)
+    out["cp_mb"] = steps * (rings_f * np.maximum(step_f - win_f, 0.0) + np.maximum(step_b - win_b, 0.0))
+    out["cp_hidden_mb"] = cp_total - out["cp_mb"]
+
+    if model.is_moe:
+        moe_layers = lay.stage_layers * model.num_moe_layers / max(model.num_layers, 1)
+        routed = lay.micro_batch * seq_len / (lay.cp * tp_sp) * model.num_experts_per_tok * h * e
+        out["ep_mb"] = moe_layers * 2 * (2.0 + full_rc) * all_to_all_s(levels, g["ep"], routed)
+    else:
+        out["ep_mb"] = np.zeros_like(lay.tp)
+
+    boundary = tokens * h * e / tp_sp
+    out["pp_mb"] = np.where(lay.pp > 1, 2 * lay.vp * send_recv_s(levels, g["pp"], boundary), 0.0)
+
+    # Data parallel and ZeRO.
+    zero = lay.zero
+    grads_ne, grads_ex = sb.gradients * params_non_expert, sb.gradients * params_expert
+    w_ne, w_ex = sb.weights * params_non_expert, sb.weights * params_expert
+    ar = all_reduce_s(levels, g["dp"], grads_ne) + all_reduce_s(levels, g["edp"], grads_ex)
+    rs = reduce_scatter_s(levels, g["dp"], grads_ne) + reduce_scatter_s(levels, g["edp"], grads_ex)
+    ag = all_gather_s(levels, g["dp"], w_ne) + all_gather_s(levels, g["edp"], w_ex)
+    params = np.maximum(params_non_expert + params_expert, 1.0)
+    bucket = np.minimum(1.0, np.maximum(BUCKET_PARAMS, BUCKET_PARAMS_PER_DP_RANK * lay.dp_group) / params)
+    bwd_window = OVERLAP_EFFICIENCY * (t_bwd + t_rc)
+    fwd_window = OVERLAP_EFFICIENCY * t_fwd
+
+    reduce_once = np.where(zero == 0, ar, np.where(zero <= 2, rs, 0.0))
+    reduce_exposed = np.maximum(reduce_once - bwd_window, reduce_once * bucket)
+    gather_once = np.where((zero == 1) | (zero == 2), ag, 0.0)
+    gather_exposed = np.maximum(gather_once - fwd_window, gather_once * bucket)
+    out["dp_step"] = reduce_exposed + gather_exposed
+    out["dp_step_hidden"] = reduce_once + gather_once - out["dp_step"]
+
+    z3 = zero == 3
+    layer_share = 1.0 / lay.stage_layers
+    ag3 = np.where(z3, ag, 0.0)
+    rs3 = np.where(z3, rs, 0.0)
+    fwd_exposed = np.maximum(ag3 - fwd_window, ag3 * layer_share)
+    bwd_total = ag3 + rs3
+    bwd_exposed = np.maximum(bwd_total - bwd_window, bwd_total * layer_share)
+    gather_part = np.divide(ag3, bwd_total, out=np.zeros_like(bwd_total), where=bwd_total > 0)
+    out["fsdp_mb"] = fwd_exposed + bwd_exposed * gather_part
+    out["dp_mb"] = bwd_exposed * (1.0 - gather_part)
+    out["fsdp_hidden_mb"] = 2 * ag3 - out["fsdp_mb"]
+    out["dp_hidden_mb"] = rs3 - out["dp_mb"]
+    return out

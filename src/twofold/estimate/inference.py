@@ -1,0 +1,251 @@
+"""Serving estimate: time to first token, time per output token, throughput and memory per chip.
+
+Phases (Pope et al., "Efficiently Scaling Transformer Inference", MLSys 2023, arXiv 2211.05102;
+Agrawal et al., "Sarathi-Serve", OSDI 2024, arXiv 2403.02310, section 2):
+- prefill: the prompts of the batch (`batch x input_tokens` tokens) run through the model in one
+  forward pass (`workload.graph.prefill_ops`), writing the KV cache; large GEMMs, compute-bound.
+  It ends with the first output token of every sequence: time to first token (TTFT).
+- decode: every step feeds one token per sequence (`workload.graph.decode_ops`): each GEMM reads
+  its whole weight for a handful of rows and attention reads the whole KV cache, so the step is
+  memory-bound at small batch. Time per output token (TPOT) is the step time at the mean
+  context `N + M/2` (rounded up; `InferenceWorkload.decode_context_len`): attention's cost is
+  affine in the context, so this is the average over the output to within half a token, exact
+  while no operator changes between compute- and memory-bound along the way.
+- end-to-end latency = TTFT + (M - 1) * TPOT; output tokens/s (per system) =
+  dp * batch * M / latency, the request-level rate of a batch served to completion (what the
+  AWS Neuron benchmark tables report); `decode_tokens_per_s` = dp * batch / TPOT.
+
+Per operator the single-chip cost model (`cost.op_time_terms`) gives max(compute, memory) plus a
+fixed overhead. The breakdown charges a compute-bound operator's time to `compute`, a memory-bound
+one's to `weight_read`, `kv_cache` and `activation_io` in proportion to the bytes it moves (GEMM
+weights, the KV cache read by attention and written by the cache append, everything else), and
+the fixed part to `overhead`.
+
+Layout (`InferenceLayout`): tensor parallelism (Shoeybi et al. 2019, arXiv 1909.08053) divides
+heads and FFN widths and costs 2 all-reduces of the layer's activations per layer (after the
+attention output and after the MLP), on the critical path (exposed); expert parallelism runs a
+dispatch and a combine all-to-all of the chip's `tokens x top_k x hidden` per MoE layer (exposed);
+pipeline parallelism cuts the layers into `pp` stages (the last, with ceil(L/pp) layers, the final
+norm and the LM head, is the slowest and paces the pipeline) and sends each micro-batch's
+activations to the next stage (`parallel.comm` prices every collective on the system's topology).
+The batch of `batch/ep` sequences per chip is split into m = min(pp, batch/ep) micro-batches of
+b = ceil(batch/ep/m) sequences. A pipeline step is one stage processing one micro-batch and
+sending it on; prefill takes m + pp - 1 steps (GPipe fill and drain; Huang et al. 2019, arXiv
+1811.06965), one decode round (every sequence advances one token) takes pp steps, since a
+micro-batch must pass through all stages before its next token can start. Per phase the terms
+are m x the stage's terms plus `pipeline_bubble` = (steps - m) x one step, and they add up to TTFT
+and TPOT exactly.
+
+Left out: continuous batching and chunked prefill (prefill and decode are priced apart, a batch
+arrives together), speculative decoding, sampling, the vocab-parallel logits gather, overlap of
+communication with compute, the KV write of the last output token, a first-stage embedding
+lookup slower than the LM head, and the redundant dispatch of tokens replicated across tp ranks
+(each tp rank dispatches them all).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from twofold.cost import op_time_terms, profile_for
+from twofold.cost.profile import CalibrationProfile
+from twofold.estimate.inference_memory import activation_bytes_per_sequence, capacity, memory_for_batches, split_bytes
+from twofold.estimate.inference_result import BREAKDOWN_TERMS, MEMORY_PARTS, InferenceEstimate
+from twofold.estimate.inference_types import (
+    InferenceLayout,
+    InferenceWorkload,
+    check_inference,
+    micro_batches,
+    serving_model,
+)
+from twofold.hardware.types import Chip, System
+from twofold.parallel.comm import Group, LevelArrays, all_reduce_s, all_to_all_s, send_recv_s
+from twofold.workload.graph import decode_ops, prefill_ops
+from twofold.workload.model import ModelConfig
+from twofold.workload.ops import Op
+from twofold.workload.precision import bytes_per_element
+
+__all__ = ["estimate_inference", "evaluate_batches"]
+
+_FIRST_STAGE = ("embedding",)
+_STAGE_TERMS = ("compute", "weight_read", "kv_cache", "activation_io", "overhead")
+
+
+def _stage_scale(op: Op, layer_share: float, pp: int) -> float:
+    """How much of the op the slowest (last) stage runs: its share of the layers, and the LM head."""
+    if op.name.startswith("layer."):
+        return layer_share
+    if op.name.split(".")[0] in _FIRST_STAGE:
+        return 1.0 if pp == 1 else 0.0
+    return 1.0
+
+
+def _stage_terms(
+    graphs: Sequence[Sequence[Op]],
+    chip: Chip,
+    profile: CalibrationProfile,
+    *,
+    layer_share: float,
+    pp: int,
+    act_bytes: float,
+    weight_bytes: float,
+) -> dict[str, np.ndarray]:
+    """Seconds of one pipeline step's kernels on the slowest stage, by term, one entry per graph;
+    all graphs are priced in one vectorised call."""
+    flat = [op for ops in graphs for op in ops]
+    seg = np.repeat(np.arange(len(graphs)), [len(ops) for ops in graphs])
+    t = op_time_terms(flat, chip, profile)
+    weight = np.array([op.count * _stage_scale(op, layer_share, pp) for op in flat], dtype=float)
+    split = np.array([split_bytes(op, act_bytes, weight_bytes) for op in flat], dtype=float).reshape(-1, 2)
+    moved = np.array([op.bytes_read + op.bytes_written for op in flat], dtype=float)
+    body = np.maximum(t.compute_s, t.memory_s)
+    bound = t.compute_bound
+    memory = np.where(bound, 0.0, body)
+    share = np.divide(split, moved[:, None], out=np.zeros_like(split), where=moved[:, None] > 0)
+    w_read, kv = memory * share[:, 0], memory * share[:, 1]
+    parts = {
+        "compute": np.where(bound, body, 0.0),
+        "weight_read": w_read,
+        "kv_cache": kv,
+        "activation_io": memory - w_read - kv,
+        "overhead": t.overhead_s,
+    }
+    n = len(graphs)
+    return {k: np.bincount(seg, weights=v * weight, minlength=n) for k, v in parts.items()}
+
+
+def _phase(stage: dict[str, np.ndarray], steps: np.ndarray, busy: np.ndarray) -> dict[str, np.ndarray]:
+    step = np.zeros_like(steps)
+    for v in stage.values():
+        step = step + v
+    out = {k: busy * v for k, v in stage.items()}
+    out["pipeline_bubble"] = (steps - busy) * step
+    return out
+
+
+def evaluate_batches(
+    model: ModelConfig,
+    system: System,
+    layout: InferenceLayout,
+    workload: InferenceWorkload,
+    batches: Sequence[int] | np.ndarray,
+    *,
+    chip: Chip | None = None,
+    profile: CalibrationProfile | None = None,
+) -> dict[str, np.ndarray]:
+    """Serving figures for `workload` at each batch size of `batches` (`workload.batch` is ignored),
+    vectorised over the batches: one graph per distinct micro-batch size, all priced in one call.
+
+    Returns arrays aligned with `batches`: `ttft_s`, `tpot_s`, `e2e_latency_s`,
+    `output_tokens_per_s`, `output_tokens_per_s_per_chip`, `decode_tokens_per_s`, `micro_batches`,
+    `prefill_<term>_s` and `decode_<term>_s` for each of `BREAKDOWN_TERMS`, `memory_<part>_bytes`
+    for each of `MEMORY_PARTS`, `memory_per_chip_bytes` and `fits`. The layout is assumed checked.
+    """
+    chip = chip if chip is not None else _chip_of(system)
+    profile = profile if profile is not None else profile_for(chip)
+    served = serving_model(model, layout)
+    tp, pp, ep = layout.tp, layout.pp, layout.ep
+    batch = np.asarray(batches, dtype=float)
+    m, b = micro_batches(batch, layout)
+    sizes = np.unique(b).astype(int)
+    idx = np.searchsorted(sizes, b)
+    n_in, ctx = workload.input_tokens, workload.decode_context_len
+    kw = dict(
+        precision=workload.precision,
+        kv_precision=workload.kv,
+        weight_precision=workload.weights,
+        tp=tp,
+        ep=ep,
+    )
+    prefill = [prefill_ops(served, batch=int(s), seq_len=n_in, **kw) for s in sizes]
+    decode = [decode_ops(served, batch=int(s), context_len=ctx, **kw) for s in sizes]
+
+    ab = bytes_per_element(workload.precision)
+    wb = bytes_per_element(workload.weights, "weight_precision")
+    layers = math.ceil(served.num_layers / pp)
+    share = layers / served.num_layers
+    costs = dict(layer_share=share, pp=pp, act_bytes=ab, weight_bytes=wb)
+    stage_p = _stage_terms(prefill, chip, profile, **costs)
+    stage_d = _stage_terms(decode, chip, profile, **costs)
+
+    levels = LevelArrays.of_system(system)
+    h = served.hidden_size
+    moe_layers = layers * served.num_moe_layers / served.num_layers
+    tp_g = Group.place(levels, [(float(tp), 1.0)])
+    ep_g = Group.place(levels, [(float(ep), float(tp))])
+    pp_g = Group.place(levels, [(float(pp), float(tp * ep))])
+    for stage, tokens in ((stage_p, sizes * float(n_in)), (stage_d, sizes.astype(float))):
+        act = tokens * h * ab
+        stage["tp_allreduce"] = layers * 2.0 * all_reduce_s(levels, tp_g, act) if tp > 1 else 0.0 * act
+        routed = act * served.num_experts_per_tok
+        stage["ep_alltoall"] = moe_layers * 2.0 * all_to_all_s(levels, ep_g, routed) if ep > 1 else 0.0 * act
+        stage["pp_sendrecv"] = send_recv_s(levels, pp_g, act) if pp > 1 else 0.0 * act
+
+    per_batch_p = {k: v[idx] for k, v in stage_p.items()}
+    per_batch_d = {k: v[idx] for k, v in stage_d.items()}
+    pre = _phase(per_batch_p, m + pp - 1.0, m)
+    dec = _phase(per_batch_d, np.full_like(m, float(pp)), m)
+    ttft = sum(pre[k] for k in BREAKDOWN_TERMS)
+    tpot = sum(dec[k] for k in BREAKDOWN_TERMS)
+    e2e = ttft + (workload.output_tokens - 1) * tpot
+    tokens_per_s = layout.dp * batch * workload.output_tokens / e2e
+
+    act_per_seq = activation_bytes_per_sequence(served, layout, workload)
+    mem = memory_for_batches(served, layout, workload, batch, act_per_seq_bytes=act_per_seq)
+    out: dict[str, np.ndarray] = {
+        "ttft_s": ttft,
+        "tpot_s": tpot,
+        "e2e_latency_s": e2e,
+        "output_tokens_per_s": tokens_per_s,
+        "output_tokens_per_s_per_chip": tokens_per_s / layout.chips,
+        "decode_tokens_per_s": layout.dp * batch / tpot,
+        "micro_batches": m,
+        "memory_per_chip_bytes": mem["total"],
+        "fits": mem["total"] <= chip.hbm_capacity_bytes,
+    }
+    for k in BREAKDOWN_TERMS:
+        out[f"prefill_{k}_s"] = pre[k]
+        out[f"decode_{k}_s"] = dec[k]
+    for k in MEMORY_PARTS:
+        out[f"memory_{k}_bytes"] = mem[k]
+    return out
+
+
+def _chip_of(system: System) -> Chip:
+    from twofold.hardware.catalog import get_chip
+
+    return get_chip(system.chip_id)
+
+
+def estimate_inference(
+    model: ModelConfig,
+    system: System,
+    layout: InferenceLayout,
+    workload: InferenceWorkload,
+    *,
+    chip: Chip | None = None,
+    profile: CalibrationProfile | None = None,
+) -> InferenceEstimate:
+    """One serving estimate (module docstring): validates, prices the batch, finds the largest
+    batch that fits and the KV capacity."""
+    check_inference(model, system, layout, workload)
+    chip = chip if chip is not None else _chip_of(system)
+    profile = profile if profile is not None else profile_for(chip)
+    row = evaluate_batches(model, system, layout, workload, [workload.batch], chip=chip, profile=profile)
+    served = serving_model(model, layout)
+    act_per_seq = activation_bytes_per_sequence(served, layout, workload)
+    cap = capacity(served, layout, workload, chip.hbm_capacity_bytes, act_per_seq_bytes=act_per_seq)
+    return InferenceEstimate.from_row(
+        {k: v[0] for k, v in row.items()},
+        model=model,
+        served=served,
+        system=system,
+        chip=chip,
+        layout=layout,
+        workload=workload,
+        max_batch=cap["max_batch"],
+        kv_capacity_tokens=cap["kv_capacity_tokens"],
+    )

@@ -1,0 +1,138 @@
+"""The result of one training-step estimate: a frozen object with a field per reported number."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from twofold.hardware.types import Chip, System
+from twofold.parallel.layout import Layout, TrainingWorkload
+from twofold.workload.model import ModelConfig
+
+__all__ = ["BREAKDOWN_TERMS", "HIDDEN_TERMS", "MEMORY_TERMS", "TrainingEstimate"]
+
+# Terms of the step time, in the order they are summed (see estimate.training).
+BREAKDOWN_TERMS: tuple[str, ...] = (
+    "compute_forward",
+    "compute_backward",
+    "compute_recompute",
+    "tp",
+    "cp",
+    "ep",
+    "pp",
+    "dp",
+    "fsdp",
+    "bubble",
+    "optimizer",
+    "other",
+)
+# Communication overlapped with compute (not part of the step time).
+HIDDEN_TERMS: tuple[str, ...] = ("cp", "dp", "fsdp")
+MEMORY_TERMS: tuple[str, ...] = ("weights", "gradients", "optimizer_states", "activations", "workspace")
+
+
+def _frozen(d: Mapping[str, float]) -> Mapping[str, float]:
+    return MappingProxyType(dict(d))
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingEstimate:
+    """One training step of `model` with `layout` on `chips` chips of `system`.
+
+    `breakdown` (seconds) sums to `step_time_s`; `hidden_comm` (seconds) is communication that
+    overlaps with compute; `memory_gib` is per chip on the most loaded pipeline stage and sums to
+    `memory_per_chip_gib`.
+    """
+
+    model: str
+    chip: str
+    system: str
+    chips: int
+    layout: Layout
+    workload: TrainingWorkload
+    step_time_s: float
+    tokens_per_s_per_chip: float
+    mfu: float
+    model_flops_per_step: float
+    microbatches: int
+    bubble_fraction: float
+    memory_per_chip_gib: float
+    hbm_capacity_gib: float
+    fits: bool
+    breakdown: Mapping[str, float] = field(default_factory=dict)
+    hidden_comm: Mapping[str, float] = field(default_factory=dict)
+    memory_gib: Mapping[str, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    @classmethod
+    def from_row(
+        cls,
+        row: Mapping[str, np.generic | float],
+        *,
+        model: ModelConfig,
+        system: System,
+        chip: Chip,
+        layout: Layout,
+        workload: TrainingWorkload,
+    ) -> TrainingEstimate:
+        """Build from one row of `evaluate_layouts`' output."""
+        mem = float(row["memory_per_chip_gib"])
+        notes: list[str] = []
+        if not bool(row["fits"]):
+            notes.append(
+                f"does not fit: needs {mem:.1f} GiB per chip, {chip.id} has {chip.hbm_capacity_gib:g} GiB"
+            )
+        if system.max_chips is not None and layout.chips > system.max_chips:
+            notes.append(
+                f"{layout.chips} chips exceed the largest documented {system.id} deployment "
+                f"({system.max_chips})"
+            )
+        return cls(
+            model=model.name,
+            chip=chip.id,
+            system=system.id,
+            chips=layout.chips,
+            layout=layout,
+            workload=workload,
+            step_time_s=float(row["step_time_s"]),
+            tokens_per_s_per_chip=float(row["tokens_per_s_per_chip"]),
+            mfu=float(row["mfu"]),
+            model_flops_per_step=float(row["model_flops_per_step"]),
+            microbatches=int(round(float(row["microbatches"]))),
+            bubble_fraction=float(row["bubble_fraction"]),
+            memory_per_chip_gib=mem,
+            hbm_capacity_gib=float(chip.hbm_capacity_gib),
+            fits=bool(row["fits"]),
+            breakdown=_frozen({k: float(row[f"breakdown_{k}_s"]) for k in BREAKDOWN_TERMS}),
+            hidden_comm=_frozen({k: float(row[f"hidden_{k}_s"]) for k in HIDDEN_TERMS}),
+            memory_gib=_frozen({k: float(row[f"memory_{k}_bytes"]) / 2**30 for k in MEMORY_TERMS}),
+            notes=tuple(notes),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict (units in the key names)."""
+        return {
+            "model": self.model,
+            "chip": self.chip,
+            "system": self.system,
+            "chips": self.chips,
+            "layout": asdict(self.layout),
+            "workload": asdict(self.workload),
+            "step_time_s": self.step_time_s,
+            "tokens_per_s_per_chip": self.tokens_per_s_per_chip,
+            "mfu": self.mfu,
+            "model_flops_per_step": self.model_flops_per_step,
+            "microbatches": self.microbatches,
+            "bubble_fraction": self.bubble_fraction,
+            "memory_per_chip_gib": self.memory_per_chip_gib,
+            "hbm_capacity_gib": self.hbm_capacity_gib,
+            "fits": self.fits,
+            "breakdown": {f"{k}_s": v for k, v in self.breakdown.items()},
+            "hidden_comm": {f"{k}_s": v for k, v in self.hidden_comm.items()},
+            "memory": {f"{k}_gib": v for k, v in self.memory_gib.items()},
+            "notes": list(self.notes),
+        }

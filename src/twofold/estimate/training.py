@@ -1,0 +1,241 @@
+"""Training step estimate: one code path for one layout and for arrays of layouts.
+
+`evaluate_layouts` prices every row of a `LayoutTable` with NumPy (no Python loop per layout);
+`estimate_training` runs it on a one-row table and wraps the row in a `TrainingEstimate`.
+
+Step time (Narayanan et al., "Efficient Large-Scale Language Model Training on GPU Clusters Using
+Megatron-LM", SC 2021, arXiv 2104.04473, section 2.2): with m = global_batch / (dp * micro_batch)
+micro-batches and t_mb the time of one micro-batch's forward + backward (+ recompute) on the
+largest stage, including its exposed communication,
+
+    step = m * t_mb + (pp - 1) / vp * t_mb + exposed DP step communication + optimizer + other
+
+i.e. a 1F1B pipeline bubble of (pp - 1) / m of the ideal time, (pp - 1) / (vp * m) interleaved.
+The breakdown terms (`BREAKDOWN_TERMS`, seconds) add up to the step time exactly: compute
+(forward, backward, recompute: the m micro-batches' kernels), the exposed part of each
+communication kind (tp, cp, ep, pp, dp, fsdp), the bubble, the optimizer and `other` (data
+loading, logging, checkpointing: not modelled, 0). Hidden (overlapped) communication is reported
+separately and is not part of the sum.
+
+MFU (Chowdhery et al., "PaLM", 2022, appendix B): model FLOPs per step / (step time * chips *
+dense peak of the training precision). Model FLOPs = 3 x forward FLOPs of the matmuls, i.e.
+6 * N * tokens with N the parameters a token multiplies (active parameters, without the input
+embedding, which is a lookup; the LM head counted even when tied), plus the attention score and
+value products 3 * 2 * heads * (d_qk + d_v) * keys per token and layer, counting only the keys a
+query sees under the causal mask or sliding window (PaLM counts the full square, a few % more).
+Recompute is not model FLOPs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from twofold.cost.profile import CalibrationProfile
+from twofold.errors import InputError
+from twofold.estimate.comm_plan import stage_comm
+from twofold.estimate.compute import compute_times, optimizer_time_s
+from twofold.estimate.result import BREAKDOWN_TERMS, HIDDEN_TERMS, MEMORY_TERMS, TrainingEstimate
+from twofold.hardware.types import Chip, System
+from twofold.parallel.arrays import LayoutArrays
+from twofold.parallel.comm import LevelArrays
+from twofold.parallel.layout import Layout, LayoutTable, TrainingWorkload
+from twofold.parallel.memory import activation_bytes_per_element, memory_per_chip, stage_params, state_bytes
+from twofold.parallel.rules import check_layout
+from twofold.workload.model import ModelConfig
+from twofold.workload.params import param_counts
+
+__all__ = ["estimate_training", "evaluate_layouts", "model_flops_per_token"]
+
+
+def model_flops_per_token(model: ModelConfig, seq_len: int) -> float:
+    """Training model FLOPs per token (module docstring: 6N plus causal attention, no recompute)."""
+    c = param_counts(model)
+    matmul_params = (
+        c.active - c.embedding + (model.vocab_size * model.hidden_size if model.tie_word_embeddings else 0)
+    )
+    s = float(seq_len)
+    if not model.causal:
+        full = s
+    else:
+        full = (s + 1.0) / 2.0
+    keys = full
+    if model.sliding_window and model.sliding_window_layers:
+        w = float(model.sliding_window)
+        windowed = full if w >= s else (w * (w + 1.0) / 2.0 + (s - w) * w) / s
+        n = model.num_layers
+        keys = (model.sliding_window_layers * windowed + (n - model.sliding_window_layers) * full) / n
+    if model.is_mla:
+        d_qk, d_v = model.head_dim, model.v_head_dim
+    else:
+        d_qk = d_v = model.head_dim
+    attention = 3.0 * 2.0 * model.num_attention_heads * (d_qk + d_v) * keys * model.num_layers
+    return 6.0 * matmul_params + attention
+
+
+def _chip_for(system: System, chip: Chip | None) -> Chip:
+    if chip is not None:
+        return chip
+    from twofold.hardware.catalog import get_chip
+
+    return get_chip(system.chip_id)
+
+
+def _check_system(system: System) -> None:
+    if not system.levels:
+        raise InputError("system", system.id, "has no topology levels")
+    for lv in system.levels:
+        if not lv.bandwidth_gb_s_per_chip or lv.bandwidth_gb_s_per_chip <= 0:
+            raise InputError("system", system.id, f"level {lv.name} has no positive bandwidth_gb_s_per_chip")
+        if lv.latency_us is None or lv.latency_us < 0:
+            raise InputError("system", system.id, f"level {lv.name} has no non-negative latency_us")
+
+
+def evaluate_layouts(
+    model: ModelConfig,
+    system: System,
+    workload: TrainingWorkload,
+    table: LayoutTable,
+    *,
+    chip: Chip | None = None,
+    profile: CalibrationProfile | None = None,
+) -> dict[str, np.ndarray]:
+    """Estimate a training step for every (valid) layout of `table`, vectorised.
+
+    Rows are assumed valid (`parallel.rules.valid_mask`); invalid rows may raise or give
+    meaningless numbers. Returns arrays aligned with the table: `step_time_s`,
+    `tokens_per_s_per_chip`, `mfu`, `model_flops_per_step`, `microbatches`, `bubble_fraction`,
+    `memory_per_chip_bytes`, `memory_per_chip_gib`, `fits`, `breakdown_<term>_s` for each of
+    `BREAKDOWN_TERMS`, `hidden_<kind>_s` for each of `HIDDEN_TERMS` and `memory_<part>_bytes` for
+    each of `MEMORY_TERMS`.
+    """
+    chip = _chip_for(system, chip)
+    _check_system(system)
+    prec, s = workload.precision, workload.seq_len
+    peak = chip.peak_tflops(prec) * 1e12
+    sb = state_bytes(prec)
+    e = activation_bytes_per_element(prec)
+    lay = LayoutArrays.build(table, model, workload)
+    counts = param_counts(model)
+    levels = LevelArrays.of_system(system)
+
+    ct = compute_times(model, chip, lay, seq_len=s, precision=prec, profile=profile)
+    share = lay.stage_layers / max(model.num_layers, 1)
+    single = lay.pp == 1
+    use_last = (ct.last_forward + ct.last_backward) >= (ct.first_forward + ct.first_backward)
+
+    def ends(first: np.ndarray, last: np.ndarray) -> np.ndarray:
+        return np.where(single, first + last, np.where(use_last, last, first))
+
+    t_fwd = ct.layers_forward * share + ends(ct.first_forward, ct.last_forward)
+    t_bwd = ct.layers_backward * share + ends(ct.first_backward, ct.last_backward)
+    t_rc = ct.layers_recompute * share
+
+    ne_layers, ex_layers = stage_params(counts, model, lay.stage_layers)
+    outer_first = counts.embedding
+    outer_last = counts.lm_head + counts.final_norm + (counts.embedding if model.tie_word_embeddings else 0)
+    outer = np.where(
+        single, counts.embedding + counts.lm_head + counts.final_norm, max(outer_first, outer_last)
+    )
+    p_ne = (ne_layers + outer) / lay.tp
+    p_ex = ex_layers / (lay.ep * lay.tp)
+
+    comm = stage_comm(
+        model,
+        levels,
+        lay,
+        ct,
+        seq_len=s,
+        act_bytes=e,
+        sb=sb,
+        params_non_expert=p_ne,
+        params_expert=p_ex,
+        t_fwd=t_fwd,
+        t_bwd=t_bwd,
+        t_rc=t_rc,
+    )
+    updated = np.where(lay.zero >= 1, p_ne / lay.dp_group + p_ex / lay.expert_dp_group, p_ne + p_ex)
+    t_opt = optimizer_time_s(updated, chip, prec, profile)
+
+    m = lay.microbatches
+    t_mb = (
+        t_fwd
+        + t_bwd
+        + t_rc
+        + comm["tp_mb"]
+        + comm["cp_mb"]
+        + comm["ep_mb"]
+        + comm["pp_mb"]
+        + comm["fsdp_mb"]
+        + comm["dp_mb"]
+    )
+    terms = {
+        "compute_forward": m * t_fwd,
+        "compute_backward": m * t_bwd,
+        "compute_recompute": m * t_rc,
+        "tp": m * comm["tp_mb"],
+        "cp": m * comm["cp_mb"],
+        "ep": m * comm["ep_mb"],
+        "pp": m * comm["pp_mb"],
+        "dp": m * comm["dp_mb"] + comm["dp_step"],
+        "fsdp": m * comm["fsdp_mb"],
+        "bubble": (lay.pp - 1.0) / lay.vp * t_mb,
+        "optimizer": t_opt,
+        "other": np.zeros_like(t_mb),
+    }
+    step = np.zeros_like(t_mb)
+    for name in BREAKDOWN_TERMS:
+        step = step + terms[name]
+
+    mem = memory_per_chip(model, counts, lay, prec, s)
+    tokens = float(workload.global_batch) * s
+    flops = model_flops_per_token(model, s) * tokens
+    out: dict[str, np.ndarray] = {
+        "step_time_s": step,
+        "tokens_per_s_per_chip": tokens / (step * lay.chips),
+        "mfu": flops / (step * lay.chips * peak),
+        "model_flops_per_step": np.full_like(step, flops),
+        "microbatches": m,
+        "bubble_fraction": (lay.pp - 1.0) / (lay.vp * m),
+        "memory_per_chip_bytes": mem["total"],
+        "memory_per_chip_gib": mem["total"] / 2**30,
+        "fits": mem["total"] <= chip.hbm_capacity_bytes,
+    }
+    for name in BREAKDOWN_TERMS:
+        out[f"breakdown_{name}_s"] = terms[name]
+    hidden = {
+        "cp": m * comm["cp_hidden_mb"],
+        "dp": comm["dp_step_hidden"] + m * comm["dp_hidden_mb"],
+        "fsdp": m * comm["fsdp_hidden_mb"],
+    }
+    for name in HIDDEN_TERMS:
+        out[f"hidden_{name}_s"] = hidden[name]
+    for name in MEMORY_TERMS:
+        out[f"memory_{name}_bytes"] = mem[name]
+    return out
+
+
+def estimate_training(
+    model: ModelConfig,
+    system: System,
+    layout: Layout,
+    workload: TrainingWorkload,
+    *,
+    chip: Chip | None = None,
+    chips: int | None = None,
+    profile: CalibrationProfile | None = None,
+) -> TrainingEstimate:
+    """One training-step estimate: validates the layout (`parallel.rules.check_layout`), then
+    evaluates it through `evaluate_layouts` on a one-row table."""
+    check_layout(model, layout, workload, chips)
+    chip = _chip_for(system, chip)
+    row = evaluate_layouts(
+        model, system, workload, LayoutTable.from_layouts([layout]), chip=chip, profile=profile
+    )
+    return TrainingEstimate.from_row(
+        {k: v[0] for k, v in row.items()},
+        model=model,
+        system=system,
+        chip=chip,
+        layout=layout,
+        workload=workload,
+    )

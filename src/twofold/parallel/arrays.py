@@ -1,0 +1,66 @@
+"""A `LayoutTable` as float arrays plus the quantities every formula derives from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from twofold.parallel.layout import LayoutTable, TrainingWorkload
+from twofold.workload.model import ModelConfig
+
+__all__ = ["LayoutArrays"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LayoutArrays:
+    """Float columns of a layout table and derived per-layout quantities (one entry per layout).
+
+    Groups are placed in the order tp (innermost, fastest level), cp, pp, dp (outermost), the
+    order of Llama 3 (Dubey et al., "The Llama 3 Herd of Models", 2024, section 3.3.2: "[TP, CP,
+    PP, DP]"; DP outermost because its traffic overlaps with compute). Megatron-Core's default rank
+    order (tp-cp-ep-dp-pp) puts pp outermost instead; that is not modelled.
+    """
+
+    dp: np.ndarray
+    tp: np.ndarray
+    pp: np.ndarray
+    vp: np.ndarray
+    cp: np.ndarray
+    ep: np.ndarray
+    zero: np.ndarray  # int
+    micro_batch: np.ndarray
+    recompute: np.ndarray  # int index into RECOMPUTE_MODES
+    sp: np.ndarray  # bool: sequence parallelism on (only meaningful with tp > 1)
+    microbatches: np.ndarray  # m = global_batch / (dp * micro_batch)
+    stage_layers: np.ndarray  # layers on the largest pipeline stage
+    chips: np.ndarray
+
+    @classmethod
+    def build(cls, table: LayoutTable, model: ModelConfig, workload: TrainingWorkload) -> LayoutArrays:
+        f = {
+            name: np.maximum(np.asarray(getattr(table, name), dtype=float), 1.0)
+            for name in ("dp", "tp", "pp", "vp", "cp", "ep", "micro_batch")
+        }
+        chunks = f["pp"] * f["vp"]
+        # Uneven pipelines: the largest stage holds ceil(L / (pp*vp)) layers per virtual chunk.
+        stage_layers = np.ceil(model.num_layers / chunks) * f["vp"]
+        return cls(
+            **f,
+            zero=np.asarray(table.zero, dtype=np.int64),
+            recompute=np.asarray(table.recompute, dtype=np.int64),
+            sp=(np.asarray(table.sequence_parallel) != 0) & (f["tp"] > 1),
+            microbatches=np.maximum(workload.global_batch / (f["dp"] * f["micro_batch"]), 1.0),
+            stage_layers=stage_layers,
+            chips=f["dp"] * f["tp"] * f["pp"] * f["cp"],
+        )
+
+    @property
+    def dp_group(self) -> np.ndarray:
+        """Ranks holding replicas of the non-expert parameters (Megatron shards over DP x CP)."""
+        return self.dp * self.cp
+
+    @property
+    def expert_dp_group(self) -> np.ndarray:
+        """Ranks holding replicas of one expert: the DP x CP ranks outside its EP group."""
+        return np.maximum(self.dp * self.cp / self.ep, 1.0)

@@ -1,0 +1,219 @@
+"""Alpha-beta cost of collectives on a system's topology levels, vectorised over layouts.
+
+A process group is described by up to two (size, stride) factors in rank space (ranks placed
+tp-innermost, see `LayoutArrays`): e.g. the tensor-parallel group is (tp, 1), the data-parallel
+group of the non-expert weights is (cp, tp) x (dp, tp*cp*pp). Level j of the system (innermost
+first) holds `domain_chips` D_j consecutive ranks, so the members of the group inside one domain of
+level j number cum_j = prod_f clip(floor(D_j / stride_f), 1, size_f); the group then has
+n_j = cum_j / cum_(j-1) members per domain at level j, and a collective is run hierarchically: level
+by level, innermost first, each on the data left by the inner levels (reduce-scatter inside, the
+collective across, all-gather back inside), which for a group inside one level is the flat ring.
+
+Per level, with per-chip unidirectional bandwidth B_j and latency alpha_j (Thakur, Rabenseifner and
+Gropp, "Optimization of Collective Communication Operations in MPICH", IJHPCA 2005; Chan et al.,
+"Collective communication: theory, practice, and experience", 2007), for a buffer of S bytes:
+
+    all-reduce      2 (n-1)/n * S / B + 2 * steps * alpha      (ring: reduce-scatter + all-gather)
+    reduce-scatter    (n-1)/n * S / B +     steps * alpha      (S = the full, unreduced buffer)
+    all-gather        (n-1)/n * S / B +     steps * alpha      (S = the full, gathered buffer)
+    all-to-all        (n-1)/n * S / B_a2a + (n-1) * alpha      (S = what one chip sends, itself included)
+    send/recv         S / B + alpha
+
+Levels:
+- switched (NVLink/NVSwitch, NeuronLink switches): every chip injects B_j; steps = n - 1 (ring).
+- torus (NeuronLink 2D/3D, TPU ICI): the group covers k of the torus's D dimensions and runs one
+  bidirectional ring per covered dimension concurrently, each on 1/k of the data (the multi-
+  dimensional all-reduce of TPU pods; Ying et al., "Image Classification at Supercomputer Scale",
+  2018, section 3.3). `bandwidth_gb_s_per_chip` being the chip's total over its 2D links, the k
+  covered dimensions use 2k of them: B_eff = B_j * k / D. steps = k (n^(1/k) - 1) (ring length
+  n^(1/k) per dimension). All-to-all on a ring of length r crosses r/4 links on average
+  (bidirectional), so B_a2a = B_eff / max(1, r/4).
+- network (EFA, InfiniBand, DCN): every chip has its own B_j (rail-optimised, one NIC per chip);
+  the ring's bandwidth term with a tree's latency, steps = ceil(log2 n) (NCCL picks tree/PAT
+  algorithms when latency dominates at scale): the minimum over algorithms, approximately.
+
+Left out: in-network reduction (NVLS/SHARP), contention between concurrent groups on shared links
+and switches, oversubscribed network tiers, congestion, message-size-dependent protocol switches,
+and the partial-dimension wrap-around of tori (a group shorter than a dimension is priced as a ring).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from twofold.hardware.types import System, TopologyLevel
+
+__all__ = [
+    "Group",
+    "LevelArrays",
+    "all_gather_s",
+    "all_reduce_s",
+    "all_to_all_s",
+    "reduce_scatter_s",
+    "send_recv_s",
+]
+
+Factor = tuple[np.ndarray | float, np.ndarray | float]  # (size, stride)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LevelArrays:
+    """One topology level as numbers (bytes/s and seconds), with what a bandwidth override changes."""
+
+    kind: str
+    domain_chips: float  # inf for the outermost network
+    bandwidth_bytes_s: float
+    latency_s: float
+    torus_dims: tuple[int, ...]
+
+    @classmethod
+    def from_level(cls, level: TopologyLevel, outermost: bool) -> LevelArrays:
+        domain = float(level.domain_chips) if level.domain_chips and not outermost else np.inf
+        return cls(
+            kind=level.kind,
+            domain_chips=domain,
+            bandwidth_bytes_s=float(level.bandwidth_gb_s_per_chip) * 1e9,
+            latency_s=float(level.latency_us) * 1e-6,
+            torus_dims=tuple(level.torus_dims),
+        )
+
+    @staticmethod
+    def of_system(system: System) -> tuple[LevelArrays, ...]:
+        """The system's levels innermost first; the outermost is treated as unbounded so that any
+        group fits (the system's `max_chips` is checked elsewhere)."""
+        n = len(system.levels)
+        return tuple(LevelArrays.from_level(lv, i == n - 1) for i, lv in enumerate(system.levels))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Group:
+    """How a process group spreads over the levels, per layout: members inside one domain of each
+    level (cumulative), and the chip stride and chip span of the members first met at each level."""
+
+    size: np.ndarray
+    cum: tuple[np.ndarray, ...]
+    strides: tuple[np.ndarray, ...]
+    spans: tuple[np.ndarray, ...]
+
+    @classmethod
+    def place(cls, levels: Sequence[LevelArrays], factors: Sequence[Factor]) -> Group:
+        sizes = [np.asarray(s, dtype=float) for s, _ in factors]
+        steps = [np.asarray(t, dtype=float) for _, t in factors]
+        size = np.ones(np.broadcast_shapes(*(x.shape for x in sizes + steps)))
+        for s in sizes:
+            size = size * s
+        prev = [np.ones_like(size) for _ in sizes]
+        cum, strides, spans = [], [], []
+        for lv in levels:
+            counts = [
+                s * np.ones_like(size)
+                if np.isinf(lv.domain_chips)
+                else np.clip(np.floor(lv.domain_chips / t), 1.0, s)
+                for s, t in zip(sizes, steps, strict=True)
+            ]
+            stride = np.full_like(size, np.inf)
+            span = np.ones_like(size)
+            total = np.ones_like(size)
+            for c, p, t in zip(counts, prev, steps, strict=True):
+                grows = c > p
+                stride = np.where(grows, np.minimum(stride, t), stride)
+                span = np.where(grows, np.maximum(span, t * c), span)
+                total = total * c
+            cum.append(total)
+            strides.append(np.where(np.isinf(stride), 1.0, stride))
+            spans.append(span)
+            prev = counts
+        return cls(size=size, cum=tuple(cum), strides=tuple(strides), spans=tuple(spans))
+
+    def members(self, j: int) -> np.ndarray:
+        """n_j: members per level-j domain that sit in distinct level-(j-1) domains."""
+        below = self.cum[j - 1] if j > 0 else np.ones_like(self.size)
+        return self.cum[j] / below
+
+
+def _torus_shape(lv: LevelArrays, stride: np.ndarray, span: np.ndarray) -> tuple[np.ndarray, float]:
+    """(k covered dimensions >= 1, total dimensions) of a group of chip `stride` and chip `span`."""
+    dims = lv.torus_dims or (int(lv.domain_chips) if np.isfinite(lv.domain_chips) else 1,)
+    nodes = float(np.prod(dims))
+    unit = lv.domain_chips / nodes if np.isfinite(lv.domain_chips) else 1.0
+    covered = np.zeros_like(stride)
+    extent = unit
+    for d in dims:
+        covered += ((extent * d > stride) & (extent < span)).astype(float)
+        extent *= d
+    return np.maximum(covered, 1.0), float(len(dims))
+
+
+def _level_terms(lv: LevelArrays, group: Group, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(n_j, effective bandwidth, latency steps of one reduce-scatter/all-gather pass) at level j."""
+    n = group.members(j)
+    bw = np.full_like(n, lv.bandwidth_bytes_s)
+    if lv.kind == "torus":
+        k, ndims = _torus_shape(lv, group.strides[j], np.minimum(group.spans[j], lv.domain_chips))
+        bw = bw * k / ndims
+        steps = k * (n ** (1.0 / k) - 1.0)
+    elif lv.kind == "network":
+        steps = np.ceil(np.log2(np.maximum(n, 1.0)))
+    else:
+        steps = n - 1.0
+    return n, bw, steps
+
+
+def _hierarchical(
+    levels: Sequence[LevelArrays], group: Group, nbytes: np.ndarray, passes: float
+) -> np.ndarray:
+    total = np.zeros(np.broadcast_shapes(group.size.shape, np.shape(nbytes)))
+    left = np.asarray(nbytes, dtype=float)
+    for j, lv in enumerate(levels):
+        n, bw, steps = _level_terms(lv, group, j)
+        total = total + passes * ((n - 1.0) / n * left / bw + steps * lv.latency_s)
+        left = left / n
+    return total
+
+
+def all_reduce_s(levels: Sequence[LevelArrays], group: Group, nbytes: np.ndarray) -> np.ndarray:
+    """Seconds for an all-reduce of `nbytes` per chip (module docstring)."""
+    return _hierarchical(levels, group, nbytes, 2.0)
+
+
+def reduce_scatter_s(levels: Sequence[LevelArrays], group: Group, nbytes: np.ndarray) -> np.ndarray:
+    """Seconds for a reduce-scatter whose input is `nbytes` per chip (module docstring)."""
+    return _hierarchical(levels, group, nbytes, 1.0)
+
+
+def all_gather_s(levels: Sequence[LevelArrays], group: Group, nbytes: np.ndarray) -> np.ndarray:
+    """Seconds for an all-gather whose output is `nbytes` per chip (module docstring)."""
+    return _hierarchical(levels, group, nbytes, 1.0)
+
+
+def all_to_all_s(levels: Sequence[LevelArrays], group: Group, nbytes: np.ndarray) -> np.ndarray:
+    """Seconds for an all-to-all where each chip holds `nbytes` spread evenly over the group.
+
+    The share bound for peers first met at level j, (cum_j - cum_(j-1)) / size, crosses level j at
+    that level's all-to-all bandwidth; levels are paid one after the other (no overlap).
+    """
+    total = np.zeros(np.broadcast_shapes(group.size.shape, np.shape(nbytes)))
+    prev = np.ones_like(group.size)
+    for j, lv in enumerate(levels):
+        n, bw, _ = _level_terms(lv, group, j)
+        if lv.kind == "torus":
+            k, _ = _torus_shape(lv, group.strides[j], np.minimum(group.spans[j], lv.domain_chips))
+            ring = n ** (1.0 / k)
+            bw = bw / np.maximum(1.0, ring / 4.0)
+        share = (group.cum[j] - prev) / group.size
+        total = total + share * nbytes / bw + (n - 1.0) * lv.latency_s
+        prev = group.cum[j]
+    return total
+
+
+def send_recv_s(levels: Sequence[LevelArrays], group: Group, nbytes: np.ndarray) -> np.ndarray:
+    """Seconds to send `nbytes` to the next member: priced at the outermost level the group spans
+    (the slowest boundary of a synchronous pipeline sets its pace)."""
+    out = np.zeros(np.broadcast_shapes(group.size.shape, np.shape(nbytes)))
+    for j, lv in enumerate(levels):
+        n = group.members(j)
+        out = np.where(n > 1.0, nbytes / lv.bandwidth_bytes_s + lv.latency_s, out)
+    return out

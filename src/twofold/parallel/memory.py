@@ -1,0 +1,307 @@
+"""Memory per chip of a training layout: model states by ZeRO stage, activations, headroom.
+
+All functions take NumPy arrays of layout columns (one entry per layout) and return bytes per chip.
+
+Model states (Rajbhandari et al., "ZeRO: Memory Optimizations Toward Training Trillion Parameter
+Models", SC 2020, arXiv 1910.02054, section 3.1): mixed-precision Adam keeps 2 bytes of bf16/fp16
+weights, 2 bytes of bf16/fp16 gradients and K = 12 bytes of optimizer state per parameter (fp32
+master copy 4, first moment 4, second moment 4): 2 + 2 + 12 = 16 bytes. Pure fp32 training keeps
+4 + 4 + 8 (no master copy). fp8/mxfp8/fp4 training (Transformer Engine style) keeps the same bf16
+weights and fp32 master/moments as bf16 training; the low-precision weight casts are transient and
+are left to the workspace headroom. ZeRO shards, over the data-parallel group: stage 1 the
+optimizer states, stage 2 also the gradients, stage 3 (FSDP) also the weights. Left out: Megatron's
+fp32 gradient accumulation buffers (`main_grad`, 4 bytes instead of 2) and the DDP bucket copies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from twofold.errors import InputError
+from twofold.parallel.arrays import LayoutArrays
+from twofold.workload.model import ModelConfig
+from twofold.workload.params import ParamCounts
+
+__all__ = [
+    "FRAGMENTATION_FRACTION",
+    "WORKSPACE_FIXED_GIB",
+    "StateBytes",
+    "activation_bytes_per_token",
+    "layer_activation_bytes",
+    "memory_per_chip",
+    "state_bytes",
+]
+
+# Headroom (an assumption, not a measurement): a fixed part for what lives outside the caching
+# allocator's tensors (CUDA/Neuron runtime context, NCCL/collective buffers, GEMM workspaces; about
+# 0.5-1 GiB each on current stacks) and a fraction of the allocated tensors for fragmentation of
+# the caching allocator. Both are overridable module constants; calibration may replace them.
+WORKSPACE_FIXED_GIB = 1.0
+FRAGMENTATION_FRACTION = 0.05
+
+
+@dataclass(frozen=True, kw_only=True)
+class StateBytes:
+    """Bytes per parameter of the weights, the gradients and the optimizer states."""
+
+    weights: float
+    gradients: float
+    optimizer: float
+
+
+def state_bytes(precision: str) -> StateBytes:
+    """Per-parameter bytes of mixed-precision AdamW by training precision (module docstring)."""
+    if precision == "fp32" or precision == "tf32":
+        return StateBytes(weights=4.0, gradients=4.0, optimizer=8.0)
+    if precision in ("bf16", "fp16", "fp8", "mxfp8", "fp4"):
+        return StateBytes(weights=2.0, gradients=2.0, optimizer=12.0)
+    raise InputError("precision", precision, "must be one of fp32, bf16, fp16, fp8, mxfp8, fp4 for training")
+
+
+def activation_bytes_per_element(precision: str) -> float:
+    """Activations are stored in bf16 (fp32 when training in fp32); fp8 GEMM inputs are cast copies."""
+    return 4.0 if precision in ("fp32", "tf32") else 2.0
+
+
+def activation_bytes_per_token(
+    model: ModelConfig, *, moe: bool, flash_attention: bool, dropout: bool, act_bytes: float
+) -> tuple[float, float, float]:
+    """Stored activations of one transformer layer per token: (replicated, tp-sharded, scores/key).
+
+    Generalises Korthikanti et al., "Reducing Activation Recomputation in Large Transformer Models",
+    MLSys 2023, arXiv 2205.05198, section 4.1, whose layer stores (bytes, 16-bit activations, per
+    token, h = hidden, a = heads, s = keys): attention 11h + 5as, MLP 19h, layer norms 4h, i.e.
+    sbh(34 + 5as/h) for s tokens of b sequences. Term by term, with e = bytes per activation:
+
+    - replicated across tensor-parallel ranks without sequence parallelism: the two norm inputs
+      (2eh), the QKV-GEMM input and the MLP input (2eh), the two dropout masks (2h bytes when the
+      model uses dropout). Korthikanti: 4 + 2 + 2 + 1 + 1 = 10.
+    - sharded by tensor parallelism: Q and K (e(a + kv)d, GQA-aware; 4 in the paper for MHA), V
+      (e kv d_v; 2), the output-projection input (e a d_v; 2) and the MLP: plain e*2f (GeLU input
+      and output: 16 for f = 4h), gated e*3f (gate and up outputs kept for SwiGLU's backward, and
+      their product, the down-projection input). Korthikanti: 24.
+    - per key (multiplied by the number of keys): the softmax output (e*a), its dropout mask (a) and
+      the dropout output (e*a): 5a per key in the paper. FlashAttention (Dao et al. 2022) does not
+      store them (recomputed blockwise in the backward pass; the dropout mask regenerated from the
+      RNG state); it keeps the fp32 log-sum-exp per head and token instead (4a bytes, sharded).
+
+    MoE layers (top-k routing, dropless, balanced): the MLP becomes the fp32 router logits (4E,
+    replicated), per routed copy the dispatched input, the expert MLP's intermediate and the expert
+    output kept for the weighted combine (k(2eh + e*3f_e) gated), and the shared experts as a dense
+    MLP of width num_shared * f_shared. MLA (DeepSeek) stores the q and kv latents (replicated) and
+    the up-projected q/k (width a*d_qk) and v (a*d_v). Left out: the router's softmax/top-k index
+    tensors, the capacity-factor padding of token-dropping MoE, rotary caches, and QK-norm outputs.
+    """
+    h, a, d, e = model.hidden_size, model.num_attention_heads, model.head_dim, act_bytes
+    mask = 1.0 if dropout else 0.0
+    if model.is_mla:
+        kv_heads, d_v = a, model.v_head_dim
+        latents = e * ((model.q_lora_rank or 0) + (model.kv_lora_rank or 0) + model.qk_rope_head_dim)
+    else:
+        kv_heads, d_v, latents = model.num_kv_heads, d, 0.0
+    replicated = 2 * e * h + 2 * e * h + 2 * mask * h + latents
+    sharded = e * (a + kv_heads) * d + e * kv_heads * d_v + e * a * d_v
+    sharded += 4.0 * a if flash_attention else 0.0
+    per_key = 0.0 if flash_attention else (e * a + mask * a + mask * e * a)
+    gemms = 3 if model.mlp_gated else 2
+    if moe:
+        replicated += 4.0 * model.num_experts
+        k, f_e = model.num_experts_per_tok, model.moe_intermediate_size
+        sharded += k * (2 * e * h + e * gemms * f_e)
+        sharded += e * gemms * model.num_shared_experts * model.shared_expert_intermediate_size
+    else:
+        sharded += e * gemms * model.intermediate_size
+    return replicated, sharded, per_key
+
+
+def layer_activation_bytes(
+    model: ModelConfig,
+    *,
+    micro_batch: np.ndarray | int,
+    seq_len: int,
+    tp: np.ndarray | int,
+    cp: np.ndarray | int = 1,
+    sequence_parallel: np.ndarray | bool = True,
+    recompute: np.ndarray | int = 0,
+    moe: bool = False,
+    flash_attention: bool = True,
+    dropout: bool = False,
+    act_bytes: float = 2.0,
+) -> np.ndarray:
+    """Activation bytes one layer keeps for one micro-batch on one chip, by recompute mode.
+
+    recompute 0 (none): tokens * (replicated / t_sp + sharded / t) + tokens * keys * per_key / t,
+    with tokens = micro_batch * seq_len / cp on this chip, t = tp, t_sp = tp with sequence
+    parallelism else 1, keys = seq_len (each local query attends over the whole sequence).
+    Korthikanti eq. 2 (no parallelism) sbh(34 + 5as/h); eq. 3 (TP) sbh(10 + 24/t + 5as/(ht));
+    eq. 4 (TP + SP) sbh/t (34 + 5as/h).
+    recompute 1 (selective): the attention core is recomputed, so the per-key term (and the
+    FlashAttention log-sum-exp) is not stored: Korthikanti eq. 6, 34 sbh/t with SP.
+    recompute 2 (full): only the layer input is kept, e*h per token (/t with SP): "2sbh" per layer.
+    Context parallelism splits the sequence, so every term divides by cp (ring attention's remote
+    K/V chunks are transient).
+    """
+    rep, shard, per_key = activation_bytes_per_token(
+        model, moe=moe, flash_attention=flash_attention, dropout=dropout, act_bytes=act_bytes
+    )
+    tp_f = np.asarray(tp, dtype=float)
+    t_sp = np.where(np.asarray(sequence_parallel, dtype=bool), tp_f, 1.0)
+    tokens = np.asarray(micro_batch, dtype=float) * seq_len / np.asarray(cp, dtype=float)
+    rc = np.asarray(recompute)
+    lse = 4.0 * model.num_attention_heads if flash_attention else 0.0
+    full_layer = tokens * (rep / t_sp + shard / tp_f + seq_len * per_key / tp_f)
+    selective = tokens * (rep / t_sp + (shard - lse) / tp_f)
+    layer_input = tokens * act_bytes * model.hidden_size / t_sp
+    return np.where(rc == 0, full_layer, np.where(rc == 1, selective, layer_input))
+
+
+def model_states_bytes(
+    part_params: np.ndarray, shard_group: np.ndarray, zero: np.ndarray, sb: StateBytes
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(weights, gradients, optimizer) bytes of `part_params` parameters held by one chip.
+
+    ZeRO stage z shards over the `shard_group` ranks holding replicas of these parameters:
+    optimizer states from z >= 1, gradients from z >= 2, weights from z = 3 (Rajbhandari et al.
+    2020, fig. 1: Psi(2 + 2 + K) -> Psi(2 + 2) + K Psi/N_d -> 2Psi + (2 + K)Psi/N_d -> (2+2+K)Psi/N_d).
+    """
+    g = np.asarray(shard_group, dtype=float)
+    w = sb.weights * part_params / np.where(zero >= 3, g, 1.0)
+    gr = sb.gradients * part_params / np.where(zero >= 2, g, 1.0)
+    opt = sb.optimizer * part_params / np.where(zero >= 1, g, 1.0)
+    return w, gr, opt
+
+
+def stage_params(counts: ParamCounts, model: ModelConfig, layers_on_stage: np.ndarray):
+    """Parameters of the layers on a stage of `layers_on_stage` layers, averaged over layer types:
+    (non-expert, routed-expert). A stage of a model with leading dense layers holds them in the
+    proportion of the whole model (left out: a stage made only of MoE layers is heavier)."""
+    n = max(model.num_layers, 1)
+    non_expert = (
+        counts.num_dense_layers * counts.dense_layer
+        + counts.num_moe_layers * (counts.moe_layer - counts.routed_experts_per_layer)
+    ) / n
+    expert = counts.num_moe_layers * counts.routed_experts_per_layer / n
+    return layers_on_stage * non_expert, layers_on_stage * expert
+
+
+def _in_flight(lay: LayoutArrays, rank: np.ndarray) -> np.ndarray:
+    """Micro-batches whose activations pipeline rank `rank` holds at its peak, in units of its
+    whole stage (all vp chunks).
+
+    1F1B: min(pp - rank, m). Interleaved (Megatron-LM `schedules.py`,
+    `forward_backward_pipelining_with_interleaving`): rank r runs (pp - r - 1) * 2 + (vp - 1) * pp
+    warm-up chunk forwards before its first backward, so it holds that plus one chunk's
+    activations, each 1/vp of the stage: for r = 0, pp + (pp - 1)/vp (Narayanan et al. 2021
+    section 2.2.1; Korthikanti et al. 2022 eq. 5's factor 1 + (p - 1)/(p m)); for the last rank
+    ((vp - 1) pp + 1)/vp.
+    """
+    chunks = (lay.pp - rank - 1.0) * 2.0 + (lay.vp - 1.0) * lay.pp + 1.0
+    interleaved = np.minimum(chunks, lay.microbatches * lay.vp) / lay.vp
+    return np.where(lay.vp > 1, interleaved, np.minimum(lay.pp - rank, lay.microbatches))
+
+
+def memory_per_chip(
+    model: ModelConfig,
+    counts: ParamCounts,
+    lay: LayoutArrays,
+    precision: str,
+    seq_len: int,
+    *,
+    flash_attention: bool = True,
+    dropout: bool = False,
+) -> dict[str, np.ndarray]:
+    """Bytes per chip on the most loaded pipeline stage: weights, gradients, optimizer_states,
+    activations, workspace and total.
+
+    Parameters per chip: non-expert parameters / tp (vocab-parallel embedding and LM head
+    included), routed experts / (ep * tp) (expert tensor parallelism equal to tp, Megatron-Core's
+    default), layers / pp on the largest stage. The first stage adds the input embedding, the last
+    the LM head and final norm (and, with tied embeddings and pp > 1, its own copy of the embedding
+    matrix, as Megatron keeps); pp = 1 holds everything. Both end stages are computed and the larger
+    total is reported.
+
+    In-flight micro-batches (Narayanan et al., "Efficient Large-Scale Language Model Training on GPU
+    Clusters Using Megatron-LM", SC 2021, arXiv 2104.04473, section 2.2; Korthikanti et al. 2022
+    section 4.2.3): under 1F1B the first stage holds min(pp, m) micro-batches of its layers'
+    activations, the last stage one; interleaved, see `_in_flight`. Full recompute adds the working
+    set of one layer recomputed for backward.
+
+    The last stage also keeps the fp32 logits of one micro-batch for the cross-entropy backward
+    (4 bytes x tokens x vocab / tp, vocab-parallel), Korthikanti section 4.3's output-layer term.
+
+    ZeRO-3 additionally holds the gathered (unsharded) weights of two layers (the one computing and
+    the one prefetched), as FSDP does with one layer per unit. Headroom: WORKSPACE_FIXED_GIB plus
+    FRAGMENTATION_FRACTION of everything else. The estimator assumes FlashAttention-style attention
+    and no dropout (modern LLM pretraining); Korthikanti's GPT-3 setting is flash_attention=False,
+    dropout=True.
+    """
+    sb = state_bytes(precision)
+    e = activation_bytes_per_element(precision)
+    tp, zero = lay.tp, lay.zero
+    ne_layers, ex_layers = stage_params(counts, model, lay.stage_layers)
+    ne_layers = ne_layers / tp
+    experts = ex_layers / (lay.ep * tp)
+    single = lay.pp == 1
+    ends = counts.embedding + counts.lm_head + counts.final_norm
+    tied_copy = counts.embedding if model.tie_word_embeddings else 0
+    first_extra = np.where(single, ends, counts.embedding) / tp
+    last_extra = np.where(single, ends, counts.lm_head + counts.final_norm + tied_copy) / tp
+
+    # Activations of one micro-batch through one (average) layer of this model.
+    n = max(model.num_layers, 1)
+    kw = dict(
+        micro_batch=lay.micro_batch,
+        seq_len=seq_len,
+        tp=tp,
+        cp=lay.cp,
+        sequence_parallel=lay.sp,
+        flash_attention=flash_attention,
+        dropout=dropout,
+        act_bytes=e,
+    )
+
+    def per_layer(recompute: np.ndarray | int) -> np.ndarray:
+        dense = layer_activation_bytes(model, recompute=recompute, moe=False, **kw)
+        if not model.is_moe:
+            return dense
+        moe = layer_activation_bytes(model, recompute=recompute, moe=True, **kw)
+        return (model.num_dense_layers * dense + model.num_moe_layers * moe) / n
+
+    stored = per_layer(lay.recompute)
+    working = np.where(lay.recompute == 2, per_layer(0), 0.0)
+    inflight_first = _in_flight(lay, rank=lay.pp - lay.pp)
+    inflight_last = _in_flight(lay, rank=lay.pp - 1.0)
+    tokens = lay.micro_batch * seq_len / lay.cp
+    logits = 4.0 * tokens * model.vocab_size / tp
+    act_first = lay.stage_layers * stored * inflight_first + working + np.where(single, logits, 0.0)
+    act_last = lay.stage_layers * stored * inflight_last + working + logits
+
+    # ZeRO-3 working set: two layers gathered beyond this chip's shard.
+    per_layer_ne = ne_layers / lay.stage_layers
+    per_layer_ex = experts / lay.stage_layers
+    gathered = (
+        2.0
+        * sb.weights
+        * (per_layer_ne * (1.0 - 1.0 / lay.dp_group) + per_layer_ex * (1.0 - 1.0 / lay.expert_dp_group))
+    )
+    fsdp_buffer = np.where(zero >= 3, gathered, 0.0)
+
+    def stage(extra: np.ndarray, act: np.ndarray) -> dict[str, np.ndarray]:
+        w1, g1, o1 = model_states_bytes(ne_layers + extra, lay.dp_group, zero, sb)
+        w2, g2, o2 = model_states_bytes(experts, lay.expert_dp_group, zero, sb)
+        parts = {
+            "weights": w1 + w2 + fsdp_buffer,
+            "gradients": g1 + g2,
+            "optimizer_states": o1 + o2,
+            "activations": act,
+        }
+        allocated = parts["weights"] + parts["gradients"] + parts["optimizer_states"] + act
+        parts["workspace"] = WORKSPACE_FIXED_GIB * 2**30 + FRAGMENTATION_FRACTION * allocated
+        parts["total"] = allocated + parts["workspace"]
+        return parts
+
+    first, last = stage(first_extra, act_first), stage(last_extra, act_last)
+    pick_last = last["total"] > first["total"]
+    return {k: np.where(pick_last, last[k], first[k]) for k in first}

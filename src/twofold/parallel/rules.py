@@ -1,0 +1,167 @@
+"""Validity rules of a parallel layout, vectorised over a `LayoutTable`, and `check_layout` for one.
+
+Each rule is a (field, rule text, mask) triple evaluated over arrays, so the single-layout check and
+any vectorised filter share one definition. Megatron-LM is the reference implementation for the
+rules on tp/pp/vp/cp/ep (its asserts in `megatron/core/parallel_state.py`,
+`megatron/core/transformer/attention.py` and the interleaved 1F1B schedule):
+
+- tp divides num_attention_heads and num_kv_heads (whole query groups per rank) and the MLP widths.
+- pp <= num_layers: stages may hold unequal layer counts (the estimator charges the largest stage,
+  ceil(num_layers / pp) layers, as Llama 3 405B ran 126 layers on pp=16). With vp > 1, pp * vp must
+  divide num_layers (Megatron's interleaved rule) and the micro-batch count must be a multiple of pp.
+- cp > 1 needs seq_len to be a multiple of 2 * cp (load-balanced causal ring attention); with
+  sequence parallelism (tp > 1) seq_len / cp must be a multiple of tp.
+- ep divides num_experts and dp * cp (experts spread over the data/context-parallel ranks of the MoE
+  layers, Megatron-Core's expert-data-parallel layout); dense models need ep = 1.
+- global_batch is a multiple of dp * micro_batch (whole micro-batches per step, gradient accumulation
+  over global_batch / (dp * micro_batch) of them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from twofold.errors import InputError
+from twofold.parallel.layout import RECOMPUTE_MODES, Layout, LayoutTable, TrainingWorkload
+from twofold.workload.model import ModelConfig
+
+__all__ = ["check_layout", "layout_violations", "valid_mask"]
+
+Cols = dict[str, np.ndarray]
+# (field named in the message, rule text, ok-mask over the columns)
+_Rule = tuple[str, str, Callable[[Cols], np.ndarray]]
+
+
+def _rules(model: ModelConfig, workload: TrainingWorkload, chips: int | None) -> list[_Rule]:
+    m, gb, s = model, workload.global_batch, workload.seq_len
+    rules: list[_Rule] = [
+        *(
+            (name, "must be a positive integer", (lambda c, n=name: c[n] >= 1))
+            for name in ("dp", "tp", "pp", "vp", "cp", "ep", "micro_batch")
+        ),
+        ("zero", "must be one of 0, 1, 2, 3", lambda c: (c["zero"] >= 0) & (c["zero"] <= 3)),
+        (
+            "recompute",
+            f"must be one of {', '.join(RECOMPUTE_MODES)}",
+            lambda c: (c["recompute"] >= 0) & (c["recompute"] < len(RECOMPUTE_MODES)),
+        ),
+    ]
+    if chips is not None:
+        rules.append(
+            (
+                "dp",
+                f"dp*tp*pp*cp must equal chips={chips}",
+                lambda c: c["dp"] * c["tp"] * c["pp"] * c["cp"] == chips,
+            )
+        )
+    widths = [("intermediate_size", m.intermediate_size)]
+    if m.is_moe:
+        widths.append(("moe_intermediate_size", m.moe_intermediate_size))
+        if m.num_shared_experts:
+            widths.append(("shared_expert_intermediate_size", m.shared_expert_intermediate_size))
+    rules += [
+        (
+            "tp",
+            f"does not divide num_attention_heads={m.num_attention_heads}",
+            lambda c: m.num_attention_heads % c["tp"] == 0,
+        ),
+        ("tp", f"does not divide num_kv_heads={m.num_kv_heads}", lambda c: m.num_kv_heads % c["tp"] == 0),
+        *(
+            ("tp", f"does not divide {name}={w}", (lambda c, w=w: w % c["tp"] == 0))
+            for name, w in widths
+            if w > 0
+        ),
+        ("pp", f"exceeds num_layers={m.num_layers}", lambda c: c["pp"] <= m.num_layers),
+        (
+            "vp",
+            "vp > 1 needs pp > 1 (interleaving needs a pipeline)",
+            lambda c: (c["vp"] == 1) | (c["pp"] > 1),
+        ),
+        (
+            "vp",
+            f"pp*vp does not divide num_layers={m.num_layers}",
+            lambda c: (c["vp"] == 1) | (m.num_layers % (c["pp"] * c["vp"]) == 0),
+        ),
+        ("cp", f"seq_len={s} is not a multiple of 2*cp", lambda c: (c["cp"] == 1) | (s % (2 * c["cp"]) == 0)),
+        (
+            "tp",
+            f"with sequence parallelism seq_len/cp (seq_len={s}) must be a multiple of tp",
+            lambda c: (
+                (c["tp"] == 1)
+                | (c["sequence_parallel"] == 0)
+                | ((s % c["cp"] == 0) & ((s // c["cp"]) % c["tp"] == 0))
+            ),
+        ),
+    ]
+    if m.is_moe:
+        rules.append(
+            ("ep", f"does not divide num_experts={m.num_experts}", lambda c: m.num_experts % c["ep"] == 0)
+        )
+        rules.append(("ep", "does not divide dp*cp", lambda c: (c["dp"] * c["cp"]) % c["ep"] == 0))
+    else:
+        rules.append(("ep", f"must be 1: {m.name} has no experts", lambda c: c["ep"] == 1))
+    rules += [
+        (
+            "global_batch",
+            f"global_batch={gb} is not divisible by dp*micro_batch",
+            lambda c: gb % (c["dp"] * c["micro_batch"]) == 0,
+        ),
+        (
+            "vp",
+            "with vp > 1 the number of micro-batches global_batch/(dp*micro_batch) must be a multiple of pp",
+            lambda c: (c["vp"] == 1) | ((gb // (c["dp"] * c["micro_batch"])) % c["pp"] == 0),
+        ),
+    ]
+    return rules
+
+
+def _cols(table: LayoutTable) -> Cols:
+    # Guard the divisions inside later rules against zeros that earlier rules already reject.
+    cols = {name: np.asarray(getattr(table, name), dtype=np.int64) for name in table.__dataclass_fields__}
+    for name in ("dp", "tp", "pp", "vp", "cp", "ep", "micro_batch"):
+        cols[name] = np.maximum(cols[name], 1)
+    return cols
+
+
+def layout_violations(
+    model: ModelConfig, table: LayoutTable, workload: TrainingWorkload, chips: int | None = None
+) -> list[tuple[str, str, np.ndarray]]:
+    """Every rule with the rows that break it: (field, rule text, bool mask of violating rows)."""
+    if workload.global_batch < 1:
+        raise InputError("global_batch", workload.global_batch, "must be a positive integer")
+    if workload.seq_len < 1:
+        raise InputError("seq_len", workload.seq_len, "must be a positive integer")
+    raw = {name: np.asarray(getattr(table, name), dtype=np.int64) for name in table.__dataclass_fields__}
+    cols = _cols(table)
+    out = []
+    for field, text, ok in _rules(model, workload, chips):
+        use = raw if text == "must be a positive integer" else cols
+        out.append((field, text, ~np.broadcast_to(ok(use), raw["dp"].shape)))
+    return out
+
+
+def valid_mask(
+    model: ModelConfig, table: LayoutTable, workload: TrainingWorkload, chips: int | None = None
+) -> np.ndarray:
+    """True for the rows of `table` that break no rule."""
+    bad = np.zeros(len(table), dtype=bool)
+    for _, _, mask in layout_violations(model, table, workload, chips):
+        bad |= mask
+    return ~bad
+
+
+def check_layout(
+    model: ModelConfig, layout: Layout, workload: TrainingWorkload, chips: int | None = None
+) -> None:
+    """Raise `InputError(field, value, rule)` for the first rule `layout` breaks (see module doc)."""
+    if layout.recompute not in RECOMPUTE_MODES:
+        raise InputError("recompute", layout.recompute, f"must be one of {', '.join(RECOMPUTE_MODES)}")
+    table = LayoutTable.from_layouts([layout])
+    for field, text, mask in layout_violations(model, table, workload, chips):
+        if mask[0]:
+            value = getattr(layout, field, None)
+            if field == "global_batch":
+                value = workload.global_batch
+            raise InputError(field, value, text)

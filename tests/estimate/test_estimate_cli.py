@@ -1,0 +1,78 @@
+"""`twofold estimate`: JSON contract, dp derived from --chips, user mistakes exit 2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from twofold.cli import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+BASE = ("estimate", "--model", "llama3.1-8b", "--chip", "h100", "--seq-len", "2048", "--global-batch", "64")
+
+
+def test_json_contract_and_derived_dp(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, *BASE, "--chips", "16", "--tp", "4", "--pp", "2", "--json")
+    assert code == 0
+    d = json.loads(out)
+    assert d["layout"]["dp"] == 16 // (4 * 2)
+    for key in (
+        "step_time_s",
+        "tokens_per_s_per_chip",
+        "mfu",
+        "memory_per_chip_gib",
+        "fits",
+        "layout",
+        "breakdown",
+        "memory",
+    ):
+        assert key in d
+    assert sum(d["breakdown"].values()) == pytest.approx(d["step_time_s"], rel=1e-9)
+    assert set(d["breakdown"]) >= {
+        "compute_forward_s",
+        "tp_s",
+        "pp_s",
+        "dp_s",
+        "bubble_s",
+        "optimizer_s",
+        "other_s",
+    }
+
+
+def test_table_output(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, *BASE, "--chips", "8", "--tp", "8")
+    assert code == 0
+    assert "where the step time goes" in out and "tokens/s/chip" in out
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--chips", "16", "--tp", "3"), "chips=16"),
+        (("--tp", "3"), "tp=3: does not divide num_attention_heads=32"),
+        (("--chips", "16", "--dp", "4"), "dp=4: dp*tp*pp*cp must equal chips=16"),
+        (("--chips", "8", "--vp", "2"), "vp=2"),
+        (("--chips", "8", "--ep", "2"), "ep=2"),
+        (("--chips", "8", "--recompute", "some"), "recompute"),
+        (("--chips", "8", "--infer"), "infer"),
+        (("--chips", "6"), "global_batch=64"),
+    ],
+)
+def test_user_mistakes_exit_2(
+    capsys: pytest.CaptureFixture[str], extra: tuple[str, ...], message: str
+) -> None:
+    code, out, err = run(capsys, *BASE, *extra)
+    assert code == 2
+    assert err.startswith("error: ") and message in err
+    assert out == ""

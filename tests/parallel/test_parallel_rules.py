@@ -1,0 +1,96 @@
+"""Layout validation: each broken rule is an InputError naming field, value and rule (Megatron-LM's
+divisibility rules, written out here as the reference)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from twofold.errors import InputError
+from twofold.parallel.layout import Layout, LayoutTable, TrainingWorkload
+from twofold.parallel.rules import check_layout, valid_mask
+from twofold.workload.model import ModelConfig
+
+DENSE = ModelConfig(
+    name="dense-64h",
+    family="llama",
+    num_layers=16,
+    hidden_size=4096,
+    num_attention_heads=64,
+    num_kv_heads=8,
+    head_dim=64,
+    intermediate_size=14336,
+    vocab_size=32000,
+)
+MOE = ModelConfig(
+    name="moe-8e",
+    family="mixtral",
+    num_layers=8,
+    hidden_size=1024,
+    num_attention_heads=16,
+    num_kv_heads=8,
+    head_dim=64,
+    intermediate_size=3584,
+    vocab_size=32000,
+    num_experts=8,
+    num_experts_per_tok=2,
+    moe_intermediate_size=3584,
+)
+WL = TrainingWorkload(global_batch=64, seq_len=4096)
+
+
+def test_valid_layout_passes() -> None:
+    check_layout(DENSE, Layout(dp=4, tp=8, pp=2, zero=1, micro_batch=2), WL, chips=64)
+    check_layout(MOE, Layout(dp=8, tp=2, ep=8), WL, chips=16)
+
+
+@pytest.mark.parametrize(
+    ("model", "layout", "chips", "field", "value", "words"),
+    [
+        (DENSE, Layout(tp=3), None, "tp", 3, "does not divide num_attention_heads=64"),
+        (DENSE, Layout(dp=4, tp=2, pp=2, cp=1), 64, "dp", 4, "dp*tp*pp*cp must equal chips=64"),
+        (DENSE, Layout(dp=3, micro_batch=1), None, "global_batch", 64, "not divisible by dp*micro_batch"),
+        (DENSE, Layout(dp=4, micro_batch=32), None, "global_batch", 64, "not divisible by dp*micro_batch"),
+        (DENSE, Layout(pp=1, vp=2), None, "vp", 2, "needs pp > 1"),
+        (DENSE, Layout(pp=32), None, "pp", 32, "exceeds num_layers=16"),
+        (DENSE, Layout(ep=2), None, "ep", 2, "has no experts"),
+        (MOE, Layout(dp=6, ep=3), None, "ep", 3, "does not divide num_experts=8"),
+        (MOE, Layout(dp=2, ep=4), None, "ep", 4, "does not divide dp*cp"),
+        (DENSE, Layout(tp=16), None, "tp", 16, "does not divide num_kv_heads=8"),
+        (DENSE, Layout(cp=3), None, "cp", 3, "multiple of 2*cp"),
+        (DENSE, Layout(zero=4), None, "zero", 4, "one of 0, 1, 2, 3"),
+        (DENSE, Layout(micro_batch=0), None, "micro_batch", 0, "positive"),
+        (DENSE, Layout(dp=4, pp=8, vp=2, micro_batch=4), None, "vp", 2, "multiple of pp"),
+    ],
+)
+def test_bad_layout_names_field_value_rule(model, layout, chips, field, value, words) -> None:
+    with pytest.raises(InputError) as info:
+        check_layout(model, layout, WL, chips)
+    err = info.value
+    assert (err.field, err.value) == (field, value)
+    assert words in err.rule
+    assert f"{field}={value!r}" in str(err)
+
+
+def test_recompute_mode_is_checked() -> None:
+    with pytest.raises(InputError, match="recompute"):
+        check_layout(DENSE, Layout(recompute="some"), WL)  # type: ignore[arg-type]
+
+
+def test_valid_mask_agrees_with_check_layout() -> None:
+    layouts = [
+        Layout(dp=dp, tp=tp, pp=pp, vp=vp, cp=cp, micro_batch=mb)
+        for dp, tp, pp, vp, cp, mb in itertools.product(
+            (1, 2, 3), (1, 2, 3, 8), (1, 2, 3), (1, 2), (1, 2), (1, 4)
+        )
+    ]
+    mask = valid_mask(DENSE, LayoutTable.from_layouts(layouts), WL)
+    for layout, ok in zip(layouts, mask, strict=True):
+        try:
+            check_layout(DENSE, layout, WL)
+            passed = True
+        except InputError:
+            passed = False
+        assert passed == bool(ok), layout
+    assert mask.any() and not mask.all()
