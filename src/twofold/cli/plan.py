@@ -1,0 +1,103 @@
+"""`twofold plan`: search every valid parallel layout and show the best ones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from twofold.cli._app import app, console, emit_json
+
+__all__ = ["plan"]
+
+# 4M tokens per step at the default sequence length: Llama 2's pretraining batch (Touvron et al.
+# 2023, "Llama 2", section 2.2: "global batch-size of 4M tokens").
+DEFAULT_SEQ_LEN = 4096
+DEFAULT_GLOBAL_BATCH = 1024
+
+
+@app.command("plan")
+def plan(
+    model: str = typer.Option(..., "--model", help="Catalog model id or path to a config.json."),
+    chip: str = typer.Option(..., "--chip", help="Chip id or alias (implies its standard system)."),
+    system: str | None = typer.Option(None, "--system", help="Another catalog system for the chip."),
+    chips: int = typer.Option(..., "--chips", help="Number of chips."),
+    global_batch: int = typer.Option(DEFAULT_GLOBAL_BATCH, "--global-batch", help="Sequences per step."),
+    seq_len: int = typer.Option(DEFAULT_SEQ_LEN, "--seq-len", help="Tokens per sequence."),
+    precision: str = typer.Option("bf16", "--precision", help="fp32, bf16, fp8, mxfp8, fp4."),
+    objective: str = typer.Option("throughput", "--objective", help="What to rank by: throughput."),
+    top: int = typer.Option(10, "--top", help="How many layouts to list."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Search every valid layout (dp, tp, pp, vp, cp, ep, ZeRO, micro-batch, recompute) and rank them."""
+    from twofold.errors import InputError
+    from twofold.hardware.catalog import get_chip, system_for
+    from twofold.hardware.types import PRECISIONS
+    from twofold.parallel.layout import TrainingWorkload
+    from twofold.search.plan import check_objective, plan_training
+    from twofold.workload import get_model
+
+    for name, value in (("chips", chips), ("global_batch", global_batch), ("seq_len", seq_len), ("top", top)):
+        if value < 1:
+            raise InputError(name, value, "must be a positive integer")
+    check_objective(objective)
+    if precision not in PRECISIONS:
+        raise InputError("precision", precision, f"must be one of {', '.join(PRECISIONS)}")
+    the_model = get_model(model)
+    the_chip = get_chip(chip)
+    the_system = system_for(the_chip, system)
+    workload = TrainingWorkload(global_batch=global_batch, seq_len=seq_len, precision=precision)
+    result = plan_training(
+        the_model, the_system, chips, workload, objective=objective, top_k=top, chip=the_chip
+    )
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    _render(result.to_dict())
+
+
+def _render(d: dict[str, Any]) -> None:
+    from rich import box
+    from rich.table import Table
+
+    out = console()
+    w = d["workload"]
+    title = (
+        f"{d['model']} on {d['chips']} x {d['chip']} ({d['system']}), global_batch={w['global_batch']}, "
+        f"seq_len={w['seq_len']}, {w['precision']}: top layouts by {d['objective']}"
+    )
+    # ep only matters for MoE models; leaving it out of dense tables keeps the table in 80 columns.
+    axes = ["dp", "tp", "pp", "vp", "cp"]
+    if any(row["layout"]["ep"] > 1 for row in d["top"]):
+        axes.append("ep")
+    axes += ["zero", "micro_batch"]
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
+    for col in ("#", *(a if a != "micro_batch" else "mb" for a in axes)):
+        table.add_column(col, justify="right")
+    table.add_column("recompute")
+    for col in ("tok/s", "MFU", "step_s", "GiB"):
+        table.add_column(col, justify="right")
+    pareto = {tuple(sorted(p["layout"].items())) for p in d["pareto"]}
+    for rank, row in enumerate(d["top"], start=1):
+        lay = row["layout"]
+        mark = "*" if tuple(sorted(lay.items())) in pareto else ""
+        table.add_row(
+            f"{rank}{mark}",
+            *(str(lay[k]) for k in axes),
+            str(lay["recompute"]),
+            f"{row['tokens_per_s_per_chip']:,.0f}",
+            f"{row['mfu']:.1%}",
+            f"{row['step_time_s']:.3g}",
+            f"{row['memory_per_chip_gib']:.1f}",
+        )
+    if d["top"]:
+        out.print(table)
+        out.print("tok/s: tokens per second per chip; GiB: memory per chip; step_s: seconds per step")
+        out.print("* also on the Pareto front of throughput against memory per chip")
+    out.print(
+        f"{d['evaluated_layouts']:,} valid layouts evaluated ({d['candidate_layouts']:,} candidates), "
+        f"{d['fitting_layouts']:,} fit in memory, {len(d['pareto'])} on the Pareto front; "
+        f"{d['elapsed_s']:.2f} s"
+    )
+    for line in d["explanation"]:
+        out.print(f"[yellow]{line}[/yellow]")

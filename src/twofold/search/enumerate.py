@@ -1,0 +1,380 @@
+"""Every valid parallel layout for a model, a workload and a chip count, generated as arrays.
+
+The space is built in two stages, each a NumPy broadcast over candidate axes filtered by boolean
+masks (no Python loop per layout):
+
+1. **Factorisations** `chips = dp * tp * pp * cp`: `tp`, `pp`, `cp` range over the divisors of
+   `chips` and `dp` is what is left. Rules on these four numbers (`FACTORISATION_RULES`) remove
+   factorisations.
+2. **Layouts**: each surviving factorisation is crossed with `vp` (divisors of `num_layers`), `ep`
+   (divisors of `num_experts`; 1 for dense models), `zero` (`options.zero_stages`), `micro_batch`
+   (powers of two up to `global_batch`) and `recompute` (`options.recompute`); `LAYOUT_RULES` remove
+   the combinations that are not valid. `sequence_parallel` is on exactly when `tp > 1`.
+
+Each candidate is charged to the *first* rule it breaks, in the order of the rule tables, so the
+counts in `RejectionSummary` add up to the candidates of their stage. The rules and where they come
+from (Megatron-LM is the reference implementation for tp/pp/vp/cp/ep):
+
+- `tp_heads`: tp divides num_attention_heads (each rank holds whole heads).
+- `tp_kv_heads`: tp divides num_kv_heads (Megatron-Core splits the GQA query groups over tp:
+  `divide(num_query_groups, tp)` in `megatron/core/transformer/attention.py`; replicating KV heads
+  over tp, as inference engines do, is not modelled by the estimator and so not searched).
+- `tp_ffn`: tp divides intermediate_size, and for MoE moe_intermediate_size and
+  shared_expert_intermediate_size (column-parallel linears split their output evenly; expert tensor
+  parallelism is taken equal to tp, the Megatron-Core default).
+- `tp_domain` (a search restriction, not a validity rule; `options.tp_within_fastest_domain`): tp is
+  at most the chips of the system's innermost (fastest) topology level, since tp sits on the critical
+  path and no published large run spans a slower level with it.
+- `pp_layers`: pp <= num_layers. Stages may hold unequal layer counts: the estimator charges the
+  largest stage, ceil(num_layers / pp) layers, as Llama 3 405B ran 126 layers on pp=16 (Llama 3
+  paper, arXiv 2407.21783, section 3.3.2). `options.uneven_pipeline=False` asks for pp dividing
+  num_layers instead.
+- `cp_seq`: with cp > 1, seq_len is a multiple of 2 * cp (Megatron's load-balanced causal ring
+  attention cuts the sequence into 2 * cp chunks).
+- `sp_seq`: with tp > 1 (sequence parallelism on), the sequence slice of a cp rank, seq_len / cp,
+  is a multiple of tp.
+- `dp_batch`: dp divides global_batch (every data-parallel rank gets whole sequences).
+- `vp_needs_pp`: vp > 1 only with pp > 1 (interleaving needs a pipeline).
+- `vp_layers`: pp * vp divides num_layers (all virtual stages equal, Megatron's interleaved rule).
+- `ep_ranks`: ep divides dp * cp (experts are spread over the data- and context-parallel ranks of
+  the MoE layers, Megatron-Core's expert-data-parallel layout). ep divides num_experts by construction.
+- `micro_batch`: dp * micro_batch divides global_batch (whole micro-batches per step).
+- `interleave_microbatches`: with vp > 1 the number of micro-batches per step is a multiple of pp
+  (the assertion of Megatron-LM's interleaved 1F1B schedule).
+- `zero_redundant`: zero > 0 needs dp * cp > 1; with one data-parallel rank every ZeRO stage is the
+  same layout as zero 0, so only zero 0 is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from twofold.errors import InputError
+from twofold.hardware.types import System
+from twofold.parallel.layout import RECOMPUTE_MODES, LayoutTable, TrainingWorkload
+from twofold.workload.model import ModelConfig
+
+__all__ = [
+    "EnumerateOptions",
+    "FACTORISATION_RULES",
+    "LAYOUT_RULES",
+    "RejectionSummary",
+    "divisors",
+    "enumerate_layouts",
+    "fastest_domain_chips",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnumerateOptions:
+    """Which parts of the layout space to search (see the module docstring for each rule)."""
+
+    zero_stages: tuple[int, ...] = (0, 1, 2, 3)
+    recompute: tuple[str, ...] = RECOMPUTE_MODES
+    tp_within_fastest_domain: bool = True
+    uneven_pipeline: bool = True
+    max_micro_batch: int | None = None  # None: up to global_batch / dp
+
+
+@dataclass(frozen=True, kw_only=True)
+class RejectionSummary:
+    """Why candidates were dropped: per rule, how many it removed (first rule broken), per stage.
+
+    `factorisations` counts the dp*tp*pp*cp factorisations of the chip count; `rejected_factorisations`
+    maps a rule to the factorisations it removed; `violations` maps a rule to the factorisations that
+    break it at all (a factorisation can break several), which is what says that one rule alone
+    leaves nothing. `allowed` lists, per axis, the divisors of the chip count that pass the rules
+    with every other axis at 1. `candidates` counts the layouts built from the surviving factorisations and
+    `rejected_layouts` the ones each layout rule removed; `valid` are those left.
+    """
+
+    chips: int
+    factorisations: int
+    rejected_factorisations: Mapping[str, int]
+    violations: Mapping[str, int]
+    rule_text: Mapping[str, str]
+    allowed: Mapping[str, tuple[int, ...]]
+    candidates: int
+    rejected_layouts: Mapping[str, int]
+    valid: int
+
+    def explain(self) -> list[str]:
+        """Plain sentences: why layouts were rejected, and why none is valid if that is so."""
+        lines: list[str] = []
+        n = self.factorisations
+        if self.valid == 0:
+            allowed = ", ".join(f"{axis} in {{{', '.join(map(str, v))}}}" for axis, v in self.allowed.items())
+            most = int(np.prod([max(v, default=0) for v in self.allowed.values()]))
+            lines.append(f"no valid layout on chips={self.chips}; each axis alone allows {allowed}")
+            if most < self.chips:
+                lines.append(
+                    f"together these split the work over at most {most} chips, fewer than {self.chips}"
+                )
+            else:
+                lines.append(f"no combination of them multiplies to {self.chips} while meeting every rule")
+        for rule, count in self.rejected_factorisations.items():
+            if count:
+                lines.append(f"{count} of {n} factorisations rejected: {self.rule_text[rule]}")
+        if self.valid == 0:
+            for rule, count in self.rejected_layouts.items():
+                if count:
+                    lines.append(
+                        f"{count} of {self.candidates} candidate layouts rejected: {self.rule_text[rule]}"
+                    )
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "chips": self.chips,
+            "factorisations": self.factorisations,
+            "rejected_factorisations": dict(self.rejected_factorisations),
+            "violations": dict(self.violations),
+            "allowed": {k: list(v) for k, v in self.allowed.items()},
+            "candidates": self.candidates,
+            "rejected_layouts": dict(self.rejected_layouts),
+            "valid": self.valid,
+            "explanation": self.explain(),
+        }
+
+
+def divisors(n: int) -> np.ndarray:
+    """Positive divisors of n, ascending, as int64."""
+    if n < 1:
+        return np.zeros(0, dtype=np.int64)
+    small = np.arange(1, int(np.sqrt(n)) + 2, dtype=np.int64)
+    small = small[(small <= n) & (n % small == 0)]
+    return np.unique(np.concatenate([small, n // small]))
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Ctx:
+    """What the rules read besides the layout arrays."""
+
+    model: ModelConfig
+    workload: TrainingWorkload
+    options: EnumerateOptions
+    fastest_domain_chips: int | None = None
+
+
+# A rule: (name, text for messages, mask function returning True where the candidate is valid).
+Rule = tuple[str, Callable[[_Ctx], str], Callable[[Mapping[str, np.ndarray], _Ctx], np.ndarray]]
+
+
+def _tp_kv_ok(a: Mapping[str, np.ndarray], c: _Ctx) -> np.ndarray:
+    return c.model.num_kv_heads % a["tp"] == 0
+
+
+def _tp_ffn_ok(a: Mapping[str, np.ndarray], c: _Ctx) -> np.ndarray:
+    m = c.model
+    ok = m.intermediate_size % a["tp"] == 0
+    if m.is_moe:
+        ok &= m.moe_intermediate_size % a["tp"] == 0
+        if m.num_shared_experts:
+            ok &= m.shared_expert_intermediate_size % a["tp"] == 0
+    return ok
+
+
+def _pp_ok(a: Mapping[str, np.ndarray], c: _Ctx) -> np.ndarray:
+    if c.options.uneven_pipeline:
+        return a["pp"] <= c.model.num_layers
+    return c.model.num_layers % a["pp"] == 0
+
+
+def _tp_domain_ok(a: Mapping[str, np.ndarray], c: _Ctx) -> np.ndarray:
+    if c.fastest_domain_chips is None or not c.options.tp_within_fastest_domain:
+        return np.ones(a["tp"].shape, dtype=bool)
+    return a["tp"] <= c.fastest_domain_chips
+
+
+def _seq_cp_ok(a: Mapping[str, np.ndarray], c: _Ctx) -> np.ndarray:
+    return (a["cp"] == 1) | (c.workload.seq_len % (2 * a["cp"]) == 0)
+
+
+def _seq_sp_ok(a: Mapping[str, np.ndarray], c: _Ctx) -> np.ndarray:
+    s = c.workload.seq_len
+    return (a["tp"] == 1) | ((s % a["cp"] == 0) & ((s // a["cp"]) % a["tp"] == 0))
+
+
+FACTORISATION_RULES: tuple[Rule, ...] = (
+    (
+        "tp_heads",
+        lambda c: f"tp does not divide num_attention_heads={c.model.num_attention_heads}",
+        lambda a, c: c.model.num_attention_heads % a["tp"] == 0,
+    ),
+    ("tp_kv_heads", lambda c: f"tp does not divide num_kv_heads={c.model.num_kv_heads}", _tp_kv_ok),
+    ("tp_ffn", lambda c: "tp does not divide the MLP width (intermediate_size)", _tp_ffn_ok),
+    (
+        "tp_domain",
+        lambda c: f"tp exceeds the fastest interconnect domain ({c.fastest_domain_chips} chips)",
+        _tp_domain_ok,
+    ),
+    (
+        "pp_layers",
+        lambda c: (
+            f"pp {'exceeds' if c.options.uneven_pipeline else 'does not divide'}"
+            f" num_layers={c.model.num_layers}"
+        ),
+        _pp_ok,
+    ),
+    ("cp_seq", lambda c: f"seq_len={c.workload.seq_len} is not a multiple of 2*cp", _seq_cp_ok),
+    ("sp_seq", lambda c: f"seq_len={c.workload.seq_len} / cp is not a multiple of tp", _seq_sp_ok),
+    (
+        "dp_batch",
+        lambda c: f"global_batch={c.workload.global_batch} is not divisible by dp",
+        lambda a, c: c.workload.global_batch % a["dp"] == 0,
+    ),
+)
+
+LAYOUT_RULES: tuple[Rule, ...] = (
+    ("vp_needs_pp", lambda c: "vp > 1 needs pp > 1", lambda a, c: (a["vp"] == 1) | (a["pp"] > 1)),
+    (
+        "vp_layers",
+        lambda c: f"pp*vp does not divide num_layers={c.model.num_layers}",
+        lambda a, c: (a["vp"] == 1) | (c.model.num_layers % (a["pp"] * a["vp"]) == 0),
+    ),
+    ("ep_ranks", lambda c: "ep does not divide dp*cp", lambda a, c: (a["dp"] * a["cp"]) % a["ep"] == 0),
+    (
+        "micro_batch",
+        lambda c: f"global_batch={c.workload.global_batch} is not divisible by dp*micro_batch",
+        lambda a, c: c.workload.global_batch % (a["dp"] * a["micro_batch"]) == 0,
+    ),
+    (
+        "interleave_microbatches",
+        lambda c: "with vp > 1 the number of micro-batches is not a multiple of pp",
+        lambda a, c: (
+            (a["vp"] == 1) | ((c.workload.global_batch // (a["dp"] * a["micro_batch"])) % a["pp"] == 0)
+        ),
+    ),
+    (
+        "zero_redundant",
+        lambda c: "zero > 0 with dp*cp = 1 is the same layout as zero 0",
+        lambda a, c: (a["zero"] == 0) | (a["dp"] * a["cp"] > 1),
+    ),
+)
+
+
+def _apply(
+    rules: tuple[Rule, ...], arrays: Mapping[str, np.ndarray], ctx: _Ctx
+) -> tuple[np.ndarray, dict[str, int], dict[str, int]]:
+    """Keep-mask, first-broken-rule counts and any-violation counts of `rules` over `arrays`."""
+    shape = np.broadcast_shapes(*(v.shape for v in arrays.values()))
+    alive = np.ones(shape, dtype=bool)
+    first: dict[str, int] = {}
+    anyv: dict[str, int] = {}
+    for name, _, ok_fn in rules:
+        ok = np.broadcast_to(ok_fn(arrays, ctx), shape)
+        anyv[name] = int(ok.size - np.count_nonzero(ok))
+        first[name] = int(np.count_nonzero(alive & ~ok))
+        alive &= ok
+    return alive, first, anyv
+
+
+def _check_inputs(
+    model: ModelConfig, workload: TrainingWorkload, chips: object, opts: EnumerateOptions
+) -> int:
+    if isinstance(chips, bool) or not isinstance(chips, (int, np.integer)) or chips < 1:
+        raise InputError("chips", chips, "must be a positive integer")
+    if workload.global_batch < 1:
+        raise InputError("global_batch", workload.global_batch, "must be a positive integer")
+    if workload.seq_len < 1:
+        raise InputError("seq_len", workload.seq_len, "must be a positive integer")
+    bad_zero = [z for z in opts.zero_stages if z not in (0, 1, 2, 3)]
+    if bad_zero or not opts.zero_stages:
+        raise InputError("zero_stages", opts.zero_stages, "must be a non-empty subset of 0, 1, 2, 3")
+    bad_rc = [r for r in opts.recompute if r not in RECOMPUTE_MODES]
+    if bad_rc or not opts.recompute:
+        raise InputError(
+            "recompute", opts.recompute, f"must be a non-empty subset of {', '.join(RECOMPUTE_MODES)}"
+        )
+    if opts.max_micro_batch is not None and opts.max_micro_batch < 1:
+        raise InputError("max_micro_batch", opts.max_micro_batch, "must be a positive integer")
+    if model.num_layers < 1 or model.num_attention_heads < 1 or model.num_kv_heads < 1:
+        raise InputError("model", model.name, "needs num_layers, num_attention_heads, num_kv_heads >= 1")
+    return int(chips)
+
+
+def fastest_domain_chips(system: System | None) -> int | None:
+    """Chips in one domain of the innermost topology level (None when unknown or unbounded)."""
+    if system is None or not system.levels:
+        return None
+    return system.levels[0].domain_chips
+
+
+def enumerate_layouts(
+    model: ModelConfig,
+    workload: TrainingWorkload,
+    chips: int,
+    *,
+    system: System | None = None,
+    options: EnumerateOptions | None = None,
+) -> tuple[LayoutTable, RejectionSummary]:
+    """All valid layouts of `model` for `workload` on `chips` chips, and why the others are not.
+
+    Rows are ordered by (dp, tp, pp, cp) of the factorisation, then vp, ep, zero, micro_batch,
+    recompute, each ascending (recompute in RECOMPUTE_MODES order restricted to `options.recompute`).
+    """
+    opts = options or EnumerateOptions()
+    n = _check_inputs(model, workload, chips, opts)
+    ctx = _Ctx(
+        model=model, workload=workload, options=opts, fastest_domain_chips=fastest_domain_chips(system)
+    )
+
+    # Stage 1: ordered factorisations chips = dp * tp * pp * cp.
+    d = divisors(n)
+    tp, pp, cp = (g.ravel() for g in np.meshgrid(d, d, d, indexing="ij"))
+    inner = tp * pp * cp
+    keep = n % inner == 0
+    tp, pp, cp = tp[keep], pp[keep], cp[keep]
+    dp = n // (tp * pp * cp)
+    order = np.lexsort((cp, pp, tp, dp))
+    fact = {"dp": dp[order], "tp": tp[order], "pp": pp[order], "cp": cp[order]}
+    f_alive, f_first, f_any = _apply(FACTORISATION_RULES, fact, ctx)
+    allowed = {}
+    for axis in ("dp", "tp", "pp", "cp"):
+        alone = {a: (d if a == axis else np.ones_like(d)) for a in ("dp", "tp", "pp", "cp")}
+        allowed[axis] = tuple(d[_apply(FACTORISATION_RULES, alone, ctx)[0]].tolist())
+    fact = {k: v[f_alive] for k, v in fact.items()}
+
+    # Stage 2: cross the surviving factorisations with the other axes (one broadcast axis each).
+    gb = workload.global_batch
+    max_mb = gb if opts.max_micro_batch is None else min(gb, opts.max_micro_batch)
+    axes = {
+        "vp": divisors(model.num_layers),
+        "ep": divisors(model.num_experts) if model.is_moe else np.ones(1, dtype=np.int64),
+        "zero": np.asarray(sorted(set(opts.zero_stages)), dtype=np.int64),
+        "micro_batch": 2 ** np.arange(max_mb.bit_length(), dtype=np.int64),
+        "recompute": np.asarray(
+            sorted(RECOMPUTE_MODES.index(r) for r in set(opts.recompute)), dtype=np.int64
+        ),
+    }
+    ndim = 1 + len(axes)
+    grid: dict[str, np.ndarray] = {k: v.reshape((-1,) + (1,) * (ndim - 1)) for k, v in fact.items()}
+    for i, (name, values) in enumerate(axes.items(), start=1):
+        shape = [1] * ndim
+        shape[i] = values.size
+        grid[name] = values.reshape(shape)
+    l_alive, l_first, _ = _apply(LAYOUT_RULES, grid, ctx)
+
+    idx = np.nonzero(l_alive)
+    cols: dict[str, np.ndarray] = {k: fact[k][idx[0]] for k in fact}
+    for i, (name, values) in enumerate(axes.items(), start=1):
+        cols[name] = values[idx[i]]
+    cols["sequence_parallel"] = (cols["tp"] > 1).astype(np.int64)
+    table = LayoutTable(**cols)
+
+    summary = RejectionSummary(
+        chips=n,
+        factorisations=int(f_alive.size),
+        rejected_factorisations=f_first,
+        violations=f_any,
+        rule_text={name: text(ctx) for name, text, _ in (*FACTORISATION_RULES, *LAYOUT_RULES)},
+        allowed=allowed,
+        candidates=int(l_alive.size),
+        rejected_layouts=l_first,
+        valid=len(table),
+    )
+    return table, summary

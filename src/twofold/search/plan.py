@@ -1,0 +1,276 @@
+"""`plan_training`: search every valid layout, evaluate them in one vectorised call, rank, Pareto.
+
+The search is exhaustive over the space of `search.enumerate` (no sampling, no heuristics): the
+space of a 405B model on 16,384 chips is a few tens of thousands of layouts, which the vectorised
+estimator evaluates in well under a second, so nothing is gained by pruning and a ranking that
+never misses the best layout is worth more.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from twofold.errors import InputError
+from twofold.hardware.types import Chip, System
+from twofold.parallel.layout import Layout, LayoutTable, TrainingWorkload
+from twofold.search.enumerate import EnumerateOptions, RejectionSummary, enumerate_layouts
+from twofold.search.pareto import pareto_front
+from twofold.workload.model import ModelConfig
+
+__all__ = ["OBJECTIVES", "PlanResult", "RankedLayout", "check_objective", "plan_training"]
+
+# objective -> (metric ranked on, True when larger is better). Planned objectives are listed in
+# `_PLANNED` and refused until the cost and energy models exist.
+OBJECTIVES: dict[str, tuple[str, bool]] = {"throughput": ("tokens_per_s_per_chip", True)}
+_PLANNED: dict[str, str] = {
+    "cost": "needs the price model ($ per token)",
+    "energy": "needs the power model (J per token)",
+    "time": "needs a token budget (time to train)",
+}
+
+# Layouts per evaluator call: bounds the estimator's temporaries (a few dozen float64 arrays per
+# layout) to some hundreds of MB even for spaces far larger than any catalog model produces.
+CHUNK_LAYOUTS = 1 << 18
+
+Evaluator = Callable[..., Mapping[str, Any]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RankedLayout:
+    """One evaluated layout: the layout and every per-layout figure the estimator returned."""
+
+    layout: Layout
+    metrics: Mapping[str, float | bool]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"layout": asdict(self.layout), **dict(self.metrics)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanResult:
+    """The outcome of a layout search.
+
+    `candidate_layouts` counts what the enumeration considered, `valid_layouts` what passed every
+    rule (all of which are evaluated: `evaluated_layouts`), `fitting_layouts` those whose memory
+    per chip fits. `best` is None when nothing fits; `explanation` then says why.
+    """
+
+    model: str
+    system: str
+    chip: str
+    chips: int
+    workload: TrainingWorkload
+    objective: str
+    best: RankedLayout | None
+    top: tuple[RankedLayout, ...]
+    pareto: tuple[RankedLayout, ...]
+    candidate_layouts: int
+    evaluated_layouts: int
+    valid_layouts: int
+    fitting_layouts: int
+    rejections: RejectionSummary
+    explanation: tuple[str, ...]
+    enumerate_s: float
+    evaluate_s: float
+    elapsed_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "system": self.system,
+            "chip": self.chip,
+            "chips": self.chips,
+            "workload": asdict(self.workload),
+            "objective": self.objective,
+            "best": None if self.best is None else self.best.to_dict(),
+            "top": [r.to_dict() for r in self.top],
+            "pareto": [r.to_dict() for r in self.pareto],
+            "candidate_layouts": self.candidate_layouts,
+            "evaluated_layouts": self.evaluated_layouts,
+            "valid_layouts": self.valid_layouts,
+            "fitting_layouts": self.fitting_layouts,
+            "rejections": self.rejections.to_dict(),
+            "explanation": list(self.explanation),
+            "enumerate_s": self.enumerate_s,
+            "evaluate_s": self.evaluate_s,
+            "elapsed_s": self.elapsed_s,
+        }
+
+
+def check_objective(objective: str) -> tuple[str, bool]:
+    """The metric an objective ranks on and whether larger is better; InputError if unknown."""
+    if objective in OBJECTIVES:
+        return OBJECTIVES[objective]
+    if objective in _PLANNED:
+        raise InputError("objective", objective, f"not available yet ({_PLANNED[objective]})")
+    known = ", ".join([*OBJECTIVES, *_PLANNED])
+    raise InputError("objective", objective, f"must be one of {known}")
+
+
+def _resolve_hardware(system_or_chip: System | Chip | str, chip: Chip | None) -> tuple[System, Chip]:
+    """The system and its chip, from either (a chip implies its standard system)."""
+    if isinstance(system_or_chip, System) and chip is not None:
+        return system_or_chip, chip
+    from twofold.hardware import catalog
+
+    if isinstance(system_or_chip, str):
+        the_chip = catalog.get_chip(system_or_chip)
+        return catalog.system_for(the_chip, None), the_chip
+    if isinstance(system_or_chip, Chip):
+        return catalog.system_for(system_or_chip, None), system_or_chip
+    if isinstance(system_or_chip, System):
+        return system_or_chip, catalog.get_chip(system_or_chip.chip_id)
+    raise InputError("system", system_or_chip, "must be a System, a Chip or a chip id")
+
+
+def _default_evaluator() -> Evaluator:
+    from twofold.estimate import evaluate_layouts
+
+    return evaluate_layouts
+
+
+def _evaluate_all(
+    evaluate: Evaluator,
+    model: ModelConfig,
+    system: System,
+    chip: Chip,
+    workload: TrainingWorkload,
+    table: LayoutTable,
+) -> dict[str, np.ndarray]:
+    """One evaluator call per chunk of layouts; per-layout arrays concatenated, scalars kept."""
+    n = len(table)
+    parts: list[Mapping[str, Any]] = []
+    for start in range(0, n, CHUNK_LAYOUTS):
+        chunk = table.take(np.arange(start, min(start + CHUNK_LAYOUTS, n)))
+        parts.append(evaluate(model, system, workload, chunk, chip=chip))
+    out: dict[str, np.ndarray] = {}
+    for key, first in parts[0].items():
+        if np.ndim(first) == 1:
+            out[key] = np.concatenate([np.asarray(p[key]) for p in parts])
+        else:
+            out[key] = np.asarray(first)
+    for key in ("fits", "memory_per_chip_gib", "tokens_per_s_per_chip"):
+        if key not in out:
+            raise KeyError(f"evaluator result lacks {key!r}")
+    return out
+
+
+def _ranked(
+    table: LayoutTable, results: Mapping[str, np.ndarray], index: np.ndarray
+) -> tuple[RankedLayout, ...]:
+    n = len(table)
+    per_layout = {k: v for k, v in results.items() if np.ndim(v) == 1 and len(v) == n}
+    rows = []
+    for i in index.tolist():
+        metrics = {k: (bool(v[i]) if v.dtype == bool else float(v[i])) for k, v in per_layout.items()}
+        rows.append(RankedLayout(layout=table.row(i), metrics=MappingProxyType(metrics)))
+    return tuple(rows)
+
+
+def _why_nothing_fits(results: Mapping[str, np.ndarray], chip: Chip) -> list[str]:
+    """The least memory any valid layout needs against the capacity, and its largest term.
+
+    Memory terms are the evaluator's `memory_<part>_bytes` arrays (weights, gradients, optimizer
+    states, activations, workspace), reported in GiB.
+    """
+    mem = results["memory_per_chip_gib"]
+    i = int(np.argmin(mem))
+    lines = [
+        f"no valid layout fits: the smallest memory per chip is {float(mem[i]):.1f} GiB "
+        f"against {chip.hbm_capacity_gib:.1f} GiB on {chip.id}"
+    ]
+    terms = {
+        k[len("memory_") : -len("_bytes")]: float(v[i]) / 2**30
+        for k, v in results.items()
+        if k.startswith("memory_")
+        and k.endswith("_bytes")
+        and k != "memory_per_chip_bytes"
+        and np.ndim(v) == 1
+    }
+    if terms:
+        name = max(terms, key=lambda k: terms[k])
+        share = terms[name] / max(float(mem[i]), 1e-300)
+        lines.append(f"in that layout the largest term is {name}: {terms[name]:.1f} GiB ({share:.0%})")
+    return lines
+
+
+def plan_training(
+    model: ModelConfig | str,
+    system_or_chip: System | Chip | str,
+    chips: int,
+    workload: TrainingWorkload,
+    *,
+    objective: str = "throughput",
+    top_k: int = 10,
+    chip: Chip | None = None,
+    options: EnumerateOptions | None = None,
+    evaluate: Evaluator | None = None,
+) -> PlanResult:
+    """Search every valid layout of `model` on `chips` chips of a system and rank them.
+
+    `evaluate` is the estimator seam (default `twofold.estimate.evaluate_layouts`): it takes
+    `(model, system, workload, table, *, chip)` and returns per-layout arrays including
+    `tokens_per_s_per_chip`, `memory_per_chip_gib` and `fits`. Layouts that do not fit are
+    evaluated but never ranked. Ties on the objective go to the lower memory per chip, then to the
+    enumeration order, so the result is deterministic. `chip` overrides the system's own chip
+    (a what-if chip, or a system built outside the catalog); `options` narrows the space.
+    """
+    t0 = time.perf_counter()
+    metric, larger_is_better = check_objective(objective)
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
+        raise InputError("top_k", top_k, "must be a positive integer")
+    if isinstance(model, str):
+        from twofold.workload import get_model
+
+        model = get_model(model)
+    system, chip = _resolve_hardware(system_or_chip, chip)
+    if evaluate is None:
+        evaluate = _default_evaluator()
+
+    table, rejections = enumerate_layouts(model, workload, chips, system=system, options=options)
+    t1 = time.perf_counter()
+    results = _evaluate_all(evaluate, model, system, chip, workload, table) if len(table) else {}
+    t2 = time.perf_counter()
+
+    explanation: list[str] = []
+    if len(table) == 0:
+        fit_idx = np.zeros(0, dtype=np.int64)
+        explanation = rejections.explain()
+    else:
+        fit_idx = np.flatnonzero(results["fits"])
+        if fit_idx.size == 0:
+            explanation = _why_nothing_fits(results, chip)
+    score = results[metric][fit_idx] if fit_idx.size else np.zeros(0)
+    mem = results["memory_per_chip_gib"][fit_idx] if fit_idx.size else np.zeros(0)
+    order = np.lexsort((fit_idx, mem, -score if larger_is_better else score))
+    top_idx = fit_idx[order[:top_k]]
+    throughput = results["tokens_per_s_per_chip"][fit_idx] if fit_idx.size else np.zeros(0)
+    pareto_idx = fit_idx[pareto_front(mem, throughput)]
+
+    top = _ranked(table, results, top_idx)
+    return PlanResult(
+        model=model.name,
+        system=system.id,
+        chip=chip.id,
+        chips=rejections.chips,
+        workload=workload,
+        objective=objective,
+        best=top[0] if top else None,
+        top=top,
+        pareto=_ranked(table, results, pareto_idx),
+        candidate_layouts=rejections.candidates,
+        evaluated_layouts=len(table),
+        valid_layouts=rejections.valid,
+        fitting_layouts=int(fit_idx.size),
+        rejections=rejections,
+        explanation=tuple(explanation),
+        enumerate_s=t1 - t0,
+        evaluate_s=t2 - t1,
+        elapsed_s=time.perf_counter() - t0,
+    )
