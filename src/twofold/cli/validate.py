@@ -1,0 +1,107 @@
+"""`twofold validate`: predictions against the shipped published results, with the error per row."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from twofold.cli._app import app, console, emit_json
+
+__all__ = ["validate_command"]
+
+
+@app.command("validate")
+def validate_command(
+    source: str | None = typer.Option(None, "--source", help="Only sources containing this text."),
+    family: str | None = typer.Option(None, "--family", help="Only hardware families containing this text."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    plot: Path | None = typer.Option(None, "--plot", help="Write predicted vs published (log-log) here."),  # noqa: B008
+    loso: bool = typer.Option(False, "--loso", help="Add leave-one-source-out error."),
+    calibration: str = typer.Option("shipped", "--calibration", help="shipped, none or in-sample."),
+    show_rows: bool = typer.Option(False, "--rows", help="List every predicted row."),
+) -> None:
+    """Predict every published measurement twofold can express and report the error."""
+    from twofold.validate import validate
+
+    result = validate(source=source, family=family, calibration=calibration, loso=loso)
+    if plot is not None:
+        from twofold.validate.plot import plot_predicted_vs_published
+
+        plot_predicted_vs_published(result, plot)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    _render(result.to_dict(), show_rows=show_rows, plot=plot)
+
+
+def _summary_table(title: str, summaries: list[dict[str, Any]], loso: list[dict[str, Any]]) -> Any:
+    from rich.table import Table
+
+    by_group = {s["group"]: s for s in loso}
+    table = Table(title=title)
+    for col in ("group", "rows", "median APE %", "mean APE %"):
+        table.add_column(col, justify="left" if col == "group" else "right")
+    if loso:
+        table.add_column("LOSO median %", justify="right")
+        table.add_column("LOSO mean %", justify="right")
+    for s in summaries:
+        cells = [s["group"], str(s["rows"]), f"{s['median_ape_pct']:.1f}", f"{s['mean_ape_pct']:.1f}"]
+        if loso:
+            other = by_group.get(s["group"])
+            cells += (
+                [f"{other['median_ape_pct']:.1f}", f"{other['mean_ape_pct']:.1f}"] if other else ["-", "-"]
+            )
+        table.add_row(*cells)
+    return table
+
+
+def _render(d: dict[str, Any], *, show_rows: bool, plot: Path | None) -> None:
+    from rich.table import Table
+
+    out = console()
+    overall = d["overall"]
+    if overall:
+        line = (
+            f"training-throughput rows: {overall['rows']}, median APE {overall['median_ape_pct']:.1f}%, "
+            f"mean APE {overall['mean_ape_pct']:.1f}% (calibration: {d['calibration'].get('mode')})"
+        )
+        if d["loso_overall"]:
+            lo = d["loso_overall"]
+            line += (
+                f"; leave-one-source-out: median {lo['median_ape_pct']:.1f}%, mean {lo['mean_ape_pct']:.1f}%"
+            )
+        out.print(line)
+    out.print(_summary_table("by hardware family", d["by_family"], d["loso_by_family"]))
+    out.print(_summary_table("by source", d["by_source"], d["loso_by_source"]))
+    if d["other_metrics"]:
+        out.print(
+            _summary_table("other rows (end-to-end and microbenchmarks), by metric", d["other_metrics"], [])
+        )
+    rows = d["rows"] if show_rows else d["worst"]
+    table = Table(title="every predicted row" if show_rows else "worst training rows")
+    for col in ("id", "model", "chip", "metric", "published", "predicted", "error %", "where the time goes"):
+        table.add_column(col)
+    for r in rows:
+        parts = sorted(r["breakdown"].items(), key=lambda kv: -kv[1])[:4]
+        where = ", ".join(f"{k} {v:.3g}s" for k, v in parts)
+        table.add_row(
+            r["id"],
+            r["model"][:28],
+            r["chip"],
+            r["metric"],
+            f"{r['published']:.4g}",
+            f"{r['predicted']:.4g}",
+            f"{r['signed_error_pct']:+.1f}",
+            where,
+        )
+    out.print(table)
+    reasons: dict[str, int] = {}
+    for u in d["unexpressible"]:
+        reasons[u["reason"]] = reasons.get(u["reason"], 0) + 1
+    out.print(f"{len(d['unexpressible'])} rows not expressible (use --json for the list):")
+    for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1]):
+        out.print(f"  {count:4d}  {reason}")
+    if plot is not None:
+        out.print(f"plot written to {plot}")

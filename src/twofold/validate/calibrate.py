@@ -1,0 +1,143 @@
+"""Mechanism calibration: a few multipliers on groups of breakdown terms, fitted on training rows.
+
+The model's step time is a sum of terms (`TrainingEstimate.breakdown`). Calibration groups the terms
+by *mechanism* and multiplies each group by a parameter theta_p:
+
+    t_cal = sum_g theta_{p(g)} * T_g        (terms in no group keep theta = 1)
+
+Parameters are per chip family or per mechanism, never per row or per source (see `mechanism_terms`
+in `validate.run` for the grouping and the justification of each parameter). They are fitted by
+regularised least squares on the log error of the published figure:
+
+    minimise  sum_i huber_delta(e_i(phi)) + lambda * sum_p phi_p^2,     phi = log theta,
+    e_i(phi) = log(predicted_i(phi) / published_i),
+
+over the training-throughput rows (time-to-train rows are excluded: they include evaluation). A
+figure proportional to 1/t (tokens/s, TFLOP/s, MFU) has e_i = e_i(0) - (log t_cal - log t_raw); a
+time (step time) has the opposite sign. The ridge term (lambda = 1, one pseudo-row at zero error per
+parameter) keeps a parameter with few or no rows near 1, which is what leave-one-source-out needs:
+a family seen only in the left-out source falls back to the uncalibrated model rather than to an
+arbitrary value. The Huber loss (quadratic within |e| <= delta = log 1.5, linear beyond; Huber 1964,
+"Robust Estimation of a Location Parameter") keeps rows where a whole mechanism is missing from the
+model (errors of 2x and more) from dragging the multipliers of every other row; those rows stay in
+the reported error. Solved by iteratively reweighted Gauss-Newton (a handful of parameters).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = [
+    "FitRow",
+    "Calibration",
+    "fit",
+    "apply",
+    "calibrated_step_time",
+    "loso",
+    "RIDGE_LAMBDA",
+    "HUBER_DELTA",
+]
+
+RIDGE_LAMBDA = 1.0
+HUBER_DELTA = math.log(1.5)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FitRow:
+    """What the fit needs from one row: the uncalibrated log error, how the figure scales with the
+    step time (-1: figure ~ 1/t, +1: figure ~ t), the raw step time and its mechanism groups."""
+
+    id: str
+    source: str
+    log_error: float  # log(predicted_raw / published)
+    time_sign: int
+    step_time_s: float
+    groups: Mapping[str, float]  # parameter name -> seconds of the step it scales
+
+
+@dataclass(frozen=True, kw_only=True)
+class Calibration:
+    """Fitted multipliers (parameter name -> theta) and how they were obtained."""
+
+    theta: Mapping[str, float] = field(default_factory=dict)
+    rows_used: int = 0
+    excluded_source: str | None = None
+    ridge_lambda: float = RIDGE_LAMBDA
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "theta": {k: round(v, 4) for k, v in sorted(self.theta.items())},
+            "rows_used": self.rows_used,
+            "excluded_source": self.excluded_source,
+            "ridge_lambda": self.ridge_lambda,
+            "procedure": "ridge-regularised Huber regression on log error (validate.calibrate)",
+            "huber_delta": HUBER_DELTA,
+        }
+
+
+def calibrated_step_time(row: FitRow, theta: Mapping[str, float]) -> float:
+    """t_cal = t_raw + sum_p (theta_p - 1) * T_p."""
+    delta = sum((theta.get(name, 1.0) - 1.0) * seconds for name, seconds in row.groups.items())
+    return max(row.step_time_s + delta, 1e-12)
+
+
+def apply(row: FitRow, theta: Mapping[str, float]) -> float:
+    """The calibrated log error of one row."""
+    ratio = calibrated_step_time(row, theta) / row.step_time_s
+    return row.log_error + row.time_sign * math.log(ratio)
+
+
+def fit(
+    rows: Iterable[FitRow],
+    *,
+    exclude_source: str | None = None,
+    ridge_lambda: float = RIDGE_LAMBDA,
+    huber_delta: float = HUBER_DELTA,
+    iterations: int = 100,
+) -> Calibration:
+    """Fit theta on `rows` (minus `exclude_source`) by ridge Gauss-Newton in phi = log theta."""
+    used = [r for r in rows if r.source != exclude_source]
+    names = sorted({name for r in used for name, seconds in r.groups.items() if seconds > 0})
+    if not used or not names:
+        return Calibration(rows_used=len(used), excluded_source=exclude_source, ridge_lambda=ridge_lambda)
+    index = {name: j for j, name in enumerate(names)}
+    phi = np.zeros(len(names))
+    t_raw = np.array([r.step_time_s for r in used])
+    sign = np.array([r.time_sign for r in used], dtype=float)
+    e0 = np.array([r.log_error for r in used])
+    terms = np.zeros((len(used), len(names)))
+    for i, r in enumerate(used):
+        for name, seconds in r.groups.items():
+            if name in index:
+                terms[i, index[name]] += seconds
+    rest = t_raw - terms.sum(axis=1)  # seconds no parameter scales
+    for _ in range(iterations):
+        theta = np.exp(phi)
+        t_cal = np.maximum(rest + terms @ theta, 1e-12)
+        resid = e0 + sign * np.log(t_cal / t_raw)
+        # d resid_i / d phi_p = sign_i * theta_p * T_ip / t_cal_i
+        jac = sign[:, None] * terms * theta[None, :] / t_cal[:, None]
+        # Huber as iteratively reweighted least squares: weight delta/|e| beyond delta.
+        weight = np.minimum(1.0, huber_delta / np.maximum(np.abs(resid), 1e-300))
+        lhs = jac.T @ (weight[:, None] * jac) + ridge_lambda * np.eye(len(names))
+        rhs = jac.T @ (weight * resid) + ridge_lambda * phi
+        step = np.linalg.solve(lhs, rhs)
+        phi = phi - step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    return Calibration(
+        theta={name: float(np.exp(phi[j])) for name, j in index.items()},
+        rows_used=len(used),
+        excluded_source=exclude_source,
+        ridge_lambda=ridge_lambda,
+    )
+
+
+def loso(rows: Sequence[FitRow], ridge_lambda: float = RIDGE_LAMBDA) -> dict[str, Calibration]:
+    """One calibration per source, each fitted without that source's rows."""
+    sources = sorted({r.source for r in rows})
+    return {s: fit(rows, exclude_source=s, ridge_lambda=ridge_lambda) for s in sources}

@@ -1,0 +1,193 @@
+"""The shipped published results: one frozen `PublishedRow` per measured figure.
+
+The CSV (`validate/data/published_results.csv`, described in `published_results.md` beside it) is a
+verbatim copy of `shared/data/published_results.csv`: 320 figures from papers, vendor performance
+pages, MLPerf result logs and microbenchmark tables, each with its `source_ref`. This module only
+types the columns and splits the `notes` cell; deciding whether a row can be predicted (hardware,
+architecture, layout) is `validate.mapping`'s job.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from twofold.errors import InputError
+
+__all__ = ["PublishedRow", "load_rows", "parse_notes", "DATA_FILE"]
+
+DATA_FILE = "published_results.csv"
+
+_COLUMNS: tuple[str, ...] = (
+    "id,source,source_ref,year,task,model,params_b,layers,hidden,heads,kv_heads,ffn,vocab,seq_len,"
+    "moe_experts,moe_topk,hardware,chips,dp,tp,pp,vp,cp,ep,zero_or_fsdp,micro_batch,global_batch,"
+    "recompute,precision,metric,value,unit,notes"
+).split(",")
+_INT_COLUMNS = (
+    "year layers hidden heads kv_heads ffn vocab seq_len moe_experts moe_topk chips dp tp pp vp cp ep "
+    "micro_batch global_batch"
+).split()
+_TASKS = ("train", "infer", "micro")
+# `key=value` inside a notes segment; keys are short identifiers, possibly with spaces ("trained tokens").
+_NOTE_KV = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_ ]{0,40}?)\s*=\s*(.+?)\s*$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublishedRow:
+    """One published figure with the run that produced it. Empty cells are None (not published)."""
+
+    id: str
+    source: str
+    source_ref: str
+    year: int | None
+    task: str  # "train" | "infer" | "micro"
+    model: str
+    params_b: float | None
+    layers: int | None
+    hidden: int | None
+    heads: int | None
+    kv_heads: int | None
+    ffn: int | None
+    vocab: int | None
+    seq_len: int | None
+    moe_experts: int | None
+    moe_topk: int | None
+    hardware: str
+    chips: int | None
+    dp: int | None
+    tp: int | None
+    pp: int | None
+    vp: int | None
+    cp: int | None
+    ep: int | None
+    zero_or_fsdp: str
+    micro_batch: int | None
+    global_batch: int | None
+    recompute: str
+    precision: str
+    metric: str
+    value: float
+    unit: str
+    notes: str
+    # `key=value` pairs from `notes` (keys lower-case, spaces as "_"), and the free-text remainder.
+    note_values: Mapping[str, str] = field(default_factory=dict)
+    remarks: tuple[str, ...] = ()
+
+    def note_number(self, key: str) -> float | None:
+        """A numeric note (`mfu=41%` -> 41.0, `GA=32` -> 32.0); None when absent or not numeric."""
+        raw = self.note_values.get(key)
+        if raw is None:
+            return None
+        match = re.match(r"^\s*([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)", raw)
+        return float(match.group(1)) if match else None
+
+    def has_remark(self, text: str) -> bool:
+        """Whether any part of the notes (free text or key=value) contains `text` (case-insensitive)."""
+        return text.lower() in self.notes.lower()
+
+
+def parse_notes(notes: str) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Split a notes cell on ';' (outside parentheses) into `key=value` pairs and free-text remarks.
+
+    A segment whose text before the first '=' is a short identifier (`GA=32`, `trained tokens=...`)
+    is a pair; anything else (`arch: maxtext ...`, `44% of 312 TF peak`) is a remark. Later pairs
+    with the same key keep the first value (sources put the primary figure first).
+    """
+    values: dict[str, str] = {}
+    remarks: list[str] = []
+    for segment in _split_outside_parentheses(notes):
+        segment = segment.strip()
+        if not segment:
+            continue
+        match = _NOTE_KV.match(segment)
+        if match and "(" not in match.group(1):
+            key = match.group(1).strip().lower().replace(" ", "_")
+            values.setdefault(key, match.group(2))
+        else:
+            remarks.append(segment)
+    return values, tuple(remarks)
+
+
+def _split_outside_parentheses(text: str) -> list[str]:
+    """Split on ';' except inside parentheses (`arch: ... (MLA; 3 dense layers)` stays whole)."""
+    parts: list[str] = []
+    depth = 0
+    start = 0
+    for i, char in enumerate(text):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth = max(0, depth - 1)
+        elif char == ";" and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
+
+
+def _int(row_id: str, column: str, raw: str) -> int | None:
+    raw = raw.strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InputError(f"{row_id}.{column}", raw, "must be an integer or empty") from None
+    if value != int(value):
+        raise InputError(f"{row_id}.{column}", raw, "must be a whole number")
+    return int(value)
+
+
+def _float(row_id: str, column: str, raw: str) -> float | None:
+    raw = raw.strip()
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise InputError(f"{row_id}.{column}", raw, "must be a number or empty") from None
+
+
+def _row(cells: Mapping[str, str]) -> PublishedRow:
+    row_id = cells["id"].strip()
+    if cells["task"] not in _TASKS:
+        raise InputError(f"{row_id}.task", cells["task"], f"must be one of {', '.join(_TASKS)}")
+    value = _float(row_id, "value", cells["value"])
+    if value is None or value <= 0:
+        raise InputError(f"{row_id}.value", cells["value"], "must be a positive number")
+    kw: dict[str, object] = {c: cells[c].strip() for c in _COLUMNS}
+    for column in _INT_COLUMNS:
+        kw[column] = _int(row_id, column, cells[column])
+    kw["params_b"] = _float(row_id, "params_b", cells["params_b"])
+    kw["value"] = value
+    note_values, remarks = parse_notes(cells["notes"])
+    return PublishedRow(**kw, note_values=note_values, remarks=remarks)  # type: ignore[arg-type]
+
+
+def read_csv(path: Path | str) -> tuple[PublishedRow, ...]:
+    """Rows of a published-results CSV with the documented columns (validated, ids unique)."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in _COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise InputError("columns", ",".join(missing), f"missing from {path}")
+        rows = tuple(_row(cells) for cells in reader)
+    seen: set[str] = set()
+    for row in rows:
+        if row.id in seen:
+            raise InputError("id", row.id, f"appears more than once in {path}")
+        seen.add(row.id)
+    return rows
+
+
+@lru_cache(maxsize=1)
+def load_rows() -> tuple[PublishedRow, ...]:
+    """The shipped dataset, in file order."""
+    path = resources.files("twofold.validate") / "data" / DATA_FILE
+    with resources.as_file(path) as real_path:
+        return read_csv(real_path)

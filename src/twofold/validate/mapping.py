@@ -1,0 +1,368 @@
+"""From a published row to something twofold can predict: chip, system, model, layout, workload.
+
+`express(row)` returns a `Case` (everything the estimator needs, plus the caveats taken on the way)
+or an `Unexpressible` (with the reason). The rules are data in `validate/data/mapping.yaml`
+(hardware strings, precision and recompute spellings, model catalog ids, how to build a model from
+the CSV columns, architecture figures a row omits with their citation, and per-source conventions);
+this module applies them. No row is dropped: every row is one or the other.
+
+Layout conventions applied here (each documented where it is applied):
+- `dp` empty: chips / (tp * pp * cp), as the dataset's `dp derived` note says.
+- AWS Neuron rows count NeuronCores in tp/dp/pp; they are converted to chips (`cores_per_chip`).
+- MaxText (JAX) rows give a per-device batch and run without gradient accumulation: each data-parallel
+  rank processes global_batch / dp sequences in one micro-batch.
+- `zero_or_fsdp`: FSDP or ZeRO-3 -> zero=3; otherwise the source's default (Megatron's distributed
+  optimizer, ZeRO-1, unless the source says it predates it).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from twofold.errors import InputError
+from twofold.validate.dataset import PublishedRow
+
+__all__ = [
+    "Case",
+    "NotExpressible",
+    "Unexpressible",
+    "express",
+    "hardware_family",
+    "layout_for",
+    "mapping_data",
+    "model_from_columns",
+    "source_convention",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Case:
+    """A row twofold can predict. `kind` is "train", "gemm" or "allreduce"; fields a kind does not
+    use are None (a GEMM microbenchmark has no model or layout)."""
+
+    row: PublishedRow
+    kind: str
+    family: str
+    chip: Any  # twofold.hardware.types.Chip (kept Any: the catalog module is imported lazily)
+    system: Any  # twofold.hardware.types.System
+    model: Any = None  # twofold.workload.model.ModelConfig
+    layout: Any = None  # twofold.parallel.layout.Layout
+    workload: Any = None  # twofold.parallel.layout.TrainingWorkload
+    steps: int | None = None  # optimizer steps, for time-to-train rows
+    gemm_mnk: tuple[int, int, int] | None = None
+    caveats: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Unexpressible:
+    """A row twofold cannot predict yet, and why."""
+
+    row: PublishedRow
+    family: str
+    reason: str
+
+
+class NotExpressible(Exception):
+    """A row cannot be expressed; the message is the reason (`express` turns it into `Unexpressible`)."""
+
+
+@lru_cache(maxsize=1)
+def mapping_data() -> Mapping[str, Any]:
+    """The parsed `validate/data/mapping.yaml`."""
+    text = resources.files("twofold.validate").joinpath("data", "mapping.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+def hardware_family(row: PublishedRow) -> str:
+    """The summary family of a row's hardware ("NVIDIA Hopper", "Google TPU", ...)."""
+    entry = mapping_data()["hardware"].get(row.hardware)
+    return str(entry["family"]) if entry else "unknown"
+
+
+def source_convention(row: PublishedRow) -> Mapping[str, Any]:
+    """The per-source conventions of `mapping.yaml` (`flops` formula, `mfu_peak_tflops`, ...)."""
+    return mapping_data().get("sources", {}).get(row.source, {})
+
+
+def express(row: PublishedRow) -> Case | Unexpressible:
+    """Map one row onto twofold's objects, or say why it cannot be."""
+    family = hardware_family(row)
+    try:
+        chip, system, caveats = _hardware(row)
+        if row.task == "infer":
+            raise NotExpressible("not expressible yet: inference estimator missing")
+        if row.task == "micro":
+            return _micro_case(row, family, chip, system, caveats)
+        return _train_case(row, family, chip, system, caveats)
+    except NotExpressible as skip:
+        return Unexpressible(row=row, family=family, reason=str(skip))
+
+
+def _hardware(row: PublishedRow) -> tuple[Any, Any, list[str]]:
+    entry = mapping_data()["hardware"].get(row.hardware)
+    if entry is None:
+        raise NotExpressible(f"hardware string {row.hardware!r} has no entry in validate/data/mapping.yaml")
+    if entry.get("chip") is None:
+        raise NotExpressible(str(entry["reason"]))
+    try:
+        from twofold.hardware import catalog
+    except ImportError:
+        raise NotExpressible("hardware catalog (twofold.hardware.catalog) not available") from None
+    try:
+        chip = catalog.get_chip(entry["chip"])
+    except InputError as exc:
+        raise NotExpressible(f"chip {entry['chip']!r} not in the hardware catalog ({exc})") from None
+    caveats: list[str] = []
+    try:
+        system = catalog.system_for(chip, entry.get("system"))
+    except InputError as exc:
+        system = catalog.system_for(chip, None)
+        caveats.append(f"system {entry.get('system')!r} not in the catalog ({exc}); used {system.id}")
+    return chip, system, caveats
+
+
+_MAMF_SHAPE = re.compile(r"best shape (\d+)x(\d+)x(\d+)")
+
+
+def _micro_case(row: PublishedRow, family: str, chip: Any, system: Any, caveats: list[str]) -> Case:
+    if row.metric == "achieved_matmul_tflops":
+        match = _MAMF_SHAPE.search(row.model)
+        if match is None:
+            raise NotExpressible("GEMM shape not given in the row")
+        m, n, k = (int(g) for g in match.groups())
+        _precision(row)  # validates that the precision is known
+        caveats.append("MAMF rows are the data the shipped cost profiles were fitted on: in-sample by design")
+        return Case(
+            row=row,
+            kind="gemm",
+            family=family,
+            chip=chip,
+            system=system,
+            gemm_mnk=(m, n, k),
+            caveats=tuple(caveats),
+        )
+    if row.metric == "allreduce_busbw":
+        return Case(
+            row=row, kind="allreduce", family=family, chip=chip, system=system, caveats=tuple(caveats)
+        )
+    raise NotExpressible(f"metric {row.metric!r}: no model of host or peer-to-peer copies")
+
+
+def _precision(row: PublishedRow) -> str:
+    value = mapping_data()["precision"].get(row.precision)
+    if not value:
+        raise NotExpressible("precision not published")
+    return str(value)
+
+
+def _train_case(row: PublishedRow, family: str, chip: Any, system: Any, caveats: list[str]) -> Case:
+    from twofold.parallel.layout import TrainingWorkload
+
+    model = _model(row, caveats)
+    if row.seq_len is None or row.global_batch is None:
+        raise NotExpressible("sequence length or global batch not published")
+    precision = _precision(row)
+    steps = None
+    if row.metric == "time_to_train_min":
+        tokens = row.note_number("trained_tokens")
+        if tokens is None:
+            raise NotExpressible("number of steps to the target (trained tokens) not published")
+        steps = round(tokens / (row.global_batch * row.seq_len))
+        caveats.append("time-to-train includes evaluation and initialisation that twofold does not model")
+    layout = layout_for(row, caveats)
+    workload = TrainingWorkload(global_batch=row.global_batch, seq_len=row.seq_len, precision=precision)
+    return Case(
+        row=row,
+        kind="train",
+        family=family,
+        chip=chip,
+        system=system,
+        model=model,
+        layout=layout,
+        workload=workload,
+        steps=steps,
+        caveats=tuple(caveats),
+    )
+
+
+def layout_for(row: PublishedRow, caveats: list[str] | None = None) -> Any:
+    """The row's `Layout` in chips (conventions in the module docstring); raises NotExpressible.
+    Conversions taken on the way are appended to `caveats`."""
+    from twofold.parallel.layout import Layout
+
+    caveats = [] if caveats is None else caveats
+    if row.global_batch is None:
+        raise NotExpressible("global batch not published")
+    data = mapping_data()
+    convention = source_convention(row)
+    chips = row.chips
+    if chips is None:
+        raise NotExpressible("chip count not published")
+    cores = int(data["hardware"][row.hardware].get("cores_per_chip", 1))
+    tp, pp, cp = row.tp or 1, row.pp or 1, row.cp or 1
+    dp = row.dp
+    micro_batch = row.micro_batch or 1
+    fsdp = bool(re.search(r"fsdp|zero-3", row.zero_or_fsdp, re.IGNORECASE))
+    if cores > 1:
+        # NeuronCore counts -> chips: fold the cores of a chip into tensor parallelism when it is a
+        # multiple of the cores per chip, otherwise into data parallelism (micro-batches merge).
+        dp_cores = dp if dp is not None else chips * cores // (tp * pp * cp)
+        if tp % cores == 0:
+            tp //= cores
+            dp = dp_cores
+        elif dp_cores % cores == 0:
+            dp = dp_cores // cores
+            micro_batch *= cores
+        else:
+            raise NotExpressible(
+                f"NeuronCore layout tp={tp} dp={dp_cores} does not fold onto {cores}-core chips"
+            )
+        caveats.append(f"layout given in NeuronCores; converted to chips ({cores} cores per chip)")
+    if dp is None or dp * tp * pp * cp != chips:
+        if dp is not None and not fsdp:
+            raise NotExpressible(f"dp*tp*pp*cp = {dp * tp * pp * cp} does not equal chips = {chips}")
+        if chips % (tp * pp * cp):
+            raise NotExpressible(f"chips={chips} is not a multiple of tp*pp*cp={tp * pp * cp}")
+        dp = chips // (tp * pp * cp)
+    if row.source.startswith("MaxText") or "framework: maxtext" in row.notes:
+        # JAX/MaxText: per-device batch, no gradient accumulation (one micro-batch per step).
+        if row.global_batch % dp:
+            raise NotExpressible(f"global batch {row.global_batch} does not split over dp={dp}")
+        micro_batch = row.global_batch // dp
+    if row.global_batch % (dp * micro_batch):
+        raise NotExpressible(
+            f"global batch {row.global_batch} is not a multiple of dp*micro_batch={dp * micro_batch}"
+        )
+    zero = 3 if fsdp else int(convention.get("zero", 1))
+    recompute = data["recompute"].get(row.recompute)
+    if recompute is None:
+        raise NotExpressible(f"recompute mode {row.recompute!r} has no entry in mapping.yaml")
+    sequence_parallel = bool(convention.get("sequence_parallel", True)) and tp > 1
+    ep = row.ep or 1
+    vp = row.vp or 1
+    return Layout(
+        dp=dp,
+        tp=tp,
+        pp=pp,
+        vp=vp,
+        cp=cp,
+        ep=ep,
+        zero=zero,
+        micro_batch=micro_batch,
+        recompute=recompute,
+        sequence_parallel=sequence_parallel,
+    )
+
+
+# --- models -----------------------------------------------------------------------------------------
+
+_STRUCTURE_HINTS = ("MLA", "shared expert", "dense layer")
+
+
+def _model(row: PublishedRow, caveats: list[str]) -> Any:
+    data = mapping_data()
+    reason = data["unexpressible_models"].get(row.model)
+    if reason:
+        raise NotExpressible(str(reason))
+    catalog_id = data["catalog_models"].get(row.model)
+    if catalog_id:
+        from twofold.workload.registry import get_model
+
+        try:
+            model = get_model(catalog_id)
+        except InputError:
+            if any(hint.lower() in row.notes.lower() for hint in _STRUCTURE_HINTS):
+                raise NotExpressible(
+                    f"model catalog has no {catalog_id!r}, and the row's columns cannot express its "
+                    "structure (MLA / shared experts / leading dense layers)"
+                ) from None
+            caveats.append(f"model catalog has no {catalog_id!r}; built from the row's columns")
+            return model_from_columns(row)
+        caveats.extend(_catalog_mismatches(row, model))
+        return model
+    return model_from_columns(row)
+
+
+def _catalog_mismatches(row: PublishedRow, model: Any) -> list[str]:
+    pairs = {
+        "layers": model.num_layers,
+        "hidden": model.hidden_size,
+        "heads": model.num_attention_heads,
+        "kv_heads": model.num_kv_heads,
+        "vocab": model.vocab_size,
+        "moe_experts": model.num_experts or None,
+    }
+    out = []
+    for column, catalog_value in pairs.items():
+        value = getattr(row, column)
+        if value is not None and catalog_value is not None and value != catalog_value:
+            out.append(
+                f"row {column}={value} differs from catalog {model.name} ({catalog_value}); catalog used"
+            )
+    return out
+
+
+def _supplement(row: PublishedRow, what: str) -> int | None:
+    for key, block in mapping_data()["supplements"].items():
+        if key.split("_")[0] == what and row.id in block["rows"]:
+            return int(block["rows"][row.id])
+    return None
+
+
+def model_from_columns(row: PublishedRow) -> Any:
+    """A ModelConfig from the row's architecture columns and the first matching `column_families`
+    rule of mapping.yaml (which decides gated vs plain MLP, norm and positions; see the comment
+    there). Figures the row omits come from `supplements` (cited there) or make the row
+    unexpressible."""
+    from twofold.workload.model import ModelConfig
+
+    rule = next((r for r in mapping_data()["column_families"] if re.search(r["match"], row.model)), None)
+    if rule is None:
+        raise NotExpressible(f"no model catalog entry or column rule for {row.model!r}")
+    heads = row.heads or _supplement(row, "heads")
+    vocab = row.vocab or _supplement(row, "vocab")
+    missing = [
+        name
+        for name, value in (
+            ("layers", row.layers),
+            ("hidden", row.hidden),
+            ("heads", heads),
+            ("ffn", row.ffn),
+            ("vocab", vocab),
+        )
+        if value is None
+    ]
+    if missing:
+        raise NotExpressible(f"architecture not published in the row ({', '.join(missing)} empty)")
+    assert row.layers and row.hidden and heads and row.ffn and vocab  # narrowed above
+    head_dim = int(rule.get("head_dim") or row.hidden // heads)
+    moe = {}
+    if row.moe_experts:
+        moe = dict(
+            num_experts=row.moe_experts, num_experts_per_tok=row.moe_topk or 1, moe_intermediate_size=row.ffn
+        )
+    return ModelConfig(
+        name=row.model,
+        family=str(rule["family"]),
+        num_layers=row.layers,
+        hidden_size=row.hidden,
+        num_attention_heads=heads,
+        num_kv_heads=row.kv_heads or heads,
+        head_dim=head_dim,
+        intermediate_size=row.ffn,
+        vocab_size=vocab,
+        max_position_embeddings=max(row.seq_len or 0, 2048),
+        mlp_gated=bool(rule["mlp_gated"]),
+        activation=str(rule["activation"]),
+        norm=str(rule["norm"]),  # type: ignore[arg-type]
+        position_embedding=str(rule["position_embedding"]),  # type: ignore[arg-type]
+        source=f"published_results.csv row {row.id} columns",
+        **moe,
+    )

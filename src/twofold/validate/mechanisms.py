@@ -1,0 +1,145 @@
+"""Which calibration parameter scales which part of a predicted step (see `validate.calibrate`).
+
+The estimator's on-chip terms (forward, backward, recompute, the pipeline bubble, which is idle time
+proportional to them, optimizer, other) are split by operator kind in the proportions of one
+micro-batch's operator graph as the cost model prices it (`workload.graph.training_ops` and
+`cost.op_times_s`): GEMMs, attention kernels, and memory-bound ops (norms, elementwise, softmax,
+embedding, loss, router, optimizer). Communication terms stay whole. Parameters, each per chip family
+or per mechanism (none per row or per source):
+
+- `gemm[<family> <bits>]`: achieved GEMM speed in a real training step relative to the cost model,
+  per hardware family and GEMM precision class (16-bit, 8-bit, 4-bit). The cost model's GEMM
+  efficiency comes from best-shape microbenchmarks (MAMF rows); training adds scaling-factor and
+  cast work for 8-bit and 4-bit recipes, kernel mixes, framework overheads (launch gaps, Python,
+  logging), and power/clock limits under sustained load: properties of a chip generation and its
+  software stack at one precision, like `gemm_efficiency` itself.
+- `attention`: fused-attention kernel speed relative to the cost model (FlashAttention forward and,
+  slower, backward; real FP8 recipes keep attention in BF16), one parameter for all chips.
+- `memory_bound`: achieved bandwidth of norms, activations, residuals, softmax and the optimizer,
+  relative to the cost model (unfused kernels re-read their inputs), one parameter for all chips.
+- `comm`: exposed communication (tp, ep, pp and the parts of dp/fsdp/cp that do not overlap):
+  achieved bus bandwidth of NCCL/XLA collectives relative to the catalog's link bandwidth.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twofold.validate.mapping import Case
+
+__all__ = ["mechanism_groups", "op_kind_shares", "COMPUTE_TERMS", "COMM_TERMS", "precision_bits"]
+
+COMPUTE_TERMS = ("compute_forward", "compute_backward", "compute_recompute", "bubble", "other")
+COMM_TERMS = ("tp", "cp", "ep", "pp", "dp", "fsdp")
+_BITS = {
+    "fp32": "16-bit",
+    "tf32": "16-bit",
+    "bf16": "16-bit",
+    "fp16": "16-bit",
+    "fp8": "8-bit",
+    "mxfp8": "8-bit",
+    "int8": "8-bit",
+    "fp4": "4-bit",
+}
+
+
+def precision_bits(precision: str) -> str:
+    """The GEMM precision class of a workload precision ("16-bit", "8-bit", "4-bit")."""
+    return _BITS.get(precision, precision)
+
+
+# Chips hold mappings (not hashable): shares are cached by the chip's id next to the other keys.
+_CACHE: dict[tuple[object, ...], tuple[float, float, float]] = {}
+
+
+def _shares(
+    model: object,
+    chip: Any,
+    micro_batch: int,
+    seq_len: int,
+    precision: str,
+    recompute: str,
+    tp: int,
+    cp: int,
+    ep: int,
+    sp: bool,
+) -> tuple[float, float, float]:
+    key = (model, chip.id, micro_batch, seq_len, precision, recompute, tp, cp, ep, sp)
+    if key not in _CACHE:
+        _CACHE[key] = _compute_shares(model, chip, micro_batch, seq_len, precision, recompute, tp, cp, ep, sp)
+    return _CACHE[key]
+
+
+def _compute_shares(
+    model: Any,
+    chip: Any,
+    micro_batch: int,
+    seq_len: int,
+    precision: str,
+    recompute: str,
+    tp: int,
+    cp: int,
+    ep: int,
+    sp: bool,
+) -> tuple[float, float, float]:
+    from twofold.cost import op_times_s
+    from twofold.workload.graph import training_ops
+
+    ops = training_ops(
+        model,
+        micro_batch=micro_batch,
+        seq_len=seq_len,
+        precision=precision,
+        recompute=recompute,
+        tp=tp,
+        cp=cp,
+        ep=ep,
+        sequence_parallel=sp,
+    )
+    times = op_times_s(ops, chip)
+    gemm = attention = memory = 0.0
+    for op, seconds in zip(ops, times, strict=True):
+        total = float(seconds) * op.count
+        if op.kind == "gemm":
+            gemm += total
+        elif op.kind == "attention":
+            attention += total
+        else:
+            memory += total
+    whole = gemm + attention + memory
+    if whole <= 0:
+        return 1.0, 0.0, 0.0
+    return gemm / whole, attention / whole, memory / whole
+
+
+def op_kind_shares(case: Case) -> tuple[float, float, float]:
+    """(GEMM, attention, memory-bound) fractions of one micro-batch's on-chip time for the case."""
+    lay = case.layout
+    return _shares(
+        case.model,
+        case.chip,
+        lay.micro_batch,
+        case.workload.seq_len,
+        case.workload.precision,
+        lay.recompute,
+        lay.tp,
+        lay.cp,
+        lay.ep,
+        lay.sequence_parallel,
+    )
+
+
+def mechanism_groups(case: Case, prediction: object) -> dict[str, float]:
+    """Seconds of the predicted step that each calibration parameter scales."""
+    breakdown = getattr(prediction, "breakdown", {}) or {}
+    compute = sum(float(breakdown.get(term, 0.0)) for term in COMPUTE_TERMS)
+    comm = sum(float(breakdown.get(term, 0.0)) for term in COMM_TERMS)
+    optimizer = float(breakdown.get("optimizer", 0.0))
+    gemm_share, attention_share, memory_share = op_kind_shares(case)
+    candidates = {
+        f"gemm[{case.family} {precision_bits(case.workload.precision)}]": compute * gemm_share,
+        "attention": compute * attention_share,
+        "memory_bound": compute * memory_share + optimizer,
+        "comm": comm,
+    }
+    return {name: seconds for name, seconds in candidates.items() if seconds > 0}

@@ -1,0 +1,118 @@
+"""The predictor seam: a `Case` in, a predicted step (time and breakdown) out.
+
+`default_predictor` calls the training estimator; tests pass their own callable. Microbenchmark rows
+(`predict_micro`) go to the single-chip cost model (GEMM) or the communication model (all-reduce).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from twofold.validate.mapping import Case
+
+__all__ = ["StepPrediction", "default_predictor", "predict_micro"]
+
+# Bytes per element of a GEMM operand at each precision (output in bf16 for the 8-bit inputs, as
+# torch.matmul / cuBLASLt return it in mamf-finder).
+_OPERAND_BYTES = {
+    "fp32": 4.0,
+    "tf32": 4.0,
+    "bf16": 2.0,
+    "fp16": 2.0,
+    "fp8": 1.0,
+    "mxfp8": 1.0,
+    "int8": 1.0,
+    "fp4": 0.5,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepPrediction:
+    """A predicted training step: seconds, and the seconds of each breakdown term."""
+
+    step_time_s: float
+    breakdown: Mapping[str, float] = field(default_factory=dict)
+    fits: bool | None = None
+    memory_per_chip_gib: float | None = None
+    caveats: tuple[str, ...] = ()
+
+
+def default_predictor(case: Case) -> StepPrediction:
+    """`twofold.estimate.estimate_training` on the case's model, system, layout and workload."""
+    try:
+        from twofold.estimate import estimate_training
+    except ImportError:
+        raise NotImplementedError("training estimator (twofold.estimate) not available") from None
+    est = estimate_training(case.model, case.system, case.layout, case.workload)
+    caveats: tuple[str, ...] = ()
+    if est.fits is False:
+        caveats = (
+            f"the estimator finds this layout does not fit in memory "
+            f"({est.memory_per_chip_gib:.1f} GiB per chip); predicted anyway",
+        )
+    breakdown = {str(k): float(v) for k, v in dict(est.breakdown).items() if isinstance(v, (int, float))}
+    return StepPrediction(
+        step_time_s=float(est.step_time_s),
+        breakdown=breakdown,
+        fits=est.fits,
+        memory_per_chip_gib=est.memory_per_chip_gib,
+        caveats=caveats,
+    )
+
+
+def predict_micro(case: Case) -> float:
+    """A microbenchmark figure: achieved GEMM TFLOP/s from the cost model, or all-reduce bus bandwidth."""
+    if case.kind == "gemm":
+        return _gemm_tflops(case)
+    if case.kind == "allreduce":
+        return _allreduce_busbw_gb_s(case)
+    raise NotImplementedError(f"no model for {case.row.metric}")
+
+
+def _allreduce_busbw_gb_s(case: Case) -> float:
+    """All-reduce bus bandwidth (GB/s) over `chips` consecutive chips, from `parallel.comm`.
+
+    nccl-tests' definition (NVIDIA nccl-tests doc/PERFORMANCE.md, "busbw"): algbw = S / t and
+    busbw = algbw * 2 (n - 1) / n, which for a bandwidth-bound ring equals the per-chip link
+    bandwidth. The payload is the row's (4 GiB in all_reduce_bench.py).
+    """
+    import numpy as np
+
+    from twofold.parallel.comm import Group, LevelArrays, all_reduce_s
+
+    n = int(case.row.chips or 0)
+    if n < 2:
+        raise NotImplementedError("an all-reduce needs at least two chips")
+    match = re.search(r"(\d+(?:\.\d+)?)\s*GiB payload", case.row.notes)
+    payload = float(match.group(1)) * 2**30 if match else 4.0 * 2**30
+    levels = LevelArrays.of_system(case.system)
+    group = Group.place(levels, [(float(n), 1.0)])
+    seconds = float(np.asarray(all_reduce_s(levels, group, np.asarray(payload))).reshape(-1)[0])
+    return payload / seconds * 2.0 * (n - 1) / n / 1e9
+
+
+def _gemm_tflops(case: Case) -> float:
+    """TFLOP/s of one (m x k) @ (k x n) GEMM as the cost model times it (`cost.op_times_s`)."""
+    from twofold.cost import op_times_s
+    from twofold.validate.mapping import mapping_data
+    from twofold.workload.ops import Op
+
+    assert case.gemm_mnk is not None
+    m, n, k = case.gemm_mnk
+    dtype = str(mapping_data()["precision"][case.row.precision])
+    size = _OPERAND_BYTES[dtype]
+    flops = 2.0 * m * n * k
+    op = Op(
+        name="mamf.gemm",
+        kind="gemm",
+        phase="forward",
+        flops=flops,
+        bytes_read=(m * k + k * n) * size,
+        bytes_written=m * n * 2.0,
+        dims={"m": m, "n": n, "k": k},
+        dtype=dtype,
+    )
+    seconds = float(op_times_s([op], case.chip)[0])
+    return flops / seconds / 1e12

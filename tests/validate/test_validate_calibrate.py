@@ -1,0 +1,64 @@
+"""The mechanism calibration: recovers known multipliers, shrinks toward 1, honours leave-one-out."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from twofold.validate.calibrate import FitRow, apply, fit
+
+
+def _rows(theta_compute: float, theta_comm: float, source: str = "s", n: int = 8) -> list[FitRow]:
+    """Rows whose published figure is what the true multipliers give (figure ~ 1/t)."""
+    out = []
+    for i in range(n):
+        compute, comm = 1.0 + i, 0.2 * (i % 3 + 1)
+        true_t = theta_compute * compute + theta_comm * comm
+        raw_t = compute + comm
+        out.append(
+            FitRow(
+                id=f"{source}{i}",
+                source=source,
+                log_error=math.log(true_t / raw_t),
+                time_sign=-1,
+                step_time_s=raw_t,
+                groups={"compute[x]": compute, "comm": comm},
+            )
+        )
+    return out
+
+
+def test_fit_recovers_known_multipliers_without_ridge() -> None:
+    result = fit(_rows(1.3, 2.0), ridge_lambda=0.0)
+    assert math.isclose(result.theta["compute[x]"], 1.3, rel_tol=1e-6)
+    assert math.isclose(result.theta["comm"], 2.0, rel_tol=1e-6)
+    assert all(abs(apply(r, result.theta)) < 1e-6 for r in _rows(1.3, 2.0))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.floats(0.5, 2.0), st.floats(0.1, 5.0))
+def test_ridge_shrinks_toward_one(theta: float, lam: float) -> None:
+    # One parameter: the ridge penalty can only pull log(theta) toward 0.
+    rows = [
+        FitRow(
+            id=r.id,
+            source=r.source,
+            log_error=r.log_error,
+            time_sign=r.time_sign,
+            step_time_s=r.step_time_s,
+            groups={"compute[x]": r.groups["compute[x]"]},
+        )
+        for r in _rows(theta, 1.0)
+    ]
+    free = fit(rows, ridge_lambda=0.0).theta["compute[x]"]
+    shrunk = fit(rows, ridge_lambda=lam).theta["compute[x]"]
+    assert abs(math.log(shrunk)) <= abs(math.log(free)) + 1e-9
+
+
+def test_leave_one_source_out_ignores_that_source() -> None:
+    rows = _rows(1.2, 1.0, source="a") + _rows(3.0, 1.0, source="b")
+    without_b = fit(rows, exclude_source="b", ridge_lambda=0.0)
+    assert math.isclose(without_b.theta["compute[x]"], 1.2, rel_tol=1e-6)
+    assert without_b.rows_used == 8

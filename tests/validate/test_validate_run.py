@@ -1,0 +1,113 @@
+"""validate() end to end: metric conversion with a known step time, the CLI's JSON, and the accuracy guard."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from twofold.validate import validate
+from twofold.validate.calibrate import fit
+from twofold.validate.mapping import Case
+from twofold.validate.predict import StepPrediction
+from twofold.validate.store import load_calibration
+
+SECONDS = 2.0
+
+
+def _fixed(case: Case) -> StepPrediction:
+    return StepPrediction(
+        step_time_s=SECONDS, breakdown={"compute_forward": SECONDS / 3, "compute_backward": 2 * SECONDS / 3}
+    )
+
+
+def test_published_figures_follow_each_source_definition_for_a_known_step_time() -> None:
+    result = validate(calibration="none", predictor=_fixed)
+    by_id = {r.id: r for r in result.rows}
+    # GT0046 (Megatron-LM examples/llama): 128 sequences x 8192 tokens per step on 8 H100.
+    assert by_id["GT0046"].predicted == pytest.approx(128 * 8192 / SECONDS / 8)
+    # GT0597 (AWS Neuron): whole-job sequences/s = global batch 16384 / step time.
+    assert by_id["GT0597"].predicted == pytest.approx(16384 / SECONDS)
+    # GT0020 (Narayanan Table 1, GPT 530B, 2520 A100): eq. (3) FLOPs / t / chips, written out here.
+    b, s, n_l, h, v = 2520, 2048, 105, 20480, 51200
+    flops = 96 * b * s * n_l * h**2 * (1 + s / (6 * h) + v / (16 * n_l * h))
+    assert by_id["GT0020"].predicted == pytest.approx(flops / SECONDS / 2520 / 1e12)
+    # GT0039 (Korthikanti 2022, GPT-3 175B on 64 A100): MFU % of the 312 TF peak, 72-form model FLOPs.
+    b, n_l, h = 64, 96, 12288
+    flops = 72 * b * s * n_l * h**2 * (1 + s / (6 * h) + v / (12 * n_l * h))
+    assert by_id["GT0039"].predicted == pytest.approx(100 * flops / SECONDS / 64 / 312e12)
+    # GT0622 (MLPerf GPT-3): 1231110144 trained tokens / (2904 x 2048) = 207 steps.
+    assert by_id["GT0622"].predicted == pytest.approx(207 * SECONDS / 60)
+    row = by_id["GT0046"]
+    assert row.ape_pct == pytest.approx(abs(row.predicted - 13812) / 13812 * 100)
+
+
+def test_filters_and_unknown_filter_values() -> None:
+    tpu = validate(family="tpu", calibration="none", predictor=_fixed)
+    assert tpu.rows and all(r.family == "Google TPU" for r in tpu.rows)
+    from twofold.errors import InputError
+
+    with pytest.raises(InputError, match="family"):
+        validate(family="no-such-family", predictor=_fixed)
+
+
+def test_cli_json_parses(capsys: pytest.CaptureFixture[str]) -> None:
+    from twofold.cli import main
+
+    try:
+        main(["validate", "--json", "--source", "MaxText TPU v4"])
+    except SystemExit as done:  # standalone click mode exits 0 after a successful command
+        assert done.code in (0, None)
+    data = json.loads(capsys.readouterr().out)
+    assert data["overall"]["rows"] == 6
+    assert {r["id"] for r in data["rows"]} == {f"GT05{n}" for n in range(34, 40)}
+    assert all(math.isfinite(r["predicted"]) and r["predicted"] > 0 for r in data["rows"])
+
+
+# Regression guard, measured 2026-11-29 with the estimator of that day (126 expressible
+# training-throughput rows): in-sample mean APE 20.9%, leave-one-source-out mean APE 30.7%
+# (docs/accuracy.md). A change that makes either worse by more than 2 points fails here; one that
+# improves it should lower these numbers.
+EXPECTED_ROWS = 126
+IN_SAMPLE_MEAN_APE_PCT = 20.9
+LOSO_MEAN_APE_PCT = 30.7
+MARGIN_PCT = 2.0
+
+
+def test_whole_dataset_accuracy_does_not_regress() -> None:
+    result = validate(calibration="in-sample", loso=True)
+    assert result.overall is not None and result.loso_overall is not None
+    # Rows may become expressible, never silently drop out (that would flatter the error).
+    assert result.overall.rows >= EXPECTED_ROWS
+    assert result.overall.mean_ape_pct <= IN_SAMPLE_MEAN_APE_PCT + MARGIN_PCT
+    assert result.loso_overall.mean_ape_pct <= LOSO_MEAN_APE_PCT + MARGIN_PCT
+    # Every row of the file is accounted for: predicted or listed with a reason.
+    assert len(result.rows) + len(result.unexpressible) == 320
+    assert all(u["reason"] for u in result.unexpressible)
+
+
+def test_shipped_calibration_matches_a_fresh_fit() -> None:
+    # If the model changed, rerun: python benchmarks/validate_accuracy.py --fit
+    shipped = load_calibration().theta
+    fresh = validate(calibration="in-sample").calibration["theta"]
+    assert set(shipped) == set(fresh)
+    for name, value in fresh.items():
+        assert shipped[name] == pytest.approx(value, rel=0.02), name
+    assert fit([]).theta == {}
+
+
+def test_plot_needs_matplotlib_or_writes_a_png(tmp_path) -> None:  # noqa: ANN001
+    import importlib.util
+
+    from twofold.errors import InputError
+    from twofold.validate.plot import plot_predicted_vs_published
+
+    result = validate(source="MaxText TPU v4", calibration="none", predictor=_fixed)
+    out = tmp_path / "pred.png"
+    if importlib.util.find_spec("matplotlib") is None:
+        with pytest.raises(InputError, match=r"twofold\[report\]"):
+            plot_predicted_vs_published(result, out)
+    else:
+        plot_predicted_vs_published(result, out)
+        assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
