@@ -14,11 +14,20 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
     "InputError": "twofold.errors",
+    "ImportedModel": "twofold.workload.imported",
+    "from_onnx": "twofold.frontends",
+    "from_torch": "twofold.frontends",
     "get_chip": "twofold.hardware.catalog",
     "get_system": "twofold.hardware.catalog",
     "list_chips": "twofold.hardware.catalog",
     "list_systems": "twofold.hardware.catalog",
     "system_for": "twofold.hardware.catalog",
+    "TrainingEstimate": "twofold.estimate.result",
+    "estimate_training": "twofold.estimate.training",
+    "evaluate_layouts": "twofold.estimate.training",
+    "Layout": "twofold.parallel.layout",
+    "TrainingWorkload": "twofold.parallel.layout",
+    "check_layout": "twofold.parallel.rules",
     "PlanResult": "twofold.search.plan",
     "plan_training": "twofold.search.plan",
     "ModelConfig": "twofold.workload.model",
@@ -32,6 +41,7 @@ _EXPORTS: dict[str, str] = {
     "ops_time_s": "twofold.cost",
     "profile_for": "twofold.cost",
     "time_breakdown": "twofold.cost",
+    "ValidationResult": "twofold.validate.run",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])

@@ -13,6 +13,12 @@ from twofold.cli._app import app
 
 # Verb modules register their commands on `app` when imported.
 from twofold.cli import chips as _chips  # noqa: E402,F401  isort: skip
+from twofold.cli import inspect as _inspect  # noqa: E402,F401  isort: skip
+from twofold.cli import models as _models  # noqa: E402,F401  isort: skip
+from twofold.cli import measure as _measure  # noqa: E402,F401  isort: skip
+from twofold.cli import plan as _plan  # noqa: E402,F401  isort: skip
+from twofold.cli import estimate as _estimate  # noqa: E402,F401  isort: skip
+from twofold.cli import validate as _validate  # noqa: E402,F401  isort: skip
 
 __all__ = ["app", "main"]
 

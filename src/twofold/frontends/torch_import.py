@@ -1,0 +1,522 @@
+"""`from_torch`: a PyTorch module run once under a recording dispatch mode, as twofold operators.
+
+Why a dispatch mode rather than `torch.export` or FX: a `TorchDispatchMode` sees every ATen kernel
+the module actually runs, forward and backward (autograd's kernels included), with real shapes,
+and it is where `torch.utils.flop_counter.FlopCounterMode` counts, so the FLOPs agree with it op by
+op. `torch.export` captures no backward and rejects data-dependent Python; FX symbolic tracing
+sees module calls, not kernels. A module built on the meta device (`with torch.device("meta"):`)
+with meta inputs is traced without computing or allocating anything, so billion-parameter models
+import in seconds; on meta, `scaled_dot_product_attention` is routed to the fused CPU kernel so
+that attention stays one fused operator, as on a real device.
+
+torch is imported inside the functions only.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from twofold.errors import InputError
+from twofold.workload.imported import (
+    ImportedModel,
+    attention_op,
+    conv_op,
+    gemm_op,
+    memory_op,
+    merge_ops,
+)
+from twofold.workload.ops import Op, OpKind, Phase
+from twofold.workload.precision import bytes_per_element
+
+__all__ = ["from_torch"]
+
+_GEMM = {"aten.mm", "aten.addmm", "aten.bmm", "aten.baddbmm", "aten._scaled_mm"}
+_CONV = {
+    "aten.convolution",
+    "aten._convolution",
+    "aten.convolution_overrideable",
+    "aten.cudnn_convolution",
+    "aten.cudnn_convolution_transpose",
+    "aten.mkldnn_convolution",
+    "aten._slow_conv2d_forward",
+}
+_ATTENTION = {
+    "aten._scaled_dot_product_flash_attention_for_cpu",
+    "aten._scaled_dot_product_flash_attention",
+    "aten._scaled_dot_product_efficient_attention",
+    "aten._scaled_dot_product_cudnn_attention",
+    "aten._scaled_dot_product_fused_attention_overrideable",
+}
+_ATTENTION_BACKWARD = {f"{name}_backward" for name in _ATTENTION}
+_NORM = {
+    f"aten.{n}"
+    for n in (
+        "native_layer_norm",
+        "native_layer_norm_backward",
+        "native_group_norm",
+        "native_group_norm_backward",
+        "native_batch_norm",
+        "native_batch_norm_backward",
+        "_native_batch_norm_legit",
+        "_native_batch_norm_legit_no_training",
+        "_native_batch_norm_legit_functional",
+        "_batch_norm_with_update",
+        "_batch_norm_no_update",
+        "batch_norm_backward",
+        "cudnn_batch_norm",
+        "cudnn_batch_norm_backward",
+        "_fused_rms_norm",
+        "_fused_rms_norm_backward",
+    )
+}
+_SOFTMAX = {
+    f"aten.{n}"
+    for n in (
+        "_softmax",
+        "_log_softmax",
+        "_safe_softmax",
+        "_softmax_backward_data",
+        "_log_softmax_backward_data",
+    )
+}
+_EMBEDDING = {"aten.embedding", "aten.embedding_dense_backward", "aten._embedding_bag"}
+_LOSS = {
+    f"aten.{n}"
+    for n in (
+        "nll_loss_forward",
+        "nll_loss_backward",
+        "nll_loss2d_forward",
+        "nll_loss2d_backward",
+        "mse_loss",
+        "mse_loss_backward",
+        "binary_cross_entropy",
+        "binary_cross_entropy_backward",
+        "binary_cross_entropy_with_logits",
+        "smooth_l1_loss",
+        "smooth_l1_loss_backward",
+        "huber_loss",
+        "huber_loss_backward",
+    )
+}
+# Memory-bound kernels without the `pointwise` tag: reductions, copies, indexing, factories,
+# pooling, dropout. (Every `pointwise`-tagged ATen op is elementwise too.)
+_MEMORY = {
+    f"aten.{n}"
+    for n in (
+        "sum amax amin max min mean var var_mean std std_mean prod argmax argmin any all cumsum "
+        "cumprod logsumexp norm linalg_vector_norm topk sort clone copy copy_ _to_copy cat stack "
+        "index index_select gather scatter scatter_add scatter_reduce index_put index_put_ "
+        "_index_put_impl_ index_add _unsafe_index _unsafe_index_put masked_scatter constant_pad_nd "
+        "repeat flip roll tril triu zeros ones full zeros_like ones_like full_like arange "
+        "scalar_tensor new_zeros new_ones new_full fill fill_ zero_ rand rand_like randn randn_like "
+        "bernoulli bernoulli_ native_dropout native_dropout_backward max_pool2d_with_indices "
+        "max_pool2d_with_indices_backward max_pool3d_with_indices avg_pool2d avg_pool2d_backward "
+        "avg_pool3d _adaptive_avg_pool2d _adaptive_avg_pool2d_backward adaptive_max_pool2d "
+        "upsample_nearest2d upsample_bilinear2d upsample_nearest2d_backward "
+        "upsample_bilinear2d_backward _pdist_forward split_with_sizes_copy slice_scatter "
+        "select_scatter select_backward slice_backward masked_fill masked_fill_ where"
+    ).split()
+}
+# No kernel worth pricing: allocation without initialisation, metadata, host reads of a scalar.
+_FREE = {
+    f"aten.{n}"
+    for n in (
+        "empty empty_like empty_strided new_empty new_empty_strided resize_ set_ lift_fresh "
+        "_unsafe_view _local_scalar_dense is_nonzero equal _assert_async _assert_tensor_metadata "
+        "sym_constrain_range_for_size _functional_assert_async size sym_size stride sym_stride dim "
+        "numel sym_numel is_contiguous storage_offset sym_storage_offset"
+    ).split()
+} | {"prim.layout", "prim.device"}
+_DTYPE_NAMES = {
+    "float32": "fp32",
+    "bfloat16": "bf16",
+    "float16": "fp16",
+    "float64": "fp64",
+    "float8_e4m3fn": "fp8",
+    "float8_e5m2": "fp8",
+}
+
+
+def from_torch(
+    module: Any,
+    example_inputs: Any,
+    *,
+    name: str | None = None,
+    precision: str | None = "bf16",
+    backward: bool = True,
+) -> ImportedModel:
+    """Run `module` once on `example_inputs` (forward, then backward when `backward` and any
+    parameter is trainable) and return the operators it executed.
+
+    `example_inputs`: a tensor, a tuple of positional arguments, or a dict of keyword arguments.
+    `precision`: the number format the model will train or serve in; floating-point tensors are
+    priced at its width whatever dtype the trace ran in (None: as traced). The module's state is
+    left as found: gradients are taken with `torch.autograd.grad` (no `.grad` is written), buffers
+    (BatchNorm running statistics) are restored and the random number generator is forked.
+    The batch size is the leading dimension of the first tensor input; `seq_len` the second
+    dimension of the first 2-D integer input (token ids), else None.
+    """
+    import torch
+
+    if not isinstance(module, torch.nn.Module):
+        raise InputError("module", type(module).__name__, "must be a torch.nn.Module")
+    if precision is not None:
+        bytes_per_element(precision)
+    args, kwargs = _split_inputs(example_inputs)
+    tensors = [t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor)]
+    if not tensors:
+        raise InputError("example_inputs", type(example_inputs).__name__, "must contain at least one tensor")
+    recorder = _recorder_type()(precision=precision)
+    params = [p for p in module.parameters() if p.requires_grad]
+    saved = {n: b.detach().clone() for n, b in module.named_buffers() if b.device.type != "meta"}
+    cuda = sorted({t.device.index or 0 for t in tensors if t.device.type == "cuda"})
+    try:
+        with torch.random.fork_rng(devices=cuda), _tracker() as tracker:
+            recorder.tracker = tracker
+            with _meta_attention(), recorder:
+                out = module(*args, **kwargs)
+            outputs = [
+                t
+                for t in torch.utils._pytree.tree_leaves(out)
+                if isinstance(t, torch.Tensor) and t.requires_grad and t.is_floating_point()
+            ]
+            traced = backward and bool(params) and bool(outputs)
+            if traced:
+                seeds = [torch.ones_like(t) for t in outputs]  # made outside the trace: not the model's
+                recorder.phase = "backward"
+                with recorder:
+                    torch.autograd.grad(outputs, params, grad_outputs=seeds, allow_unused=True)
+    finally:
+        with torch.no_grad():
+            for key, buf in module.named_buffers():
+                if key in saved:
+                    buf.copy_(saved[key])
+    first = tensors[0]
+    tokens = next((t for t in tensors if t.ndim == 2 and not t.is_floating_point()), None)
+    count = sum(p.numel() for p in module.parameters())
+    return ImportedModel(
+        name=name or type(module).__name__,
+        source=f"torch:{type(module).__module__}.{type(module).__qualname__}",
+        ops=merge_ops(op for op in recorder.ops if op.phase == "forward"),
+        backward_ops=merge_ops(op for op in recorder.ops if op.phase == "backward"),
+        backward="traced" if traced else "none",
+        param_count=count,
+        trainable_param_count=sum(p.numel() for p in params),
+        unsupported=dict(recorder.unsupported),
+        batch=int(first.shape[0]) if first.ndim else 1,
+        seq_len=None if tokens is None else int(tokens.shape[1]),
+        precision=precision or recorder.first_dtype or "fp32",
+    )
+
+
+def _split_inputs(example_inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    import torch
+
+    if isinstance(example_inputs, torch.Tensor):
+        return (example_inputs,), {}
+    if isinstance(example_inputs, (tuple, list)):
+        return tuple(example_inputs), {}
+    if isinstance(example_inputs, Mapping):
+        return (), dict(example_inputs)
+    raise InputError(
+        "example_inputs",
+        type(example_inputs).__name__,
+        "must be a tensor, a tuple of positional arguments or a dict of keyword arguments",
+    )
+
+
+def _tracker() -> Any:
+    """`torch.utils.module_tracker.ModuleTracker` (names ops by module), or a stand-in before 2.4."""
+    try:
+        from torch.utils.module_tracker import ModuleTracker
+    except ImportError:  # older torch: ops are named by ATen kernel only
+        import contextlib
+
+        return contextlib.nullcontext(None)
+    return ModuleTracker()
+
+
+def _meta_attention() -> Any:
+    """On meta tensors PyTorch picks the unfused math path for `scaled_dot_product_attention`
+    (two batched GEMMs and a softmax); route it to the fused CPU kernel, which has meta and
+    backward kernels, so a meta trace records attention as a real device runs it."""
+    import torch
+    import torch.nn.functional as F
+    from torch.overrides import TorchFunctionMode
+
+    class MetaAttention(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001,ANN204
+            kwargs = kwargs or {}
+            if func is F.scaled_dot_product_attention:
+                bound = dict(zip(("query", "key", "value", "attn_mask", "dropout_p", "is_causal"), args))
+                bound |= kwargs
+                q = bound["query"]
+                if q.device.type == "meta":
+                    mask = bound.get("attn_mask")
+                    if mask is not None and mask.dtype == torch.bool:
+                        mask = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill(
+                            ~mask, float("-inf")
+                        )
+                    return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+                        q,
+                        bound["key"],
+                        bound["value"],
+                        bound.get("dropout_p", 0.0),
+                        bound.get("is_causal", False),
+                        attn_mask=mask,
+                        scale=bound.get("scale"),
+                    )[0]
+            return func(*args, **kwargs)
+
+    return MetaAttention()
+
+
+@functools.cache
+def _recorder_type() -> type:
+    """The recording `TorchDispatchMode` (defined on first use: torch is imported lazily)."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_leaves
+
+    class Recorder(TorchDispatchMode):
+        def __init__(self, *, precision: str | None) -> None:
+            super().__init__()
+            self.precision = precision
+            self.phase: Phase = "forward"
+            self.tracker: Any = None
+            self.ops: list[Op] = []
+            self.unsupported: Counter[str] = Counter()
+            self.first_dtype: str | None = None
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001,ANN204
+            kwargs = kwargs or {}
+            packet = str(func.overloadpacket)
+            known = _classify(func, packet) is not None
+            if not known and not func.is_view and packet not in _FREE:
+                # As FlopCounterMode does: an op without its own rule may decompose into ops with one.
+                decomposed = func.decompose(*args, **kwargs)
+                if decomposed is not NotImplemented:
+                    return decomposed
+            out = func(*args, **kwargs)
+            if func.is_view or packet in _FREE:
+                return out
+            inputs = [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+            outputs = [t for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
+            if not outputs and not known:
+                self.unsupported[packet] += 1
+                return out
+            self.ops.extend(self._ops(func, packet, args, kwargs, inputs, outputs, out))
+            return out
+
+        def _bytes(self, tensors: Sequence[torch.Tensor]) -> float:
+            total = 0.0
+            for t in tensors:
+                if t.layout != torch.strided:
+                    elements = t.numel()
+                else:  # a broadcast (stride 0) dimension is read once, not once per index
+                    elements = math.prod(s for s, st in zip(t.shape, t.stride()) if st != 0)
+                    elements = 0 if t.numel() == 0 else elements
+                width = (
+                    bytes_per_element(self.precision)
+                    if self.precision is not None and t.is_floating_point()
+                    else t.element_size()
+                )
+                total += elements * width
+            return total
+
+        def _name(self, packet: str) -> str:
+            short = packet.removeprefix("aten.")
+            if self.phase == "backward":  # ModuleTracker's module during backward is not reliable
+                return short
+            parents = getattr(self.tracker, "parents", None) or ()
+            paths = [p.split(".", 1)[1] for p in parents if "." in p]
+            if not paths:
+                return short
+            deepest = max(paths, key=lambda p: (p.count("."), p))
+            return f"{re.sub(r'(?<![^.])[0-9]+(?![^.])', '*', deepest)}.{short}"
+
+        def _ops(self, func, packet, args, kwargs, inputs, outputs, out) -> list[Op]:  # noqa: ANN001
+            dtype = self.precision or _dtype_name(inputs or outputs)
+            if self.first_dtype is None and (inputs or outputs):
+                self.first_dtype = _dtype_name(inputs or outputs)
+            name, phase = self._name(packet), self.phase
+            read, written = self._bytes(inputs), self._bytes(outputs)
+            kind = _classify(func, packet)
+            if kind == "gemm":
+                a, b = (args[1], args[2]) if packet in ("aten.addmm", "aten.baddbmm") else (args[0], args[1])
+                batch = int(a.shape[0]) if a.ndim == 3 else 1
+                m, k, n = int(a.shape[-2]), int(a.shape[-1]), int(b.shape[-1])
+                op = gemm_op(
+                    name, phase=phase, m=m, n=n, k=k, batch=batch, dtype=dtype, bytes_read=read, bytes_written=written
+                )
+                return [op]
+            if kind == "conv":
+                return _conv_ops(name, phase, func, args, kwargs, out, dtype, self._bytes)
+            if kind == "attention":
+                bound = _bind(func, args, kwargs)
+                q, k, v = bound["query"], bound["key"], bound["value"]
+                backward = packet in _ATTENTION_BACKWARD
+                return [
+                    attention_op(
+                        name,
+                        phase="backward" if backward else phase,
+                        batch=int(q.shape[0]),
+                        heads=int(q.shape[1]),
+                        kv_heads=int(k.shape[1]),
+                        q_len=int(q.shape[2]),
+                        kv_len=int(k.shape[2]),
+                        head_dim=int(q.shape[3]),
+                        v_head_dim=int(v.shape[3]),
+                        causal=bool(bound.get("is_causal", False)),
+                        dtype=dtype,
+                        bytes_read=read,
+                        bytes_written=written,
+                    )
+                ]
+            if packet == "aten.embedding":  # a gather: reads the looked-up rows, not the table
+                read = self._bytes(inputs[1:]) + written
+            if packet in ("aten.nll_loss_forward", "aten.nll_loss2d_forward"):
+                target = inputs[1]
+                read = self._bytes(inputs[1:2]) + target.numel() * self._bytes(inputs[:1]) / max(
+                    inputs[0].numel(), 1
+                )
+            if kind is None:
+                self.unsupported[packet] += 1
+                kind = "elementwise"
+            return [
+                memory_op(
+                    name,
+                    kind=kind,
+                    phase=phase,
+                    elements=max(t.numel() for t in outputs) if outputs else 0,
+                    dtype=dtype,
+                    bytes_read=read,
+                    bytes_written=written,
+                )
+            ]
+
+    return Recorder
+
+
+def _classify(func: Any, packet: str) -> OpKind | None:
+    import torch
+
+    if packet in _GEMM:
+        return "gemm"
+    if packet in _CONV or packet == "aten.convolution_backward":
+        return "conv"
+    if packet in _ATTENTION or packet in _ATTENTION_BACKWARD:
+        return "attention"
+    if packet in _NORM:
+        return "norm"
+    if packet in _SOFTMAX:
+        return "softmax"
+    if packet in _EMBEDDING:
+        return "embedding"
+    if packet in _LOSS:
+        return "loss"
+    if packet in _MEMORY or torch.Tag.pointwise in func.tags:
+        return "elementwise"
+    return None
+
+
+def _bind(func: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Argument name -> value (defaults filled) from the op's schema."""
+    bound: dict[str, Any] = {}
+    positional = list(args)
+    for arg in func._schema.arguments:
+        if not arg.kwarg_only and positional:
+            bound[arg.name] = positional.pop(0)
+        elif arg.name in kwargs:
+            bound[arg.name] = kwargs[arg.name]
+        elif arg.has_default_value():
+            bound[arg.name] = arg.default_value
+    return bound
+
+
+def _conv_ops(name, phase, func, args, kwargs, out, dtype, nbytes) -> list[Op]:  # noqa: ANN001
+    """Forward convolutions and `convolution_backward` as `conv_op`s (geometry of the forward
+    convolution; a transposed convolution is the input gradient of the one it transposes)."""
+    bound = _bind(func, args, kwargs)
+    transposed = bool(bound.get("transposed", False)) or "transpose" in str(func)
+    if str(func.overloadpacket) == "aten.convolution_backward":
+        grad_out, x, w = args[0], args[1], args[2]
+        grad_in, grad_w, grad_bias = out
+        geometry = _conv_geometry(x.shape, w.shape, grad_out.shape, transposed)
+        ops = []
+        if grad_in is not None:
+            role = 0 if transposed else 1
+            ops.append(
+                conv_op(
+                    f"{name}.dgrad",
+                    phase="backward",
+                    role=role,
+                    dtype=dtype,
+                    bytes_read=nbytes([grad_out, w]),
+                    bytes_written=nbytes([grad_in]),
+                    **geometry,
+                )
+            )
+        if grad_w is not None:
+            ops.append(
+                conv_op(
+                    f"{name}.wgrad",
+                    phase="backward",
+                    role=2,
+                    dtype=dtype,
+                    bytes_read=nbytes([grad_out, x]),
+                    bytes_written=nbytes([t for t in (grad_w, grad_bias) if t is not None]),
+                    **geometry,
+                )
+            )
+        return ops
+    x, w = args[0], args[1]
+    outputs = [out] if not isinstance(out, (tuple, list)) else [t for t in out if t is not None]
+    return [
+        conv_op(
+            name,
+            phase=phase,
+            role=1 if transposed else 0,
+            dtype=dtype,
+            bytes_read=nbytes([t for t in (x, w, bound.get("bias")) if t is not None]),
+            bytes_written=nbytes(outputs),
+            **_conv_geometry(x.shape, w.shape, outputs[0].shape, transposed),
+        )
+    ]
+
+
+def _conv_geometry(x: Sequence[int], w: Sequence[int], y: Sequence[int], transposed: bool) -> dict[str, Any]:
+    """The forward convolution behind a (transposed) convolution: `x` input, `w` weight, `y` output.
+
+    Regular: `w = (C_out, C_in/groups, *kernel)`. Transposed from `C_in` to `C_out` channels:
+    `w = (C_in, C_out/groups, *kernel)`; it is the input gradient of a convolution from `C_out` to
+    `C_in` channels whose output positions are `x`'s.
+    """
+    if transposed:
+        return {
+            "batch": int(x[0]),
+            "in_channels": int(y[1]),
+            "out_channels": int(x[1]),
+            "out_spatial": tuple(int(s) for s in x[2:]),
+            "kernel": tuple(int(s) for s in w[2:]),
+            "groups": int(y[1]) // int(w[1]),
+        }
+    return {
+        "batch": int(x[0]),
+        "in_channels": int(x[1]),
+        "out_channels": int(w[0]),
+        "out_spatial": tuple(int(s) for s in y[2:]),
+        "kernel": tuple(int(s) for s in w[2:]),
+        "groups": int(x[1]) // int(w[1]),
+    }
+
+
+def _dtype_name(tensors: Sequence[Any]) -> str:
+    floating = [t for t in tensors if t.is_floating_point()]
+    dtype = str((floating or tensors)[0].dtype).removeprefix("torch.")
+    return _DTYPE_NAMES.get(dtype, dtype)
