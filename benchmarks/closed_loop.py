@@ -27,7 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full", action="store_true", help="the full plan (default: quick)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--threads", type=int, default=None, help="PyTorch threads (default: all usable)")
-    parser.add_argument("--rounds", type=int, default=None, help="interleaved passes (default 3 quick, 5 full)")
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="interleaved passes (default 3 quick, 5 full)"
+    )
     parser.add_argument("--save", action="store_true", help="record in the default database and profile")
     args = parser.parse_args(argv)
 
@@ -39,7 +41,11 @@ def main(argv: list[str] | None = None) -> int:
         args.device, threads=args.threads, repeats=7 if quick else 11, min_sample_s=0.01 if quick else 0.02
     )
     with tempfile.TemporaryDirectory() as tmp:
-        where = {} if args.save else {"db_path": Path(tmp) / "results.db", "profile_path": Path(tmp) / "local.yaml"}
+        where = (
+            {}
+            if args.save
+            else {"db_path": Path(tmp) / "results.db", "profile_path": Path(tmp) / "local.yaml"}
+        )
         start = time.perf_counter()
         result = measure(device, quick=quick, rounds=args.rounds, **where)  # type: ignore[arg-type]
         elapsed = time.perf_counter() - start
@@ -57,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         f"attention_efficiency {prof.attention_efficiency:.3f}, op_overhead_s {prof.op_overhead_s:.3g}"
     )
     print()
-    print(f"{'model':14s} {'batch':>5s} {'seq':>5s} {'role':8s} {'predicted_s':>12s} {'measured_s':>11s} {'error':>8s}")
+    print(
+        f"{'model':14s} {'batch':>5s} {'seq':>5s} {'role':8s} "
+        f"{'predicted_s':>12s} {'measured_s':>11s} {'error':>8s}"
+    )
     for r in result.validation:
         print(
             f"{r.model:14s} {r.micro_batch:5d} {r.seq_len:5d} {r.role:8s} "
@@ -68,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(
             f"held-out steps: {summary['heldout_steps']}, median |error| "
-            f"{summary['heldout_median_abs_error_pct']:.1f}%, max |error| {summary['heldout_max_abs_error_pct']:.1f}%"
+            f"{summary['heldout_median_abs_error_pct']:.1f}%, "
+            f"max |error| {summary['heldout_max_abs_error_pct']:.1f}%"
         )
     return 0
 

@@ -24,7 +24,7 @@ CPU_ATTENTION = {
 }
 GEMM_KERNELS = {"aten.mm", "aten.addmm", "aten.bmm", "aten.baddbmm"}
 CONV_KERNELS = {"aten.convolution", "aten.convolution_backward"}
-ATTENTION_KERNELS = {str(k.overloadpacket) for k in CPU_ATTENTION}
+ATTENTION_KERNELS = {str(k) for k in CPU_ATTENTION}
 
 
 def reference_flops(module: nn.Module, inputs: tuple[Any, ...]) -> dict[str, dict[str, float]]:

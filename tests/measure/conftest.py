@@ -6,4 +6,6 @@ import pytest
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: times real kernels (small; runs by default, deselect with -m 'not slow')")
+    config.addinivalue_line(
+        "markers", "slow: times real kernels (small; runs by default, deselect with -m 'not slow')"
+    )

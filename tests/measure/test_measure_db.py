@@ -52,7 +52,11 @@ def test_round_trip_lists_runs_newest_first(tmp_path: Path) -> None:
     assert [r.has_profile for r in runs] == [False, True]
     assert runs[1].versions == {"torch": "2.x"}
     stored = run_measurements(db, "run1")
-    assert [(m.name, dict(m.params), m.value) for m in stored] == [("k0", {"m": 0}, 0.0), ("k1", {"m": 1}, 0.5), ("k2", {"m": 2}, 1.0)]
+    assert [(m.name, dict(m.params), m.value) for m in stored] == [
+        ("k0", {"m": 0}, 0.0),
+        ("k1", {"m": 1}, 0.5),
+        ("k2", {"m": 2}, 1.0),
+    ]
 
 
 class _Boom(RuntimeError):

@@ -82,7 +82,9 @@ def test_heldout_steps_never_reach_the_fit() -> None:
 
     plain = measure(FakeDevice(CPU, TRUE), quick=True, write=False, rounds=1)
     skewed = measure(FakeDevice(CPU, TRUE, extra_s=slow_heldout), quick=True, write=False, rounds=1)
-    assert _rates(skewed.fit.chip, skewed.fit.profile) == pytest.approx(_rates(plain.fit.chip, plain.fit.profile))
+    assert _rates(skewed.fit.chip, skewed.fit.profile) == pytest.approx(
+        _rates(plain.fit.chip, plain.fit.profile)
+    )
     assert all(r.error_pct < -90 for r in skewed.validation if r.role == "heldout")
 
 
@@ -90,7 +92,9 @@ def test_plan_holds_out_other_shapes() -> None:
     for quick in (True, False):
         steps = [k for k in plan_kernels(quick=quick, bf16=True) if k.kind == "train_step"]
         fit = {(k.model.name, k.dims["micro_batch"], k.dims["seq_len"]) for k in steps if k.role == "fit"}
-        held = {(k.model.name, k.dims["micro_batch"], k.dims["seq_len"]) for k in steps if k.role == "heldout"}
+        held = {
+            (k.model.name, k.dims["micro_batch"], k.dims["seq_len"]) for k in steps if k.role == "heldout"
+        }
         assert fit and held and not fit & held
         # Every held-out step differs from every fit step in size, batch or sequence length.
         assert {m for m, _, _ in held} - {m for m, _, _ in fit}

@@ -78,7 +78,12 @@ def test_local_reads_twofold_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 @pytest.mark.parametrize(
     ("section", "field"),
-    [("chip", "hbm_bandwidth_tb_s"), ("chip", "name"), ("calibration", "gemm_efficiency"), ("chip", "architecture")],
+    [
+        ("chip", "hbm_bandwidth_tb_s"),
+        ("chip", "name"),
+        ("calibration", "gemm_efficiency"),
+        ("chip", "architecture"),
+    ],
 )
 def test_missing_field_names_the_field(tmp_path: Path, section: str, field: str) -> None:
     path = _write(tmp_path)

@@ -30,7 +30,13 @@ VARIANTS = {
     "gqa": BASE,
     "mha-tied": replace(BASE, num_kv_heads=4, tie_word_embeddings=True),
     "biases-layernorm-plain": replace(
-        BASE, qkv_bias=True, attn_out_bias=True, mlp_bias=True, norm="layernorm", mlp_gated=False, activation="gelu"
+        BASE,
+        qkv_bias=True,
+        attn_out_bias=True,
+        mlp_bias=True,
+        norm="layernorm",
+        mlp_gated=False,
+        activation="gelu",
     ),
     "mqa-lm-head-bias": replace(BASE, num_kv_heads=1, lm_head_bias=True, num_layers=1),
 }
@@ -57,7 +63,11 @@ def test_matmul_flops_match_training_ops(name: str) -> None:
         logits = net(ids[:, :-1])
         F.cross_entropy(logits.reshape(-1, model.vocab_size), ids[:, 1:].reshape(-1)).backward()
     # Attention is left out: PyTorch's counter has no formula for the CPU flash-attention kernels.
-    counted = sum(v for k, v in counter.get_flop_counts()["Global"].items() if str(k).split(".")[-1] in ("mm", "addmm", "bmm"))
+    counted = sum(
+        v
+        for k, v in counter.get_flop_counts()["Global"].items()
+        if str(k).split(".")[-1] in ("mm", "addmm", "bmm")
+    )
     ops = graph.training_ops(model, micro_batch=batch, seq_len=seq, precision="fp32")
     assert counted == sum(op.flops * op.count for op in ops if op.kind == "gemm")
 
@@ -93,7 +103,8 @@ def _tiny_plan() -> list[Kernel]:
     kernels += [Kernel(kind="gemm", dtype="bf16", dims={"m": s, "n": s, "k": s}) for s in (64, 256)]
     kernels += [Kernel(kind=k, dims={"numel": n}) for k in ("copy", "add") for n in (4096, 65536)]
     kernels += [Kernel(kind="rmsnorm", dims={"rows": 64, "hidden": 128})]
-    kernels += [Kernel(kind="sdpa", dims={"batch": 1, "heads": 2, "kv_heads": 1, "seq": 64, "head_dim": 64, "backward": b}) for b in (0, 1)]  # fmt: skip
+    attn = {"batch": 1, "heads": 2, "kv_heads": 1, "seq": 64, "head_dim": 64}
+    kernels += [Kernel(kind="sdpa", dims={**attn, "backward": b}) for b in (0, 1)]
     kernels += [Kernel(kind="train_step", dims={"micro_batch": 2, "seq_len": 32}, model=tiny)]
     kernels += [Kernel(kind="train_step", dims={"micro_batch": 1, "seq_len": 64}, model=tiny, role="heldout")]
     return kernels

@@ -40,8 +40,8 @@ def measure_cmd(
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     quick: bool = typer.Option(False, "--quick", help="A small sweep (about a minute on a 2-core CPU)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document to stdout."),
-    db: Path | None = typer.Option(None, "--db", help="Results database (default $TWOFOLD_DB or ~/.twofold)."),
-    profile_out: Path | None = typer.Option(
+    db: str | None = typer.Option(None, "--db", help="Results database (default $TWOFOLD_DB or ~/.twofold)."),
+    profile_out: str | None = typer.Option(
         None, "--profile-out", help="Where to write the profile (default ~/.twofold/profiles/local.yaml)."
     ),
     threads: int | None = typer.Option(None, "--threads", help="PyTorch threads (default: all usable CPUs)."),
@@ -50,7 +50,9 @@ def measure_cmd(
     from twofold.measure.bench import TorchDevice
     from twofold.measure.run import measure
 
-    dev = TorchDevice(device, threads=threads, repeats=7 if quick else 11, min_sample_s=0.01 if quick else 0.02)
+    dev = TorchDevice(
+        device, threads=threads, repeats=7 if quick else 11, min_sample_s=0.01 if quick else 0.02
+    )
     progress, update = _progress_bar()
     with progress:
         result = measure(dev, quick=quick, db_path=db, profile_path=profile_out, on_progress=update)
@@ -67,7 +69,9 @@ def _render(result: Any) -> None:
 
     out = console()
     chip, prof, summary = result.fit.chip, result.fit.profile, result.summary()
-    out.print(f"[bold]{chip.name}[/] ({result.info.kind}, {result.info.threads} threads)  run {result.run_id}")
+    out.print(
+        f"[bold]{chip.name}[/] ({result.info.kind}, {result.info.threads} threads)  run {result.run_id}"
+    )
     bf16 = f", bf16 {chip.bf16_dense_tflops:.3f}" if chip.bf16_dense_tflops else ""
     out.print(
         f"peak (best measured) TFLOPS: fp32 {chip.fp32_dense_tflops:.3f}{bf16}; "
@@ -77,7 +81,8 @@ def _render(result: Any) -> None:
     effs = ", ".join(f"{p} {v:.2f}" for p, v in prof.gemm_efficiency.items())
     out.print(
         f"profile: gemm_efficiency {effs}; gemm_half_flops {prof.gemm_half_flops:.3g}; "
-        f"memory_efficiency {prof.memory_efficiency:.2f}; attention_efficiency {prof.attention_efficiency:.2f}; "
+        f"memory_efficiency {prof.memory_efficiency:.2f}; "
+        f"attention_efficiency {prof.attention_efficiency:.2f}; "
         f"op_overhead_s {prof.op_overhead_s:.3g}"
     )
     table = Table(title="training steps: predicted vs measured")
@@ -106,7 +111,7 @@ def _render(result: Any) -> None:
 @app.command("history")
 def history_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document to stdout."),
-    db: Path | None = typer.Option(None, "--db", help="Results database (default $TWOFOLD_DB or ~/.twofold)."),
+    db: str | None = typer.Option(None, "--db", help="Results database (default $TWOFOLD_DB or ~/.twofold)."),
     limit: int | None = typer.Option(None, "--limit", help="Show only the newest N runs."),
 ) -> None:
     """Runs recorded in the results database, newest first."""
@@ -115,7 +120,7 @@ def history_cmd(
 
     if limit is not None and limit < 1:
         raise InputError("limit", limit, "must be >= 1")
-    path = db.expanduser() if db is not None else default_db_path()
+    path = Path(db).expanduser() if db is not None else default_db_path()
     runs = list_runs(path, limit=limit)
     if json_out:
         emit_json({"db": str(path), "runs": [r.to_dict() for r in runs]})
@@ -125,7 +130,16 @@ def history_cmd(
     from twofold.cli._app import console
 
     table = Table(title=f"runs in {path}")
-    for col in ("run", "time", "kind", "device", "fingerprint", "torch", "measurements", "held-out median err"):
+    for col in (
+        "run",
+        "time",
+        "kind",
+        "device",
+        "fingerprint",
+        "torch",
+        "measurements",
+        "held-out median err",
+    ):
         table.add_column(col)
     for r in runs:
         err = (r.notes.get("summary") or {}).get("heldout_median_abs_error_pct")

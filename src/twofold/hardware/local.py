@@ -115,7 +115,9 @@ def read_profile_file(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise InputError("chip", str(path), f"profile file is not valid YAML ({exc})") from exc
     if not isinstance(doc, dict) or doc.get("twofold_profile") != PROFILE_FORMAT:
-        raise InputError("chip", str(path), f"not a twofold profile (needs `twofold_profile: {PROFILE_FORMAT}`)")
+        raise InputError(
+            "chip", str(path), f"not a twofold profile (needs `twofold_profile: {PROFILE_FORMAT}`)"
+        )
     for section in ("chip", "calibration"):
         if not isinstance(doc.get(section), dict):
             raise InputError(f"{path}:{section}", doc.get(section), "missing section (a mapping)")
@@ -133,7 +135,9 @@ def _number(path: Path, section: str, doc: Mapping[str, Any], name: str, *, requ
     return float(value)
 
 
-def _calibration(path: Path, chip_id: str, doc: Mapping[str, Any], prov: Mapping[str, Any]) -> CalibrationProfile:
+def _calibration(
+    path: Path, chip_id: str, doc: Mapping[str, Any], prov: Mapping[str, Any]
+) -> CalibrationProfile:
     fields = {**doc, "chip_id": chip_id, "provenance": {str(k): str(v) for k, v in prov.items()}}
     try:
         return profile_from_dict(fields)
@@ -149,15 +153,21 @@ def load_local_chip(name: str) -> Chip:
     path = default_profile_path() if name == "local" else Path(name).expanduser()
     if not path.is_file():
         if name == "local":
-            raise InputError("chip", "local", f"no calibration profile at {path}; run `twofold measure` first")
+            raise InputError(
+                "chip", "local", f"no calibration profile at {path}; run `twofold measure` first"
+            )
         raise InputError("chip", name, "no such profile file")
     doc = read_profile_file(path)
     chip_doc, prov = doc["chip"], doc.get("provenance") or {}
     for field_name in ("id", "name", "vendor", "architecture"):
         if not isinstance(chip_doc.get(field_name), str) or not chip_doc[field_name]:
-            raise InputError(f"{path}:chip.{field_name}", chip_doc.get(field_name), "missing field (a string)")
+            raise InputError(
+                f"{path}:chip.{field_name}", chip_doc.get(field_name), "missing field (a string)"
+            )
     if chip_doc["architecture"] not in ("cpu", "gpu", "systolic"):
-        raise InputError(f"{path}:chip.architecture", chip_doc["architecture"], "must be cpu, gpu or systolic")
+        raise InputError(
+            f"{path}:chip.architecture", chip_doc["architecture"], "must be cpu, gpu or systolic"
+        )
     nums = {n: _number(path, "chip", chip_doc, n, required=n in _CHIP_REQUIRED) for n in _CHIP_OPTIONAL_FLOAT}
     bandwidth = _number(path, "chip", chip_doc, "hbm_bandwidth_tb_s", required=True)
     capacity = _number(path, "chip", chip_doc, "hbm_capacity_gib", required=True)

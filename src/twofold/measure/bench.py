@@ -58,7 +58,9 @@ class DeviceInfo:
     @property
     def fingerprint(self) -> str:
         """A short stable hash of the hardware identity (not of software versions)."""
-        key = f"{self.kind}|{self.name}|{self.vendor}|{self.compute_units}|{self.threads}|{self.memory_gib:.0f}"
+        key = (
+            f"{self.kind}|{self.name}|{self.vendor}|{self.compute_units}|{self.threads}|{self.memory_gib:.0f}"
+        )
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:
@@ -131,7 +133,7 @@ def _memory_gib() -> float:
 
 
 def resolve_device(device: str) -> str:
-    """"auto" -> "cuda" if PyTorch sees a GPU else "cpu"; InputError for anything unusable."""
+    """ "auto" -> "cuda" if PyTorch sees a GPU else "cpu"; InputError for anything unusable."""
     if device not in ("auto", "cpu", "cuda"):
         raise InputError("device", device, "must be auto, cpu or cuda")
     try:
@@ -161,7 +163,9 @@ class TorchDevice:
 
         self.device = resolve_device(device)
         if threads is None:
-            threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+            threads = (
+                len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+            )
         if threads < 1:
             raise InputError("threads", threads, "must be >= 1")
         torch.set_num_threads(threads)
@@ -262,7 +266,11 @@ def _build(kernel: Kernel, device: str) -> Callable[[], object]:
     if kernel.kind == "sdpa":
         b, h, kv, s, hd = d["batch"], d["heads"], d["kv_heads"], d["seq"], d["head_dim"]
         backward = bool(d.get("backward"))
-        q, k, v = rand(b, h, s, hd, grad=backward), rand(b, kv, s, hd, grad=backward), rand(b, kv, s, hd, grad=backward)
+        q, k, v = (
+            rand(b, h, s, hd, grad=backward),
+            rand(b, kv, s, hd, grad=backward),
+            rand(b, kv, s, hd, grad=backward),
+        )
         grad_out = rand(b, h, s, hd)
 
         def attention() -> object:

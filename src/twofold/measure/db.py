@@ -129,7 +129,9 @@ def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
 def _raise_db_error(path: Path, exc: sqlite3.Error) -> None:
     text = str(exc)
     if "locked" in text or "busy" in text:
-        raise InputError("db", str(path), "is locked by another process; try again when it finishes") from None
+        raise InputError(
+            "db", str(path), "is locked by another process; try again when it finishes"
+        ) from None
     if "not a database" in text or "malformed" in text:
         raise InputError("db", str(path), "is not an SQLite database (or it is corrupt)") from None
     if "readonly" in text or "unable to open" in text:
@@ -140,7 +142,9 @@ def _raise_db_error(path: Path, exc: sqlite3.Error) -> None:
 def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
     names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     if names and not _TABLES <= names:
-        raise InputError("db", str(path), f"is an SQLite database but not twofold's (tables: {sorted(names)})")
+        raise InputError(
+            "db", str(path), f"is an SQLite database but not twofold's (tables: {sorted(names)})"
+        )
 
 
 def check_writable(path: str | Path) -> None:
@@ -196,13 +200,28 @@ def record_run(
                 if statement.strip():
                     conn.execute(statement)
             conn.execute(
-                "INSERT INTO runs (id, time, kind, device, fingerprint, versions, notes) VALUES (?,?,?,?,?,?,?)",
-                (run_id, time, kind, device, fingerprint, json.dumps(dict(versions)), json.dumps(dict(notes or {}))),
+                "INSERT INTO runs (id, time, kind, device, fingerprint, versions, notes)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (
+                    run_id,
+                    time,
+                    kind,
+                    device,
+                    fingerprint,
+                    json.dumps(dict(versions)),
+                    json.dumps(dict(notes or {})),
+                ),
             )
             for row in measurements:
                 conn.execute(
                     "INSERT INTO measurements (run_id, name, params, value, unit) VALUES (?,?,?,?,?)",
-                    (run_id, row.name, json.dumps(dict(row.params), sort_keys=True), float(row.value), row.unit),
+                    (
+                        run_id,
+                        row.name,
+                        json.dumps(dict(row.params), sort_keys=True),
+                        float(row.value),
+                        row.unit,
+                    ),
                 )
             if profile_yaml is not None:
                 conn.execute("INSERT INTO profiles (run_id, yaml) VALUES (?,?)", (run_id, profile_yaml))
@@ -232,7 +251,9 @@ def list_runs(path: str | Path, *, limit: int | None = None) -> list[RunRecord]:
             " EXISTS (SELECT 1 FROM profiles p WHERE p.run_id = r.id)"
             " FROM runs r ORDER BY r.time DESC, r.id DESC"
         )
-        rows: Sequence[Any] = conn.execute(query + (" LIMIT ?" if limit else ""), (limit,) if limit else ()).fetchall()
+        rows: Sequence[Any] = conn.execute(
+            query + (" LIMIT ?" if limit else ""), (limit,) if limit else ()
+        ).fetchall()
     except sqlite3.Error as exc:
         _raise_db_error(path, exc)
         raise  # unreachable: _raise_db_error always raises

@@ -130,7 +130,9 @@ def fit_profile(
     precisions = sorted({s.kernel.dtype for s in gemms})
     if "fp32" not in precisions:
         raise ValueError("fit_profile needs fp32 GEMM measurements")
-    stream = [s for k in _STREAM_KINDS for s in by_kind.get(k, []) if s.kernel.dims.get("numel", 0) < _DRAM_NUMEL]
+    stream = [
+        s for k in _STREAM_KINDS for s in by_kind.get(k, []) if s.kernel.dims.get("numel", 0) < _DRAM_NUMEL
+    ]
     dram = [s for s in by_kind.get("copy", []) if s.kernel.dims["numel"] >= _DRAM_NUMEL]
     best = {p: max(_flops(s.kernel) / s.time_s for s in gemms if s.kernel.dtype == p) for p in precisions}
     best_bw = max(_bytes(s.kernel) / s.time_s for s in stream) if stream else None
@@ -161,7 +163,9 @@ def fit_profile(
     }
     errors: dict[str, float] = {}
 
-    def run_stage(name: str, group: Sequence[Sample], x0: Sequence[float], apply: Callable[..., None]) -> None:
+    def run_stage(
+        name: str, group: Sequence[Sample], x0: Sequence[float], apply: Callable[..., None]
+    ) -> None:
         if not group:
             return
         saved = dict(state)
@@ -205,7 +209,9 @@ def fit_profile(
     steps = [s for s in by_kind.get("train_step", []) if s.kernel.role == "fit"]
     run_stage("train_step", steps, [max(kernel_overhead_s, 1e-6)], set_overhead)
 
-    return _finalise(state["chip"], state["profile"], best, best_bw, dram, errors, kernel_overhead_s, provenance)
+    return _finalise(
+        state["chip"], state["profile"], best, best_bw, dram, errors, kernel_overhead_s, provenance
+    )
 
 
 def _finalise(

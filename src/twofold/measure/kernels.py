@@ -202,7 +202,15 @@ def _attention_ops(kernel: Kernel) -> tuple[Op, ...]:
         useful_flops=per_pair * s * (s + 1) / 2,
         bytes_read=float(q_bytes + kv_bytes),
         bytes_written=float(q_bytes),
-        dims={"batch": b, "heads": h, "kv_heads": kv, "q_len": s, "kv_len": s, "head_dim": hd, "v_head_dim": hd},
+        dims={
+            "batch": b,
+            "heads": h,
+            "kv_heads": kv,
+            "q_len": s,
+            "kv_len": s,
+            "head_dim": hd,
+            "v_head_dim": hd,
+        },
         dtype=kernel.dtype,
         causal=True,
     )

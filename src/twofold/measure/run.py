@@ -232,14 +232,22 @@ def measure(
         measurements = [
             MeasurementRow(
                 name=k.name,
-                params={**k.params, "min_s": t.min_s, "repeats": t.repeats, "inner": t.inner, "round_s": t.round_s},
+                params={
+                    **k.params,
+                    "min_s": t.min_s,
+                    "repeats": t.repeats,
+                    "inner": t.inner,
+                    "round_s": t.round_s,
+                },
                 value=t.time_s,
                 unit="s",
             )
             for k, t in timings
         ]
         measurements += [
-            MeasurementRow(name=f"predicted:train_step:{r.model}", params=r.to_dict(), value=r.predicted_s, unit="s")
+            MeasurementRow(
+                name=f"predicted:train_step:{r.model}", params=r.to_dict(), value=r.predicted_s, unit="s"
+            )
             for r in rows
         ]
         record_run(
