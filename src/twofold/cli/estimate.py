@@ -54,6 +54,12 @@ def estimate(
         True, "--sequence-parallel/--no-sequence-parallel", help="Sequence parallelism with tp > 1."
     ),
     infer: bool = typer.Option(False, "--infer", help="Estimate inference instead of training."),
+    batch: int = typer.Option(1, "--batch", help="--infer: sequences served together per replica."),
+    input_tokens: int = typer.Option(1024, "--input-tokens", help="--infer: prompt tokens per sequence."),
+    output_tokens: int = typer.Option(256, "--output-tokens", help="--infer: generated tokens per sequence."),
+    weight_precision: str | None = typer.Option(None, "--weight-precision", help="--infer: int8, fp8, ..."),
+    kv_precision: str | None = typer.Option(None, "--kv-precision", help="--infer: KV-cache format."),
+    pad_heads: bool = typer.Option(False, "--pad-heads", help="--infer: pad heads/FFN to a multiple of tp."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Estimate one training step: step time, tokens/s/chip, MFU, memory per chip, and where the time goes."""
@@ -63,9 +69,18 @@ def estimate(
     from twofold.parallel.layout import Layout, TrainingWorkload
     from twofold.workload import get_model
 
-    if infer:
-        # Hook for the inference estimator (its own issue); training flags do not apply to it.
-        raise InputError("infer", True, "inference estimates are not available yet; omit --infer")
+    if infer:  # serving: twofold.estimate.inference (training-only flags do not apply)
+        from twofold.cli._inference import estimate_infer, refuse_training_flags
+
+        refuse_training_flags(
+            seq_len=(seq_len, DEFAULT_SEQ_LEN), global_batch=(global_batch, DEFAULT_GLOBAL_BATCH), vp=(vp, 1),
+            cp=(cp, 1), zero=(zero, 1), micro_batch=(micro_batch, 1), recompute=(recompute, "none"),
+        )  # fmt: skip
+        return estimate_infer(
+            model=model, chip=chip, system=system, chips=chips, dp=dp, tp=tp, pp=pp, ep=ep, batch=batch,
+            input_tokens=input_tokens, output_tokens=output_tokens, precision=precision, as_json=as_json,
+            weight_precision=weight_precision, kv_precision=kv_precision, pad_heads=pad_heads,
+        )  # fmt: skip
     for name, value in (("global_batch", global_batch), ("seq_len", seq_len)):
         if value < 1:
             raise InputError(name, value, "must be a positive integer")

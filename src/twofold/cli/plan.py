@@ -27,6 +27,14 @@ def plan(
     precision: str = typer.Option("bf16", "--precision", help="fp32, bf16, fp8, mxfp8, fp4."),
     objective: str = typer.Option("throughput", "--objective", help="What to rank by: throughput."),
     top: int = typer.Option(10, "--top", help="How many layouts to list."),
+    infer: bool = typer.Option(False, "--infer", help="Plan serving (layout and batch) instead of training."),
+    input_tokens: int = typer.Option(1024, "--input-tokens", help="--infer: prompt tokens per sequence."),
+    output_tokens: int = typer.Option(256, "--output-tokens", help="--infer: generated tokens per sequence."),
+    max_ttft_ms: float | None = typer.Option(None, "--max-ttft-ms", help="--infer: TTFT target."),
+    max_tpot_ms: float | None = typer.Option(None, "--max-tpot-ms", help="--infer: TPOT target."),
+    weight_precision: str | None = typer.Option(None, "--weight-precision", help="--infer: int8, fp8, ..."),
+    kv_precision: str | None = typer.Option(None, "--kv-precision", help="--infer: KV-cache format."),
+    pad_heads: bool = typer.Option(False, "--pad-heads", help="--infer: pad heads/FFN to a multiple of tp."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Search every valid layout (dp, tp, pp, vp, cp, ep, ZeRO, micro-batch, recompute) and rank them."""
@@ -37,6 +45,18 @@ def plan(
     from twofold.search.plan import check_objective, plan_training
     from twofold.workload import get_model
 
+    if infer:  # serving: twofold.search.infer_plan (objectives throughput, latency, cost)
+        from twofold.cli._inference import plan_infer, refuse_training_flags
+
+        refuse_training_flags(
+            seq_len=(seq_len, DEFAULT_SEQ_LEN), global_batch=(global_batch, DEFAULT_GLOBAL_BATCH)
+        )
+        return plan_infer(
+            model=model, chip=chip, system=system, chips=chips, input_tokens=input_tokens,
+            output_tokens=output_tokens, precision=precision, weight_precision=weight_precision,
+            kv_precision=kv_precision, max_ttft_ms=max_ttft_ms, max_tpot_ms=max_tpot_ms, objective=objective,
+            pad_heads=pad_heads, top=top, as_json=as_json,
+        )  # fmt: skip
     for name, value in (("chips", chips), ("global_batch", global_batch), ("seq_len", seq_len), ("top", top)):
         if value < 1:
             raise InputError(name, value, "must be a positive integer")

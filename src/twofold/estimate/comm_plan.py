@@ -65,19 +65,20 @@ StageComm = dict[str, np.ndarray]
 
 
 def groups(levels: tuple[LevelArrays, ...], lay: LayoutArrays) -> dict[str, Group]:
-    """Process groups in rank order tp, cp, pp, dp (see `LayoutArrays`)."""
+    """Process groups in Megatron-Core's default rank order tp-cp-ep-dp-pp (`LayoutArrays`): tp
+    innermost, then cp, then the data-parallel ranks (the expert-parallel ones first), pp outermost.
+    EP takes the context-parallel ranks first, then the innermost data-parallel ones, so an EP group
+    of tp * ep chips or fewer stays inside one NVLink domain."""
     tp, cp, pp, dp, ep = lay.tp, lay.cp, lay.pp, lay.dp, lay.ep
     ep_in_cp = np.minimum(ep, cp)
+    ep_in_dp = ep / ep_in_cp
     return {
         "tp": Group.place(levels, [(tp, 1.0)]),
         "cp": Group.place(levels, [(cp, tp)]),
-        "pp": Group.place(levels, [(pp, tp * cp)]),
-        "dp": Group.place(levels, [(cp, tp), (dp, tp * cp * pp)]),
-        # EP takes the context-parallel ranks first, then data-parallel ones.
-        "ep": Group.place(levels, [(ep_in_cp, tp), (ep / ep_in_cp, tp * cp * pp)]),
-        "edp": Group.place(
-            levels, [(cp / ep_in_cp, tp * ep_in_cp), (dp * ep_in_cp / ep, tp * cp * pp * ep / ep_in_cp)]
-        ),
+        "pp": Group.place(levels, [(pp, tp * cp * dp)]),
+        "dp": Group.place(levels, [(cp, tp), (dp, tp * cp)]),
+        "ep": Group.place(levels, [(ep_in_cp, tp), (ep_in_dp, tp * cp)]),
+        "edp": Group.place(levels, [(cp / ep_in_cp, tp * ep_in_cp), (dp / ep_in_dp, tp * cp * ep_in_dp)]),
     }
 
 
@@ -115,10 +116,11 @@ def stage_comm(
     out["tp_mb"] = lay.stage_layers * per_layer_fwd * (2.0 + full_rc)
 
     if model.is_mla:
-        kv_width = model.num_attention_heads * (model.head_dim + model.v_head_dim)
+        kv_per_rank = model.num_attention_heads * (model.head_dim + model.v_head_dim) / lay.tp
     else:
-        kv_width = model.num_kv_heads * 2 * model.head_dim
-    kv_bytes = tokens * kv_width / lay.tp * e
+        # tp > num_kv_heads: each rank holds (and passes around the ring) one replicated head.
+        kv_per_rank = np.maximum(model.num_kv_heads / lay.tp, 1.0) * 2 * model.head_dim
+    kv_bytes = tokens * kv_per_rank * e
     step_f = send_recv_s(levels, g["cp"], kv_bytes)
     step_b = send_recv_s(levels, g["cp"], 2 * kv_bytes)
     win_f = OVERLAP_EFFICIENCY * ct.attention_forward / lay.cp

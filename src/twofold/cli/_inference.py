@@ -1,0 +1,208 @@
+"""The `--infer` branches of `twofold estimate` and `twofold plan`: build the serving objects, call
+the API, render. Kept apart so that the training verbs' modules only gain their flags and one call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twofold.cli._app import console, emit_json
+
+__all__ = ["estimate_infer", "plan_infer", "refuse_training_flags"]
+
+
+def refuse_training_flags(**flags: tuple[object, object]) -> None:
+    """A training-only flag given with --infer (value differs from its default) is a mistake, not ignored."""
+    from twofold.errors import InputError
+
+    for name, (value, default) in flags.items():
+        if value != default:
+            raise InputError(
+                name,
+                value,
+                "is a training flag; with --infer give --batch, --input-tokens and --output-tokens",
+            )
+
+
+def _workload(
+    batch: int, input_tokens: int, output_tokens: int, precision: str, weight: str | None, kv: str | None
+):
+    from twofold.estimate.inference_types import InferenceWorkload
+
+    return InferenceWorkload(
+        batch=batch,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        precision=precision,
+        weight_precision=weight,
+        kv_precision=kv,
+    )
+
+
+def estimate_infer(
+    *,
+    model: str,
+    chip: str,
+    system: str | None,
+    chips: int | None,
+    dp: int | None,
+    tp: int,
+    pp: int,
+    ep: int,
+    batch: int,
+    input_tokens: int,
+    output_tokens: int,
+    precision: str,
+    weight_precision: str | None,
+    kv_precision: str | None,
+    pad_heads: bool,
+    as_json: bool,
+) -> None:
+    """`twofold estimate --infer`: dp from --chips / (tp*pp*ep) when --dp is not given."""
+    from twofold.errors import InputError
+    from twofold.estimate.inference import estimate_inference
+    from twofold.estimate.inference_types import InferenceLayout
+    from twofold.hardware.catalog import get_chip, system_for
+    from twofold.workload import get_model
+
+    for name, value in (("chips", chips), ("dp", dp), ("tp", tp), ("pp", pp), ("ep", ep)):
+        if value is not None and value < 1:
+            raise InputError(name, value, "must be a positive integer")
+    replica = tp * pp * ep
+    if dp is None:
+        if chips is not None and chips % replica:
+            raise InputError("chips", chips, f"is not divisible by tp*pp*ep={replica}")
+        dp = 1 if chips is None else chips // replica
+    elif chips is not None and chips != dp * replica:
+        raise InputError("chips", chips, f"!= dp*tp*pp*ep = {dp * replica}")
+    layout = InferenceLayout(tp=tp, pp=pp, ep=ep, dp=dp, pad_heads=pad_heads)
+    the_chip = get_chip(chip)
+    result = estimate_inference(
+        get_model(model),
+        system_for(the_chip, system),
+        layout,
+        _workload(batch, input_tokens, output_tokens, precision, weight_precision, kv_precision),
+        chip=the_chip,
+    )
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        _render_estimate(result.to_dict())
+
+
+def plan_infer(
+    *,
+    model: str,
+    chip: str,
+    system: str | None,
+    chips: int,
+    input_tokens: int,
+    output_tokens: int,
+    precision: str,
+    weight_precision: str | None,
+    kv_precision: str | None,
+    max_ttft_ms: float | None,
+    max_tpot_ms: float | None,
+    objective: str,
+    pad_heads: bool,
+    top: int,
+    as_json: bool,
+) -> None:
+    """`twofold plan --infer`: the serving layout and batch that maximise the objective under the targets."""
+    from twofold.hardware.catalog import get_chip, system_for
+    from twofold.search.infer_plan import plan_inference
+    from twofold.workload import get_model
+
+    the_chip = get_chip(chip)
+    result = plan_inference(
+        get_model(model),
+        system_for(the_chip, system),
+        chips,
+        _workload(1, input_tokens, output_tokens, precision, weight_precision, kv_precision),
+        max_ttft_ms=max_ttft_ms,
+        max_tpot_ms=max_tpot_ms,
+        objective=objective,
+        pad_heads=pad_heads,
+        top_k=top,
+        chip=the_chip,
+    )
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        _render_plan(result.to_dict())
+
+
+def _render_estimate(d: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    out = console()
+    lay, w = d["layout"], d["workload"]
+    shape = " ".join(f"{k}={lay[k]}" for k in ("dp", "tp", "pp", "ep"))
+    out.print(
+        f"[bold]{d['model']}[/] serving on {d['chips']} x {d['chip']} ({d['system']}), {shape}; "
+        f"batch {w['batch']}, {w['input_tokens']} in / {w['output_tokens']} out tokens, {w['precision']} "
+        f"(weights {w['weight_precision'] or w['precision']}, KV {w['kv_precision'] or w['precision']})"
+    )
+    fits = "[green]fits[/]" if d["fits"] else "[red]does not fit[/]"
+    out.print(
+        f"TTFT {d['ttft_ms']:.1f} ms, TPOT {d['tpot_ms']:.2f} ms (context {d['decode_context_len']}), "
+        f"latency {d['e2e_latency_s']:.2f} s, {d['output_tokens_per_s']:,.0f} output tokens/s "
+        f"({d['output_tokens_per_s_per_chip']:,.1f} per chip)"
+    )
+    out.print(
+        f"{d['memory_per_chip_gib']:.1f} of {d['hbm_capacity_gib']:g} GiB per chip: {fits}; "
+        f"largest batch that fits {d['max_batch']}, "
+        f"KV capacity {d['kv_capacity_tokens']:,} tokens per replica"
+    )
+    table = Table(title="where the time goes")
+    for col in ("term", "prefill ms", "decode ms / token"):
+        table.add_column(col, justify="left" if col == "term" else "right")
+    for key, value in d["breakdown_prefill"].items():
+        table.add_row(key.removesuffix("_s"), f"{value * 1e3:.3f}", f"{d['breakdown_decode'][key] * 1e3:.4f}")
+    out.print(table)
+    mem = Table(title="memory per chip (most loaded pipeline stage)")
+    mem.add_column("part")
+    mem.add_column("GiB", justify="right")
+    for key, value in d["memory"].items():
+        mem.add_row(key.removesuffix("_gib"), f"{value:.2f}")
+    out.print(mem)
+    for note in d["notes"]:
+        out.print(f"note: {note}")
+
+
+def _render_plan(d: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    out = console()
+    w = d["workload"]
+    targets = ", ".join(
+        f"{name} <= {d[key]:g} ms"
+        for name, key in (("TTFT", "max_ttft_ms"), ("TPOT", "max_tpot_ms"))
+        if d[key]
+    )
+    out.print(
+        f"{d['model']} on {d['chips']} x {d['chip']} ({d['system']}), {w['input_tokens']} in / "
+        f"{w['output_tokens']} out tokens, {w['precision']}; {targets or 'no latency target'}; "
+        f"by {d['objective']}"
+    )
+    table = Table()
+    for col in ("#", "dp", "tp", "pp", "ep", "batch", "tokens/s/chip", "TTFT ms", "TPOT ms", "GiB/chip"):
+        table.add_column(col, justify="right")
+    for rank, row in enumerate(d["top"], start=1):
+        lay = row["layout"]
+        table.add_row(
+            str(rank),
+            *(str(lay[k]) for k in ("dp", "tp", "pp", "ep")),
+            str(row["batch"]),
+            f"{row['output_tokens_per_s_per_chip']:,.1f}",
+            f"{row['ttft_ms']:.1f}",
+            f"{row['tpot_ms']:.2f}",
+            f"{row['memory_per_chip_gib']:.1f}",
+        )
+    if d["top"]:
+        out.print(table)
+    out.print(
+        f"{d['evaluated_layouts']} layouts, {d['evaluated_candidates']} (layout, batch) candidates evaluated "
+        f"in {d['elapsed_s']:.2f} s"
+    )
+    for line in d["explanation"]:
+        out.print(f"[yellow]{line}[/yellow]")

@@ -1,0 +1,166 @@
+"""The result of one serving estimate: a frozen object with a field per reported number."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from twofold.estimate.inference_types import InferenceLayout, InferenceWorkload
+from twofold.hardware.types import Chip, System
+from twofold.workload.model import ModelConfig
+
+__all__ = ["BREAKDOWN_TERMS", "MEMORY_PARTS", "InferenceEstimate"]
+
+# Terms of TTFT and of TPOT, in the order they are summed (see estimate.inference).
+BREAKDOWN_TERMS: tuple[str, ...] = (
+    "compute",
+    "weight_read",
+    "kv_cache",
+    "activation_io",
+    "overhead",
+    "tp_allreduce",
+    "ep_alltoall",
+    "pp_sendrecv",
+    "pipeline_bubble",
+)
+MEMORY_PARTS: tuple[str, ...] = ("weights", "kv_cache", "activations", "headroom")
+
+
+def _frozen(d: Mapping[str, float]) -> Mapping[str, float]:
+    return MappingProxyType(dict(d))
+
+
+@dataclass(frozen=True, kw_only=True)
+class InferenceEstimate:
+    """Serving `workload` with `layout` on chips of `system`.
+
+    `breakdown_prefill` sums to `ttft_s` and `breakdown_decode` to `tpot_s` (seconds);
+    `memory_gib` (per chip, most loaded stage) sums to `memory_per_chip_gib`. Throughputs count
+    output tokens: `output_tokens_per_s` over the whole system (dp replicas), including the
+    prefill time; `decode_tokens_per_s` during decode only. `kv_capacity_tokens` is per replica.
+    """
+
+    model: str
+    chip: str
+    system: str
+    chips: int
+    layout: InferenceLayout
+    workload: InferenceWorkload
+    ttft_s: float
+    tpot_s: float
+    e2e_latency_s: float
+    decode_context_len: int
+    micro_batches: int
+    output_tokens_per_s: float
+    output_tokens_per_s_per_chip: float
+    decode_tokens_per_s: float
+    memory_per_chip_gib: float
+    hbm_capacity_gib: float
+    fits: bool
+    max_batch: int
+    kv_capacity_tokens: int
+    usd_per_million_output_tokens: float | None = None
+    breakdown_prefill: Mapping[str, float] = field(default_factory=dict)
+    breakdown_decode: Mapping[str, float] = field(default_factory=dict)
+    memory_gib: Mapping[str, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    @classmethod
+    def from_row(
+        cls,
+        row: Mapping[str, np.generic | float],
+        *,
+        model: ModelConfig,
+        served: ModelConfig,
+        system: System,
+        chip: Chip,
+        layout: InferenceLayout,
+        workload: InferenceWorkload,
+        max_batch: int,
+        kv_capacity_tokens: int,
+    ) -> InferenceEstimate:
+        """Build from one row of `estimate.inference.evaluate_batches`."""
+        mem = float(row["memory_per_chip_bytes"]) / 2**30
+        per_chip = float(row["output_tokens_per_s_per_chip"])
+        price = system.price_usd_per_chip_hour
+        usd = None if price is None or per_chip <= 0 else price / 3600.0 / per_chip * 1e6
+        notes: list[str] = []
+        if not bool(row["fits"]):
+            notes.append(
+                f"does not fit: needs {mem:.1f} GiB per chip, {chip.id} has {chip.hbm_capacity_gib:g} GiB "
+                f"(largest batch that fits: {max_batch})"
+            )
+        if served != model:
+            notes.append(
+                f"padded for tp={layout.tp}: "
+                f"heads {model.num_attention_heads}->{served.num_attention_heads}, "
+                f"kv heads {model.num_kv_heads}->{served.num_kv_heads}, "
+                f"ffn {model.intermediate_size}->{served.intermediate_size}"
+            )
+        if system.max_chips is not None and layout.chips > system.max_chips:
+            notes.append(
+                f"{layout.chips} chips exceed the largest documented {system.id} ({system.max_chips})"
+            )
+        if price is None:
+            notes.append(f"no price for {system.id}: cost per token unknown")
+        return cls(
+            model=model.name,
+            chip=chip.id,
+            system=system.id,
+            chips=layout.chips,
+            layout=layout,
+            workload=workload,
+            ttft_s=float(row["ttft_s"]),
+            tpot_s=float(row["tpot_s"]),
+            e2e_latency_s=float(row["e2e_latency_s"]),
+            decode_context_len=workload.decode_context_len,
+            micro_batches=int(row["micro_batches"]),
+            output_tokens_per_s=float(row["output_tokens_per_s"]),
+            output_tokens_per_s_per_chip=per_chip,
+            decode_tokens_per_s=float(row["decode_tokens_per_s"]),
+            memory_per_chip_gib=mem,
+            hbm_capacity_gib=float(chip.hbm_capacity_gib),
+            fits=bool(row["fits"]),
+            max_batch=int(max_batch),
+            kv_capacity_tokens=int(kv_capacity_tokens),
+            usd_per_million_output_tokens=usd,
+            breakdown_prefill=_frozen({k: float(row[f"prefill_{k}_s"]) for k in BREAKDOWN_TERMS}),
+            breakdown_decode=_frozen({k: float(row[f"decode_{k}_s"]) for k in BREAKDOWN_TERMS}),
+            memory_gib=_frozen({k: float(row[f"memory_{k}_bytes"]) / 2**30 for k in MEMORY_PARTS}),
+            notes=tuple(notes),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict (units in the key names)."""
+        return {
+            "model": self.model,
+            "chip": self.chip,
+            "system": self.system,
+            "chips": self.chips,
+            "layout": asdict(self.layout),
+            "workload": asdict(self.workload),
+            "ttft_s": self.ttft_s,
+            "ttft_ms": self.ttft_s * 1e3,
+            "tpot_s": self.tpot_s,
+            "tpot_ms": self.tpot_s * 1e3,
+            "e2e_latency_s": self.e2e_latency_s,
+            "decode_context_len": self.decode_context_len,
+            "micro_batches": self.micro_batches,
+            "output_tokens_per_s": self.output_tokens_per_s,
+            "output_tokens_per_s_per_chip": self.output_tokens_per_s_per_chip,
+            "decode_tokens_per_s": self.decode_tokens_per_s,
+            "memory_per_chip_gib": self.memory_per_chip_gib,
+            "hbm_capacity_gib": self.hbm_capacity_gib,
+            "fits": self.fits,
+            "max_batch": self.max_batch,
+            "kv_capacity_tokens": self.kv_capacity_tokens,
+            "usd_per_million_output_tokens": self.usd_per_million_output_tokens,
+            "breakdown_prefill": {f"{k}_s": v for k, v in self.breakdown_prefill.items()},
+            "breakdown_decode": {f"{k}_s": v for k, v in self.breakdown_decode.items()},
+            "memory": {f"{k}_gib": v for k, v in self.memory_gib.items()},
+            "notes": list(self.notes),
+        }
