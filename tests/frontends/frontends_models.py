@@ -76,7 +76,9 @@ class Bottleneck(nn.Module):
 class TinyResNet(nn.Module):
     def __init__(self, classes: int = 10) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, 8, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(8), nn.ReLU())
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, 8, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(8), nn.ReLU()
+        )
         self.pool = nn.MaxPool2d(3, stride=2, padding=1)
         self.blocks = nn.Sequential(Bottleneck(8, 4, 16, 1), Bottleneck(16, 8, 32, 2))
         self.dw = nn.Conv2d(32, 32, 3, padding=1, groups=32)  # depthwise, MobileNet style
@@ -138,7 +140,9 @@ class TinyBert(nn.Module):
         super().__init__()
         self.tok, self.pos = nn.Embedding(vocab, hidden), nn.Embedding(max_len, hidden)
         self.norm = nn.LayerNorm(hidden)
-        self.layers = nn.ModuleList(EncoderLayer(hidden, 4, 4 * hidden, pre_norm=False) for _ in range(layers))
+        self.layers = nn.ModuleList(
+            EncoderLayer(hidden, 4, 4 * hidden, pre_norm=False) for _ in range(layers)
+        )
         self.mlm = nn.Linear(hidden, vocab)
 
     def forward(self, ids: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
@@ -185,7 +189,13 @@ class TinyLlama(nn.Module):
     """Llama (Touvron et al. 2023, arXiv 2302.13971) with GQA: RMSNorm, RoPE, SwiGLU, untied head."""
 
     def __init__(
-        self, vocab: int = 128, hidden: int = 64, layers: int = 2, heads: int = 4, kv_heads: int = 2, ffn: int = 96
+        self,
+        vocab: int = 128,
+        hidden: int = 64,
+        layers: int = 2,
+        heads: int = 4,
+        kv_heads: int = 2,
+        ffn: int = 96,
     ) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab, hidden)

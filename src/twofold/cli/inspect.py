@@ -42,8 +42,8 @@ def _render(d: dict[str, Any], top: int) -> None:
     out = console()
     seq = f", seq_len={d['seq_len']}" if d["seq_len"] else ""
     out.print(
-        f"[bold]{d['name']}[/bold] ({d['source']}): {d['param_count']:,} parameters, batch={d['batch']}{seq}, "
-        f"{d['precision']}"
+        f"[bold]{d['name']}[/bold] ({d['source']}): {d['param_count']:,} parameters, "
+        f"batch={d['batch']}{seq}, {d['precision']}"
     )
     out.print(
         f"forward {d['forward_flops']:.4g} FLOPs, backward {d['backward_flops']:.4g} FLOPs ({d['backward']})"
@@ -53,7 +53,9 @@ def _render(d: dict[str, Any], top: int) -> None:
         table.add_column(col, justify="right")
     for phase in ("forward", "backward"):
         for kind, row in d[f"{phase}_by_kind"].items():
-            table.add_row(phase, kind, str(row["ops"]), f"{row['flops'] / 1e9:,.3f}", f"{row['bytes'] / 1e6:,.2f}")
+            table.add_row(
+                phase, kind, str(row["ops"]), f"{row['flops'] / 1e9:,.3f}", f"{row['bytes'] / 1e6:,.2f}"
+            )
     out.print(table)
     if top:
         ops = sorted(d["ops"], key=lambda o: o["flops"] * o["count"], reverse=True)[:top]

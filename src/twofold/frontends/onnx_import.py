@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from twofold.errors import InputError, near_matches
+from twofold.frontends.onnx_shapes import infer_static_shapes
 from twofold.workload.imported import (
     ImportedModel,
     attention_op,
@@ -47,6 +48,7 @@ _NORM = {
     "SkipSimplifiedLayerNormalization",
     "LpNormalization",
 }
+_COMPUTE = {"MatMul", "Gemm", "FusedMatMul", "Conv", "ConvTranspose", "Attention"}
 _SOFTMAX = {"Softmax", "LogSoftmax"}
 _LOSS = {"SoftmaxCrossEntropyLoss", "NegativeLogLikelihoodLoss"}
 _ELEMENTWISE = set(
@@ -108,8 +110,12 @@ def from_onnx(
     initializers = {t.name: t for t in graph.initializer}
     inputs = [i for i in graph.input if i.name not in initializers]
     _pin_input_shapes(inputs, dict(input_shapes or {}))
+    # Shapes the exporter recorded with symbolic dimensions would shadow the inferred ones.
+    del graph.value_info[:]
+    for value in graph.output:
+        value.type.tensor_type.ClearField("shape")
     try:
-        model = onnx.shape_inference.infer_shapes(model, data_prop=True)
+        model = infer_static_shapes(model)
     except (onnx.shape_inference.InferenceError, RuntimeError) as exc:
         raise InputError("model", str(path), f"shape inference failed: {exc}") from None
     graph = model.graph
@@ -134,13 +140,12 @@ def from_onnx(
             for op in ops:
                 other = second if op.kind in ("gemm", "conv") else True
                 backward.extend(derived_backward(op, input_grad=first, weight_grad=other))
-    float_inits = [t for t in graph.initializer if t.data_type in _FLOAT_TYPES]
     first_input = shapes.get(inputs[0].name, ()) if inputs else ()
     tokens = next(
         (shapes[i.name] for i in inputs if len(shapes.get(i.name, ())) == 2 and types.get(i.name) in (6, 7)),
         None,
     )
-    params = sum(math.prod(t.dims) for t in float_inits)
+    params = sum(math.prod(initializers[n].dims) for n in trainable)
     return ImportedModel(
         name=name or file.stem,
         source=str(path),
@@ -148,7 +153,7 @@ def from_onnx(
         backward_ops=merge_ops(reversed(backward)),
         backward="derived" if trainable else "none",
         param_count=params,
-        trainable_param_count=sum(math.prod(initializers[n].dims) for n in trainable),
+        trainable_param_count=params,
         unsupported=dict(unsupported),
         batch=int(first_input[0]) if first_input else 1,
         seq_len=None if tokens is None else int(tokens[1]),
@@ -171,10 +176,12 @@ def _pin_input_shapes(inputs: Sequence[Any], given: dict[str, Sequence[int]]) ->
                 raise InputError(
                     "input_shape", value.name, f"has rank {len(dims)} in the model, {len(shape)} given"
                 )
-            for i, (dim, size) in enumerate(zip(dims, shape)):
+            for i, (dim, size) in enumerate(zip(dims, shape, strict=True)):
                 if dim.HasField("dim_value") and dim.dim_value > 0 and dim.dim_value != size:
                     raise InputError(
-                        "input_shape", value.name, f"dimension {i} is {dim.dim_value} in the model, {size} given"
+                        "input_shape",
+                        value.name,
+                        f"dimension {i} is {dim.dim_value} in the model, {size} given",
                     )
                 dim.dim_value = int(size)
             continue
@@ -205,7 +212,9 @@ def _value_shapes(graph: Any) -> tuple[dict[str, tuple[int, ...] | None], dict[s
 class _NodeReader:
     """Shapes and bytes of one node's tensors."""
 
-    def __init__(self, node: Any, shapes: Mapping[str, Any], types: Mapping[str, int], precision: str) -> None:
+    def __init__(
+        self, node: Any, shapes: Mapping[str, Any], types: Mapping[str, int], precision: str
+    ) -> None:
         self.node, self.shapes, self.types, self.precision = node, shapes, types, precision
 
     def shape(self, name: str) -> tuple[int, ...] | None:
@@ -238,12 +247,22 @@ def _attr(node: Any, key: str, default: Any) -> Any:
     return default
 
 
-def _node_ops(node: Any, r: _NodeReader, initializers: Mapping[str, Any], unsupported: Counter[str]) -> list[Op]:
+def _node_ops(
+    node: Any, r: _NodeReader, initializers: Mapping[str, Any], unsupported: Counter[str]
+) -> list[Op]:
     op_type = node.op_type
     name = node.name or op_type
     if op_type in _FREE:
         return []
     if not r.known():
+        if op_type in _COMPUTE:  # losing a GEMM's FLOPs silently would be a wrong answer
+            missing = [n for n in (*node.input, *node.output) if n and r.shape(n) is None]
+            raise InputError(
+                "model",
+                name,
+                f"shape inference could not find the shape of {', '.join(missing)} ({op_type}); "
+                "give every input's shape (--input-shape)",
+            )
         unsupported[f"{op_type} (shape unknown)"] += 1
         return []
     ins = [i for i in node.input if i]
@@ -313,5 +332,5 @@ def _matmul(name: str, a: tuple[int, ...], b: tuple[int, ...], common: dict[str,
     width = max(len(lead_a), len(lead_b))
     lead_a = (1,) * (width - len(lead_a)) + lead_a
     lead_b = (1,) * (width - len(lead_b)) + lead_b
-    batch = math.prod(max(x, y) for x, y in zip(lead_a, lead_b))
+    batch = math.prod(max(x, y) for x, y in zip(lead_a, lead_b, strict=True))
     return gemm_op(name, m=a2[-2], n=n, k=k, batch=batch, **common)

@@ -22,6 +22,19 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from twofold.errors import InputError
+from twofold.frontends.aten_kernels import (
+    ATTENTION,
+    ATTENTION_BACKWARD,
+    CONV,
+    DTYPE_NAMES,
+    EMBEDDING,
+    FREE,
+    GEMM,
+    LOSS,
+    MEMORY,
+    NORM,
+    SOFTMAX,
+)
 from twofold.workload.imported import (
     ImportedModel,
     attention_op,
@@ -34,112 +47,6 @@ from twofold.workload.ops import Op, OpKind, Phase
 from twofold.workload.precision import bytes_per_element
 
 __all__ = ["from_torch"]
-
-_GEMM = {"aten.mm", "aten.addmm", "aten.bmm", "aten.baddbmm", "aten._scaled_mm"}
-_CONV = {
-    "aten.convolution",
-    "aten._convolution",
-    "aten.convolution_overrideable",
-    "aten.cudnn_convolution",
-    "aten.cudnn_convolution_transpose",
-    "aten.mkldnn_convolution",
-    "aten._slow_conv2d_forward",
-}
-_ATTENTION = {
-    "aten._scaled_dot_product_flash_attention_for_cpu",
-    "aten._scaled_dot_product_flash_attention",
-    "aten._scaled_dot_product_efficient_attention",
-    "aten._scaled_dot_product_cudnn_attention",
-    "aten._scaled_dot_product_fused_attention_overrideable",
-}
-_ATTENTION_BACKWARD = {f"{name}_backward" for name in _ATTENTION}
-_NORM = {
-    f"aten.{n}"
-    for n in (
-        "native_layer_norm",
-        "native_layer_norm_backward",
-        "native_group_norm",
-        "native_group_norm_backward",
-        "native_batch_norm",
-        "native_batch_norm_backward",
-        "_native_batch_norm_legit",
-        "_native_batch_norm_legit_no_training",
-        "_native_batch_norm_legit_functional",
-        "_batch_norm_with_update",
-        "_batch_norm_no_update",
-        "batch_norm_backward",
-        "cudnn_batch_norm",
-        "cudnn_batch_norm_backward",
-        "_fused_rms_norm",
-        "_fused_rms_norm_backward",
-    )
-}
-_SOFTMAX = {
-    f"aten.{n}"
-    for n in (
-        "_softmax",
-        "_log_softmax",
-        "_safe_softmax",
-        "_softmax_backward_data",
-        "_log_softmax_backward_data",
-    )
-}
-_EMBEDDING = {"aten.embedding", "aten.embedding_dense_backward", "aten._embedding_bag"}
-_LOSS = {
-    f"aten.{n}"
-    for n in (
-        "nll_loss_forward",
-        "nll_loss_backward",
-        "nll_loss2d_forward",
-        "nll_loss2d_backward",
-        "mse_loss",
-        "mse_loss_backward",
-        "binary_cross_entropy",
-        "binary_cross_entropy_backward",
-        "binary_cross_entropy_with_logits",
-        "smooth_l1_loss",
-        "smooth_l1_loss_backward",
-        "huber_loss",
-        "huber_loss_backward",
-    )
-}
-# Memory-bound kernels without the `pointwise` tag: reductions, copies, indexing, factories,
-# pooling, dropout. (Every `pointwise`-tagged ATen op is elementwise too.)
-_MEMORY = {
-    f"aten.{n}"
-    for n in (
-        "sum amax amin max min mean var var_mean std std_mean prod argmax argmin any all cumsum "
-        "cumprod logsumexp norm linalg_vector_norm topk sort clone copy copy_ _to_copy cat stack "
-        "index index_select gather scatter scatter_add scatter_reduce index_put index_put_ "
-        "_index_put_impl_ index_add _unsafe_index _unsafe_index_put masked_scatter constant_pad_nd "
-        "repeat flip roll tril triu zeros ones full zeros_like ones_like full_like arange "
-        "scalar_tensor new_zeros new_ones new_full fill fill_ zero_ rand rand_like randn randn_like "
-        "bernoulli bernoulli_ native_dropout native_dropout_backward max_pool2d_with_indices "
-        "max_pool2d_with_indices_backward max_pool3d_with_indices avg_pool2d avg_pool2d_backward "
-        "avg_pool3d _adaptive_avg_pool2d _adaptive_avg_pool2d_backward adaptive_max_pool2d "
-        "upsample_nearest2d upsample_bilinear2d upsample_nearest2d_backward "
-        "upsample_bilinear2d_backward _pdist_forward split_with_sizes_copy slice_scatter "
-        "select_scatter select_backward slice_backward masked_fill masked_fill_ where"
-    ).split()
-}
-# No kernel worth pricing: allocation without initialisation, metadata, host reads of a scalar.
-_FREE = {
-    f"aten.{n}"
-    for n in (
-        "empty empty_like empty_strided new_empty new_empty_strided resize_ set_ lift_fresh "
-        "_unsafe_view _local_scalar_dense is_nonzero equal _assert_async _assert_tensor_metadata "
-        "sym_constrain_range_for_size _functional_assert_async size sym_size stride sym_stride dim "
-        "numel sym_numel is_contiguous storage_offset sym_storage_offset"
-    ).split()
-} | {"prim.layout", "prim.device"}
-_DTYPE_NAMES = {
-    "float32": "fp32",
-    "bfloat16": "bf16",
-    "float16": "fp16",
-    "float64": "fp64",
-    "float8_e4m3fn": "fp8",
-    "float8_e5m2": "fp8",
-}
 
 
 def from_torch(
@@ -180,10 +87,10 @@ def from_torch(
             recorder.tracker = tracker
             with _meta_attention(), recorder:
                 out = module(*args, **kwargs)
+            # Hugging Face ModelOutput is an OrderedDict subclass that pytree may not know.
+            leaves = torch.utils._pytree.tree_leaves(dict(out) if isinstance(out, Mapping) else out)
             outputs = [
-                t
-                for t in torch.utils._pytree.tree_leaves(out)
-                if isinstance(t, torch.Tensor) and t.requires_grad and t.is_floating_point()
+                t for t in leaves if isinstance(t, torch.Tensor) and t.requires_grad and t.is_floating_point()
             ]
             traced = backward and bool(params) and bool(outputs)
             if traced:
@@ -253,7 +160,9 @@ def _meta_attention() -> Any:
         def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001,ANN204
             kwargs = kwargs or {}
             if func is F.scaled_dot_product_attention:
-                bound = dict(zip(("query", "key", "value", "attn_mask", "dropout_p", "is_causal"), args))
+                bound = dict(
+                    zip(("query", "key", "value", "attn_mask", "dropout_p", "is_causal"), args, strict=False)
+                )
                 bound |= kwargs
                 q = bound["query"]
                 if q.device.type == "meta":
@@ -297,13 +206,13 @@ def _recorder_type() -> type:
             kwargs = kwargs or {}
             packet = str(func.overloadpacket)
             known = _classify(func, packet) is not None
-            if not known and not func.is_view and packet not in _FREE:
+            if not known and not func.is_view and packet not in FREE:
                 # As FlopCounterMode does: an op without its own rule may decompose into ops with one.
                 decomposed = func.decompose(*args, **kwargs)
                 if decomposed is not NotImplemented:
                     return decomposed
             out = func(*args, **kwargs)
-            if func.is_view or packet in _FREE:
+            if func.is_view or packet in FREE:
                 return out
             inputs = [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
             outputs = [t for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
@@ -319,7 +228,7 @@ def _recorder_type() -> type:
                 if t.layout != torch.strided:
                     elements = t.numel()
                 else:  # a broadcast (stride 0) dimension is read once, not once per index
-                    elements = math.prod(s for s, st in zip(t.shape, t.stride()) if st != 0)
+                    elements = math.prod(s for s, st in zip(t.shape, t.stride(), strict=True) if st != 0)
                     elements = 0 if t.numel() == 0 else elements
                 width = (
                     bytes_per_element(self.precision)
@@ -352,7 +261,15 @@ def _recorder_type() -> type:
                 batch = int(a.shape[0]) if a.ndim == 3 else 1
                 m, k, n = int(a.shape[-2]), int(a.shape[-1]), int(b.shape[-1])
                 op = gemm_op(
-                    name, phase=phase, m=m, n=n, k=k, batch=batch, dtype=dtype, bytes_read=read, bytes_written=written
+                    name,
+                    phase=phase,
+                    m=m,
+                    n=n,
+                    k=k,
+                    batch=batch,
+                    dtype=dtype,
+                    bytes_read=read,
+                    bytes_written=written,
                 )
                 return [op]
             if kind == "conv":
@@ -360,7 +277,7 @@ def _recorder_type() -> type:
             if kind == "attention":
                 bound = _bind(func, args, kwargs)
                 q, k, v = bound["query"], bound["key"], bound["value"]
-                backward = packet in _ATTENTION_BACKWARD
+                backward = packet in ATTENTION_BACKWARD
                 return [
                     attention_op(
                         name,
@@ -406,21 +323,21 @@ def _recorder_type() -> type:
 def _classify(func: Any, packet: str) -> OpKind | None:
     import torch
 
-    if packet in _GEMM:
+    if packet in GEMM:
         return "gemm"
-    if packet in _CONV or packet == "aten.convolution_backward":
+    if packet in CONV or packet == "aten.convolution_backward":
         return "conv"
-    if packet in _ATTENTION or packet in _ATTENTION_BACKWARD:
+    if packet in ATTENTION or packet in ATTENTION_BACKWARD:
         return "attention"
-    if packet in _NORM:
+    if packet in NORM:
         return "norm"
-    if packet in _SOFTMAX:
+    if packet in SOFTMAX:
         return "softmax"
-    if packet in _EMBEDDING:
+    if packet in EMBEDDING:
         return "embedding"
-    if packet in _LOSS:
+    if packet in LOSS:
         return "loss"
-    if packet in _MEMORY or torch.Tag.pointwise in func.tags:
+    if packet in MEMORY or torch.Tag.pointwise in func.tags:
         return "elementwise"
     return None
 
@@ -519,4 +436,4 @@ def _conv_geometry(x: Sequence[int], w: Sequence[int], y: Sequence[int], transpo
 def _dtype_name(tensors: Sequence[Any]) -> str:
     floating = [t for t in tensors if t.is_floating_point()]
     dtype = str((floating or tensors)[0].dtype).removeprefix("torch.")
-    return _DTYPE_NAMES.get(dtype, dtype)
+    return DTYPE_NAMES.get(dtype, dtype)

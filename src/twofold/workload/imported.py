@@ -306,7 +306,14 @@ def attention_op(
 
 
 def memory_op(
-    name: str, *, kind: OpKind, phase: Phase, elements: int, dtype: str, bytes_read: float, bytes_written: float
+    name: str,
+    *,
+    kind: OpKind,
+    phase: Phase,
+    elements: int,
+    dtype: str,
+    bytes_read: float,
+    bytes_written: float,
 ) -> Op:
     """A memory-bound operator (norm, elementwise, reduction, softmax, embedding, loss): 0 FLOPs, as
     FlopCounterMode counts it; `elements` is the size of its largest output."""
