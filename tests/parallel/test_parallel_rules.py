@@ -38,11 +38,29 @@ MOE = ModelConfig(
     moe_intermediate_size=3584,
 )
 WL = TrainingWorkload(global_batch=64, seq_len=4096)
+# 48 query heads, 12 key/value heads: tp=8 divides the heads but neither divides 12 nor is a multiple of it.
+GQA12 = ModelConfig(
+    name="gqa-48h-12kv",
+    family="llama",
+    num_layers=16,
+    hidden_size=3072,
+    num_attention_heads=48,
+    num_kv_heads=12,
+    head_dim=64,
+    intermediate_size=8192,
+    vocab_size=32000,
+)
 
 
 def test_valid_layout_passes() -> None:
     check_layout(DENSE, Layout(dp=4, tp=8, pp=2, zero=1, micro_batch=2), WL, chips=64)
     check_layout(MOE, Layout(dp=8, tp=2, ep=8), WL, chips=16)
+    # Megatron-LM replicates key/value heads when tp is a multiple of num_kv_heads (8 -> 16 ranks).
+    check_layout(DENSE, Layout(dp=4, tp=16), WL, chips=64)
+    # Uneven interleaved split: 16 layers on pp=3 x vp=2 (Megatron-Core's uneven pipeline split).
+    check_layout(
+        DENSE, Layout(dp=1, pp=3, vp=2, micro_batch=1), TrainingWorkload(global_batch=63, seq_len=4096)
+    )
 
 
 @pytest.mark.parametrize(
@@ -57,7 +75,8 @@ def test_valid_layout_passes() -> None:
         (DENSE, Layout(ep=2), None, "ep", 2, "has no experts"),
         (MOE, Layout(dp=6, ep=3), None, "ep", 3, "does not divide num_experts=8"),
         (MOE, Layout(dp=2, ep=4), None, "ep", 4, "does not divide dp*cp"),
-        (DENSE, Layout(tp=16), None, "tp", 16, "does not divide num_kv_heads=8"),
+        (GQA12, Layout(tp=8), None, "tp", 8, "neither divides nor is a multiple of num_kv_heads=12"),
+        (DENSE, Layout(pp=4, vp=8), None, "vp", 8, "pp*vp exceeds num_layers=16"),
         (DENSE, Layout(cp=3), None, "cp", 3, "multiple of 2*cp"),
         (DENSE, Layout(zero=4), None, "zero", 4, "one of 0, 1, 2, 3"),
         (DENSE, Layout(micro_batch=0), None, "micro_batch", 0, "positive"),

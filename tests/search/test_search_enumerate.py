@@ -73,7 +73,8 @@ def _reference(model, workload, chips, *, domain=None, opts=None):
         if chips % (t * p * c) == 0
     ]
     for dp, tp, pp, cp in sorted(facts):
-        kv_ok = model.num_kv_heads % tp == 0
+        # Megatron-LM: tp divides the KV heads, or is a multiple of them (replicated KV heads).
+        kv_ok = model.num_kv_heads % tp == 0 or tp % model.num_kv_heads == 0
         ffn_ok = model.intermediate_size % tp == 0 and (
             not model.is_moe or model.moe_intermediate_size % tp == 0
         )
@@ -98,7 +99,7 @@ def _reference(model, workload, chips, *, domain=None, opts=None):
         for vp, ep, zero, mb, rc in itertools.product(_divs(L), eps, sorted(opts.zero_stages), mbs, rcs):
             if vp > 1 and pp == 1:
                 continue
-            if vp > 1 and L % (pp * vp):
+            if pp * vp > L:  # uneven interleaved splits are allowed, empty virtual stages are not
                 continue
             if (dp * cp) % ep:
                 continue

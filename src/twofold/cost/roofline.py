@@ -5,7 +5,8 @@ For one execution of an op:
     t = max(t_compute, t_memory) + op_overhead_s
     t_memory  = (bytes_read + bytes_written) / (hbm_bandwidth * memory_efficiency)
     t_compute = GEMM:       (F_pad + gemm_half_flops) / (peak(dtype) * gemm_efficiency(dtype))
-                attention:  useful flops / (peak(dtype) * gemm_efficiency * attention_efficiency),
+                attention:  useful flops / (peak(dtype) * gemm_efficiency * attention_efficiency
+                                            [* attention_backward_ratio for the backward]),
                             useful = op.useful_flops, or flops * causal_fraction if causal
                 other kinds: 0 (memory-bound: norms, elementwise, softmax, embedding, loss, router,
                              optimizer)
@@ -33,6 +34,14 @@ from twofold.cost.profile import CalibrationProfile
 from twofold.errors import InputError
 from twofold.hardware.types import Chip
 from twofold.workload.ops import Op
+
+# The fused attention backward runs at a lower fraction of peak than its forward: FlashAttention-2
+# reaches up to 73% of A100's peak in the forward pass and up to 63% in the backward pass (Dao,
+# "FlashAttention-2: Faster Attention with Better Parallelism and Work Partitioning", arXiv
+# 2307.08691, section 4.1), a ratio of 0.63 / 0.73 = 0.86: the backward has more non-matmul work
+# (recomputing P, dS) and atomic or split reductions for dQ. A profile may override it with
+# `extra["attention_backward_ratio"]`. Left out: its dependence on head dimension and sequence length.
+ATTENTION_BACKWARD_RATIO = 0.63 / 0.73
 
 __all__ = ["OpTimeTerms", "op_time_terms", "op_times_s", "ops_time_s", "time_breakdown", "causal_fraction"]
 
@@ -172,7 +181,12 @@ def op_time_terms(ops: Sequence[Op], chip: Chip, profile: CalibrationProfile | N
     attn_idx = np.flatnonzero(is_attention)
     if attn_idx.size:
         sub = [ops[i] for i in attn_idx]
-        compute_s[attn_idx] = _attention_flops(sub) / (rates[attn_idx] * profile.attention_efficiency)
+        bwd_ratio = float(profile.extra.get("attention_backward_ratio", ATTENTION_BACKWARD_RATIO))
+        eff = (
+            np.array([bwd_ratio if op.phase == "backward" else 1.0 for op in sub])
+            * profile.attention_efficiency
+        )
+        compute_s[attn_idx] = _attention_flops(sub) / (rates[attn_idx] * eff)
 
     moved = np.array([op.bytes_read + op.bytes_written for op in ops], dtype=float)
     memory_s = moved / (chip.hbm_bandwidth_bytes_per_s * profile.memory_efficiency)

@@ -16,10 +16,12 @@ __all__ = ["LayoutArrays"]
 class LayoutArrays:
     """Float columns of a layout table and derived per-layout quantities (one entry per layout).
 
-    Groups are placed in the order tp (innermost, fastest level), cp, pp, dp (outermost), the
-    order of Llama 3 (Dubey et al., "The Llama 3 Herd of Models", 2024, section 3.3.2: "[TP, CP,
-    PP, DP]"; DP outermost because its traffic overlaps with compute). Megatron-Core's default rank
-    order (tp-cp-ep-dp-pp) puts pp outermost instead; that is not modelled.
+    Groups are placed in Megatron-Core's default rank order tp-cp-ep-dp-pp (`megatron/core/
+    parallel_state.py`, `order="tp-cp-ep-dp-pp"`): tp innermost (fastest level), then cp, then dp
+    (whose innermost ranks form the expert-parallel groups), pp outermost, so that the bandwidth-
+    hungry tp, cp, ep and dp groups get the fast levels and only the small point-to-point pipeline
+    traffic crosses the slowest one. (Llama 3 used [TP, CP, PP, DP], Dubey et al. 2024, section
+    3.3.2; not modelled, most published layouts here are Megatron's.)
     """
 
     dp: np.ndarray

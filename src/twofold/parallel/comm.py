@@ -2,7 +2,7 @@
 
 A process group is described by up to two (size, stride) factors in rank space (ranks placed
 tp-innermost, see `LayoutArrays`): e.g. the tensor-parallel group is (tp, 1), the data-parallel
-group of the non-expert weights is (cp, tp) x (dp, tp*cp*pp). Level j of the system (innermost
+group of the non-expert weights is (cp, tp) x (dp, tp*cp). Level j of the system (innermost
 first) holds `domain_chips` D_j consecutive ranks, so the members of the group inside one domain of
 level j number cum_j = prod_f clip(floor(D_j / stride_f), 1, size_f); the group then has
 n_j = cum_j / cum_(j-1) members per domain at level j, and a collective is run hierarchically: level
@@ -28,6 +28,12 @@ Levels:
   covered dimensions use 2k of them: B_eff = B_j * k / D. steps = k (n^(1/k) - 1) (ring length
   n^(1/k) per dimension). All-to-all on a ring of length r crosses r/4 links on average
   (bidirectional), so B_a2a = B_eff / max(1, r/4).
+- mesh (AMD Infinity Fabric / xGMI on MI300X-class 8-GPU platforms: a direct link from every chip
+  to each of the other D - 1 chips of the domain; AMD Instinct MI300X platform data sheet, 7 links
+  of 64 GB/s per GPU): `bandwidth_gb_s_per_chip` is the chip's total over its D - 1 links, and a
+  group with n members in the domain can use only the n - 1 links to its peers, sending 1/n of the
+  buffer over each at once (the direct algorithm RCCL uses on a full mesh), so
+  B_eff = B_j * (n - 1) / (D - 1), steps = n - 1. Two chips of eight get one link (64 GB/s), not 448.
 - network (EFA, InfiniBand, DCN): every chip has its own B_j (rail-optimised, one NIC per chip);
   the ring's bandwidth term with a tree's latency, steps = ceil(log2 n) (NCCL picks tree/PAT
   algorithms when latency dominates at scale): the minimum over algorithms, approximately.
@@ -155,6 +161,10 @@ def _level_terms(lv: LevelArrays, group: Group, j: int) -> tuple[np.ndarray, np.
         k, ndims = _torus_shape(lv, group.strides[j], np.minimum(group.spans[j], lv.domain_chips))
         bw = bw * k / ndims
         steps = k * (n ** (1.0 / k) - 1.0)
+    elif lv.kind == "mesh":
+        links = max(lv.domain_chips - 1.0, 1.0) if np.isfinite(lv.domain_chips) else 1.0
+        bw = bw * np.clip(n - 1.0, 1.0, links) / links
+        steps = n - 1.0
     elif lv.kind == "network":
         steps = np.ceil(np.log2(np.maximum(n, 1.0)))
     else:

@@ -5,14 +5,20 @@ any vectorised filter share one definition. Megatron-LM is the reference impleme
 rules on tp/pp/vp/cp/ep (its asserts in `megatron/core/parallel_state.py`,
 `megatron/core/transformer/attention.py` and the interleaved 1F1B schedule):
 
-- tp divides num_attention_heads and num_kv_heads (whole query groups per rank) and the MLP widths.
-- pp <= num_layers: stages may hold unequal layer counts (the estimator charges the largest stage,
-  ceil(num_layers / pp) layers, as Llama 3 405B ran 126 layers on pp=16). With vp > 1, pp * vp must
-  divide num_layers (Megatron's interleaved rule) and the micro-batch count must be a multiple of pp.
+- tp divides num_attention_heads and the MLP widths; tp divides num_kv_heads (whole query groups per
+  rank) or is a multiple of it (each rank holds a replica of one key/value head, as Megatron-LM
+  and vLLM do; `workload.layers` prices the replication).
+- pp * vp <= num_layers: stages may hold unequal layer counts (the estimator charges the largest
+  stage, ceil(num_layers / (pp * vp)) layers per virtual chunk, as Llama 3 405B ran 126 layers on
+  pp=16; Megatron-Core allows uneven interleaved splits with `--decoder-first/last-pipeline-num-
+  layers` and `--account-for-embedding/loss-in-pipeline-split`). With vp > 1 the micro-batch count
+  must be a multiple of pp (the interleaved 1F1B schedule).
 - cp > 1 needs seq_len to be a multiple of 2 * cp (load-balanced causal ring attention); with
   sequence parallelism (tp > 1) seq_len / cp must be a multiple of tp.
 - ep divides num_experts and dp * cp (experts spread over the data/context-parallel ranks of the MoE
-  layers, Megatron-Core's expert-data-parallel layout); dense models need ep = 1.
+  layers, Megatron-Core's expert-data-parallel layout); dense models need ep = 1. Not supported:
+  Megatron-Core's expert-tensor-parallel folding (EP over TP ranks, `--expert-tensor-parallel-size`
+  different from tp), so ep > dp * cp is rejected.
 - global_batch is a multiple of dp * micro_batch (whole micro-batches per step, gradient accumulation
   over global_batch / (dp * micro_batch) of them).
 """
@@ -67,7 +73,11 @@ def _rules(model: ModelConfig, workload: TrainingWorkload, chips: int | None) ->
             f"does not divide num_attention_heads={m.num_attention_heads}",
             lambda c: m.num_attention_heads % c["tp"] == 0,
         ),
-        ("tp", f"does not divide num_kv_heads={m.num_kv_heads}", lambda c: m.num_kv_heads % c["tp"] == 0),
+        (
+            "tp",
+            f"neither divides nor is a multiple of num_kv_heads={m.num_kv_heads}",
+            lambda c: (m.num_kv_heads % c["tp"] == 0) | (c["tp"] % m.num_kv_heads == 0),
+        ),
         *(
             ("tp", f"does not divide {name}={w}", (lambda c, w=w: w % c["tp"] == 0))
             for name, w in widths
@@ -79,11 +89,7 @@ def _rules(model: ModelConfig, workload: TrainingWorkload, chips: int | None) ->
             "vp > 1 needs pp > 1 (interleaving needs a pipeline)",
             lambda c: (c["vp"] == 1) | (c["pp"] > 1),
         ),
-        (
-            "vp",
-            f"pp*vp does not divide num_layers={m.num_layers}",
-            lambda c: (c["vp"] == 1) | (m.num_layers % (c["pp"] * c["vp"]) == 0),
-        ),
+        ("vp", f"pp*vp exceeds num_layers={m.num_layers}", lambda c: c["pp"] * c["vp"] <= m.num_layers),
         ("cp", f"seq_len={s} is not a multiple of 2*cp", lambda c: (c["cp"] == 1) | (s % (2 * c["cp"]) == 0)),
         (
             "tp",

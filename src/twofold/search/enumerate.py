@@ -165,7 +165,8 @@ Rule = tuple[str, Callable[[_Ctx], str], Callable[[Mapping[str, np.ndarray], _Ct
 
 
 def _tp_kv_ok(a: Mapping[str, np.ndarray], c: _Ctx) -> np.ndarray:
-    return c.model.num_kv_heads % a["tp"] == 0
+    # tp a multiple of num_kv_heads: each rank holds a replicated key/value head (parallel.rules).
+    return (c.model.num_kv_heads % a["tp"] == 0) | (a["tp"] % c.model.num_kv_heads == 0)
 
 
 def _tp_ffn_ok(a: Mapping[str, np.ndarray], c: _Ctx) -> np.ndarray:
@@ -233,8 +234,8 @@ LAYOUT_RULES: tuple[Rule, ...] = (
     ("vp_needs_pp", lambda c: "vp > 1 needs pp > 1", lambda a, c: (a["vp"] == 1) | (a["pp"] > 1)),
     (
         "vp_layers",
-        lambda c: f"pp*vp does not divide num_layers={c.model.num_layers}",
-        lambda a, c: (a["vp"] == 1) | (c.model.num_layers % (a["pp"] * a["vp"]) == 0),
+        lambda c: f"pp*vp exceeds num_layers={c.model.num_layers}",
+        lambda a, c: a["pp"] * a["vp"] <= c.model.num_layers,
     ),
     ("ep_ranks", lambda c: "ep does not divide dp*cp", lambda a, c: (a["dp"] * a["cp"]) % a["ep"] == 0),
     (

@@ -236,6 +236,11 @@ def layout_for(row: PublishedRow, caveats: list[str] | None = None) -> Any:
         if row.global_batch % dp:
             raise NotExpressible(f"global batch {row.global_batch} does not split over dp={dp}")
         micro_batch = row.global_batch // dp
+    if fsdp and row.micro_batch is None and convention.get("fsdp_one_microbatch"):
+        # The source ran ZeRO-3 without gradient accumulation (mapping.yaml cites where it says so).
+        if row.global_batch % dp:
+            raise NotExpressible(f"global batch {row.global_batch} does not split over dp={dp}")
+        micro_batch = row.global_batch // dp
     if row.global_batch % (dp * micro_batch):
         raise NotExpressible(
             f"global batch {row.global_batch} is not a multiple of dp*micro_batch={dp * micro_batch}"

@@ -24,6 +24,7 @@ from twofold.workload.params import POST_NORM_FAMILIES
 from twofold.workload.precision import bytes_per_element
 
 __all__ = [
+    "GEMM_ONLY_PRECISIONS",
     "RECOMPUTE_MODES",
     "decode_ops",
     "forward_ops",
@@ -34,6 +35,11 @@ __all__ = [
 ]
 
 RECOMPUTE_MODES = ("none", "selective", "full")
+# Training precisions that apply to the GEMMs only: FP8/FP4 training recipes (Transformer Engine,
+# Megatron-LM `--fp8-format`, NVIDIA's MXFP8/NVFP4 recipes) run the linear layers' GEMMs in the low
+# precision and keep attention, softmax, norms, activations and the loss in BF16 (Micikevicius et
+# al., "FP8 Formats for Deep Learning", arXiv 2209.05433, section 4; NVIDIA Transformer Engine docs).
+GEMM_ONLY_PRECISIONS = frozenset({"fp8", "mxfp8", "fp4", "mxfp4", "nvfp4"})
 LOSS_FLOPS = 4  # per logit: max, subtract+exp, accumulate, (log and pick per row)
 ADAMW_FLOPS = 16  # per parameter: two moment updates, bias corrections, sqrt, divide, decay, step
 
@@ -82,6 +88,7 @@ def _plan(
     kv_cache_precision: str | None = None,
     decode: bool = False,
     expert_tokens: Sequence[int] | None = None,
+    gemm_only: bool = False,
 ) -> Plan:
     _positive("batch", batch)
     _check_sharding(model, tp=tp, cp=cp, ep=ep)
@@ -90,6 +97,7 @@ def _plan(
         raise InputError(
             field, kv_len, f"exceeds the {model.max_position_embeddings} learned positions of {model.name}"
         )
+    low = gemm_only and precision in GEMM_ONLY_PRECISIONS
     plan = Plan(
         model=model,
         batch=batch,
@@ -98,8 +106,10 @@ def _plan(
         cp=cp,
         tp=tp,
         ep=ep,
-        dtype=precision,
-        act_bytes=bytes_per_element(precision),
+        dtype="bf16" if low else precision,
+        act_bytes=2.0 if low else bytes_per_element(precision),
+        gemm_dtype=precision if low else None,
+        gemm_act_bytes=bytes_per_element(precision) if low else None,
         weight_bytes=bytes_per_element(weight_precision or precision, "weight_precision"),
         sequence_parallel=sequence_parallel and tp > 1,
         kv_cache_bytes=None
@@ -219,6 +229,8 @@ def forward_ops(
     `kv_len` keys; default `kv_len = seq_len`, a longer one puts the queries at its end, as in
     chunked prefill). The LM head and the loss run on every token. `expert_tokens`: tokens routed
     to each of the chip's `num_experts/ep` experts (observed); default a balanced routing.
+    A `precision` in `GEMM_ONLY_PRECISIONS` applies to the GEMMs only (everything else in BF16),
+    each GEMM's activation input cast by a quantization op `<gemm>.cast` (`_with_casts`).
     """
     _positive("seq_len", seq_len)
     if seq_len % _positive("cp", cp):
@@ -238,11 +250,49 @@ def forward_ops(
         ep=ep,
         sequence_parallel=sequence_parallel,
         expert_tokens=expert_tokens,
+        gemm_only=True,
     )
-    return _forward(plan, logits_tokens=plan.tokens, loss=loss)
+    ops = _forward(plan, logits_tokens=plan.tokens, loss=loss)
+    return ops if plan.gemm_dtype is None else _with_casts(ops, plan)
 
 
-def _backward(op: Op, *, act_bytes: float, weight_bytes: float) -> list[Op]:
+def _with_casts(ops: Sequence[Op], plan: Plan) -> tuple[Op, ...]:
+    """Insert the quantization kernel of each low-precision GEMM's activation input before it.
+
+    Transformer Engine's FP8/MXFP8 recipes (NVIDIA Transformer Engine documentation, "Using FP8
+    with Transformer Engine"; Micikevicius et al., "FP8 Formats for Deep Learning", arXiv
+    2209.05433) keep activations in BF16 and cast each GEMM input to FP8 (computing its amax or
+    block scales) just before the GEMM: one pass reading the BF16 tensor and writing the FP8 one
+    (`m*k` elements). The op's backward (`_backward`, 2x the traffic) stands for the cast of the
+    output gradient that feeds the dgrad and wgrad GEMMs. Left out: casts fused into the preceding
+    norm or activation kernel (TE's LayerNormLinear does this for two of a layer's four GEMMs, so
+    this overcounts them), the once-per-step cast of the weights, and amax-history bookkeeping.
+    """
+    low = plan.gemm_act_bytes or 1.0
+    out: list[Op] = []
+    for op in ops:
+        if op.kind == "gemm" and op.dtype == plan.gemm_dtype:
+            elements = op.dims.get("batch", 1) * op.dims["m"] * op.dims["k"]
+            out.append(
+                Op(
+                    name=f"{op.name}.cast",
+                    kind="elementwise",
+                    phase="forward",
+                    flops=float(elements),
+                    bytes_read=elements * plan.act_bytes,
+                    bytes_written=elements * low,
+                    count=op.count,
+                    dims={"elements": elements},
+                    dtype=plan.dtype,
+                )
+            )
+        out.append(op)
+    return tuple(out)
+
+
+def _backward(
+    op: Op, *, act_bytes: float, weight_bytes: float, gemm_act_bytes: float | None = None
+) -> list[Op]:
     """The backward ops of one forward op.
 
     GEMM `Y = X W`: dgrad `dX = dY W^T` and wgrad `dW = X^T dY`, each as many FLOPs as the forward
@@ -254,6 +304,7 @@ def _backward(op: Op, *, act_bytes: float, weight_bytes: float) -> list[Op]:
     forward FLOPs, reading the saved input and the output gradient, writing the input gradient.
     """
     if op.kind == "gemm":
+        out_bytes, act_bytes = act_bytes, act_bytes if gemm_act_bytes is None else gemm_act_bytes
         d = op.dims
         m, n, k, b = d["m"], d["n"], d["k"], d.get("batch", 1)
         flops = 2.0 * b * m * n * k
@@ -265,7 +316,7 @@ def _backward(op: Op, *, act_bytes: float, weight_bytes: float) -> list[Op]:
                 phase="backward",
                 flops=flops,
                 bytes_read=b * (m * n * act_bytes + k * n * weight_bytes),
-                bytes_written=b * m * k * act_bytes,
+                bytes_written=b * m * k * out_bytes,
                 count=op.count,
                 dims={"m": m, "n": k, "k": n} | extra,
                 dtype=op.dtype,
@@ -344,9 +395,15 @@ def training_ops(
         sequence_parallel=sequence_parallel,
         expert_tokens=expert_tokens,
     )
-    act = bytes_per_element(precision)
+    # Low-precision recipes keep non-GEMM activations (attention's inputs) in BF16.
+    act = 2.0 if precision in GEMM_ONLY_PRECISIONS else bytes_per_element(precision)
+    gemm_act = bytes_per_element(precision)
     weight = bytes_per_element(weight_precision or precision, "weight_precision")
-    bwd = [b for op in reversed(fwd) for b in _backward(op, act_bytes=act, weight_bytes=weight)]
+    bwd = [
+        b
+        for op in reversed(fwd)
+        for b in _backward(op, act_bytes=act, gemm_act_bytes=gemm_act, weight_bytes=weight)
+    ]
     if recompute == "full":
         again = [replace(op, phase="recompute") for op in fwd if op.name.startswith("layer.")]
     elif recompute == "selective":

@@ -62,6 +62,15 @@ class ImportedModel:
     batch: int
     seq_len: int | None = None
     precision: str = "bf16"
+    # The same passes after `workload.fusion` (what a fusing compiler runs); None: not available.
+    fused_ops: tuple[Op, ...] | None = None
+    fused_backward_ops: tuple[Op, ...] | None = None
+
+    def step_ops(self, *, fused: bool = True) -> tuple[tuple[Op, ...], tuple[Op, ...]]:
+        """(forward, backward) operators the estimator prices: fused when `fused` and available."""
+        if fused and self.fused_ops is not None:
+            return self.fused_ops, self.fused_backward_ops or ()
+        return self.ops, self.backward_ops
 
     def forward_ops(self) -> tuple[Op, ...]:
         """Forward operators of one batch (inference or the first half of a training step)."""

@@ -59,6 +59,10 @@ class Plan:
     dtype: str = "bf16"
     act_bytes: float = 2.0
     weight_bytes: float = 2.0
+    # Low-precision training recipes run only the GEMMs in `gemm_dtype` (None: `dtype`), reading
+    # activations cast to `gemm_act_bytes` per element (see `graph.GEMM_ONLY_PRECISIONS`).
+    gemm_dtype: str | None = None
+    gemm_act_bytes: float | None = None
     sequence_parallel: bool = False
     kv_cache_bytes: float | None = None  # inference: element bytes of the KV cache
     decode: bool = False
@@ -85,11 +89,11 @@ class Plan:
 def gemm(
     name: str, plan: Plan, *, m: int, n: int, k: int, count: int, batch: int = 1, bias: bool = False
 ) -> Op:
-    """`[batch x] (m x k) @ (k x n)` with a weight operand: 2*batch*m*n*k FLOPs."""
+    """`[batch x] (m x k) @ (k x n)` with a weight operand: 2*batch*m*n*k FLOPs. Inputs in the
+    plan's GEMM precision, output in its activation precision (an FP8 GEMM writes BF16)."""
     dims = {"m": m, "n": n, "k": k} | ({"batch": batch} if batch > 1 else {})
-    read = batch * (m * k * plan.act_bytes + k * n * plan.weight_bytes) + (
-        n * plan.weight_bytes if bias else 0
-    )
+    act_in = plan.act_bytes if plan.gemm_act_bytes is None else plan.gemm_act_bytes
+    read = batch * (m * k * act_in + k * n * plan.weight_bytes) + (n * plan.weight_bytes if bias else 0)
     return Op(
         name=name,
         kind="gemm",
@@ -99,7 +103,7 @@ def gemm(
         bytes_written=batch * m * n * plan.act_bytes,
         count=count,
         dims=dims,
-        dtype=plan.dtype,
+        dtype=plan.gemm_dtype or plan.dtype,
     )
 
 

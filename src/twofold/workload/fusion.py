@@ -1,0 +1,207 @@
+"""Operator fusion of a traced model: what a fusing compiler would run instead of the eager kernels.
+
+An eager PyTorch trace (`twofold.from_torch`) records every kernel the framework launches: an
+RMSNorm written in Python is five or six elementwise kernels, each reading and writing the whole
+activation, and Hugging Face-style attention runs separate q, k and v GEMMs on the same input.
+Production training runs compile the model: `torch.compile` (TorchInductor fuses pointwise and
+reduction nodes into one kernel per region, Ansel et al., "PyTorch 2: Faster Machine Learning
+Through Dynamic Python Bytecode Transformation and Graph Compilation", ASPLOS 2024, section 5),
+XLA on TPUs and the Neuron compiler on Trainium (XLA's "instruction fusion" pass, which merges
+elementwise producers into their consumers so the intermediates never reach HBM:
+https://openxla.org/xla/tf2xla and `xla/service/instruction_fusion.h`). Catalog models
+(`workload.graph`) assume that fused form; this module gives a trace the same form so that both
+are priced alike.
+
+Two passes, on the ops in execution order with the tensors each reads and writes (`TracedOp`):
+
+1. Horizontal (sibling) GEMM fusion: GEMMs of one phase that read the same left operand (the same
+   view of the same buffer, so equal `m`, `k` and batch) and do not depend on each other become
+   one GEMM with their `n`s added (q/k/v -> qkv, gate/up -> gate_up; in the backward pass the
+   weight gradients that share `X^T`). Bytes: the shared operand read once, every right operand
+   read and every output written. This is the QKV / gate-up concatenation Megatron-LM and most
+   compiled Llama implementations do by hand (and XLA's horizontal fusion of sibling dots).
+2. Memory-bound chains: each maximal run of consecutive memory-bound ops (kinds `elementwise`,
+   `norm`, `softmax`, `loss`) of one phase between two compute ops (GEMM, attention, convolution,
+   embedding) becomes one op. Its FLOPs are the members' sum (0 for traced ops); it reads each
+   external input once (a buffer no earlier member wrote; several views of one buffer are counted
+   once each, at most the buffer's size) and writes each output another op reads or nobody reads
+   (a model output, a parameter gradient). Intermediates consumed only inside the run are not
+   counted: they stay in registers or on-chip memory.
+
+Both passes keep total FLOPs and never increase total bytes (tests check this). Left out: fusing a
+memory-bound chain into the GEMM's prologue or epilogue (Inductor and cuBLASLt fuse bias/activation
+epilogues), compilers' recomputation decisions across the forward/backward boundary (AOTAutograd's
+min-cut partitioner may recompute a cheap chain in the backward instead of saving it), the
+K-concatenation of GEMMs whose outputs are summed (the input gradients of q, k and v), and any
+limit on region size (registers, shared memory) that makes a compiler split a long chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, replace
+
+from twofold.workload.ops import Op
+
+__all__ = ["FUSIBLE_KINDS", "TensorRef", "TracedOp", "fuse_trace", "fuse_memory_chains", "fuse_sibling_gemms"]
+
+FUSIBLE_KINDS: frozenset[str] = frozenset({"elementwise", "norm", "softmax", "loss"})
+# How far ahead (ops) to look for a sibling GEMM: q/k/v and gate/up sit within a few dozen ops.
+SIBLING_WINDOW = 64
+
+
+@dataclass(frozen=True, kw_only=True)
+class TensorRef:
+    """One tensor an op reads or writes: the buffer (storage) it lives in, which view of it, the
+    bytes this access moves and the bytes of the whole buffer (both in the priced precision)."""
+
+    buffer: Hashable
+    view: Hashable
+    nbytes: float
+    buffer_nbytes: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class TracedOp:
+    """An op of one execution (count 1) with the tensors it read and wrote."""
+
+    op: Op
+    inputs: tuple[TensorRef, ...] = ()
+    outputs: tuple[TensorRef, ...] = ()
+
+
+def _is_compute(op: Op) -> bool:
+    return op.kind not in FUSIBLE_KINDS
+
+
+def _gemm_operand(t: TracedOp) -> tuple[Hashable, Hashable] | None:
+    if t.op.kind != "gemm" or not t.inputs:
+        return None
+    a = t.inputs[0]
+    return (a.buffer, a.view)
+
+
+def fuse_sibling_gemms(trace: Sequence[TracedOp]) -> list[TracedOp]:
+    """Pass 1 (module docstring): sibling GEMMs merged at the position of the first of them."""
+    out: list[TracedOp] = []
+    taken: set[int] = set()
+    for i, first in enumerate(trace):
+        if i in taken:
+            continue
+        operand = _gemm_operand(first)
+        if operand is None:
+            out.append(first)
+            continue
+        d = first.op.dims
+        group = [first]
+        tainted = {r.buffer for r in first.outputs}
+        for j in range(i + 1, min(i + 1 + SIBLING_WINDOW, len(trace))):
+            cand = trace[j]
+            reads = {r.buffer for r in cand.inputs}
+            sibling = (
+                j not in taken
+                and cand.op.phase == first.op.phase
+                and _gemm_operand(cand) == operand
+                and cand.op.dims.get("m") == d.get("m")
+                and cand.op.dims.get("k") == d.get("k")
+                and cand.op.dims.get("batch", 1) == d.get("batch", 1)
+                and cand.op.dtype == first.op.dtype
+                and not (reads & tainted)
+            )
+            if sibling:
+                group.append(cand)
+                taken.add(j)
+            elif reads & tainted:  # depends on the group: so does whatever it writes
+                tainted |= {r.buffer for r in cand.outputs}
+        out.append(first if len(group) == 1 else _merge_gemms(group))
+    return out
+
+
+def _merge_gemms(group: Sequence[TracedOp]) -> TracedOp:
+    first = group[0].op
+    shared = group[0].inputs[0].nbytes
+    n = sum(t.op.dims["n"] for t in group)
+    op = replace(
+        first,
+        name=f"{first.name}(+{len(group) - 1} siblings)",
+        flops=sum(t.op.flops for t in group),
+        bytes_read=sum(t.op.bytes_read for t in group) - shared * (len(group) - 1),
+        bytes_written=sum(t.op.bytes_written for t in group),
+        dims={**first.dims, "n": n},
+        count=1,
+    )
+    inputs = (group[0].inputs[0], *(r for t in group for r in t.inputs[1:]))
+    return TracedOp(op=op, inputs=inputs, outputs=tuple(r for t in group for r in t.outputs))
+
+
+def _external_bytes(refs: Sequence[TensorRef]) -> float:
+    """Bytes of a set of accesses: each distinct view once, at most the size of its buffer."""
+    views: dict[Hashable, dict[Hashable, float]] = {}
+    size: dict[Hashable, float] = {}
+    for r in refs:
+        seen = views.setdefault(r.buffer, {})
+        seen[r.view] = max(seen.get(r.view, 0.0), r.nbytes)
+        size[r.buffer] = max(size.get(r.buffer, 0.0), r.buffer_nbytes)
+    return sum(min(sum(v.values()), size[b]) for b, v in views.items())
+
+
+_KIND_PRIORITY = ("loss", "softmax", "norm", "elementwise")
+
+
+def _fuse_chain(chain: Sequence[TracedOp], readers: dict[Hashable, list[int]], start: int) -> TracedOp:
+    if len(chain) == 1:
+        return chain[0]
+    members = range(start, start + len(chain))
+    produced: set[Hashable] = set()
+    external_in: list[TensorRef] = []
+    for t in chain:
+        external_in.extend(r for r in t.inputs if r.buffer not in produced)
+        produced.update(r.buffer for r in t.outputs)
+    external_out = [
+        r
+        for t in chain
+        for r in t.outputs
+        if not readers.get(r.buffer) or any(i not in members for i in readers[r.buffer])
+    ]
+    ops = [t.op for t in chain]
+    kind = next(k for k in _KIND_PRIORITY if any(op.kind == k for op in ops))
+    read = min(_external_bytes(external_in), sum(op.bytes_read for op in ops))
+    written = min(_external_bytes(external_out), sum(op.bytes_written for op in ops))
+    elements = max(int(op.dims.get("elements", 0)) for op in ops)
+    op = Op(
+        name=f"{ops[0].name}..{ops[-1].name}({len(ops)} fused)",
+        kind=kind,  # type: ignore[arg-type]
+        phase=ops[0].phase,
+        flops=sum(op.flops for op in ops),
+        bytes_read=read,
+        bytes_written=written,
+        dims={"elements": elements, "fused_ops": len(ops)},
+        dtype=ops[0].dtype,
+    )
+    return TracedOp(op=op, inputs=tuple(external_in), outputs=tuple(external_out))
+
+
+def fuse_memory_chains(trace: Sequence[TracedOp]) -> list[TracedOp]:
+    """Pass 2 (module docstring): runs of memory-bound ops of one phase merged into one op each."""
+    readers: dict[Hashable, list[int]] = {}
+    for i, t in enumerate(trace):
+        for r in t.inputs:
+            readers.setdefault(r.buffer, []).append(i)
+    out: list[TracedOp] = []
+    start = 0
+    while start < len(trace):
+        end = start
+        if not _is_compute(trace[start].op):
+            phase = trace[start].op.phase
+            while end + 1 < len(trace) and not _is_compute(trace[end + 1].op) and trace[end + 1].op.phase == phase:
+                end += 1
+        out.append(_fuse_chain(trace[start : end + 1], readers, start))
+        start = end + 1
+    return out
+
+
+def fuse_trace(trace: Sequence[TracedOp], *, siblings: bool = True) -> list[Op]:
+    """Both passes (siblings first, so that the memory-bound ops between q, k and v join one run);
+    one op per execution, in order (`workload.imported.merge_ops` folds repeated layers)."""
+    staged = fuse_sibling_gemms(trace) if siblings else list(trace)
+    return [t.op for t in fuse_memory_chains(staged)]
