@@ -19,6 +19,8 @@ from twofold.cli import measure as _measure  # noqa: E402,F401  isort: skip
 from twofold.cli import plan as _plan  # noqa: E402,F401  isort: skip
 from twofold.cli import estimate as _estimate  # noqa: E402,F401  isort: skip
 from twofold.cli import validate as _validate  # noqa: E402,F401  isort: skip
+from twofold.cli import compare as _compare  # noqa: E402,F401  isort: skip
+from twofold.cli import sweep as _sweep  # noqa: E402,F401  isort: skip
 
 __all__ = ["app", "main"]
 

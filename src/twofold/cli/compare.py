@@ -1,0 +1,355 @@
+"""`twofold compare`, `twofold claim`, `twofold report`: chips side by side, vendor claims, HTML."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import typer
+
+from twofold.cli._app import app, console, emit_json
+
+__all__ = ["claim", "compare", "parse_tokens", "report"]
+
+_SUFFIX = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12, "p": 1e15}
+_PRICE_HELP = "USD per chip-hour for a chip, CHIP=USD (repeat or comma-separate); overrides the catalog."
+_POWER_HELP = "Maximum (TDP) power of a chip in watts, CHIP=W (repeat or comma-separate)."
+_IDLE_HELP = (
+    "Idle power as a fraction of TDP for every chip (default: catalog idle, else 0.2, an assumption)."
+)
+# List options as module-level singletons (a call in an argument default is flagged by B008).
+_PRICE_OPTION = typer.Option(None, "--price", help=_PRICE_HELP)
+_POWER_OPTION = typer.Option(None, "--power", help=_POWER_HELP)
+
+
+def parse_tokens(text: str | None) -> float | None:
+    """A token count: a number (2e12) or one with a suffix k, M, B/G, T, P (2T)."""
+    from twofold.errors import InputError
+
+    if text is None:
+        return None
+    raw = text.strip().lower().replace("_", "").replace(",", "")
+    scale = _SUFFIX.get(raw[-1:], 1.0) if raw else 1.0
+    number = raw[:-1] if raw[-1:] in _SUFFIX else raw
+    try:
+        value = float(number) * scale
+    except ValueError:
+        raise InputError("tokens", text, "must be a number of tokens, e.g. 2e12 or 2T") from None
+    if not math.isfinite(value) or value <= 0:
+        raise InputError("tokens", text, "must be a positive number of tokens")
+    return value
+
+
+def _overrides(
+    prices: list[str] | None, powers: list[str] | None
+) -> tuple[dict[str, float], dict[str, float]]:
+    from twofold.economics.prices import parse_chip_values
+
+    return parse_chip_values(prices or [], "price", "USD per chip-hour"), parse_chip_values(
+        powers or [], "power", "W"
+    )
+
+
+def _workload(global_batch: int, seq_len: int, precision: str) -> Any:
+    from twofold.errors import InputError
+    from twofold.hardware.types import PRECISIONS
+    from twofold.parallel.layout import TrainingWorkload
+
+    for name, value in (("global_batch", global_batch), ("seq_len", seq_len)):
+        if value < 1:
+            raise InputError(name, value, "must be a positive integer")
+    if precision not in PRECISIONS:
+        raise InputError("precision", precision, f"must be one of {', '.join(PRECISIONS)}")
+    return TrainingWorkload(global_batch=global_batch, seq_len=seq_len, precision=precision)
+
+
+def _chip_list(on: str) -> list[str]:
+    from twofold.errors import InputError
+
+    names = [n.strip() for n in on.split(",") if n.strip()]
+    if not names:
+        raise InputError("on", on, "must list chips, e.g. trn2,h100,tpu-v5p")
+    return names
+
+
+def _check_out(path: str) -> None:
+    """Fail on a missing output directory before minutes of planning, not after."""
+    from pathlib import Path
+
+    from twofold.errors import InputError
+
+    parent = Path(path).expanduser().parent
+    if not parent.is_dir():
+        raise InputError("out", path, f"directory {parent} does not exist")
+
+
+def _model_name(positional: str | None, option: str | None) -> str:
+    from twofold.errors import InputError
+
+    if positional and option and positional != option:
+        raise InputError("model", f"{positional} / --model {option}", "give the model once")
+    name = positional or option
+    if not name:
+        raise InputError("model", None, "name a model: twofold compare llama3.1-70b --on trn2,h100")
+    return name
+
+
+@app.command("compare")
+def compare(
+    model_arg: str | None = typer.Argument(None, metavar="MODEL", help="Catalog model id or config.json."),
+    model: str | None = typer.Option(None, "--model", help="The model (instead of the argument)."),
+    on: str = typer.Option(..., "--on", help="Chips to compare, comma-separated: trn2,h100,tpu-v5p."),
+    chips: int = typer.Option(64, "--chips", help="Chips per system (the reference's count with --same-*)."),
+    same_cost: bool = typer.Option(False, "--same-cost", help="Other chips get what the same $/h buys."),
+    same_power: bool = typer.Option(False, "--same-power", help="Other chips get the same total TDP."),
+    tokens: str | None = typer.Option(None, "--tokens", help="Token budget (2e12, 2T); default 20 x params."),
+    reference: str | None = typer.Option(
+        None, "--reference", help="Chip the ratios divide by (default: first)."
+    ),
+    global_batch: int = typer.Option(1024, "--global-batch", help="Sequences per step."),
+    seq_len: int = typer.Option(4096, "--seq-len", help="Tokens per sequence."),
+    precision: str = typer.Option("bf16", "--precision", help="bf16, fp8, ..."),
+    price: list[str] | None = _PRICE_OPTION,
+    power: list[str] | None = _POWER_OPTION,
+    idle_fraction: float | None = typer.Option(None, "--idle-fraction", help=_IDLE_HELP),
+    grid: float | None = typer.Option(None, "--grid-gco2-per-kwh", help="Grid carbon intensity for CO2."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Each chip at its best layout on the same workload; ratios to a reference split into causes."""
+    from twofold.compare.compare import compare as run_compare
+    from twofold.errors import InputError
+
+    if same_cost and same_power:
+        raise InputError("same_cost", True, "choose one of --same-cost and --same-power")
+    mode = "same-cost" if same_cost else "same-power" if same_power else "chips"
+    prices, powers = _overrides(price, power)
+    result = run_compare(
+        _model_name(model_arg, model),
+        _chip_list(on),
+        prices=prices,
+        powers=powers,
+        idle_fraction=idle_fraction,
+        chips=chips,
+        mode=mode,
+        tokens=parse_tokens(tokens),
+        reference=reference,
+        workload=_workload(global_batch, seq_len, precision),
+        grid_gco2_per_kwh=grid,
+    )
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    render_compare(result.to_dict())
+
+
+def _console() -> Any:
+    """Rich console; 160 columns when not a terminal, so piped tables keep one line per row."""
+    out = console()
+    if not out.is_terminal:
+        out.width = 160
+    return out
+
+
+def _num(value: float | None, spec: str) -> str:
+    return "unknown" if value is None else format(value, spec)
+
+
+def _layout(lay: dict[str, Any] | None) -> str:
+    if lay is None:
+        return "does not fit"
+    parts = [f"{k}{lay[k]}" for k in ("dp", "tp", "pp", "vp", "cp", "ep") if lay[k] != 1 or k == "dp"]
+    return (
+        " ".join(parts)
+        + f" z{lay['zero']} mb{lay['micro_batch']}"
+        + (f" rc:{lay['recompute']}" if lay["recompute"] != "none" else "")
+    )
+
+
+def render_compare(d: dict[str, Any]) -> None:
+    """The compare table, the factor table of the throughput ratio, and the notes."""
+    from rich.table import Table
+
+    out = _console()
+    w = d["workload"]
+    count = f" ({d['chips']} chips)" if d["mode"] == "chips" else f" (reference: {d['chips']} chips)"
+    title = (
+        f"{d['model']}: {w['global_batch']} x {w['seq_len']} tokens/step, {w['precision']}, {d['mode']}"
+        f"{count}, {d['tokens']:.3g} tokens to train"
+    )
+    table = Table(title=title)
+    for col in (
+        "chip",
+        "chips",
+        "layout",
+        "step s",
+        "tok/s/chip",
+        "MFU",
+        "GiB/chip",
+        "days",
+        "$/M tok",
+        "MWh",
+        "tok/J",
+        "tok/$",
+        f"x {d['reference']}",
+    ):
+        table.add_column(col, justify="left" if col in ("chip", "layout") else "right")
+    for r in d["rows"]:
+        kwh = r.get("energy_kwh")
+        table.add_row(
+            r["chip"],
+            str(r["chips"]),
+            _layout(r["layout"]),
+            _num(r.get("step_time_s"), ".3g"),
+            _num(r.get("tokens_per_s_per_chip"), ",.0f"),
+            _num(r.get("mfu"), ".1%"),
+            _num(r.get("memory_per_chip_gib"), ".1f"),
+            _num(r.get("time_to_train_days"), ",.1f"),
+            _num(r.get("usd_per_million_tokens"), ".3f"),
+            _num(None if kwh is None else kwh / 1000, ",.1f"),
+            _num(r.get("perf_per_watt_tokens_per_j"), ".3g"),
+            _num(r.get("perf_per_dollar_tokens_per_usd"), ",.0f"),
+            _num(r["ratio_to_reference"].get("throughput_per_chip"), ".2f"),
+        )
+    out.print(table)
+    metric = "system_throughput" if d["mode"] != "chips" else "throughput_per_chip"
+    names = next((list(f[metric]) for r in d["rows"] if (f := r["factors"]).get(metric)), [])
+    if names:
+        ft = Table(title=f"{metric.replace('_', ' ')} vs {d['reference']} = product of factors")
+        ft.add_column("chip")
+        for n in [*names, "total", "main cause"]:
+            ft.add_column(n.replace("_", " "), justify="right")
+        for r in d["rows"]:
+            f = r["factors"].get(metric) or {}
+            ft.add_row(
+                r["chip"],
+                *(_num(f.get(n), ".3f") for n in names),
+                _num(r["ratio_to_reference"].get(metric), ".3f"),
+                r["dominant_cause"].get(metric) or "",
+            )
+        out.print(ft)
+    for r in d["rows"]:
+        for n in r["notes"]:
+            out.print(f"[yellow]{r['chip']}: {n}[/yellow]")
+    for n in d["notes"]:
+        out.print(n)
+
+
+@app.command("claim")
+def claim(
+    text: str = typer.Argument(..., help='The claim, e.g. "trn2 is 4x trn1".'),
+    metric: str | None = typer.Option(
+        None, "--metric", help="throughput, perf-per-dollar, perf-per-watt, latency."
+    ),
+    tolerance: float = typer.Option(
+        0.1, "--tolerance", help="Holds when the ratio >= (1 - tolerance) x claim."
+    ),
+    price: list[str] | None = _PRICE_OPTION,
+    power: list[str] | None = _POWER_OPTION,
+    idle_fraction: float | None = typer.Option(None, "--idle-fraction", help=_IDLE_HELP),
+    report_path: str | None = typer.Option(None, "--report", help="Also write an HTML report here."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Check a vendor claim across the catalog's training workloads: where it holds, and why."""
+    from twofold.compare.claim import evaluate_claim
+
+    if report_path is not None:
+        from twofold.report.plots import require_matplotlib
+
+        require_matplotlib()
+        _check_out(report_path)
+    prices, powers = _overrides(price, power)
+    result = evaluate_claim(
+        text, metric=metric, prices=prices, powers=powers, idle_fraction=idle_fraction, tolerance=tolerance
+    )
+    if report_path is not None:
+        from twofold.report import ReportData, write_report
+
+        write_report(
+            report_path, ReportData(title=f"twofold: claim \u201c{result.claim.text}\u201d", claim=result)
+        )
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    _render_claim(result.to_dict(), report_path)
+
+
+def _render_claim(d: dict[str, Any], report_path: str | None) -> None:
+    from rich.table import Table
+
+    out = _console()
+    c = d["claim"]
+    if d["evaluated"] == 0 and len({r["note"] for r in d["rows"]}) == 1:
+        out.print(d["verdict"])  # one reason for every workload (an unpublished figure): no table
+        for n in d["notes"]:
+            out.print(n)
+        return
+    table = Table(
+        title=f"{c['chip_a']} vs {c['chip_b']}, {c['metric']}: claimed {c['multiplier']:.3g}x, "
+        f"holds at >= {d['threshold']:.3g}x"
+    )
+    for col in ("workload", "kind", "ratio", "holds", "main cause", "next cause", "note"):
+        table.add_column(col, justify="right" if col == "ratio" else "left")
+    for r in d["rows"]:
+        holds = "unknown" if r["holds"] is None else ("yes" if r["holds"] else "no")
+        table.add_row(
+            r["workload"]["label"],
+            r["workload"]["kind"],
+            _num(r["ratio"], ".2f"),
+            holds,
+            r["dominant_cause"] or "",
+            r["secondary_cause"] or "",
+            r["note"],
+        )
+    out.print(table)
+    out.print(d["verdict"])
+    for n in d["notes"]:
+        out.print(n)
+    if report_path:
+        out.print(f"report written to {report_path}")
+
+
+@app.command("report")
+def report(
+    model: str = typer.Option(..., "--model", help="Catalog model id or config.json."),
+    on: str = typer.Option(..., "--on", help="Chips, comma-separated."),
+    out: str = typer.Option(..., "--out", help="HTML file to write (atomically)."),
+    chips: int = typer.Option(64, "--chips", help="Chips per system for the side-by-side table."),
+    claim_text: str | None = typer.Option(None, "--claim", help="Also check this claim."),
+    tokens: str | None = typer.Option(None, "--tokens", help="Token budget (2e12, 2T)."),
+    reference: str | None = typer.Option(None, "--reference", help="Chip the ratios divide by."),
+    global_batch: int = typer.Option(1024, "--global-batch", help="Sequences per step."),
+    seq_len: int = typer.Option(4096, "--seq-len", help="Tokens per sequence."),
+    precision: str = typer.Option("bf16", "--precision", help="bf16, fp8, ..."),
+    price: list[str] | None = _PRICE_OPTION,
+    power: list[str] | None = _POWER_OPTION,
+    idle_fraction: float | None = typer.Option(None, "--idle-fraction", help=_IDLE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document (the path written)."),
+) -> None:
+    """Write one self-contained HTML report: table, factors, breakdown, scaling, cost Pareto, claim."""
+    from twofold.compare.claim import evaluate_claim
+    from twofold.compare.plans import target
+    from twofold.report import compare_report, write_report
+    from twofold.report.plots import require_matplotlib
+    from twofold.workload.registry import get_model
+
+    require_matplotlib()  # fail before minutes of planning, not after
+    _check_out(out)
+    prices, powers = _overrides(price, power)
+    targets = [target(n, prices=prices, powers=powers, idle_fraction=idle_fraction) for n in _chip_list(on)]
+    claim_result = None
+    if claim_text is not None:
+        claim_result = evaluate_claim(claim_text, prices=prices, powers=powers, idle_fraction=idle_fraction)
+    data = compare_report(
+        get_model(model),
+        targets,
+        chips=chips,
+        workload=_workload(global_batch, seq_len, precision),
+        claim=claim_result,
+        tokens=parse_tokens(tokens),
+        reference=reference,
+    )
+    path = write_report(out, data)
+    if as_json:
+        emit_json({"out": path})
+        return
+    console().print(f"report written to {path}")

@@ -1,0 +1,388 @@
+"""`claim`: parse a vendor claim ("trn2 is 4x trn1") and check it on a set of training workloads.
+
+A claim names chip A, a multiplier and chip B, and a metric: throughput (default; "faster",
+"training"), perf-per-dollar ("price-performance", "perf/$", "cheaper"), perf-per-watt ("perf/W",
+"energy efficient") or latency ("latency", "responses"). "N x", "N times" and "P% better/more/
+faster/higher" give multiplier N or 1 + P/100; "P% cheaper/lower/less" gives 1 / (1 - P/100)
+(30% lower cost is 1/0.7 = 1.43x perf per dollar).
+
+Each workload (`CLAIM_WORKLOADS`: small to frontier, dense and MoE, short and long sequences, at
+several chip counts) is compared at the same chip count (`compare.compare_targets`, chip B the
+reference), and the claim holds for it when the modelled ratio is at least (1 - tolerance) times
+the claimed one. For training at a fixed chip count and batch the step-time speedup equals the
+per-chip throughput ratio, so `latency` reads the same ratio as `throughput`. Inference
+workloads (`search.plan_inference`, each chip at its best serving plan) are
+compared on output tokens/s per chip (throughput, perf-per-dollar) or end-to-end request latency
+(latency), with the factors of `compare.infer_claim`.
+
+The answer: per workload the ratio, holds or not, and the dominant cause (the factor with the
+largest |log|, `compare.factors`); over the set the distribution (min, median, max) and a verdict.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from twofold.compare.compare import compare_targets
+from twofold.compare.factors import dominant_factor
+from twofold.compare.plans import PlanCache, Target, target
+from twofold.compare.workloads import CLAIM_WORKLOADS, ClaimWorkload
+from twofold.errors import InputError
+from twofold.parallel.layout import TrainingWorkload
+
+__all__ = [
+    "CLAIM_METRICS",
+    "CLAIM_WORKLOADS",
+    "Claim",
+    "ClaimResult",
+    "ClaimRow",
+    "ClaimWorkload",
+    "evaluate_claim",
+    "evaluate_ratio",
+    "parse_claim",
+]
+
+CLAIM_METRICS: dict[str, str] = {
+    "throughput": "throughput_per_chip",
+    "perf-per-dollar": "perf_per_dollar",
+    "perf-per-watt": "perf_per_watt",
+    "latency": "throughput_per_chip",
+}
+DEFAULT_TOLERANCE = 0.1
+EXPECTED_FORM = (
+    'expected "<chip A> is <N>x [metric] <chip B>", e.g. "trn2 is 4x trn1", "trn3 has 2x perf/W of trn2", '
+    '"trn2 has 30% better price-performance than h100"'
+)
+
+# Ordered: the first pattern found names the metric ("energy efficient" before "efficient").
+_METRIC_WORDS: tuple[tuple[str, str], ...] = (
+    (
+        r"perf(ormance)?\s*(/|per)\s*(w\b|watt)|energy[\s-]*efficien|power[\s-]*efficien|efficien",
+        "perf-per-watt",
+    ),
+    (r"price[\s/-]*perf|perf(ormance)?\s*(/|per)\s*(\$|dollar|usd)|cheaper|\bcost", "perf-per-dollar"),
+    (r"latency|respon", "latency"),
+    (r"faster|throughput|training|\bspeed", "throughput"),
+)
+_TIMES = re.compile(r"(\d+(?:\.\d+)?)\s*(?:x\b|×|times\b)")
+_PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*%\s*(better|more|faster|higher|greater|cheaper|lower|less)")
+_TOKEN = re.compile(r"[a-z0-9][a-z0-9._-]*")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Claim:
+    """`chip_a` is `multiplier` times `chip_b` on `metric` (a key of CLAIM_METRICS)."""
+
+    text: str
+    chip_a: str
+    chip_b: str
+    multiplier: float
+    metric: str
+
+
+def _chips_in(text: str) -> list[str]:
+    """Catalog chip ids in the order the text names them; two-word names ("tpu v5p",
+    "trainium 2", "a100 40gb") are tried before single words."""
+    from twofold.hardware.catalog import default_catalog
+
+    index = default_catalog().chip_index
+    tokens = [t.strip("._-") for t in _TOKEN.findall(text)]
+    found: list[str] = []
+    i = 0
+    while i < len(tokens):
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+        pairs = [f"{tokens[i]}-{nxt}", f"{tokens[i]}{nxt}"] if nxt else []
+        hit = next((p for p in pairs if p in index), None)
+        if hit is not None:
+            found.append(index[hit].id)
+            i += 2
+            continue
+        if tokens[i] in index and tokens[i] != "local":
+            found.append(index[tokens[i]].id)
+        i += 1
+    return list(dict.fromkeys(found))
+
+
+def parse_claim(text: str, *, metric: str | None = None) -> Claim:
+    """Parse a claim (module docstring); `metric` overrides the metric the text names."""
+    if not isinstance(text, str) or not text.strip():
+        raise InputError("claim", text, EXPECTED_FORM)
+    low = text.strip().lower()
+    chips = _chips_in(low)
+    if len(chips) != 2:
+        named = f"names {len(chips)} catalog chip(s) ({', '.join(chips) or 'none'})"
+        raise InputError("claim", text, f"{named}; {EXPECTED_FORM}")
+    times, percent = _TIMES.search(low), _PERCENT.search(low)
+    if times is not None:
+        multiplier = float(times.group(1))
+    elif percent is not None:
+        p = float(percent.group(1)) / 100.0
+        if percent.group(2) in ("cheaper", "lower", "less"):
+            if p >= 1.0:
+                raise InputError("claim", text, "a reduction of 100% or more is not a ratio")
+            multiplier = 1.0 / (1.0 - p)
+        else:
+            multiplier = 1.0 + p
+    else:
+        raise InputError("claim", text, f"no multiplier ('4x', '2 times', '30% better'); {EXPECTED_FORM}")
+    if multiplier <= 0:
+        raise InputError("claim", text, "the multiplier must be positive")
+    if metric is None:
+        metric = next((name for pattern, name in _METRIC_WORDS if re.search(pattern, low)), "throughput")
+    elif metric not in CLAIM_METRICS:
+        raise InputError("metric", metric, f"must be one of {', '.join(CLAIM_METRICS)}")
+    return Claim(text=text.strip(), chip_a=chips[0], chip_b=chips[1], multiplier=multiplier, metric=metric)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClaimRow:
+    """The claim on one workload: the modelled ratio (None: not evaluated, see `note`)."""
+
+    workload: ClaimWorkload
+    ratio: float | None
+    holds: bool | None
+    factors: Mapping[str, float] | None
+    dominant_cause: str | None
+    secondary_cause: str | None  # the largest factor after the dominant one
+    layout_a: Mapping[str, Any] | None
+    layout_b: Mapping[str, Any] | None
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "workload": asdict(self.workload),
+            "ratio": self.ratio,
+            "holds": self.holds,
+            "factors": None if self.factors is None else dict(self.factors),
+            "dominant_cause": self.dominant_cause,
+            "secondary_cause": self.secondary_cause,
+            "layout_a": None if self.layout_a is None else dict(self.layout_a),
+            "layout_b": None if self.layout_b is None else dict(self.layout_b),
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClaimResult:
+    """The claim over the workload set; `summary` is None when no workload could be evaluated."""
+
+    claim: Claim
+    ratio_metric: str
+    tolerance: float
+    rows: tuple[ClaimRow, ...]
+    summary: Mapping[str, float] | None
+    holds_for: int
+    evaluated: int
+    verdict: str
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "claim": asdict(self.claim),
+            "ratio_metric": self.ratio_metric,
+            "tolerance": self.tolerance,
+            "threshold": (1.0 - self.tolerance) * self.claim.multiplier,
+            "rows": [r.to_dict() for r in self.rows],
+            "summary": None if self.summary is None else dict(self.summary),
+            "holds_for": self.holds_for,
+            "evaluated": self.evaluated,
+            "verdict": self.verdict,
+            "notes": list(self.notes),
+        }
+
+
+def _causes(factors: Mapping[str, float] | None) -> dict[str, str | None]:
+    """The dominant cause (largest |log factor|) and the next one after it."""
+    if factors is None:
+        return {"dominant_cause": None, "secondary_cause": None}
+    first = dominant_factor(factors)
+    return {
+        "dominant_cause": first,
+        "secondary_cause": dominant_factor({k: v for k, v in factors.items() if k != first}),
+    }
+
+
+def _inference_row(
+    a: Target, b: Target, w: ClaimWorkload, metric: str, threshold: float, cache: dict
+) -> ClaimRow:
+    from twofold.compare.infer_claim import inference_ratio
+
+    ratio, factors, lay_a, lay_b, note = inference_ratio(
+        a,
+        b,
+        model=w.model,
+        chips=w.chips,
+        input_tokens=w.input_tokens,
+        output_tokens=w.output_tokens,
+        metric=metric,
+        cache=cache,
+    )
+    return ClaimRow(
+        workload=w,
+        ratio=ratio,
+        holds=None if ratio is None else ratio >= threshold,
+        factors=factors,
+        **_causes(factors),
+        layout_a=lay_a,
+        layout_b=lay_b,
+        note=note,
+    )
+
+
+def _row(a: Target, b: Target, w: ClaimWorkload, key: str, threshold: float, cache: PlanCache) -> ClaimRow:
+    from twofold.workload.registry import get_model
+
+    workload = TrainingWorkload(global_batch=w.global_batch, seq_len=w.seq_len, precision="bf16")
+    empty = {
+        "ratio": None,
+        "holds": None,
+        "factors": None,
+        "dominant_cause": None,
+        "secondary_cause": None,
+        "layout_a": None,
+        "layout_b": None,
+    }
+    try:
+        result = compare_targets(
+            get_model(w.model), [a, b], chips=w.chips, reference=b.label, workload=workload, cache=cache
+        )
+    except InputError as exc:  # the reference chip cannot run this workload
+        return ClaimRow(workload=w, **empty, note=f"not evaluated: {exc}")
+    ra, rb = result.row(a.label), result.row(b.label)
+    layouts = {
+        "layout_a": None if ra.layout is None else asdict(ra.layout),
+        "layout_b": None if rb.layout is None else asdict(rb.layout),
+    }
+    ratio = ra.ratio_to_reference.get(key)
+    if ratio is None:
+        return ClaimRow(
+            workload=w, **(empty | layouts), note=f"not evaluated: {_missing(a, b, key, ra.notes)}"
+        )
+    factors = ra.factors[key]
+    return ClaimRow(
+        workload=w,
+        ratio=ratio,
+        holds=ratio >= threshold,
+        factors=factors,
+        **_causes(factors),
+        **layouts,
+    )
+
+
+def _missing(a: Target, b: Target, key: str, notes: Sequence[str]) -> str:
+    """Why a ratio is unknown: the figure it needs that is unpublished, or the layout note."""
+    if key == "perf_per_watt":
+        chips = [t.label for t in (a, b) if t.power.tdp_w is None]
+        if chips:
+            return f"power unknown for {', '.join(chips)} (no published TDP; pass --power CHIP=W)"
+    if key == "perf_per_dollar":
+        chips = [t.label for t in (a, b) if t.price.usd_per_chip_hour is None]
+        if chips:
+            return f"price unknown for {', '.join(chips)} (no published price; pass --price CHIP=USD)"
+    return "; ".join(notes) or "no fitting layout"
+
+
+def evaluate_ratio(
+    claim: Claim,
+    a: Target,
+    b: Target,
+    *,
+    workloads: Sequence[ClaimWorkload] = CLAIM_WORKLOADS,
+    tolerance: float = DEFAULT_TOLERANCE,
+    cache: PlanCache | None = None,
+) -> ClaimResult:
+    """Check `claim` with chip A = `a` and chip B = `b` (objects: catalog or what-if chips)."""
+    if not 0.0 <= tolerance < 1.0:
+        raise InputError("tolerance", tolerance, "must be in [0, 1)")
+    if not workloads:
+        raise InputError("workloads", workloads, "name at least one workload")
+    key = CLAIM_METRICS[claim.metric]
+    threshold = (1.0 - tolerance) * claim.multiplier
+    cache = {} if cache is None else cache
+    unpublished = _missing(a, b, key, ()) if key in ("perf_per_watt", "perf_per_dollar") else ""
+    if unpublished and unpublished != "no fitting layout":
+        # A figure the metric needs is unpublished: no workload can change that, so none is planned.
+        rows = tuple(
+            ClaimRow(
+                workload=w,
+                ratio=None,
+                holds=None,
+                factors=None,
+                dominant_cause=None,
+                secondary_cause=None,
+                layout_a=None,
+                layout_b=None,
+                note=f"not evaluated: {unpublished}",
+            )
+            for w in workloads
+        )
+    else:
+        serving: dict = {}
+        rows = tuple(
+            _inference_row(a, b, w, claim.metric, threshold, serving)
+            if w.phase == "inference"
+            else _row(a, b, w, key, threshold, cache)
+            for w in workloads
+        )
+    ratios = [r.ratio for r in rows if r.ratio is not None]
+    held = sum(1 for r in rows if r.holds)
+    summary = None
+    if ratios:
+        summary = {"min": min(ratios), "median": statistics.median(ratios), "max": max(ratios)}
+    notes = []
+    if claim.metric == "latency":
+        notes.append(
+            "latency: training step time at the same chip count and batch (= per-chip throughput ratio); "
+            "serving end-to-end request latency at each chip's lowest-latency plan"
+        )
+    if claim.metric == "perf-per-watt" and any(w.phase == "inference" for w in workloads):
+        notes.append("perf/W of serving is not modelled yet: inference workloads are not evaluated for it")
+    return ClaimResult(
+        claim=claim,
+        ratio_metric=key,
+        tolerance=tolerance,
+        rows=rows,
+        summary=summary,
+        holds_for=held,
+        evaluated=len(ratios),
+        verdict=_verdict(claim, rows, summary, held, threshold),
+        notes=tuple(notes),
+    )
+
+
+def _verdict(
+    claim: Claim, rows: Sequence[ClaimRow], summary: Mapping[str, float] | None, held: int, threshold: float
+) -> str:
+    said = f"{claim.chip_a} = {claim.multiplier:.3g}x {claim.chip_b} ({claim.metric})"
+    if summary is None:
+        reason = next((r.note for r in rows if r.note), "no workload could be evaluated")
+        return f"cannot be checked: {said}; {reason}"
+    spread = f"modelled {summary['min']:.2f}x to {summary['max']:.2f}x, median {summary['median']:.2f}x"
+    n = sum(1 for r in rows if r.ratio is not None)
+    if held == n:
+        return f"holds on all {n} workloads: {said}; {spread}"
+    if held:
+        return f"holds on {held} of {n} workloads (ratio >= {threshold:.2f}): {said}; {spread}"
+    return f"does not hold on any of {n} workloads (ratio >= {threshold:.2f} needed): {said}; {spread}"
+
+
+def evaluate_claim(
+    text: str,
+    *,
+    metric: str | None = None,
+    prices: Mapping[str, float] | None = None,
+    powers: Mapping[str, float] | None = None,
+    idle_fraction: float | None = None,
+    workloads: Sequence[ClaimWorkload] = CLAIM_WORKLOADS,
+    tolerance: float = DEFAULT_TOLERANCE,
+    cache: PlanCache | None = None,
+) -> ClaimResult:
+    """Parse `text` and check it on catalog chips (`evaluate_ratio`)."""
+    claim = parse_claim(text, metric=metric)
+    a = target(claim.chip_a, prices=prices, powers=powers, idle_fraction=idle_fraction)
+    b = target(claim.chip_b, prices=prices, powers=powers, idle_fraction=idle_fraction)
+    return evaluate_ratio(claim, a, b, workloads=workloads, tolerance=tolerance, cache=cache)

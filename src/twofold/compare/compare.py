@@ -1,0 +1,443 @@
+"""`compare`: each chip at its best layout on the same training workload, side by side, with the
+ratio to a reference chip split into multiplicative causes (`compare.factors`).
+
+Modes:
+- `chips` (default): every chip gets the same chip count N.
+- `same-cost`: the reference gets N chips; every other chip as many as the same dollars per hour
+  buy, N * price_ref / price_X, rounded down to whole nodes (or, where that count admits no layout,
+  to node_chips * 2^k). Needs every price (unknown prices give no sized row, never a free chip).
+- `same-power`: the same, with TDP (provisioned power) in place of price.
+
+Per row: layout, step time, tokens/s per chip, MFU, memory per chip, time to train `tokens`
+(default: the Chinchilla-optimal 20 tokens per parameter, Hoffmann et al. 2022, "Training
+Compute-Optimal Large Language Models", arXiv 2203.15556; active parameters for MoE models, an
+assumption since that fit is for dense models), $ per million tokens and $ to train (`economics.
+prices`), power, energy per token, kWh and CO2 (`economics.power`), perf/W (tokens per joule) and
+perf/$ (tokens per dollar). Unknown prices and power stay None, never zero.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from twofold.compare.factors import ChipTerms, chip_terms, dominant_factor, ratio_factors
+from twofold.compare.plans import ChipPlan, PlanCache, Target, plan_chip, target
+from twofold.economics.power import busy_fraction, co2_kg, energy_kwh, energy_per_token_j
+from twofold.economics.prices import cost_usd, tokens_per_usd, usd_per_million_tokens
+from twofold.errors import InputError
+from twofold.estimate.result import BREAKDOWN_TERMS
+from twofold.parallel.layout import Layout, TrainingWorkload
+from twofold.workload.model import ModelConfig
+
+__all__ = [
+    "DEFAULT_CHIPS",
+    "DEFAULT_WORKLOAD",
+    "MODES",
+    "RATIO_METRICS",
+    "CompareResult",
+    "CompareRow",
+    "compare",
+    "compare_targets",
+    "default_tokens",
+]
+
+MODES: tuple[str, ...] = ("chips", "same-cost", "same-power")
+RATIO_METRICS: tuple[str, ...] = (
+    "throughput_per_chip",
+    "perf_per_dollar",
+    "perf_per_watt",
+    "system_throughput",
+)
+DEFAULT_CHIPS = 64
+# 4M tokens per step: Llama 2's pretraining batch (Touvron et al. 2023, "Llama 2", section 2.2).
+DEFAULT_WORKLOAD = TrainingWorkload(global_batch=1024, seq_len=4096, precision="bf16")
+CHINCHILLA_TOKENS_PER_PARAM = 20.0
+
+
+def default_tokens(model: ModelConfig) -> float:
+    """Chinchilla-optimal token budget: 20 x (active) parameters (module docstring)."""
+    from twofold.workload.params import param_counts
+
+    return CHINCHILLA_TOKENS_PER_PARAM * float(param_counts(model).active)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompareRow:
+    """One chip's best plan and what it costs; ratios and factors against the reference chip."""
+
+    chip: str
+    system: str
+    chips: int
+    layout: Layout | None
+    metrics: Mapping[str, float | None]
+    breakdown_s: Mapping[str, float]
+    price: Mapping[str, object]
+    power: Mapping[str, object]
+    terms: ChipTerms | None
+    ratio_to_reference: Mapping[str, float | None] = field(default_factory=dict)
+    factors: Mapping[str, Mapping[str, float] | None] = field(default_factory=dict)
+    dominant_cause: Mapping[str, str | None] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "chip": self.chip,
+            "system": self.system,
+            "chips": self.chips,
+            "layout": None if self.layout is None else asdict(self.layout),
+            **dict(self.metrics),
+            "breakdown": {f"{k}_s": v for k, v in self.breakdown_s.items()},
+            "price": dict(self.price),
+            "power": dict(self.power),
+            "chip_terms": None if self.terms is None else self.terms.to_dict(),
+            "ratio_to_reference": dict(self.ratio_to_reference),
+            "factors": {k: (None if v is None else dict(v)) for k, v in self.factors.items()},
+            "dominant_cause": dict(self.dominant_cause),
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompareResult:
+    """Rows in the order of the chips given; `reference` is the chip every ratio divides by."""
+
+    model: str
+    workload: TrainingWorkload
+    mode: str
+    chips: int
+    reference: str
+    tokens: float
+    grid_gco2_per_kwh: float | None
+    rows: tuple[CompareRow, ...]
+    notes: tuple[str, ...] = ()
+
+    def row(self, chip: str) -> CompareRow:
+        for r in self.rows:
+            if r.chip == chip:
+                return r
+        raise KeyError(chip)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "workload": asdict(self.workload),
+            "mode": self.mode,
+            "chips": self.chips,
+            "reference": self.reference,
+            "tokens": self.tokens,
+            "grid_gco2_per_kwh": self.grid_gco2_per_kwh,
+            "rows": [r.to_dict() for r in self.rows],
+            "notes": list(self.notes),
+        }
+
+
+def _candidate_counts(tgt: Target, budget_chips: float) -> list[int]:
+    """Chip counts to try for a budget worth `budget_chips` chips: whole nodes first, then
+    node_chips * 2^k (counts with odd factors often admit no layout), never above max_chips."""
+    n_max = math.floor(budget_chips + 1e-9)
+    if tgt.system.max_chips is not None:
+        n_max = min(n_max, tgt.system.max_chips)
+    node = max(tgt.system.node_chips, 1)
+    if n_max < 1:
+        return []
+    if n_max < node:
+        return [1 << (n_max.bit_length() - 1)]
+    power = node
+    while power * 2 <= n_max:
+        power *= 2
+    return list(dict.fromkeys([n_max // node * node, power]))
+
+
+def _sized_plan(
+    model: ModelConfig, tgt: Target, budget_chips: float, workload: TrainingWorkload, cache: PlanCache
+) -> ChipPlan | None:
+    plan = None
+    for n in _candidate_counts(tgt, budget_chips):
+        plan = plan_chip(model, tgt, n, workload, cache)
+        if plan.layout is not None:
+            return plan
+    return plan
+
+
+def _metrics(plan: ChipPlan, tgt: Target, tokens: float, grid: float | None) -> dict[str, float | None]:
+    m = plan.metrics
+    assert m is not None  # programmer invariant: only called for plans with a fitting layout
+    thr = m["tokens_per_s_per_chip"]
+    system_thr = thr * plan.chips
+    seconds = tokens / system_thr
+    breakdown = {t: m[f"breakdown_{t}_s"] for t in BREAKDOWN_TERMS}
+    u = busy_fraction(breakdown, m["step_time_s"])
+    power = tgt.power.power_w(u)
+    kwh = energy_kwh(power, plan.chips, seconds)
+    return {
+        "step_time_s": m["step_time_s"],
+        "tokens_per_s_per_chip": thr,
+        "system_tokens_per_s": system_thr,
+        "mfu": m["mfu"],
+        "memory_per_chip_gib": m["memory_per_chip_gib"],
+        "time_to_train_s": seconds,
+        "time_to_train_days": seconds / 86400.0,
+        "price_usd_per_chip_hour": tgt.price.usd_per_chip_hour,
+        "usd_per_million_tokens": usd_per_million_tokens(tgt.price, thr),
+        "cost_usd": cost_usd(tgt.price, plan.chips, seconds),
+        "utilisation": u,
+        "power_w_per_chip": power,
+        "energy_per_token_j": energy_per_token_j(power, thr),
+        "energy_kwh": kwh,
+        "co2_kg": co2_kg(kwh, grid),
+        "perf_per_watt_tokens_per_j": None if power is None else thr / power,
+        "perf_per_dollar_tokens_per_usd": tokens_per_usd(tgt.price, thr),
+    }
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def _ratios(
+    row: dict[str, Any], ref: dict[str, Any], mode: str
+) -> tuple[dict[str, float | None], dict[str, dict[str, float] | None]]:
+    """Totals and factors of every ratio metric for one row against the reference row."""
+    ma, mb = row["metrics"], ref["metrics"]
+    ta, tb = row["terms"], ref["terms"]
+    totals: dict[str, float | None] = dict.fromkeys(RATIO_METRICS)
+    factors: dict[str, dict[str, float] | None] = dict.fromkeys(RATIO_METRICS)
+    if ta is None or tb is None:
+        return totals, factors
+    base = ratio_factors(ta, tb)
+    totals["throughput_per_chip"] = ma["tokens_per_s_per_chip"] / mb["tokens_per_s_per_chip"]
+    factors["throughput_per_chip"] = base
+    pa, pb = row["target"].price.usd_per_chip_hour, ref["target"].price.usd_per_chip_hour
+    totals["perf_per_dollar"] = _ratio(
+        ma["perf_per_dollar_tokens_per_usd"], mb["perf_per_dollar_tokens_per_usd"]
+    )
+    if totals["perf_per_dollar"] is not None:
+        factors["perf_per_dollar"] = base | {"price": pb / pa}
+    wa, wb = ma["power_w_per_chip"], mb["power_w_per_chip"]
+    totals["perf_per_watt"] = _ratio(ma["perf_per_watt_tokens_per_j"], mb["perf_per_watt_tokens_per_j"])
+    if totals["perf_per_watt"] is not None:
+        tdp_a, tdp_b = row["target"].power.tdp_w, ref["target"].power.tdp_w
+        factors["perf_per_watt"] = base | {"tdp": tdp_b / tdp_a, "power_draw": (wb / tdp_b) / (wa / tdp_a)}
+    na, nb = row["chips"], ref["chips"]
+    totals["system_throughput"] = ma["system_tokens_per_s"] / mb["system_tokens_per_s"]
+    if mode == "chips":
+        factors["system_throughput"] = base | {"chip_count": na / nb}
+    elif row["budget_ratio"] is None:
+        totals["system_throughput"] = None  # planned at the reference's count: no budget to compare at
+    else:
+        budget = row["budget_ratio"]
+        factors["system_throughput"] = base | {"budget": budget, "rounding": (na / nb) / budget}
+    return totals, factors
+
+
+def compare_targets(
+    model: ModelConfig,
+    targets: Sequence[Target],
+    *,
+    chips: int = DEFAULT_CHIPS,
+    mode: str = "chips",
+    tokens: float | None = None,
+    reference: str | None = None,
+    workload: TrainingWorkload = DEFAULT_WORKLOAD,
+    grid_gco2_per_kwh: float | None = None,
+    cache: PlanCache | None = None,
+) -> CompareResult:
+    """Compare `targets` (objects: catalog or what-if chips) on one training workload."""
+    if not targets:
+        raise InputError("on", "", "name at least one chip")
+    labels = [t.label for t in targets]
+    if len(set(labels)) != len(labels):
+        raise InputError("on", ",".join(labels), "names a chip twice")
+    if mode not in MODES:
+        raise InputError("mode", mode, f"must be one of {', '.join(MODES)}")
+    if isinstance(chips, bool) or not isinstance(chips, int) or chips < 1:
+        raise InputError("chips", chips, "must be a positive integer")
+    if tokens is not None and (not math.isfinite(tokens) or tokens <= 0):
+        raise InputError("tokens", tokens, "must be a positive number of tokens")
+    if grid_gco2_per_kwh is not None and (not math.isfinite(grid_gco2_per_kwh) or grid_gco2_per_kwh < 0):
+        raise InputError("grid_gco2_per_kwh", grid_gco2_per_kwh, "must be a non-negative number")
+    ref_label = labels[0] if reference is None else _resolve_reference(reference, targets)
+    ref_target = targets[labels.index(ref_label)]
+    budget_of = _budget_of(mode, ref_target)
+    tokens = default_tokens(model) if tokens is None else float(tokens)
+    cache = {} if cache is None else cache
+
+    raw: dict[str, dict[str, Any]] = {}
+    for tgt in targets:
+        notes: list[str] = []
+        budget_ratio = None if mode == "chips" else 1.0
+        if tgt is ref_target or mode == "chips":
+            plan = plan_chip(model, tgt, chips, workload, cache)
+        else:
+            budget_ratio = _budget_ratio(budget_of, ref_target, tgt)
+            if budget_ratio is None:
+                notes.append(
+                    f"cannot size at {mode}: {_budget_name(mode)} of {tgt.label} is unknown; "
+                    f"planned at {chips} chips, system ratio unknown"
+                )
+                plan = plan_chip(model, tgt, chips, workload, cache)
+            else:
+                plan = _sized_plan(model, tgt, chips * budget_ratio, workload, cache)
+                if plan is None:
+                    notes.append(f"the {mode} budget buys no {tgt.label} chip")
+        raw[tgt.label] = _raw_row(model, tgt, plan, workload, tokens, grid_gco2_per_kwh, notes, budget_ratio)
+
+    ref = raw[ref_label]
+    if ref["metrics"] is None:
+        raise InputError("reference", ref_label, "has no fitting layout: " + "; ".join(ref["notes"]))
+    rows = []
+    for tgt in targets:
+        r = raw[tgt.label]
+        if r["metrics"] is not None:
+            totals, factors = _ratios(r, ref, mode)
+        else:
+            totals, factors = dict.fromkeys(RATIO_METRICS), dict.fromkeys(RATIO_METRICS)
+        rows.append(
+            CompareRow(
+                chip=tgt.label,
+                system=tgt.system.id,
+                chips=r["chips"],
+                layout=r["layout"],
+                metrics=r["metrics"] or {},
+                breakdown_s=r["breakdown"],
+                price=tgt.price.to_dict(),
+                power=tgt.power.to_dict(),
+                terms=r["terms"],
+                ratio_to_reference=totals,
+                factors=factors,
+                dominant_cause={k: (None if v is None else dominant_factor(v)) for k, v in factors.items()},
+                notes=tuple(r["notes"]),
+            )
+        )
+    return CompareResult(
+        model=model.name,
+        workload=workload,
+        mode=mode,
+        chips=chips,
+        reference=ref_label,
+        tokens=tokens,
+        grid_gco2_per_kwh=grid_gco2_per_kwh,
+        rows=tuple(rows),
+        notes=_result_notes(targets),
+    )
+
+
+def _resolve_reference(reference: str, targets: Sequence[Target]) -> str:
+    labels = [t.label for t in targets]
+    if reference in labels:
+        return reference
+    from twofold.hardware.catalog import get_chip
+
+    chip_id = get_chip(reference).id
+    if chip_id not in labels:
+        raise InputError("reference", reference, f"must be one of the compared chips: {', '.join(labels)}")
+    return chip_id
+
+
+def _budget_name(mode: str) -> str:
+    return "price" if mode == "same-cost" else "TDP"
+
+
+def _budget_of(mode: str, ref: Target) -> str | None:
+    if mode == "chips":
+        return None
+    value = ref.price.usd_per_chip_hour if mode == "same-cost" else ref.power.tdp_w
+    if value is None:
+        flag = "--price" if mode == "same-cost" else "--power"
+        raise InputError(
+            "reference",
+            ref.label,
+            f"{_budget_name(mode)} unknown, so {mode} has no budget; pass {flag} {ref.label}=...",
+        )
+    return mode
+
+
+def _budget_ratio(mode: str | None, ref: Target, tgt: Target) -> float | None:
+    """Budget units of the reference per chip of `tgt`: price_ref/price_X or TDP_ref/TDP_X."""
+    if mode == "same-cost":
+        a, b = tgt.price.usd_per_chip_hour, ref.price.usd_per_chip_hour
+    else:
+        a, b = tgt.power.tdp_w, ref.power.tdp_w
+    return None if a is None or b is None else b / a
+
+
+def _raw_row(
+    model: ModelConfig,
+    tgt: Target,
+    plan: ChipPlan | None,
+    workload: TrainingWorkload,
+    tokens: float,
+    grid: float | None,
+    notes: list[str],
+    budget_ratio: float | None,
+) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "target": tgt,
+        "chips": 0 if plan is None else plan.chips,
+        "layout": None,
+        "metrics": None,
+        "terms": None,
+        "breakdown": {},
+        "notes": notes,
+        "budget_ratio": budget_ratio,
+    }
+    if plan is None:
+        return row
+    if plan.layout is None or plan.metrics is None:
+        notes.extend(plan.explanation or ("no valid layout",))
+        return row
+    row["layout"] = plan.layout
+    row["metrics"] = _metrics(plan, tgt, tokens, grid)
+    row["breakdown"] = {t: plan.metrics[f"breakdown_{t}_s"] for t in BREAKDOWN_TERMS}
+    assert plan.unconstrained_layout is not None and plan.unconstrained_metrics is not None
+    row["terms"] = chip_terms(
+        model,
+        tgt.chip,
+        workload,
+        chips=plan.chips,
+        metrics=plan.metrics,
+        unconstrained_layout=plan.unconstrained_layout,
+        unconstrained_metrics=plan.unconstrained_metrics,
+    )
+    if tgt.price.usd_per_chip_hour is None:
+        notes.append(
+            f"price unknown: no published on-demand price for {tgt.system.id}; pass --price {tgt.label}=USD"
+        )
+    if tgt.power.tdp_w is None:
+        notes.append(f"power unknown: no published TDP for {tgt.label}; pass --power {tgt.label}=W")
+    return row
+
+
+def _result_notes(targets: Sequence[Target]) -> tuple[str, ...]:
+    notes = []
+    assumed = [t.label for t in targets if t.power.idle_source == "assumed"]
+    if assumed:
+        fractions = sorted({round(t.power.idle_fraction or 0.0, 6) for t in targets if t.label in assumed})
+        notes.append(
+            f"idle power assumed {', '.join(f'{f:g}' for f in fractions)} x TDP for {', '.join(assumed)} "
+            "(no published idle figure; --idle-fraction changes it)"
+        )
+    notes.append("power P(u) = idle + (TDP - idle) * u, u = compute-busy share of the step (docs/compare.md)")
+    return tuple(notes)
+
+
+def compare(
+    model: ModelConfig | str,
+    on: Sequence[str],
+    *,
+    prices: Mapping[str, float] | None = None,
+    powers: Mapping[str, float] | None = None,
+    idle_fraction: float | None = None,
+    **kwargs: Any,
+) -> CompareResult:
+    """Compare catalog chips by id or alias (`compare("llama3.1-70b", ["trn2", "h100"])`); the
+    keyword arguments are those of `compare_targets`."""
+    if isinstance(model, str):
+        from twofold.workload.registry import get_model
+
+        model = get_model(model)
+    targets = [target(name, prices=prices, powers=powers, idle_fraction=idle_fraction) for name in on]
+    return compare_targets(model, targets, **kwargs)

@@ -1,0 +1,161 @@
+"""The chips to compare (`Target`) and each chip's best plan (`ChipPlan`).
+
+A `Target` is a chip, the system it runs in, and its price and power parameters. It is built from
+a catalog id (`target`) or from `Chip` and `System` objects (`target_from`), the entry point for
+what-if chips made with `dataclasses.replace`.
+
+`plan_chip` runs `search.plan_training` once and, through the estimator seam, also records the
+best layout among *all* valid layouts regardless of memory fit: the layout the chip would run if
+its memory were unlimited. The ratio of the two throughputs is the `memory_capacity` factor of the
+decomposition (`compare.factors`); it costs no second search.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from twofold.economics.power import PowerModel, power_model_for
+from twofold.economics.prices import Price, price_for
+from twofold.hardware.types import Chip, System
+from twofold.parallel.layout import Layout, LayoutTable, TrainingWorkload
+from twofold.workload.model import ModelConfig
+
+__all__ = ["ChipPlan", "PlanCache", "Target", "plan_chip", "target", "target_from"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    """A chip to compare: the chip, its system, its price per chip-hour and its power model."""
+
+    chip: Chip
+    system: System
+    price: Price
+    power: PowerModel
+
+    @property
+    def label(self) -> str:
+        return self.chip.id
+
+
+def target_from(
+    chip: Chip,
+    system: System,
+    *,
+    price_usd_per_chip_hour: float | None = None,
+    tdp_w: float | None = None,
+    idle_fraction: float | None = None,
+) -> Target:
+    """A target from objects (what-if chips): price and power from the arguments, else the
+    system's catalog price and the chip's TDP."""
+    prices = {chip.id: price_usd_per_chip_hour} if price_usd_per_chip_hour is not None else None
+    powers = {chip.id: tdp_w} if tdp_w is not None else None
+    return Target(
+        chip=chip,
+        system=system,
+        price=price_for(system, chip, prices),
+        power=power_model_for(chip, overrides_w=powers, idle_fraction=idle_fraction),
+    )
+
+
+def target(
+    name: str,
+    *,
+    prices: Mapping[str, float] | None = None,
+    powers: Mapping[str, float] | None = None,
+    idle_fraction: float | None = None,
+) -> Target:
+    """A target from a catalog chip id or alias, in its default system; `prices` and `powers`
+    (USD per chip-hour, W) are keyed by chip id (`economics.parse_chip_values`)."""
+    from twofold.hardware.catalog import get_chip, system_for
+
+    chip = get_chip(name)
+    system = system_for(chip, None)
+    return Target(
+        chip=chip,
+        system=system,
+        price=price_for(system, chip, prices),
+        power=power_model_for(chip, overrides_w=powers, idle_fraction=idle_fraction),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChipPlan:
+    """The best fitting layout of a target at a chip count, and the best layout ignoring memory.
+
+    `metrics` / `unconstrained_metrics` are the estimator's per-layout figures (step_time_s,
+    tokens_per_s_per_chip, mfu, memory_per_chip_gib, breakdown_<term>_s, ...); `layout` and
+    `metrics` are None when nothing fits (`explanation` says why).
+    """
+
+    target: Target
+    chips: int
+    workload: TrainingWorkload
+    layout: Layout | None
+    metrics: Mapping[str, float] | None
+    unconstrained_layout: Layout | None
+    unconstrained_metrics: Mapping[str, float] | None
+    explanation: tuple[str, ...]
+
+
+class _Recorder:
+    """Estimator seam wrapper: keeps the best layout over every evaluated row, fitting or not."""
+
+    def __init__(self) -> None:
+        self.best: tuple[float, float, Layout, dict[str, float]] | None = None
+
+    def __call__(
+        self,
+        model: ModelConfig,
+        system: System,
+        workload: TrainingWorkload,
+        table: LayoutTable,
+        *,
+        chip: Chip,
+    ) -> Mapping[str, Any]:
+        from twofold.estimate import evaluate_layouts
+
+        out = evaluate_layouts(model, system, workload, table, chip=chip)
+        n = len(table)
+        if n:
+            score = np.asarray(out["tokens_per_s_per_chip"], dtype=float)
+            mem = np.asarray(out["memory_per_chip_gib"], dtype=float)
+            i = int(np.lexsort((mem, -score))[0])  # same tie-break as plan_training: less memory
+            if self.best is None or (score[i], -mem[i]) > (self.best[0], -self.best[1]):
+                row = {k: float(v[i]) for k, v in out.items() if np.ndim(v) == 1 and len(v) == n}
+                self.best = (float(score[i]), float(mem[i]), table.row(i), row)
+        return out
+
+
+PlanCache = dict[tuple[str, str, str, int, TrainingWorkload], ChipPlan]
+
+
+def plan_chip(
+    model: ModelConfig, tgt: Target, chips: int, workload: TrainingWorkload, cache: PlanCache | None = None
+) -> ChipPlan:
+    """Best plan of `model` on `chips` chips of `tgt` (plan_training, throughput objective)."""
+    from twofold.search.plan import plan_training
+
+    key = (model.name, tgt.chip.id, tgt.system.id, chips, workload)
+    if cache is not None and key in cache and cache[key].target.chip is tgt.chip:
+        return cache[key]
+    recorder = _Recorder()
+    result = plan_training(model, tgt.system, chips, workload, top_k=1, chip=tgt.chip, evaluate=recorder)
+    best = result.best
+    unconstrained = recorder.best
+    plan = ChipPlan(
+        target=tgt,
+        chips=chips,
+        workload=workload,
+        layout=None if best is None else best.layout,
+        metrics=None if best is None else {k: float(v) for k, v in best.metrics.items()},
+        unconstrained_layout=None if unconstrained is None else unconstrained[2],
+        unconstrained_metrics=None if unconstrained is None else unconstrained[3],
+        explanation=tuple(result.explanation),
+    )
+    if cache is not None:
+        cache[key] = plan
+    return plan

@@ -1,0 +1,117 @@
+"""What a report shows, computed before anything is drawn: a compare, a scaling sweep, the cost
+Pareto front and (optionally) a claim.
+
+The scaling sweep plans every chip at N/4, N/2, N, 2N and 4N chips (the plans are cached, so the
+compare's own count is not planned twice). The Pareto front is taken over every (chip, count)
+point whose price is known, on ($ per million tokens, system tokens/s): a point is on it when no
+other point is both cheaper per token and faster. Points without a price are not placed on the
+cost axis; the report names them instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from twofold.compare.claim import ClaimResult
+from twofold.compare.compare import DEFAULT_CHIPS, DEFAULT_WORKLOAD, CompareResult, compare_targets
+from twofold.compare.plans import PlanCache, Target, plan_chip
+from twofold.economics.prices import usd_per_million_tokens
+from twofold.parallel.layout import TrainingWorkload
+from twofold.search.pareto import pareto_front
+from twofold.workload.model import ModelConfig
+
+__all__ = [
+    "ReportData",
+    "ScalingPoint",
+    "compare_report",
+    "pareto_indices",
+    "scaling_counts",
+    "scaling_points",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScalingPoint:
+    """One chip at one chip count: its best layout's throughput and, if priced, $ per M tokens."""
+
+    chip: str
+    chips: int
+    tokens_per_s_per_chip: float
+    system_tokens_per_s: float
+    usd_per_million_tokens: float | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportData:
+    """Everything a report renders; a section is left out when its part is None or empty."""
+
+    title: str
+    compare: CompareResult | None = None
+    scaling: tuple[ScalingPoint, ...] = ()
+    claim: ClaimResult | None = None
+
+
+def scaling_counts(chips: int) -> list[int]:
+    """N/4, N/2, N, 2N, 4N (whole, at least 1, no repeats)."""
+    return sorted({max(1, chips * k // 4) for k in (1, 2, 4, 8, 16)})
+
+
+def scaling_points(
+    model: ModelConfig,
+    targets: Sequence[Target],
+    counts: Sequence[int],
+    workload: TrainingWorkload,
+    cache: PlanCache | None = None,
+) -> tuple[ScalingPoint, ...]:
+    """Best plan of every target at every count; counts with no fitting layout are skipped."""
+    points = []
+    for tgt in targets:
+        for n in counts:
+            if tgt.system.max_chips is not None and n > tgt.system.max_chips:
+                continue
+            plan = plan_chip(model, tgt, n, workload, cache)
+            if plan.metrics is None:
+                continue
+            thr = plan.metrics["tokens_per_s_per_chip"]
+            points.append(
+                ScalingPoint(
+                    chip=tgt.label,
+                    chips=n,
+                    tokens_per_s_per_chip=thr,
+                    system_tokens_per_s=thr * n,
+                    usd_per_million_tokens=usd_per_million_tokens(tgt.price, thr),
+                )
+            )
+    return tuple(points)
+
+
+def pareto_indices(points: Sequence[ScalingPoint]) -> tuple[list[int], list[int]]:
+    """(priced point indices, indices among those on the cost/throughput Pareto front)."""
+    priced = [i for i, p in enumerate(points) if p.usd_per_million_tokens is not None]
+    if not priced:
+        return [], []
+    cost = np.array([points[i].usd_per_million_tokens for i in priced], dtype=float)
+    gain = np.array([points[i].system_tokens_per_s for i in priced], dtype=float)
+    return priced, [int(j) for j in pareto_front(cost, gain)]
+
+
+def compare_report(
+    model: ModelConfig,
+    targets: Sequence[Target],
+    *,
+    chips: int = DEFAULT_CHIPS,
+    workload: TrainingWorkload = DEFAULT_WORKLOAD,
+    claim: ClaimResult | None = None,
+    cache: PlanCache | None = None,
+    **compare_kwargs: Any,
+) -> ReportData:
+    """A compare at `chips`, the scaling sweep around it, and optionally a claim's section."""
+    cache = {} if cache is None else cache
+    result = compare_targets(model, targets, chips=chips, workload=workload, cache=cache, **compare_kwargs)
+    points = scaling_points(model, targets, scaling_counts(chips), workload, cache)
+    names = ", ".join(t.label for t in targets)
+    return ReportData(title=f"twofold: {model.name} on {names}", compare=result, scaling=points, claim=claim)

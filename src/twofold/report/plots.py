@@ -1,0 +1,143 @@
+"""Report figures as base64 PNG strings, drawn with matplotlib's object API (no pyplot state).
+
+matplotlib is the optional `report` extra, imported on first use: without it every function here
+raises an `InputError` saying to install `twofold[report]`. Unknown values (a chip without a price)
+are left out of a plot and named in its caption by the caller, never drawn as zero.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from twofold.errors import InputError
+
+__all__ = ["breakdown_png", "claim_png", "pareto_png", "require_matplotlib", "scaling_png"]
+
+# Grouping of the estimate's breakdown terms for the stacked bars (seconds per step).
+BREAKDOWN_GROUPS: dict[str, tuple[str, ...]] = {
+    "compute": ("compute_forward", "compute_backward"),
+    "recompute": ("compute_recompute",),
+    "tensor/context/expert comm": ("tp", "cp", "ep"),
+    "pipeline comm + bubble": ("pp", "bubble"),
+    "data-parallel comm": ("dp", "fsdp"),
+    "optimizer + other": ("optimizer", "other"),
+}
+_COLOURS = ("#4c72b0", "#8172b2", "#dd8452", "#c44e52", "#55a868", "#937860")
+
+
+def require_matplotlib() -> Any:
+    """The `matplotlib.figure.Figure` class; InputError when matplotlib is not installed."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise InputError(
+            "report",
+            "matplotlib",
+            f"is not installed ({exc}); install it with: pip install 'twofold[report]'",
+        ) from exc
+    return Figure
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def breakdown_png(rows: Sequence[tuple[str, Mapping[str, float]]]) -> str:
+    """Stacked horizontal bars: each chip's step time split into BREAKDOWN_GROUPS (seconds)."""
+    figure_cls = require_matplotlib()
+    fig = figure_cls(figsize=(8.0, 0.7 * len(rows) + 1.6))
+    ax = fig.subplots()
+    labels = [label for label, _ in rows]
+    left = [0.0] * len(rows)
+    for (group, terms), colour in zip(BREAKDOWN_GROUPS.items(), _COLOURS, strict=True):
+        widths = [sum(float(b.get(t, 0.0)) for t in terms) for _, b in rows]
+        ax.barh(labels, widths, left=left, color=colour, label=group)
+        left = [lft + w for lft, w in zip(left, widths, strict=True)]
+    ax.set_xlabel("seconds per training step")
+    ax.invert_yaxis()
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3, fontsize=8, frameon=False)
+    ax.set_title("Step time breakdown (best layout per chip)")
+    return _png(fig)
+
+
+def scaling_png(series: Mapping[str, Sequence[tuple[int, float]]]) -> str:
+    """Tokens/s per chip against chip count, one line per chip (log2 x axis)."""
+    figure_cls = require_matplotlib()
+    fig = figure_cls(figsize=(8.0, 4.2))
+    ax = fig.subplots()
+    for label, points in series.items():
+        if points:
+            xs, ys = zip(*sorted(points), strict=True)
+            ax.plot(xs, ys, marker="o", label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("chips")
+    ax.set_ylabel("tokens/s per chip")
+    ax.set_ylim(bottom=0)
+    ax.set_title("Scaling with chip count (best layout at each count)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def pareto_png(
+    points: Sequence[tuple[str, int, float, float]], front: Sequence[int], chip_order: Sequence[str] = ()
+) -> str:
+    """System tokens/s against $ per million tokens; `points` are (chip, chips, usd_per_m, tok/s)
+    and `front` indexes the Pareto-optimal ones (cheaper and faster than every other point).
+    `chip_order` keeps each chip's colour the same as in the scaling plot."""
+    figure_cls = require_matplotlib()
+    fig = figure_cls(figsize=(8.0, 4.4))
+    ax = fig.subplots()
+    order = list(dict.fromkeys([*chip_order, *(p[0] for p in points)]))
+    for label in dict.fromkeys(p[0] for p in points):
+        colour = f"C{order.index(label) % 10}"  # matplotlib's default cycle, as in scaling_png
+        mine = [p for p in points if p[0] == label]
+        ax.scatter([p[2] for p in mine], [p[3] for p in mine], color=colour, label=label, s=30)
+        for p in mine:
+            ax.annotate(str(p[1]), (p[2], p[3]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    if front:
+        best = sorted((points[i] for i in front), key=lambda p: p[2])
+        ax.step(
+            [p[2] for p in best],
+            [p[3] for p in best],
+            where="post",
+            color="black",
+            lw=1,
+            label="Pareto front",
+        )
+    ax.set_xlabel("$ per million tokens (on-demand)")
+    ax.set_ylabel("system tokens/s")
+    ax.set_yscale("log")
+    ax.set_title("Throughput against cost (labels: chip count)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def claim_png(labels: Sequence[str], ratios: Sequence[float | None], claimed: float, threshold: float) -> str:
+    """Modelled ratio per workload as bars, the claimed multiplier and the threshold as lines."""
+    figure_cls = require_matplotlib()
+    fig = figure_cls(figsize=(8.0, 0.4 * len(labels) + 1.8))
+    ax = fig.subplots()
+    known = [i for i, r in enumerate(ratios) if r is not None]
+    ax.barh(
+        known,
+        [float(ratios[i]) for i in known],  # type: ignore[arg-type]
+        color=["#55a868" if float(ratios[i]) >= threshold else "#c44e52" for i in known],  # type: ignore[arg-type]
+    )
+    for i, r in enumerate(ratios):
+        text, x = ("unknown", 0.0) if r is None else (f"{r:.2f}x", r)
+        ax.annotate(text, (x, i), fontsize=8, xytext=(3, -3), textcoords="offset points")
+    ax.set_yticks(range(len(labels)), list(labels))
+    ax.set_ylim(len(labels) - 0.5, -0.5)
+    ax.axvline(claimed, color="black", lw=1.5, label=f"claimed {claimed:.3g}x")
+    ax.axvline(threshold, color="black", lw=1, ls="--", label=f"holds at >= {threshold:.3g}x")
+    ax.set_xlabel("modelled ratio (chip A / chip B)")
+    ax.set_title("Claim: modelled ratio per workload")
+    ax.legend(fontsize=8, loc="lower right")
+    return _png(fig)

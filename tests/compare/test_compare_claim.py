@@ -1,0 +1,167 @@
+"""`claim`: parsing (expected readings written by hand from the text) and evaluation on chips made
+true or false by construction (a chip against a copy of itself with doubled compute and HBM)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from _compare_fixtures import doubled_target
+
+from twofold.cli import main
+from twofold.compare import target
+from twofold.compare.claim import (
+    CLAIM_WORKLOADS,
+    Claim,
+    ClaimWorkload,
+    evaluate_claim,
+    evaluate_ratio,
+    parse_claim,
+)
+from twofold.compare.infer_claim import inference_factors
+from twofold.errors import InputError
+
+# Compute-bound: one node (NVLink only) and 64 chips, 4M-token steps, a dense 8B model.
+COMPUTE_BOUND = (
+    ClaimWorkload(label="8b x8", model="llama3.1-8b", kind="dense", seq_len=4096, global_batch=1024, chips=8),
+    ClaimWorkload(
+        label="8b 32k x8", model="llama3.1-8b", kind="dense", seq_len=32768, global_batch=128, chips=8
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "a", "b", "multiplier", "metric"),
+    [
+        ("trn2 is 4x trn1", "trn2", "trn1", 4.0, "throughput"),
+        (
+            "Trainium2 delivers up to 4x faster training than first-generation Trainium",
+            "trn2",
+            "trn1",
+            4.0,
+            "throughput",
+        ),
+        ("trn3 has 2x perf/W of trn2", "trn3", "trn2", 2.0, "perf-per-watt"),
+        ("trn2 has 30% better price-performance than h100", "trn2", "h100", 1.3, "perf-per-dollar"),
+        ("TPU v6e is 67% more energy efficient than TPU v5e", "tpu-v6e", "tpu-v5e", 1.67, "perf-per-watt"),
+        ("trainium 3 is 2 times trainium 2", "trn3", "trn2", 2.0, "throughput"),
+        ("h100 is 30% cheaper than a100", "h100", "a100", 1 / 0.7, "perf-per-dollar"),
+        ("trn3 gives 4x faster responses than trn2", "trn3", "trn2", 4.0, "latency"),
+    ],
+)
+def test_parse_claim_forms(text: str, a: str, b: str, multiplier: float, metric: str) -> None:
+    claim = parse_claim(text)
+    assert (claim.chip_a, claim.chip_b, claim.metric) == (a, b, metric)
+    assert claim.multiplier == pytest.approx(multiplier)
+
+
+def test_metric_flag_overrides_text() -> None:
+    assert parse_claim("trn2 is 4x trn1", metric="perf-per-dollar").metric == "perf-per-dollar"
+    with pytest.raises(InputError, match="metric"):
+        parse_claim("trn2 is 4x trn1", metric="speed")
+
+
+@pytest.mark.parametrize(
+    "text", ["trn2 is fast", "4x faster", "trn2 is much faster than trn1", "", "foo is 2x bar"]
+)
+def test_unparseable_claims_name_the_text_and_the_form(text: str) -> None:
+    with pytest.raises(InputError) as info:
+        parse_claim(text)
+    assert info.value.field == "claim" and info.value.value == text
+    assert "expected" in str(info.value) or "multiplier" in str(info.value)
+
+
+def test_true_claim_by_construction_holds() -> None:
+    fast, base = doubled_target("h100", links=False), target("h100")
+    claim = Claim(
+        text="h100-2x is 2x h100", chip_a=fast.label, chip_b="h100", multiplier=2.0, metric="throughput"
+    )
+    result = evaluate_ratio(claim, fast, base, workloads=COMPUTE_BOUND)
+    assert result.evaluated == 2 and result.holds_for == 2
+    assert all(r.holds and r.ratio >= 1.8 and r.dominant_cause == "peak_compute" for r in result.rows)
+    assert result.verdict.startswith("holds on all")
+
+
+def test_false_claim_by_construction_does_not_hold() -> None:
+    fast, base = doubled_target("h100", links=False), target("h100")
+    claim = Claim(
+        text="h100-2x is 3x h100", chip_a=fast.label, chip_b="h100", multiplier=3.0, metric="throughput"
+    )
+    result = evaluate_ratio(claim, fast, base, workloads=COMPUTE_BOUND)
+    assert result.holds_for == 0 and all(r.holds is False for r in result.rows)
+    assert result.summary["max"] <= 2.0 + 1e-9  # doubling everything on the chip cannot give more than 2x
+    assert result.verdict.startswith("does not hold")
+
+
+def test_unpublished_power_makes_perf_per_watt_uncheckable() -> None:
+    result = evaluate_claim("trn2 has 2x perf/W of trn1", workloads=COMPUTE_BOUND[:1])
+    assert result.evaluated == 0 and result.summary is None
+    row = result.rows[0]
+    assert row.ratio is None and row.holds is None and "power unknown" in row.note
+    assert result.verdict.startswith("cannot be checked")
+
+
+def test_catalog_workload_set_covers_the_space() -> None:
+    kinds = {w.kind for w in CLAIM_WORKLOADS}
+    seqs = {w.seq_len for w in CLAIM_WORKLOADS}
+    assert kinds == {"dense", "moe"} and min(seqs) <= 4096 < max(seqs)
+    assert len({w.chips for w in CLAIM_WORKLOADS}) >= 2 and len(CLAIM_WORKLOADS) <= 16
+    assert {w.phase for w in CLAIM_WORKLOADS} == {"training", "inference"}
+
+
+SERVE = (
+    ClaimWorkload(
+        label="serve 8b",
+        model="llama3.1-8b",
+        kind="dense",
+        seq_len=1280,
+        global_batch=0,
+        chips=8,
+        phase="inference",
+        input_tokens=1024,
+        output_tokens=256,
+    ),
+)
+
+
+def test_inference_factors_multiply_back_and_doubling_helps() -> None:
+    fast, base = doubled_target("h100", links=True), target("h100")
+    for metric in ("throughput", "latency", "perf-per-dollar"):
+        claim = Claim(text="x", chip_a=fast.label, chip_b="h100", multiplier=1.5, metric=metric)
+        result = evaluate_ratio(claim, fast, base, workloads=SERVE)
+        row = result.rows[0]
+        assert row.ratio is not None and row.holds, metric
+        assert math.prod(row.factors.values()) == pytest.approx(row.ratio, rel=1e-9)
+    # A twice-as-fast chip with the same memory serves the same batch twice as fast: the phases
+    # each halve, so the request time ratio (latency) is 2 (hand derivation).
+    claim = Claim(text="x", chip_a=fast.label, chip_b="h100", multiplier=2.0, metric="latency")
+    row = evaluate_ratio(claim, fast, base, workloads=SERVE).rows[0]
+    assert row.ratio == pytest.approx(2.0, rel=1e-6)
+
+
+def test_inference_factors_by_hand() -> None:
+    # A: 2 replicas x 4 sequences on 8 chips (1 per chip), TTFT 1 s, 9 x 0.1 s decode;
+    # B: 1 x 4 on 8 chips (0.5 per chip), TTFT 2 s, 9 x 0.3 s. thr = s * M / E.
+    a = {"layout": {"dp": 2}, "workload": {"batch": 4, "output_tokens": 10}, "ttft_s": 1.0, "tpot_s": 0.1}
+    b = {"layout": {"dp": 1}, "workload": {"batch": 4, "output_tokens": 10}, "ttft_s": 2.0, "tpot_s": 0.3}
+    f = inference_factors(a, b, chips=8)
+    thr_a, thr_b = 1.0 * 10 / (1.0 + 0.9), 0.5 * 10 / (2.0 + 2.7)
+    assert math.prod(f.values()) == pytest.approx(thr_a / thr_b)
+    assert f["batch_per_chip"] == pytest.approx(2.0)
+    assert f["decode"] == pytest.approx((2.0 + 2.7) / (2.0 + 0.9))
+
+
+def test_cli_claim_json(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["claim", "trn2 has 2x perf/W of trn1", "--json"])
+    assert info.value.code in (0, None)
+    d = json.loads(capsys.readouterr().out)
+    assert d["claim"]["chip_a"] == "trn2" and d["summary"] is None and d["evaluated"] == 0
+
+
+def test_cli_claim_bad_text_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["claim", "trn2 rocks"])
+    assert info.value.code == 2
+    assert "error: claim=" in capsys.readouterr().err
