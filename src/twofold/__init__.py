@@ -25,6 +25,8 @@ _EXPORTS: dict[str, str] = {
     "TrainingEstimate": "twofold.estimate.result",
     "estimate_training": "twofold.estimate.training",
     "evaluate_layouts": "twofold.estimate.training",
+    "estimate_imported_training": "twofold.estimate.imported",
+    "plan_imported": "twofold.search.imported",
     "InferenceEstimate": "twofold.estimate.inference_result",
     "InferenceLayout": "twofold.estimate.inference_types",
     "InferenceWorkload": "twofold.estimate.inference_types",

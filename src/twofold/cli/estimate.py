@@ -60,6 +60,9 @@ def estimate(
     weight_precision: str | None = typer.Option(None, "--weight-precision", help="--infer: int8, fp8, ..."),
     kv_precision: str | None = typer.Option(None, "--kv-precision", help="--infer: KV-cache format."),
     pad_heads: bool = typer.Option(False, "--pad-heads", help="--infer: pad heads/FFN to a multiple of tp."),
+    input_shape: list[str] = typer.Option(  # noqa: B008 - typer's repeatable option
+        [], "--input-shape", help="--model X.onnx: shape of a dynamic input, NAME=8x3x224x224 (repeatable)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Estimate one training step: step time, tokens/s/chip, MFU, memory per chip, and where the time goes."""
@@ -84,6 +87,16 @@ def estimate(
     for name, value in (("global_batch", global_batch), ("seq_len", seq_len)):
         if value < 1:
             raise InputError(name, value, "must be a positive integer")
+    if model.endswith(".onnx"):  # an imported model: data parallel and ZeRO/FSDP only
+        from twofold.cli._imported import estimate_onnx
+
+        return estimate_onnx(
+            model=model, input_shape=input_shape, chip=chip, system=system, chips=chips, dp=dp,
+            layout_flags={"tp": tp, "pp": pp, "vp": vp, "cp": cp, "ep": ep, "zero": zero,
+                          "recompute": recompute},
+            micro_batch=micro_batch, global_batch=global_batch, seq_len=seq_len,
+            default_seq_len=DEFAULT_SEQ_LEN, precision=precision, as_json=as_json,
+        )  # fmt: skip
     the_dp, check_chips = resolve_dp(chips, dp, tp, pp, cp)
     layout = Layout(
         dp=the_dp,

@@ -35,6 +35,9 @@ def plan(
     weight_precision: str | None = typer.Option(None, "--weight-precision", help="--infer: int8, fp8, ..."),
     kv_precision: str | None = typer.Option(None, "--kv-precision", help="--infer: KV-cache format."),
     pad_heads: bool = typer.Option(False, "--pad-heads", help="--infer: pad heads/FFN to a multiple of tp."),
+    input_shape: list[str] = typer.Option(  # noqa: B008 - typer's repeatable option
+        [], "--input-shape", help="--model X.onnx: shape of a dynamic input, NAME=8x3x224x224 (repeatable)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Search every valid layout (dp, tp, pp, vp, cp, ep, ZeRO, micro-batch, recompute) and rank them."""
@@ -63,6 +66,14 @@ def plan(
     check_objective(objective)
     if precision not in PRECISIONS:
         raise InputError("precision", precision, f"must be one of {', '.join(PRECISIONS)}")
+    if model.endswith(".onnx"):  # an imported model: dp = chips, ZeRO stage searched
+        from twofold.cli._imported import plan_onnx
+
+        return plan_onnx(
+            model=model, input_shape=input_shape, chip=chip, system=system, chips=chips,
+            global_batch=global_batch, seq_len=seq_len, default_seq_len=DEFAULT_SEQ_LEN,
+            precision=precision, top=top, as_json=as_json,
+        )  # fmt: skip
     the_model = get_model(model)
     the_chip = get_chip(chip)
     the_system = system_for(the_chip, system)

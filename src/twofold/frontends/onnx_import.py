@@ -23,6 +23,7 @@ from typing import Any
 
 from twofold.errors import InputError, near_matches
 from twofold.frontends.onnx_shapes import infer_static_shapes
+from twofold.workload.fusion import TensorRef, TracedOp, fuse_trace
 from twofold.workload.imported import (
     ImportedModel,
     attention_op,
@@ -127,6 +128,8 @@ def from_onnx(
     needs_grad = set(trainable)
     forward: list[Op] = []
     backward: list[Op] = []
+    traced: list[TracedOp] = []  # for workload.fusion: each op with the tensors it reads/writes
+    grad_flags: dict[str, tuple[bool, bool]] = {}
     unsupported: Counter[str] = Counter()
     for node in graph.node:
         reader = _NodeReader(node, shapes, types, precision)
@@ -136,10 +139,16 @@ def from_onnx(
             needs_grad.update(o for o in node.output if o and types.get(o) in _FLOAT_TYPES)
         first, second = (grads + [False, False])[:2]
         forward.extend(ops)
+        refs_in = tuple(_ref(reader, n) for n in node.input if n)
+        refs_out = tuple(_ref(reader, n) for n in node.output if n)
+        traced.extend(TracedOp(op=op, inputs=refs_in, outputs=refs_out) for op in ops)
         if any(grads):  # for GEMMs and convolutions: which operands need a gradient
             for op in ops:
                 other = second if op.kind in ("gemm", "conv") else True
+                grad_flags[op.name] = (first, other)
                 backward.extend(derived_backward(op, input_grad=first, weight_grad=other))
+    fused_forward = fuse_trace(traced)
+    fused_backward = [b for op in fused_forward for b in _fused_backward(op, grad_flags)]
     first_input = shapes.get(inputs[0].name, ()) if inputs else ()
     tokens = next(
         (shapes[i.name] for i in inputs if len(shapes.get(i.name, ())) == 2 and types.get(i.name) in (6, 7)),
@@ -158,7 +167,29 @@ def from_onnx(
         batch=int(first_input[0]) if first_input else 1,
         seq_len=None if tokens is None else int(tokens[1]),
         precision=precision,
+        fused_ops=merge_ops(fused_forward),
+        fused_backward_ops=merge_ops(reversed(fused_backward)),
     )
+
+
+def _ref(reader: _NodeReader, name: str) -> TensorRef:
+    nbytes = reader.nbytes([name])
+    return TensorRef(buffer=name, view=name, nbytes=nbytes, buffer_nbytes=nbytes)
+
+
+def _fused_backward(op: Op, grad_flags: Mapping[str, tuple[bool, bool]]) -> list[Op]:
+    """Derived backward of a fused op: a sibling GEMM group as its first member, a fused
+    memory-bound group as one memory op over the group's inputs and output gradients (when any
+    member needs a gradient)."""
+    if "(" in op.name and op.name.endswith(" fused)"):
+        members = op.name.rsplit("(", 1)[0].split("..")
+        if not any(m in grad_flags for m in members):
+            return []
+        return derived_backward(op, input_grad=True, weight_grad=True)
+    flags = grad_flags.get(op.name.split("(+", 1)[0])
+    if flags is None:
+        return []
+    return derived_backward(op, input_grad=flags[0], weight_grad=flags[1])
 
 
 def _pin_input_shapes(inputs: Sequence[Any], given: dict[str, Sequence[int]]) -> None:

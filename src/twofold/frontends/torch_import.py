@@ -35,6 +35,7 @@ from twofold.frontends.aten_kernels import (
     NORM,
     SOFTMAX,
 )
+from twofold.workload.fusion import TensorRef, TracedOp, fuse_trace
 from twofold.workload.imported import (
     ImportedModel,
     attention_op,
@@ -106,6 +107,7 @@ def from_torch(
     first = tensors[0]
     tokens = next((t for t in tensors if t.ndim == 2 and not t.is_floating_point()), None)
     count = sum(p.numel() for p in module.parameters())
+    fused = fuse_trace(recorder.traced)
     return ImportedModel(
         name=name or type(module).__name__,
         source=f"torch:{type(module).__module__}.{type(module).__qualname__}",
@@ -118,6 +120,8 @@ def from_torch(
         batch=int(first.shape[0]) if first.ndim else 1,
         seq_len=None if tokens is None else int(tokens.shape[1]),
         precision=precision or recorder.first_dtype or "fp32",
+        fused_ops=merge_ops(op for op in fused if op.phase == "forward"),
+        fused_backward_ops=merge_ops(op for op in fused if op.phase == "backward"),
     )
 
 
@@ -201,6 +205,10 @@ def _recorder_type() -> type:
             self.ops: list[Op] = []
             self.unsupported: Counter[str] = Counter()
             self.first_dtype: str | None = None
+            # For `workload.fusion`: every op with the buffers it read and wrote, in order.
+            self.traced: list[TracedOp] = []
+            self._buffers: dict[int, tuple[int, Any]] = {}
+            self._next_buffer = 0
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001,ANN204
             kwargs = kwargs or {}
@@ -219,8 +227,44 @@ def _recorder_type() -> type:
             if not outputs and not known:
                 self.unsupported[packet] += 1
                 return out
-            self.ops.extend(self._ops(func, packet, args, kwargs, inputs, outputs, out))
+            new = self._ops(func, packet, args, kwargs, inputs, outputs, out)
+            self.ops.extend(new)
+            refs_in, refs_out = self._refs(inputs), self._refs(outputs)
+            self.traced.extend(TracedOp(op=op, inputs=refs_in, outputs=refs_out) for op in new)
             return out
+
+        def _refs(self, tensors: Sequence[torch.Tensor]) -> tuple[TensorRef, ...]:
+            """Each tensor's buffer (storage, identified while it lives: a weak reference tells a
+            freed storage from a new one at the same address) and view."""
+            from torch.multiprocessing.reductions import StorageWeakRef
+
+            refs = []
+            for t in tensors:
+                try:
+                    storage = t.untyped_storage()
+                except (RuntimeError, NotImplementedError):  # sparse or opaque tensors: no dataflow
+                    refs.append(
+                        TensorRef(buffer=object(), view=None, nbytes=self._bytes([t]), buffer_nbytes=0.0)
+                    )
+                    continue
+                key = storage._cdata
+                known = self._buffers.get(key)
+                if known is None or known[1].expired():
+                    self._next_buffer += 1
+                    known = (self._next_buffer, StorageWeakRef(storage))
+                    self._buffers[key] = known
+                nbytes = self._bytes([t])
+                width = (
+                    bytes_per_element(self.precision)
+                    if self.precision is not None and t.is_floating_point()
+                    else t.element_size()
+                )
+                size = storage.nbytes() / max(t.element_size(), 1) * width
+                view = (t.storage_offset(), tuple(t.shape), tuple(t.stride()))
+                refs.append(
+                    TensorRef(buffer=known[0], view=view, nbytes=nbytes, buffer_nbytes=max(size, nbytes))
+                )
+            return tuple(refs)
 
         def _bytes(self, tensors: Sequence[torch.Tensor]) -> float:
             total = 0.0

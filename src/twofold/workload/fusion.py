@@ -74,11 +74,17 @@ def _is_compute(op: Op) -> bool:
     return op.kind not in FUSIBLE_KINDS
 
 
-def _gemm_operand(t: TracedOp) -> tuple[Hashable, Hashable] | None:
-    if t.op.kind != "gemm" or not t.inputs:
+def _operand(t: TracedOp, side: int) -> tuple[Hashable, Hashable] | None:
+    """The left (`side` 0) or right (1) operand of a GEMM as (buffer, view); None otherwise."""
+    if t.op.kind != "gemm" or len(t.inputs) <= side:
         return None
-    a = t.inputs[0]
-    return (a.buffer, a.view)
+    # addmm/baddbmm read (bias, a, b): the operands are the last two inputs.
+    ref = t.inputs[len(t.inputs) - 2 + side] if len(t.inputs) >= 2 else t.inputs[0]
+    return (ref.buffer, ref.view)
+
+
+# side -> (the dimensions siblings share, the dimension they concatenate)
+_SHARED = {0: (("m", "k"), "n"), 1: (("k", "n"), "m")}
 
 
 def fuse_sibling_gemms(trace: Sequence[TracedOp]) -> list[TracedOp]:
@@ -88,50 +94,64 @@ def fuse_sibling_gemms(trace: Sequence[TracedOp]) -> list[TracedOp]:
     for i, first in enumerate(trace):
         if i in taken:
             continue
-        operand = _gemm_operand(first)
-        if operand is None:
-            out.append(first)
-            continue
-        d = first.op.dims
-        group = [first]
-        tainted = {r.buffer for r in first.outputs}
-        for j in range(i + 1, min(i + 1 + SIBLING_WINDOW, len(trace))):
-            cand = trace[j]
-            reads = {r.buffer for r in cand.inputs}
-            sibling = (
-                j not in taken
-                and cand.op.phase == first.op.phase
-                and _gemm_operand(cand) == operand
-                and cand.op.dims.get("m") == d.get("m")
-                and cand.op.dims.get("k") == d.get("k")
-                and cand.op.dims.get("batch", 1) == d.get("batch", 1)
-                and cand.op.dtype == first.op.dtype
-                and not (reads & tainted)
-            )
-            if sibling:
-                group.append(cand)
-                taken.add(j)
-            elif reads & tainted:  # depends on the group: so does whatever it writes
-                tainted |= {r.buffer for r in cand.outputs}
-        out.append(first if len(group) == 1 else _merge_gemms(group))
+        group: list[TracedOp] = [first]
+        side = 0
+        for side in (0, 1):
+            group = [first, *_siblings(trace, i, side, taken)]
+            if len(group) > 1:
+                break
+        out.append(first if len(group) == 1 else _merge_gemms(group, side))
     return out
 
 
-def _merge_gemms(group: Sequence[TracedOp]) -> TracedOp:
+def _siblings(trace: Sequence[TracedOp], i: int, side: int, taken: set[int]) -> list[TracedOp]:
+    """GEMMs after `trace[i]` sharing its operand on `side` and independent of it (marked taken)."""
+    first = trace[i]
+    operand = _operand(first, side)
+    if operand is None:
+        return []
+    same, _ = _SHARED[side]
+    d = first.op.dims
+    found: list[int] = []
+    tainted = {r.buffer for r in first.outputs}
+    for j in range(i + 1, min(i + 1 + SIBLING_WINDOW, len(trace))):
+        cand = trace[j]
+        reads = {r.buffer for r in cand.inputs}
+        sibling = (
+            j not in taken
+            and cand.op.phase == first.op.phase
+            and _operand(cand, side) == operand
+            and all(cand.op.dims.get(x) == d.get(x) for x in same)
+            and cand.op.dims.get("batch", 1) == d.get("batch", 1)
+            and cand.op.dtype == first.op.dtype
+            and not (reads & tainted)
+        )
+        if sibling:
+            found.append(j)
+        elif reads & tainted:  # depends on the group: so does whatever it writes
+            tainted |= {r.buffer for r in cand.outputs}
+    taken.update(found)
+    return [trace[j] for j in found]
+
+
+def _merge_gemms(group: Sequence[TracedOp], side: int) -> TracedOp:
     first = group[0].op
-    shared = group[0].inputs[0].nbytes
-    n = sum(t.op.dims["n"] for t in group)
+    _, grown = _SHARED[side]
+    pos = len(group[0].inputs) - 2 + side
+    shared_ref = group[0].inputs[pos]
     op = replace(
         first,
         name=f"{first.name}(+{len(group) - 1} siblings)",
         flops=sum(t.op.flops for t in group),
-        bytes_read=sum(t.op.bytes_read for t in group) - shared * (len(group) - 1),
+        bytes_read=sum(t.op.bytes_read for t in group) - shared_ref.nbytes * (len(group) - 1),
         bytes_written=sum(t.op.bytes_written for t in group),
-        dims={**first.dims, "n": n},
+        dims={**first.dims, grown: sum(t.op.dims[grown] for t in group)},
         count=1,
     )
-    inputs = (group[0].inputs[0], *(r for t in group for r in t.inputs[1:]))
-    return TracedOp(op=op, inputs=inputs, outputs=tuple(r for t in group for r in t.outputs))
+    others = [
+        r for t in group for r in t.inputs if (r.buffer, r.view) != (shared_ref.buffer, shared_ref.view)
+    ]
+    return TracedOp(op=op, inputs=(shared_ref, *others), outputs=tuple(r for t in group for r in t.outputs))
 
 
 def _external_bytes(refs: Sequence[TensorRef]) -> float:
@@ -148,21 +168,27 @@ def _external_bytes(refs: Sequence[TensorRef]) -> float:
 _KIND_PRIORITY = ("loss", "softmax", "norm", "elementwise")
 
 
-def _fuse_chain(chain: Sequence[TracedOp], readers: dict[Hashable, list[int]], start: int) -> TracedOp:
-    if len(chain) == 1:
-        return chain[0]
-    members = range(start, start + len(chain))
+def _fuse_group(
+    trace: Sequence[TracedOp], members: Sequence[int], readers: dict[Hashable, list[int]]
+) -> TracedOp:
+    if len(members) == 1:
+        return trace[members[0]]
+    inside = set(members)
+    chain = [trace[i] for i in members]
     produced: set[Hashable] = set()
     external_in: list[TensorRef] = []
     for t in chain:
         external_in.extend(r for r in t.inputs if r.buffer not in produced)
         produced.update(r.buffer for r in t.outputs)
-    external_out = [
-        r
-        for t in chain
-        for r in t.outputs
-        if not readers.get(r.buffer) or any(i not in members for i in readers[r.buffer])
-    ]
+    forward = chain[0].op.phase == "forward"
+    external_out = []
+    for t in chain:
+        for r in t.outputs:
+            outside = [i for i in readers.get(r.buffer, []) if i not in inside]
+            if outside and forward and all(trace[i].op.phase != "forward" for i in outside):
+                continue  # saved only for the backward: rematerialised there (module docstring)
+            if not readers.get(r.buffer) or outside:
+                external_out.append(r)
     ops = [t.op for t in chain]
     kind = next(k for k in _KIND_PRIORITY if any(op.kind == k for op in ops))
     read = min(_external_bytes(external_in), sum(op.bytes_read for op in ops))
@@ -181,23 +207,43 @@ def _fuse_chain(chain: Sequence[TracedOp], readers: dict[Hashable, list[int]], s
     return TracedOp(op=op, inputs=tuple(external_in), outputs=tuple(external_out))
 
 
+def _memory_groups(trace: Sequence[TracedOp]) -> list[list[int]]:
+    """Indices of each fused group (compute ops alone), ordered by their first member."""
+    producer: dict[Hashable, int] = {}
+    group_of: dict[int, int] = {}
+    groups: list[list[int]] = []
+    for i, t in enumerate(trace):
+        gid: int | None = None
+        if not _is_compute(t.op):
+            prev = i - 1
+            if prev >= 0 and not _is_compute(trace[prev].op) and trace[prev].op.phase == t.op.phase:
+                gid = group_of[prev]
+            else:
+                sources = [producer[r.buffer] for r in t.inputs if r.buffer in producer]
+                for g in sorted({group_of[p] for p in sources if p in group_of}, reverse=True):
+                    members = groups[g]
+                    if trace[members[0]].op.phase != t.op.phase or _is_compute(trace[members[0]].op):
+                        continue
+                    if all(p in members or p < members[0] for p in sources):
+                        gid = g
+                        break
+        if gid is None:
+            gid = len(groups)
+            groups.append([])
+        groups[gid].append(i)
+        group_of[i] = gid
+        for r in t.outputs:
+            producer[r.buffer] = i
+    return groups
+
+
 def fuse_memory_chains(trace: Sequence[TracedOp]) -> list[TracedOp]:
-    """Pass 2 (module docstring): runs of memory-bound ops of one phase merged into one op each."""
+    """Pass 2 (module docstring): memory-bound ops of one phase merged into one op per group."""
     readers: dict[Hashable, list[int]] = {}
     for i, t in enumerate(trace):
         for r in t.inputs:
             readers.setdefault(r.buffer, []).append(i)
-    out: list[TracedOp] = []
-    start = 0
-    while start < len(trace):
-        end = start
-        if not _is_compute(trace[start].op):
-            phase = trace[start].op.phase
-            while end + 1 < len(trace) and not _is_compute(trace[end + 1].op) and trace[end + 1].op.phase == phase:
-                end += 1
-        out.append(_fuse_chain(trace[start : end + 1], readers, start))
-        start = end + 1
-    return out
+    return [_fuse_group(trace, members, readers) for members in _memory_groups(trace)]
 
 
 def fuse_trace(trace: Sequence[TracedOp], *, siblings: bool = True) -> list[Op]:

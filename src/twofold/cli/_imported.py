@@ -1,0 +1,139 @@
+"""`twofold estimate` / `twofold plan` on an ONNX file (`--model model.onnx --input-shape ...`).
+
+Imported models take data-parallel and ZeRO/FSDP layouts only (`twofold.estimate.imported`); the
+micro-batch is the batch of the input shapes, and the sequence length that of the token input.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twofold.cli._app import console, emit_json
+
+__all__ = ["estimate_onnx", "plan_onnx"]
+
+
+def _import(model: str, input_shape: list[str], precision: str) -> Any:
+    from twofold.frontends import from_onnx, parse_input_shapes
+
+    return from_onnx(model, input_shapes=parse_input_shapes(input_shape), precision=precision)
+
+
+def _check_seq_len(imported: Any, seq_len: int, default: int) -> None:
+    from twofold.errors import InputError
+
+    if seq_len != default and seq_len != imported.seq_len:
+        raise InputError(
+            "seq_len", seq_len, f"is fixed by the input shapes ({imported.seq_len}) for an imported model"
+        )
+
+
+def estimate_onnx(
+    *,
+    model: str,
+    input_shape: list[str],
+    chip: str,
+    system: str | None,
+    chips: int | None,
+    dp: int | None,
+    layout_flags: dict[str, Any],
+    micro_batch: int,
+    global_batch: int,
+    seq_len: int,
+    default_seq_len: int,
+    precision: str,
+    as_json: bool,
+) -> None:
+    """Import, estimate one training step, print it (JSON: `ImportedTrainingEstimate.to_dict()`)."""
+    from twofold.errors import InputError
+    from twofold.estimate.imported import estimate_imported_training
+    from twofold.hardware.catalog import get_chip, system_for
+    from twofold.parallel.layout import Layout, TrainingWorkload
+
+    imported = _import(model, input_shape, precision)
+    _check_seq_len(imported, seq_len, default_seq_len)
+    model_parallel = layout_flags["tp"] * layout_flags["pp"] * layout_flags["cp"]
+    for axis in ("tp", "pp", "vp", "cp", "ep"):  # named before anything is derived from them
+        if layout_flags[axis] != 1:
+            raise InputError(
+                axis, layout_flags[axis], "imported models support data parallel and ZeRO/FSDP layouts only"
+            )
+    the_dp = dp if dp is not None else (chips or 1) // model_parallel
+    if chips is not None and the_dp != chips:
+        raise InputError("chips", chips, f"must equal dp={the_dp} for an imported model")
+    # --micro-batch defaults to 1: the imported batch stands unless another is asked for.
+    mb = imported.batch if micro_batch == 1 else micro_batch
+    layout = Layout(
+        dp=the_dp, micro_batch=mb, **{k: v for k, v in layout_flags.items() if k in ("zero", "recompute")}
+    )
+    the_chip = get_chip(chip)
+    workload = TrainingWorkload(global_batch=global_batch, seq_len=imported.seq_len or 1, precision=precision)
+    result = estimate_imported_training(
+        imported, system_for(the_chip, system), layout, workload, chip=the_chip
+    )
+    d = result.to_dict()
+    if as_json:
+        emit_json(d)
+        return
+    from twofold.cli.estimate import _render
+
+    _render({**d, "tokens_per_s_per_chip": d["tokens_per_s_per_chip"] or 0.0})
+    _render_extra(d)
+
+
+def plan_onnx(
+    *,
+    model: str,
+    input_shape: list[str],
+    chip: str,
+    system: str | None,
+    chips: int,
+    global_batch: int,
+    seq_len: int,
+    default_seq_len: int,
+    precision: str,
+    top: int,
+    as_json: bool,
+) -> None:
+    """Import, rank the ZeRO stages on dp = chips, print (JSON: `PlanResult.to_dict()` plus
+    `unsupported_ops`)."""
+    from twofold.hardware.catalog import get_chip, system_for
+    from twofold.parallel.layout import TrainingWorkload
+    from twofold.search.imported import plan_imported
+
+    imported = _import(model, input_shape, precision)
+    _check_seq_len(imported, seq_len, default_seq_len)
+    the_chip = get_chip(chip)
+    workload = TrainingWorkload(global_batch=global_batch, seq_len=imported.seq_len or 1, precision=precision)
+    result = plan_imported(imported, system_for(the_chip, system), chips, workload, chip=the_chip, top_k=top)
+    d = result.to_dict() | {"unsupported_ops": dict(sorted(imported.unsupported.items()))}
+    if imported.seq_len is None:
+        d["workload"]["seq_len"] = None
+    if as_json:
+        emit_json(d)
+        return
+    out = console()
+    out.print(
+        f"[bold]{d['model']}[/] on {d['chips']} x {d['chip']} ({d['system']}), global_batch={global_batch}"
+    )
+    for rank, row in enumerate(d["top"], start=1):
+        lay = row["layout"]
+        out.print(
+            f"{rank}. dp={lay['dp']} zero={lay['zero']} micro_batch={lay['micro_batch']}: "
+            f"{row['samples_per_s_per_chip']:,.1f} samples/s/chip, step {row['step_time_s']:.4g} s, "
+            f"MFU {row['mfu']:.1%}, {row['memory_per_chip_gib']:.1f} GiB"
+        )
+    for line in d["explanation"]:
+        out.print(f"[yellow]{line}[/yellow]")
+    _render_extra(d)
+
+
+def _render_extra(d: dict[str, Any]) -> None:
+    out = console()
+    if "samples_per_s_per_chip" in d:
+        out.print(f"{d['samples_per_s_per_chip']:,.1f} samples/s/chip")
+    if d["unsupported_ops"]:
+        listed = ", ".join(f"{k} x{v}" for k, v in d["unsupported_ops"].items())
+        out.print(f"[yellow]unsupported (priced as zero-FLOP memory ops):[/yellow] {listed}")
+    else:
+        out.print("every operator recognised")
