@@ -116,8 +116,21 @@ def test_rounds_take_the_least_disturbed_pass() -> None:
     a = Kernel(kind="copy", dims={"numel": 1024})
     b = Kernel(kind="add", dims={"numel": 1024})
     device = _Scripted({a.name: [5.0, 1.0, 9.0], b.name: [2.0, 2.5, 2.2]})
-    (ka, ta), (kb, tb) = time_plan(device, [a, b], rounds=3)
+    (ka, ta), (kb, tb) = time_plan(device, [a, b], rounds=3)  # default: smallest pass median
     assert (ka, kb) == (a, b)
     assert ta.time_s == 1.0 and ta.round_s == (5.0, 1.0, 9.0) and ta.min_s == pytest.approx(0.9)
     assert tb.time_s == 2.0 and tb.repeats == 9
     assert math.isclose(tb.min_s, 1.8)
+    device = _Scripted({a.name: [5.0, 1.0, 9.0], b.name: [2.0, 2.5, 2.2]})
+    (_, ta), (_, tb) = time_plan(device, [a, b], rounds=3, statistic="min")
+    assert ta.time_s == pytest.approx(0.9) and tb.time_s == pytest.approx(1.8)
+
+
+def test_disturbed_timings_raise_a_warning() -> None:
+    assert measure(FakeDevice(CPU, TRUE), quick=True, write=False, rounds=1).warnings == []
+
+    def one_fit_step_slow(kernel: Kernel) -> float:
+        return 5.0 if kernel.kind == "train_step" and kernel.dims["micro_batch"] == 4 else 0.0
+
+    result = measure(FakeDevice(CPU, TRUE, extra_s=one_fit_step_slow), quick=True, write=False, rounds=1)
+    assert len(result.warnings) == 1 and "disturbed" in result.warnings[0]

@@ -56,6 +56,8 @@ def measure_cmd(
     progress, update = _progress_bar()
     with progress:
         result = measure(dev, quick=quick, db_path=db, profile_path=profile_out, on_progress=update)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if json_out:
         emit_json(result.to_dict())
         return

@@ -122,7 +122,7 @@ class TopologyLevel:
     """
 
     name: str  # "nvlink", "neuronlink", "ici", "efa", "infiniband", "dcn", "xgmi"
-    kind: Literal["switched", "torus", "network"]
+    kind: Literal["switched", "torus", "mesh", "network"]
     domain_chips: int | None
     bandwidth_gb_s_per_chip: float
     latency_us: float

@@ -28,7 +28,7 @@ Optimiser: damped Gauss-Newton (Levenberg-Marquardt) on log-parameters with a fo
 Jacobian; a handful of parameters, so this is plain NumPy.
 
 Left out: a separate ramp per precision; shape effects beyond size (skinny GEMMs); noise models
-(the median of repeats is taken as exact).
+(each measured time is taken as exact).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ _DRAM_NUMEL = 2**25  # copies this large or larger measure DRAM, not the caches 
 
 @dataclass(frozen=True, kw_only=True)
 class Sample:
-    """One measured kernel: seconds per call (the median of repeats)."""
+    """One measured kernel: seconds per call (see `run.time_plan` for the statistic)."""
 
     kernel: Kernel
     time_s: float
@@ -177,7 +177,9 @@ def fit_profile(
             return out
 
         x = _least_squares(residuals, np.log(np.asarray(x0, dtype=float)))
-        apply(*(float(v) for v in np.exp(x)))
+        # A parameter the data cannot see (an overhead far below every kernel time) runs off
+        # towards zero in log space; below a picosecond it is zero.
+        apply(*(float(v) if v > 1e-12 else 0.0 for v in np.exp(x)))
         errors[name] = float(np.sqrt(np.mean(_log_residuals(group, lambda k: predict_s(k, **state)) ** 2)))
 
     def set_stream(bandwidth: float, overhead: float) -> None:

@@ -103,10 +103,9 @@ def step_models() -> dict[str, ModelConfig]:
 def _steps(quick: bool) -> list[Kernel]:
     """Training steps: a fit set and a held-out set of other sizes, batches and sequence lengths."""
     m = step_models()
-    fit = [("tiny-l2-h256", 4, 128), ("tiny-l4-h384", 2, 256)]
+    fit = [("tiny-l2-h256", 4, 128), ("tiny-l4-h384", 2, 256), ("tiny-l8-h256", 8, 64)]
     heldout = [("tiny-l3-h512", 2, 128), ("tiny-l6-h320", 1, 512)]
     if not quick:
-        fit += [("tiny-l8-h256", 8, 64)]
         heldout += [("tiny-l2-h640", 4, 192), ("tiny-l4-h384", 6, 96)]
     out = [Kernel(kind="train_step", dims={"micro_batch": b, "seq_len": s}, model=m[n]) for n, b, s in fit]
     out += [

@@ -5,9 +5,9 @@ calibration profile, and prints predicted vs measured step time for every timed 
 (the held-out ones use other model sizes, batch sizes and sequence lengths than the fit ones),
 with the median and maximum absolute error over the held-out steps, the machine and the versions.
 
-    python benchmarks/closed_loop.py            # quick plan, ~1 minute on a 2-core CPU
-    python benchmarks/closed_loop.py --full     # full plan, a few minutes
-    python benchmarks/closed_loop.py --save     # also record the run and save the profile
+    python benchmarks/local_step.py            # quick plan, ~1 minute on a 2-core CPU
+    python benchmarks/local_step.py --full     # full plan, a few minutes
+    python benchmarks/local_step.py --save     # also record the run and save the profile
 
 Without `--save` the database and profile go to a temporary folder, so the benchmark never
 replaces the profile `--chip local` reads.
@@ -80,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{summary['heldout_median_abs_error_pct']:.1f}%, "
             f"max |error| {summary['heldout_max_abs_error_pct']:.1f}%"
         )
+    for warning in result.warnings:
+        print(f"warning: {warning}")
     return 0
 
 
