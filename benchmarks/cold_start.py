@@ -16,7 +16,14 @@ COMMANDS = {
     "twofold --help": ["--help"],
     "twofold chips --json": ["chips", "--json"],
     "twofold estimate (llama3.1-8b, 8x h100)": [
-        "estimate", "--model", "llama3.1-8b", "--chip", "h100", "--chips", "8", "--json",
+        "estimate",
+        "--model",
+        "llama3.1-8b",
+        "--chip",
+        "h100",
+        "--chips",
+        "8",
+        "--json",
     ],
 }
 
