@@ -10,6 +10,7 @@ import pytest
 from cost_fixtures import gemm
 
 from twofold.cost import op_times_s, profile_for, profile_to_dict, shipped_profile
+from twofold.cost.calibration import UNCALIBRATED
 from twofold.cost.mamf import mamf_profiles
 from twofold.hardware.catalog import get_chip, list_chips
 
@@ -34,7 +35,7 @@ def test_shipped_efficiency_is_the_cited_row_over_the_catalog_peak(chip_id: str)
     assert profile is not None and profile.chip_id == chip_id
     chip = get_chip(chip_id)
     assert chip.id == chip_id
-    assert profile_for(chip) is profile
+    assert profile_for(chip, UNCALIBRATED) is profile
     cited = 0
     for precision, efficiency in profile.gemm_efficiency.items():
         note = profile.provenance[f"gemm_efficiency.{precision}"]

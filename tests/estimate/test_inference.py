@@ -11,6 +11,7 @@ from dataclasses import replace
 import pytest
 from _inference_fixtures import DENSE, LINK_BYTES_S, LINK_LATENCY_S, MOE, toy_chip, toy_profile, toy_system
 
+from twofold.cost.calibration import UNCALIBRATED
 from twofold.errors import InputError
 from twofold.estimate.inference import estimate_inference
 from twofold.estimate.inference_result import BREAKDOWN_TERMS
@@ -30,6 +31,7 @@ def _run(layout=None, *, model=DENSE, chip=None, overhead_s=0.0, **work):
         InferenceWorkload(**w),
         chip=chip or toy_chip(),
         profile=toy_profile(overhead_s=overhead_s),
+        calibration=UNCALIBRATED,  # hand derivations below use the catalog's link figures as given
     )
 
 

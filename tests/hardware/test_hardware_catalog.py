@@ -419,7 +419,7 @@ _DELETE = object()
         ("chips/0/sources", ["s9"], "bad.yaml:chips[x1].sources[0]", "sources"),
         ("systems/0/chip", "x2", "bad.yaml:systems[x1-box].chip", "no chip"),
         ("systems/0/levels/0/torus_dims", [2, 3], "bad.yaml:systems[x1-box].levels[0].torus_dims", "product"),
-        ("systems/0/levels/0/kind", "mesh", "bad.yaml:systems[x1-box].levels[0].kind", "switched"),
+        ("systems/0/levels/0/kind", "crossbar", "bad.yaml:systems[x1-box].levels[0].kind", "switched"),
         ("systems/0/levels/1/latency_us", 0, "bad.yaml:systems[x1-box].levels[1].latency_us", "positive"),
         ("systems/0/price_note", _DELETE, "bad.yaml:systems[x1-box].price_note", "non-empty"),
         ("systems/0/levels/1/domain_chips", 4, "bad.yaml:systems[x1-box].levels[1].domain_chips", "multiple"),
@@ -450,3 +450,25 @@ def test_invalid_yaml_names_the_file(tmp_path: Path) -> None:
     bad.write_text("chips: [unclosed\n")
     with pytest.raises(InputError, match="broken.yaml"):
         load_catalog([bad])
+
+
+@pytest.mark.parametrize(
+    ("system_id", "link_gb_s"),
+    [("mi300x-platform", 64.0), ("mi325x-platform", 64.0), ("mi355x-platform", 76.5)],
+)
+def test_amd_xgmi_is_a_full_mesh_of_seven_links(system_id: str, link_gb_s: float) -> None:
+    """AMD Instinct platforms connect 8 GPUs point to point (Infinity Fabric / xGMI, 7 links per GPU;
+    AMD Instinct MI300X platform data sheet): level kind `mesh`, the per-chip figure is 7 links. A
+    2-GPU ring gets one link (`parallel.comm` mesh rule B * (n-1)/(D-1)), not the chip's total."""
+    import numpy as np
+
+    from twofold.parallel.comm import Group, LevelArrays, all_reduce_s
+
+    xgmi = get_system(system_id).levels[0]
+    assert xgmi.kind == "mesh" and xgmi.domain_chips == 8
+    assert xgmi.bandwidth_gb_s_per_chip == pytest.approx(7 * link_gb_s)
+    levels = LevelArrays.of_system(get_system(system_id))
+    payload = 2.0**32
+    two = float(all_reduce_s(levels, Group.place(levels, [(2.0, 1.0)]), np.asarray(payload)))
+    # Ring all-reduce of 2 ranks: 2 * (1/2) * S over one link, plus 2 latency steps.
+    assert two == pytest.approx(payload / (link_gb_s * 1e9) + 2 * xgmi.latency_us * 1e-6, rel=1e-9)

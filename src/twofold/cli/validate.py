@@ -79,6 +79,14 @@ def _render(d: dict[str, Any], *, show_rows: bool, plot: Path | None) -> None:
         out.print(
             _summary_table("other rows (end-to-end and microbenchmarks), by metric", d["other_metrics"], [])
         )
+    if d.get("inference_overall"):
+        out.print(
+            _summary_table(
+                "inference rows (serving estimator, output tokens/s; not in the training figures)",
+                [*d["inference_by_family"], d["inference_overall"]],
+                [],
+            )
+        )
     rows = d["rows"] if show_rows else d["worst"]
     table = Table(title="every predicted row" if show_rows else "worst training rows")
     for col in ("id", "model", "chip", "metric", "published", "predicted", "error %", "where the time goes"):

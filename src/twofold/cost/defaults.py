@@ -8,6 +8,9 @@ Order (first found wins):
 3. the architecture default below, marked `provenance["basis"] = "architecture default"` so that
    reports can show that the chip's efficiencies are assumptions, not measurements.
 
+A shipped or default profile (2, 3) is then calibrated for training (`apply_calibration`, factors in
+`cost/calibration.yaml`, see `cost.calibration`); a chip's own profile (1) is used as it is.
+
 The architecture defaults are assumptions, each with its rationale in `provenance`:
 - GPU `gemm_efficiency` 0.75: between the AMD (0.51-0.68) and NVIDIA (0.73-0.87) BF16 rows of the
   ml-engineering MAMF table (published_results.csv GT0699-GT0709).
@@ -22,17 +25,25 @@ The architecture defaults are assumptions, each with its rationale in `provenanc
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from functools import cache
 from importlib import resources
 from types import MappingProxyType
 
 import yaml
 
+from twofold.cost.calibration import TrainingCalibration, shipped_calibration
 from twofold.cost.profile import CalibrationProfile
 from twofold.cost.profile_io import profile_from_dict
 from twofold.hardware.types import Chip
 
-__all__ = ["ARCHITECTURE_DEFAULTS", "architecture_default", "shipped_profile", "profile_for"]
+__all__ = [
+    "ARCHITECTURE_DEFAULTS",
+    "apply_calibration",
+    "architecture_default",
+    "shipped_profile",
+    "profile_for",
+]
 
 _GPU_NOTE = "assumption between AMD (0.51-0.68) and NVIDIA (0.73-0.87) MAMF BF16 rows GT0699-GT0709"
 _SYSTOLIC_NOTE = "assumption; Intel Gaudi MME reaches 0.74-0.97 of peak in MAMF rows GT0698, GT0705"
@@ -82,11 +93,61 @@ def shipped_profile(chip_id: str) -> CalibrationProfile | None:
     return profile_from_dict(yaml.safe_load(resource.read_text(encoding="utf-8")))
 
 
-def profile_for(chip: Chip) -> CalibrationProfile:
-    """The calibration profile the cost model uses for `chip` (order in the module docstring)."""
+def apply_calibration(
+    profile: CalibrationProfile, chip: Chip, calibration: TrainingCalibration
+) -> CalibrationProfile:
+    """`profile` with the training factors of `calibration` applied (see `cost.calibration`):
+    gemm_efficiency[p] * factor[family, bits(p)] for every precision the profile can price (its own
+    entries and their fallbacks), attention_efficiency * attention factor / 16-bit GEMM factor,
+    extra["memory_bound_efficiency"] = memory-bound factor. memory_efficiency is unchanged."""
+    from twofold.cost.roofline import gemm_efficiency  # roofline imports this module
+    from twofold.errors import InputError
+    from twofold.hardware.types import PRECISIONS
+
+    gemm: dict[str, float] = {}
+    for precision in dict.fromkeys((*profile.gemm_efficiency, *PRECISIONS)):
+        try:
+            base = gemm_efficiency(profile, precision)
+        except InputError:
+            continue
+        gemm[precision] = base * calibration.gemm_factor(chip.id, precision)
+    g16 = calibration.gemm_factor(chip.id, "bf16")
+    extra = dict(profile.extra)
+    extra["memory_bound_efficiency"] = float(extra.get("memory_bound_efficiency", 1.0)) * (
+        calibration.memory_bound_efficiency_factor
+    )
+    provenance = dict(profile.provenance)
+    provenance["training calibration"] = str(calibration.provenance.get("summary", "cost/calibration.yaml"))
+    return replace(
+        profile,
+        gemm_efficiency=MappingProxyType(gemm),
+        attention_efficiency=profile.attention_efficiency * calibration.attention_efficiency_factor / g16,
+        extra=MappingProxyType(extra),
+        provenance=MappingProxyType(provenance),
+    )
+
+
+def profile_for(chip: Chip, calibration: TrainingCalibration | None = None) -> CalibrationProfile:
+    """The calibration profile the cost model uses for `chip` (order in the module docstring).
+
+    `calibration`: the training factors to apply to a shipped or default profile; None = the
+    shipped `cost/calibration.yaml`, `cost.calibration.UNCALIBRATED` = the microbenchmark profile.
+    """
     own = getattr(chip, "calibration", None)
     if isinstance(own, CalibrationProfile):
         return own
     if isinstance(own, Mapping):
         return profile_from_dict(own)
-    return shipped_profile(chip.id) or architecture_default(chip)
+    base = shipped_profile(chip.id) or architecture_default(chip)
+    calibration = shipped_calibration() if calibration is None else calibration
+    if _no_factors(calibration):
+        return base
+    return apply_calibration(base, chip, calibration)
+
+
+def _no_factors(c: TrainingCalibration) -> bool:
+    return (
+        not c.gemm_efficiency_factor
+        and c.attention_efficiency_factor == 1.0
+        and c.memory_bound_efficiency_factor == 1.0
+    )

@@ -3,7 +3,8 @@
 For one execution of an op:
 
     t = max(t_compute, t_memory) + op_overhead_s
-    t_memory  = (bytes_read + bytes_written) / (hbm_bandwidth * memory_efficiency)
+    t_memory  = (bytes_read + bytes_written) / (hbm_bandwidth * memory_efficiency
+                                                 [* memory_bound_efficiency for memory-bound kinds])
     t_compute = GEMM:       (F_pad + gemm_half_flops) / (peak(dtype) * gemm_efficiency(dtype))
                 attention:  useful flops / (peak(dtype) * gemm_efficiency * attention_efficiency
                                             [* attention_backward_ratio for the backward]),
@@ -15,6 +16,11 @@ The roofline is Williams, Waterman and Patterson, "Roofline: an insightful visua
 for multicore architectures", CACM 52(4), 2009. F_pad (padded FLOPs) is in `cost.gemm`. Taking
 the max assumes compute and memory traffic overlap perfectly inside a kernel; the fixed overhead
 (launch, instruction issue, synchronisation) does not overlap with either.
+
+`memory_bound_efficiency` (`profile.extra`, default 1; the training calibration sets it, see
+`cost.calibration`) scales the bandwidth of the memory-bound kinds only (norms, elementwise,
+softmax, embedding, loss, router, optimizer: unfused kernels make extra passes over their tensors),
+not the weight/activation streaming of GEMMs and attention.
 
 Left out: vector/scalar-engine throughput of memory-bound ops (on Trainium the Vector and Scalar
 engines, on GPUs the CUDA cores, can bound norms and softmax before HBM does); caches and on-chip
@@ -28,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from twofold.cost.calibration import MEMORY_BOUND_KINDS
 from twofold.cost.defaults import profile_for
 from twofold.cost.gemm import gpu_padded_flops, ramp_flops, systolic_padded_flops
 from twofold.cost.profile import CalibrationProfile
@@ -187,9 +194,21 @@ def op_time_terms(ops: Sequence[Op], chip: Chip, profile: CalibrationProfile | N
             * profile.attention_efficiency
         )
         compute_s[attn_idx] = _attention_flops(sub) / (rates[attn_idx] * eff)
+    conv_idx = np.flatnonzero(kinds == "conv")  # implicit GEMM (cost.conv)
+    if conv_idx.size:
+        from twofold.cost.conv import conv_compute_s
+
+        conv_rates = _peaks_flops_per_s(ops, chip, profile, kinds == "conv")[conv_idx]
+        compute_s[conv_idx] = conv_compute_s(ops, chip, profile, conv_idx, conv_rates)
 
     moved = np.array([op.bytes_read + op.bytes_written for op in ops], dtype=float)
-    memory_s = moved / (chip.hbm_bandwidth_bytes_per_s * profile.memory_efficiency)
+    bandwidth = chip.hbm_bandwidth_bytes_per_s * profile.memory_efficiency
+    elementwise = float(profile.extra.get("memory_bound_efficiency", 1.0))
+    if elementwise != 1.0:
+        slow = np.array([op.kind in MEMORY_BOUND_KINDS for op in ops], dtype=bool)
+        memory_s = moved / (bandwidth * np.where(slow, elementwise, 1.0))
+    else:
+        memory_s = moved / bandwidth
     overhead_s = np.full(count, float(profile.op_overhead_s))
     time_s = np.maximum(compute_s, memory_s) + overhead_s
     return OpTimeTerms(compute_s=compute_s, memory_s=memory_s, overhead_s=overhead_s, time_s=time_s)

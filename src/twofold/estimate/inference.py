@@ -51,6 +51,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from twofold.cost import op_time_terms, profile_for
+from twofold.cost.calibration import TrainingCalibration, shipped_calibration
 from twofold.cost.profile import CalibrationProfile
 from twofold.estimate.inference_memory import (
     activation_bytes_per_sequence,
@@ -140,6 +141,7 @@ def evaluate_batches(
     *,
     chip: Chip | None = None,
     profile: CalibrationProfile | None = None,
+    calibration: TrainingCalibration | None = None,
 ) -> dict[str, np.ndarray]:
     """Serving figures for `workload` at each batch size of `batches` (`workload.batch` is ignored),
     vectorised over the batches: one graph per distinct micro-batch size, all priced in one call.
@@ -148,9 +150,12 @@ def evaluate_batches(
     `output_tokens_per_s`, `output_tokens_per_s_per_chip`, `decode_tokens_per_s`, `micro_batches`,
     `prefill_<term>_s` and `decode_<term>_s` for each of `BREAKDOWN_TERMS`, `memory_<part>_bytes`
     for each of `MEMORY_PARTS`, `memory_per_chip_bytes` and `fits`. The layout is assumed checked.
+    `calibration` (`cost.calibration`; None = the shipped factors, as in `estimate.training`) sets
+    the profile (unless `profile` is given) and the collective efficiency.
     """
     chip = chip if chip is not None else _chip_of(system)
-    profile = profile if profile is not None else profile_for(chip)
+    calibration = shipped_calibration() if calibration is None else calibration
+    profile = profile if profile is not None else profile_for(chip, calibration)
     served = serving_model(model, layout)
     tp, pp, ep = layout.tp, layout.pp, layout.ep
     batch = np.asarray(batches, dtype=float)
@@ -176,7 +181,7 @@ def evaluate_batches(
     stage_p = _stage_terms(prefill, chip, profile, **costs)
     stage_d = _stage_terms(decode, chip, profile, **costs)
 
-    levels = LevelArrays.of_system(system)
+    levels = LevelArrays.of_system(system, calibration.collective_efficiency)
     h = served.hidden_size
     moe_layers = layers * served.num_moe_layers / served.num_layers
     tp_g = Group.place(levels, [(float(tp), 1.0)])
@@ -233,13 +238,15 @@ def estimate_inference(
     *,
     chip: Chip | None = None,
     profile: CalibrationProfile | None = None,
+    calibration: TrainingCalibration | None = None,
 ) -> InferenceEstimate:
     """One serving estimate (module docstring): validates, prices the batch, finds the largest
     batch that fits and the KV capacity."""
     check_inference(model, system, layout, workload)
     chip = chip if chip is not None else _chip_of(system)
-    profile = profile if profile is not None else profile_for(chip)
-    row = evaluate_batches(model, system, layout, workload, [workload.batch], chip=chip, profile=profile)
+    row = evaluate_batches(
+        model, system, layout, workload, [workload.batch], chip=chip, profile=profile, calibration=calibration
+    )
     served = serving_model(model, layout)
     act_per_seq = activation_bytes_per_sequence(served, layout, workload)
     cap = capacity(served, layout, workload, chip.hbm_capacity_bytes, act_per_seq_bytes=act_per_seq)

@@ -24,12 +24,22 @@ embedding, which is a lookup; the LM head counted even when tied), plus the atte
 value products 3 * 2 * heads * (d_qk + d_v) * keys per token and layer, counting only the keys a
 query sees under the causal mask or sliding window (PaLM counts the full square, a few % more).
 Recompute is not model FLOPs.
+
+Calibration (`cost.calibration`): the fitted training factors (GEMM per hardware family and
+precision class, attention, memory-bound kernels, collective bus bandwidth) are applied here, to
+the chip's profile (`cost.profile_for`) and to the topology's bandwidths, so this estimate is the
+model `twofold validate` reports errors for. `calibration=None` uses the shipped
+`cost/calibration.yaml`; `cost.calibration.UNCALIBRATED` the microbenchmark model; an explicit
+`profile=` (or a chip's own measured profile) replaces the on-chip part, the collective efficiency
+still applies.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from twofold.cost.calibration import TrainingCalibration, shipped_calibration
+from twofold.cost.defaults import profile_for
 from twofold.cost.profile import CalibrationProfile
 from twofold.errors import InputError
 from twofold.estimate.comm_plan import stage_comm
@@ -98,6 +108,7 @@ def evaluate_layouts(
     *,
     chip: Chip | None = None,
     profile: CalibrationProfile | None = None,
+    calibration: TrainingCalibration | None = None,
 ) -> dict[str, np.ndarray]:
     """Estimate a training step for every (valid) layout of `table`, vectorised.
 
@@ -106,17 +117,19 @@ def evaluate_layouts(
     `tokens_per_s_per_chip`, `mfu`, `model_flops_per_step`, `microbatches`, `bubble_fraction`,
     `memory_per_chip_bytes`, `memory_per_chip_gib`, `fits`, `breakdown_<term>_s` for each of
     `BREAKDOWN_TERMS`, `hidden_<kind>_s` for each of `HIDDEN_TERMS` and `memory_<part>_bytes` for
-    each of `MEMORY_TERMS`.
+    each of `MEMORY_TERMS`. `calibration`: see the module docstring.
     """
     chip = _chip_for(system, chip)
     _check_system(system)
+    calibration = shipped_calibration() if calibration is None else calibration
+    profile = profile if profile is not None else profile_for(chip, calibration)
     prec, s = workload.precision, workload.seq_len
     peak = chip.peak_tflops(prec) * 1e12
     sb = state_bytes(prec)
     e = activation_bytes_per_element(prec)
     lay = LayoutArrays.build(table, model, workload)
     counts = param_counts(model)
-    levels = LevelArrays.of_system(system)
+    levels = LevelArrays.of_system(system, calibration.collective_efficiency)
 
     ct = compute_times(model, chip, lay, seq_len=s, precision=prec, profile=profile)
     share = lay.stage_layers / max(model.num_layers, 1)
@@ -223,13 +236,20 @@ def estimate_training(
     chip: Chip | None = None,
     chips: int | None = None,
     profile: CalibrationProfile | None = None,
+    calibration: TrainingCalibration | None = None,
 ) -> TrainingEstimate:
     """One training-step estimate: validates the layout (`parallel.rules.check_layout`), then
     evaluates it through `evaluate_layouts` on a one-row table."""
     check_layout(model, layout, workload, chips)
     chip = _chip_for(system, chip)
     row = evaluate_layouts(
-        model, system, workload, LayoutTable.from_layouts([layout]), chip=chip, profile=profile
+        model,
+        system,
+        workload,
+        LayoutTable.from_layouts([layout]),
+        chip=chip,
+        profile=profile,
+        calibration=calibration,
     )
     return TrainingEstimate.from_row(
         {k: v[0] for k, v in row.items()},

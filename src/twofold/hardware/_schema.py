@@ -43,7 +43,7 @@ _SYSTEM_KEYS = frozenset(
 _LEVEL_KEYS = frozenset(
     {"name", "kind", "domain_chips", "bandwidth_gb_s_per_chip", "latency_us", "torus_dims", "note", "sources"}
 )
-_LEVEL_KINDS = ("switched", "torus", "network")
+_LEVEL_KINDS = ("switched", "torus", "mesh", "network")
 
 
 class _Where:

@@ -46,7 +46,7 @@ and the partial-dimension wrap-around of tori (a group shorter than a dimension 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -74,6 +74,9 @@ class LevelArrays:
     bandwidth_bytes_s: float
     latency_s: float
     torus_dims: tuple[int, ...]
+    # Mesh levels: links per chip (domain - 1), kept even for an outermost level (whose domain is
+    # treated as unbounded for group placement). None: domain_chips - 1.
+    mesh_links: float | None = None
 
     @classmethod
     def from_level(cls, level: TopologyLevel, outermost: bool) -> LevelArrays:
@@ -84,14 +87,22 @@ class LevelArrays:
             bandwidth_bytes_s=float(level.bandwidth_gb_s_per_chip) * 1e9,
             latency_s=float(level.latency_us) * 1e-6,
             torus_dims=tuple(level.torus_dims),
+            mesh_links=max(float(level.domain_chips or 2) - 1.0, 1.0),
         )
 
     @staticmethod
-    def of_system(system: System) -> tuple[LevelArrays, ...]:
+    def of_system(system: System, bandwidth_efficiency: float = 1.0) -> tuple[LevelArrays, ...]:
         """The system's levels innermost first; the outermost is treated as unbounded so that any
-        group fits (the system's `max_chips` is checked elsewhere)."""
+        group fits (the system's `max_chips` is checked elsewhere). `bandwidth_efficiency`
+        multiplies every level's bandwidth: the achieved bus bandwidth of the collective library
+        relative to the link figure (`cost.calibration.TrainingCalibration.collective_efficiency`)."""
         n = len(system.levels)
-        return tuple(LevelArrays.from_level(lv, i == n - 1) for i, lv in enumerate(system.levels))
+        levels = tuple(LevelArrays.from_level(lv, i == n - 1) for i, lv in enumerate(system.levels))
+        if bandwidth_efficiency == 1.0:
+            return levels
+        return tuple(
+            replace(lv, bandwidth_bytes_s=lv.bandwidth_bytes_s * bandwidth_efficiency) for lv in levels
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -162,7 +173,9 @@ def _level_terms(lv: LevelArrays, group: Group, j: int) -> tuple[np.ndarray, np.
         bw = bw * k / ndims
         steps = k * (n ** (1.0 / k) - 1.0)
     elif lv.kind == "mesh":
-        links = max(lv.domain_chips - 1.0, 1.0) if np.isfinite(lv.domain_chips) else 1.0
+        links = lv.mesh_links
+        if links is None:
+            links = max(lv.domain_chips - 1.0, 1.0) if np.isfinite(lv.domain_chips) else 1.0
         bw = bw * np.clip(n - 1.0, 1.0, links) / links
         steps = n - 1.0
     elif lv.kind == "network":

@@ -1,4 +1,9 @@
-"""Mechanism calibration: a few multipliers on groups of breakdown terms, fitted on training rows.
+"""Mechanism calibration: the fit of the training factors in `cost/calibration.yaml`.
+
+The fit works on time multipliers theta (the optimisation device below, fast and linear in the
+breakdown); the result is converted to the efficiency factors the cost and communication models
+apply (`to_training`: factor = 1 / theta), and the errors `twofold validate` reports come from
+running the estimator with those factors in place (`validate.run`), not from this linearisation.
 
 The model's step time is a sum of terms (`TrainingEstimate.breakdown`). Calibration groups the terms
 by *mechanism* and multiplies each group by a parameter theta_p:
@@ -31,6 +36,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from twofold.cost.calibration import TrainingCalibration
+
 __all__ = [
     "FitRow",
     "Calibration",
@@ -40,6 +47,8 @@ __all__ = [
     "loso",
     "RIDGE_LAMBDA",
     "HUBER_DELTA",
+    "to_training",
+    "theta_of",
 ]
 
 RIDGE_LAMBDA = 1.0
@@ -135,6 +144,34 @@ def fit(
         excluded_source=exclude_source,
         ridge_lambda=ridge_lambda,
     )
+
+
+def to_training(theta: Mapping[str, float], base: TrainingCalibration) -> TrainingCalibration:
+    """The efficiency factors (1 / theta) of fitted multipliers, on `base`'s chip families.
+
+    gemm[<family> <bits>] -> gemm_efficiency_factor["<family> <bits>"], attention ->
+    attention_efficiency_factor, memory_bound -> memory_bound_efficiency_factor, comm ->
+    collective_efficiency. A parameter without a fitted value stays 1."""
+    gemm = {name[len("gemm[") : -1]: 1.0 / value for name, value in theta.items() if name.startswith("gemm[")}
+    return base.with_factors(
+        gemm_efficiency_factor=gemm,
+        attention_efficiency_factor=1.0 / theta.get("attention", 1.0),
+        memory_bound_efficiency_factor=1.0 / theta.get("memory_bound", 1.0),
+        collective_efficiency=1.0 / theta.get("comm", 1.0),
+    )
+
+
+def theta_of(c: TrainingCalibration) -> dict[str, float]:
+    """The inverse of `to_training`: time multipliers of the factors that differ from 1."""
+    out = {f"gemm[{k}]": 1.0 / v for k, v in c.gemm_efficiency_factor.items()}
+    for name, value in (
+        ("attention", c.attention_efficiency_factor),
+        ("memory_bound", c.memory_bound_efficiency_factor),
+        ("comm", c.collective_efficiency),
+    ):
+        if value != 1.0:
+            out[name] = 1.0 / value
+    return out
 
 
 def loso(rows: Sequence[FitRow], ridge_lambda: float = RIDGE_LAMBDA) -> dict[str, Calibration]:

@@ -97,7 +97,7 @@ def express(row: PublishedRow) -> Case | Unexpressible:
     try:
         chip, system, caveats = _hardware(row)
         if row.task == "infer":
-            raise NotExpressible("not expressible yet: inference estimator missing")
+            raise NotExpressible("inference row: predicted by the serving estimator (validate.inference)")
         if row.task == "micro":
             return _micro_case(row, family, chip, system, caveats)
         return _train_case(row, family, chip, system, caveats)

@@ -1,5 +1,9 @@
 """Which calibration parameter scales which part of a predicted step (see `validate.calibrate`).
 
+This is the linearisation the fit uses (shares of the *uncalibrated* model's micro-batch time by op
+kind); the estimator applies the fitted factors exactly (`cost.calibration`), and the reported
+errors come from the estimator.
+
 The estimator's on-chip terms (forward, backward, recompute, the pipeline bubble, which is idle time
 proportional to them, optimizer, other) are split by operator kind in the proportions of one
 micro-batch's operator graph as the cost model prices it (`workload.graph.training_ops` and
@@ -25,27 +29,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from twofold.cost.calibration import UNCALIBRATED
+from twofold.cost.calibration import precision_bits as precision_bits
 from twofold.validate.mapping import Case
 
 __all__ = ["mechanism_groups", "op_kind_shares", "COMPUTE_TERMS", "COMM_TERMS", "precision_bits"]
 
 COMPUTE_TERMS = ("compute_forward", "compute_backward", "compute_recompute", "bubble", "other")
 COMM_TERMS = ("tp", "cp", "ep", "pp", "dp", "fsdp")
-_BITS = {
-    "fp32": "16-bit",
-    "tf32": "16-bit",
-    "bf16": "16-bit",
-    "fp16": "16-bit",
-    "fp8": "8-bit",
-    "mxfp8": "8-bit",
-    "int8": "8-bit",
-    "fp4": "4-bit",
-}
-
-
-def precision_bits(precision: str) -> str:
-    """The GEMM precision class of a workload precision ("16-bit", "8-bit", "4-bit")."""
-    return _BITS.get(precision, precision)
 
 
 # Chips hold mappings (not hashable): shares are cached by the chip's id next to the other keys.
@@ -82,7 +73,7 @@ def _compute_shares(
     ep: int,
     sp: bool,
 ) -> tuple[float, float, float]:
-    from twofold.cost import op_times_s
+    from twofold.cost import op_times_s, profile_for
     from twofold.workload.graph import training_ops
 
     ops = training_ops(
@@ -96,7 +87,7 @@ def _compute_shares(
         ep=ep,
         sequence_parallel=sp,
     )
-    times = op_times_s(ops, chip)
+    times = op_times_s(ops, chip, profile_for(chip, UNCALIBRATED))
     gemm = attention = memory = 0.0
     for op, seconds in zip(ops, times, strict=True):
         total = float(seconds) * op.count

@@ -1,7 +1,11 @@
 """The predictor seam: a `Case` in, a predicted step (time and breakdown) out.
 
-`default_predictor` calls the training estimator; tests pass their own callable. Microbenchmark rows
-(`predict_micro`) go to the single-chip cost model (GEMM) or the communication model (all-reduce).
+`default_predictor(case, calibration)` calls the training estimator with the given training
+calibration (`cost.calibration`: the shipped factors, a fitted or a leave-one-source-out set, or
+`UNCALIBRATED`); tests pass their own callable of the same signature. Microbenchmark rows
+(`predict_micro`) go to the uncalibrated single-chip cost model (GEMM: the MAMF rows are what the
+microbenchmark profiles were fitted on) or the communication model (all-reduce, with the calibrated
+collective efficiency).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from twofold.cost.calibration import UNCALIBRATED, TrainingCalibration
 from twofold.validate.mapping import Case
 
 __all__ = ["StepPrediction", "default_predictor", "predict_micro"]
@@ -39,13 +44,14 @@ class StepPrediction:
     caveats: tuple[str, ...] = ()
 
 
-def default_predictor(case: Case) -> StepPrediction:
-    """`twofold.estimate.estimate_training` on the case's model, system, layout and workload."""
+def default_predictor(case: Case, calibration: TrainingCalibration = UNCALIBRATED) -> StepPrediction:
+    """`twofold.estimate.estimate_training` on the case's model, system, layout and workload, with
+    `calibration` applied by the estimator."""
     try:
         from twofold.estimate import estimate_training
     except ImportError:
         raise NotImplementedError("training estimator (twofold.estimate) not available") from None
-    est = estimate_training(case.model, case.system, case.layout, case.workload)
+    est = estimate_training(case.model, case.system, case.layout, case.workload, calibration=calibration)
     caveats: tuple[str, ...] = ()
     if est.fits is False:
         caveats = (
@@ -62,16 +68,16 @@ def default_predictor(case: Case) -> StepPrediction:
     )
 
 
-def predict_micro(case: Case) -> float:
+def predict_micro(case: Case, calibration: TrainingCalibration = UNCALIBRATED) -> float:
     """A microbenchmark figure: achieved GEMM TFLOP/s from the cost model, or all-reduce bus bandwidth."""
     if case.kind == "gemm":
         return _gemm_tflops(case)
     if case.kind == "allreduce":
-        return _allreduce_busbw_gb_s(case)
+        return _allreduce_busbw_gb_s(case, calibration.collective_efficiency)
     raise NotImplementedError(f"no model for {case.row.metric}")
 
 
-def _allreduce_busbw_gb_s(case: Case) -> float:
+def _allreduce_busbw_gb_s(case: Case, efficiency: float = 1.0) -> float:
     """All-reduce bus bandwidth (GB/s) over `chips` consecutive chips, from `parallel.comm`.
 
     nccl-tests' definition (NVIDIA nccl-tests doc/PERFORMANCE.md, "busbw"): algbw = S / t and
@@ -87,7 +93,7 @@ def _allreduce_busbw_gb_s(case: Case) -> float:
         raise NotImplementedError("an all-reduce needs at least two chips")
     match = re.search(r"(\d+(?:\.\d+)?)\s*GiB payload", case.row.notes)
     payload = float(match.group(1)) * 2**30 if match else 4.0 * 2**30
-    levels = LevelArrays.of_system(case.system)
+    levels = LevelArrays.of_system(case.system, efficiency)
     group = Group.place(levels, [(float(n), 1.0)])
     seconds = float(np.asarray(all_reduce_s(levels, group, np.asarray(payload))).reshape(-1)[0])
     return payload / seconds * 2.0 * (n - 1) / n / 1e9
@@ -95,7 +101,7 @@ def _allreduce_busbw_gb_s(case: Case) -> float:
 
 def _gemm_tflops(case: Case) -> float:
     """TFLOP/s of one (m x k) @ (k x n) GEMM as the cost model times it (`cost.op_times_s`)."""
-    from twofold.cost import op_times_s
+    from twofold.cost import op_times_s, profile_for
     from twofold.validate.mapping import mapping_data
     from twofold.workload.ops import Op
 
@@ -114,5 +120,5 @@ def _gemm_tflops(case: Case) -> float:
         dims={"m": m, "n": n, "k": k},
         dtype=dtype,
     )
-    seconds = float(op_times_s([op], case.chip)[0])
+    seconds = float(op_times_s([op], case.chip, profile_for(case.chip, UNCALIBRATED))[0])
     return flops / seconds / 1e12

@@ -3,10 +3,13 @@
 Each row goes through `mapping.express` (a `Case` or the reason it is unexpressible), then through a
 predictor (the estimator by default; any `Callable[[Case], StepPrediction]` for tests), then
 `metrics.predict_training_figure` turns the predicted step time into the published figure under the
-source's definition. Calibration (`validate.calibrate`) multiplies mechanism groups of the breakdown;
-the shipped multipliers are data in `validate/data/calibration.yaml`, refitted by
-`benchmarks/validate_accuracy.py --fit`. Leave-one-source-out refits them without each source and
-predicts that source: the figure to trust for a workload twofold has not seen.
+source's definition. The training calibration is part of the estimator (`cost.calibration`: GEMM,
+attention, memory-bound and collective efficiency factors, shipped in `cost/calibration.yaml` and
+refitted by `benchmarks/validate_accuracy.py --fit` through `validate.calibrate`), so the predictions
+reported here are what `twofold estimate` and `plan` give. Leave-one-source-out refits the factors
+without each source and runs the estimator with them on that source: the figure to trust for a
+workload twofold has not seen. Inference rows go to the serving estimator (`validate.inference`) and
+are summarised apart.
 """
 
 from __future__ import annotations
@@ -17,18 +20,25 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from twofold.cost.calibration import (
+    UNCALIBRATED,
+    TrainingCalibration,
+    calibration_to_dict,
+    shipped_calibration,
+)
 from twofold.errors import InputError
 from twofold.validate import calibrate as cal
 from twofold.validate.dataset import PublishedRow, load_rows
+from twofold.validate.inference import predict_inference
 from twofold.validate.mapping import Case, Unexpressible, express
 from twofold.validate.mechanisms import mechanism_groups
 from twofold.validate.metrics import THROUGHPUT_METRICS, predict_training_figure
 from twofold.validate.predict import StepPrediction, default_predictor, predict_micro
-from twofold.validate.store import load_calibration
 
 __all__ = ["RowResult", "Summary", "ValidationResult", "validate", "CALIBRATION_MODES"]
 
 CALIBRATION_MODES = ("shipped", "none", "in-sample")
+Predictor = Callable[[Case, TrainingCalibration], StepPrediction]
 WORST_ROWS = 10
 
 
@@ -90,6 +100,10 @@ class ValidationResult:
     loso_by_source: tuple[Summary, ...] = ()
     loso_by_family: tuple[Summary, ...] = ()
     other_metrics: tuple[Summary, ...] = ()  # time-to-train and microbenchmarks, by metric
+    # Serving rows (output tokens/s of the instance), kept apart from the training figures.
+    inference_rows: tuple[RowResult, ...] = ()
+    inference_overall: Summary | None = None
+    inference_by_family: tuple[Summary, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -118,27 +132,35 @@ def validate(
     family: str | None = None,
     calibration: str = "shipped",
     loso: bool = False,
-    predictor: Callable[[Case], StepPrediction] | None = None,
+    predictor: Predictor | None = None,
 ) -> ValidationResult:
     """Predict the published rows (all, or one source / hardware family) and summarise the error.
 
-    `calibration`: "shipped" applies `validate/data/calibration.yaml`; "none" the raw model;
-    "in-sample" refits on the selected rows. `loso=True` adds leave-one-source-out predictions:
-    for each source, the calibration is refitted on every other source's rows of the whole dataset.
-    `source` and `family` match case-insensitively on a substring (e.g. "megatron-bridge", "tpu").
+    `calibration`: "shipped" runs the estimator with the shipped factors (`cost/calibration.yaml`,
+    what `twofold estimate` uses); "none" the uncalibrated model; "in-sample" refits on the selected
+    rows and runs the estimator with the fitted factors. `loso=True` adds leave-one-source-out
+    predictions: for each source, the factors are refitted on every other source's rows of the whole
+    dataset and the estimator predicts that source with them. Every reported prediction comes from
+    the estimator with the factors in place; the fit's linearisation (`validate.mechanisms`) only
+    finds the factors. `source` and `family` match case-insensitively on a substring.
     """
     if calibration not in CALIBRATION_MODES:
         raise InputError("calibration", calibration, f"must be one of {', '.join(CALIBRATION_MODES)}")
     all_rows = tuple(load_rows() if rows is None else rows)
     selected = _select(all_rows, source=source, family=family)
     predictor = predictor or default_predictor
-    # LOSO refits on the whole dataset minus one source, so it needs every row's prediction.
-    needed = all_rows if loso else selected
-    predicted: dict[str, tuple[Case, StepPrediction]] = {}
+    # The fit needs the uncalibrated prediction of every row it uses (LOSO: the whole dataset).
+    needed = all_rows if loso or calibration == "in-sample" else selected
+    raw: dict[str, tuple[Case, StepPrediction]] = {}
     unexpressible: list[Mapping[str, str]] = []
-    micro: dict[str, tuple[Case, float]] = {}
+    micro: dict[str, Case] = {}
+    infer: list[PublishedRow] = []
     selected_ids = {r.id for r in selected}
     for row in needed:
+        if row.task == "infer":
+            if row.id in selected_ids:
+                infer.append(row)
+            continue
         outcome = express(row)
         if isinstance(outcome, Unexpressible):
             if row.id in selected_ids:
@@ -146,26 +168,64 @@ def validate(
             continue
         try:
             if outcome.kind == "train":
-                predicted[row.id] = (outcome, predictor(outcome))
+                raw[row.id] = (outcome, predictor(outcome, UNCALIBRATED))
             elif row.id in selected_ids:
-                micro[row.id] = (outcome, predict_micro(outcome))
+                micro[row.id] = outcome
         except (InputError, NotImplementedError) as exc:
             if row.id in selected_ids:
                 unexpressible.append(_unexpressible_entry(row, outcome.family, f"estimator: {exc}"))
-    fit_rows = {rid: _fit_row(case, pred) for rid, (case, pred) in predicted.items()}
-    throughput_fit = [f for f in fit_rows.values() if _is_throughput(predicted[f.id][0])]
-    theta, cal_info = _calibration(calibration, [f for f in throughput_fit if f.id in selected_ids])
-    loso_theta = cal.loso(throughput_fit) if loso else {}
+    fit_rows = {rid: _fit_row(case, pred) for rid, (case, pred) in raw.items()}
+    throughput_fit = [f for f in fit_rows.values() if _is_throughput(raw[f.id][0])]
+    chosen, cal_info = _calibration(calibration, [f for f in throughput_fit if f.id in selected_ids])
+    loso_cal = (
+        {s: cal.to_training(c.theta, shipped_calibration()) for s, c in cal.loso(throughput_fit).items()}
+        if loso
+        else {}
+    )
 
     results: list[RowResult] = []
     for row in selected:
-        if row.id in predicted:
-            case, pred = predicted[row.id]
-            results.append(_train_result(case, pred, fit_rows[row.id], theta, loso_theta))
+        if row.id in raw:
+            case, pred = raw[row.id]
+            if calibration != "none":
+                pred = predictor(case, chosen)
+            loso_pred = None
+            if case.row.source in loso_cal and _is_throughput(case):
+                loso_pred = predictor(case, loso_cal[case.row.source])
+            results.append(_train_result(case, pred, loso_pred))
         elif row.id in micro:
-            case, value = micro[row.id]
-            results.append(_micro_result(case, value))
-    return _summarise(results, unexpressible, cal_info, loso)
+            case = micro[row.id]
+            results.append(_micro_result(case, predict_micro(case, chosen)))
+    inference = [_inference_result(row, chosen, unexpressible) for row in infer]
+    return _summarise(results, [r for r in inference if r is not None], unexpressible, cal_info, loso)
+
+
+def _inference_result(
+    row: PublishedRow, calibration: TrainingCalibration, unexpressible: list[Mapping[str, str]]
+) -> RowResult | None:
+    from twofold.validate.mapping import hardware_family
+
+    fam = hardware_family(row)
+    try:
+        value, detail = predict_inference(row, calibration)
+    except NotImplementedError as exc:
+        unexpressible.append(_unexpressible_entry(row, fam, str(exc)))
+        return None
+    return RowResult(
+        id=row.id,
+        source=row.source,
+        family=fam,
+        hardware=row.hardware,
+        model=row.model,
+        metric=row.metric,
+        unit=row.unit,
+        published=row.value,
+        predicted=value,
+        ape_pct=abs(_signed_pct(value, row.value)),
+        signed_error_pct=_signed_pct(value, row.value),
+        throughput=False,
+        breakdown=detail,
+    )
 
 
 def _select(rows: Sequence[PublishedRow], *, source: str | None, family: str | None) -> list[PublishedRow]:
@@ -213,31 +273,24 @@ def _fit_row(case: Case, pred: StepPrediction) -> cal.FitRow:
     )
 
 
-def _calibration(mode: str, rows: list[cal.FitRow]) -> tuple[Mapping[str, float], dict[str, Any]]:
+def _calibration(mode: str, rows: list[cal.FitRow]) -> tuple[TrainingCalibration, dict[str, Any]]:
     if mode == "none":
-        return {}, {"mode": "none"}
+        return UNCALIBRATED, {"mode": "none"}
+    shipped = shipped_calibration()
     if mode == "in-sample":
         fitted = cal.fit(rows)
-        return fitted.theta, {"mode": "in-sample", **fitted.to_dict()}
-    shipped = load_calibration()
-    return shipped.theta, {"mode": "shipped", **shipped.to_dict()}
+        factors = cal.to_training(fitted.theta, shipped)
+        return factors, {"mode": "in-sample", **fitted.to_dict(), "factors": calibration_to_dict(factors)}
+    theta = cal.theta_of(shipped)
+    return shipped, {"mode": "shipped", "theta": theta, "factors": calibration_to_dict(shipped)}
 
 
-def _train_result(
-    case: Case,
-    pred: StepPrediction,
-    fit_row: cal.FitRow,
-    theta: Mapping[str, float],
-    loso_theta: Mapping[str, cal.Calibration],
-) -> RowResult:
-    step = cal.calibrated_step_time(fit_row, theta)
-    value = predict_training_figure(case, step)
+def _train_result(case: Case, pred: StepPrediction, loso_pred: StepPrediction | None) -> RowResult:
+    value = predict_training_figure(case, pred.step_time_s)
     loso_value = loso_ape = None
-    if case.row.source in loso_theta and _is_throughput(case):
-        loso_step = cal.calibrated_step_time(fit_row, loso_theta[case.row.source].theta)
-        loso_value = predict_training_figure(case, loso_step)
+    if loso_pred is not None:
+        loso_value = predict_training_figure(case, loso_pred.step_time_s)
         loso_ape = abs(_signed_pct(loso_value, case.row.value))
-    scale = step / pred.step_time_s
     return RowResult(
         id=case.row.id,
         source=case.row.source,
@@ -251,8 +304,8 @@ def _train_result(
         ape_pct=abs(_signed_pct(value, case.row.value)),
         signed_error_pct=_signed_pct(value, case.row.value),
         throughput=_is_throughput(case),
-        step_time_s=step,
-        breakdown={k: v * scale for k, v in pred.breakdown.items()},
+        step_time_s=pred.step_time_s,
+        breakdown=dict(pred.breakdown),
         layout=_layout_text(case),
         chip=case.chip.id,
         system=case.system.id,
@@ -292,7 +345,11 @@ def _groups(results: Sequence[RowResult], key: Callable[[RowResult], str], ape: 
 
 
 def _summarise(
-    results: list[RowResult], unexpressible: list[Mapping[str, str]], cal_info: Mapping[str, Any], loso: bool
+    results: list[RowResult],
+    inference: list[RowResult],
+    unexpressible: list[Mapping[str, str]],
+    cal_info: Mapping[str, Any],
+    loso: bool,
 ) -> ValidationResult:
     train = [r for r in results if r.throughput]
     others = [r for r in results if not r.throughput]
@@ -311,4 +368,9 @@ def _summarise(
         loso_by_source=_groups(loso_rows, lambda r: r.source, "loso_ape_pct") if loso else (),
         loso_by_family=_groups(loso_rows, lambda r: r.family, "loso_ape_pct") if loso else (),
         other_metrics=_groups(others, lambda r: r.metric, "ape_pct"),
+        inference_rows=tuple(inference),
+        inference_overall=Summary.of("inference rows (output tokens/s)", [r.ape_pct for r in inference])
+        if inference
+        else None,
+        inference_by_family=_groups(inference, lambda r: r.family, "ape_pct"),
     )

@@ -1,0 +1,112 @@
+"""Training calibration in the cost and collective models: the factors are applied exactly where
+`cost.calibration` says, an explicit or measured profile overrides them, and the shipped file is
+well-formed. References: hand derivations in the tests (roofline with the factors written out)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from twofold.cost import op_time_terms, profile_for, shipped_profile
+from twofold.cost.calibration import (
+    UNCALIBRATED,
+    TrainingCalibration,
+    calibration_from_dict,
+    calibration_to_dict,
+    save_calibration,
+    shipped_calibration,
+)
+from twofold.errors import InputError
+from twofold.hardware.catalog import get_chip, get_system, list_chips
+from twofold.workload.ops import Op
+
+H100 = get_chip("h100")
+CAL = TrainingCalibration(
+    gemm_efficiency_factor={"NVIDIA Hopper 16-bit": 0.8, "NVIDIA Hopper 8-bit": 0.5},
+    attention_efficiency_factor=0.6,
+    memory_bound_efficiency_factor=0.4,
+    collective_efficiency=0.9,
+    chip_families={"h100": "NVIDIA Hopper"},
+)
+
+
+def _op(kind: str, dtype: str = "bf16", phase: str = "forward") -> Op:
+    return Op(
+        name=f"t.{kind}", kind=kind, phase=phase, flops=1e12 if kind in ("gemm", "attention") else 0.0,
+        bytes_read=1e9, bytes_written=1e9, dtype=dtype,
+        dims={"m": 8192, "n": 8192, "k": 8192} if kind == "gemm" else {},
+    )  # fmt: skip
+
+
+def test_factors_scale_the_mechanisms_they_name_and_nothing_else() -> None:
+    base = shipped_profile("h100")
+    assert base is not None
+    raw = op_time_terms([_op("gemm"), _op("gemm", "fp8"), _op("attention"), _op("norm")], H100, base)
+    cal = op_time_terms(
+        [_op("gemm"), _op("gemm", "fp8"), _op("attention"), _op("norm")], H100, profile_for(H100, CAL)
+    )
+    # GEMM compute: peak * eff * factor, per precision class.
+    assert cal.compute_s[0] == pytest.approx(raw.compute_s[0] / 0.8, rel=1e-12)
+    assert cal.compute_s[1] == pytest.approx(raw.compute_s[1] / 0.5, rel=1e-12)
+    # Attention: its own factor only (the 16-bit GEMM factor is divided back out).
+    assert cal.compute_s[2] == pytest.approx(raw.compute_s[2] / 0.6, rel=1e-12)
+    # Memory-bound kinds: bandwidth * factor; GEMM and attention traffic keep memory_efficiency.
+    assert cal.memory_s[3] == pytest.approx(raw.memory_s[3] / 0.4, rel=1e-12)
+    assert np.allclose(cal.memory_s[:3], raw.memory_s[:3], rtol=1e-12)
+
+
+def test_uncalibrated_and_unknown_family_keep_the_microbenchmark_profile() -> None:
+    assert profile_for(H100, UNCALIBRATED) is shipped_profile("h100")
+    other = TrainingCalibration(gemm_efficiency_factor={"NVIDIA Hopper 16-bit": 0.8})  # no chip families
+    assert profile_for(H100, other).gemm_efficiency["bf16"] == shipped_profile("h100").gemm_efficiency["bf16"]
+
+
+def test_a_measured_profile_overrides_the_calibration() -> None:
+    own = replace(shipped_profile("h100"), chip_id="local")
+    assert profile_for(replace(H100, calibration=own), CAL) is own
+
+
+def test_default_profile_is_the_shipped_calibration() -> None:
+    shipped = shipped_calibration()
+    factor = shipped.gemm_factor("h100", "bf16")
+    expected = shipped_profile("h100").gemm_efficiency["bf16"] * factor
+    assert profile_for(H100).gemm_efficiency["bf16"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_collective_efficiency_reaches_the_training_estimate() -> None:
+    from twofold.estimate import estimate_training
+    from twofold.parallel.layout import Layout, TrainingWorkload
+    from twofold.workload.registry import get_model
+
+    model, system = get_model("llama-3-8b"), get_system("hgx-h100")
+    layout = Layout(tp=8, dp=1, micro_batch=1)
+    work = TrainingWorkload(global_batch=8, seq_len=4096, precision="bf16")
+    plain = estimate_training(model, system, layout, work, calibration=UNCALIBRATED)
+    slow = estimate_training(
+        model, system, layout, work, calibration=TrainingCalibration(collective_efficiency=0.5)
+    )
+    # Reference: the same system with every link at half its bandwidth, uncalibrated.
+    halved = replace(
+        system,
+        levels=tuple(
+            replace(lv, bandwidth_gb_s_per_chip=lv.bandwidth_gb_s_per_chip / 2) for lv in system.levels
+        ),
+    )
+    ref = estimate_training(model, halved, layout, work, calibration=UNCALIBRATED)
+    assert slow.breakdown["tp"] == pytest.approx(ref.breakdown["tp"], rel=1e-12)
+    assert slow.breakdown["tp"] > 1.5 * plain.breakdown["tp"]
+    assert slow.breakdown["compute_forward"] == pytest.approx(plain.breakdown["compute_forward"], rel=1e-12)
+
+
+def test_shipped_file_round_trips_and_covers_the_catalog(tmp_path) -> None:  # noqa: ANN001
+    shipped = shipped_calibration()
+    assert {c.id for c in list_chips()} <= set(shipped.chip_families)
+    save_calibration(shipped, tmp_path / "c.yaml", "header")
+    import yaml
+
+    again = calibration_from_dict(yaml.safe_load((tmp_path / "c.yaml").read_text()))
+    assert calibration_to_dict(again) == calibration_to_dict(shipped)
+    with pytest.raises(InputError, match="positive"):
+        calibration_from_dict({"collective_efficiency": 0})
