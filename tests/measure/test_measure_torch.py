@@ -129,6 +129,20 @@ def test_tiny_real_run_writes_a_loadable_profile(tmp_path: Path, capsys: pytest.
     listed = json.loads(capsys.readouterr().out)
     assert [r["id"] for r in listed["runs"]] == [result.run_id]
 
+    # The single-chip path: `twofold estimate --chip PROFILE` on the held-out step's config.json
+    # gives the step time `measure` predicted for it (one micro-batch, no accumulation).
+    (held,) = [r for r in result.validation if r.role == "heldout"]
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({
+        "model_type": "llama", "num_hidden_layers": 1, "hidden_size": 128, "num_attention_heads": 2,
+        "num_key_value_heads": 1, "intermediate_size": 256, "vocab_size": 512,
+        "max_position_embeddings": 4096, "tie_word_embeddings": False,
+    }))  # fmt: skip
+    _run_cli(["estimate", "--model", str(config), "--chip", str(out), "--chips", "1", "--micro-batch", "1",
+              "--seq-len", "64", "--precision", "fp32", "--json"])  # fmt: skip
+    estimate = json.loads(capsys.readouterr().out)
+    assert estimate["step_time_s"] == pytest.approx(held.predicted_s, rel=1e-6)
+
 
 def test_cli_errors_exit_2_and_touch_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "results.db"

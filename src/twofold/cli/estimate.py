@@ -45,8 +45,15 @@ def estimate(
     cp: int = typer.Option(1, "--cp", help="Context-parallel ranks (ring attention)."),
     ep: int = typer.Option(1, "--ep", help="Expert-parallel ranks (MoE)."),
     zero: int = typer.Option(1, "--zero", help="ZeRO stage 0-3 (3 = FSDP)."),
-    micro_batch: int = typer.Option(1, "--micro-batch", help="Sequences per micro-batch per dp rank."),
-    global_batch: int = typer.Option(DEFAULT_GLOBAL_BATCH, "--global-batch", help="Sequences per step."),
+    micro_batch: int | None = typer.Option(
+        None, "--micro-batch", help="Sequences per micro-batch per dp rank (default 1)."
+    ),
+    global_batch: int | None = typer.Option(
+        None,
+        "--global-batch",
+        help=f"Sequences per step (default: dp x micro-batch x pp when --micro-batch is given, i.e. one "
+        f"micro-batch per data-parallel rank and pipeline stage; otherwise {DEFAULT_GLOBAL_BATCH}).",
+    ),
     seq_len: int = typer.Option(DEFAULT_SEQ_LEN, "--seq-len", help="Tokens per sequence."),
     recompute: str = typer.Option("none", "--recompute", help="none, selective or full."),
     precision: str = typer.Option("bf16", "--precision", help="fp32, bf16, fp8, mxfp8, fp4."),
@@ -76,16 +83,18 @@ def estimate(
         from twofold.cli._inference import estimate_infer, refuse_training_flags
 
         refuse_training_flags(
-            seq_len=(seq_len, DEFAULT_SEQ_LEN), global_batch=(global_batch, DEFAULT_GLOBAL_BATCH), vp=(vp, 1),
-            cp=(cp, 1), zero=(zero, 1), micro_batch=(micro_batch, 1), recompute=(recompute, "none"),
+            seq_len=(seq_len, DEFAULT_SEQ_LEN), global_batch=(global_batch, None), vp=(vp, 1),
+            cp=(cp, 1), zero=(zero, 1), micro_batch=(micro_batch, None), recompute=(recompute, "none"),
         )  # fmt: skip
         return estimate_infer(
             model=model, chip=chip, system=system, chips=chips, dp=dp, tp=tp, pp=pp, ep=ep, batch=batch,
             input_tokens=input_tokens, output_tokens=output_tokens, precision=precision, as_json=as_json,
             weight_precision=weight_precision, kv_precision=kv_precision, pad_heads=pad_heads,
         )  # fmt: skip
+    micro_batch_given = micro_batch is not None
+    micro_batch = 1 if micro_batch is None else micro_batch
     for name, value in (("global_batch", global_batch), ("seq_len", seq_len)):
-        if value < 1:
+        if value is not None and value < 1:
             raise InputError(name, value, "must be a positive integer")
     if model.endswith(".onnx"):  # an imported model: data parallel and ZeRO/FSDP only
         from twofold.cli._imported import estimate_onnx
@@ -94,10 +103,13 @@ def estimate(
             model=model, input_shape=input_shape, chip=chip, system=system, chips=chips, dp=dp,
             layout_flags={"tp": tp, "pp": pp, "vp": vp, "cp": cp, "ep": ep, "zero": zero,
                           "recompute": recompute},
-            micro_batch=micro_batch, global_batch=global_batch, seq_len=seq_len,
+            micro_batch=micro_batch,
+            global_batch=DEFAULT_GLOBAL_BATCH if global_batch is None else global_batch, seq_len=seq_len,
             default_seq_len=DEFAULT_SEQ_LEN, precision=precision, as_json=as_json,
         )  # fmt: skip
     the_dp, check_chips = resolve_dp(chips, dp, tp, pp, cp)
+    if global_batch is None:
+        global_batch = the_dp * micro_batch * pp if micro_batch_given else DEFAULT_GLOBAL_BATCH
     layout = Layout(
         dp=the_dp,
         tp=tp,

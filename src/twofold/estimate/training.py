@@ -90,9 +90,14 @@ def _chip_for(system: System, chip: Chip | None) -> Chip:
     return get_chip(system.chip_id)
 
 
-def _check_system(system: System) -> None:
+def _check_system(system: System, table: LayoutTable) -> None:
     if not system.levels:
-        raise InputError("system", system.id, "has no topology levels")
+        # A single device (e.g. the measured `local` chip) has no interconnect: one chip only.
+        chips = table.dp * table.tp * table.pp * table.cp
+        if len(table) and int(chips.max()) > 1:
+            raise InputError(
+                "chips", int(chips.max()), f"system {system.id} has no interconnect: it holds one chip"
+            )
     for lv in system.levels:
         if not lv.bandwidth_gb_s_per_chip or lv.bandwidth_gb_s_per_chip <= 0:
             raise InputError("system", system.id, f"level {lv.name} has no positive bandwidth_gb_s_per_chip")
@@ -120,7 +125,7 @@ def evaluate_layouts(
     each of `MEMORY_TERMS`. `calibration`: see the module docstring.
     """
     chip = _chip_for(system, chip)
-    _check_system(system)
+    _check_system(system, table)
     calibration = shipped_calibration() if calibration is None else calibration
     profile = profile if profile is not None else profile_for(chip, calibration)
     prec, s = workload.precision, workload.seq_len
