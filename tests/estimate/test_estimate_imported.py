@@ -263,3 +263,25 @@ def test_onnx_fusion_keeps_the_flops_of_the_derived_pass(tmp_path) -> None:
     eager = imported.training_ops()
     assert sum(op.total_flops for op in (*fwd, *bwd)) == sum(op.total_flops for op in eager)
     assert sum(op.total_bytes for op in (*fwd, *bwd)) < sum(op.total_bytes for op in eager)
+
+
+def test_cli_estimate_text_shows_samples_for_a_cnn(tmp_path, capsys) -> None:
+    path = _export(tmp_path)
+    args = [
+        "estimate",
+        "--model",
+        path,
+        "--input-shape",
+        "pixels=16x3x32x32",
+        "--chip",
+        "h100",
+        "--chips",
+        "2",
+    ]
+    code, out, err = _run(capsys, *args, "--global-batch", "64")
+    assert code == 0, err
+    code, js, _ = _run(capsys, *args, "--global-batch", "64", "--json")
+    samples = json.loads(js)["samples_per_s_per_chip"]
+    # The step line reports samples/s (the JSON figure, formatted) and no token rate at all.
+    assert f"{samples:,.1f} samples/s/chip" in out
+    assert "tokens/s" not in out

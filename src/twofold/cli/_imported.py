@@ -77,7 +77,7 @@ def estimate_onnx(
         return
     from twofold.cli.estimate import _render
 
-    _render({**d, "tokens_per_s_per_chip": d["tokens_per_s_per_chip"] or 0.0})
+    _render(d)
     _render_extra(d)
 
 
@@ -130,7 +130,7 @@ def plan_onnx(
 
 def _render_extra(d: dict[str, Any]) -> None:
     out = console()
-    if "samples_per_s_per_chip" in d:
+    if "samples_per_s_per_chip" in d and d.get("tokens_per_s_per_chip") is not None:  # else in the step line
         out.print(f"{d['samples_per_s_per_chip']:,.1f} samples/s/chip")
     if d["unsupported_ops"]:
         listed = ", ".join(f"{k} x{v}" for k, v in d["unsupported_ops"].items())

@@ -20,23 +20,30 @@ _IDLE_HELP = (
 # List options as module-level singletons (a call in an argument default is flagged by B008).
 _PRICE_OPTION = typer.Option(None, "--price", help=_PRICE_HELP)
 _POWER_OPTION = typer.Option(None, "--power", help=_POWER_HELP)
+_DEFAULT_SEQ_LEN = 4096
+_SHAPE_OPTION = typer.Option(
+    None, "--input-shape", help="MODEL.onnx: shape of a dynamic input, NAME=8x3x224x224 (repeatable)."
+)
 
 
 def parse_tokens(text: str | None) -> float | None:
     """A token count: a number (2e12) or one with a suffix k, M, B/G, T, P (2T)."""
+    return None if text is None else _parse_budget(text, "tokens")
+
+
+def _parse_budget(text: str, field: str) -> float:
+    """A count of `field` (tokens, samples): a number or one with a suffix k, M, B/G, T, P."""
     from twofold.errors import InputError
 
-    if text is None:
-        return None
     raw = text.strip().lower().replace("_", "").replace(",", "")
     scale = _SUFFIX.get(raw[-1:], 1.0) if raw else 1.0
     number = raw[:-1] if raw[-1:] in _SUFFIX else raw
     try:
         value = float(number) * scale
     except ValueError:
-        raise InputError("tokens", text, "must be a number of tokens, e.g. 2e12 or 2T") from None
+        raise InputError(field, text, f"must be a number of {field}, e.g. 2e12 or 2T") from None
     if not math.isfinite(value) or value <= 0:
-        raise InputError("tokens", text, "must be a positive number of tokens")
+        raise InputError(field, text, f"must be a positive number of {field}")
     return value
 
 
@@ -96,18 +103,24 @@ def _model_name(positional: str | None, option: str | None) -> str:
 
 @app.command("compare")
 def compare(
-    model_arg: str | None = typer.Argument(None, metavar="MODEL", help="Catalog model id or config.json."),
+    model_arg: str | None = typer.Argument(
+        None, metavar="MODEL", help="Catalog model id, config.json or MODEL.onnx."
+    ),
     model: str | None = typer.Option(None, "--model", help="The model (instead of the argument)."),
     on: str = typer.Option(..., "--on", help="Chips to compare, comma-separated: trn2,h100,tpu-v5p."),
     chips: int = typer.Option(64, "--chips", help="Chips per system (the reference's count with --same-*)."),
     same_cost: bool = typer.Option(False, "--same-cost", help="Other chips get what the same $/h buys."),
     same_power: bool = typer.Option(False, "--same-power", help="Other chips get the same total TDP."),
     tokens: str | None = typer.Option(None, "--tokens", help="Token budget (2e12, 2T); default 20 x params."),
+    samples: str | None = typer.Option(
+        None, "--samples", help="Sample budget of an ONNX model without tokens (1.2M); no default."
+    ),
+    input_shape: list[str] | None = _SHAPE_OPTION,
     reference: str | None = typer.Option(
         None, "--reference", help="Chip the ratios divide by (default: first)."
     ),
     global_batch: int = typer.Option(1024, "--global-batch", help="Sequences per step."),
-    seq_len: int = typer.Option(4096, "--seq-len", help="Tokens per sequence."),
+    seq_len: int = typer.Option(_DEFAULT_SEQ_LEN, "--seq-len", help="Tokens per sequence."),
     precision: str = typer.Option("bf16", "--precision", help="bf16, fp8, ..."),
     price: list[str] | None = _PRICE_OPTION,
     power: list[str] | None = _POWER_OPTION,
@@ -123,18 +136,34 @@ def compare(
         raise InputError("same_cost", True, "choose one of --same-cost and --same-power")
     mode = "same-cost" if same_cost else "same-power" if same_power else "chips"
     prices, powers = _overrides(price, power)
+    name = _model_name(model_arg, model)
+    the_model: Any = name
+    workload = _workload(global_batch, seq_len, precision)
+    budget: dict[str, float | None] = {"tokens": parse_tokens(tokens)}
+    if name.endswith(".onnx"):  # imported: data parallel and ZeRO/FSDP layouts (compare.plans)
+        from twofold.cli._imported import _check_seq_len, _import
+
+        the_model = _import(name, input_shape or [], precision)
+        _check_seq_len(the_model, seq_len, _DEFAULT_SEQ_LEN)
+        workload = _workload(global_batch, the_model.seq_len or 1, precision)
+        if samples is not None:
+            budget["samples"] = _parse_budget(samples, "samples")
+    elif input_shape:
+        raise InputError("input_shape", ",".join(input_shape), "applies to an ONNX model (MODEL.onnx) only")
+    elif samples is not None:
+        raise InputError("samples", samples, f"applies to an ONNX model without tokens; {name} counts tokens")
     result = run_compare(
-        _model_name(model_arg, model),
+        the_model,
         _chip_list(on),
         prices=prices,
         powers=powers,
         idle_fraction=idle_fraction,
         chips=chips,
         mode=mode,
-        tokens=parse_tokens(tokens),
         reference=reference,
-        workload=_workload(global_batch, seq_len, precision),
+        workload=workload,
         grid_gco2_per_kwh=grid,
+        **budget,
     )
     if as_json:
         emit_json(result.to_dict())
@@ -171,10 +200,17 @@ def render_compare(d: dict[str, Any]) -> None:
 
     out = _console()
     w = d["workload"]
+    unit = d.get("unit", "tokens")
+    short = "tok" if unit == "tokens" else "smp"
     count = f" ({d['chips']} chips)" if d["mode"] == "chips" else f" (reference: {d['chips']} chips)"
-    title = (
-        f"{d['model']}: {w['global_batch']} x {w['seq_len']} tokens/step, {w['precision']}, {d['mode']}"
-        f"{count}, {d['tokens']:.3g} tokens to train"
+    budget = d.get(unit)
+    per_step = (
+        f"{w['global_batch']} x {w['seq_len']} tokens/step"
+        if unit == "tokens"
+        else f"{w['global_batch']} samples/step"
+    )
+    title = f"{d['model']}: {per_step}, {w['precision']}, {d['mode']}{count}, " + (
+        f"{budget:.3g} {unit} to train" if budget is not None else f"no {unit[:-1]} budget"
     )
     table = Table(title=title)
     for col in (
@@ -182,14 +218,14 @@ def render_compare(d: dict[str, Any]) -> None:
         "chips",
         "layout",
         "step s",
-        "tok/s/chip",
+        f"{short}/s/chip",
         "MFU",
         "GiB/chip",
         "days",
-        "$/M tok",
+        f"$/M {short}",
         "MWh",
-        "tok/J",
-        "tok/$",
+        f"{short}/J",
+        f"{short}/$",
         f"x {d['reference']}",
     ):
         table.add_column(col, justify="left" if col in ("chip", "layout") else "right")
@@ -200,14 +236,14 @@ def render_compare(d: dict[str, Any]) -> None:
             str(r["chips"]),
             _layout(r["layout"]),
             _num(r.get("step_time_s"), ".3g"),
-            _num(r.get("tokens_per_s_per_chip"), ",.0f"),
+            _num(r.get(f"{unit}_per_s_per_chip"), ",.0f"),
             _num(r.get("mfu"), ".1%"),
             _num(r.get("memory_per_chip_gib"), ".1f"),
             _num(r.get("time_to_train_days"), ",.1f"),
-            _num(r.get("usd_per_million_tokens"), ".3f"),
+            _num(r.get(f"usd_per_million_{unit}"), ".3f"),
             _num(None if kwh is None else kwh / 1000, ",.1f"),
-            _num(r.get("perf_per_watt_tokens_per_j"), ".3g"),
-            _num(r.get("perf_per_dollar_tokens_per_usd"), ",.0f"),
+            _num(r.get(f"perf_per_watt_{unit}_per_j"), ".3g"),
+            _num(r.get(f"perf_per_dollar_{unit}_per_usd"), ",.0f"),
             _num(r["ratio_to_reference"].get("throughput_per_chip"), ".2f"),
         )
     out.print(table)

@@ -149,8 +149,14 @@ def _render(d: dict[str, Any]) -> None:
         f"seq_len={w['seq_len']}, {w['precision']}"
     )
     fits = "[green]fits[/]" if d["fits"] else "[red]does not fit[/]"
+    # Imported models without tokens (a CNN) report samples: tokens_per_s_per_chip is null there.
+    rate = (
+        f"{d['tokens_per_s_per_chip']:,.0f} tokens/s/chip"
+        if d["tokens_per_s_per_chip"] is not None
+        else f"{d['samples_per_s_per_chip']:,.1f} samples/s/chip"
+    )
     out.print(
-        f"step {d['step_time_s']:.3f} s, {d['tokens_per_s_per_chip']:,.0f} tokens/s/chip, "
+        f"step {d['step_time_s']:.3f} s, {rate}, "
         f"MFU {d['mfu']:.1%}, "
         f"{d['microbatches']} micro-batches (bubble {d['bubble_fraction']:.1%}), "
         f"{d['memory_per_chip_gib']:.1f} of {d['hbm_capacity_gib']:g} GiB per chip: {fits}"

@@ -14,6 +14,14 @@ Compute-Optimal Large Language Models", arXiv 2203.15556; active parameters for 
 assumption since that fit is for dense models), $ per million tokens and $ to train (`economics.
 prices`), power, energy per token, kWh and CO2 (`economics.power`), perf/W (tokens per joule) and
 perf/$ (tokens per dollar). Unknown prices and power stay None, never zero.
+
+Imported models (`workload.imported.ImportedModel`, from `twofold.from_torch` or
+`twofold.from_onnx`) are planned with data parallelism and ZeRO/FSDP only (`compare.plans`). One
+with a token input counts tokens as above (default budget: 20 x its parameters). One without (a
+CNN) counts samples: `unit` is "samples", every per-token metric becomes per-sample
+(`samples_per_s_per_chip`, `usd_per_million_samples`, `perf_per_watt_samples_per_j`, ...), the
+budget is `samples` (no default: time, cost and energy to train stay None without one) and
+`tokens_per_s_per_chip` is None.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from twofold.economics.prices import cost_usd, tokens_per_usd, usd_per_million_t
 from twofold.errors import InputError
 from twofold.estimate.result import BREAKDOWN_TERMS
 from twofold.parallel.layout import Layout, TrainingWorkload
+from twofold.workload.imported import ImportedModel
 from twofold.workload.model import ModelConfig
 
 __all__ = [
@@ -57,11 +66,27 @@ DEFAULT_WORKLOAD = TrainingWorkload(global_batch=1024, seq_len=4096, precision="
 CHINCHILLA_TOKENS_PER_PARAM = 20.0
 
 
-def default_tokens(model: ModelConfig) -> float:
-    """Chinchilla-optimal token budget: 20 x (active) parameters (module docstring)."""
+def default_tokens(model: ModelConfig | ImportedModel) -> float:
+    """Chinchilla-optimal token budget: 20 x (active) parameters (module docstring); all the
+    parameters of an imported model (its experts, if any, are not known as such)."""
+    if isinstance(model, ImportedModel):
+        return CHINCHILLA_TOKENS_PER_PARAM * float(model.param_count)
     from twofold.workload.params import param_counts
 
     return CHINCHILLA_TOKENS_PER_PARAM * float(param_counts(model).active)
+
+
+def _names(unit: str) -> dict[str, str]:
+    """Metric keys for a throughput unit ("tokens" or "samples")."""
+    one = unit[:-1]
+    return {
+        "thr": f"{unit}_per_s_per_chip",
+        "system": f"system_{unit}_per_s",
+        "usd": f"usd_per_million_{unit}",
+        "energy": f"energy_per_{one}_j",
+        "per_watt": f"perf_per_watt_{unit}_per_j",
+        "per_dollar": f"perf_per_dollar_{unit}_per_usd",
+    }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,17 +127,23 @@ class CompareRow:
 
 @dataclass(frozen=True, kw_only=True)
 class CompareResult:
-    """Rows in the order of the chips given; `reference` is the chip every ratio divides by."""
+    """Rows in the order of the chips given; `reference` is the chip every ratio divides by.
+
+    `unit` is "tokens", or "samples" for an imported model without tokens; the budget to train is
+    `tokens` or `samples` accordingly (the other is None; `samples` None: no budget given).
+    """
 
     model: str
     workload: TrainingWorkload
     mode: str
     chips: int
     reference: str
-    tokens: float
+    tokens: float | None
     grid_gco2_per_kwh: float | None
     rows: tuple[CompareRow, ...]
     notes: tuple[str, ...] = ()
+    unit: str = "tokens"
+    samples: float | None = None
 
     def row(self, chip: str) -> CompareRow:
         for r in self.rows:
@@ -121,15 +152,24 @@ class CompareResult:
         raise KeyError(chip)
 
     def to_dict(self) -> dict[str, Any]:
+        rows = [r.to_dict() for r in self.rows]
+        workload = asdict(self.workload)
+        if self.unit == "samples":
+            workload["seq_len"] = None  # as `ImportedTrainingEstimate`: no tokens
+            for r in rows:
+                if r["chip_terms"] is not None:
+                    r["chip_terms"]["flops_per_sample"] = r["chip_terms"].pop("flops_per_token")
         return {
             "model": self.model,
-            "workload": asdict(self.workload),
+            "workload": workload,
             "mode": self.mode,
             "chips": self.chips,
             "reference": self.reference,
+            "unit": self.unit,
             "tokens": self.tokens,
+            "samples": self.samples,
             "grid_gco2_per_kwh": self.grid_gco2_per_kwh,
-            "rows": [r.to_dict() for r in self.rows],
+            "rows": rows,
             "notes": list(self.notes),
         }
 
@@ -152,7 +192,11 @@ def _candidate_counts(tgt: Target, budget_chips: float) -> list[int]:
 
 
 def _sized_plan(
-    model: ModelConfig, tgt: Target, budget_chips: float, workload: TrainingWorkload, cache: PlanCache
+    model: ModelConfig | ImportedModel,
+    tgt: Target,
+    budget_chips: float,
+    workload: TrainingWorkload,
+    cache: PlanCache,
 ) -> ChipPlan | None:
     plan = None
     for n in _candidate_counts(tgt, budget_chips):
@@ -162,34 +206,39 @@ def _sized_plan(
     return plan
 
 
-def _metrics(plan: ChipPlan, tgt: Target, tokens: float, grid: float | None) -> dict[str, float | None]:
+def _metrics(
+    plan: ChipPlan, tgt: Target, budget: float | None, grid: float | None, unit: str
+) -> dict[str, float | None]:
+    """Per-row figures; `budget` tokens (or samples, `unit`) to train, None: unknown."""
     m = plan.metrics
     assert m is not None  # programmer invariant: only called for plans with a fitting layout
-    thr = m["tokens_per_s_per_chip"]
+    k = _names(unit)
+    thr = m[k["thr"]]
     system_thr = thr * plan.chips
-    seconds = tokens / system_thr
+    seconds = None if budget is None else budget / system_thr
     breakdown = {t: m[f"breakdown_{t}_s"] for t in BREAKDOWN_TERMS}
     u = busy_fraction(breakdown, m["step_time_s"])
     power = tgt.power.power_w(u)
-    kwh = energy_kwh(power, plan.chips, seconds)
+    kwh = None if seconds is None else energy_kwh(power, plan.chips, seconds)
     return {
         "step_time_s": m["step_time_s"],
-        "tokens_per_s_per_chip": thr,
-        "system_tokens_per_s": system_thr,
+        **({"tokens_per_s_per_chip": None} if unit != "tokens" else {}),
+        k["thr"]: thr,
+        k["system"]: system_thr,
         "mfu": m["mfu"],
         "memory_per_chip_gib": m["memory_per_chip_gib"],
         "time_to_train_s": seconds,
-        "time_to_train_days": seconds / 86400.0,
+        "time_to_train_days": None if seconds is None else seconds / 86400.0,
         "price_usd_per_chip_hour": tgt.price.usd_per_chip_hour,
-        "usd_per_million_tokens": usd_per_million_tokens(tgt.price, thr),
-        "cost_usd": cost_usd(tgt.price, plan.chips, seconds),
+        k["usd"]: usd_per_million_tokens(tgt.price, thr),
+        "cost_usd": None if seconds is None else cost_usd(tgt.price, plan.chips, seconds),
         "utilisation": u,
         "power_w_per_chip": power,
-        "energy_per_token_j": energy_per_token_j(power, thr),
+        k["energy"]: energy_per_token_j(power, thr),
         "energy_kwh": kwh,
         "co2_kg": co2_kg(kwh, grid),
-        "perf_per_watt_tokens_per_j": None if power is None else thr / power,
-        "perf_per_dollar_tokens_per_usd": tokens_per_usd(tgt.price, thr),
+        k["per_watt"]: None if power is None else thr / power,
+        k["per_dollar"]: tokens_per_usd(tgt.price, thr),
     }
 
 
@@ -203,26 +252,25 @@ def _ratios(
     """Totals and factors of every ratio metric for one row against the reference row."""
     ma, mb = row["metrics"], ref["metrics"]
     ta, tb = row["terms"], ref["terms"]
+    k = _names(row["unit"])
     totals: dict[str, float | None] = dict.fromkeys(RATIO_METRICS)
     factors: dict[str, dict[str, float] | None] = dict.fromkeys(RATIO_METRICS)
     if ta is None or tb is None:
         return totals, factors
     base = ratio_factors(ta, tb)
-    totals["throughput_per_chip"] = ma["tokens_per_s_per_chip"] / mb["tokens_per_s_per_chip"]
+    totals["throughput_per_chip"] = ma[k["thr"]] / mb[k["thr"]]
     factors["throughput_per_chip"] = base
     pa, pb = row["target"].price.usd_per_chip_hour, ref["target"].price.usd_per_chip_hour
-    totals["perf_per_dollar"] = _ratio(
-        ma["perf_per_dollar_tokens_per_usd"], mb["perf_per_dollar_tokens_per_usd"]
-    )
+    totals["perf_per_dollar"] = _ratio(ma[k["per_dollar"]], mb[k["per_dollar"]])
     if totals["perf_per_dollar"] is not None:
         factors["perf_per_dollar"] = base | {"price": pb / pa}
     wa, wb = ma["power_w_per_chip"], mb["power_w_per_chip"]
-    totals["perf_per_watt"] = _ratio(ma["perf_per_watt_tokens_per_j"], mb["perf_per_watt_tokens_per_j"])
+    totals["perf_per_watt"] = _ratio(ma[k["per_watt"]], mb[k["per_watt"]])
     if totals["perf_per_watt"] is not None:
         tdp_a, tdp_b = row["target"].power.tdp_w, ref["target"].power.tdp_w
         factors["perf_per_watt"] = base | {"tdp": tdp_b / tdp_a, "power_draw": (wb / tdp_b) / (wa / tdp_a)}
     na, nb = row["chips"], ref["chips"]
-    totals["system_throughput"] = ma["system_tokens_per_s"] / mb["system_tokens_per_s"]
+    totals["system_throughput"] = ma[k["system"]] / mb[k["system"]]
     if mode == "chips":
         factors["system_throughput"] = base | {"chip_count": na / nb}
     elif row["budget_ratio"] is None:
@@ -234,18 +282,39 @@ def _ratios(
 
 
 def compare_targets(
-    model: ModelConfig,
+    model: ModelConfig | ImportedModel,
     targets: Sequence[Target],
     *,
     chips: int = DEFAULT_CHIPS,
     mode: str = "chips",
     tokens: float | None = None,
+    samples: float | None = None,
     reference: str | None = None,
-    workload: TrainingWorkload = DEFAULT_WORKLOAD,
+    workload: TrainingWorkload | None = None,
     grid_gco2_per_kwh: float | None = None,
     cache: PlanCache | None = None,
 ) -> CompareResult:
-    """Compare `targets` (objects: catalog or what-if chips) on one training workload."""
+    """Compare `targets` (objects: catalog or what-if chips) on one training workload.
+
+    `workload` defaults to `DEFAULT_WORKLOAD`; for an imported model, to the same global batch
+    (sequences or samples) at the imported sequence length (1 without tokens) and precision.
+    `samples`: the budget to train of an imported model without tokens (`tokens` for the others).
+    """
+    unit = "samples" if isinstance(model, ImportedModel) and model.seq_len is None else "tokens"
+    if workload is None:
+        workload = DEFAULT_WORKLOAD
+        if isinstance(model, ImportedModel):
+            workload = TrainingWorkload(
+                global_batch=DEFAULT_WORKLOAD.global_batch,
+                seq_len=model.seq_len or 1,
+                precision=model.precision,
+            )
+    if unit == "samples" and tokens is not None:
+        raise InputError("tokens", tokens, f"{model.name} has no token input: give a budget in samples")
+    if unit == "tokens" and samples is not None:
+        raise InputError("samples", samples, f"{model.name} counts tokens: give a budget in tokens")
+    if samples is not None and (not math.isfinite(samples) or samples <= 0):
+        raise InputError("samples", samples, "must be a positive number of samples")
     if not targets:
         raise InputError("on", "", "name at least one chip")
     labels = [t.label for t in targets]
@@ -262,7 +331,9 @@ def compare_targets(
     ref_label = labels[0] if reference is None else _resolve_reference(reference, targets)
     ref_target = targets[labels.index(ref_label)]
     budget_of = _budget_of(mode, ref_target)
-    tokens = default_tokens(model) if tokens is None else float(tokens)
+    if unit == "tokens":
+        tokens = default_tokens(model) if tokens is None else float(tokens)
+    budget = tokens if unit == "tokens" else None if samples is None else float(samples)
     cache = {} if cache is None else cache
 
     raw: dict[str, dict[str, Any]] = {}
@@ -283,7 +354,9 @@ def compare_targets(
                 plan = _sized_plan(model, tgt, chips * budget_ratio, workload, cache)
                 if plan is None:
                     notes.append(f"the {mode} budget buys no {tgt.label} chip")
-        raw[tgt.label] = _raw_row(model, tgt, plan, workload, tokens, grid_gco2_per_kwh, notes, budget_ratio)
+        raw[tgt.label] = _raw_row(
+            model, tgt, plan, workload, budget, grid_gco2_per_kwh, notes, budget_ratio, unit
+        )
 
     ref = raw[ref_label]
     if ref["metrics"] is None:
@@ -321,7 +394,9 @@ def compare_targets(
         tokens=tokens,
         grid_gco2_per_kwh=grid_gco2_per_kwh,
         rows=tuple(rows),
-        notes=_result_notes(targets),
+        notes=_result_notes(targets, unit, budget),
+        unit=unit,
+        samples=budget if unit == "samples" else None,
     )
 
 
@@ -365,14 +440,15 @@ def _budget_ratio(mode: str | None, ref: Target, tgt: Target) -> float | None:
 
 
 def _raw_row(
-    model: ModelConfig,
+    model: ModelConfig | ImportedModel,
     tgt: Target,
     plan: ChipPlan | None,
     workload: TrainingWorkload,
-    tokens: float,
+    budget: float | None,
     grid: float | None,
     notes: list[str],
     budget_ratio: float | None,
+    unit: str,
 ) -> dict[str, Any]:
     row: dict[str, Any] = {
         "target": tgt,
@@ -383,6 +459,7 @@ def _raw_row(
         "breakdown": {},
         "notes": notes,
         "budget_ratio": budget_ratio,
+        "unit": unit,
     }
     if plan is None:
         return row
@@ -390,7 +467,7 @@ def _raw_row(
         notes.extend(plan.explanation or ("no valid layout",))
         return row
     row["layout"] = plan.layout
-    row["metrics"] = _metrics(plan, tgt, tokens, grid)
+    row["metrics"] = _metrics(plan, tgt, budget, grid, unit)
     row["breakdown"] = {t: plan.metrics[f"breakdown_{t}_s"] for t in BREAKDOWN_TERMS}
     assert plan.unconstrained_layout is not None and plan.unconstrained_metrics is not None
     row["terms"] = chip_terms(
@@ -411,8 +488,12 @@ def _raw_row(
     return row
 
 
-def _result_notes(targets: Sequence[Target]) -> tuple[str, ...]:
+def _result_notes(targets: Sequence[Target], unit: str, budget: float | None) -> tuple[str, ...]:
     notes = []
+    if budget is None:
+        notes.append(
+            f"no budget in {unit}: time, cost and energy to train are unknown (samples=..., --samples)"
+        )
     assumed = [t.label for t in targets if t.power.idle_source == "assumed"]
     if assumed:
         fractions = sorted({round(t.power.idle_fraction or 0.0, 6) for t in targets if t.label in assumed})
@@ -425,7 +506,7 @@ def _result_notes(targets: Sequence[Target]) -> tuple[str, ...]:
 
 
 def compare(
-    model: ModelConfig | str,
+    model: ModelConfig | ImportedModel | str,
     on: Sequence[str],
     *,
     prices: Mapping[str, float] | None = None,
@@ -433,8 +514,9 @@ def compare(
     idle_fraction: float | None = None,
     **kwargs: Any,
 ) -> CompareResult:
-    """Compare catalog chips by id or alias (`compare("llama3.1-70b", ["trn2", "h100"])`); the
-    keyword arguments are those of `compare_targets`."""
+    """Compare catalog chips by id or alias (`compare("llama3.1-70b", ["trn2", "h100"])`); `model`
+    is a catalog id, a config.json path, a `ModelConfig` or an imported model (`twofold.from_torch`,
+    `twofold.from_onnx`). The keyword arguments are those of `compare_targets`."""
     if isinstance(model, str):
         from twofold.workload.registry import get_model
 

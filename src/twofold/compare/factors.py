@@ -27,13 +27,16 @@ the estimate's breakdown of that layout's step time T (terms add up to T exactly
           * (K + X) / T          pipeline_and_optimizer: bubble, optimizer step, other
 
 t_compute, t_memory and t_op = max(t_compute, t_memory) + overhead are the cost model's roofline
-terms (`cost.op_time_terms`) of one micro-batch's ops for the layout (`workload.training_ops`);
+terms (`cost.op_time_terms`) of one micro-batch's ops for the layout (`workload.training_ops`;
+for an imported model, its fused forward and backward operators, what `estimate.imported` prices);
 their shares are applied to the slowest stage's kernel time K (an approximation when pipeline
 stages differ in their op mix; the product stays exact because each term divides the previous).
 
 A ratio of chip A to reference B is then the product of the per-term ratios, each term divided by
 the same term of B: a telescoping product, equal to thr_A / thr_B up to rounding (the tests check
-1e-9). Perf per dollar multiplies by `price` = price_B / price_A; perf per watt by `tdp` =
+1e-9). For an imported model without tokens (a CNN), "token" reads "sample" throughout: its
+workload has seq_len = 1, so F is the model FLOPs per sample and thr is samples/s per chip.
+Perf per dollar multiplies by `price` = price_B / price_A; perf per watt by `tdp` =
 TDP_B / TDP_A and `power_draw` = (P_B/TDP_B) / (P_A/TDP_A) (how hard each chip runs against its
 rating); system throughput at the same budget by `chip_count` = N_A / N_B, itself
 `budget` (price or TDP ratio) * `rounding` (whole nodes bought against the budget).
@@ -52,6 +55,7 @@ import numpy as np
 
 from twofold.hardware.types import Chip
 from twofold.parallel.layout import Layout, TrainingWorkload
+from twofold.workload.imported import ImportedModel
 from twofold.workload.model import ModelConfig
 
 __all__ = ["THROUGHPUT_FACTORS", "ChipTerms", "chip_terms", "dominant_factor", "ratio_factors"]
@@ -100,24 +104,28 @@ class ChipTerms:
 
 
 def roofline_shares(
-    model: ModelConfig, chip: Chip, layout: Layout, workload: TrainingWorkload
+    model: ModelConfig | ImportedModel, chip: Chip, layout: Layout, workload: TrainingWorkload
 ) -> tuple[float, float]:
     """(rho_c, rho_r): compute-roofline and roofline (no overhead) time over op time, for one
     micro-batch of the layout's per-chip ops (module docstring)."""
     from twofold.cost import op_time_terms
     from twofold.workload.graph import training_ops
 
-    ops = training_ops(
-        model,
-        micro_batch=layout.micro_batch,
-        seq_len=workload.seq_len,
-        precision=workload.precision,
-        recompute=layout.recompute,
-        tp=layout.tp,
-        cp=layout.cp,
-        ep=layout.ep,
-        sequence_parallel=layout.sequence_parallel,
-    )
+    if isinstance(model, ImportedModel):
+        fwd, bwd = model.step_ops(fused=True)
+        ops = (*fwd, *bwd)
+    else:
+        ops = training_ops(
+            model,
+            micro_batch=layout.micro_batch,
+            seq_len=workload.seq_len,
+            precision=workload.precision,
+            recompute=layout.recompute,
+            tp=layout.tp,
+            cp=layout.cp,
+            ep=layout.ep,
+            sequence_parallel=layout.sequence_parallel,
+        )
     terms = op_time_terms(ops, chip)
     counts = np.array([op.count for op in ops], dtype=float)
     total = float(np.dot(terms.time_s, counts))
@@ -127,7 +135,7 @@ def roofline_shares(
 
 
 def chip_terms(
-    model: ModelConfig,
+    model: ModelConfig | ImportedModel,
     chip: Chip,
     workload: TrainingWorkload,
     *,

@@ -8,6 +8,10 @@ what-if chips made with `dataclasses.replace`.
 best layout among *all* valid layouts regardless of memory fit: the layout the chip would run if
 its memory were unlimited. The ratio of the two throughputs is the `memory_capacity` factor of the
 decomposition (`compare.factors`); it costs no second search.
+
+An imported model (`workload.imported.ImportedModel`: a PyTorch trace or an ONNX graph) admits
+only data parallelism, so its plan is `search.plan_imported` at dp = chips (ZeRO 0-3), and its
+unconstrained layout is the fastest ZeRO stage whether it fits or not.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from twofold.economics.power import PowerModel, power_model_for
 from twofold.economics.prices import Price, price_for
 from twofold.hardware.types import Chip, System
 from twofold.parallel.layout import Layout, LayoutTable, TrainingWorkload
+from twofold.workload.imported import ImportedModel
 from twofold.workload.model import ModelConfig
 
 __all__ = ["ChipPlan", "PlanCache", "Target", "plan_chip", "target", "target_from"]
@@ -134,14 +139,24 @@ PlanCache = dict[tuple[str, str, str, int, TrainingWorkload], ChipPlan]
 
 
 def plan_chip(
-    model: ModelConfig, tgt: Target, chips: int, workload: TrainingWorkload, cache: PlanCache | None = None
+    model: ModelConfig | ImportedModel,
+    tgt: Target,
+    chips: int,
+    workload: TrainingWorkload,
+    cache: PlanCache | None = None,
 ) -> ChipPlan:
-    """Best plan of `model` on `chips` chips of `tgt` (plan_training, throughput objective)."""
+    """Best plan of `model` on `chips` chips of `tgt` (plan_training, throughput objective;
+    `plan_imported` for an imported model)."""
     from twofold.search.plan import plan_training
 
     key = (model.name, tgt.chip.id, tgt.system.id, chips, workload)
     if cache is not None and key in cache and cache[key].target.chip is tgt.chip:
         return cache[key]
+    if isinstance(model, ImportedModel):
+        plan = _plan_imported_chip(model, tgt, chips, workload)
+        if cache is not None:
+            cache[key] = plan
+        return plan
     recorder = _Recorder()
     result = plan_training(model, tgt.system, chips, workload, top_k=1, chip=tgt.chip, evaluate=recorder)
     best = result.best
@@ -159,3 +174,68 @@ def plan_chip(
     if cache is not None:
         cache[key] = plan
     return plan
+
+
+def _imported_metrics(e: Any) -> dict[str, float]:
+    """The per-layout figures `compare` and `compare.factors` read, from an imported estimate."""
+    out = {
+        "step_time_s": e.step_time_s,
+        "tokens_per_s_per_chip": e.tokens_per_s_per_chip,
+        "samples_per_s_per_chip": e.samples_per_s_per_chip,
+        "mfu": e.mfu,
+        "model_flops_per_step": e.model_flops_per_step,
+        "memory_per_chip_gib": e.memory_per_chip_gib,
+    }
+    return out | {f"breakdown_{k}_s": float(v) for k, v in e.breakdown.items()}
+
+
+def _plan_imported_chip(
+    imported: ImportedModel, tgt: Target, chips: int, workload: TrainingWorkload
+) -> ChipPlan:
+    """`plan_imported` at dp = chips, plus the fastest ZeRO stage ignoring memory (module docstring).
+
+    A global batch that dp * micro-batch does not divide gives no layout, explained, rather than
+    an error: with `--same-cost` each chip has its own count, and one count may not divide it.
+    """
+    from twofold.estimate.imported import estimate_imported_training
+    from twofold.search.imported import ZERO_STAGES, plan_imported
+
+    per_step = chips * imported.batch
+    if workload.global_batch % per_step:
+        return ChipPlan(
+            target=tgt,
+            chips=chips,
+            workload=workload,
+            layout=None,
+            metrics=None,
+            unconstrained_layout=None,
+            unconstrained_metrics=None,
+            explanation=(
+                f"global_batch={workload.global_batch} is not a multiple of dp*micro_batch={per_step} "
+                f"({chips} chips x the imported batch {imported.batch})",
+            ),
+        )
+    result = plan_imported(imported, tgt.system, chips, workload, chip=tgt.chip, top_k=1)
+    estimates = [
+        estimate_imported_training(
+            imported,
+            tgt.system,
+            Layout(dp=chips, zero=z, micro_batch=imported.batch),
+            workload,
+            chip=tgt.chip,
+        )
+        for z in ZERO_STAGES
+    ]
+    # plan_imported's ranking (more samples/s, then less memory) over every stage, fitting or not.
+    fastest = min(estimates, key=lambda e: (-e.samples_per_s_per_chip, e.memory_per_chip_gib))
+    best = result.best
+    return ChipPlan(
+        target=tgt,
+        chips=chips,
+        workload=workload,
+        layout=None if best is None else best.layout,
+        metrics=None if best is None else _imported_metrics(estimates[ZERO_STAGES.index(best.layout.zero)]),
+        unconstrained_layout=fastest.layout,
+        unconstrained_metrics=_imported_metrics(fastest),
+        explanation=tuple(result.explanation),
+    )
