@@ -62,3 +62,22 @@ def test_leave_one_source_out_ignores_that_source() -> None:
     without_b = fit(rows, exclude_source="b", ridge_lambda=0.0)
     assert math.isclose(without_b.theta["compute[x]"], 1.2, rel_tol=1e-6)
     assert without_b.rows_used == 8
+
+
+def test_collective_efficiency_is_bounded_at_the_link_rate() -> None:
+    # Data made with comm at half its modelled time: unbounded, theta_comm = 0.5 (efficiency 2,
+    # faster than the links); the bounded fit stops at theta = 1 and leaves the rest unexplained.
+    rows = _rows(1.0, 0.5)
+    result = fit(rows, ridge_lambda=0.0)
+    assert result.theta["comm"] == 1.0
+    # An overlap parameter may sit below comm (hidden fraction) but never above it.
+    over = [
+        FitRow(**{**r.__dict__, "groups": {"compute[x]": r.groups["compute[x]"], "tp[f]": r.groups["comm"]}})
+        for r in _rows(1.0, 1.6)
+    ]
+    assert fit(over, ridge_lambda=0.0).theta["tp[f]"] <= 1.0 + 1e-12
+    under = [
+        FitRow(**{**r.__dict__, "groups": {"compute[x]": r.groups["compute[x]"], "tp[f]": r.groups["comm"]}})
+        for r in _rows(1.0, 0.6)
+    ]
+    assert math.isclose(fit(under, ridge_lambda=0.0).theta["tp[f]"], 0.6, rel_tol=1e-6)

@@ -66,15 +66,15 @@ def test_cli_json_parses(capsys: pytest.CaptureFixture[str]) -> None:
     assert all(math.isfinite(r["predicted"]) and r["predicted"] > 0 for r in data["rows"])
 
 
-# Regression guard, measured 2026-11-29 with the calibration moved into the estimator
-# (cost/calibration.yaml; every reported error comes from estimate_training with the factors in
-# place, LOSO included): 159 expressible training-throughput rows, in-sample mean APE 18.7%,
-# leave-one-source-out mean APE 25.4%. (The earlier post-hoc scaling reported 17.5% / 24.7%, a
-# linearisation the shipped estimator did not run.) A change that makes either worse by more than
-# 2 points fails here; one that improves it should lower these numbers.
+# Regression guard, measured 2026-11-29 (second pass: TP/EP overlap, NVLink SHARP, flat ZeRO-3
+# collectives, collective efficiency bounded <= 1; docs/accuracy.md): 159 expressible
+# training-throughput rows, in-sample mean APE 15.4%, leave-one-source-out mean APE 20.2% (first
+# pass, same day: 18.7% / 25.4%). Every reported error comes from estimate_training with the
+# factors in place, LOSO included. A change that makes either worse by more than 2 points fails
+# here; one that improves it should lower these numbers.
 EXPECTED_ROWS = 159
-IN_SAMPLE_MEAN_APE_PCT = 18.7
-LOSO_MEAN_APE_PCT = 25.4
+IN_SAMPLE_MEAN_APE_PCT = 15.4
+LOSO_MEAN_APE_PCT = 20.2
 INFERENCE_ROWS = 12
 INFERENCE_MEAN_APE_PCT = 13.8
 MARGIN_PCT = 2.0
@@ -100,9 +100,10 @@ def test_shipped_calibration_matches_a_fresh_fit() -> None:
     # If the model changed, rerun: python benchmarks/validate_accuracy.py --fit
     shipped = theta_of(load_calibration())
     fresh = validate(calibration="in-sample").calibration["theta"]
-    assert set(shipped) == set(fresh)
+    # A factor at exactly 1 (a bound the fit rests on, e.g. comm) is not stored: default 1.
+    assert set(shipped) <= set(fresh)
     for name, value in fresh.items():
-        assert shipped[name] == pytest.approx(value, rel=0.02), name
+        assert shipped.get(name, 1.0) == pytest.approx(value, rel=0.02), name
     assert fit([]).theta == {}
 
 

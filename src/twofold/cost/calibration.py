@@ -35,7 +35,31 @@ Parameters (each a multiplicative factor on an efficiency; 1.0 = the microbenchm
   copy speed).
 - `collective_efficiency`: achieved bus bandwidth of NCCL/XLA/Neuron collectives relative to the
   catalog's per-chip link bandwidth (nccl-tests busbw over link bandwidth), one value for all
-  systems; applied to every topology level's bandwidth (`scale_levels`).
+  systems; applied to every topology level's bandwidth (`LevelArrays.of_system`). Physically at
+  most 1 (a collective cannot beat its links); the fit is bounded there (`validate.calibrate`).
+- `fsdp_collective_efficiency`: the same for the flat parameter all-gathers and gradient
+  reduce-scatters of ZeRO-3 / FSDP (`parallel.comm.flat_collective_s`), on top of
+  `collective_efficiency`; per mechanism because those collectives are issued per parameter bucket
+  by the framework (DeepSpeed, FSDP), interleaved with compute kernels that contend for SMs and HBM,
+  not as the large back-to-back buffers nccl-tests measures (MiCS, Zhang et al. 2022, arXiv
+  2205.00119, section 2). At most 1.
+- `tp_comm_overlap[<family>]`: fraction of the tensor-parallel all-gathers / reduce-scatters that
+  hide behind the layer's GEMMs. Megatron-Core / Transformer Engine `tp_comm_overlap` (userbuffers)
+  splits each TP GEMM into chunks and pipelines the chunk collectives with the chunk GEMMs (Wang et
+  al., "Overlap Communication with Dependent Computation via Decomposition in Large Deep Learning
+  Models", ASPLOS 2023; Megatron-Core docs, "Communication overlap"); NVIDIA's published recipes
+  enable it on Hopper and Blackwell. Per hardware family because the feature and its defaults are
+  a property of the generation's software stack (Ampere-era Megatron ran TP communication exposed).
+  In [0, 1]; a family without TP rows keeps 0.
+- `ep_comm_overlap[<family>]`: the same for the expert-parallel dispatch/combine all-to-alls, which
+  Megatron-Core overlaps with the computation of another micro-batch
+  (`--overlap-moe-expert-parallel-comm`, merged forward/backward of two micro-batches; Megatron-Core
+  MoE documentation, "Communication overlap"; DeepSeek-AI, "DeepSeek-V3 Technical Report", arXiv
+  2412.19437, section 3.2.1, DualPipe's overlap of all-to-all with computation). Per family for the
+  same reason as TP; in [0, 1].
+
+`NVLS_FAMILIES`: families whose NVLink switches reduce in the network (NVLink SHARP, NVLink 4 and
+later; `parallel.comm`): a structural property of the hardware, not fitted.
 
 A chip that carries its own profile (`twofold measure`, `--chip profile.yaml`) or an explicit
 `profile=` argument is used as given: a measured profile already is what that machine reaches.
@@ -69,7 +93,13 @@ __all__ = [
     "precision_bits",
     "gemm_key",
     "MEMORY_BOUND_KINDS",
+    "NVLS_FAMILIES",
 ]
+
+# NVSwitch generations with in-switch reduction (NVLink SHARP): third-generation NVSwitch (H100/H200
+# HGX) and later (B200 HGX, GB200 NVL72). NVIDIA H100 Tensor Core GPU Architecture whitepaper (2022),
+# "NVLink Switch System" / SHARP; NCCL documentation, NCCL_NVLS_ENABLE.
+NVLS_FAMILIES = frozenset({"NVIDIA Hopper", "NVIDIA Blackwell"})
 
 CALIBRATION_FILE = "calibration.yaml"
 # Op kinds the memory-bound factor applies to (everything but GEMMs, attention and convolutions).
@@ -105,6 +135,9 @@ class TrainingCalibration:
     attention_efficiency_factor: float = 1.0
     memory_bound_efficiency_factor: float = 1.0
     collective_efficiency: float = 1.0
+    fsdp_collective_efficiency: float = 1.0
+    tp_comm_overlap: Mapping[str, float] = field(default_factory=dict)
+    ep_comm_overlap: Mapping[str, float] = field(default_factory=dict)
     # chip id -> hardware family (the key of `gemm_efficiency_factor`).
     chip_families: Mapping[str, str] = field(default_factory=dict)
     provenance: Mapping[str, Any] = field(default_factory=dict)
@@ -117,6 +150,17 @@ class TrainingCalibration:
         if family is None:
             return 1.0
         return float(self.gemm_efficiency_factor.get(gemm_key(family, precision), 1.0))
+
+    def tp_overlap(self, chip_id: str) -> float:
+        family = self.family(chip_id)
+        return 0.0 if family is None else float(self.tp_comm_overlap.get(family, 0.0))
+
+    def ep_overlap(self, chip_id: str) -> float:
+        family = self.family(chip_id)
+        return 0.0 if family is None else float(self.ep_comm_overlap.get(family, 0.0))
+
+    def in_network_reduction(self, chip_id: str) -> bool:
+        return self.family(chip_id) in NVLS_FAMILIES
 
     def with_factors(self, **changes: Any) -> TrainingCalibration:
         """A copy with some factors replaced (the families and provenance kept)."""
@@ -132,6 +176,18 @@ def _positive(name: str, value: object) -> float:
     return float(value)
 
 
+def _fractions(data: Mapping[str, Any], name: str) -> dict[str, float]:
+    raw = data.get(name) or {}
+    if not isinstance(raw, Mapping):
+        raise InputError("calibration", name, "must be a mapping")
+    out = {}
+    for k, v in raw.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+            raise InputError(f"calibration.{name}.{k}", v, "must be a fraction in [0, 1]")
+        out[str(k)] = float(v)
+    return out
+
+
 def calibration_from_dict(data: Any) -> TrainingCalibration:
     """Parse the YAML form (see `cost/calibration.yaml`), validating every factor."""
     if not isinstance(data, Mapping):
@@ -143,10 +199,17 @@ def calibration_from_dict(data: Any) -> TrainingCalibration:
     gemm = {str(k): _positive(f"calibration.gemm_efficiency_factor.{k}", v) for k, v in gemm_raw.items()}
     scalars = {
         name: _positive(f"calibration.{name}", data.get(name, 1.0))
-        for name in ("attention_efficiency_factor", "memory_bound_efficiency_factor", "collective_efficiency")
+        for name in (
+            "attention_efficiency_factor",
+            "memory_bound_efficiency_factor",
+            "collective_efficiency",
+            "fsdp_collective_efficiency",
+        )
     }
     return TrainingCalibration(
         gemm_efficiency_factor=MappingProxyType(gemm),
+        tp_comm_overlap=MappingProxyType(_fractions(data, "tp_comm_overlap")),
+        ep_comm_overlap=MappingProxyType(_fractions(data, "ep_comm_overlap")),
         chip_families=MappingProxyType({str(k): str(v) for k, v in families_raw.items()}),
         provenance=MappingProxyType(dict(data.get("provenance") or {})),
         **scalars,
@@ -161,6 +224,9 @@ def calibration_to_dict(c: TrainingCalibration) -> dict[str, Any]:
         "attention_efficiency_factor": round(float(c.attention_efficiency_factor), 4),
         "memory_bound_efficiency_factor": round(float(c.memory_bound_efficiency_factor), 4),
         "collective_efficiency": round(float(c.collective_efficiency), 4),
+        "fsdp_collective_efficiency": round(float(c.fsdp_collective_efficiency), 4),
+        "tp_comm_overlap": {k: round(float(v), 4) for k, v in sorted(c.tp_comm_overlap.items())},
+        "ep_comm_overlap": {k: round(float(v), 4) for k, v in sorted(c.ep_comm_overlap.items())},
         "chip_families": dict(sorted(c.chip_families.items())),
         "provenance": dict(c.provenance),
     }

@@ -6,8 +6,14 @@ activation, b micro-batch, s sequence length, h hidden size:
 - TP (Shoeybi et al. 2019; with sequence parallelism Korthikanti et al. 2022, section 4.2.2):
   each layer runs 2 all-gathers and 2 reduce-scatters of the b*s/cp*h*e activation in the forward
   pass and as many in the backward pass (without SP: 2 all-reduces each way, the same traffic); full
-  recompute repeats the forward ones. On the critical path: exposed. Left out: the vocab-parallel
-  embedding and cross-entropy all-reduces, and TP-comm overlap (Megatron's userbuffers).
+  recompute repeats the forward ones. On the critical path, except the fraction `tp_overlap` that
+  Megatron-Core's TP-communication overlap hides behind the GEMMs it feeds (userbuffers: each TP
+  GEMM split into chunks whose all-gather / reduce-scatter pipelines with the neighbouring chunk's
+  GEMM; Wang et al., "Overlap Communication with Dependent Computation via Decomposition in Large
+  Deep Learning Models", ASPLOS 2023; `cost.calibration.tp_comm_overlap`, per chip family). The
+  hidden part is capped by the micro-batch's compute. Without SP the all-reduces run on NVLink
+  SHARP where the switch supports it (`parallel.comm`). Left out: the vocab-parallel embedding and
+  cross-entropy all-reduces.
 - CP (ring attention; Liu et al., "Ring Attention with Blockwise Transformers", 2023; Megatron-Core
   context parallelism): per layer cp-1 ring steps passing the local K and V chunk
   (b*s/cp*kv_heads/tp*(d_qk+d_v)*e) forward; backward passes K, V and their gradients (2x);
@@ -15,7 +21,9 @@ activation, b micro-batch, s sequence length, h hidden size:
   chunk (the layer's attention time / cp): exposed = max(0, step comm - step compute) per step.
 - EP (Lepikhin et al., "GShard", 2020; Megatron-Core all-to-all dispatcher): per MoE layer one
   dispatch and one combine all-to-all of the chip's b*s/(cp*t_sp)*k*h*e routed copies forward, as
-  many backward, again under full recompute. Exposed.
+  many backward, again under full recompute. Exposed, except the fraction `ep_overlap` hidden
+  behind another micro-batch's compute (Megatron-Core `--overlap-moe-expert-parallel-comm`;
+  `cost.calibration.ep_comm_overlap`, per chip family), capped by the micro-batch's compute.
 - PP (Narayanan et al. 2021, section 2.2): per micro-batch each stage boundary sends the activation
   forward and its gradient backward, b*s/cp*h*e / t_sp bytes (Megatron's scatter/gather across TP),
   2*vp transfers with interleaving. Exposed.
@@ -26,10 +34,13 @@ activation, b micro-batch, s sequence length, h hidden size:
   Megatron-Core's `DistributedDataParallelConfig.bucket_size` default). ZeRO 1/2 all-gather the
   updated parameters afterwards, overlapped with the next step's first forward (Megatron's
   `overlap_param_gather`) except the first bucket.
-- FSDP / ZeRO-3 (Zhao et al., "PyTorch FSDP", VLDB 2023): every micro-batch all-gathers the
-  parameters in the forward and again in the backward, and reduce-scatters the gradients in the
-  backward; prefetched layer by layer, so hidden behind the compute of the same pass except one
-  layer's share (the first gather cannot be prefetched).
+- FSDP / ZeRO-3 (Zhao et al., "PyTorch FSDP", VLDB 2023; Rajbhandari et al., "ZeRO", SC 2020):
+  every micro-batch all-gathers the parameters in the forward and again in the backward, and
+  reduce-scatters the gradients in the backward, one flat collective per layer (FSDP's unit and
+  DeepSpeed's prefetch granularity is the transformer block), priced by
+  `parallel.comm.flat_collective_s` (across nodes: one ring at the NIC rate, (n-1) latency steps
+  per layer) at `fsdp_collective_efficiency`; prefetched layer by layer, so hidden behind the
+  compute of the same pass except one layer's share (the first gather cannot be prefetched).
 
 `OVERLAP_EFFICIENCY` is the fraction of a compute window that overlapping communication can use
 (1.0: communication hides fully until the window is spent). It is an assumption, documented here,
@@ -49,6 +60,7 @@ from twofold.parallel.comm import (
     all_gather_s,
     all_reduce_s,
     all_to_all_s,
+    flat_collective_s,
     reduce_scatter_s,
     send_recv_s,
 )
@@ -96,9 +108,14 @@ def stage_comm(
     t_fwd: np.ndarray,
     t_bwd: np.ndarray,
     t_rc: np.ndarray,
+    fsdp_levels: tuple[LevelArrays, ...] | None = None,
+    tp_overlap: float = 0.0,
+    ep_overlap: float = 0.0,
 ) -> StageComm:
     """Exposed and hidden communication seconds (module docstring): per micro-batch (`*_mb`) and
-    per step (`dp_step_*`)."""
+    per step (`dp_step_*`). `fsdp_levels`: the levels ZeRO-3 collectives run on (default
+    `levels`); `tp_overlap` / `ep_overlap`: fraction of TP / EP communication hidden behind
+    compute."""
     g = groups(levels, lay)
     h, e = model.hidden_size, act_bytes
     tp_sp = np.where(lay.sp, lay.tp, 1.0)
@@ -113,7 +130,9 @@ def stage_comm(
         2 * all_gather_s(levels, g["tp"], act) + 2 * reduce_scatter_s(levels, g["tp"], act),
         2 * all_reduce_s(levels, g["tp"], act),
     )
-    out["tp_mb"] = lay.stage_layers * per_layer_fwd * (2.0 + full_rc)
+    tp_total = lay.stage_layers * per_layer_fwd * (2.0 + full_rc)
+    tp_hidden = np.minimum(tp_overlap * tp_total, OVERLAP_EFFICIENCY * (t_fwd + t_bwd + t_rc))
+    out["tp_mb"] = tp_total - tp_hidden
 
     if model.is_mla:
         kv_per_rank = model.num_attention_heads * (model.head_dim + model.v_head_dim) / lay.tp
@@ -134,7 +153,9 @@ def stage_comm(
     if model.is_moe:
         moe_layers = lay.stage_layers * model.num_moe_layers / max(model.num_layers, 1)
         routed = lay.micro_batch * seq_len / (lay.cp * tp_sp) * model.num_experts_per_tok * h * e
-        out["ep_mb"] = moe_layers * 2 * (2.0 + full_rc) * all_to_all_s(levels, g["ep"], routed)
+        ep_total = moe_layers * 2 * (2.0 + full_rc) * all_to_all_s(levels, g["ep"], routed)
+        ep_hidden = np.minimum(ep_overlap * ep_total, OVERLAP_EFFICIENCY * (t_fwd + t_bwd + t_rc))
+        out["ep_mb"] = ep_total - ep_hidden
     else:
         out["ep_mb"] = np.zeros_like(lay.tp)
 
@@ -162,8 +183,14 @@ def stage_comm(
 
     z3 = zero == 3
     layer_share = 1.0 / lay.stage_layers
-    ag3 = np.where(z3, ag, 0.0)
-    rs3 = np.where(z3, rs, 0.0)
+    fl = levels if fsdp_levels is None else fsdp_levels
+    buckets = lay.stage_layers
+
+    def flat(group: str, nbytes: np.ndarray) -> np.ndarray:
+        return flat_collective_s(fl, g[group], nbytes, buckets=buckets)
+
+    ag3 = np.where(z3, flat("dp", w_ne) + flat("edp", w_ex), 0.0)
+    rs3 = np.where(z3, flat("dp", grads_ne) + flat("edp", grads_ex), 0.0)
     fwd_exposed = np.maximum(ag3 - fwd_window, ag3 * layer_share)
     bwd_total = ag3 + rs3
     bwd_exposed = np.maximum(bwd_total - bwd_window, bwd_total * layer_share)

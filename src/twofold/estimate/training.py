@@ -27,7 +27,9 @@ Recompute is not model FLOPs.
 
 Calibration (`cost.calibration`): the fitted training factors (GEMM per hardware family and
 precision class, attention, memory-bound kernels, collective bus bandwidth) are applied here, to
-the chip's profile (`cost.profile_for`) and to the topology's bandwidths, so this estimate is the
+the chip's profile (`cost.profile_for`), to the topology's bandwidths (ZeRO-3/FSDP collectives with
+their own efficiency on top), to the TP-communication overlap of the chip's family and, on NVLink
+SHARP switches, to all-reduces (`parallel.comm`), so this estimate is the
 model `twofold validate` reports errors for. `calibration=None` uses the shipped
 `cost/calibration.yaml`; `cost.calibration.UNCALIBRATED` the microbenchmark model; an explicit
 `profile=` (or a chip's own measured profile) replaces the on-chip part, the collective efficiency
@@ -134,7 +136,13 @@ def evaluate_layouts(
     e = activation_bytes_per_element(prec)
     lay = LayoutArrays.build(table, model, workload)
     counts = param_counts(model)
-    levels = LevelArrays.of_system(system, calibration.collective_efficiency)
+    nvls = calibration.in_network_reduction(chip.id)
+    levels = LevelArrays.of_system(system, calibration.collective_efficiency, in_network_reduction=nvls)
+    fsdp_levels = LevelArrays.of_system(
+        system,
+        calibration.collective_efficiency * calibration.fsdp_collective_efficiency,
+        in_network_reduction=nvls,
+    )
 
     ct = compute_times(model, chip, lay, seq_len=s, precision=prec, profile=profile)
     share = lay.stage_layers / max(model.num_layers, 1)
@@ -170,6 +178,9 @@ def evaluate_layouts(
         t_fwd=t_fwd,
         t_bwd=t_bwd,
         t_rc=t_rc,
+        fsdp_levels=fsdp_levels,
+        tp_overlap=calibration.tp_overlap(chip.id),
+        ep_overlap=calibration.ep_overlap(chip.id),
     )
     updated = np.where(lay.zero >= 1, p_ne / lay.dp_group + p_ex / lay.expert_dp_group, p_ne + p_ex)
     t_opt = optimizer_time_s(updated, chip, prec, profile)

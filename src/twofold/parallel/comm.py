@@ -38,7 +38,29 @@ Levels:
   the ring's bandwidth term with a tree's latency, steps = ceil(log2 n) (NCCL picks tree/PAT
   algorithms when latency dominates at scale): the minimum over algorithms, approximately.
 
-Left out: in-network reduction (NVLS/SHARP), contention between concurrent groups on shared links
+In-network reduction (NVLink SHARP, "NVLS"; NCCL 2.18+ on NVSwitch systems of NVLink 4 and later:
+H100/H200/B200/GB200 HGX and NVL72): the NVSwitch adds the chips' contributions itself
+(`multimem.ld_reduce` / `multimem.st`), so an all-reduce moves S out of and S into each chip instead
+of 2 (n-1)/n * S each way (NVIDIA NCCL documentation, "NCCL_NVLS_ENABLE"; NVIDIA, "NVLink SHARP"
+in the NVSwitch/HGX H100 technical overview): the bandwidth term of an all-reduce on such a level is
+S / B. Reduce-scatter and all-gather move (n-1)/n * S either way and are unchanged. A level gets it
+with `LevelArrays.of_system(..., in_network_reduction=True)` (switched NVLink levels only).
+
+Flat collectives (`flat_collective_s`): DeepSpeed ZeRO-3 and FSDP issue their parameter all-gathers
+and gradient reduce-scatters over the whole data-parallel group as one flat collective per
+parameter bucket (a transformer block). Across nodes such a collective is priced without the
+hierarchical algorithm's node aggregation: one ring over all members at the network level's
+per-chip bandwidth, (n-1)/n * S / B_net per pass, and a ring's latency, (n-1) * alpha_net per
+bucket (NCCL runs all-gather/reduce-scatter as rings only). Zhang et al., "MiCS: Near-linear
+Scaling for Training Gigantic Model on Public Cloud", VLDB 2023 (arXiv 2205.00119), section 2,
+find ZeRO-3's cluster-wide collectives bound by inter-node bandwidth and recover it with
+hierarchical (intra-node first) collectives; ZeRO++'s hpZ (Wang et al. 2023, arXiv 2306.10209)
+does the same. Narayanan et al. 2021 Table 2 (ZeRO-3, GPT-3 175B/530B on 384-2240 A100) fits this:
+step time flat from 768 to 1536 GPUs at about 16 GB/s of ZeRO-3 traffic per GPU. Caveat: an
+implementation that is hierarchy-aware (Megatron-FSDP / HSDP on NVL72 racks) is over-charged here.
+Inside one NVLink/ICI domain the cost is the hierarchical one above.
+
+Left out: contention between concurrent groups on shared links
 and switches, oversubscribed network tiers, congestion, message-size-dependent protocol switches,
 and the partial-dimension wrap-around of tori (a group shorter than a dimension is priced as a ring).
 """
@@ -58,6 +80,7 @@ __all__ = [
     "all_gather_s",
     "all_reduce_s",
     "all_to_all_s",
+    "flat_collective_s",
     "reduce_scatter_s",
     "send_recv_s",
 ]
@@ -77,6 +100,8 @@ class LevelArrays:
     # Mesh levels: links per chip (domain - 1), kept even for an outermost level (whose domain is
     # treated as unbounded for group placement). None: domain_chips - 1.
     mesh_links: float | None = None
+    # NVLink SHARP: the switch reduces, an all-reduce moves S (not 2 (n-1)/n S) per chip each way.
+    in_network_reduction: bool = False
 
     @classmethod
     def from_level(cls, level: TopologyLevel, outermost: bool) -> LevelArrays:
@@ -91,13 +116,24 @@ class LevelArrays:
         )
 
     @staticmethod
-    def of_system(system: System, bandwidth_efficiency: float = 1.0) -> tuple[LevelArrays, ...]:
+    def of_system(
+        system: System, bandwidth_efficiency: float = 1.0, *, in_network_reduction: bool = False
+    ) -> tuple[LevelArrays, ...]:
         """The system's levels innermost first; the outermost is treated as unbounded so that any
         group fits (the system's `max_chips` is checked elsewhere). `bandwidth_efficiency`
         multiplies every level's bandwidth: the achieved bus bandwidth of the collective library
-        relative to the link figure (`cost.calibration.TrainingCalibration.collective_efficiency`)."""
+        relative to the link figure (`cost.calibration.TrainingCalibration.collective_efficiency`).
+        `in_network_reduction`: the chip's switched NVLink level reduces in the switch (NVLS, module
+        docstring); the caller decides from the chip generation (NVLink 4 switches and later)."""
         n = len(system.levels)
         levels = tuple(LevelArrays.from_level(lv, i == n - 1) for i, lv in enumerate(system.levels))
+        if in_network_reduction:
+            levels = tuple(
+                replace(lv, in_network_reduction=True)
+                if lv.kind == "switched" and src.name == "nvlink"
+                else lv
+                for lv, src in zip(levels, system.levels, strict=True)
+            )
         if bandwidth_efficiency == 1.0:
             return levels
         return tuple(
@@ -192,7 +228,11 @@ def _hierarchical(
     left = np.asarray(nbytes, dtype=float)
     for j, lv in enumerate(levels):
         n, bw, steps = _level_terms(lv, group, j)
-        total = total + passes * ((n - 1.0) / n * left / bw + steps * lv.latency_s)
+        volume = (n - 1.0) / n * left
+        if passes == 2.0 and lv.in_network_reduction:
+            # NVLS all-reduce: S out and S in per chip, i.e. half the ring's 2 (n-1)/n S.
+            volume = np.where(n > 1.0, left / 2.0, 0.0)
+        total = total + passes * (volume / bw + steps * lv.latency_s)
         left = left / n
     return total
 
@@ -210,6 +250,34 @@ def reduce_scatter_s(levels: Sequence[LevelArrays], group: Group, nbytes: np.nda
 def all_gather_s(levels: Sequence[LevelArrays], group: Group, nbytes: np.ndarray) -> np.ndarray:
     """Seconds for an all-gather whose output is `nbytes` per chip (module docstring)."""
     return _hierarchical(levels, group, nbytes, 1.0)
+
+
+def flat_collective_s(
+    levels: Sequence[LevelArrays],
+    group: Group,
+    nbytes: np.ndarray,
+    *,
+    passes: float = 1.0,
+    buckets: np.ndarray | float = 1.0,
+) -> np.ndarray:
+    """Seconds for `buckets` flat all-gathers / reduce-scatters (`passes` = 1) moving `nbytes` in
+    all (module docstring, "Flat collectives"): where the group crosses a network level, one ring
+    over all its members at that level's per-chip bandwidth with (n-1) latency steps per bucket;
+    otherwise the hierarchical cost plus the extra buckets' latency."""
+    buckets = np.asarray(buckets, dtype=float)
+    inner = _hierarchical(levels, group, nbytes, passes)
+    inner = inner + (buckets - 1.0) * _hierarchical(levels, group, np.zeros_like(group.size), passes)
+    out = inner
+    n_total = group.size
+    for j, lv in enumerate(levels):
+        if lv.kind != "network":
+            continue
+        ring = passes * (
+            (n_total - 1.0) / np.maximum(n_total, 1.0) * nbytes / lv.bandwidth_bytes_s
+            + buckets * (n_total - 1.0) * lv.latency_s
+        )
+        out = np.where(group.members(j) > 1.0, np.maximum(ring, inner), out)
+    return out
 
 
 def all_to_all_s(levels: Sequence[LevelArrays], group: Group, nbytes: np.ndarray) -> np.ndarray:

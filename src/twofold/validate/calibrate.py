@@ -25,7 +25,16 @@ a family seen only in the left-out source falls back to the uncalibrated model r
 arbitrary value. The Huber loss (quadratic within |e| <= delta = log 1.5, linear beyond; Huber 1964,
 "Robust Estimation of a Location Parameter") keeps rows where a whole mechanism is missing from the
 model (errors of 2x and more) from dragging the multipliers of every other row; those rows stay in
-the reported error. Solved by iteratively reweighted Gauss-Newton (a handful of parameters).
+the reported error. Solved by iteratively reweighted Gauss-Newton (a handful of parameters),
+projected onto the physical bounds after every step (`BOUNDS`):
+
+- `comm` (all exposed communication but TP and ZeRO-3) and `fsdp` (exposed ZeRO-3/FSDP
+  collectives): theta >= 1, i.e. an efficiency <= 1: no collective runs faster than its links.
+  (Unbounded, the fit once put `comm` at 0.72, an efficiency of 1.39, to cancel communication the
+  model over-counted: Megatron's TP overlap and NVLink SHARP, now modelled.)
+- `tp[<family>]` / `ep[<family>]` (exposed TP / EP communication): theta = theta_comm * (1 -
+  overlap) with the overlap fraction in [0, 1], i.e. 0 < theta <= theta_comm; `to_training` turns
+  it back into `tp_comm_overlap[<family>]` / `ep_comm_overlap[<family>]` = 1 - theta / theta_comm.
 """
 
 from __future__ import annotations
@@ -49,10 +58,25 @@ __all__ = [
     "HUBER_DELTA",
     "to_training",
     "theta_of",
+    "bounded_phi",
 ]
 
 RIDGE_LAMBDA = 1.0
 HUBER_DELTA = math.log(1.5)
+
+
+def bounded_phi(names: Sequence[str], phi: np.ndarray) -> np.ndarray:
+    """Project phi = log theta onto the bounds of the module docstring."""
+    out = phi.copy()
+    index = {name: j for j, name in enumerate(names)}
+    for name in ("comm", "fsdp"):
+        if name in index:
+            out[index[name]] = max(out[index[name]], 0.0)
+    comm = out[index["comm"]] if "comm" in index else 0.0
+    for name, j in index.items():
+        if name.startswith(("tp[", "ep[")):
+            out[j] = min(out[j], comm)
+    return out
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,8 +159,10 @@ def fit(
         lhs = jac.T @ (weight[:, None] * jac) + ridge_lambda * np.eye(len(names))
         rhs = jac.T @ (weight * resid) + ridge_lambda * phi
         step = np.linalg.solve(lhs, rhs)
-        phi = phi - step
-        if np.max(np.abs(step)) < 1e-10:
+        new = bounded_phi(names, phi - step)
+        moved = np.max(np.abs(new - phi))
+        phi = new
+        if moved < 1e-10:
             break
     return Calibration(
         theta={name: float(np.exp(phi[j])) for name, j in index.items()},
@@ -151,13 +177,27 @@ def to_training(theta: Mapping[str, float], base: TrainingCalibration) -> Traini
 
     gemm[<family> <bits>] -> gemm_efficiency_factor["<family> <bits>"], attention ->
     attention_efficiency_factor, memory_bound -> memory_bound_efficiency_factor, comm ->
-    collective_efficiency. A parameter without a fitted value stays 1."""
+    collective_efficiency, fsdp -> fsdp_collective_efficiency, tp[<family>] ->
+    tp_comm_overlap[<family>] = 1 - theta_tp / theta_comm. A parameter without a fitted value
+    stays 1 (overlap 0)."""
     gemm = {name[len("gemm[") : -1]: 1.0 / value for name, value in theta.items() if name.startswith("gemm[")}
+    comm = theta.get("comm", 1.0)
+
+    def overlap(prefix: str) -> dict[str, float]:
+        return {
+            name[len(prefix) : -1]: min(max(1.0 - value / comm, 0.0), 1.0)
+            for name, value in theta.items()
+            if name.startswith(prefix)
+        }
+
     return base.with_factors(
         gemm_efficiency_factor=gemm,
         attention_efficiency_factor=1.0 / theta.get("attention", 1.0),
         memory_bound_efficiency_factor=1.0 / theta.get("memory_bound", 1.0),
-        collective_efficiency=1.0 / theta.get("comm", 1.0),
+        collective_efficiency=1.0 / comm,
+        fsdp_collective_efficiency=1.0 / theta.get("fsdp", 1.0),
+        tp_comm_overlap=overlap("tp["),
+        ep_comm_overlap=overlap("ep["),
     )
 
 
@@ -168,9 +208,14 @@ def theta_of(c: TrainingCalibration) -> dict[str, float]:
         ("attention", c.attention_efficiency_factor),
         ("memory_bound", c.memory_bound_efficiency_factor),
         ("comm", c.collective_efficiency),
+        ("fsdp", c.fsdp_collective_efficiency),
     ):
         if value != 1.0:
             out[name] = 1.0 / value
+    comm = 1.0 / c.collective_efficiency
+    for prefix, fractions in (("tp", c.tp_comm_overlap), ("ep", c.ep_comm_overlap)):
+        for family, overlap in fractions.items():
+            out[f"{prefix}[{family}]"] = comm * (1.0 - overlap)
     return out
 
 

@@ -21,8 +21,11 @@ or per mechanism (none per row or per source):
   slower, backward; real FP8 recipes keep attention in BF16), one parameter for all chips.
 - `memory_bound`: achieved bandwidth of norms, activations, residuals, softmax and the optimizer,
   relative to the cost model (unfused kernels re-read their inputs), one parameter for all chips.
-- `comm`: exposed communication (tp, ep, pp and the parts of dp/fsdp/cp that do not overlap):
-  achieved bus bandwidth of NCCL/XLA collectives relative to the catalog's link bandwidth.
+- `comm`: exposed communication (pp and the parts of dp/cp that do not overlap): achieved bus
+  bandwidth of NCCL/XLA collectives relative to the catalog's link bandwidth (bounded <= 1).
+- `fsdp`: the exposed ZeRO-3/FSDP parameter gathers (the `fsdp` term), per mechanism.
+- `tp[<family>]` / `ep[<family>]`: exposed TP / EP communication, theta = theta_comm * (1 -
+  overlap fraction) per hardware family (`validate.calibrate`).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from twofold.validate.mapping import Case
 __all__ = ["mechanism_groups", "op_kind_shares", "COMPUTE_TERMS", "COMM_TERMS", "precision_bits"]
 
 COMPUTE_TERMS = ("compute_forward", "compute_backward", "compute_recompute", "bubble", "other")
-COMM_TERMS = ("tp", "cp", "ep", "pp", "dp", "fsdp")
+COMM_TERMS = ("cp", "pp", "dp")
 
 
 # Chips hold mappings (not hashable): shares are cached by the chip's id next to the other keys.
@@ -132,5 +135,8 @@ def mechanism_groups(case: Case, prediction: object) -> dict[str, float]:
         "attention": compute * attention_share,
         "memory_bound": compute * memory_share + optimizer,
         "comm": comm,
+        "fsdp": float(breakdown.get("fsdp", 0.0)),
+        f"tp[{case.family}]": float(breakdown.get("tp", 0.0)),
+        f"ep[{case.family}]": float(breakdown.get("ep", 0.0)),
     }
     return {name: seconds for name, seconds in candidates.items() if seconds > 0}
