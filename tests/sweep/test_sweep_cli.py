@@ -1,0 +1,116 @@
+"""`twofold sweep` end to end: JSON on stdout only, bad specs exit 2 before any work, HTML report."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from _sweep_reference import TINY_SPEC, reference_result
+
+from twofold.cli import main
+from twofold.sweep import parse_spec
+
+
+def _run(args: list[str]) -> int:
+    try:
+        main(args)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def _write(path: Path, doc: dict) -> Path:
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_json_output_holds_every_result_and_the_best_chip(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec_file = _write(tmp_path / "tiny.yaml", TINY_SPEC)
+    db = tmp_path / "s.db"
+    assert _run(["sweep", str(spec_file), "--workers", "2", "--out", str(db), "--json"]) == 0
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)  # stdout is one JSON document: the progress bar went to stderr
+    assert (doc["total"], doc["planned"], doc["complete"]) == (8, 8, True)
+
+    references = {s: reference_result(s) for s in parse_spec(TINY_SPEC).scenarios()}
+    for row in doc["results"]:
+        scenario = next(s for s in references if s.to_dict() == row["scenario"])
+        assert row["best"] == references[scenario]["best"]
+    # Best chip per scale, from the reference plans' throughput per chip.
+    for scale in doc["best_by_scale"]:
+        figures = {
+            s.chip: r["best"]["tokens_per_s_per_chip"]
+            for s, r in references.items()
+            if s.chips == scale["chips"] and r["best"] is not None
+        }
+        assert scale["best"] == (max(figures, key=figures.get) if figures else None)
+
+    assert _run(["sweep", str(spec_file), "--out", str(db), "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert (again["skipped"], again["planned"]) == (8, 0)
+    assert again["results"] == doc["results"]
+
+
+@pytest.mark.parametrize(
+    ("axes", "message"),
+    [
+        ({"chip_count": [8]}, "axes.chip_count=[8]: unknown axis"),
+        ({"chips": ["h100", "trn2", "h1000"]}, "axes.chips[2]='h1000': unknown chip; did you mean:"),
+        ({"chip_counts": []}, "axes.chip_counts=[]: is empty"),
+    ],
+)
+def test_malformed_spec_exits_2_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], axes: dict, message: str
+) -> None:
+    spec_file = _write(tmp_path / "bad.yaml", {**TINY_SPEC, "axes": {**TINY_SPEC["axes"], **axes}})
+    db = tmp_path / "s.db"
+    assert _run(["sweep", str(spec_file), "--out", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}")
+    assert not db.exists()  # nothing started: not even the store was created
+
+
+def test_bad_options_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec_file = _write(tmp_path / "tiny.yaml", TINY_SPEC)
+    assert _run(["sweep", str(spec_file), "--workers", "0", "--out", str(tmp_path / "s.db")]) == 2
+    assert "workers=0" in capsys.readouterr().err
+    assert _run(["sweep", str(spec_file), "--report", str(tmp_path), "--out", str(tmp_path / "s.db")]) == 2
+    assert "is a directory" in capsys.readouterr().err
+
+
+def test_html_report_is_self_contained_and_marks_the_best_chip(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    small = {**TINY_SPEC, "axes": {**TINY_SPEC["axes"], "chip_counts": [4]}}
+    spec_file = _write(tmp_path / "small.yaml", small)
+    report = tmp_path / "out" / "sweep.html"
+    assert (
+        _run(
+            [
+                "sweep",
+                str(spec_file),
+                "--workers",
+                "1",
+                "--out",
+                str(tmp_path / "s.db"),
+                "--report",
+                str(report),
+            ]
+        )
+        == 0
+    )
+    text = report.read_text()
+    assert not re.search(r"(src|href)\s*=|<script|https?://", text)  # no external assets, no scripts
+    figures = {
+        s.chip: reference_result(s)["best"]["tokens_per_s_per_chip"] for s in parse_spec(small).scenarios()
+    }
+    best = max(figures, key=figures.get)
+    cells = re.findall(r"<td( class='best')?>([\d,.]+)</td>", text)
+    highlighted = [value for cls, value in cells if cls]
+    assert highlighted == [f"{figures[best]:,.0f}"]
+    assert f"<td class='l'>{best}</td></tr>" in text
