@@ -14,6 +14,7 @@ nn = torch.nn
 F = torch.nn.functional
 
 from twofold.cli import main  # noqa: E402
+from twofold.cost import op_times_s  # noqa: E402
 from twofold.errors import InputError  # noqa: E402
 from twofold.estimate.imported import estimate_imported_training  # noqa: E402
 from twofold.estimate.training import estimate_training  # noqa: E402
@@ -21,6 +22,7 @@ from twofold.frontends import from_torch  # noqa: E402
 from twofold.hardware.catalog import get_chip, system_for  # noqa: E402
 from twofold.parallel.layout import Layout, TrainingWorkload  # noqa: E402
 from twofold.workload import get_model  # noqa: E402
+from twofold.workload.graph import training_ops  # noqa: E402
 
 
 class Block(nn.Module):
@@ -104,9 +106,18 @@ def test_imported_llama_matches_its_catalog_estimate(llama8b, dp: int, zero: int
     workload = TrainingWorkload(global_batch=8 * dp, seq_len=2048)
     expected = estimate_training(config, system, layout, workload, chip=chip)
     got = estimate_imported_training(imported, system, layout, workload, chip=chip)
-    assert got.step_time_s == pytest.approx(expected.step_time_s, rel=0.01)
-    assert got.tokens_per_s_per_chip == pytest.approx(expected.tokens_per_s_per_chip, rel=0.01)
-    assert got.mfu == pytest.approx(expected.mfu, rel=0.01)
+    # The catalog graph prices Megatron-Core's fp32 vocab-parallel cross-entropy (several fp32
+    # passes over the logits, `workload.graph._cross_entropy`); this module calls F.cross_entropy
+    # on the bf16 logits, which moves less. Everything else must agree within 1%: the slack is the
+    # catalog's loss time (forward + backward, 8 micro-batches), and the imported step is the faster.
+    loss_ops = [op for op in training_ops(config, micro_batch=1, seq_len=2048) if op.kind == "loss"]
+    loss_s = 8 * sum(t * op.count for t, op in zip(op_times_s(loss_ops, chip), loss_ops, strict=True))
+    assert loss_s > 0.0
+    assert got.step_time_s <= expected.step_time_s * 1.01
+    assert got.step_time_s >= expected.step_time_s * 0.99 - loss_s
+    ratio = expected.step_time_s / got.step_time_s
+    assert got.tokens_per_s_per_chip == pytest.approx(expected.tokens_per_s_per_chip * ratio, rel=1e-9)
+    assert got.mfu == pytest.approx(expected.mfu * ratio, rel=0.01)
     # Gradients and optimizer states: the same parameters, the same ZeRO formulas. (ZeRO-3's
     # gathered-layer buffer differs: the catalog knows the embedding is outside the layers.)
     parts = ("gradients", "optimizer_states") + (("weights",) if zero < 3 else ())

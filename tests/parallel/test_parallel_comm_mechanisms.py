@@ -37,6 +37,23 @@ def test_flat_collective_across_nodes_is_one_ring_at_the_nic_rate() -> None:
     )
 
 
+def test_flat_collective_is_hierarchical_on_a_multi_host_scale_up_domain() -> None:
+    # GB200 NVL72: one NVLink domain of 72 chips on hosts of 4 (catalog), IB across racks.
+    system = get_system("gb200-nvl72")
+    levels = LevelArrays.of_system(system)
+    assert [lv.multi_host for lv in levels] == [True, False]
+    assert not any(lv.multi_host for lv in LevelArrays.of_system(get_system("hgx-a100")))
+    s = np.asarray(800e9)
+    # dp 64 at stride tp = 2 over two racks: 36 members per rack, then 2 racks (hand placement).
+    group = Group.place(levels, [(64.0, 2.0)])
+    assert float(group.cum[0]) == 36.0
+    hier = float(all_gather_s(levels, group, s)) + 125 * float(all_gather_s(levels, group, np.asarray(0.0)))
+    assert float(flat_collective_s(levels, group, s, buckets=126)) == pytest.approx(hier)
+    # ... far below the flat ring at one NIC's rate, which the 8-GPU-host systems keep.
+    nic = levels[1].bandwidth_bytes_s
+    assert hier < 0.25 * 63 / 64 * 800e9 / nic
+
+
 def _estimate(calibration: TrainingCalibration, **layout: int) -> dict[str, float]:
     from twofold.estimate import estimate_training
     from twofold.parallel.layout import Layout, TrainingWorkload

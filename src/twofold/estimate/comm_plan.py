@@ -39,7 +39,8 @@ activation, b micro-batch, s sequence length, h hidden size:
   reduce-scatters the gradients in the backward, one flat collective per layer (FSDP's unit and
   DeepSpeed's prefetch granularity is the transformer block), priced by
   `parallel.comm.flat_collective_s` (across nodes: one ring at the NIC rate, (n-1) latency steps
-  per layer) at `fsdp_collective_efficiency`; prefetched layer by layer, so hidden behind the
+  per layer; hierarchical on multi-host scale-up domains such as NVL72) at
+  `fsdp_collective_efficiency`; prefetched layer by layer, so hidden behind the
   compute of the same pass except one layer's share (the first gather cannot be prefetched).
 
 `OVERLAP_EFFICIENCY` is the fraction of a compute window that overlapping communication can use

@@ -56,9 +56,18 @@ Scaling for Training Gigantic Model on Public Cloud", VLDB 2023 (arXiv 2205.0011
 find ZeRO-3's cluster-wide collectives bound by inter-node bandwidth and recover it with
 hierarchical (intra-node first) collectives; ZeRO++'s hpZ (Wang et al. 2023, arXiv 2306.10209)
 does the same. Narayanan et al. 2021 Table 2 (ZeRO-3, GPT-3 175B/530B on 384-2240 A100) fits this:
-step time flat from 768 to 1536 GPUs at about 16 GB/s of ZeRO-3 traffic per GPU. Caveat: an
-implementation that is hierarchy-aware (Megatron-FSDP / HSDP on NVL72 racks) is over-charged here.
-Inside one NVLink/ICI domain the cost is the hierarchical one above.
+step time flat from 768 to 1536 GPUs at about 16 GB/s of ZeRO-3 traffic per GPU. Inside one
+NVLink/ICI domain the cost is the hierarchical one above.
+Exception, a topology property (the layout has no framework field): on a system whose scale-up
+domain spans several hosts (`LevelArrays.multi_host`: GB200 NVL72, 72 chips on 18 hosts of 4;
+Trn2 UltraServers) the collectives are priced hierarchically: the collective library already
+treats the multi-host NVLink domain as one node (NCCL multi-node NVLink, "MNNVL", NCCL 2.20+)
+and sharded data parallelism there is run intra-domain first (MiCS's hierarchical communication,
+ZeRO++ hpZ, PyTorch HSDP), so the network carries 1/c of the buffer, c the group's members per
+domain. The evidence: Megatron-Bridge's Llama-3.1-405B Megatron-FSDP rows on two NVL72 racks
+(dp 64 x tp 2) are 4x faster than the flat ring allows; the 8-GPU-host rows of Table 2 stay flat.
+Known gap: a hierarchy-aware FSDP on 8-GPU hosts (a 2025 Megatron-FSDP run on HGX B200) is
+over-charged.
 
 Left out: contention between concurrent groups on shared links
 and switches, oversubscribed network tiers, congestion, message-size-dependent protocol switches,
@@ -102,6 +111,9 @@ class LevelArrays:
     mesh_links: float | None = None
     # NVLink SHARP: the switch reduces, an all-reduce moves S (not 2 (n-1)/n S) per chip each way.
     in_network_reduction: bool = False
+    # A scale-up domain spanning several hosts (GB200 NVL72: 72 chips, 4 per host): sharded-data-
+    # parallel collectives are priced hierarchically there (`flat_collective_s`).
+    multi_host: bool = False
 
     @classmethod
     def from_level(cls, level: TopologyLevel, outermost: bool) -> LevelArrays:
@@ -126,7 +138,15 @@ class LevelArrays:
         `in_network_reduction`: the chip's switched NVLink level reduces in the switch (NVLS, module
         docstring); the caller decides from the chip generation (NVLink 4 switches and later)."""
         n = len(system.levels)
-        levels = tuple(LevelArrays.from_level(lv, i == n - 1) for i, lv in enumerate(system.levels))
+        levels = tuple(
+            replace(
+                LevelArrays.from_level(lv, i == n - 1),
+                multi_host=lv.kind != "network"
+                and i < n - 1
+                and (lv.domain_chips or 0) > max(system.node_chips, 1),
+            )
+            for i, lv in enumerate(system.levels)
+        )
         if in_network_reduction:
             levels = tuple(
                 replace(lv, in_network_reduction=True)
@@ -268,6 +288,8 @@ def flat_collective_s(
     inner = _hierarchical(levels, group, nbytes, passes)
     inner = inner + (buckets - 1.0) * _hierarchical(levels, group, np.zeros_like(group.size), passes)
     out = inner
+    if any(lv.multi_host for lv in levels):
+        return out
     n_total = group.size
     for j, lv in enumerate(levels):
         if lv.kind != "network":

@@ -186,21 +186,44 @@ def _model_level_ops(plan: Plan, *, logits_tokens: int, loss: bool) -> tuple[lis
     vocab = math.ceil(model.vocab_size / plan.tp)  # Megatron pads the vocabulary to a multiple of tp
     ops.append(gemm("lm_head", plan, m=logits_tokens, k=h, n=vocab, count=1, bias=model.lm_head_bias))
     if loss:
-        ops.append(
-            replace(
-                pointwise(
-                    "loss",
-                    plan,
-                    kind="loss",
-                    elements=logits_tokens * vocab,
-                    flops_per_element=LOSS_FLOPS,
-                    reads=1,
-                    writes=0,
-                ),
-                bytes_written=4.0 * logits_tokens,
-            )
-        )
+        ops.append(_cross_entropy(plan, tokens=logits_tokens, vocab=vocab))
     return embed, ops
+
+
+# Bytes per logit of Megatron-Core's vocab-parallel cross-entropy (`_cross_entropy`): fp32 passes
+# on top of reading the logits once (forward) and writing their gradient once (backward).
+CE_FORWARD_FP32_READS, CE_FORWARD_FP32_WRITES = 5, 4
+CE_BACKWARD_FP32_READS, CE_BACKWARD_FP32_WRITES = 2, 1
+
+
+def _cross_entropy(plan: Plan, *, tokens: int, vocab: int) -> Op:
+    """Vocab-parallel cross-entropy over `tokens x vocab` logits (vocab = this rank's share).
+
+    Megatron-Core's `VocabParallelCrossEntropy` (megatron/core/tensor_parallel/cross_entropy.py,
+    the loss of every Megatron-LM / NeMo / Megatron-Bridge row) works in fp32 on the full logits,
+    in place: `.float()` (read the logits in the activation precision, write fp32), max over the
+    vocabulary (read), subtract the max (read, write), `exp` (read, write), sum (read), divide by the
+    sum to keep the softmax for the backward (read, write): per logit `act + 5*4` bytes read and
+    `4*4` written. Its backward multiplies the saved softmax (minus the one-hot target, a sparse
+    update) by the output gradient in place (read, write fp32) and `.float()`'s backward casts the
+    result back (read fp32, write `act`): `2*4` read, `4 + act` written (`_backward` uses these
+    constants for ops of kind "loss"). The max and sum all-reduces over tp are left out (b*s
+    floats). FLOPs: `LOSS_FLOPS` per logit (FlopCounterMode counts none). Left out: the fused
+    variant (`--cross-entropy-loss-fusion`) saves about a quarter of these passes; frameworks that
+    compute the loss in bf16 or chunked (Liger-style fused linear cross-entropy) move less.
+    """
+    elements = tokens * vocab
+    fp32 = 4.0
+    return Op(
+        name="loss",
+        kind="loss",
+        phase="forward",
+        flops=float(LOSS_FLOPS * elements),
+        bytes_read=elements * (plan.act_bytes + CE_FORWARD_FP32_READS * fp32),
+        bytes_written=elements * CE_FORWARD_FP32_WRITES * fp32 + fp32 * tokens,
+        dims={"elements": elements, "tokens": tokens, "vocab": vocab},
+        dtype=plan.dtype,
+    )
 
 
 def _forward(plan: Plan, *, logits_tokens: int, loss: bool) -> tuple[Op, ...]:
@@ -301,7 +324,8 @@ def _backward(
     FlashAttention-2 backward (Dao 2023, arXiv 2307.08691, algorithm 2): recompute S = QK^T, then
     dP = dO V^T, dV = P^T dO, dQ = dS K, dK = dS^T Q: `2*b*h*q*kv*(3*d_qk + 2*d_v)` (2.5x the
     forward when d_qk = d_v); it reads Q, K, V, O, dO and writes dQ, dK, dV. Other ops: 2x the
-    forward FLOPs, reading the saved input and the output gradient, writing the input gradient.
+    forward FLOPs, reading the saved input and the output gradient, writing the input gradient;
+    the cross-entropy loss moves what `_cross_entropy` derives.
     """
     if op.kind == "gemm":
         out_bytes, act_bytes = act_bytes, act_bytes if gemm_act_bytes is None else gemm_act_bytes
@@ -346,6 +370,17 @@ def _backward(
                 useful_flops=None if op.useful_flops is None else op.useful_flops * scale,
                 bytes_read=q_bytes * (d["head_dim"] + 2 * d["v_head_dim"]) + kv_bytes,
                 bytes_written=q_bytes * d["head_dim"] + kv_bytes,
+            )
+        ]
+    if op.kind == "loss" and "vocab" in op.dims:
+        elements = op.dims["elements"]
+        return [
+            replace(
+                op,
+                phase="backward",
+                flops=2 * op.flops,
+                bytes_read=elements * CE_BACKWARD_FP32_READS * 4.0,
+                bytes_written=elements * (CE_BACKWARD_FP32_WRITES * 4.0 + act_bytes),
             )
         ]
     return [
