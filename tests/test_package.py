@@ -35,3 +35,16 @@ def test_cli_help_imports_no_heavy_dependency() -> None:
     code = "import twofold.cli as c\ntry:\n    c.main(['--help'])\nexcept SystemExit:\n    pass"
     loaded = _modules_after(code)
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
+
+
+def test_cli_estimate_imports_no_heavy_dependency() -> None:
+    code = (
+        "import twofold.cli as c\n"
+        "try:\n"
+        "    c.main(['estimate', '--model', 'llama3.1-8b', '--chip', 'h100', '--chips', '8', '--json'])\n"
+        "except SystemExit:\n"
+        "    pass"
+    )
+    loaded = _modules_after(code)
+    assert "twofold" in loaded
+    assert not loaded & set(HEAVY), loaded & set(HEAVY)
