@@ -283,19 +283,52 @@ def claim(
     power: list[str] | None = _POWER_OPTION,
     idle_fraction: float | None = typer.Option(None, "--idle-fraction", help=_IDLE_HELP),
     report_path: str | None = typer.Option(None, "--report", help="Also write an HTML report here."),
+    workers: int | None = typer.Option(
+        None, "--workers", help="Plan on N local processes (default: 1, in this process)."
+    ),
+    ray: str | None = typer.Option(
+        None, "--ray", help="Plan on Ray: 'auto' (local or RAY_ADDRESS) or an address."
+    ),
+    out: str | None = typer.Option(
+        None, "--out", help="Keep the plans in this sweep store (default: a temporary one)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Check a vendor claim across the catalog's training workloads: where it holds, and why."""
     from twofold.compare.claim import evaluate_claim
+    from twofold.errors import InputError
 
+    if workers is not None and workers < 1:
+        raise InputError("workers", workers, "must be a positive integer")
+    if workers is not None and ray is not None:
+        raise InputError("workers", workers, "sizes the local pool; with --ray the cluster's CPUs decide")
+    if ray is not None and not ray.strip():
+        raise InputError("ray", ray, "must be 'auto' or a cluster address")
+    if ray is not None:
+        from twofold.sweep.ray_runner import require_ray
+
+        require_ray(ray)
+    if out is not None:
+        from twofold.sweep.store import SweepStore
+
+        SweepStore(out).close()  # a bad --out fails before any planning
     if report_path is not None:
         from twofold.report.plots import require_matplotlib
 
         require_matplotlib()
         _check_out(report_path)
     prices, powers = _overrides(price, power)
+    # Always on the sweep engine (in this process unless --workers or --ray): one code path.
     result = evaluate_claim(
-        text, metric=metric, prices=prices, powers=powers, idle_fraction=idle_fraction, tolerance=tolerance
+        text,
+        metric=metric,
+        prices=prices,
+        powers=powers,
+        idle_fraction=idle_fraction,
+        tolerance=tolerance,
+        workers=workers if workers is not None or ray is not None else 1,
+        ray_address=ray,
+        store=out,
     )
     if report_path is not None:
         from twofold.report import ReportData, write_report
@@ -340,15 +373,25 @@ def _render_claim(d: dict[str, Any], report_path: str | None) -> None:
     out.print(d["verdict"])
     for n in d["notes"]:
         out.print(n)
+    run = d.get("run")
+    if run is not None and (run["store"] is not None or run["executor"] != "local:1"):
+        where = f", {run['skipped']} already in {run['store']}" if run["store"] else ""
+        out.print(f"plans: {run['planned']} planned on {run['executor']}{where}; {run['elapsed_s']:.1f} s")
     if report_path:
         out.print(f"report written to {report_path}")
 
 
 @app.command("report")
 def report(
-    model: str = typer.Option(..., "--model", help="Catalog model id or config.json."),
-    on: str = typer.Option(..., "--on", help="Chips, comma-separated."),
+    model: str | None = typer.Option(None, "--model", help="Catalog model id or config.json."),
+    on: str | None = typer.Option(None, "--on", help="Chips, comma-separated."),
     out: str = typer.Option(..., "--out", help="HTML file to write (atomically)."),
+    sweep_db: str | None = typer.Option(
+        None, "--sweep", help="Report a sweep store's results instead (see docs/sweep.md)."
+    ),
+    spec_path: str | None = typer.Option(
+        None, "--spec", help="With --sweep: only this spec's results (default: all of this version)."
+    ),
     chips: int = typer.Option(64, "--chips", help="Chips per system for the side-by-side table."),
     claim_text: str | None = typer.Option(None, "--claim", help="Also check this claim."),
     tokens: str | None = typer.Option(None, "--tokens", help="Token budget (2e12, 2T)."),
@@ -361,7 +404,21 @@ def report(
     idle_fraction: float | None = typer.Option(None, "--idle-fraction", help=_IDLE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document (the path written)."),
 ) -> None:
-    """Write one self-contained HTML report: table, factors, breakdown, scaling, cost Pareto, claim."""
+    """Write one self-contained HTML report: table, factors, breakdown, scaling, cost Pareto, claim;
+    or, with --sweep DB, a sweep's stored results as tables and plots."""
+    from twofold.errors import InputError
+
+    if sweep_db is not None:
+        path = _sweep_report(sweep_db, spec_path, out)
+        if as_json:
+            emit_json({"out": path})
+        else:
+            console().print(f"report written to {path}")
+        return
+    if spec_path is not None:
+        raise InputError("spec", spec_path, "selects a sweep's results; give it with --sweep DB")
+    if model is None or on is None:
+        raise InputError("model" if model is None else "on", None, "is required (or give --sweep DB)")
     from twofold.compare.claim import evaluate_claim
     from twofold.compare.plans import target
     from twofold.report import compare_report, write_report
@@ -389,3 +446,34 @@ def report(
         emit_json({"out": path})
         return
     console().print(f"report written to {path}")
+
+
+def _sweep_report(db: str, spec_path: str | None, out: str) -> str:
+    """A sweep store's results as one HTML page: one spec's (`--spec`), else every row of this
+    twofold version, regrouped into specs by `sweep.report.spec_from_rows`."""
+    from pathlib import Path
+
+    from twofold import __version__
+    from twofold.errors import InputError
+    from twofold.sweep import SweepStore, load_spec, scenario_key
+    from twofold.sweep.report import render_html, spec_from_rows
+
+    if not Path(db).expanduser().is_file():
+        raise InputError("sweep", db, "no such sweep store (twofold sweep --out writes one)")
+    _check_out(out)
+    with SweepStore(db) as store:
+        if spec_path is not None:
+            spec = load_spec(spec_path)
+            specs = [(spec, store.results(scenario_key(s, __version__) for s in spec.scenarios()))]
+        else:
+            rows = [r for r in store.results() if r.version == __version__]
+            specs = [(s, rows) for s in spec_from_rows(rows, name=Path(db).name)]
+    if not any(rows for _, rows in specs):
+        raise InputError("sweep", db, f"holds no results of twofold {__version__} for this report")
+    pages = [render_html(spec, rows, version=__version__) for spec, rows in specs]
+    # Several specs (modes, objectives) in one store: their bodies one after the other in one page.
+    body = "".join(p[p.index("<body>") + len("<body>") : p.rindex("</body>")] for p in pages)
+    page = pages[0][: pages[0].index("<body>") + len("<body>")] + body + "</body></html>\n"
+    from twofold.report import write_atomic
+
+    return str(write_atomic(Path(out).expanduser(), page))

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import re
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from twofold.compare.compare import compare_targets
@@ -179,6 +180,7 @@ class ClaimResult:
     evaluated: int
     verdict: str
     notes: tuple[str, ...] = field(default_factory=tuple)
+    run: Mapping[str, Any] | None = None  # the sweep engine's summary; None when planned in process
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -192,6 +194,7 @@ class ClaimResult:
             "evaluated": self.evaluated,
             "verdict": self.verdict,
             "notes": list(self.notes),
+            "run": None if self.run is None else dict(self.run),
         }
 
 
@@ -294,8 +297,17 @@ def evaluate_ratio(
     workloads: Sequence[ClaimWorkload] = CLAIM_WORKLOADS,
     tolerance: float = DEFAULT_TOLERANCE,
     cache: PlanCache | None = None,
+    workers: int | None = None,
+    ray_address: str | None = None,
+    store: str | Path | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> ClaimResult:
-    """Check `claim` with chip A = `a` and chip B = `b` (objects: catalog or what-if chips)."""
+    """Check `claim` with chip A = `a` and chip B = `b` (objects: catalog or what-if chips).
+
+    With `workers`, `ray_address` or `store` the plans run first on the sweep engine
+    (`compare.claim_run`: a local pool, Ray, a sweep store; catalog chips only), then the rows are
+    computed from them exactly as in process; otherwise everything is planned in this process.
+    """
     if not 0.0 <= tolerance < 1.0:
         raise InputError("tolerance", tolerance, "must be in [0, 1)")
     if not workloads:
@@ -303,6 +315,7 @@ def evaluate_ratio(
     key = CLAIM_METRICS[claim.metric]
     threshold = (1.0 - tolerance) * claim.multiplier
     cache = {} if cache is None else cache
+    run: Mapping[str, Any] | None = None
     unpublished = _missing(a, b, key, ()) if key in ("perf_per_watt", "perf_per_dollar") else ""
     if unpublished and unpublished != "no fitting layout":
         # A figure the metric needs is unpublished: no workload can change that, so none is planned.
@@ -322,6 +335,20 @@ def evaluate_ratio(
         )
     else:
         serving: dict = {}
+        if workers is not None or ray_address is not None or store is not None:
+            from twofold.compare.claim_run import run_claim_plans
+
+            run = run_claim_plans(
+                claim.metric,
+                (a, b),
+                workloads,
+                cache=cache,
+                serving=serving,
+                workers=workers,
+                ray_address=ray_address,
+                store=store,
+                on_progress=on_progress,
+            )
         rows = tuple(
             _inference_row(a, b, w, claim.metric, threshold, serving)
             if w.phase == "inference"
@@ -351,6 +378,7 @@ def evaluate_ratio(
         evaluated=len(ratios),
         verdict=_verdict(claim, rows, summary, held, threshold),
         notes=tuple(notes),
+        run=run,
     )
 
 
@@ -380,9 +408,25 @@ def evaluate_claim(
     workloads: Sequence[ClaimWorkload] = CLAIM_WORKLOADS,
     tolerance: float = DEFAULT_TOLERANCE,
     cache: PlanCache | None = None,
+    workers: int | None = None,
+    ray_address: str | None = None,
+    store: str | Path | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> ClaimResult:
-    """Parse `text` and check it on catalog chips (`evaluate_ratio`)."""
+    """Parse `text` and check it on catalog chips (`evaluate_ratio`, on the sweep engine when
+    `workers`, `ray_address` or `store` is given)."""
     claim = parse_claim(text, metric=metric)
     a = target(claim.chip_a, prices=prices, powers=powers, idle_fraction=idle_fraction)
     b = target(claim.chip_b, prices=prices, powers=powers, idle_fraction=idle_fraction)
-    return evaluate_ratio(claim, a, b, workloads=workloads, tolerance=tolerance, cache=cache)
+    return evaluate_ratio(
+        claim,
+        a,
+        b,
+        workloads=workloads,
+        tolerance=tolerance,
+        cache=cache,
+        workers=workers,
+        ray_address=ray_address,
+        store=store,
+        on_progress=on_progress,
+    )

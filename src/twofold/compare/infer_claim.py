@@ -27,7 +27,6 @@ Perf per watt is not evaluated for inference (no utilisation model for serving y
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict
 from typing import Any
 
 from twofold.compare.plans import Target
@@ -103,7 +102,8 @@ def inference_ratio(
         why = "; ".join((*plan_a.explanation, *plan_b.explanation)) or "no serving layout fits"
         return None, None, None, None, f"not evaluated: {why}"
     ea, eb = plan_a.best.to_dict(), plan_b.best.to_dict()
-    layouts = asdict(plan_a.best.layout), asdict(plan_b.best.layout)
+    # The estimate's own layout record: the same for a plan made here or read from a sweep store.
+    layouts = dict(ea["layout"]), dict(eb["layout"])
     factors = inference_factors(ea, eb, chips)
     if metric == "latency":
         del factors["batch_per_chip"]

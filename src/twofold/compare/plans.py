@@ -29,7 +29,7 @@ from twofold.parallel.layout import Layout, LayoutTable, TrainingWorkload
 from twofold.workload.imported import ImportedModel
 from twofold.workload.model import ModelConfig
 
-__all__ = ["ChipPlan", "PlanCache", "Target", "plan_chip", "target", "target_from"]
+__all__ = ["ChipPlan", "PlanCache", "Target", "plan_chip", "search_chip", "target", "target_from"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -138,6 +138,18 @@ class _Recorder:
 PlanCache = dict[tuple[str, str, str, int, TrainingWorkload], ChipPlan]
 
 
+def search_chip(
+    model: ModelConfig, system: System, chip: Chip, chips: int, workload: TrainingWorkload
+) -> tuple[Any, tuple[Layout, dict[str, float]] | None]:
+    """`plan_training` (throughput, top 1) and the best layout ignoring memory with its metrics:
+    the one search behind `plan_chip`, also run by `twofold claim`'s sweep workers."""
+    from twofold.search.plan import plan_training
+
+    recorder = _Recorder()
+    result = plan_training(model, system, chips, workload, top_k=1, chip=chip, evaluate=recorder)
+    return result, None if recorder.best is None else (recorder.best[2], recorder.best[3])
+
+
 def plan_chip(
     model: ModelConfig | ImportedModel,
     tgt: Target,
@@ -147,8 +159,6 @@ def plan_chip(
 ) -> ChipPlan:
     """Best plan of `model` on `chips` chips of `tgt` (plan_training, throughput objective;
     `plan_imported` for an imported model)."""
-    from twofold.search.plan import plan_training
-
     key = (model.name, tgt.chip.id, tgt.system.id, chips, workload)
     if cache is not None and key in cache and cache[key].target.chip is tgt.chip:
         return cache[key]
@@ -157,18 +167,16 @@ def plan_chip(
         if cache is not None:
             cache[key] = plan
         return plan
-    recorder = _Recorder()
-    result = plan_training(model, tgt.system, chips, workload, top_k=1, chip=tgt.chip, evaluate=recorder)
+    result, unconstrained = search_chip(model, tgt.system, tgt.chip, chips, workload)
     best = result.best
-    unconstrained = recorder.best
     plan = ChipPlan(
         target=tgt,
         chips=chips,
         workload=workload,
         layout=None if best is None else best.layout,
         metrics=None if best is None else {k: float(v) for k, v in best.metrics.items()},
-        unconstrained_layout=None if unconstrained is None else unconstrained[2],
-        unconstrained_metrics=None if unconstrained is None else unconstrained[3],
+        unconstrained_layout=None if unconstrained is None else unconstrained[0],
+        unconstrained_metrics=None if unconstrained is None else unconstrained[1],
         explanation=tuple(result.explanation),
     )
     if cache is not None:

@@ -14,7 +14,15 @@ from typing import Any
 
 from twofold.errors import InputError
 
-__all__ = ["breakdown_png", "claim_png", "pareto_png", "require_matplotlib", "scaling_png"]
+__all__ = [
+    "breakdown_png",
+    "claim_png",
+    "pareto_png",
+    "ratio_distribution_png",
+    "require_matplotlib",
+    "scaling_png",
+    "sweep_bars_png",
+]
 
 # Grouping of the estimate's breakdown terms for the stacked bars (seconds per step).
 BREAKDOWN_GROUPS: dict[str, tuple[str, ...]] = {
@@ -140,4 +148,57 @@ def claim_png(labels: Sequence[str], ratios: Sequence[float | None], claimed: fl
     ax.set_xlabel("modelled ratio (chip A / chip B)")
     ax.set_title("Claim: modelled ratio per workload")
     ax.legend(fontsize=8, loc="lower right")
+    return _png(fig)
+
+
+def sweep_bars_png(
+    model: str, scales: Sequence[str], series: Mapping[str, Sequence[float | None]], metric: str
+) -> str:
+    """One model of a sweep: grouped bars, one group per scale, one bar per chip (its best plan's
+    `metric`); a chip without a figure at a scale has no bar there, never a zero-height one."""
+    figure_cls = require_matplotlib()
+    fig = figure_cls(figsize=(8.0, 3.6))
+    ax = fig.subplots()
+    width = 0.8 / max(len(series), 1)
+    for j, (label, values) in enumerate(series.items()):
+        known = [(i, v) for i, v in enumerate(values) if v is not None]
+        ax.bar(
+            [i - 0.4 + width * (j + 0.5) for i, _ in known],
+            [float(v) for _, v in known],
+            width=width,
+            color=f"C{j % 10}",
+            label=label,
+        )
+    ax.set_xticks(range(len(scales)), list(scales), fontsize=8)
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.set_title(f"{model}: best plan per chip and scale")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    return _png(fig)
+
+
+def ratio_distribution_png(ratios: Mapping[str, Sequence[float]], reference: str) -> str:
+    """Each chip's ratio to `reference` across a sweep's scales: a box per chip with every ratio as
+    a dot, and lines at 1x and 2x (log y axis: 0.5x and 2x are as far from parity)."""
+    figure_cls = require_matplotlib()
+    labels = [label for label, values in ratios.items() if values]
+    fig = figure_cls(figsize=(8.0, 3.8))
+    ax = fig.subplots()
+    if labels:
+        ax.boxplot([list(ratios[label]) for label in labels], showfliers=False)
+        for i, label in enumerate(labels, start=1):
+            ax.scatter([i] * len(ratios[label]), ratios[label], s=12, color="black", alpha=0.6, zorder=3)
+        ax.set_xticks(range(1, len(labels) + 1), labels)
+    ax.axhline(1.0, color="grey", lw=1, ls="--", label="1x (parity)")
+    ax.axhline(2.0, color="#c44e52", lw=1, ls=":", label="2x")
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_yticks([0.25, 0.5, 1.0, 2.0, 4.0, 8.0])
+    ax.set_ylabel(f"ratio to {reference}")
+    ax.set_title(f"Ratio to {reference} across the sweep's models and scales")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
     return _png(fig)

@@ -5,7 +5,7 @@ store does not hold yet, on a local process pool or on Ray, storing each result 
 Nothing here imports ray (or rich, or typer) at import time.
 """
 
-from twofold.sweep.runner import SweepSummary, run_local, run_sweep
+from twofold.sweep.runner import SweepSummary, run_local, run_scenarios, run_sweep
 from twofold.sweep.scenario import Outcome, canonical_result, plan_scenario
 from twofold.sweep.spec import Scenario, SweepSpec, load_spec, parse_spec, scenario_key
 from twofold.sweep.store import StoredResult, SweepStore, default_store_path
@@ -23,6 +23,7 @@ __all__ = [
     "parse_spec",
     "plan_scenario",
     "run_local",
+    "run_scenarios",
     "run_sweep",
     "scenario_key",
 ]

@@ -4,7 +4,9 @@
 but the hardware (chip count, sequence length or tokens, batch, precision), and puts each
 hardware's per-chip throughput of its best plan side by side. `render_html` writes that as one
 self-contained HTML page (inline CSS, no scripts, no external assets), with the distribution of
-each chip's throughput ratio to the first chip of the spec.
+each chip's throughput ratio to the first chip of the spec, and plots of both as inline PNGs
+(`report.plots`; without matplotlib the page keeps its tables and says why it has no plots).
+`spec_from_rows` rebuilds specs from a store's rows, for a report on a store without its spec.
 
 The figure compared is the best plan's throughput per chip: `tokens_per_s_per_chip` for training,
 `output_tokens_per_s_per_chip` for inference. A scenario whose plan found no fitting layout, or
@@ -23,9 +25,19 @@ from typing import Any
 from twofold.sweep.spec import Scenario, SweepSpec
 from twofold.sweep.store import StoredResult
 
-__all__ = ["ScaleRow", "compare_by_scale", "hardware_label", "ratio_summary", "render_html", "write_html"]
+__all__ = [
+    "ScaleRow",
+    "compare_by_scale",
+    "hardware_label",
+    "ratio_summary",
+    "ratio_values",
+    "render_html",
+    "spec_from_rows",
+    "write_html",
+]
 
 _METRIC = {"training": "tokens_per_s_per_chip", "inference": "output_tokens_per_s_per_chip"}
+_PLOTTED_MODELS = 12  # one bar chart per model; more are in the tables only
 _SCALE_FIELDS = ("chips", "seq_len", "global_batch", "input_tokens", "output_tokens", "precision")
 
 
@@ -86,11 +98,11 @@ def compare_by_scale(spec: SweepSpec, rows: Sequence[StoredResult]) -> list[Scal
     return out
 
 
-def ratio_summary(rows: Sequence[ScaleRow]) -> list[dict[str, Any]]:
-    """Per hardware, its figure over the first hardware's, across every row where both have one:
-    count, min, median, max, and in how many rows the ratio is at least 2."""
+def ratio_values(rows: Sequence[ScaleRow]) -> tuple[str | None, dict[str, list[float]]]:
+    """(reference, per hardware its figure over the reference's in every row where both have one);
+    the reference is the first hardware of the spec."""
     if not rows:
-        return []
+        return None, {}
     reference = rows[0].values[0][0]
     ratios: dict[str, list[float]] = {label: [] for label, _, _ in rows[0].values[1:]}
     for row in rows:
@@ -99,6 +111,13 @@ def ratio_summary(rows: Sequence[ScaleRow]) -> list[dict[str, Any]]:
         for label in ratios:
             if ref and figures.get(label) is not None:
                 ratios[label].append(figures[label] / ref)
+    return reference, ratios
+
+
+def ratio_summary(rows: Sequence[ScaleRow]) -> list[dict[str, Any]]:
+    """Per hardware, its figure over the first hardware's, across every row where both have one:
+    count, min, median, max, and in how many rows the ratio is at least 2."""
+    reference, ratios = ratio_values(rows)
     return [
         {
             "hardware": label,
@@ -119,6 +138,7 @@ table{border-collapse:collapse;margin:1em 0}
 th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right}
 th{background:#f3f3f3}td.l{text-align:left}td.best{background:#dff0d8;font-weight:bold}
 td.none{color:#999;font-size:.85em;text-align:left}
+.note{color:#555;font-size:.9em}img{max-width:100%}figcaption{font-size:.85em;color:#555}
 """
 
 
@@ -171,8 +191,88 @@ def render_html(spec: SweepSpec, rows: Sequence[StoredResult], *, version: str) 
                 f"<td>{_num(s['median'])}</td><td>{_num(s['max'])}</td><td>{s['at_least_2x']}</td></tr>"
             )
         parts.append("</table>")
+    parts += _plots(spec, table_rows, labels, metric)
     parts.append("</body></html>\n")
     return "".join(parts)
+
+
+def _plots(spec: SweepSpec, table_rows: Sequence[ScaleRow], labels: Sequence[str], metric: str) -> list[str]:
+    """The figures as inline PNGs (`report.plots`), or a note when matplotlib is missing: the
+    tables above already hold every number, so a sweep report never fails for want of plots."""
+    from twofold.errors import InputError
+    from twofold.report import plots
+
+    if not table_rows:
+        return []
+    try:
+        plots.require_matplotlib()
+    except InputError:
+        return [
+            "<p class='note'>Plots need matplotlib, which is not installed "
+            "(pip install 'twofold[report]'); the tables above hold every figure.</p>"
+        ]
+    parts = ["<h2>Plots</h2>"]
+    reference, ratios = ratio_values(table_rows)
+    if reference is not None and any(ratios.values()):
+        png = plots.ratio_distribution_png(ratios, reference)
+        parts.append(_img(png, f"{metric} over {reference}'s, one dot per model and scale"))
+    models = list(dict.fromkeys(r.model for r in table_rows))
+    for model in models[:_PLOTTED_MODELS]:
+        mine = [r for r in table_rows if r.model == model]
+        varying = [f for f, _ in mine[0].scale if len({dict(r.scale)[f] for r in mine}) > 1]
+        scales = [", ".join(f"{f}={dict(r.scale)[f]}" for f in varying) or "all" for r in mine]
+        series = {
+            label: [dict((lb, v) for lb, v, _ in r.values).get(label) for r in mine] for label in labels
+        }
+        parts.append(_img(plots.sweep_bars_png(model, scales, series, metric), f"{model}: {metric} per chip"))
+    if len(models) > _PLOTTED_MODELS:
+        parts.append(
+            f"<p class='note'>{len(models) - _PLOTTED_MODELS} more models are in the tables only.</p>"
+        )
+    return parts
+
+
+def _img(png_b64: str, caption: str) -> str:
+    e = html.escape(caption)
+    return (
+        f"<figure><img alt='{e}' src='data:image/png;base64,{png_b64}'><figcaption>{e}</figcaption></figure>"
+    )
+
+
+def spec_from_rows(rows: Sequence[StoredResult], *, name: str = "stored") -> list[SweepSpec]:
+    """Specs that cover stored rows (`twofold report --sweep DB` without the spec): one per mode,
+    objective, top_k and latency targets, each axis the values stored, sorted (a store keeps no
+    spec order, so the ratio reference is the first chip id alphabetically; give the spec for its
+    order). A combination no row holds shows as "not run yet" in the report."""
+    groups: dict[tuple[Any, ...], list[Scenario]] = {}
+    for r in sorted(rows, key=lambda r: r.scenario.canonical_json()):
+        s = r.scenario
+        groups.setdefault((s.mode, s.objective, s.top_k, s.max_ttft_ms, s.max_tpot_ms), []).append(s)
+    specs = []
+    for (mode, objective, top_k, ttft, tpot), scenarios in groups.items():
+
+        def axis(field: str, group: list[Scenario] = scenarios) -> tuple[Any, ...]:
+            return tuple(dict.fromkeys(getattr(s, field) for s in group))
+
+        models = tuple(sorted(dict.fromkeys((s.model, s.model_digest) for s in scenarios)))
+        fields = ("seq_len", "global_batch") if mode == "training" else ("input_tokens", "output_tokens")
+        targets = tuple((k, v) for k, v in (("max_ttft_ms", ttft), ("max_tpot_ms", tpot)) if v is not None)
+        specs.append(
+            SweepSpec(
+                name=name if len(groups) == 1 else f"{name} ({mode}, {objective})",
+                mode=mode,
+                objective=objective,
+                top_k=top_k,
+                models=tuple(m for m, _ in models),
+                model_digests=tuple(d for _, d in models),
+                hardware=tuple(sorted(dict.fromkeys((s.chip, s.system) for s in scenarios))),
+                chip_counts=tuple(sorted(axis("chips"))),
+                precisions=tuple(sorted(axis("precision"))),
+                workload_axes=tuple((f, tuple(sorted(axis(f)))) for f in fields),
+                targets=targets,
+            )
+        )
+    return specs
 
 
 def write_html(path: str | Path, spec: SweepSpec, rows: Sequence[StoredResult], *, version: str) -> Path:

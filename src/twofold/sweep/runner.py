@@ -19,7 +19,7 @@ import multiprocessing
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -28,10 +28,10 @@ from typing import Any
 
 from twofold.errors import InputError
 from twofold.sweep.scenario import Outcome, PlanFn, plan_scenario
-from twofold.sweep.spec import SweepSpec, scenario_key
+from twofold.sweep.spec import Scenario, SweepSpec, scenario_key
 from twofold.sweep.store import SweepStore
 
-__all__ = ["ProgressFn", "SweepSummary", "run_local", "run_sweep"]
+__all__ = ["ProgressFn", "SweepSummary", "run_local", "run_scenarios", "run_sweep"]
 
 ProgressFn = Callable[[int, int], None]  # (scenarios done, including skipped; total)
 Finished = Iterator[tuple[int, "Outcome | BaseException"]]
@@ -144,19 +144,45 @@ def run_sweep(
     pool of `workers` processes (default: one per CPU). `plan_fn` is the planning seam (default
     `plan_scenario`, the code of `twofold plan`); it must be importable by the workers.
     """
+    return run_scenarios(
+        spec.scenarios(),
+        store_path,
+        name=spec.name,
+        workers=workers,
+        ray_address=ray_address,
+        plan_fn=plan_fn,
+        on_progress=on_progress,
+        version=version,
+    )
+
+
+def run_scenarios(
+    scenarios: Sequence[Scenario],
+    store_path: str | Path,
+    *,
+    name: str,
+    workers: int | None = None,
+    ray_address: str | None = None,
+    plan_fn: PlanFn = plan_scenario,
+    on_progress: ProgressFn | None = None,
+    version: str | None = None,
+    replan: Collection[str] = (),
+) -> SweepSummary:
+    """`run_sweep` on any list of scenarios (not only a spec's product): the entry `twofold claim`
+    shares with `twofold sweep`. Keys in `replan` are planned again even when stored (a caller
+    whose `plan_fn` stores more than a stored row holds)."""
     if workers is not None and (isinstance(workers, bool) or workers < 1):
         raise InputError("workers", workers, "must be a positive integer")
     if version is None:
         from twofold import __version__ as version
     t0 = time.perf_counter()
-    scenarios = spec.scenarios()
     keys = tuple(scenario_key(s, version) for s in scenarios)
     if ray_address is not None:
         from twofold.sweep.ray_runner import require_ray, run_ray
 
         require_ray(ray_address)  # before the store is touched: a missing extra is a user mistake
     with SweepStore(store_path) as store:
-        done = store.done_keys(keys)
+        done = store.done_keys(keys) - set(replan)
         todo = [i for i, key in enumerate(keys) if key not in done]
         pending = [scenarios[i] for i in todo]
         finished: Finished
@@ -196,7 +222,7 @@ def run_sweep(
                 close()  # stops the executor: cancels what has not started
 
     return SweepSummary(
-        name=spec.name,
+        name=name,
         store=str(Path(store_path).expanduser()),
         version=version,
         executor=executor,
