@@ -62,8 +62,13 @@ def from_torch(
     parameter is trainable) and return the operators it executed.
 
     `example_inputs`: a tensor, a tuple of positional arguments, or a dict of keyword arguments.
-    `precision`: the number format the model will train or serve in; floating-point tensors are
-    priced at its width whatever dtype the trace ran in (None: as traced). The module's state is
+    `precision`: the number format the model will train or serve in, and the compute precision
+    of its GEMMs, convolutions and attention. Bytes follow the traced tensors' dtypes: tensors in
+    the module's own floating dtype (that of most of its parameter elements; without parameters,
+    of the first floating-point input) are priced at `precision`'s width, so a model built in fp32
+    on the meta device is priced as the bf16 model it stands for; tensors in any other dtype at
+    their real width, so the fp32 upcast of a bf16 model's loss (`logits.float()`, as Megatron-Core
+    and `torch.autocast` do) moves fp32 bytes. None: every tensor as traced. The module's state is
     left as found: gradients are taken with `torch.autograd.grad` (no `.grad` is written), buffers
     (BatchNorm running statistics) are restored and the random number generator is forked.
     The batch size is the leading dimension of the first tensor input; `seq_len` the second
@@ -79,7 +84,7 @@ def from_torch(
     tensors = [t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor)]
     if not tensors:
         raise InputError("example_inputs", type(example_inputs).__name__, "must contain at least one tensor")
-    recorder = _recorder_type()(precision=precision)
+    recorder = _recorder_type()(precision=precision, base_dtype=_base_dtype(module, tensors))
     params = [p for p in module.parameters() if p.requires_grad]
     saved = {n: b.detach().clone() for n, b in module.named_buffers() if b.device.type != "meta"}
     cuda = sorted({t.device.index or 0 for t in tensors if t.device.type == "cuda"})
@@ -123,6 +128,18 @@ def from_torch(
         fused_ops=merge_ops(op for op in fused if op.phase == "forward"),
         fused_backward_ops=merge_ops(op for op in fused if op.phase == "backward"),
     )
+
+
+def _base_dtype(module: Any, tensors: Sequence[Any]) -> Any:
+    """The module's own floating dtype: that of most of its floating parameter elements, else of
+    the first floating-point input; None when neither exists."""
+    by_dtype: Counter[Any] = Counter()
+    for p in module.parameters():
+        if p.is_floating_point():
+            by_dtype[p.dtype] += p.numel()
+    if by_dtype:
+        return by_dtype.most_common(1)[0][0]
+    return next((t.dtype for t in tensors if t.is_floating_point()), None)
 
 
 def _split_inputs(example_inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -197,9 +214,10 @@ def _recorder_type() -> type:
     from torch.utils._pytree import tree_leaves
 
     class Recorder(TorchDispatchMode):
-        def __init__(self, *, precision: str | None) -> None:
+        def __init__(self, *, precision: str | None, base_dtype: Any) -> None:
             super().__init__()
             self.precision = precision
+            self.base_dtype = base_dtype
             self.phase: Phase = "forward"
             self.tracker: Any = None
             self.ops: list[Op] = []
@@ -254,12 +272,7 @@ def _recorder_type() -> type:
                     known = (self._next_buffer, StorageWeakRef(storage))
                     self._buffers[key] = known
                 nbytes = self._bytes([t])
-                width = (
-                    bytes_per_element(self.precision)
-                    if self.precision is not None and t.is_floating_point()
-                    else t.element_size()
-                )
-                size = storage.nbytes() / max(t.element_size(), 1) * width
+                size = storage.nbytes() / max(t.element_size(), 1) * self._width(t)
                 view = (t.storage_offset(), tuple(t.shape), tuple(t.stride()))
                 refs.append(
                     TensorRef(buffer=known[0], view=view, nbytes=nbytes, buffer_nbytes=max(size, nbytes))
@@ -274,13 +287,22 @@ def _recorder_type() -> type:
                 else:  # a broadcast (stride 0) dimension is read once, not once per index
                     elements = math.prod(s for s, st in zip(t.shape, t.stride(), strict=True) if st != 0)
                     elements = 0 if t.numel() == 0 else elements
-                width = (
-                    bytes_per_element(self.precision)
-                    if self.precision is not None and t.is_floating_point()
-                    else t.element_size()
-                )
-                total += elements * width
+                total += elements * self._width(t)
             return total
+
+        def _width(self, t: torch.Tensor) -> float:
+            """Bytes per element: `precision`'s width for the module's own floating dtype, else
+            the tensor's (an fp32 upcast in a bf16 model, integer indices)."""
+            if self.precision is not None and t.is_floating_point() and t.dtype == self.base_dtype:
+                return bytes_per_element(self.precision)
+            return float(t.element_size())
+
+        def _dtype(self, tensors: Sequence[torch.Tensor]) -> str:
+            """The priced dtype of a memory-bound op: that of its first floating-point tensor."""
+            floating = [t for t in tensors if t.is_floating_point()]
+            if self.precision is not None and (not floating or floating[0].dtype == self.base_dtype):
+                return self.precision
+            return _dtype_name(floating or tensors)
 
         def _name(self, packet: str) -> str:
             short = packet.removeprefix("aten.")
@@ -294,7 +316,7 @@ def _recorder_type() -> type:
             return f"{re.sub(r'(?<![^.])[0-9]+(?![^.])', '*', deepest)}.{short}"
 
         def _ops(self, func, packet, args, kwargs, inputs, outputs, out) -> list[Op]:  # noqa: ANN001
-            dtype = self.precision or _dtype_name(inputs or outputs)
+            dtype = self.precision or _dtype_name(inputs or outputs)  # compute precision
             if self.first_dtype is None and (inputs or outputs):
                 self.first_dtype = _dtype_name(inputs or outputs)
             name, phase = self._name(packet), self.phase
@@ -355,7 +377,7 @@ def _recorder_type() -> type:
                     kind=kind,
                     phase=phase,
                     elements=max(t.numel() for t in outputs) if outputs else 0,
-                    dtype=dtype,
+                    dtype=self._dtype(inputs or outputs) if inputs or outputs else dtype,
                     bytes_read=read,
                     bytes_written=written,
                 )
