@@ -207,3 +207,59 @@ def test_meta_traced_llama_prices_like_its_config_on_a_chip() -> None:
         return cost.ops_time_s([op for op in ops if op.kind in ("gemm", "attention")], chip)
 
     assert compute_s(imported.training_ops()) == pytest.approx(compute_s(expected), rel=0.02)
+
+
+class _UpcastLoss(torch.nn.Module):
+    """A bf16 linear layer whose loss runs in fp32, as torch.autocast and Megatron-Core do it."""
+
+    def __init__(self, k: int, n: int) -> None:
+        super().__init__()
+        self.proj = torch.nn.Linear(k, n, bias=False, dtype=torch.bfloat16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x).float().exp().sum()
+
+
+def test_bytes_follow_the_traced_dtypes() -> None:
+    # Hand count, per element of the (m x n) output: the GEMM writes bf16 (2 bytes); `.float()`
+    # reads 2 and writes 4; `exp` reads 4 and writes 4. The GEMM keeps `precision` as its dtype.
+    m, k, n = 8, 16, 32
+    imported = from_torch(_UpcastLoss(k, n), torch.randn(m, k, dtype=torch.bfloat16), backward=False)
+    by_name = {op.name.rsplit(".", 1)[-1]: op for op in imported.ops}
+    assert by_name["mm"].bytes_written == 2 * m * n and by_name["mm"].dtype == "bf16"
+    assert (by_name["_to_copy"].bytes_read, by_name["_to_copy"].bytes_written) == (2 * m * n, 4 * m * n)
+    assert (by_name["exp"].bytes_read, by_name["exp"].bytes_written) == (4 * m * n, 4 * m * n)
+    assert by_name["exp"].dtype == "fp32"
+    # Built in fp32 (the default), the module stands for its bf16 self: no upcast to see.
+    fp32 = _UpcastLoss(k, n).float()
+    plain = from_torch(fp32, torch.randn(m, k), backward=False)
+    assert {op.name.rsplit(".", 1)[-1]: op.bytes_written for op in plain.ops}["exp"] == 2 * m * n
+
+
+class _Doubled(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+        return (x * 2).exp()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+        return (grad * 2).neg()
+
+
+class _WithFunction(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = torch.nn.Linear(16, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _Doubled.apply(self.proj(x).relu()).tanh()
+
+
+def test_custom_autograd_function_ops_stay_as_traced() -> None:
+    # The Function's mul and exp (forward) and mul and neg (backward) stay separate kernels;
+    # relu before it and tanh after it are not fused into them.
+    imported = from_torch(_WithFunction(), torch.randn(4, 16))
+    fwd, bwd = imported.step_ops(fused=True)
+    names = [op.name.rsplit(".", 1)[-1] for op in fwd]
+    assert names[-3:] == ["mul", "exp", "tanh"] and "relu" in names
+    assert [op.name for op in bwd if op.name in ("mul", "neg")] == ["mul", "neg"]

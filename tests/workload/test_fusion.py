@@ -84,6 +84,38 @@ def test_an_output_read_only_by_the_backward_is_rematerialised() -> None:
     assert (fused[0].bytes_read, fused[0].bytes_written) == (116 * MB, 58 * MB)
 
 
+def test_the_backward_recomputes_an_upcast_it_was_not_saved() -> None:
+    # RMSNorm of a bf16 x (16 MB) in fp32: the upcast xf (32 MB) is saved for the backward only,
+    # so the forward does not write it; a two-op backward group that needs it recomputes it from
+    # x, reading 16 MB rather than the 32 MB buffer that never reached memory. Its other input,
+    # the output gradient dy (16 MB), is read as it is.
+    x, xf, y, dy = ref("x", 16 * MB), ref("xf", 32 * MB), ref("y", 16 * MB), ref("dy", 16 * MB)
+    trace = [
+        mem("to_fp32", [x], [xf]),
+        mem("scale", [xf], [y]),
+        mm("proj", y, ref("W", 32 * MB), ref("out", 16 * MB), 2048, 4096, 4096),
+        mem("mul", [xf, dy], [ref("t", 32 * MB)], phase="backward"),
+        mem("cast", [ref("t", 32 * MB)], [ref("dx", 16 * MB)], phase="backward"),
+    ]
+    fused = fuse_trace(trace)
+    assert (fused[0].bytes_read, fused[0].bytes_written) == (16 * MB, 16 * MB)
+    assert fused[2].phase == "backward" and fused[2].bytes_read == 32 * MB
+
+
+def test_ops_kept_as_traced_are_neither_fused_nor_fused_across() -> None:
+    # Megatron's in-place fp32 loss (a custom autograd.Function, marked fusible=False by the
+    # importer) between two plain elementwise ops: every op stays as traced, bytes unchanged.
+    a, b, c, d = ref("a", MB), ref("b", 2 * MB), ref("c", 2 * MB), ref("d", MB)
+    kept = [
+        TracedOp(op=t.op, inputs=t.inputs, outputs=t.outputs, fusible=False)
+        for t in (mem("float", [a], [b]), mem("exp", [b], [c]))
+    ]
+    trace = [mem("neg", [ref("z", MB)], [a]), *kept, mem("half", [c], [d])]
+    fused = fuse_memory_chains(trace)
+    assert [t.op.name for t in fused] == ["neg", "float", "exp", "half"]
+    assert [t.op.total_bytes for t in fused] == [t.op.total_bytes for t in trace]
+
+
 def test_memory_op_joins_its_producer_across_an_independent_gemm() -> None:
     # a -> neg -> b; an unrelated GEMM; then b -> exp -> c. The exp depends only on the first
     # chain: a compiler's scheduler fuses it there, so b never reaches memory.

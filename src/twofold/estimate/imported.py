@@ -16,7 +16,9 @@ Step time, per data-parallel rank, with m = global_batch / (dp * micro_batch) mi
   with the overlap rules of `estimate.comm_plan` (DP gradient reduction hidden behind the last
   micro-batch's backward except its last bucket; ZeRO-1/2 parameter all-gather behind the next
   forward except the first bucket; FSDP gathers and reduce-scatters every micro-batch, hidden
-  behind the pass except one unit's share). FSDP units: one per repeated block (PyTorch's
+  behind the pass except one unit's share; flat per-unit collectives, `parallel.comm.
+  flat_collective_s`, at the shipped calibration's collective efficiencies, as for catalog
+  models). FSDP units: one per repeated block (PyTorch's
   `transformer_auto_wrap_policy` wraps each layer); their number is the largest repeat count of a
   forward GEMM or convolution (a traced stack of L layers merges each layer op into one with
   count L), and each unit holds an equal share of the parameters.
@@ -41,13 +43,21 @@ from typing import Any
 import numpy as np
 
 from twofold.cost import op_times_s
+from twofold.cost.calibration import shipped_calibration
 from twofold.cost.profile import CalibrationProfile
 from twofold.errors import InputError
 from twofold.estimate.comm_plan import BUCKET_PARAMS, BUCKET_PARAMS_PER_DP_RANK, OVERLAP_EFFICIENCY
 from twofold.estimate.compute import optimizer_time_s
 from twofold.estimate.result import BREAKDOWN_TERMS, HIDDEN_TERMS, TrainingEstimate
 from twofold.hardware.types import Chip, System
-from twofold.parallel.comm import Group, LevelArrays, all_gather_s, all_reduce_s, reduce_scatter_s
+from twofold.parallel.comm import (
+    Group,
+    LevelArrays,
+    all_gather_s,
+    all_reduce_s,
+    flat_collective_s,
+    reduce_scatter_s,
+)
 from twofold.parallel.layout import Layout, TrainingWorkload
 from twofold.parallel.memory import (
     FRAGMENTATION_FRACTION,
@@ -183,7 +193,16 @@ def estimate_imported_training(
     dp, zero = float(layout.dp), np.asarray([layout.zero])
     trainable = float(imported.trainable_param_count)
     frozen = float(imported.param_count - imported.trainable_param_count)
-    levels = LevelArrays.of_system(system)
+    # The catalog estimator's collectives (`estimate.training`): the shipped calibration's
+    # collective efficiencies and in-network reduction, flat per-unit ZeRO-3 collectives.
+    calibration = shipped_calibration()
+    nvls = calibration.in_network_reduction(chip.id)
+    levels = LevelArrays.of_system(system, calibration.collective_efficiency, in_network_reduction=nvls)
+    fsdp_levels = LevelArrays.of_system(
+        system,
+        calibration.collective_efficiency * calibration.fsdp_collective_efficiency,
+        in_network_reduction=nvls,
+    )
     group = Group.place(levels, [(np.asarray([dp]), 1.0)])
     grads, weights = np.asarray([sb.gradients * trainable]), np.asarray([sb.weights * trainable])
     ar = all_reduce_s(levels, group, grads)
@@ -204,7 +223,9 @@ def estimate_imported_training(
     unit = float(weights[0]) * unit_share
     fsdp_mb = dp_mb = fsdp_hidden = dp_hidden_mb = 0.0
     if layout.zero == 3 and not single:
-        ag3, rs3 = float(ag[0]), float(rs[0])
+        fsdp_group = Group.place(fsdp_levels, [(np.asarray([dp]), 1.0)])
+        ag3 = float(flat_collective_s(fsdp_levels, fsdp_group, weights, buckets=units)[0])
+        rs3 = float(flat_collective_s(fsdp_levels, fsdp_group, grads, buckets=units)[0])
         fwd_exposed = max(ag3 - fwd_window, ag3 * unit_share)
         bwd_exposed = max(ag3 + rs3 - bwd_window, (ag3 + rs3) * unit_share)
         gather_part = ag3 / (ag3 + rs3) if ag3 + rs3 > 0 else 0.0

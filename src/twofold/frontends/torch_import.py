@@ -17,8 +17,10 @@ from __future__ import annotations
 import functools
 import math
 import re
+import weakref
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from twofold.errors import InputError
@@ -93,6 +95,7 @@ def from_torch(
             recorder.tracker = tracker
             with _meta_attention(), recorder:
                 out = module(*args, **kwargs)
+            recorder.close_run()
             # Hugging Face ModelOutput is an OrderedDict subclass that pytree may not know.
             leaves = torch.utils._pytree.tree_leaves(dict(out) if isinstance(out, Mapping) else out)
             outputs = [
@@ -227,6 +230,10 @@ def _recorder_type() -> type:
             self.traced: list[TracedOp] = []
             self._buffers: dict[int, tuple[int, Any]] = {}
             self._next_buffer = 0
+            # The current run of forward ops under disabled grad mode: where it starts in `traced`,
+            # and weak references to what it produced (`_close_run`).
+            self._run_start: int | None = None
+            self._run_refs: list[Any] = []
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001,ANN204
             kwargs = kwargs or {}
@@ -238,9 +245,13 @@ def _recorder_type() -> type:
                 if decomposed is not NotImplemented:
                     return decomposed
             out = func(*args, **kwargs)
+            self._follow_runs(out)
             if func.is_view or packet in FREE:
                 return out
-            inputs = [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+            # An `out=` argument is written, not read (`exp(x, out=y)`): it counts as an output.
+            outs = {a.name for a in func._schema.arguments if getattr(a, "is_out", False)}
+            read_kwargs = {k: v for k, v in kwargs.items() if k not in outs}
+            inputs = [t for t in tree_leaves((args, read_kwargs)) if isinstance(t, torch.Tensor)]
             outputs = [t for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
             if not outputs and not known:
                 self.unsupported[packet] += 1
@@ -248,8 +259,33 @@ def _recorder_type() -> type:
             new = self._ops(func, packet, args, kwargs, inputs, outputs, out)
             self.ops.extend(new)
             refs_in, refs_out = self._refs(inputs), self._refs(outputs)
-            self.traced.extend(TracedOp(op=op, inputs=refs_in, outputs=refs_out) for op in new)
+            fusible = self.phase == "forward" or not _in_custom_function_backward()
+            self.traced.extend(
+                TracedOp(op=op, inputs=refs_in, outputs=refs_out, fusible=fusible) for op in new
+            )
             return out
+
+        def _follow_runs(self, out: Any) -> None:
+            """Find the forward ops of custom `torch.autograd.Function`s (kept out of fusion:
+            `workload.fusion`). A Function's forward runs with grad mode disabled inside a forward
+            that has it enabled; once grad mode is back, a tensor the run produced has a custom
+            Function's node as its `grad_fn` if and only if the run was (or ended in) one."""
+            if self.phase != "forward":
+                return
+            if torch.is_grad_enabled():
+                self.close_run()
+                return
+            if self._run_start is None:
+                self._run_start = len(self.traced)
+            self._run_refs.extend(weakref.ref(t) for t in tree_leaves(out) if isinstance(t, torch.Tensor))
+
+        def close_run(self) -> None:
+            start, refs = self._run_start, self._run_refs
+            self._run_start, self._run_refs = None, []
+            if start is None:
+                return
+            if any(_is_custom_function(getattr(ref(), "grad_fn", None)) for ref in refs):
+                self.traced[start:] = [replace(t, fusible=False) for t in self.traced[start:]]
 
         def _refs(self, tensors: Sequence[torch.Tensor]) -> tuple[TensorRef, ...]:
             """Each tensor's buffer (storage, identified while it lives: a weak reference tells a
@@ -363,6 +399,15 @@ def _recorder_type() -> type:
                 ]
             if packet == "aten.embedding":  # a gather: reads the looked-up rows, not the table
                 read = self._bytes(inputs[1:]) + written
+            if packet in ("aten.index", "aten.gather") and inputs:  # reads the gathered elements only
+                read = self._bytes(inputs[1:]) + written
+            if packet in ("aten.index_put_", "aten._index_put_impl_") and len(inputs) > 1:
+                # An in-place scatter writes (and, accumulating, reads) the updated elements only.
+                values = inputs[-1]
+                updated = values.numel() * self._width(inputs[0])
+                accumulate = bool(_bind(func, args, kwargs).get("accumulate", False))
+                read = self._bytes(inputs[1:]) + (updated if accumulate else 0.0)
+                written = updated
             if packet in ("aten.nll_loss_forward", "aten.nll_loss2d_forward"):
                 target = inputs[1]
                 read = self._bytes(inputs[1:2]) + target.numel() * self._bytes(inputs[:1]) / max(
@@ -384,6 +429,28 @@ def _recorder_type() -> type:
             ]
 
     return Recorder
+
+
+def _is_custom_function(node: Any) -> bool:
+    """Whether an autograd node is the backward of a user's or a framework's custom
+    `torch.autograd.Function` (not one of PyTorch's own, such as reentrant checkpointing, which
+    wraps ordinary layers)."""
+    import torch
+
+    if not isinstance(node, torch.autograd.function.BackwardCFunction):
+        return False
+    forward_cls = getattr(node, "_forward_cls", None)
+    module = getattr(forward_cls, "__module__", "") or ""
+    return not (module == "torch" or module.startswith("torch."))
+
+
+def _in_custom_function_backward() -> bool:
+    """Whether the autograd engine is running a custom Function's backward (its ops and the
+    engine's cast of its result back to the input's dtype)."""
+    import torch
+
+    current = getattr(torch._C, "_current_autograd_node", None)
+    return current is not None and _is_custom_function(current())
 
 
 def _classify(func: Any, packet: str) -> OpKind | None:

@@ -26,7 +26,17 @@ Two passes, on the ops in execution order with the tensors each reads and writes
    external input once (a buffer no earlier member wrote; several views of one buffer are counted
    once each, at most the buffer's size) and writes each output another op reads or nobody reads
    (a model output, a parameter gradient). Intermediates consumed only inside the run are not
-   counted: they stay in registers or on-chip memory.
+   counted: they stay in registers or on-chip memory. A forward output read only by the backward
+   is not written: the backward group that reads it recomputes it, reading the forward inputs it
+   was computed from instead (a bf16 activation rather than the fp32 upcast an RMSNorm saved).
+
+Ops marked `fusible=False` take part in neither pass: each stays as traced, and no chain crosses
+it. The PyTorch importer marks the ops that ran inside a custom `torch.autograd.Function` (forward
+and backward): such a Function is how a framework hand-writes a kernel sequence it runs eagerly,
+e.g. Megatron-Core's fp32 vocab-parallel cross-entropy (`.float()`, then max, subtract, exp, sum
+and divide in place; megatron/core/tensor_parallel/cross_entropy.py), which Megatron-LM does not
+compile and which the catalog graph prices pass by pass (`workload.graph._cross_entropy`).
+Fusing it as plain ops would leave one read of the logits (a fused online-softmax loss).
 
 Both passes keep total FLOPs and never increase total bytes (tests check this). Left out: fusing a
 memory-bound chain into the GEMM's prologue or epilogue (Inductor and cuBLASLt fuse bias/activation
@@ -63,20 +73,27 @@ class TensorRef:
 
 @dataclass(frozen=True, kw_only=True)
 class TracedOp:
-    """An op of one execution (count 1) with the tensors it read and wrote."""
+    """An op of one execution (count 1) with the tensors it read and wrote; `fusible` False keeps
+    it out of both passes (module docstring)."""
 
     op: Op
     inputs: tuple[TensorRef, ...] = ()
     outputs: tuple[TensorRef, ...] = ()
+    fusible: bool = True
 
 
 def _is_compute(op: Op) -> bool:
     return op.kind not in FUSIBLE_KINDS
 
 
+def _alone(t: TracedOp) -> bool:
+    """An op that forms its own group: a compute op, or one kept as traced."""
+    return _is_compute(t.op) or not t.fusible
+
+
 def _operand(t: TracedOp, side: int) -> tuple[Hashable, Hashable] | None:
     """The left (`side` 0) or right (1) operand of a GEMM as (buffer, view); None otherwise."""
-    if t.op.kind != "gemm" or len(t.inputs) <= side:
+    if t.op.kind != "gemm" or len(t.inputs) <= side or not t.fusible:
         return None
     # addmm/baddbmm read (bias, a, b): the operands are the last two inputs.
     ref = t.inputs[len(t.inputs) - 2 + side] if len(t.inputs) >= 2 else t.inputs[0]
@@ -169,24 +186,41 @@ _KIND_PRIORITY = ("loss", "softmax", "norm", "elementwise")
 
 
 def _fuse_group(
-    trace: Sequence[TracedOp], members: Sequence[int], readers: dict[Hashable, list[int]]
+    trace: Sequence[TracedOp],
+    members: Sequence[int],
+    readers: dict[Hashable, list[int]],
+    remat: dict[Hashable, tuple[TensorRef, ...]],
 ) -> TracedOp:
+    """One group as one op. `remat` (filled by forward groups, used by later ones): for each
+    output a forward group did not write (saved only for the backward), the external inputs it
+    was computed from; a later group that reads it recomputes it, so it reads those instead."""
     if len(members) == 1:
         return trace[members[0]]
     inside = set(members)
     chain = [trace[i] for i in members]
-    produced: set[Hashable] = set()
+    # depends[buffer]: the external inputs (rematerialised ones replaced by theirs) it derives from.
+    depends: dict[Hashable, dict[tuple[Hashable, Hashable], TensorRef]] = {}
     external_in: list[TensorRef] = []
     for t in chain:
-        external_in.extend(r for r in t.inputs if r.buffer not in produced)
-        produced.update(r.buffer for r in t.outputs)
+        sources: dict[tuple[Hashable, Hashable], TensorRef] = {}
+        for r in t.inputs:
+            if r.buffer in depends:
+                sources |= depends[r.buffer]
+                continue
+            recomputed = remat.get(r.buffer, (r,))
+            external_in.extend(recomputed)
+            sources |= {(x.buffer, x.view): x for x in recomputed}
+        for r in t.outputs:
+            depends[r.buffer] = depends.get(r.buffer, {}) | sources
     forward = chain[0].op.phase == "forward"
     external_out = []
     for t in chain:
         for r in t.outputs:
             outside = [i for i in readers.get(r.buffer, []) if i not in inside]
             if outside and forward and all(trace[i].op.phase != "forward" for i in outside):
-                continue  # saved only for the backward: rematerialised there (module docstring)
+                # Saved only for the backward: rematerialised there (module docstring).
+                remat[r.buffer] = tuple(depends[r.buffer].values())
+                continue
             if not readers.get(r.buffer) or outside:
                 external_out.append(r)
     ops = [t.op for t in chain]
@@ -214,15 +248,15 @@ def _memory_groups(trace: Sequence[TracedOp]) -> list[list[int]]:
     groups: list[list[int]] = []
     for i, t in enumerate(trace):
         gid: int | None = None
-        if not _is_compute(t.op):
+        if not _alone(t):
             prev = i - 1
-            if prev >= 0 and not _is_compute(trace[prev].op) and trace[prev].op.phase == t.op.phase:
+            if prev >= 0 and not _alone(trace[prev]) and trace[prev].op.phase == t.op.phase:
                 gid = group_of[prev]
             else:
                 sources = [producer[r.buffer] for r in t.inputs if r.buffer in producer]
                 for g in sorted({group_of[p] for p in sources if p in group_of}, reverse=True):
                     members = groups[g]
-                    if trace[members[0]].op.phase != t.op.phase or _is_compute(trace[members[0]].op):
+                    if trace[members[0]].op.phase != t.op.phase or _alone(trace[members[0]]):
                         continue
                     if all(p in members or p < members[0] for p in sources):
                         gid = g
@@ -243,7 +277,8 @@ def fuse_memory_chains(trace: Sequence[TracedOp]) -> list[TracedOp]:
     for i, t in enumerate(trace):
         for r in t.inputs:
             readers.setdefault(r.buffer, []).append(i)
-    return [_fuse_group(trace, members, readers) for members in _memory_groups(trace)]
+    remat: dict[Hashable, tuple[TensorRef, ...]] = {}
+    return [_fuse_group(trace, members, readers, remat) for members in _memory_groups(trace)]
 
 
 def fuse_trace(trace: Sequence[TracedOp], *, siblings: bool = True) -> list[Op]:

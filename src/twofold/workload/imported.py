@@ -8,9 +8,11 @@ build its `Op`s with the constructors here, so that both follow one FLOP and byt
   `sdpa_backward_flop_count` in torch/utils/flop_counter.py): a multiply-add is 2 FLOPs; bias
   adds, norms, activations, softmax, reductions and copies count 0. Those are memory-bound, and
   the cost model prices them from their bytes alone.
-- Bytes are the operator's input tensors read once plus its output tensors written once, in the
-  requested precision for floating-point tensors (integer tensors at their own width). Views and
-  broadcasts count their distinct elements only. Left out: caches and fusion across operators (an
+- Bytes are the operator's input tensors read once plus its output tensors written once: tensors
+  in the model's own floating dtype at the requested precision's width, others (an fp32 upcast in
+  a bf16 model, integer indices) at their own (`frontends.torch_import.from_torch`). Views and
+  broadcasts count their distinct elements only; gathers and in-place scatters the elements they
+  touch. Left out: caches and fusion across operators (an
   eager trace prices every kernel it sees, which is an upper bound for a compiled model).
 """
 
