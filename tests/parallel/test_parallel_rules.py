@@ -3,6 +3,7 @@ divisibility rules, written out here as the reference)."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
@@ -74,9 +75,12 @@ def test_valid_layout_passes() -> None:
         (DENSE, Layout(pp=32), None, "pp", 32, "exceeds num_layers=16"),
         (DENSE, Layout(ep=2), None, "ep", 2, "has no experts"),
         (MOE, Layout(dp=6, ep=3), None, "ep", 3, "does not divide num_experts=8"),
-        (MOE, Layout(dp=2, ep=4), None, "ep", 4, "does not divide dp*cp"),
+        (MOE, Layout(dp=2, ep=4), None, "ep", 4, "ep*etp does not divide tp*cp*dp"),
+        # Megatron-Core refolds tp*cp*dp as etp x ep x edp: etp = tp = 2 leaves dp*cp = 2 for ep.
+        (MOE, Layout(dp=2, tp=2, ep=4), None, "ep", 4, "ep*etp does not divide tp*cp*dp"),
+        (MOE, Layout(dp=2, tp=4, ep=4, etp=2), None, "etp", 2, "must be 1 or tp"),
         (GQA12, Layout(tp=8), None, "tp", 8, "neither divides nor is a multiple of num_kv_heads=12"),
-        (DENSE, Layout(pp=4, vp=8), None, "vp", 8, "pp*vp exceeds num_layers=16"),
+        (DENSE, Layout(pp=4, vp=8), None, "vp", 8, "pp*vp exceeds num_layers+2=18"),
         (DENSE, Layout(cp=3), None, "cp", 3, "multiple of 2*cp"),
         (DENSE, Layout(zero=4), None, "zero", 4, "one of 0, 1, 2, 3"),
         (DENSE, Layout(micro_batch=0), None, "micro_batch", 0, "positive"),
@@ -113,3 +117,23 @@ def test_valid_mask_agrees_with_check_layout() -> None:
             passed = False
         assert passed == bool(ok), layout
     assert mask.any() and not mask.all()
+
+
+def test_expert_tensor_parallel_one_lets_ep_span_the_tp_ranks() -> None:
+    """Megatron-Core refolds a stage's tp*cp*dp ranks as etp x ep x edp (parallel_state.py, the
+    expert rank generator): on 16 chips with tp 2, dp 8, ep 16 only fits with etp = 1."""
+    moe_16e = dataclasses.replace(MOE, num_experts=16)
+    with pytest.raises(InputError, match="ep\\*etp"):
+        check_layout(moe_16e, Layout(dp=8, tp=2, ep=16), WL, chips=16)
+    check_layout(moe_16e, Layout(dp=8, tp=2, ep=16, etp=1), WL, chips=16)
+    # etp equal to tp is the default spelling.
+    assert Layout(tp=2, etp=2) == Layout(tp=2)
+
+
+def test_embedding_and_loss_count_as_pipeline_layers() -> None:
+    """`--account-for-embedding/loss-in-pipeline-split`: 16 layers + embedding + loss fill
+    pp*vp = 18 virtual stages (NVIDIA's Llama 3.1 405B recipe: 126 layers on 16 x 8 = 128)."""
+    wl = TrainingWorkload(global_batch=36, seq_len=4096)
+    check_layout(DENSE, Layout(dp=1, pp=2, vp=9), wl)
+    with pytest.raises(InputError, match="num_layers\\+2=18"):
+        check_layout(DENSE, Layout(dp=1, pp=2, vp=10), wl)

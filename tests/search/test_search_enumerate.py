@@ -61,8 +61,8 @@ def _divs(n: int) -> list[int]:
 
 
 def _reference(model, workload, chips, *, domain=None, opts=None):
-    """Valid layouts as tuples (dp, tp, pp, cp, vp, ep, zero, micro_batch, recompute, sp), in order,
-    and the count of factorisations each rule rejects first."""
+    """Valid layouts as tuples (dp, tp, pp, cp, vp, ep, etp, zero, micro_batch, recompute, sp), in
+    order, and the count of factorisations each rule rejects first."""
     opts = opts or EnumerateOptions()
     s, gb, L = workload.seq_len, workload.global_batch, model.num_layers
     fact_first: dict[str, int] = {}
@@ -75,9 +75,8 @@ def _reference(model, workload, chips, *, domain=None, opts=None):
     for dp, tp, pp, cp in sorted(facts):
         # Megatron-LM: tp divides the KV heads, or is a multiple of them (replicated KV heads).
         kv_ok = model.num_kv_heads % tp == 0 or tp % model.num_kv_heads == 0
-        ffn_ok = model.intermediate_size % tp == 0 and (
-            not model.is_moe or model.moe_intermediate_size % tp == 0
-        )
+        # The routed-expert width is split by etp (checked per layout below), not by tp.
+        ffn_ok = model.intermediate_size % tp == 0
         checks = [
             ("tp_heads", model.num_attention_heads % tp == 0),
             ("tp_kv_heads", kv_ok),
@@ -96,12 +95,19 @@ def _reference(model, workload, chips, *, domain=None, opts=None):
         max_mb = gb if opts.max_micro_batch is None else min(gb, opts.max_micro_batch)
         mbs = [2**k for k in range(max_mb.bit_length())]
         rcs = [RECOMPUTE_MODES.index(r) for r in RECOMPUTE_MODES if r in opts.recompute]
-        for vp, ep, zero, mb, rc in itertools.product(_divs(L), eps, sorted(opts.zero_stages), mbs, rcs):
+        # Expert tensor parallelism: tp (Megatron's default) and, for MoE with tp > 1, also 1.
+        etps = [tp, 1] if model.is_moe and tp > 1 else [tp]
+        grid = itertools.product(_divs(L), eps, etps, sorted(opts.zero_stages), mbs, rcs)
+        for vp, ep, etp, zero, mb, rc in grid:
             if vp > 1 and pp == 1:
                 continue
-            if pp * vp > L:  # uneven interleaved splits are allowed, empty virtual stages are not
+            # Uneven interleaved splits are allowed; the embedding and the loss may fill a virtual
+            # stage each (Megatron's account-for-embedding/loss-in-pipeline-split).
+            if pp * vp > L + 2:
                 continue
-            if (dp * cp) % ep:
+            if model.is_moe and model.moe_intermediate_size % etp:
+                continue
+            if (tp * dp * cp) % (ep * etp):  # a stage's ranks refold as etp x ep x edp
                 continue
             if gb % (dp * mb):
                 continue
@@ -109,12 +115,24 @@ def _reference(model, workload, chips, *, domain=None, opts=None):
                 continue
             if zero > 0 and dp * cp == 1:
                 continue
-            out.append((dp, tp, pp, cp, vp, ep, zero, mb, rc, int(tp > 1)))
+            out.append((dp, tp, pp, cp, vp, ep, etp, zero, mb, rc, int(tp > 1)))
     return out, fact_first
 
 
 def _rows(table):
-    cols = ("dp", "tp", "pp", "cp", "vp", "ep", "zero", "micro_batch", "recompute", "sequence_parallel")
+    cols = (
+        "dp",
+        "tp",
+        "pp",
+        "cp",
+        "vp",
+        "ep",
+        "etp",
+        "zero",
+        "micro_batch",
+        "recompute",
+        "sequence_parallel",
+    )
     return list(zip(*(getattr(table, c).tolist() for c in cols), strict=True))
 
 
@@ -255,8 +273,11 @@ def test_enumeration_equals_the_estimators_validity_rules(model, workload, chips
     facts = [(t, p, c) for t, p, c in itertools.product(_divs(chips), repeat=3) if chips % (t * p * c) == 0]
     eps = _divs(model.num_experts) if model.is_moe else [1, 2]
     mbs = [2**k for k in range(workload.global_batch.bit_length())]
-    for (tp, pp, cp), vp, ep, zero, mb, rc in itertools.product(
-        facts, _divs(model.num_layers), eps, range(4), mbs, RECOMPUTE_MODES
+    # vp over the search's axis (divisors of num_layers) and every etp dividing chips, so that the
+    # rules, not the grid, decide which expert tensor-parallel sizes are valid.
+    vps = _divs(model.num_layers)
+    for (tp, pp, cp), vp, ep, etp, zero, mb, rc in itertools.product(
+        facts, vps, eps, _divs(chips), range(4), mbs, RECOMPUTE_MODES
     ):
         dp = chips // (tp * pp * cp)
         grid.append(
@@ -271,6 +292,7 @@ def test_enumeration_equals_the_estimators_validity_rules(model, workload, chips
                 micro_batch=mb,
                 recompute=rc,
                 sequence_parallel=tp > 1,
+                etp=etp,
             )
         )
     ok = valid_mask(model, LayoutTable.from_layouts(grid), workload, chips)

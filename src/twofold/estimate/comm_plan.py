@@ -19,6 +19,7 @@ activation, b micro-batch, s sequence length, h hidden size:
   (b*s/cp*kv_heads/tp*(d_qk+d_v)*e) forward; backward passes K, V and their gradients (2x);
   selective and full recompute rerun the forward ring. Each step overlaps with the attention of one
   chunk (the layer's attention time / cp): exposed = max(0, step comm - step compute) per step.
+  With expert tensor parallelism below tp (`etp`), MoE layers keep only the attention block's pair.
 - EP (Lepikhin et al., "GShard", 2020; Megatron-Core all-to-all dispatcher): per MoE layer one
   dispatch and one combine all-to-all of the chip's b*s/(cp*t_sp)*k*h*e routed copies forward, as
   many backward, again under full recompute. Exposed, except the fraction `ep_overlap` hidden
@@ -79,19 +80,19 @@ StageComm = dict[str, np.ndarray]
 
 def groups(levels: tuple[LevelArrays, ...], lay: LayoutArrays) -> dict[str, Group]:
     """Process groups in Megatron-Core's default rank order tp-cp-ep-dp-pp (`LayoutArrays`): tp
-    innermost, then cp, then the data-parallel ranks (the expert-parallel ones first), pp outermost.
-    EP takes the context-parallel ranks first, then the innermost data-parallel ones, so an EP group
-    of tp * ep chips or fewer stays inside one NVLink domain."""
-    tp, cp, pp, dp, ep = lay.tp, lay.cp, lay.pp, lay.dp, lay.ep
-    ep_in_cp = np.minimum(ep, cp)
-    ep_in_dp = ep / ep_in_cp
+    innermost, then cp, then the data-parallel ranks, pp outermost. The MoE layers refold a stage's
+    tp*cp*dp ranks in the order etp-ep-edp (Megatron-Core's expert rank generator): an EP group is
+    ep consecutive ranks at stride etp (with etp = tp: the context- then data-parallel ranks of one
+    TP position, so an EP group of tp * ep chips or fewer stays inside one NVLink domain; with
+    etp = 1 it spans the TP ranks first), the expert-data-parallel group the rest at stride etp*ep."""
+    tp, cp, pp, dp, ep, etp = lay.tp, lay.cp, lay.pp, lay.dp, lay.ep, lay.etp
     return {
         "tp": Group.place(levels, [(tp, 1.0)]),
         "cp": Group.place(levels, [(cp, tp)]),
         "pp": Group.place(levels, [(pp, tp * cp * dp)]),
         "dp": Group.place(levels, [(cp, tp), (dp, tp * cp)]),
-        "ep": Group.place(levels, [(ep_in_cp, tp), (ep_in_dp, tp * cp)]),
-        "edp": Group.place(levels, [(cp / ep_in_cp, tp * ep_in_cp), (dp / ep_in_dp, tp * cp * ep_in_dp)]),
+        "ep": Group.place(levels, [(ep, etp)]),
+        "edp": Group.place(levels, [(lay.expert_dp_group, etp * ep)]),
     }
 
 
@@ -126,7 +127,12 @@ def stage_comm(
     out: StageComm = {}
 
     act = tokens * h * e
-    per_layer_fwd = np.where(
+    # With etp < tp the MoE blocks run their experts without tensor parallelism: the tokens stay
+    # sequence-sharded through the dispatcher, so those layers have only the attention block's
+    # all-gather / reduce-scatter pair (one of the two); etp = tp keeps both.
+    moe_share = model.num_moe_layers / max(model.num_layers, 1) if model.is_moe else 0.0
+    tp_pairs = 1.0 - 0.5 * moe_share * (lay.etp < lay.tp)
+    per_layer_fwd = tp_pairs * np.where(
         lay.sp,
         2 * all_gather_s(levels, g["tp"], act) + 2 * reduce_scatter_s(levels, g["tp"], act),
         2 * all_reduce_s(levels, g["tp"], act),

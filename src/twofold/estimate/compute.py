@@ -1,7 +1,7 @@
 """Per-micro-batch compute time of a layout's pipeline stage, from the single-chip cost model.
 
 The per-chip operator graph of one micro-batch (`workload.graph.training_ops`) depends only on
-(tp, cp, ep, micro_batch, sequence_parallel) for a given model, sequence length and precision
+(tp, cp, ep, etp, micro_batch, sequence_parallel) for a given model, sequence length and precision
 (recompute reruns a subset of its forward ops), so it is built and priced once per distinct
 combination (`np.unique` over those columns) and broadcast to every layout that shares it; all
 distinct combinations are priced in a single `cost.op_times_s` call. Optimizer time is linear in
@@ -65,7 +65,15 @@ class ComputeTimes:
 
 @lru_cache(maxsize=4096)
 def _ops(
-    model: ModelConfig, micro_batch: int, seq_len: int, precision: str, tp: int, cp: int, ep: int, sp: bool
+    model: ModelConfig,
+    micro_batch: int,
+    seq_len: int,
+    precision: str,
+    tp: int,
+    cp: int,
+    ep: int,
+    sp: bool,
+    etp: int | None = None,
 ) -> tuple[tuple[Op, ...], tuple[int, ...], tuple[int, ...]]:
     """The forward+backward ops of one combination (no recompute: it is derived from the forward
     ops), with each op's category and attention category (-1: none)."""
@@ -78,6 +86,7 @@ def _ops(
         tp=tp,
         cp=cp,
         ep=ep,
+        etp=etp,
         sequence_parallel=sp,
     )
     cats, extra = [], []
@@ -104,8 +113,8 @@ def compute_times(
     precision: str,
     profile: CalibrationProfile | None = None,
 ) -> ComputeTimes:
-    """Price every distinct (tp, cp, ep, micro_batch, sp) combination of `lay` once."""
-    cols = [lay.tp, lay.cp, lay.ep, lay.micro_batch, lay.sp.astype(float)]
+    """Price every distinct (tp, cp, ep, micro_batch, sp, etp) combination of `lay` once."""
+    cols = [lay.tp, lay.cp, lay.ep, lay.micro_batch, lay.sp.astype(float), lay.etp]
     keys = np.stack([np.asarray(c, dtype=np.int64).reshape(-1) for c in cols])
     # One int64 per row (mixed radix over the columns' ranges), then a 1-D unique: the same
     # combinations in the same (lexicographic) order as np.unique(axis=0), ~20x faster.
@@ -119,8 +128,8 @@ def compute_times(
     cat: list[tuple[int, ...]] = []
     attn: list[tuple[int, ...]] = []
     core: list[bool] = []
-    for i, (tp, cp, ep, mb, sp) in enumerate(combos.tolist()):
-        ops, cats, extra = _ops(model, mb, seq_len, precision, tp, cp, ep, bool(sp))
+    for i, (tp, cp, ep, mb, sp, etp) in enumerate(combos.tolist()):
+        ops, cats, extra = _ops(model, mb, seq_len, precision, tp, cp, ep, bool(sp), etp)
         all_ops.extend(ops)
         seg.append(np.full(len(ops), i))
         cat.append(cats)

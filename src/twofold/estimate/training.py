@@ -163,7 +163,7 @@ def evaluate_layouts(
         single, counts.embedding + counts.lm_head + counts.final_norm, max(outer_first, outer_last)
     )
     p_ne = (ne_layers + outer) / lay.tp
-    p_ex = ex_layers / (lay.ep * lay.tp)
+    p_ex = ex_layers / (lay.ep * lay.etp)
 
     comm = stage_comm(
         model,

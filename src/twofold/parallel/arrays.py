@@ -34,6 +34,7 @@ class LayoutArrays:
     micro_batch: np.ndarray
     recompute: np.ndarray  # int index into RECOMPUTE_MODES
     sp: np.ndarray  # bool: sequence parallelism on (only meaningful with tp > 1)
+    etp: np.ndarray  # expert tensor-parallel size (tp unless the layout says otherwise)
     microbatches: np.ndarray  # m = global_batch / (dp * micro_batch)
     stage_layers: np.ndarray  # layers on the largest pipeline stage
     chips: np.ndarray
@@ -52,6 +53,7 @@ class LayoutArrays:
             zero=np.asarray(table.zero, dtype=np.int64),
             recompute=np.asarray(table.recompute, dtype=np.int64),
             sp=(np.asarray(table.sequence_parallel) != 0) & (f["tp"] > 1),
+            etp=np.maximum(np.asarray(table.expert_tp, dtype=float), 1.0) * np.ones_like(f["tp"]),
             microbatches=np.maximum(workload.global_batch / (f["dp"] * f["micro_batch"]), 1.0),
             stage_layers=stage_layers,
             chips=f["dp"] * f["tp"] * f["pp"] * f["cp"],
@@ -64,5 +66,6 @@ class LayoutArrays:
 
     @property
     def expert_dp_group(self) -> np.ndarray:
-        """Ranks holding replicas of one expert: the DP x CP ranks outside its EP group."""
-        return np.maximum(self.dp * self.cp / self.ep, 1.0)
+        """Ranks holding replicas of one expert shard: the stage's tp*cp*dp ranks refolded as
+        etp*ep*edp (Megatron-Core expert parallel groups); dp*cp/ep when etp = tp."""
+        return np.maximum(self.tp * self.dp * self.cp / (self.ep * self.etp), 1.0)

@@ -1,7 +1,10 @@
 """Parallel layouts: one (`Layout`) and many at once (`LayoutTable`, arrays for the vectorised search).
 
-Chips = dp * tp * pp * cp. Expert parallelism reuses the data-parallel (and context-parallel)
-chips for the MoE layers, as in Megatron-Core: ep must divide dp * cp and num_experts.
+Chips = dp * tp * pp * cp. Expert parallelism reuses the chips of a pipeline stage for the MoE
+layers, as in Megatron-Core: the tp * cp * dp ranks of a stage are refolded into etp * ep * edp
+(expert tensor, expert and expert-data parallel), so ep * etp divides tp * cp * dp and ep divides
+num_experts. `etp` (Megatron `--expert-tensor-parallel-size`) is None for "equal to tp", Megatron's
+default; etp = 1 lets ep span the TP ranks too (`parallel.rules`).
 """
 
 from __future__ import annotations
@@ -44,16 +47,27 @@ class Layout:
     micro_batch: int = 1
     recompute: Literal["none", "selective", "full"] = "none"
     sequence_parallel: bool = True
+    etp: int | None = None  # expert tensor parallelism; None (canonical for etp == tp): equal to tp
+
+    def __post_init__(self) -> None:
+        # One spelling per layout: etp == tp is stored as None, so equal layouts compare equal.
+        if self.etp is not None and self.etp == self.tp:
+            object.__setattr__(self, "etp", None)
 
     @property
     def chips(self) -> int:
         return self.dp * self.tp * self.pp * self.cp
 
+    @property
+    def expert_tp(self) -> int:
+        return self.tp if self.etp is None else self.etp
+
 
 @dataclass(frozen=True, kw_only=True)
 class LayoutTable:
     """Many layouts as parallel int64 arrays (one entry per layout); `recompute` holds the index
-    into RECOMPUTE_MODES and `sequence_parallel` 0/1."""
+    into RECOMPUTE_MODES and `sequence_parallel` 0/1. `etp` holds the expert tensor-parallel size
+    (None: equal to tp on every row)."""
 
     dp: np.ndarray
     tp: np.ndarray
@@ -65,6 +79,7 @@ class LayoutTable:
     micro_batch: np.ndarray
     recompute: np.ndarray
     sequence_parallel: np.ndarray
+    etp: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.dp.shape[0])
@@ -75,16 +90,30 @@ class LayoutTable:
         for f in fields(cls):
             if f.name == "recompute":
                 values = [RECOMPUTE_MODES.index(lay.recompute) for lay in layouts]
+            elif f.name == "etp":
+                values = [lay.expert_tp for lay in layouts]
             else:
                 values = [int(getattr(lay, f.name)) for lay in layouts]
             cols[f.name] = np.asarray(values, dtype=np.int64)
         return cls(**cols)
 
     def row(self, i: int) -> Layout:
-        kw = {f.name: int(getattr(self, f.name)[i]) for f in fields(self)}
+        kw = {
+            f.name: int(getattr(self, f.name)[i]) for f in fields(self) if getattr(self, f.name) is not None
+        }
         kw["recompute"] = RECOMPUTE_MODES[kw["recompute"]]
         kw["sequence_parallel"] = bool(kw["sequence_parallel"])
         return Layout(**kw)
 
+    @property
+    def expert_tp(self) -> np.ndarray:
+        """The expert tensor-parallel size of every row (tp where `etp` is None)."""
+        return self.tp if self.etp is None else self.etp
+
     def take(self, index: np.ndarray) -> LayoutTable:
-        return LayoutTable(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+        return LayoutTable(
+            **{
+                f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[index]
+                for f in fields(self)
+            }
+        )

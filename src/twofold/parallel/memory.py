@@ -216,8 +216,9 @@ def memory_per_chip(
     activations, workspace and total.
 
     Parameters per chip: non-expert parameters / tp (vocab-parallel embedding and LM head
-    included), routed experts / (ep * tp) (expert tensor parallelism equal to tp, Megatron-Core's
-    default), layers / pp on the largest stage. The first stage adds the input embedding, the last
+    included), routed experts / (ep * etp) (expert tensor parallelism, etp = tp by default as in
+    Megatron-Core; the routed tokens' activations are the same bytes either way), layers / pp on
+    the largest stage. The first stage adds the input embedding, the last
     the LM head and final norm (and, with tied embeddings and pp > 1, its own copy of the embedding
     matrix, as Megatron keeps); pp = 1 holds everything. Both end stages are computed and the larger
     total is reported.
@@ -242,7 +243,7 @@ def memory_per_chip(
     tp, zero = lay.tp, lay.zero
     ne_layers, ex_layers = stage_params(counts, model, lay.stage_layers)
     ne_layers = ne_layers / tp
-    experts = ex_layers / (lay.ep * tp)
+    experts = ex_layers / (lay.ep * lay.etp)
     single = lay.pp == 1
     ends = counts.embedding + counts.lm_head + counts.final_norm
     tied_copy = counts.embedding if model.tie_word_embeddings else 0

@@ -8,17 +8,24 @@ rules on tp/pp/vp/cp/ep (its asserts in `megatron/core/parallel_state.py`,
 - tp divides num_attention_heads and the MLP widths; tp divides num_kv_heads (whole query groups per
   rank) or is a multiple of it (each rank holds a replica of one key/value head, as Megatron-LM
   and vLLM do; `workload.layers` prices the replication).
-- pp * vp <= num_layers: stages may hold unequal layer counts (the estimator charges the largest
-  stage, ceil(num_layers / (pp * vp)) layers per virtual chunk, as Llama 3 405B ran 126 layers on
-  pp=16; Megatron-Core allows uneven interleaved splits with `--decoder-first/last-pipeline-num-
-  layers` and `--account-for-embedding/loss-in-pipeline-split`). With vp > 1 the micro-batch count
-  must be a multiple of pp (the interleaved 1F1B schedule).
+- pp * vp <= num_layers + 2: stages may hold unequal layer counts (the estimator charges the
+  largest stage, ceil(num_layers / (pp * vp)) layers per virtual chunk, as Llama 3 405B ran 126
+  layers on pp=16; Megatron-Core allows uneven interleaved splits with `--decoder-first/last-
+  pipeline-num-layers`). Megatron-Core's `--account-for-embedding-in-pipeline-split` and
+  `--account-for-loss-in-pipeline-split` count the embedding and the loss as one layer each of the
+  first and last virtual chunk, so up to num_layers + 2 chunks get work (NVIDIA's Llama 3.1 405B
+  recipe: 126 layers on pp=16 x vp=8 = 128 chunks, one layer each, the embedding and the loss
+  alone in the first and last); the estimator then charges one layer per chunk. With vp > 1 the
+  micro-batch count must be a multiple of pp (the interleaved 1F1B schedule).
 - cp > 1 needs seq_len to be a multiple of 2 * cp (load-balanced causal ring attention); with
   sequence parallelism (tp > 1) seq_len / cp must be a multiple of tp.
-- ep divides num_experts and dp * cp (experts spread over the data/context-parallel ranks of the MoE
-  layers, Megatron-Core's expert-data-parallel layout); dense models need ep = 1. Not supported:
-  Megatron-Core's expert-tensor-parallel folding (EP over TP ranks, `--expert-tensor-parallel-size`
-  different from tp), so ep > dp * cp is rejected.
+- ep divides num_experts, and ep * etp divides tp * cp * dp: Megatron-Core refolds a pipeline
+  stage's tp*cp*dp ranks into etp x ep x edp for the MoE layers (`megatron/core/parallel_state.py`,
+  the expert rank generator; `--expert-tensor-parallel-size`, default tp). etp = tp (the default)
+  gives Megatron's "ep divides dp * cp"; etp = 1 lets ep span the TP ranks too (the recipes of
+  Qwen3-235B on H100 tp 2 ep 32, DeepSeek-V3 ep 64). The estimator models etp = tp and etp = 1
+  (expert GEMMs split over the whole TP group, or not at all), so other values are rejected; etp
+  divides the routed-expert width. Dense models need ep = 1 and etp = tp.
 - global_batch is a multiple of dp * micro_batch (whole micro-batches per step, gradient accumulation
   over global_batch / (dp * micro_batch) of them).
 """
@@ -45,7 +52,7 @@ def _rules(model: ModelConfig, workload: TrainingWorkload, chips: int | None) ->
     rules: list[_Rule] = [
         *(
             (name, "must be a positive integer", (lambda c, n=name: c[n] >= 1))
-            for name in ("dp", "tp", "pp", "vp", "cp", "ep", "micro_batch")
+            for name in ("dp", "tp", "pp", "vp", "cp", "ep", "etp", "micro_batch")
         ),
         ("zero", "must be one of 0, 1, 2, 3", lambda c: (c["zero"] >= 0) & (c["zero"] <= 3)),
         (
@@ -64,7 +71,6 @@ def _rules(model: ModelConfig, workload: TrainingWorkload, chips: int | None) ->
         )
     widths = [("intermediate_size", m.intermediate_size)]
     if m.is_moe:
-        widths.append(("moe_intermediate_size", m.moe_intermediate_size))
         if m.num_shared_experts:
             widths.append(("shared_expert_intermediate_size", m.shared_expert_intermediate_size))
     rules += [
@@ -89,7 +95,11 @@ def _rules(model: ModelConfig, workload: TrainingWorkload, chips: int | None) ->
             "vp > 1 needs pp > 1 (interleaving needs a pipeline)",
             lambda c: (c["vp"] == 1) | (c["pp"] > 1),
         ),
-        ("vp", f"pp*vp exceeds num_layers={m.num_layers}", lambda c: c["pp"] * c["vp"] <= m.num_layers),
+        (
+            "vp",
+            f"pp*vp exceeds num_layers+2={m.num_layers + 2} (embedding and loss counted as layers)",
+            lambda c: c["pp"] * c["vp"] <= m.num_layers + 2,
+        ),
         ("cp", f"seq_len={s} is not a multiple of 2*cp", lambda c: (c["cp"] == 1) | (s % (2 * c["cp"]) == 0)),
         (
             "tp",
@@ -105,9 +115,24 @@ def _rules(model: ModelConfig, workload: TrainingWorkload, chips: int | None) ->
         rules.append(
             ("ep", f"does not divide num_experts={m.num_experts}", lambda c: m.num_experts % c["ep"] == 0)
         )
-        rules.append(("ep", "does not divide dp*cp", lambda c: (c["dp"] * c["cp"]) % c["ep"] == 0))
+        rules.append(("etp", "must be 1 or tp", lambda c: (c["etp"] == 1) | (c["etp"] == c["tp"])))
+        rules.append(
+            (
+                "etp",
+                f"does not divide moe_intermediate_size={m.moe_intermediate_size}",
+                lambda c: m.moe_intermediate_size % c["etp"] == 0,
+            )
+        )
+        rules.append(
+            (
+                "ep",
+                "ep*etp does not divide tp*cp*dp",
+                lambda c: (c["tp"] * c["dp"] * c["cp"]) % (c["ep"] * c["etp"]) == 0,
+            )
+        )
     else:
         rules.append(("ep", f"must be 1: {m.name} has no experts", lambda c: c["ep"] == 1))
+        rules.append(("etp", f"must equal tp: {m.name} has no experts", lambda c: c["etp"] == c["tp"]))
     rules += [
         (
             "global_batch",
@@ -123,10 +148,20 @@ def _rules(model: ModelConfig, workload: TrainingWorkload, chips: int | None) ->
     return rules
 
 
+def _raw(table: LayoutTable) -> Cols:
+    cols = {
+        name: np.asarray(getattr(table, name), dtype=np.int64)
+        for name in table.__dataclass_fields__
+        if name != "etp"
+    }
+    cols["etp"] = np.asarray(table.expert_tp, dtype=np.int64) * np.ones_like(cols["tp"])
+    return cols
+
+
 def _cols(table: LayoutTable) -> Cols:
     # Guard the divisions inside later rules against zeros that earlier rules already reject.
-    cols = {name: np.asarray(getattr(table, name), dtype=np.int64) for name in table.__dataclass_fields__}
-    for name in ("dp", "tp", "pp", "vp", "cp", "ep", "micro_batch"):
+    cols = _raw(table)
+    for name in ("dp", "tp", "pp", "vp", "cp", "ep", "etp", "micro_batch"):
         cols[name] = np.maximum(cols[name], 1)
     return cols
 
@@ -139,7 +174,7 @@ def layout_violations(
         raise InputError("global_batch", workload.global_batch, "must be a positive integer")
     if workload.seq_len < 1:
         raise InputError("seq_len", workload.seq_len, "must be a positive integer")
-    raw = {name: np.asarray(getattr(table, name), dtype=np.int64) for name in table.__dataclass_fields__}
+    raw = _raw(table)
     cols = _cols(table)
     out = []
     for field, text, ok in _rules(model, workload, chips):
@@ -168,6 +203,8 @@ def check_layout(
     for field, text, mask in layout_violations(model, table, workload, chips):
         if mask[0]:
             value = getattr(layout, field, None)
+            if field == "etp":
+                value = layout.expert_tp
             if field == "global_batch":
                 value = workload.global_batch
             raise InputError(field, value, text)

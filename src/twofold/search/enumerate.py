@@ -7,7 +7,8 @@ masks (no Python loop per layout):
    `chips` and `dp` is what is left. Rules on these four numbers (`FACTORISATION_RULES`) remove
    factorisations.
 2. **Layouts**: each surviving factorisation is crossed with `vp` (divisors of `num_layers`), `ep`
-   (divisors of `num_experts`; 1 for dense models), `zero` (`options.zero_stages`), `micro_batch`
+   (divisors of `num_experts`; 1 for dense models), `etp` (expert tensor parallelism: tp, and 1
+   for MoE models with tp > 1), `zero` (`options.zero_stages`), `micro_batch`
    (powers of two up to `global_batch`) and `recompute` (`options.recompute`); `LAYOUT_RULES` remove
    the combinations that are not valid. `sequence_parallel` is on exactly when `tp > 1`.
 
@@ -19,9 +20,9 @@ from (Megatron-LM is the reference implementation for tp/pp/vp/cp/ep):
 - `tp_kv_heads`: tp divides num_kv_heads (Megatron-Core splits the GQA query groups over tp:
   `divide(num_query_groups, tp)` in `megatron/core/transformer/attention.py`; replicating KV heads
   over tp, as inference engines do, is not modelled by the estimator and so not searched).
-- `tp_ffn`: tp divides intermediate_size, and for MoE moe_intermediate_size and
-  shared_expert_intermediate_size (column-parallel linears split their output evenly; expert tensor
-  parallelism is taken equal to tp, the Megatron-Core default).
+- `tp_ffn`: tp divides intermediate_size, and for MoE shared_expert_intermediate_size
+  (column-parallel linears split their output evenly).
+- `etp_width`: etp divides moe_intermediate_size (the routed experts' column-parallel linears).
 - `tp_domain` (a search restriction, not a validity rule; `options.tp_within_fastest_domain`): tp is
   at most the chips of the system's innermost (fastest) topology level, since tp sits on the critical
   path and no published large run spans a slower level with it.
@@ -35,12 +36,16 @@ from (Megatron-LM is the reference implementation for tp/pp/vp/cp/ep):
   is a multiple of tp.
 - `dp_batch`: dp divides global_batch (every data-parallel rank gets whole sequences).
 - `vp_needs_pp`: vp > 1 only with pp > 1 (interleaving needs a pipeline).
-- `vp_layers`: pp * vp divides num_layers (all virtual stages equal, Megatron's interleaved rule).
-- `ep_ranks`: ep divides dp * cp (experts are spread over the data- and context-parallel ranks of
-  the MoE layers, Megatron-Core's expert-data-parallel layout). ep divides num_experts by construction.
+- `vp_layers`: pp * vp <= num_layers + 2 (uneven virtual stages; Megatron-Core's
+  `--account-for-embedding/loss-in-pipeline-split` count the embedding and the loss as one layer
+  each, `parallel.rules`).
+- `ep_ranks`: ep * etp divides tp * cp * dp (Megatron-Core refolds a stage's ranks into etp x ep x
+  edp for the MoE layers; with etp = tp this is "ep divides dp * cp"). ep divides num_experts by
+  construction.
 - `micro_batch`: dp * micro_batch divides global_batch (whole micro-batches per step).
 - `interleave_microbatches`: with vp > 1 the number of micro-batches per step is a multiple of pp
   (the assertion of Megatron-LM's interleaved 1F1B schedule).
+- `etp_redundant`: the etp = 1 candidate of a tp = 1 factorisation is the etp = tp one again.
 - `zero_redundant`: zero > 0 needs dp * cp > 1; with one data-parallel rank every ZeRO stage is the
   same layout as zero 0, so only zero 0 is kept.
 """
@@ -173,7 +178,6 @@ def _tp_ffn_ok(a: Mapping[str, np.ndarray], c: _Ctx) -> np.ndarray:
     m = c.model
     ok = m.intermediate_size % a["tp"] == 0
     if m.is_moe:
-        ok &= m.moe_intermediate_size % a["tp"] == 0
         if m.num_shared_experts:
             ok &= m.shared_expert_intermediate_size % a["tp"] == 0
     return ok
@@ -231,13 +235,27 @@ FACTORISATION_RULES: tuple[Rule, ...] = (
 )
 
 LAYOUT_RULES: tuple[Rule, ...] = (
+    (
+        "etp_redundant",
+        lambda c: "etp = 1 with tp = 1 is the same layout as etp = tp",
+        lambda a, c: (a["etp_one"] == 0) | (a["tp"] > 1),
+    ),
     ("vp_needs_pp", lambda c: "vp > 1 needs pp > 1", lambda a, c: (a["vp"] == 1) | (a["pp"] > 1)),
     (
         "vp_layers",
-        lambda c: f"pp*vp exceeds num_layers={c.model.num_layers}",
-        lambda a, c: a["pp"] * a["vp"] <= c.model.num_layers,
+        lambda c: f"pp*vp exceeds num_layers+2={c.model.num_layers + 2}",
+        lambda a, c: a["pp"] * a["vp"] <= c.model.num_layers + 2,
     ),
-    ("ep_ranks", lambda c: "ep does not divide dp*cp", lambda a, c: (a["dp"] * a["cp"]) % a["ep"] == 0),
+    (
+        "etp_width",
+        lambda c: f"etp does not divide moe_intermediate_size={c.model.moe_intermediate_size}",
+        lambda a, c: (c.model.moe_intermediate_size % a["etp"] == 0) if c.model.is_moe else a["etp"] > 0,
+    ),
+    (
+        "ep_ranks",
+        lambda c: "ep*etp does not divide tp*cp*dp",
+        lambda a, c: (a["tp"] * a["dp"] * a["cp"]) % (a["ep"] * a["etp"]) == 0,
+    ),
     (
         "micro_batch",
         lambda c: f"global_batch={c.workload.global_batch} is not divisible by dp*micro_batch",
@@ -346,6 +364,8 @@ def enumerate_layouts(
     axes = {
         "vp": divisors(model.num_layers),
         "ep": divisors(model.num_experts) if model.is_moe else np.ones(1, dtype=np.int64),
+        # 0 stands for "etp = tp" (the Megatron default), 1 for etp = 1 (MoE models only).
+        "etp_one": np.arange(2 if model.is_moe else 1, dtype=np.int64),
         "zero": np.asarray(sorted(set(opts.zero_stages)), dtype=np.int64),
         "micro_batch": 2 ** np.arange(max_mb.bit_length(), dtype=np.int64),
         "recompute": np.asarray(
@@ -358,12 +378,14 @@ def enumerate_layouts(
         shape = [1] * ndim
         shape[i] = values.size
         grid[name] = values.reshape(shape)
+    grid["etp"] = np.where(grid["etp_one"] == 1, 1, grid["tp"])
     l_alive, l_first, _ = _apply(LAYOUT_RULES, grid, ctx)
 
     idx = np.nonzero(l_alive)
     cols: dict[str, np.ndarray] = {k: fact[k][idx[0]] for k in fact}
     for i, (name, values) in enumerate(axes.items(), start=1):
         cols[name] = values[idx[i]]
+    cols["etp"] = np.where(cols.pop("etp_one") == 1, 1, cols["tp"])
     cols["sequence_parallel"] = (cols["tp"] > 1).astype(np.int64)
     table = LayoutTable(**cols)
 

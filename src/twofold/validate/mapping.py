@@ -252,6 +252,12 @@ def layout_for(row: PublishedRow, caveats: list[str] | None = None) -> Any:
     sequence_parallel = bool(convention.get("sequence_parallel", True)) and tp > 1
     ep = row.ep or 1
     vp = row.vp or 1
+    # An ep that does not fit in dp*cp can only have run with expert tensor parallelism 1 (EP
+    # folded over the TP ranks, Megatron-Core `--expert-tensor-parallel-size 1`); otherwise
+    # Megatron's default etp = tp.
+    etp = 1 if tp > 1 and (dp * cp) % ep and (tp * dp * cp) % ep == 0 else None
+    if etp == 1:
+        caveats.append("ep exceeds dp*cp: expert tensor parallelism 1 assumed (EP over the TP ranks)")
     return Layout(
         dp=dp,
         tp=tp,
@@ -263,6 +269,7 @@ def layout_for(row: PublishedRow, caveats: list[str] | None = None) -> Any:
         micro_batch=micro_batch,
         recompute=recompute,
         sequence_parallel=sequence_parallel,
+        etp=etp,
     )
 
 

@@ -116,8 +116,9 @@ def _signed_pct(predicted: float, published: float) -> float:
 def _layout_text(case: Case) -> str:
     lay = case.layout
     return (
-        f"dp{lay.dp} tp{lay.tp} pp{lay.pp} vp{lay.vp} cp{lay.cp} ep{lay.ep} zero{lay.zero} "
-        f"mb{lay.micro_batch} recompute={lay.recompute}"
+        f"dp{lay.dp} tp{lay.tp} pp{lay.pp} vp{lay.vp} cp{lay.cp} ep{lay.ep}"
+        + ("" if lay.etp is None else f" etp{lay.etp}")
+        + f" zero{lay.zero} mb{lay.micro_batch} recompute={lay.recompute}"
     )
 
 

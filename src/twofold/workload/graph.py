@@ -50,9 +50,9 @@ def _positive(field: str, value: object) -> int:
     return value
 
 
-def _check_sharding(model: ModelConfig, *, tp: int, cp: int, ep: int) -> None:
+def _check_sharding(model: ModelConfig, *, tp: int, cp: int, ep: int, etp: int) -> None:
     """Megatron-LM's divisibility rules for one layout (user input: flags)."""
-    for field, value in (("tp", tp), ("cp", cp), ("ep", ep)):
+    for field, value in (("tp", tp), ("cp", cp), ("ep", ep), ("etp", etp)):
         _positive(field, value)
     heads, kv = model.num_attention_heads, model.num_kv_heads
     if heads % tp:
@@ -62,8 +62,12 @@ def _check_sharding(model: ModelConfig, *, tp: int, cp: int, ep: int) -> None:
     if model.num_dense_layers and model.intermediate_size % tp:
         raise InputError("tp", tp, f"does not divide intermediate_size={model.intermediate_size}")
     if model.is_moe:
-        if model.moe_intermediate_size % tp:
-            raise InputError("tp", tp, f"does not divide moe_intermediate_size={model.moe_intermediate_size}")
+        if model.moe_intermediate_size % etp:
+            raise InputError(
+                "etp", etp, f"does not divide moe_intermediate_size={model.moe_intermediate_size}"
+            )
+        if tp % etp:
+            raise InputError("etp", etp, f"does not divide tp={tp}")
         shared = model.num_shared_experts * model.shared_expert_intermediate_size
         if shared % tp:
             raise InputError("tp", tp, f"does not divide the shared-expert width {shared}")
@@ -71,6 +75,8 @@ def _check_sharding(model: ModelConfig, *, tp: int, cp: int, ep: int) -> None:
             raise InputError("ep", ep, f"does not divide num_experts={model.num_experts}")
     elif ep != 1:
         raise InputError("ep", ep, f"must be 1: {model.name} has no experts")
+    elif etp != tp:
+        raise InputError("etp", etp, f"must equal tp: {model.name} has no experts")
 
 
 def _plan(
@@ -85,13 +91,15 @@ def _plan(
     cp: int,
     ep: int,
     sequence_parallel: bool,
+    etp: int | None = None,
     kv_cache_precision: str | None = None,
     decode: bool = False,
     expert_tokens: Sequence[int] | None = None,
     gemm_only: bool = False,
 ) -> Plan:
     _positive("batch", batch)
-    _check_sharding(model, tp=tp, cp=cp, ep=ep)
+    etp = tp if etp is None else etp
+    _check_sharding(model, tp=tp, cp=cp, ep=ep, etp=etp)
     if model.position_embedding == "learned" and kv_len > model.max_position_embeddings:
         field = "context_len" if decode else "seq_len"
         raise InputError(
@@ -106,6 +114,7 @@ def _plan(
         cp=cp,
         tp=tp,
         ep=ep,
+        etp=etp,
         dtype="bf16" if low else precision,
         act_bytes=2.0 if low else bytes_per_element(precision),
         gemm_dtype=precision if low else None,
@@ -245,13 +254,15 @@ def forward_ops(
     sequence_parallel: bool = True,
     loss: bool = True,
     expert_tokens: Sequence[int] | None = None,
+    etp: int | None = None,
 ) -> tuple[Op, ...]:
     """Training-style forward of `batch` sequences of `seq_len` tokens on one chip of a layout.
 
     `cp` splits the sequence (each chip has `seq_len/cp` query positions, attending to all
     `kv_len` keys; default `kv_len = seq_len`, a longer one puts the queries at its end, as in
     chunked prefill). The LM head and the loss run on every token. `expert_tokens`: tokens routed
-    to each of the chip's `num_experts/ep` experts (observed); default a balanced routing.
+    to each of the chip's `num_experts/ep` experts (observed); default a balanced routing. `etp`:
+    expert tensor parallelism (None: tp; `workload.layers` for what a smaller one changes).
     A `precision` in `GEMM_ONLY_PRECISIONS` applies to the GEMMs only (everything else in BF16),
     each GEMM's activation input cast by a quantization op `<gemm>.cast` (`_with_casts`).
     """
@@ -274,6 +285,7 @@ def forward_ops(
         sequence_parallel=sequence_parallel,
         expert_tokens=expert_tokens,
         gemm_only=True,
+        etp=etp,
     )
     ops = _forward(plan, logits_tokens=plan.tokens, loss=loss)
     return ops if plan.gemm_dtype is None else _with_casts(ops, plan)
@@ -407,6 +419,7 @@ def training_ops(
     weight_precision: str | None = None,
     sequence_parallel: bool = True,
     expert_tokens: Sequence[int] | None = None,
+    etp: int | None = None,
 ) -> tuple[Op, ...]:
     """Forward + backward (+ recompute) of one micro-batch on one chip; no optimizer.
 
@@ -429,6 +442,7 @@ def training_ops(
         weight_precision=weight_precision,
         sequence_parallel=sequence_parallel,
         expert_tokens=expert_tokens,
+        etp=etp,
     )
     # Low-precision recipes keep non-GEMM activations (attention's inputs) in BF16.
     act = 2.0 if precision in GEMM_ONLY_PRECISIONS else bytes_per_element(precision)

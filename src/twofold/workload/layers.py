@@ -24,6 +24,9 @@ Conventions (derivations in docs/operators.md):
   each rank's queries attend to the full key length. `ep` places `num_experts/ep` experts on a
   chip; expert parallelism spans data-parallel ranks (Megatron-Core), so a chip's experts receive
   `tokens*top_k` routed tokens in total, `tokens*top_k*ep/num_experts` each when balanced.
+  Expert tensor parallelism `etp` (Megatron-Core `--expert-tensor-parallel-size`, default tp)
+  splits the expert widths by etp instead of tp; with etp < tp the experts see `tokens*etp/tp`
+  of the TP group's tokens at full width (same FLOPs per chip, other GEMM shapes).
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class Plan:
     cp: int = 1
     tp: int = 1
     ep: int = 1
+    etp: int | None = None  # expert tensor parallelism (None: tp)
     dtype: str = "bf16"
     act_bytes: float = 2.0
     weight_bytes: float = 2.0
@@ -80,6 +84,17 @@ class Plan:
     @property
     def heads(self) -> int:
         return self.model.num_attention_heads // self.tp
+
+    @property
+    def expert_tp(self) -> int:
+        return self.tp if self.etp is None else self.etp
+
+    @property
+    def routed_tokens(self) -> int:
+        """Tokens whose routed copies this chip's experts serve: the TP group's tokens when the
+        experts are split over all of tp (etp = tp), 1/(tp/etp) of them otherwise (the dispatcher
+        keeps tokens sequence-sharded over the ranks outside the expert TP group)."""
+        return self.tokens * self.expert_tp // self.tp
 
     @property
     def kv_heads(self) -> int:
@@ -419,7 +434,7 @@ def expert_token_counts(plan: Plan) -> dict[int, int]:
                 counts[m] = counts.get(m, 0) + 1
         return counts
     local = model.num_experts // plan.ep
-    q, r = divmod(plan.tokens * model.num_experts_per_tok, local)
+    q, r = divmod(plan.routed_tokens * model.num_experts_per_tok, local)
     return {m: n for m, n in ((q + 1, r), (q, local - r)) if m and n}
 
 
@@ -461,7 +476,7 @@ def ffn_layer_ops(plan: Plan) -> list[Op]:
                 count=n,
             )
         )  # permute each token to its k experts
-        width = model.moe_intermediate_size // plan.tp
+        width = model.moe_intermediate_size // plan.expert_tp
         routed = expert_token_counts(plan)
         for m, experts in sorted(routed.items(), reverse=True):
             ops += [
