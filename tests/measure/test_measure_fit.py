@@ -134,3 +134,25 @@ def test_disturbed_timings_raise_a_warning() -> None:
 
     result = measure(FakeDevice(CPU, TRUE, extra_s=one_fit_step_slow), quick=True, write=False, rounds=1)
     assert len(result.warnings) == 1 and "disturbed" in result.warnings[0]
+
+
+def test_fp32_fit_ignores_a_different_bf16_ramp() -> None:
+    """The ramp is fitted on fp32 GEMMs: bf16 GEMMs with a 50x larger ramp (as AMX tiles show on
+    a CPU) leave the fp32 rate, the ramp and hence the fp32 step predictions exactly as they were."""
+    slow_bf16 = replace(TRUE, gemm_half_flops=TRUE.gemm_half_flops * 50)
+    extra_cost = FakeDevice(CPU, slow_bf16)
+
+    def bf16_ramp(kernel: Kernel) -> float:
+        if kernel.kind != "gemm" or kernel.dtype != "bf16":
+            return 0.0
+        # The fake's own time with the true ramp is added by FakeDevice; add the difference.
+        return extra_cost.time_kernel(kernel).time_s - FakeDevice(CPU, TRUE).time_kernel(kernel).time_s
+
+    plain = measure(FakeDevice(CPU, TRUE), quick=True, write=False, rounds=1)
+    skewed = measure(FakeDevice(CPU, TRUE, extra_s=bf16_ramp), quick=True, write=False, rounds=1)
+    for key in ("fp32", "half", "bandwidth", "attention", "overhead"):
+        assert _rates(skewed.fit.chip, skewed.fit.profile)[key] == pytest.approx(
+            _rates(plain.fit.chip, plain.fit.profile)[key], rel=1e-6
+        ), key
+    for a, b in zip(plain.validation, skewed.validation, strict=True):
+        assert a.predicted_s == pytest.approx(b.predicted_s, rel=1e-6)

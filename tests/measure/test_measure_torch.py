@@ -173,3 +173,20 @@ def test_cuda_refused_without_a_gpu() -> None:
         pytest.skip("a GPU is present")
     with pytest.raises(InputError, match="no CUDA device"):
         TorchDevice("cuda")
+
+
+def test_gemm_kernel_rotates_cold_operands() -> None:
+    """Each timed GEMM call multiplies a different operand set (so its inputs are not cache-hot),
+    and every call computes the product of its own operands (reference: torch.matmul on copies)."""
+    from twofold.measure import bench
+
+    fn = bench._build(Kernel(kind="gemm", dims={"m": 64, "n": 48, "k": 32}), "cpu")
+    outputs = [fn() for _ in range(3)]
+    assert len({out.data_ptr() for out in outputs}) == 3  # three calls wrote three buffers
+    # The builder is a closure over its operand sets: as many as fit in the rotation budget.
+    cells = [c.cell_contents for c in fn.__closure__ or ()]
+    operands = next(c for c in cells if isinstance(c, list))
+    assert len(operands) == bench.GEMM_ROTATION_BYTES // ((64 * 32 + 32 * 48) * 4)
+    assert len({a.data_ptr() for a, _, _ in operands[:50]}) == 50  # distinct inputs per call
+    for (a, b, _), out in zip(operands, outputs, strict=False):
+        assert torch.equal(out, torch.matmul(a.clone(), b.clone()))

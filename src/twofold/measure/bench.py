@@ -7,8 +7,10 @@ model (deterministic, for tests). Each device also carries a `DeviceInfo` descri
 Timing method: one untimed warm-up call; a probe call sets an inner loop count so that one sample
 lasts at least `min_sample_s` (small kernels are timed over many calls, so that the clock's
 resolution and the Python loop do not dominate); `repeats` samples; the median is the value and
-the minimum is kept too. On CUDA every sample is bracketed by `torch.cuda.synchronize()`. The
-thread count is set explicitly (`torch.set_num_threads`) and recorded.
+the minimum is kept too. GEMMs rotate through 256 MiB of operand sets, so that every call
+reads operands that are not cache-hot, as in a training step (`_cold_gemm`). On CUDA every
+sample is bracketed by `torch.cuda.synchronize()`. The thread count is set explicitly
+(`torch.set_num_threads`) and recorded.
 
 torch is imported inside functions only.
 """
@@ -247,8 +249,7 @@ def _build(kernel: Kernel, device: str) -> Callable[[], object]:
         return torch.randn(*shape, device=device, dtype=dtype, requires_grad=grad)
 
     if kernel.kind == "gemm":
-        a, b, out = rand(d["m"], d["k"]), rand(d["k"], d["n"]), rand(d["m"], d["n"])
-        return lambda: torch.matmul(a, b, out=out)
+        return _cold_gemm(d["m"], d["n"], d["k"], dtype, device)
     if kernel.kind in ("copy", "add", "mul", "silu"):
         x, y, out = rand(d["numel"]), rand(d["numel"]), rand(d["numel"])
         return {
@@ -282,3 +283,61 @@ def _build(kernel: Kernel, device: str) -> Callable[[], object]:
 
         return attention
     raise ValueError(f"no PyTorch builder for kernel kind {kernel.kind!r}")
+
+
+# Bytes of GEMM operands a timed GEMM rotates through (see `_cold_gemm`): well beyond the
+# per-core caches (2 MiB L2 on the development machine) and the share of the last-level cache a
+# training step's working set leaves to one operator.
+GEMM_ROTATION_BYTES = 256 * 2**20
+_POOLS: dict[tuple[str, Any], Any] = {}
+
+
+def _pool(device: str, dtype: Any, numel: int, *, random: bool) -> Any:
+    """A flat buffer of at least `numel` elements, kept for the process (one per role)."""
+    import torch
+
+    key = (f"{device}:{'in' if random else 'out'}", dtype)
+    buf = _POOLS.get(key)
+    if buf is None or buf.numel() < numel:
+        make = torch.randn if random else torch.empty
+        buf = _POOLS[key] = make(numel, device=device, dtype=dtype)
+    return buf
+
+
+def _cold_gemm(m: int, n: int, k: int, dtype: Any, device: str) -> Callable[[], object]:
+    """`torch.matmul` of (m x k) @ (k x n), each call on operands not touched for a while.
+
+    Why: in a training step every GEMM reads a weight last touched one forward (or backward)
+    pass ago and activations other kernels have since pushed out of the per-core caches, so
+    re-running one GEMM on the same cache-hot operands overstates its rate. On the 2-core
+    development machine (Xeon, 2 MiB L2 per core) mid-sized fp32 GEMMs (0.1-2 GFLOP) reached
+    250-320 GFLOP/s hot, 150-260 cold, and 190-270 inside the timed training steps
+    (torch.profiler), so the fit priced the steps' GEMMs 15-30% too fast. Each call therefore
+    takes the next of as many operand sets as fit into `GEMM_ROTATION_BYTES` (views into one
+    random buffer, so setting up costs one allocation per run), writing into rotating outputs.
+    """
+    import torch
+
+    matmul = torch.matmul
+    es = torch.empty((), dtype=dtype).element_size()
+    na, nb, no = m * k, k * n, m * n
+    sets = max(1, GEMM_ROTATION_BYTES // ((na + nb) * es))
+    pool_in = _pool(device, dtype, sets * (na + nb), random=True)
+    out_sets = max(1, min(sets, GEMM_ROTATION_BYTES // 2 // (no * es)))
+    pool_out = _pool(device, dtype, out_sets * no, random=False)
+    operands = [
+        (
+            pool_in[i * (na + nb) : i * (na + nb) + na].view(m, k),
+            pool_in[i * (na + nb) + na : (i + 1) * (na + nb)].view(k, n),
+            pool_out[(i % out_sets) * no : (i % out_sets + 1) * no].view(m, n),
+        )
+        for i in range(sets)
+    ]
+    state = {"i": 0}
+
+    def gemm() -> object:
+        a, b, out = operands[state["i"] % sets]
+        state["i"] += 1
+        return matmul(a, b, out=out)
+
+    return gemm
