@@ -3,52 +3,21 @@
 Run: `python benchmarks/inference_rows.py`. For every row with task == "infer" (AWS Neuron
 Trainium1 / Inferentia2 Llama decoding, Transformers NeuronX, Neuron 2.18) it prints the published
 output tokens/s of the instance and TTFT p50 (from the row's notes) beside `estimate_inference`'s
-prediction, and the error. Conventions applied to the rows (stated here, as `twofold validate` must
-apply them too):
-- tp in the rows counts NeuronCores; 2 NeuronCores per chip, so tp_chips = tp / 2 (trn1: 16,
-  inf2: 12). Tensor-parallel degrees that do not divide the heads (12 and 16 for 40 or 64 heads)
-  run with padded heads (`pad_heads=True`), as Transformers NeuronX pads them.
-- "FP16 model, BF16 matmul, int8|bf16 weights": compute and KV cache bf16, weights int8 or bf16.
-- "input N / output M tokens; batch B" in the notes; published throughput = B * M / latency.
+prediction, and the error. Each row is turned into an estimate the way `twofold validate` does it
+(`validate.inference.inference_call`; that module's docstring states the rows' conventions: NeuronCores
+per chip, padded heads, weight precision, the request shape in the notes).
 """
 
 from __future__ import annotations
 
 import platform
-import re
 import sys
 
 import numpy as np
 
 from twofold.estimate.inference import estimate_inference
-from twofold.estimate.inference_types import InferenceLayout, InferenceWorkload
-from twofold.hardware.catalog import get_chip, system_for
-from twofold.validate.dataset import PublishedRow, load_rows
-from twofold.workload.registry import get_model
-
-_SHAPE = re.compile(r"input (\d+) / output (\d+) tokens; batch (\d+)")
-_CHIPS = {"Trainium1": "trn1", "Inferentia2": "inf2"}
-_CORES_PER_CHIP = 2
-
-
-def inference_call(row: PublishedRow) -> dict:
-    """The arguments of `estimate_inference` for one published inference row."""
-    match = _SHAPE.search(row.notes)
-    if match is None:
-        raise ValueError(f"{row.id}: no 'input N / output M tokens; batch B' in the notes")
-    n_in, n_out, batch = (int(g) for g in match.groups())
-    chip = get_chip(next(c for key, c in _CHIPS.items() if key in row.hardware))
-    weights = "int8" if "int8 weights" in row.precision else "bf16"
-    tp = (row.tp or _CORES_PER_CHIP) // _CORES_PER_CHIP
-    return {
-        "model": get_model(row.model),
-        "system": system_for(chip),
-        "layout": InferenceLayout(tp=tp, pad_heads=True),
-        "workload": InferenceWorkload(
-            batch=batch, input_tokens=n_in, output_tokens=n_out, precision="bf16", weight_precision=weights
-        ),
-        "chip": chip,
-    }
+from twofold.validate.dataset import load_rows
+from twofold.validate.inference import inference_call
 
 
 def main() -> None:

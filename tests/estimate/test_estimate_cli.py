@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 
-from twofold.cli import main
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from cli_helpers import run_cli  # noqa: E402
 
 BASE = ("estimate", "--model", "llama3.1-8b", "--chip", "h100", "--seq-len", "2048", "--global-batch", "64")
 
 
 def test_json_contract_and_derived_dp(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, *BASE, "--chips", "16", "--tp", "4", "--pp", "2", "--json")
+    code, out, _ = run_cli(capsys, *BASE, "--chips", "16", "--tp", "4", "--pp", "2", "--json")
     assert code == 0
     d = json.loads(out)
     assert d["layout"]["dp"] == 16 // (4 * 2)
@@ -51,7 +43,7 @@ def test_json_contract_and_derived_dp(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_table_output(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, *BASE, "--chips", "8", "--tp", "8")
+    code, out, _ = run_cli(capsys, *BASE, "--chips", "8", "--tp", "8")
     assert code == 0
     assert "where the step time goes" in out and "tokens/s/chip" in out
 
@@ -72,7 +64,7 @@ def test_table_output(capsys: pytest.CaptureFixture[str]) -> None:
 def test_user_mistakes_exit_2(
     capsys: pytest.CaptureFixture[str], extra: tuple[str, ...], message: str
 ) -> None:
-    code, out, err = run(capsys, *BASE, *extra)
+    code, out, err = run_cli(capsys, *BASE, *extra)
     assert code == 2
     assert err.startswith("error: ") and message in err
     assert out == ""

@@ -5,7 +5,9 @@ through the CLI. References: `estimate_training` on the catalog `ModelConfig` of
 from __future__ import annotations
 
 import json
+import sys
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -13,7 +15,11 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 F = torch.nn.functional
 
-from twofold.cli import main  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "frontends"))
+from frontends_models import LlamaBlock  # noqa: E402
+
+from cli_helpers import run_cli  # noqa: E402
 from twofold.errors import InputError  # noqa: E402
 from twofold.estimate.imported import estimate_imported_training  # noqa: E402
 from twofold.estimate.training import estimate_training  # noqa: E402
@@ -22,39 +28,6 @@ from twofold.hardware.catalog import get_chip, system_for  # noqa: E402
 from twofold.parallel.layout import Layout, TrainingWorkload  # noqa: E402
 from twofold.workload import get_model  # noqa: E402
 from twofold.workload.fusion import FUSIBLE_KINDS  # noqa: E402
-
-
-class Block(nn.Module):
-    """A Llama decoder layer written the straightforward (Hugging Face) way: RMSNorm, separate
-    q/k/v projections, RoPE, causal GQA attention through SDPA, separate gate/up SwiGLU."""
-
-    def __init__(self, hidden: int, heads: int, kv_heads: int, ffn: int) -> None:
-        super().__init__()
-        self.heads, self.kv_heads, self.d = heads, kv_heads, hidden // heads
-        self.attn_norm, self.mlp_norm = nn.RMSNorm(hidden), nn.RMSNorm(hidden)
-        self.q = nn.Linear(hidden, heads * self.d, bias=False)
-        self.k = nn.Linear(hidden, kv_heads * self.d, bias=False)
-        self.v = nn.Linear(hidden, kv_heads * self.d, bias=False)
-        self.o = nn.Linear(heads * self.d, hidden, bias=False)
-        self.gate = nn.Linear(hidden, ffn, bias=False)
-        self.up = nn.Linear(hidden, ffn, bias=False)
-        self.down = nn.Linear(ffn, hidden, bias=False)
-
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        b, t, _ = x.shape
-        h = self.attn_norm(x)
-        q = _rope(self.q(h).view(b, t, self.heads, self.d).transpose(1, 2), cos, sin)
-        k = _rope(self.k(h).view(b, t, self.kv_heads, self.d).transpose(1, 2), cos, sin)
-        v = self.v(h).view(b, t, self.kv_heads, self.d).transpose(1, 2)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
-        x = x + self.o(y.transpose(1, 2).reshape(b, t, -1))
-        h = self.mlp_norm(x)
-        return x + self.down(F.silu(self.gate(h)) * self.up(h))
-
-
-def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return x * cos + torch.cat([-x[..., half:], x[..., :half]], dim=-1) * sin
 
 
 class VocabParallelCrossEntropy(torch.autograd.Function):
@@ -98,7 +71,7 @@ class LlamaForTraining(nn.Module):
     def __init__(self, vocab: int, hidden: int, layers: int, heads: int, kv_heads: int, ffn: int) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab, hidden)
-        self.layers = nn.ModuleList(Block(hidden, heads, kv_heads, ffn) for _ in range(layers))
+        self.layers = nn.ModuleList(LlamaBlock(hidden, heads, kv_heads, ffn) for _ in range(layers))
         self.norm, self.head = nn.RMSNorm(hidden), nn.Linear(hidden, vocab, bias=False)
         self.d = hidden // heads
 
@@ -264,30 +237,16 @@ def _export(tmp_path) -> str:
     return str(path)
 
 
-def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
+def _estimate_on_two_h100(path: str) -> list[str]:
+    """`twofold estimate` of the exported CNN at batch 16 per chip on two H100s."""
+    shape = ("--input-shape", "pixels=16x3x32x32")
+    return ["estimate", "--model", path, *shape, "--chip", "h100", "--chips", "2"]
 
 
 def test_cli_estimate_on_an_onnx_cnn_reports_samples_and_unsupported(tmp_path, capsys) -> None:
     path = _export(tmp_path)
-    args = [
-        "estimate",
-        "--model",
-        path,
-        "--input-shape",
-        "pixels=16x3x32x32",
-        "--chip",
-        "h100",
-        "--chips",
-        "2",
-    ]
-    code, out, err = _run(capsys, *args, "--global-batch", "64", "--zero", "3", "--json")
+    args = _estimate_on_two_h100(path)
+    code, out, err = run_cli(capsys, *args, "--global-batch", "64", "--zero", "3", "--json")
     assert code == 0, err
     d = json.loads(out)
     assert d["tokens_per_s_per_chip"] is None
@@ -302,7 +261,7 @@ def test_cli_estimate_on_an_onnx_cnn_reports_samples_and_unsupported(tmp_path, c
 def test_cli_estimate_refuses_tp_on_an_onnx_model(tmp_path, capsys) -> None:
     path = _export(tmp_path)
     args = ["estimate", "--model", path, "--input-shape", "pixels=16x3x32x32", "--chip", "h100", "--tp", "2"]
-    code, out, err = _run(capsys, *args)
+    code, out, err = run_cli(capsys, *args)
     assert code == 2 and out == ""
     assert err.startswith("error: tp=2: imported models support data parallel")
 
@@ -310,7 +269,7 @@ def test_cli_estimate_refuses_tp_on_an_onnx_model(tmp_path, capsys) -> None:
 def test_cli_plan_on_an_onnx_model_ranks_zero_stages(tmp_path, capsys) -> None:
     path = _export(tmp_path)
     args = ["plan", "--model", path, "--input-shape", "pixels=8x3x32x32", "--chip", "h100", "--chips", "4"]
-    code, out, err = _run(capsys, *args, "--global-batch", "64", "--json")
+    code, out, err = run_cli(capsys, *args, "--global-batch", "64", "--json")
     assert code == 0, err
     d = json.loads(out)
     assert d["evaluated_layouts"] == 4  # dp=4 with ZeRO 0, 1, 2, 3
@@ -332,20 +291,10 @@ def test_onnx_fusion_keeps_the_flops_of_the_derived_pass(tmp_path) -> None:
 
 def test_cli_estimate_text_shows_samples_for_a_cnn(tmp_path, capsys) -> None:
     path = _export(tmp_path)
-    args = [
-        "estimate",
-        "--model",
-        path,
-        "--input-shape",
-        "pixels=16x3x32x32",
-        "--chip",
-        "h100",
-        "--chips",
-        "2",
-    ]
-    code, out, err = _run(capsys, *args, "--global-batch", "64")
+    args = _estimate_on_two_h100(path)
+    code, out, err = run_cli(capsys, *args, "--global-batch", "64")
     assert code == 0, err
-    code, js, _ = _run(capsys, *args, "--global-batch", "64", "--json")
+    code, js, _ = run_cli(capsys, *args, "--global-batch", "64", "--json")
     samples = json.loads(js)["samples_per_s_per_chip"]
     # The step line reports samples/s (the JSON figure, formatted) and no token rate at all.
     assert f"{samples:,.1f} samples/s/chip" in out

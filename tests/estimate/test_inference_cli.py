@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 
-from twofold.cli import main
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from cli_helpers import run_cli  # noqa: E402
 
 BASE = ("estimate", "--infer", "--model", "llama3.1-8b", "--chip", "h100")
 
 
 def test_estimate_infer_json(capsys: pytest.CaptureFixture[str]) -> None:
     args = ("--chips", "8", "--tp", "4", "--batch", "16", "--input-tokens", "512", "--output-tokens", "64")
-    code, out, _ = run(capsys, *BASE, *args, "--weight-precision", "fp8", "--json")
+    code, out, _ = run_cli(capsys, *BASE, *args, "--weight-precision", "fp8", "--json")
     assert code == 0
     d = json.loads(out)
     assert d["layout"] == {"tp": 4, "pp": 1, "ep": 1, "dp": 2, "pad_heads": False}
@@ -36,7 +28,7 @@ def test_estimate_infer_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_estimate_infer_table(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, *BASE, "--tp", "2")
+    code, out, _ = run_cli(capsys, *BASE, "--tp", "2")
     assert code == 0 and "TTFT" in out and "where the time goes" in out
 
 
@@ -51,5 +43,5 @@ def test_estimate_infer_table(capsys: pytest.CaptureFixture[str]) -> None:
     ],
 )
 def test_estimate_infer_mistakes_exit_2(capsys: pytest.CaptureFixture[str], extra, message) -> None:
-    code, out, err = run(capsys, *BASE, *extra)
+    code, out, err = run_cli(capsys, *BASE, *extra)
     assert code == 2 and err.startswith("error: ") and message in err and out == ""

@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 
-from twofold.cli import main
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from cli_helpers import run_cli  # noqa: E402
 
 BASE = ("plan", "--infer", "--model", "llama3.1-8b", "--chip", "h100", "--chips", "8")
 
 
 def test_plan_infer_meets_targets(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, *BASE, "--max-tpot-ms", "12", "--max-ttft-ms", "400", "--json")
+    code, out, _ = run_cli(capsys, *BASE, "--max-tpot-ms", "12", "--max-ttft-ms", "400", "--json")
     assert code == 0
     d = json.loads(out)
     best = d["best"]
@@ -33,7 +25,7 @@ def test_plan_infer_meets_targets(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_plan_infer_table_and_unmeetable_target(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, *BASE, "--max-tpot-ms", "0.001")
+    code, out, _ = run_cli(capsys, *BASE, "--max-tpot-ms", "0.001")
     assert code == 0 and "fastest seen" in out
 
 
@@ -46,5 +38,5 @@ def test_plan_infer_table_and_unmeetable_target(capsys: pytest.CaptureFixture[st
     ],
 )
 def test_plan_infer_mistakes_exit_2(capsys: pytest.CaptureFixture[str], extra, message) -> None:
-    code, out, err = run(capsys, *BASE, *extra)
+    code, out, err = run_cli(capsys, *BASE, *extra)
     assert code == 2 and err.startswith("error: ") and message in err and out == ""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from twofold.cli._app import console, emit_json
+from twofold.cli.estimate import print_memory_and_notes
 
 __all__ = ["estimate_infer", "plan_infer", "refuse_training_flags"]
 
@@ -159,14 +160,7 @@ def _render_estimate(d: dict[str, Any]) -> None:
     for key, value in d["breakdown_prefill"].items():
         table.add_row(key.removesuffix("_s"), f"{value * 1e3:.3f}", f"{d['breakdown_decode'][key] * 1e3:.4f}")
     out.print(table)
-    mem = Table(title="memory per chip (most loaded pipeline stage)")
-    mem.add_column("part")
-    mem.add_column("GiB", justify="right")
-    for key, value in d["memory"].items():
-        mem.add_row(key.removesuffix("_gib"), f"{value:.2f}")
-    out.print(mem)
-    for note in d["notes"]:
-        out.print(f"note: {note}")
+    print_memory_and_notes(out, d)
 
 
 def _render_plan(d: dict[str, Any]) -> None:

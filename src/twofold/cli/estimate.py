@@ -8,7 +8,7 @@ import typer
 
 from twofold.cli._app import app, console, emit_json
 
-__all__ = ["estimate", "resolve_dp"]
+__all__ = ["estimate", "print_memory_and_notes", "resolve_dp"]
 
 # Same defaults as `twofold plan`: 4M tokens per step (Llama 2's pretraining batch).
 DEFAULT_SEQ_LEN = 4096
@@ -171,6 +171,13 @@ def _render(d: dict[str, Any]) -> None:
         if value > 0:
             table.add_row(f"({key.removesuffix('_s')} hidden)", f"{value:.4f}", "overlapped")
     out.print(table)
+    print_memory_and_notes(out, d)
+
+
+def print_memory_and_notes(out: Any, d: dict[str, Any]) -> None:
+    """The memory table and the notes of an estimate's `to_dict` (training or serving)."""
+    from rich.table import Table
+
     mem = Table(title="memory per chip (most loaded pipeline stage)")
     mem.add_column("part")
     mem.add_column("GiB", justify="right")

@@ -1,10 +1,6 @@
 """`claim`: parse a vendor claim ("trn2 is 4x trn1") and check it on a set of training workloads.
 
-A claim names chip A, a multiplier and chip B, and a metric: throughput (default; "faster",
-"training"), perf-per-dollar ("price-performance", "perf/$", "cheaper"), perf-per-watt ("perf/W",
-"energy efficient") or latency ("latency", "responses"). "N x", "N times" and "P% better/more/
-faster/higher" give multiplier N or 1 + P/100; "P% cheaper/lower/less" gives 1 / (1 - P/100)
-(30% lower cost is 1/0.7 = 1.43x perf per dollar).
+A claim names chip A, a multiplier and chip B, and a metric (`compare.claim_parse`).
 
 Each workload (`CLAIM_WORKLOADS`: small to frontier, dense and MoE, short and long sequences, at
 several chip counts) is compared at the same chip count (`compare.compare_targets`, chip B the
@@ -21,13 +17,13 @@ largest |log|, `compare.factors`); over the set the distribution (min, median, m
 
 from __future__ import annotations
 
-import re
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from twofold.compare.claim_parse import CLAIM_METRICS, Claim, parse_claim
 from twofold.compare.compare import compare_targets
 from twofold.compare.factors import dominant_factor
 from twofold.compare.plans import PlanCache, Target, target
@@ -47,96 +43,7 @@ __all__ = [
     "parse_claim",
 ]
 
-CLAIM_METRICS: dict[str, str] = {
-    "throughput": "throughput_per_chip",
-    "perf-per-dollar": "perf_per_dollar",
-    "perf-per-watt": "perf_per_watt",
-    "latency": "throughput_per_chip",
-}
 DEFAULT_TOLERANCE = 0.1
-EXPECTED_FORM = (
-    'expected "<chip A> is <N>x [metric] <chip B>", e.g. "trn2 is 4x trn1", "trn3 has 2x perf/W of trn2", '
-    '"trn2 has 30% better price-performance than h100"'
-)
-
-# Ordered: the first pattern found names the metric ("energy efficient" before "efficient").
-_METRIC_WORDS: tuple[tuple[str, str], ...] = (
-    (
-        r"perf(ormance)?\s*(/|per)\s*(w\b|watt)|energy[\s-]*efficien|power[\s-]*efficien|efficien",
-        "perf-per-watt",
-    ),
-    (r"price[\s/-]*perf|perf(ormance)?\s*(/|per)\s*(\$|dollar|usd)|cheaper|\bcost", "perf-per-dollar"),
-    (r"latency|respon", "latency"),
-    (r"faster|throughput|training|\bspeed", "throughput"),
-)
-_TIMES = re.compile(r"(\d+(?:\.\d+)?)\s*(?:x\b|×|times\b)")
-_PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*%\s*(better|more|faster|higher|greater|cheaper|lower|less)")
-_TOKEN = re.compile(r"[a-z0-9][a-z0-9._-]*")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Claim:
-    """`chip_a` is `multiplier` times `chip_b` on `metric` (a key of CLAIM_METRICS)."""
-
-    text: str
-    chip_a: str
-    chip_b: str
-    multiplier: float
-    metric: str
-
-
-def _chips_in(text: str) -> list[str]:
-    """Catalog chip ids in the order the text names them; two-word names ("tpu v5p",
-    "trainium 2", "a100 40gb") are tried before single words."""
-    from twofold.hardware.catalog import default_catalog
-
-    index = default_catalog().chip_index
-    tokens = [t.strip("._-") for t in _TOKEN.findall(text)]
-    found: list[str] = []
-    i = 0
-    while i < len(tokens):
-        nxt = tokens[i + 1] if i + 1 < len(tokens) else None
-        pairs = [f"{tokens[i]}-{nxt}", f"{tokens[i]}{nxt}"] if nxt else []
-        hit = next((p for p in pairs if p in index), None)
-        if hit is not None:
-            found.append(index[hit].id)
-            i += 2
-            continue
-        if tokens[i] in index and tokens[i] != "local":
-            found.append(index[tokens[i]].id)
-        i += 1
-    return list(dict.fromkeys(found))
-
-
-def parse_claim(text: str, *, metric: str | None = None) -> Claim:
-    """Parse a claim (module docstring); `metric` overrides the metric the text names."""
-    if not isinstance(text, str) or not text.strip():
-        raise InputError("claim", text, EXPECTED_FORM)
-    low = text.strip().lower()
-    chips = _chips_in(low)
-    if len(chips) != 2:
-        named = f"names {len(chips)} catalog chip(s) ({', '.join(chips) or 'none'})"
-        raise InputError("claim", text, f"{named}; {EXPECTED_FORM}")
-    times, percent = _TIMES.search(low), _PERCENT.search(low)
-    if times is not None:
-        multiplier = float(times.group(1))
-    elif percent is not None:
-        p = float(percent.group(1)) / 100.0
-        if percent.group(2) in ("cheaper", "lower", "less"):
-            if p >= 1.0:
-                raise InputError("claim", text, "a reduction of 100% or more is not a ratio")
-            multiplier = 1.0 / (1.0 - p)
-        else:
-            multiplier = 1.0 + p
-    else:
-        raise InputError("claim", text, f"no multiplier ('4x', '2 times', '30% better'); {EXPECTED_FORM}")
-    if multiplier <= 0:
-        raise InputError("claim", text, "the multiplier must be positive")
-    if metric is None:
-        metric = next((name for pattern, name in _METRIC_WORDS if re.search(pattern, low)), "throughput")
-    elif metric not in CLAIM_METRICS:
-        raise InputError("metric", metric, f"must be one of {', '.join(CLAIM_METRICS)}")
-    return Claim(text=text.strip(), chip_a=chips[0], chip_b=chips[1], multiplier=multiplier, metric=metric)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -240,21 +147,12 @@ def _row(a: Target, b: Target, w: ClaimWorkload, key: str, threshold: float, cac
     from twofold.workload.registry import get_model
 
     workload = TrainingWorkload(global_batch=w.global_batch, seq_len=w.seq_len, precision="bf16")
-    empty = {
-        "ratio": None,
-        "holds": None,
-        "factors": None,
-        "dominant_cause": None,
-        "secondary_cause": None,
-        "layout_a": None,
-        "layout_b": None,
-    }
     try:
         result = compare_targets(
             get_model(w.model), [a, b], chips=w.chips, reference=b.label, workload=workload, cache=cache
         )
     except InputError as exc:  # the reference chip cannot run this workload
-        return ClaimRow(workload=w, **empty, note=f"not evaluated: {exc}")
+        return _not_evaluated(w, str(exc))
     ra, rb = result.row(a.label), result.row(b.label)
     layouts = {
         "layout_a": None if ra.layout is None else asdict(ra.layout),
@@ -262,9 +160,7 @@ def _row(a: Target, b: Target, w: ClaimWorkload, key: str, threshold: float, cac
     }
     ratio = ra.ratio_to_reference.get(key)
     if ratio is None:
-        return ClaimRow(
-            workload=w, **(empty | layouts), note=f"not evaluated: {_missing(a, b, key, ra.notes)}"
-        )
+        return _not_evaluated(w, _missing(a, b, key, ra.notes), **layouts)
     factors = ra.factors[key]
     return ClaimRow(
         workload=w,
@@ -273,6 +169,26 @@ def _row(a: Target, b: Target, w: ClaimWorkload, key: str, threshold: float, cac
         factors=factors,
         **_causes(factors),
         **layouts,
+    )
+
+
+def _not_evaluated(
+    w: ClaimWorkload,
+    reason: str,
+    *,
+    layout_a: Mapping[str, Any] | None = None,
+    layout_b: Mapping[str, Any] | None = None,
+) -> ClaimRow:
+    return ClaimRow(
+        workload=w,
+        ratio=None,
+        holds=None,
+        factors=None,
+        dominant_cause=None,
+        secondary_cause=None,
+        layout_a=layout_a,
+        layout_b=layout_b,
+        note=f"not evaluated: {reason}",
     )
 
 
@@ -319,20 +235,7 @@ def evaluate_ratio(
     unpublished = _missing(a, b, key, ()) if key in ("perf_per_watt", "perf_per_dollar") else ""
     if unpublished and unpublished != "no fitting layout":
         # A figure the metric needs is unpublished: no workload can change that, so none is planned.
-        rows = tuple(
-            ClaimRow(
-                workload=w,
-                ratio=None,
-                holds=None,
-                factors=None,
-                dominant_cause=None,
-                secondary_cause=None,
-                layout_a=None,
-                layout_b=None,
-                note=f"not evaluated: {unpublished}",
-            )
-            for w in workloads
-        )
+        rows = tuple(_not_evaluated(w, unpublished) for w in workloads)
     else:
         serving: dict = {}
         if workers is not None or ray_address is not None or store is not None:

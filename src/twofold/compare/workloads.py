@@ -23,119 +23,53 @@ class ClaimWorkload:
     output_tokens: int = 0  # inference: generated tokens per request
 
 
+def _tokens_label(tokens: int) -> str:
+    """`4096` -> "4k", `256` -> "256": how the labels below write a token count."""
+    return f"{tokens // 1024}k" if tokens % 1024 == 0 else str(tokens)
+
+
+def _train(model: str, kind: str, *, seq_len: int, global_batch: int, chips: int) -> ClaimWorkload:
+    return ClaimWorkload(
+        label=f"{model} {_tokens_label(seq_len)} x{chips}",
+        model=model,
+        kind=kind,
+        seq_len=seq_len,
+        global_batch=global_batch,
+        chips=chips,
+    )
+
+
+def _serve(model: str, kind: str, *, input_tokens: int, output_tokens: int, chips: int) -> ClaimWorkload:
+    """Serving requests; the sequence is the prompt plus what is generated, and the planner searches
+    the batch (so `global_batch` is 0)."""
+    return ClaimWorkload(
+        label=f"serve {model} {_tokens_label(input_tokens)}/{_tokens_label(output_tokens)} x{chips}",
+        model=model,
+        kind=kind,
+        seq_len=input_tokens + output_tokens,
+        global_batch=0,
+        chips=chips,
+        phase="inference",
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+    )
+
+
 # 4M-token steps throughout (Llama 2's batch, `compare.DEFAULT_WORKLOAD`); sizes from 8B to 405B
 # dense and a 235B MoE, 4k and 32k sequences, one node to 2,048 chips. Capped so a claim is
 # checked in seconds; DeepSeek-V3 is left out because its layout space alone takes ~3 s per chip.
 CLAIM_WORKLOADS: tuple[ClaimWorkload, ...] = (
-    ClaimWorkload(
-        label="llama3.1-8b 4k x8", model="llama3.1-8b", kind="dense", seq_len=4096, global_batch=1024, chips=8
-    ),
-    ClaimWorkload(
-        label="llama3.1-8b 4k x64",
-        model="llama3.1-8b",
-        kind="dense",
-        seq_len=4096,
-        global_batch=1024,
-        chips=64,
-    ),
-    ClaimWorkload(
-        label="llama3.1-8b 32k x64",
-        model="llama3.1-8b",
-        kind="dense",
-        seq_len=32768,
-        global_batch=128,
-        chips=64,
-    ),
-    ClaimWorkload(
-        label="llama3.1-70b 4k x64",
-        model="llama3.1-70b",
-        kind="dense",
-        seq_len=4096,
-        global_batch=1024,
-        chips=64,
-    ),
-    ClaimWorkload(
-        label="llama3.1-70b 4k x512",
-        model="llama3.1-70b",
-        kind="dense",
-        seq_len=4096,
-        global_batch=1024,
-        chips=512,
-    ),
-    ClaimWorkload(
-        label="llama3.1-70b 32k x256",
-        model="llama3.1-70b",
-        kind="dense",
-        seq_len=32768,
-        global_batch=128,
-        chips=256,
-    ),
-    ClaimWorkload(
-        label="mixtral-8x7b 4k x64",
-        model="mixtral-8x7b",
-        kind="moe",
-        seq_len=4096,
-        global_batch=1024,
-        chips=64,
-    ),
-    ClaimWorkload(
-        label="qwen3-235b-a22b 4k x512",
-        model="qwen3-235b-a22b",
-        kind="moe",
-        seq_len=4096,
-        global_batch=1024,
-        chips=512,
-    ),
-    ClaimWorkload(
-        label="llama3.1-405b 8k x2048",
-        model="llama3.1-405b",
-        kind="dense",
-        seq_len=8192,
-        global_batch=512,
-        chips=2048,
-    ),
-    ClaimWorkload(
-        label="serve llama3.1-8b 1k/256 x8",
-        model="llama3.1-8b",
-        kind="dense",
-        seq_len=1280,
-        global_batch=0,
-        chips=8,
-        phase="inference",
-        input_tokens=1024,
-        output_tokens=256,
-    ),
-    ClaimWorkload(
-        label="serve llama3.1-70b 1k/256 x8",
-        model="llama3.1-70b",
-        kind="dense",
-        seq_len=1280,
-        global_batch=0,
-        chips=8,
-        phase="inference",
-        input_tokens=1024,
-        output_tokens=256,
-    ),
-    ClaimWorkload(
-        label="serve llama3.1-70b 8k/1k x8",
-        model="llama3.1-70b",
-        kind="dense",
-        seq_len=9216,
-        global_batch=0,
-        chips=8,
-        phase="inference",
-        input_tokens=8192,
-        output_tokens=1024,
-    ),
-    ClaimWorkload(
-        label="serve mixtral-8x7b 1k/256 x8",
-        model="mixtral-8x7b",
-        kind="moe",
-        seq_len=1280,
-        global_batch=0,
-        chips=8,
-        phase="inference",
-        input_tokens=1024,
-        output_tokens=256,
-    ),
+    _train("llama3.1-8b", "dense", seq_len=4096, global_batch=1024, chips=8),
+    _train("llama3.1-8b", "dense", seq_len=4096, global_batch=1024, chips=64),
+    _train("llama3.1-8b", "dense", seq_len=32768, global_batch=128, chips=64),
+    _train("llama3.1-70b", "dense", seq_len=4096, global_batch=1024, chips=64),
+    _train("llama3.1-70b", "dense", seq_len=4096, global_batch=1024, chips=512),
+    _train("llama3.1-70b", "dense", seq_len=32768, global_batch=128, chips=256),
+    _train("mixtral-8x7b", "moe", seq_len=4096, global_batch=1024, chips=64),
+    _train("qwen3-235b-a22b", "moe", seq_len=4096, global_batch=1024, chips=512),
+    _train("llama3.1-405b", "dense", seq_len=8192, global_batch=512, chips=2048),
+    _serve("llama3.1-8b", "dense", input_tokens=1024, output_tokens=256, chips=8),
+    _serve("llama3.1-70b", "dense", input_tokens=1024, output_tokens=256, chips=8),
+    _serve("llama3.1-70b", "dense", input_tokens=8192, output_tokens=1024, chips=8),
+    _serve("mixtral-8x7b", "moe", input_tokens=1024, output_tokens=256, chips=8),
 )

@@ -46,6 +46,7 @@ from twofold.cost import op_times_s
 from twofold.cost.calibration import shipped_calibration
 from twofold.cost.profile import CalibrationProfile
 from twofold.errors import InputError
+from twofold.estimate._result_fields import fit_note
 from twofold.estimate.comm_plan import BUCKET_PARAMS, BUCKET_PARAMS_PER_DP_RANK, OVERLAP_EFFICIENCY
 from twofold.estimate.compute import optimizer_time_s
 from twofold.estimate.result import BREAKDOWN_TERMS, HIDDEN_TERMS, TrainingEstimate
@@ -267,10 +268,7 @@ def estimate_imported_training(
     flops = 3.0 * _model_flops(imported.forward_ops()) * m * dp
     notes = []
     if not fits:
-        notes.append(
-            f"does not fit: needs {total / 2**30:.1f} GiB per chip, "
-            f"{chip.id} has {chip.hbm_capacity_gib:g} GiB"
-        )
+        notes.append(fit_note(total / 2**30, chip))
     if imported.unsupported:
         listed = ", ".join(f"{k} x{v}" for k, v in sorted(imported.unsupported.items()))
         notes.append(f"unsupported operators priced as zero-FLOP memory ops: {listed}")

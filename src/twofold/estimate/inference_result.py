@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from types import MappingProxyType
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from twofold.estimate._result_fields import fit_note, gib_terms, identity_dict, seconds_terms, with_unit
 from twofold.estimate.inference_types import InferenceLayout, InferenceWorkload
 from twofold.hardware.types import Chip, System
 from twofold.workload.model import ModelConfig
@@ -28,10 +28,6 @@ BREAKDOWN_TERMS: tuple[str, ...] = (
     "pipeline_bubble",
 )
 MEMORY_PARTS: tuple[str, ...] = ("weights", "kv_cache", "activations", "headroom")
-
-
-def _frozen(d: Mapping[str, float]) -> Mapping[str, float]:
-    return MappingProxyType(dict(d))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,10 +86,7 @@ class InferenceEstimate:
         usd = None if price is None or per_chip <= 0 else price / 3600.0 / per_chip * 1e6
         notes: list[str] = []
         if not bool(row["fits"]):
-            notes.append(
-                f"does not fit: needs {mem:.1f} GiB per chip, {chip.id} has {chip.hbm_capacity_gib:g} GiB "
-                f"(largest batch that fits: {max_batch})"
-            )
+            notes.append(f"{fit_note(mem, chip)} (largest batch that fits: {max_batch})")
         if served != model:
             notes.append(
                 f"padded for tp={layout.tp}: "
@@ -128,21 +121,16 @@ class InferenceEstimate:
             max_batch=int(max_batch),
             kv_capacity_tokens=int(kv_capacity_tokens),
             usd_per_million_output_tokens=usd,
-            breakdown_prefill=_frozen({k: float(row[f"prefill_{k}_s"]) for k in BREAKDOWN_TERMS}),
-            breakdown_decode=_frozen({k: float(row[f"decode_{k}_s"]) for k in BREAKDOWN_TERMS}),
-            memory_gib=_frozen({k: float(row[f"memory_{k}_bytes"]) / 2**30 for k in MEMORY_PARTS}),
+            breakdown_prefill=seconds_terms(row, "prefill_", BREAKDOWN_TERMS),
+            breakdown_decode=seconds_terms(row, "decode_", BREAKDOWN_TERMS),
+            memory_gib=gib_terms(row, MEMORY_PARTS),
             notes=tuple(notes),
         )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (units in the key names)."""
         return {
-            "model": self.model,
-            "chip": self.chip,
-            "system": self.system,
-            "chips": self.chips,
-            "layout": asdict(self.layout),
-            "workload": asdict(self.workload),
+            **identity_dict(self),
             "ttft_s": self.ttft_s,
             "ttft_ms": self.ttft_s * 1e3,
             "tpot_s": self.tpot_s,
@@ -159,8 +147,8 @@ class InferenceEstimate:
             "max_batch": self.max_batch,
             "kv_capacity_tokens": self.kv_capacity_tokens,
             "usd_per_million_output_tokens": self.usd_per_million_output_tokens,
-            "breakdown_prefill": {f"{k}_s": v for k, v in self.breakdown_prefill.items()},
-            "breakdown_decode": {f"{k}_s": v for k, v in self.breakdown_decode.items()},
-            "memory": {f"{k}_gib": v for k, v in self.memory_gib.items()},
+            "breakdown_prefill": with_unit(self.breakdown_prefill, "s"),
+            "breakdown_decode": with_unit(self.breakdown_decode, "s"),
+            "memory": with_unit(self.memory_gib, "gib"),
             "notes": list(self.notes),
         }

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from types import MappingProxyType
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from twofold.estimate._result_fields import fit_note, gib_terms, identity_dict, seconds_terms, with_unit
 from twofold.hardware.types import Chip, System
 from twofold.parallel.layout import Layout, TrainingWorkload
 from twofold.workload.model import ModelConfig
@@ -33,10 +33,6 @@ BREAKDOWN_TERMS: tuple[str, ...] = (
 # Communication overlapped with compute (not part of the step time).
 HIDDEN_TERMS: tuple[str, ...] = ("cp", "dp", "fsdp")
 MEMORY_TERMS: tuple[str, ...] = ("weights", "gradients", "optimizer_states", "activations", "workspace")
-
-
-def _frozen(d: Mapping[str, float]) -> Mapping[str, float]:
-    return MappingProxyType(dict(d))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,9 +79,7 @@ class TrainingEstimate:
         mem = float(row["memory_per_chip_gib"])
         notes: list[str] = []
         if not bool(row["fits"]):
-            notes.append(
-                f"does not fit: needs {mem:.1f} GiB per chip, {chip.id} has {chip.hbm_capacity_gib:g} GiB"
-            )
+            notes.append(fit_note(mem, chip))
         if system.max_chips is not None and layout.chips > system.max_chips:
             notes.append(
                 f"{layout.chips} chips exceed the largest documented {system.id} deployment "
@@ -107,21 +101,16 @@ class TrainingEstimate:
             memory_per_chip_gib=mem,
             hbm_capacity_gib=float(chip.hbm_capacity_gib),
             fits=bool(row["fits"]),
-            breakdown=_frozen({k: float(row[f"breakdown_{k}_s"]) for k in BREAKDOWN_TERMS}),
-            hidden_comm=_frozen({k: float(row[f"hidden_{k}_s"]) for k in HIDDEN_TERMS}),
-            memory_gib=_frozen({k: float(row[f"memory_{k}_bytes"]) / 2**30 for k in MEMORY_TERMS}),
+            breakdown=seconds_terms(row, "breakdown_", BREAKDOWN_TERMS),
+            hidden_comm=seconds_terms(row, "hidden_", HIDDEN_TERMS),
+            memory_gib=gib_terms(row, MEMORY_TERMS),
             notes=tuple(notes),
         )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (units in the key names)."""
         return {
-            "model": self.model,
-            "chip": self.chip,
-            "system": self.system,
-            "chips": self.chips,
-            "layout": asdict(self.layout),
-            "workload": asdict(self.workload),
+            **identity_dict(self),
             "step_time_s": self.step_time_s,
             "tokens_per_s_per_chip": self.tokens_per_s_per_chip,
             "mfu": self.mfu,
@@ -131,8 +120,8 @@ class TrainingEstimate:
             "memory_per_chip_gib": self.memory_per_chip_gib,
             "hbm_capacity_gib": self.hbm_capacity_gib,
             "fits": self.fits,
-            "breakdown": {f"{k}_s": v for k, v in self.breakdown.items()},
-            "hidden_comm": {f"{k}_s": v for k, v in self.hidden_comm.items()},
-            "memory": {f"{k}_gib": v for k, v in self.memory_gib.items()},
+            "breakdown": with_unit(self.breakdown, "s"),
+            "hidden_comm": with_unit(self.hidden_comm, "s"),
+            "memory": with_unit(self.memory_gib, "gib"),
             "notes": list(self.notes),
         }

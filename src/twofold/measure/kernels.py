@@ -181,7 +181,7 @@ def _elementwise_op(kernel: Kernel) -> Op:
 
 
 def _attention_ops(kernel: Kernel) -> tuple[Op, ...]:
-    """Causal self-attention as `workload.layers.attention_core` and `graph._backward` price it.
+    """Causal self-attention as `workload.layers.attention_core` and `workload.backward` price it.
 
     Forward FLOPs: FlopCounterMode's sdpa count, 2*b*h*s*s*(d_qk + d_v); useful FLOPs: the
     s*(s+1)/2 (query, key) pairs the causal mask keeps. Backward (FlashAttention-2, recomputing

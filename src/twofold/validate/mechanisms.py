@@ -30,8 +30,6 @@ or per mechanism (none per row or per source):
 
 from __future__ import annotations
 
-from typing import Any
-
 from twofold.cost.calibration import UNCALIBRATED
 from twofold.cost.calibration import precision_bits as precision_bits
 from twofold.validate.mapping import Case
@@ -46,51 +44,43 @@ COMM_TERMS = ("cp", "pp", "dp")
 _CACHE: dict[tuple[object, ...], tuple[float, float, float]] = {}
 
 
-def _shares(
-    model: object,
-    chip: Any,
-    micro_batch: int,
-    seq_len: int,
-    precision: str,
-    recompute: str,
-    tp: int,
-    cp: int,
-    ep: int,
-    sp: bool,
-) -> tuple[float, float, float]:
-    key = (model, chip.id, micro_batch, seq_len, precision, recompute, tp, cp, ep, sp)
+def op_kind_shares(case: Case) -> tuple[float, float, float]:
+    """(GEMM, attention, memory-bound) fractions of one micro-batch's on-chip time for the case."""
+    lay, work = case.layout, case.workload
+    key = (
+        case.model,
+        case.chip.id,
+        lay.micro_batch,
+        work.seq_len,
+        work.precision,
+        lay.recompute,
+        lay.tp,
+        lay.cp,
+        lay.ep,
+        lay.sequence_parallel,
+    )
     if key not in _CACHE:
-        _CACHE[key] = _compute_shares(model, chip, micro_batch, seq_len, precision, recompute, tp, cp, ep, sp)
+        _CACHE[key] = _compute_shares(case)
     return _CACHE[key]
 
 
-def _compute_shares(
-    model: Any,
-    chip: Any,
-    micro_batch: int,
-    seq_len: int,
-    precision: str,
-    recompute: str,
-    tp: int,
-    cp: int,
-    ep: int,
-    sp: bool,
-) -> tuple[float, float, float]:
+def _compute_shares(case: Case) -> tuple[float, float, float]:
     from twofold.cost import op_times_s, profile_for
     from twofold.workload.graph import training_ops
 
+    lay = case.layout
     ops = training_ops(
-        model,
-        micro_batch=micro_batch,
-        seq_len=seq_len,
-        precision=precision,
-        recompute=recompute,
-        tp=tp,
-        cp=cp,
-        ep=ep,
-        sequence_parallel=sp,
+        case.model,
+        micro_batch=lay.micro_batch,
+        seq_len=case.workload.seq_len,
+        precision=case.workload.precision,
+        recompute=lay.recompute,
+        tp=lay.tp,
+        cp=lay.cp,
+        ep=lay.ep,
+        sequence_parallel=lay.sequence_parallel,
     )
-    times = op_times_s(ops, chip, profile_for(chip, UNCALIBRATED))
+    times = op_times_s(ops, case.chip, profile_for(case.chip, UNCALIBRATED))
     gemm = attention = memory = 0.0
     for op, seconds in zip(ops, times, strict=True):
         total = float(seconds) * op.count
@@ -104,23 +94,6 @@ def _compute_shares(
     if whole <= 0:
         return 1.0, 0.0, 0.0
     return gemm / whole, attention / whole, memory / whole
-
-
-def op_kind_shares(case: Case) -> tuple[float, float, float]:
-    """(GEMM, attention, memory-bound) fractions of one micro-batch's on-chip time for the case."""
-    lay = case.layout
-    return _shares(
-        case.model,
-        case.chip,
-        lay.micro_batch,
-        case.workload.seq_len,
-        case.workload.precision,
-        lay.recompute,
-        lay.tp,
-        lay.cp,
-        lay.ep,
-        lay.sequence_parallel,
-    )
 
 
 def mechanism_groups(case: Case, prediction: object) -> dict[str, float]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from twofold.cost.calibration import (
@@ -212,21 +212,7 @@ def _inference_result(
     except NotImplementedError as exc:
         unexpressible.append(_unexpressible_entry(row, fam, str(exc)))
         return None
-    return RowResult(
-        id=row.id,
-        source=row.source,
-        family=fam,
-        hardware=row.hardware,
-        model=row.model,
-        metric=row.metric,
-        unit=row.unit,
-        published=row.value,
-        predicted=value,
-        ape_pct=abs(_signed_pct(value, row.value)),
-        signed_error_pct=_signed_pct(value, row.value),
-        throughput=False,
-        breakdown=detail,
-    )
+    return replace(_compared(row, fam, value), breakdown=detail)
 
 
 def _select(rows: Sequence[PublishedRow], *, source: str | None, family: str | None) -> list[PublishedRow]:
@@ -286,24 +272,32 @@ def _calibration(mode: str, rows: list[cal.FitRow]) -> tuple[TrainingCalibration
     return shipped, {"mode": "shipped", "theta": theta, "factors": calibration_to_dict(shipped)}
 
 
+def _compared(row: PublishedRow, family: str, value: float) -> RowResult:
+    """`value` against `row`'s published figure; the callers add what else their kind of row has."""
+    signed = _signed_pct(value, row.value)
+    return RowResult(
+        id=row.id,
+        source=row.source,
+        family=family,
+        hardware=row.hardware,
+        model=row.model,
+        metric=row.metric,
+        unit=row.unit,
+        published=row.value,
+        predicted=value,
+        ape_pct=abs(signed),
+        signed_error_pct=signed,
+        throughput=False,
+    )
+
+
 def _train_result(case: Case, pred: StepPrediction, loso_pred: StepPrediction | None) -> RowResult:
-    value = predict_training_figure(case, pred.step_time_s)
     loso_value = loso_ape = None
     if loso_pred is not None:
         loso_value = predict_training_figure(case, loso_pred.step_time_s)
         loso_ape = abs(_signed_pct(loso_value, case.row.value))
-    return RowResult(
-        id=case.row.id,
-        source=case.row.source,
-        family=case.family,
-        hardware=case.row.hardware,
-        model=case.row.model,
-        metric=case.row.metric,
-        unit=case.row.unit,
-        published=case.row.value,
-        predicted=value,
-        ape_pct=abs(_signed_pct(value, case.row.value)),
-        signed_error_pct=_signed_pct(value, case.row.value),
+    return replace(
+        _compared(case.row, case.family, predict_training_figure(case, pred.step_time_s)),
         throughput=_is_throughput(case),
         step_time_s=pred.step_time_s,
         breakdown=dict(pred.breakdown),
@@ -317,19 +311,8 @@ def _train_result(case: Case, pred: StepPrediction, loso_pred: StepPrediction | 
 
 
 def _micro_result(case: Case, value: float) -> RowResult:
-    return RowResult(
-        id=case.row.id,
-        source=case.row.source,
-        family=case.family,
-        hardware=case.row.hardware,
-        model=case.row.model,
-        metric=case.row.metric,
-        unit=case.row.unit,
-        published=case.row.value,
-        predicted=value,
-        ape_pct=abs(_signed_pct(value, case.row.value)),
-        signed_error_pct=_signed_pct(value, case.row.value),
-        throughput=False,
+    return replace(
+        _compared(case.row, case.family, value),
         chip=case.chip.id,
         system=case.system.id,
         caveats=case.caveats,

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 from twofold.errors import InputError
+from twofold.workload.backward import backward_ops, with_casts
 from twofold.workload.layers import Plan, attention_layer_ops, ffn_layer_ops, gemm, norm, pointwise
 from twofold.workload.model import ModelConfig
 from twofold.workload.ops import Op
@@ -200,9 +201,8 @@ def _model_level_ops(plan: Plan, *, logits_tokens: int, loss: bool) -> tuple[lis
 
 
 # Bytes per logit of Megatron-Core's vocab-parallel cross-entropy (`_cross_entropy`): fp32 passes
-# on top of reading the logits once (forward) and writing their gradient once (backward).
+# on top of reading the logits once (its backward's: `workload.backward`).
 CE_FORWARD_FP32_READS, CE_FORWARD_FP32_WRITES = 5, 4
-CE_BACKWARD_FP32_READS, CE_BACKWARD_FP32_WRITES = 2, 1
 
 
 def _cross_entropy(plan: Plan, *, tokens: int, vocab: int) -> Op:
@@ -215,8 +215,8 @@ def _cross_entropy(plan: Plan, *, tokens: int, vocab: int) -> Op:
     sum to keep the softmax for the backward (read, write): per logit `act + 5*4` bytes read and
     `4*4` written. Its backward multiplies the saved softmax (minus the one-hot target, a sparse
     update) by the output gradient in place (read, write fp32) and `.float()`'s backward casts the
-    result back (read fp32, write `act`): `2*4` read, `4 + act` written (`_backward` uses these
-    constants for ops of kind "loss"). The max and sum all-reduces over tp are left out (b*s
+    result back (read fp32, write `act`): `2*4` read, `4 + act` written (`workload.backward.
+    backward_ops` prices ops of kind "loss" so). The max and sum all-reduces over tp are left out (b*s
     floats). FLOPs: `LOSS_FLOPS` per logit (FlopCounterMode counts none). Left out: the fused
     variant (`--cross-entropy-loss-fusion`) saves about a quarter of these passes; frameworks that
     compute the loss in bf16 or chunked (Liger-style fused linear cross-entropy) move less.
@@ -264,7 +264,7 @@ def forward_ops(
     to each of the chip's `num_experts/ep` experts (observed); default a balanced routing. `etp`:
     expert tensor parallelism (None: tp; `workload.layers` for what a smaller one changes).
     A `precision` in `GEMM_ONLY_PRECISIONS` applies to the GEMMs only (everything else in BF16),
-    each GEMM's activation input cast by a quantization op `<gemm>.cast` (`_with_casts`).
+    each GEMM's activation input cast by a quantization op `<gemm>.cast` (`workload.backward.with_casts`).
     """
     _positive("seq_len", seq_len)
     if seq_len % _positive("cp", cp):
@@ -288,122 +288,7 @@ def forward_ops(
         etp=etp,
     )
     ops = _forward(plan, logits_tokens=plan.tokens, loss=loss)
-    return ops if plan.gemm_dtype is None else _with_casts(ops, plan)
-
-
-def _with_casts(ops: Sequence[Op], plan: Plan) -> tuple[Op, ...]:
-    """Insert the quantization kernel of each low-precision GEMM's activation input before it.
-
-    Transformer Engine's FP8/MXFP8 recipes (NVIDIA Transformer Engine documentation, "Using FP8
-    with Transformer Engine"; Micikevicius et al., "FP8 Formats for Deep Learning", arXiv
-    2209.05433) keep activations in BF16 and cast each GEMM input to FP8 (computing its amax or
-    block scales) just before the GEMM: one pass reading the BF16 tensor and writing the FP8 one
-    (`m*k` elements). The op's backward (`_backward`, 2x the traffic) stands for the cast of the
-    output gradient that feeds the dgrad and wgrad GEMMs. Left out: casts fused into the preceding
-    norm or activation kernel (TE's LayerNormLinear does this for two of a layer's four GEMMs, so
-    this overcounts them), the once-per-step cast of the weights, and amax-history bookkeeping.
-    """
-    low = plan.gemm_act_bytes or 1.0
-    out: list[Op] = []
-    for op in ops:
-        if op.kind == "gemm" and op.dtype == plan.gemm_dtype:
-            elements = op.dims.get("batch", 1) * op.dims["m"] * op.dims["k"]
-            out.append(
-                Op(
-                    name=f"{op.name}.cast",
-                    kind="elementwise",
-                    phase="forward",
-                    flops=float(elements),
-                    bytes_read=elements * plan.act_bytes,
-                    bytes_written=elements * low,
-                    count=op.count,
-                    dims={"elements": elements},
-                    dtype=plan.dtype,
-                )
-            )
-        out.append(op)
-    return tuple(out)
-
-
-def _backward(
-    op: Op, *, act_bytes: float, weight_bytes: float, gemm_act_bytes: float | None = None
-) -> list[Op]:
-    """The backward ops of one forward op.
-
-    GEMM `Y = X W`: dgrad `dX = dY W^T` and wgrad `dW = X^T dY`, each as many FLOPs as the forward
-    (FlopCounterMode counts both `mm`s; every GEMM input of a full model needs a gradient because
-    the embedding is trained). Attention: FlopCounterMode's `sdpa_backward_flop_count`, the
-    FlashAttention-2 backward (Dao 2023, arXiv 2307.08691, algorithm 2): recompute S = QK^T, then
-    dP = dO V^T, dV = P^T dO, dQ = dS K, dK = dS^T Q: `2*b*h*q*kv*(3*d_qk + 2*d_v)` (2.5x the
-    forward when d_qk = d_v); it reads Q, K, V, O, dO and writes dQ, dK, dV. Other ops: 2x the
-    forward FLOPs, reading the saved input and the output gradient, writing the input gradient;
-    the cross-entropy loss moves what `_cross_entropy` derives.
-    """
-    if op.kind == "gemm":
-        out_bytes, act_bytes = act_bytes, act_bytes if gemm_act_bytes is None else gemm_act_bytes
-        d = op.dims
-        m, n, k, b = d["m"], d["n"], d["k"], d.get("batch", 1)
-        flops = 2.0 * b * m * n * k
-        extra = {"batch": b} if b > 1 else {}
-        return [
-            Op(
-                name=f"{op.name}.dgrad",
-                kind="gemm",
-                phase="backward",
-                flops=flops,
-                bytes_read=b * (m * n * act_bytes + k * n * weight_bytes),
-                bytes_written=b * m * k * out_bytes,
-                count=op.count,
-                dims={"m": m, "n": k, "k": n} | extra,
-                dtype=op.dtype,
-            ),
-            Op(
-                name=f"{op.name}.wgrad",
-                kind="gemm",
-                phase="backward",
-                flops=flops,
-                bytes_read=b * (m * k + m * n) * act_bytes,
-                bytes_written=b * k * n * weight_bytes,
-                count=op.count,
-                dims={"m": k, "n": n, "k": m} | extra,
-                dtype=op.dtype,
-            ),
-        ]
-    if op.kind == "attention":
-        d = op.dims
-        scale = (3 * d["head_dim"] + 2 * d["v_head_dim"]) / (d["head_dim"] + d["v_head_dim"])
-        q_bytes = d["batch"] * d["q_len"] * d["heads"] * act_bytes
-        kv_bytes = d["batch"] * d["kv_len"] * d["kv_heads"] * (d["head_dim"] + d["v_head_dim"]) * act_bytes
-        return [
-            replace(
-                op,
-                phase="backward",
-                flops=op.flops * scale,
-                useful_flops=None if op.useful_flops is None else op.useful_flops * scale,
-                bytes_read=q_bytes * (d["head_dim"] + 2 * d["v_head_dim"]) + kv_bytes,
-                bytes_written=q_bytes * d["head_dim"] + kv_bytes,
-            )
-        ]
-    if op.kind == "loss" and "vocab" in op.dims:
-        elements = op.dims["elements"]
-        return [
-            replace(
-                op,
-                phase="backward",
-                flops=2 * op.flops,
-                bytes_read=elements * CE_BACKWARD_FP32_READS * 4.0,
-                bytes_written=elements * (CE_BACKWARD_FP32_WRITES * 4.0 + act_bytes),
-            )
-        ]
-    return [
-        replace(
-            op,
-            phase="backward",
-            flops=2 * op.flops,
-            bytes_read=op.bytes_read + op.bytes_written,
-            bytes_written=op.bytes_read,
-        )
-    ]
+    return ops if plan.gemm_dtype is None else with_casts(ops, plan)
 
 
 def training_ops(
@@ -451,7 +336,7 @@ def training_ops(
     bwd = [
         b
         for op in reversed(fwd)
-        for b in _backward(op, act_bytes=act, gemm_act_bytes=gemm_act, weight_bytes=weight)
+        for b in backward_ops(op, act_bytes=act, gemm_act_bytes=gemm_act, weight_bytes=weight)
     ]
     if recompute == "full":
         again = [replace(op, phase="recompute") for op in fwd if op.name.startswith("layer.")]

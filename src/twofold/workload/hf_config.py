@@ -25,11 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from twofold.errors import InputError
+from twofold.workload.hf_reader import ConfigReader
 from twofold.workload.model import ModelConfig
 
 __all__ = ["SUPPORTED_MODEL_TYPES", "from_hf_config", "load_hf_config"]
-
-_REQUIRED: Any = object()  # sentinel: the key must be present
 
 # `transformers` defaults for the context length of each family's configuration class.
 _DEFAULT_MAX_POSITIONS = {
@@ -46,68 +45,8 @@ _DEFAULT_MAX_POSITIONS = {
 }
 
 
-class _Reader:
-    """Typed access to one config.json; every bad value becomes an InputError naming its key."""
-
-    def __init__(self, config: Mapping[str, Any], model_type: str) -> None:
-        self.config = config
-        self.model_type = model_type
-
-    def has(self, key: str) -> bool:
-        return key in self.config
-
-    def _get(self, key: str, default: Any) -> Any:
-        if key in self.config:
-            return self.config[key]
-        if default is _REQUIRED:
-            raise InputError(key, None, f"required key missing from a model_type={self.model_type!r} config")
-        return default
-
-    def int(self, key: str, default: Any = _REQUIRED, *, minimum: int = 1) -> Any:
-        """An integer >= minimum; `default` when the key is absent or null (unless required)."""
-        value = self._get(key, default)
-        if value is None and default is not _REQUIRED:
-            return default
-        if key not in self.config:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InputError(key, value, "must be an integer")
-        if value < minimum:
-            rule = "must be positive" if minimum == 1 else f"must be >= {minimum}"
-            raise InputError(key, value, rule)
-        return value
-
-    def nullable_int(self, key: str, why_null: str) -> int | None:
-        """A key that must be present but may be null (e.g. DeepSeek's q_lora_rank)."""
-        if key not in self.config:
-            raise InputError(
-                key, None, f"required key missing from a model_type={self.model_type!r} config ({why_null})"
-            )
-        return self.int(key, None)
-
-    def bool(self, key: str, default: bool) -> bool:
-        value = self._get(key, default)
-        if not isinstance(value, bool):
-            raise InputError(key, value, "must be true or false")
-        return value
-
-    def str(self, key: str, default: str) -> str:
-        value = self._get(key, default)
-        if not isinstance(value, str) or not value:
-            raise InputError(key, value, "must be a non-empty string")
-        return value
-
-    def mapping(self, key: str) -> Mapping[str, Any]:
-        value = self._get(key, {})
-        if value is None:
-            return {}
-        if not isinstance(value, Mapping):
-            raise InputError(key, value, "must be a JSON object")
-        return value
-
-
 def _heads(
-    r: _Reader,
+    r: ConfigReader,
     hidden: int,
     *,
     hidden_key: str = "hidden_size",
@@ -128,7 +67,7 @@ def _heads(
     return {"num_attention_heads": heads, "num_kv_heads": kv_heads, "head_dim": head_dim}
 
 
-def _sliding_window(r: _Reader, num_layers: int) -> dict[str, Any]:
+def _sliding_window(r: ConfigReader, num_layers: int) -> dict[str, Any]:
     """Window size and how many layers use it.
 
     `layer_types` (newer configs) lists each layer; otherwise the family rule of `transformers`:
@@ -161,14 +100,14 @@ def _sliding_window(r: _Reader, num_layers: int) -> dict[str, Any]:
     return {"sliding_window": window if count else None, "sliding_window_layers": count}
 
 
-def _top_k(r: _Reader, key: str, num_experts: int, experts_key: str) -> int:
+def _top_k(r: ConfigReader, key: str, num_experts: int, experts_key: str) -> int:
     top_k = r.int(key)
     if top_k > num_experts:
         raise InputError(key, top_k, f"exceeds {experts_key}={num_experts}")
     return top_k
 
 
-def _decoder(r: _Reader, *, intermediate_key: str | None = "intermediate_size") -> dict[str, Any]:
+def _decoder(r: ConfigReader, *, intermediate_key: str | None = "intermediate_size") -> dict[str, Any]:
     """The keys llama-style decoders share (llama, mistral, mixtral, qwen*, deepseek_v3, gpt_oss)."""
     hidden = r.int("hidden_size")
     layers = r.int("num_hidden_layers")
@@ -190,7 +129,7 @@ def _decoder(r: _Reader, *, intermediate_key: str | None = "intermediate_size") 
     return fields
 
 
-def _llama(r: _Reader) -> dict[str, Any]:
+def _llama(r: ConfigReader) -> dict[str, Any]:
     fields = _decoder(r)
     bias = r.bool("attention_bias", False)
     fields.update(_heads(r, fields["hidden_size"]), qkv_bias=bias, attn_out_bias=bias)
@@ -198,13 +137,13 @@ def _llama(r: _Reader) -> dict[str, Any]:
     return fields
 
 
-def _mistral(r: _Reader) -> dict[str, Any]:
+def _mistral(r: ConfigReader) -> dict[str, Any]:
     fields = _decoder(r)
     fields.update(_heads(r, fields["hidden_size"]), **_sliding_window(r, fields["num_layers"]))
     return fields
 
 
-def _mixtral(r: _Reader) -> dict[str, Any]:
+def _mixtral(r: ConfigReader) -> dict[str, Any]:
     fields = _mistral(r)
     experts = r.int("num_local_experts")
     fields.update(
@@ -215,20 +154,20 @@ def _mixtral(r: _Reader) -> dict[str, Any]:
     return fields
 
 
-def _qwen2(r: _Reader) -> dict[str, Any]:
+def _qwen2(r: ConfigReader) -> dict[str, Any]:
     fields = _mistral(r)
     fields.update(qkv_bias=True)  # Qwen2Attention: q/k/v projections always have a bias, o_proj none
     return fields
 
 
-def _qwen3(r: _Reader) -> dict[str, Any]:
+def _qwen3(r: ConfigReader) -> dict[str, Any]:
     fields = _mistral(r)
     bias = r.bool("attention_bias", False)
     fields.update(qkv_bias=bias, attn_out_bias=bias, qk_norm=True)
     return fields
 
 
-def _qwen3_moe(r: _Reader) -> dict[str, Any]:
+def _qwen3_moe(r: ConfigReader) -> dict[str, Any]:
     """Layer i is sparse unless listed in `mlp_only_layers` or (i+1) % decoder_sparse_step != 0."""
     fields = _qwen3(r)
     layers = fields["num_layers"]
@@ -252,7 +191,7 @@ def _qwen3_moe(r: _Reader) -> dict[str, Any]:
     return fields
 
 
-def _deepseek_v3(r: _Reader) -> dict[str, Any]:
+def _deepseek_v3(r: ConfigReader) -> dict[str, Any]:
     """MoE from layer `first_k_dense_replace` on (every `moe_layer_freq`-th), MLA attention.
 
     After the kv up-projection every head has its own key and value, so the attention kernel sees
@@ -296,7 +235,7 @@ def _deepseek_v3(r: _Reader) -> dict[str, Any]:
     return fields
 
 
-def _gpt_oss(r: _Reader) -> dict[str, Any]:
+def _gpt_oss(r: ConfigReader) -> dict[str, Any]:
     fields = _decoder(r)
     fields.update(_heads(r, fields["hidden_size"]), **_sliding_window(r, fields["num_layers"]))
     experts = r.int("num_local_experts")
@@ -327,7 +266,7 @@ def _gpt_oss(r: _Reader) -> dict[str, Any]:
     return fields
 
 
-def _gpt2(r: _Reader) -> dict[str, Any]:
+def _gpt2(r: ConfigReader) -> dict[str, Any]:
     hidden = r.int("n_embd")
     inner = r.int("n_inner", None)
     return {
@@ -348,7 +287,7 @@ def _gpt2(r: _Reader) -> dict[str, Any]:
     }
 
 
-def _gpt_neox(r: _Reader) -> dict[str, Any]:
+def _gpt_neox(r: ConfigReader) -> dict[str, Any]:
     hidden = r.int("hidden_size")
     bias = r.bool("attention_bias", True)
     return {
@@ -369,7 +308,7 @@ def _gpt_neox(r: _Reader) -> dict[str, Any]:
     }
 
 
-def _mpt(r: _Reader) -> dict[str, Any]:
+def _mpt(r: ConfigReader) -> dict[str, Any]:
     """MPT (mosaicml llm-foundry / HF `MptConfig`); `attn_config` and `ffn_config` are nested."""
     hidden = r.int("d_model")
     heads = r.int("n_heads")
@@ -379,7 +318,7 @@ def _mpt(r: _Reader) -> dict[str, Any]:
     if attn_type == "multiquery_attention":
         kv_heads = 1
     elif attn_type == "grouped_query_attention":
-        kv_heads = _Reader(attn, "mpt").int("kv_n_heads")
+        kv_heads = ConfigReader(attn, "mpt").int("kv_n_heads")
         if heads % kv_heads:
             raise InputError("kv_n_heads", kv_heads, f"does not divide n_heads={heads}")
     fields = _heads(r, hidden, hidden_key="d_model", heads_key="n_heads", kv_key=None, head_dim_key=None)
@@ -392,7 +331,7 @@ def _mpt(r: _Reader) -> dict[str, Any]:
         position = "learned" if r.bool("learned_pos_emb", True) else "none"
     ffn = r.mapping("ffn_config")
     if "ffn_hidden_size" in ffn:
-        intermediate = _Reader(ffn, "mpt").int("ffn_hidden_size")
+        intermediate = ConfigReader(ffn, "mpt").int("ffn_hidden_size")
     else:
         ratio = r.config.get("expansion_ratio", 4)
         if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or ratio <= 0:
@@ -419,7 +358,7 @@ def _mpt(r: _Reader) -> dict[str, Any]:
     }
 
 
-def _bert(r: _Reader) -> dict[str, Any]:
+def _bert(r: ConfigReader) -> dict[str, Any]:
     """BERT with its masked-LM head (BertForMaskedLM): transform + tied decoder with a bias."""
     hidden = r.int("hidden_size")
     position = r.str("position_embedding_type", "absolute")
@@ -447,7 +386,7 @@ def _bert(r: _Reader) -> dict[str, Any]:
     }
 
 
-_FAMILIES: dict[str, Callable[[_Reader], dict[str, Any]]] = {
+_FAMILIES: dict[str, Callable[[ConfigReader], dict[str, Any]]] = {
     "bert": _bert,
     "deepseek_v3": _deepseek_v3,
     "gpt2": _gpt2,
@@ -477,7 +416,7 @@ def from_hf_config(config: Mapping[str, Any], *, name: str | None = None, source
     model_type = config["model_type"]
     if not isinstance(model_type, str) or model_type not in _FAMILIES:
         raise InputError("model_type", model_type, f"unsupported; supported model types: {supported}")
-    fields = _FAMILIES[model_type](_Reader(config, model_type))
+    fields = _FAMILIES[model_type](ConfigReader(config, model_type))
     if name is None:
         path_name = config.get("_name_or_path")
         name = path_name if isinstance(path_name, str) and path_name else model_type
