@@ -110,3 +110,29 @@ def test_shipped_file_round_trips_and_covers_the_catalog(tmp_path) -> None:  # n
     assert calibration_to_dict(again) == calibration_to_dict(shipped)
     with pytest.raises(InputError, match="positive"):
         calibration_from_dict({"collective_efficiency": 0})
+
+
+def test_expert_gemm_factor_slows_only_routed_expert_gemm_compute() -> None:
+    # Hand derivation: an expert GEMM's compute term is the dense one / (family factor * expert
+    # factor); the same GEMM under another name (shared expert, dense MLP) sees the family factor
+    # only; memory terms are untouched. Backward ops keep the prefix (".dgrad"/".wgrad").
+    cal = replace(CAL, expert_gemm_efficiency_factor=0.7)
+    ops = [
+        replace(_op("gemm"), name="layer.moe.experts.up_gate"),
+        replace(_op("gemm"), name="layer.moe.experts.down.dgrad"),
+        replace(_op("gemm"), name="layer.moe.shared.up_gate"),
+        replace(_op("norm"), name="layer.moe.experts.act"),
+    ]
+    base = shipped_profile("h100")
+    assert base is not None
+    raw = op_time_terms(ops, H100, base)
+    got = op_time_terms(ops, H100, profile_for(H100, cal))
+    assert got.compute_s[0] == pytest.approx(raw.compute_s[0] / (0.8 * 0.7), rel=1e-12)
+    assert got.compute_s[1] == pytest.approx(raw.compute_s[1] / (0.8 * 0.7), rel=1e-12)
+    assert got.compute_s[2] == pytest.approx(raw.compute_s[2] / 0.8, rel=1e-12)
+    assert np.allclose(got.memory_s[:3], raw.memory_s[:3], rtol=1e-12)
+    # The factor alone (no other factor set) is still applied, and it round-trips through YAML.
+    only = TrainingCalibration(expert_gemm_efficiency_factor=0.5, chip_families={"h100": "NVIDIA Hopper"})
+    alone = op_time_terms(ops[:1], H100, profile_for(H100, only))
+    assert alone.compute_s[0] == pytest.approx(raw.compute_s[0] / 0.5, rel=1e-12)
+    assert calibration_from_dict(calibration_to_dict(cal)).expert_gemm_efficiency_factor == 0.7

@@ -7,7 +7,8 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from twofold.validate.calibrate import FitRow, apply, fit
+from twofold.cost.calibration import TrainingCalibration
+from twofold.validate.calibrate import FitRow, apply, calibrated_step_time, fit, theta_of, to_training
 
 
 def _rows(theta_compute: float, theta_comm: float, source: str = "s", n: int = 8) -> list[FitRow]:
@@ -81,3 +82,40 @@ def test_collective_efficiency_is_bounded_at_the_link_rate() -> None:
         for r in _rows(1.0, 0.6)
     ]
     assert math.isclose(fit(under, ridge_lambda=0.0).theta["tp[f]"], 0.6, rel_tol=1e-6)
+
+
+def test_product_group_is_scaled_by_both_multipliers() -> None:
+    # Routed-expert GEMMs ("gemm[x]*expert_gemm") run at the family's GEMM multiplier times the
+    # expert multiplier. Hand count: 2 s dense GEMM, 1 s expert GEMM, 0.5 s unscaled;
+    # theta_gemm 1.5, theta_expert 2: t = 0.5 + 1.5*2 + 1.5*2*1 = 6.5 s.
+    row = FitRow(
+        id="r", source="s", log_error=0.0, time_sign=-1, step_time_s=3.5,
+        groups={"gemm[x]": 2.0, "gemm[x]*expert_gemm": 1.0},
+    )  # fmt: skip
+    assert calibrated_step_time(row, {"gemm[x]": 1.5, "expert_gemm": 2.0}) == 6.5
+
+
+def test_fit_recovers_a_multiplier_that_only_appears_in_a_product() -> None:
+    theta_gemm, theta_expert = 1.4, 1.8
+    rows = []
+    for i in range(10):
+        dense, expert = 1.0 + i, 0.3 * (i % 4)  # some rows without experts (dense models)
+        true_t = theta_gemm * dense + theta_gemm * theta_expert * expert
+        rows.append(
+            FitRow(
+                id=f"r{i}",
+                source="s",
+                log_error=math.log(true_t / (dense + expert)),
+                time_sign=-1,
+                step_time_s=dense + expert,
+                groups={"gemm[x]": dense, "gemm[x]*expert_gemm": expert},
+            )  # fmt: skip
+        )
+    result = fit(rows, ridge_lambda=0.0)
+    assert set(result.theta) == {"gemm[x]", "expert_gemm"}
+    assert math.isclose(result.theta["gemm[x]"], theta_gemm, rel_tol=1e-6)
+    assert math.isclose(result.theta["expert_gemm"], theta_expert, rel_tol=1e-6)
+    # factor = 1 / theta, and back.
+    factors = to_training(result.theta, TrainingCalibration())
+    assert math.isclose(factors.expert_gemm_efficiency_factor, 1 / theta_expert, rel_tol=1e-6)
+    assert math.isclose(theta_of(factors)["expert_gemm"], theta_expert, rel_tol=1e-6)

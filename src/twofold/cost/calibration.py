@@ -19,6 +19,21 @@ Parameters (each a multiplicative factor on an efficiency; 1.0 = the microbenchm
   generation's stack at one precision, like `gemm_efficiency` itself. A family without training
   rows gets the geometric mean of the fitted families' factors of its precision class
   (`TrainingCalibration.gemm_factor`).
+- `expert_gemm_efficiency_factor`: achieved speed of the routed-expert GEMMs of MoE layers (ops
+  named `layer.moe.experts.*`, forward and backward) relative to a dense GEMM of the same shape
+  on the same chip, on top of the family's GEMM factor; one value for all chips. Why a mechanism:
+  Megatron-Core runs the routed experts as a grouped GEMM (`--moe-grouped-gemm`: CUTLASS grouped
+  GEMM / Transformer Engine `GroupedLinear`, one launch over many small, variable-m problems
+  whose per-expert token counts are only known at run time), and grouped/batched expert GEMMs
+  reach a lower fraction of peak than one dense GEMM of the same FLOPs: tile scheduling over
+  problems of unequal m, per-problem prologue/epilogue, the host-side split of the token counts,
+  and in FP8/MXFP8 recipes the per-expert quantisation of inputs and scales (Gale, Narayanan,
+  Young, Zaharia, "MegaBlocks: Efficient Sparse Training with Mixture-of-Experts", MLSys 2023,
+  arXiv 2211.15841, sections 3 and 6: batched/grouped expert GEMMs against dense GEMM
+  throughput; Megatron-Core MoE documentation, "GroupedGEMM"). The cost model already prices
+  each expert's own tile/wave padding and ramp (`cost.gemm`), so this factor is what grouping
+  costs beyond the shape. Stored in the profile's `extra["expert_gemm_efficiency"]` and applied
+  by `cost.roofline` to the compute term of those GEMMs only.
 - `attention_efficiency_factor`: fused-attention kernel speed relative to the profile (FlashAttention
   forward and its slower backward), one value for all chips: the kernel family's gap to the GEMM
   rate is a property of the algorithm (non-matmul softmax work, masking), not of one chip. Applied
@@ -95,6 +110,7 @@ __all__ = [
     "precision_bits",
     "gemm_key",
     "MEMORY_BOUND_KINDS",
+    "EXPERT_GEMM_PREFIX",
     "NVLS_FAMILIES",
 ]
 
@@ -104,6 +120,9 @@ __all__ = [
 NVLS_FAMILIES = frozenset({"NVIDIA Hopper", "NVIDIA Blackwell"})
 
 CALIBRATION_FILE = "calibration.yaml"
+# Name prefix of the routed-expert GEMMs (`workload.layers`; backward ops append .dgrad/.wgrad),
+# the ops `expert_gemm_efficiency_factor` applies to.
+EXPERT_GEMM_PREFIX = "layer.moe.experts."
 # Op kinds the memory-bound factor applies to (everything but GEMMs, attention and convolutions).
 MEMORY_BOUND_KINDS = frozenset({"norm", "elementwise", "embedding", "softmax", "loss", "router", "optimizer"})
 _BITS = {
@@ -134,6 +153,7 @@ class TrainingCalibration:
     """Fitted efficiency factors (module docstring). Missing entries are 1.0."""
 
     gemm_efficiency_factor: Mapping[str, float] = field(default_factory=dict)
+    expert_gemm_efficiency_factor: float = 1.0
     attention_efficiency_factor: float = 1.0
     memory_bound_efficiency_factor: float = 1.0
     collective_efficiency: float = 1.0
@@ -220,6 +240,7 @@ def calibration_from_dict(data: Any) -> TrainingCalibration:
     scalars = {
         name: _positive(f"calibration.{name}", data.get(name, 1.0))
         for name in (
+            "expert_gemm_efficiency_factor",
             "attention_efficiency_factor",
             "memory_bound_efficiency_factor",
             "collective_efficiency",
@@ -241,6 +262,7 @@ def calibration_to_dict(c: TrainingCalibration) -> dict[str, Any]:
         "gemm_efficiency_factor": {
             k: round(float(v), 4) for k, v in sorted(c.gemm_efficiency_factor.items())
         },
+        "expert_gemm_efficiency_factor": round(float(c.expert_gemm_efficiency_factor), 4),
         "attention_efficiency_factor": round(float(c.attention_efficiency_factor), 4),
         "memory_bound_efficiency_factor": round(float(c.memory_bound_efficiency_factor), 4),
         "collective_efficiency": round(float(c.collective_efficiency), 4),

@@ -99,7 +99,8 @@ def apply_calibration(
     """`profile` with the training factors of `calibration` applied (see `cost.calibration`):
     gemm_efficiency[p] * factor[family, bits(p)] for every precision the profile can price (its own
     entries and their fallbacks), attention_efficiency * attention factor / 16-bit GEMM factor,
-    extra["memory_bound_efficiency"] = memory-bound factor. memory_efficiency is unchanged."""
+    extra["memory_bound_efficiency"] = memory-bound factor, extra["expert_gemm_efficiency"] =
+    routed-expert GEMM factor. memory_efficiency is unchanged."""
     from twofold.cost.roofline import gemm_efficiency  # roofline imports this module
     from twofold.errors import InputError
     from twofold.hardware.types import PRECISIONS
@@ -115,6 +116,9 @@ def apply_calibration(
     extra = dict(profile.extra)
     extra["memory_bound_efficiency"] = float(extra.get("memory_bound_efficiency", 1.0)) * (
         calibration.memory_bound_efficiency_factor
+    )
+    extra["expert_gemm_efficiency"] = float(extra.get("expert_gemm_efficiency", 1.0)) * (
+        calibration.expert_gemm_efficiency_factor
     )
     provenance = dict(profile.provenance)
     provenance["training calibration"] = str(calibration.provenance.get("summary", "cost/calibration.yaml"))
@@ -150,4 +154,5 @@ def _no_factors(c: TrainingCalibration) -> bool:
         not c.gemm_efficiency_factor
         and c.attention_efficiency_factor == 1.0
         and c.memory_bound_efficiency_factor == 1.0
+        and c.expert_gemm_efficiency_factor == 1.0
     )

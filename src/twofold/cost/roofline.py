@@ -20,7 +20,10 @@ the max assumes compute and memory traffic overlap perfectly inside a kernel; th
 `memory_bound_efficiency` (`profile.extra`, default 1; the training calibration sets it, see
 `cost.calibration`) scales the bandwidth of the memory-bound kinds only (norms, elementwise,
 softmax, embedding, loss, router, optimizer: unfused kernels make extra passes over their tensors),
-not the weight/activation streaming of GEMMs and attention.
+not the weight/activation streaming of GEMMs and attention. `expert_gemm_efficiency` (same place,
+default 1) divides the compute term of the routed-expert GEMMs (`layer.moe.experts.*`, run as a
+grouped GEMM in Megatron-Core; `cost.calibration` gives the mechanism and its citation); their
+memory term and every other GEMM are unchanged.
 
 Left out: vector/scalar-engine throughput of memory-bound ops (on Trainium the Vector and Scalar
 engines, on GPUs the CUDA cores, can bound norms and softmax before HBM does); caches and on-chip
@@ -34,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from twofold.cost.calibration import MEMORY_BOUND_KINDS
+from twofold.cost.calibration import EXPERT_GEMM_PREFIX, MEMORY_BOUND_KINDS
 from twofold.cost.defaults import profile_for
 from twofold.cost.gemm import gpu_padded_flops, ramp_flops, systolic_padded_flops
 from twofold.cost.profile import CalibrationProfile
@@ -185,6 +188,10 @@ def op_time_terms(ops: Sequence[Op], chip: Chip, profile: CalibrationProfile | N
     gemm_idx = np.flatnonzero(is_gemm)
     if gemm_idx.size:
         compute_s[gemm_idx] = _gemm_compute_flops(ops, chip, profile, gemm_idx) / rates[gemm_idx]
+        expert = float(profile.extra.get("expert_gemm_efficiency", 1.0))
+        if expert != 1.0:
+            grouped = np.array([ops[i].name.startswith(EXPERT_GEMM_PREFIX) for i in gemm_idx], dtype=bool)
+            compute_s[gemm_idx[grouped]] /= expert
     attn_idx = np.flatnonzero(is_attention)
     if attn_idx.size:
         sub = [ops[i] for i in attn_idx]

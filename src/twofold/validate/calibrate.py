@@ -10,6 +10,10 @@ by *mechanism* and multiplies each group by a parameter theta_p:
 
     t_cal = sum_g theta_{p(g)} * T_g        (terms in no group keep theta = 1)
 
+A group may be scaled by a product of parameters (group name "a*b": theta_a * theta_b), as the
+routed-expert GEMMs are in the estimator: the family's GEMM factor times the expert-GEMM factor
+(`cost.calibration`), so the fitted expert factor is relative to a dense GEMM on the same chip.
+
 Parameters are per chip family or per mechanism, never per row or per source (see `mechanism_terms`
 in `validate.run` for the grouping and the justification of each parameter). They are fitted by
 regularised least squares on the log error of the published figure:
@@ -59,6 +63,7 @@ __all__ = [
     "to_training",
     "theta_of",
     "bounded_phi",
+    "group_parameters",
 ]
 
 RIDGE_LAMBDA = 1.0
@@ -112,9 +117,19 @@ class Calibration:
         }
 
 
+def group_parameters(group: str) -> tuple[str, ...]:
+    """The parameters whose product scales a group: "a*b" is scaled by theta_a * theta_b (the
+    routed-expert GEMMs run at the family's GEMM factor times the expert-GEMM factor)."""
+    return tuple(group.split("*"))
+
+
+def _group_theta(group: str, theta: Mapping[str, float]) -> float:
+    return math.prod(theta.get(name, 1.0) for name in group_parameters(group))
+
+
 def calibrated_step_time(row: FitRow, theta: Mapping[str, float]) -> float:
-    """t_cal = t_raw + sum_p (theta_p - 1) * T_p."""
-    delta = sum((theta.get(name, 1.0) - 1.0) * seconds for name, seconds in row.groups.items())
+    """t_cal = t_raw + sum_g (prod_{p in g} theta_p - 1) * T_g."""
+    delta = sum((_group_theta(group, theta) - 1.0) * seconds for group, seconds in row.groups.items())
     return max(row.step_time_s + delta, 1e-12)
 
 
@@ -134,26 +149,33 @@ def fit(
 ) -> Calibration:
     """Fit theta on `rows` (minus `exclude_source`) by ridge Gauss-Newton in phi = log theta."""
     used = [r for r in rows if r.source != exclude_source]
-    names = sorted({name for r in used for name, seconds in r.groups.items() if seconds > 0})
+    groups = sorted({g for r in used for g, seconds in r.groups.items() if seconds > 0})
+    names = sorted({p for g in groups for p in group_parameters(g)})
     if not used or not names:
         return Calibration(rows_used=len(used), excluded_source=exclude_source, ridge_lambda=ridge_lambda)
     index = {name: j for j, name in enumerate(names)}
+    column = {g: j for j, g in enumerate(groups)}
+    # incidence[g, p] = 1 when parameter p scales group g (phi of a group = sum of its phis).
+    incidence = np.zeros((len(groups), len(names)))
+    for g, j in column.items():
+        for p in group_parameters(g):
+            incidence[j, index[p]] = 1.0
     phi = np.zeros(len(names))
     t_raw = np.array([r.step_time_s for r in used])
     sign = np.array([r.time_sign for r in used], dtype=float)
     e0 = np.array([r.log_error for r in used])
-    terms = np.zeros((len(used), len(names)))
+    terms = np.zeros((len(used), len(groups)))
     for i, r in enumerate(used):
-        for name, seconds in r.groups.items():
-            if name in index:
-                terms[i, index[name]] += seconds
+        for g, seconds in r.groups.items():
+            if g in column:
+                terms[i, column[g]] += seconds
     rest = t_raw - terms.sum(axis=1)  # seconds no parameter scales
     for _ in range(iterations):
-        theta = np.exp(phi)
-        t_cal = np.maximum(rest + terms @ theta, 1e-12)
+        scaled = terms * np.exp(incidence @ phi)[None, :]  # theta_g * T_ig
+        t_cal = np.maximum(rest + scaled.sum(axis=1), 1e-12)
         resid = e0 + sign * np.log(t_cal / t_raw)
-        # d resid_i / d phi_p = sign_i * theta_p * T_ip / t_cal_i
-        jac = sign[:, None] * terms * theta[None, :] / t_cal[:, None]
+        # d resid_i / d phi_p = sign_i * sum_{g containing p} theta_g * T_ig / t_cal_i
+        jac = sign[:, None] * (scaled @ incidence) / t_cal[:, None]
         # Huber as iteratively reweighted least squares: weight delta/|e| beyond delta.
         weight = np.minimum(1.0, huber_delta / np.maximum(np.abs(resid), 1e-300))
         lhs = jac.T @ (weight[:, None] * jac) + ridge_lambda * np.eye(len(names))
@@ -175,7 +197,8 @@ def fit(
 def to_training(theta: Mapping[str, float], base: TrainingCalibration) -> TrainingCalibration:
     """The efficiency factors (1 / theta) of fitted multipliers, on `base`'s chip families.
 
-    gemm[<family> <bits>] -> gemm_efficiency_factor["<family> <bits>"], attention ->
+    gemm[<family> <bits>] -> gemm_efficiency_factor["<family> <bits>"], expert_gemm ->
+    expert_gemm_efficiency_factor, attention ->
     attention_efficiency_factor, memory_bound -> memory_bound_efficiency_factor, comm ->
     collective_efficiency, fsdp -> fsdp_collective_efficiency, tp[<family>] ->
     tp_comm_overlap[<family>] = 1 - theta_tp / theta_comm. A parameter without a fitted value
@@ -192,6 +215,7 @@ def to_training(theta: Mapping[str, float], base: TrainingCalibration) -> Traini
 
     return base.with_factors(
         gemm_efficiency_factor=gemm,
+        expert_gemm_efficiency_factor=1.0 / theta.get("expert_gemm", 1.0),
         attention_efficiency_factor=1.0 / theta.get("attention", 1.0),
         memory_bound_efficiency_factor=1.0 / theta.get("memory_bound", 1.0),
         collective_efficiency=1.0 / comm,
@@ -205,6 +229,7 @@ def theta_of(c: TrainingCalibration) -> dict[str, float]:
     """The inverse of `to_training`: time multipliers of the factors that differ from 1."""
     out = {f"gemm[{k}]": 1.0 / v for k, v in c.gemm_efficiency_factor.items()}
     for name, value in (
+        ("expert_gemm", c.expert_gemm_efficiency_factor),
         ("attention", c.attention_efficiency_factor),
         ("memory_bound", c.memory_bound_efficiency_factor),
         ("comm", c.collective_efficiency),

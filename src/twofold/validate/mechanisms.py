@@ -17,6 +17,10 @@ or per mechanism (none per row or per source):
   cast work for 8-bit and 4-bit recipes, kernel mixes, framework overheads (launch gaps, Python,
   logging), and power/clock limits under sustained load: properties of a chip generation and its
   software stack at one precision, like `gemm_efficiency` itself.
+- `expert_gemm`: the routed-expert GEMMs of MoE layers (`layer.moe.experts.*`, a grouped GEMM in
+  Megatron-Core) relative to a dense GEMM of the same shape, one parameter for all chips; their
+  group is scaled by `gemm[<family> <bits>] * expert_gemm` (`validate.calibrate`), as the
+  estimator applies both (`cost.calibration`, where the mechanism and its citation are).
 - `attention`: fused-attention kernel speed relative to the cost model (FlashAttention forward and,
   slower, backward; real FP8 recipes keep attention in BF16), one parameter for all chips.
 - `memory_bound`: achieved bandwidth of norms, activations, residuals, softmax and the optimizer,
@@ -30,7 +34,7 @@ or per mechanism (none per row or per source):
 
 from __future__ import annotations
 
-from twofold.cost.calibration import UNCALIBRATED
+from twofold.cost.calibration import EXPERT_GEMM_PREFIX, UNCALIBRATED
 from twofold.cost.calibration import precision_bits as precision_bits
 from twofold.validate.mapping import Case
 
@@ -41,11 +45,12 @@ COMM_TERMS = ("cp", "pp", "dp")
 
 
 # Chips hold mappings (not hashable): shares are cached by the chip's id next to the other keys.
-_CACHE: dict[tuple[object, ...], tuple[float, float, float]] = {}
+_CACHE: dict[tuple[object, ...], tuple[float, float, float, float]] = {}
 
 
-def op_kind_shares(case: Case) -> tuple[float, float, float]:
-    """(GEMM, attention, memory-bound) fractions of one micro-batch's on-chip time for the case."""
+def op_kind_shares(case: Case) -> tuple[float, float, float, float]:
+    """(dense GEMM, routed-expert GEMM, attention, memory-bound) fractions of one micro-batch's
+    on-chip time for the case."""
     lay, work = case.layout, case.workload
     key = (
         case.model,
@@ -57,6 +62,7 @@ def op_kind_shares(case: Case) -> tuple[float, float, float]:
         lay.tp,
         lay.cp,
         lay.ep,
+        lay.etp,
         lay.sequence_parallel,
     )
     if key not in _CACHE:
@@ -64,7 +70,7 @@ def op_kind_shares(case: Case) -> tuple[float, float, float]:
     return _CACHE[key]
 
 
-def _compute_shares(case: Case) -> tuple[float, float, float]:
+def _compute_shares(case: Case) -> tuple[float, float, float, float]:
     from twofold.cost import op_times_s, profile_for
     from twofold.workload.graph import training_ops
 
@@ -78,22 +84,25 @@ def _compute_shares(case: Case) -> tuple[float, float, float]:
         tp=lay.tp,
         cp=lay.cp,
         ep=lay.ep,
+        etp=lay.etp,
         sequence_parallel=lay.sequence_parallel,
     )
     times = op_times_s(ops, case.chip, profile_for(case.chip, UNCALIBRATED))
-    gemm = attention = memory = 0.0
+    gemm = expert = attention = memory = 0.0
     for op, seconds in zip(ops, times, strict=True):
         total = float(seconds) * op.count
-        if op.kind == "gemm":
+        if op.kind == "gemm" and op.name.startswith(EXPERT_GEMM_PREFIX):
+            expert += total
+        elif op.kind == "gemm":
             gemm += total
         elif op.kind == "attention":
             attention += total
         else:
             memory += total
-    whole = gemm + attention + memory
+    whole = gemm + expert + attention + memory
     if whole <= 0:
-        return 1.0, 0.0, 0.0
-    return gemm / whole, attention / whole, memory / whole
+        return 1.0, 0.0, 0.0, 0.0
+    return gemm / whole, expert / whole, attention / whole, memory / whole
 
 
 def mechanism_groups(case: Case, prediction: object) -> dict[str, float]:
@@ -102,9 +111,11 @@ def mechanism_groups(case: Case, prediction: object) -> dict[str, float]:
     compute = sum(float(breakdown.get(term, 0.0)) for term in COMPUTE_TERMS)
     comm = sum(float(breakdown.get(term, 0.0)) for term in COMM_TERMS)
     optimizer = float(breakdown.get("optimizer", 0.0))
-    gemm_share, attention_share, memory_share = op_kind_shares(case)
+    gemm_share, expert_share, attention_share, memory_share = op_kind_shares(case)
+    gemm = f"gemm[{case.family} {precision_bits(case.workload.precision)}]"
     candidates = {
-        f"gemm[{case.family} {precision_bits(case.workload.precision)}]": compute * gemm_share,
+        gemm: compute * gemm_share,
+        f"{gemm}*expert_gemm": compute * expert_share,
         "attention": compute * attention_share,
         "memory_bound": compute * memory_share + optimizer,
         "comm": comm,
