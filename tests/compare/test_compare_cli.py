@@ -79,3 +79,57 @@ def test_parse_tokens() -> None:
     assert parse_tokens("2T") == 2e12 and parse_tokens("1.5e9") == 1.5e9 and parse_tokens("300B") == 3e11
     with pytest.raises(InputError):
         parse_tokens("0")
+
+
+def test_compare_capacity_block_prices(capsys: pytest.CaptureFixture[str]) -> None:
+    # Capacity Blocks for ML (AWS pricing mirror, 2024-12): p5.48xlarge $39.33/h / 8 H100,
+    # trn1.32xlarge $15.49/h / 16 in ap-southeast-4; none published for Trainium2.
+    argv = ["compare", "llama3.1-8b", "--on", "h100,trn1,trn2", "--chips", "16", "--global-batch", "256"]
+    code, out, _ = _run([*argv, "--price-kind", "capacity-block", "--json"], capsys)
+    assert code == 0
+    d = json.loads(out)
+    assert d["price_kind"] == "capacity-block"
+    rows = {r["chip"]: r for r in d["rows"]}
+    h100, trn1, trn2 = rows["h100"]["price"], rows["trn1"]["price"], rows["trn2"]["price"]
+    assert h100["kind"] == "capacity-block" and h100["usd_per_chip_hour"] == pytest.approx(39.33 / 8)
+    assert (h100["region"], h100["as_of"], h100["valid_until"]) == ("us-east-1", "2024-12", "2025-01-01")
+    assert trn1["usd_per_chip_hour"] == pytest.approx(15.49 / 16) and trn1["region"] == "ap-southeast-4"
+    # $ per million tokens = price per chip-second / tokens per chip-second x 1e6 (hand formula).
+    thr = rows["h100"]["tokens_per_s_per_chip"]
+    assert rows["h100"]["usd_per_million_tokens"] == pytest.approx(39.33 / 8 / 3600 / thr * 1e6)
+    # Trn2 has a spot price but no capacity block: unknown, not the spot price, and said so.
+    assert trn2["usd_per_chip_hour"] is None and trn2["kind"] == "capacity-block"
+    assert rows["trn2"]["usd_per_million_tokens"] is None
+    assert rows["trn2"]["ratio_to_reference"]["perf_per_dollar"] is None
+    assert any("no other kind" in n for n in rows["trn2"]["notes"])
+    f = rows["trn1"]["factors"]["perf_per_dollar"]
+    assert f["price"] == pytest.approx((39.33 / 8) / (15.49 / 16))
+    assert math.prod(f.values()) == pytest.approx(
+        rows["trn1"]["ratio_to_reference"]["perf_per_dollar"], rel=1e-9
+    )
+    code, out, _ = _run([*argv, "--price-kind", "capacity-block"], capsys)
+    assert "price h100: capacity-block $4.91625/chip-h (p5.48xlarge, us-east-1, as of 2024-12" in out
+    assert "price trn2: capacity-block unknown" in out
+
+
+def test_compare_spot_and_same_cost_use_the_chosen_kind(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["compare", "llama3.1-8b", "--on", "trn1,h100", "--chips", "16", "--global-batch", "256"]
+    code, out, _ = _run([*argv, "--same-cost", "--price-kind", "capacity-block", "--json"], capsys)
+    assert code == 0
+    h100 = next(r for r in json.loads(out)["rows"] if r["chip"] == "h100")
+    # Budget: the reference trn1's capacity-block $/h over the H100's ($15.49/16 vs $39.33/8).
+    f = h100["factors"]["system_throughput"]
+    assert f["budget"] == pytest.approx((15.49 / 16) / (39.33 / 8))
+    assert math.prod(f.values()) == pytest.approx(h100["ratio_to_reference"]["system_throughput"], rel=1e-9)
+    # Spot: only trn2 has one; trn1 as reference has none, so --same-cost has no budget (exit 2).
+    code, _, err = _run([*argv, "--same-cost", "--price-kind", "spot"], capsys)
+    assert code == 2 and "spot price unknown" in err
+    # --price still wins under any kind.
+    code, out, _ = _run([*argv, "--price-kind", "spot", "--price", "trn1=1", "--json"], capsys)
+    trn1 = next(r for r in json.loads(out)["rows"] if r["chip"] == "trn1")
+    assert trn1["price"]["source"] == "user" and trn1["price_usd_per_chip_hour"] == 1.0
+
+
+def test_compare_bad_price_kind_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run([*ARGS, "--price-kind", "reserved"], capsys)
+    assert code == 2 and "price_kind" in err

@@ -153,3 +153,22 @@ def test_bad_inputs() -> None:
         compare("llama3.1-8b", ["h100"], chips=0, workload=SMALL)
     with pytest.raises(InputError, match="tokens"):
         compare("llama3.1-8b", ["h100"], tokens=-5, workload=SMALL)
+
+
+def test_capacity_block_prices_factors_multiply_back(cache: dict) -> None:
+    # AWS Capacity Blocks for ML (pricing mirror, 2024-12): p5.48xlarge $39.33/h / 8 H100,
+    # p5e.48xlarge $43.26/h / 8 H200; the A100 80GB has none (only the 40GB p4d), so it is unknown.
+    result = compare(
+        "llama3.1-8b",
+        ["h100", "h200", "a100"],
+        chips=16,
+        workload=SMALL,
+        cache=cache,
+        price_kind="capacity-block",
+    )
+    assert result.price_kind == "capacity-block"
+    assert _check_factors_multiply_back(result) >= 2 * 2
+    h200, a100 = result.row("h200"), result.row("a100")
+    assert h200.factors["perf_per_dollar"]["price"] == pytest.approx((39.33 / 8) / (43.26 / 8))
+    assert a100.metrics["price_usd_per_chip_hour"] is None and a100.factors["perf_per_dollar"] is None
+    assert any("unknown for a100: no published capacity-block price" in n for n in result.notes)

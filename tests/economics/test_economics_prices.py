@@ -57,3 +57,36 @@ def test_cost_figures_by_hand() -> None:
     assert usd_per_million_tokens(price, 1000.0) == pytest.approx(1.0)
     assert tokens_per_usd(price, 1000.0) == pytest.approx(1e6)
     assert cost_usd(price, 8, 7200.0) == pytest.approx(3.6 * 8 * 2)
+
+
+def test_price_kind_selects_the_published_quote() -> None:
+    # AWS Capacity Blocks for ML (mirror, 2024-12): p5.48xlarge $39.33/h for 8 H100 in us-east-1,
+    # valid until 2025-01-01 (hardware_research.yaml, nvidia-h100-sxm price.capacity_block).
+    chip = get_chip("h100")
+    price = price_for(system_for(chip), chip, kind="capacity-block")
+    assert price.source == "catalog" and price.kind == "capacity-block"
+    assert price.usd_per_chip_hour == pytest.approx(39.33 / 8, rel=1e-12)
+    d = price.to_dict()
+    assert (d["region"], d["as_of"], d["valid_until"]) == ("us-east-1", "2024-12", "2025-01-01")
+    assert d["sources"] == ["aws-capacity-blocks-mirror"]
+    # Spot: trn2.48xlarge $23.06/h for 16 chips in us-east-2 (SkyPilot snapshot).
+    trn2 = get_chip("trn2")
+    spot = price_for(system_for(trn2), trn2, kind="spot")
+    assert spot.usd_per_chip_hour == pytest.approx(23.06 / 16, rel=1e-12) and spot.region == "us-east-2"
+
+
+def test_missing_kind_is_unknown_not_another_kind() -> None:
+    trn2 = get_chip("trn2")  # has a spot price, no capacity-block or on-demand one
+    price = price_for(system_for(trn2), trn2, kind="capacity-block")
+    assert price.usd_per_chip_hour is None and price.source == "unknown" and price.kind == "capacity-block"
+    assert "capacity-block" in price.note and usd_per_million_tokens(price, 1000.0) is None
+    h100 = get_chip("h100")  # has on-demand and capacity-block, no spot
+    assert price_for(system_for(h100), h100, kind="spot").usd_per_chip_hour is None
+
+
+def test_user_price_wins_over_every_kind() -> None:
+    chip = get_chip("h100")
+    price = price_for(system_for(chip), chip, {"h100": 3.0}, kind="capacity-block")
+    assert price.usd_per_chip_hour == 3.0 and price.source == "user" and price.kind == "capacity-block"
+    with pytest.raises(InputError):
+        price_for(system_for(chip), chip, kind="reserved")

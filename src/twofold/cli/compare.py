@@ -19,6 +19,11 @@ _IDLE_HELP = (
 )
 # List options as module-level singletons (a call in an argument default is flagged by B008).
 _PRICE_OPTION = typer.Option(None, "--price", help=_PRICE_HELP)
+_PRICE_KIND_HELP = (
+    "Which published price: on-demand, capacity-block (AWS EC2 Capacity Blocks) or spot; a chip "
+    "without one is unknown (never priced at another kind). --price wins."
+)
+_PRICE_KIND_OPTION = typer.Option("on-demand", "--price-kind", help=_PRICE_KIND_HELP)
 _POWER_OPTION = typer.Option(None, "--power", help=_POWER_HELP)
 _DEFAULT_SEQ_LEN = 4096
 _SHAPE_OPTION = typer.Option(
@@ -55,6 +60,36 @@ def _overrides(
     return parse_chip_values(prices or [], "price", "USD per chip-hour"), parse_chip_values(
         powers or [], "power", "W"
     )
+
+
+def _check_price_kind(kind: str) -> None:
+    """Fail on a bad --price-kind before any model is loaded or planned."""
+    from twofold.economics.prices import PRICE_KINDS
+    from twofold.errors import InputError
+
+    if kind not in PRICE_KINDS:
+        raise InputError("price_kind", kind, f"must be one of {', '.join(PRICE_KINDS)}")
+
+
+def _price_line(chip: str, p: dict[str, Any]) -> str:
+    """One table note per row: the price used, its kind, quote, region, date and source keys."""
+    kind = p.get("kind", "on-demand")
+    if p["usd_per_chip_hour"] is None:
+        return f"price {chip}: {kind} unknown ({p['note']})"
+    if p["source"] == "user":
+        return f"price {chip}: ${p['usd_per_chip_hour']:g}/chip-h, {p['note']}"
+    where = ", ".join(
+        x
+        for x in (
+            p.get("instance", ""),
+            p.get("region") or "region not recorded",
+            f"as of {p['as_of']}" if p.get("as_of") else "date not recorded",
+            f"valid until {p['valid_until']}" if p.get("valid_until") else "",
+            "source: " + ", ".join(p.get("sources") or []),
+        )
+        if x
+    )
+    return f"price {chip}: {kind} ${p['usd_per_chip_hour']:g}/chip-h ({where})"
 
 
 def _workload(global_batch: int, seq_len: int, precision: str) -> Any:
@@ -123,6 +158,7 @@ def compare(
     seq_len: int = typer.Option(_DEFAULT_SEQ_LEN, "--seq-len", help="Tokens per sequence."),
     precision: str = typer.Option("bf16", "--precision", help="bf16, fp8, ..."),
     price: list[str] | None = _PRICE_OPTION,
+    price_kind: str = _PRICE_KIND_OPTION,
     power: list[str] | None = _POWER_OPTION,
     idle_fraction: float | None = typer.Option(None, "--idle-fraction", help=_IDLE_HELP),
     grid: float | None = typer.Option(None, "--grid-gco2-per-kwh", help="Grid carbon intensity for CO2."),
@@ -136,6 +172,7 @@ def compare(
         raise InputError("same_cost", True, "choose one of --same-cost and --same-power")
     mode = "same-cost" if same_cost else "same-power" if same_power else "chips"
     prices, powers = _overrides(price, power)
+    _check_price_kind(price_kind)
     name = _model_name(model_arg, model)
     the_model: Any = name
     workload = _workload(global_batch, seq_len, precision)
@@ -158,6 +195,7 @@ def compare(
         prices=prices,
         powers=powers,
         idle_fraction=idle_fraction,
+        price_kind=price_kind,
         chips=chips,
         mode=mode,
         reference=reference,
@@ -263,6 +301,8 @@ def render_compare(d: dict[str, Any]) -> None:
                 r["dominant_cause"].get(metric) or "",
             )
         out.print(ft)
+    for r in d["rows"]:
+        out.print(_price_line(r["chip"], r["price"]), markup=False, highlight=False)
     for r in d["rows"]:
         for n in r["notes"]:
             out.print(f"[yellow]{r['chip']}: {n}[/yellow]")

@@ -13,7 +13,9 @@ Per row: layout, step time, tokens/s per chip, MFU, memory per chip, time to tra
 Compute-Optimal Large Language Models", arXiv 2203.15556; active parameters for MoE models, an
 assumption since that fit is for dense models), $ per million tokens and $ to train (`economics.
 prices`), power, energy per token, kWh and CO2 (`economics.power`), perf/W (tokens per joule) and
-perf/$ (tokens per dollar). Unknown prices and power stay None, never zero.
+perf/$ (tokens per dollar). Unknown prices and power stay None, never zero. Prices are of one kind
+(`price_kind`: on-demand, capacity-block or spot, `economics.PRICE_KINDS`); a chip without a
+published price of that kind is unknown, never priced at another kind.
 
 Imported models (`workload.imported.ImportedModel`, from `twofold.from_torch` or
 `twofold.from_onnx`) are planned with data parallelism and ZeRO/FSDP only (`compare.plans`). One
@@ -144,6 +146,7 @@ class CompareResult:
     notes: tuple[str, ...] = ()
     unit: str = "tokens"
     samples: float | None = None
+    price_kind: str = "on-demand"
 
     def row(self, chip: str) -> CompareRow:
         for r in self.rows:
@@ -169,6 +172,7 @@ class CompareResult:
             "tokens": self.tokens,
             "samples": self.samples,
             "grid_gco2_per_kwh": self.grid_gco2_per_kwh,
+            "price_kind": self.price_kind,
             "rows": rows,
             "notes": list(self.notes),
         }
@@ -397,7 +401,13 @@ def compare_targets(
         notes=_result_notes(targets, unit, budget),
         unit=unit,
         samples=budget if unit == "samples" else None,
+        price_kind=_price_kind(targets),
     )
+
+
+def _price_kind(targets: Sequence[Target]) -> str:
+    """The price kind of the comparison; targets built with different kinds list them all."""
+    return ",".join(dict.fromkeys(t.price.kind for t in targets))
 
 
 def _resolve_reference(reference: str, targets: Sequence[Target]) -> str:
@@ -422,10 +432,11 @@ def _budget_of(mode: str, ref: Target) -> str | None:
     value = ref.price.usd_per_chip_hour if mode == "same-cost" else ref.power.tdp_w
     if value is None:
         flag = "--price" if mode == "same-cost" else "--power"
+        name = f"{ref.price.kind} price" if mode == "same-cost" else _budget_name(mode)
         raise InputError(
             "reference",
             ref.label,
-            f"{_budget_name(mode)} unknown, so {mode} has no budget; pass {flag} {ref.label}=...",
+            f"{name} unknown, so {mode} has no budget; pass {flag} {ref.label}=...",
         )
     return mode
 
@@ -480,8 +491,11 @@ def _raw_row(
         unconstrained_metrics=plan.unconstrained_metrics,
     )
     if tgt.price.usd_per_chip_hour is None:
+        kind = tgt.price.kind
+        instead = "" if kind == "on-demand" else " (no other kind of price is used in its place)"
         notes.append(
-            f"price unknown: no published on-demand price for {tgt.system.id}; pass --price {tgt.label}=USD"
+            f"price unknown: no published {kind} price for {tgt.system.id}{instead}; "
+            f"pass --price {tgt.label}=USD"
         )
     if tgt.power.tdp_w is None:
         notes.append(f"power unknown: no published TDP for {tgt.label}; pass --power {tgt.label}=W")
@@ -501,6 +515,17 @@ def _result_notes(targets: Sequence[Target], unit: str, budget: float | None) ->
             f"idle power assumed {', '.join(f'{f:g}' for f in fractions)} x TDP for {', '.join(assumed)} "
             "(no published idle figure; --idle-fraction changes it)"
         )
+    kinds = _price_kind(targets)
+    unpriced = [t.label for t in targets if t.price.usd_per_chip_hour is None]
+    notes.append(
+        f"prices: {kinds}, USD per chip-hour (each row's `price`: region, date, source)"
+        + (
+            f"; unknown for {', '.join(unpriced)}: no published {kinds} price, and no other kind "
+            "is used in its place (--price CHIP=USD supplies one)"
+            if unpriced
+            else ""
+        )
+    )
     notes.append("power P(u) = idle + (TDP - idle) * u, u = compute-busy share of the step (docs/compare.md)")
     return tuple(notes)
 
@@ -512,14 +537,20 @@ def compare(
     prices: Mapping[str, float] | None = None,
     powers: Mapping[str, float] | None = None,
     idle_fraction: float | None = None,
+    price_kind: str = "on-demand",
     **kwargs: Any,
 ) -> CompareResult:
     """Compare catalog chips by id or alias (`compare("llama3.1-70b", ["trn2", "h100"])`); `model`
     is a catalog id, a config.json path, a `ModelConfig` or an imported model (`twofold.from_torch`,
-    `twofold.from_onnx`). The keyword arguments are those of `compare_targets`."""
+    `twofold.from_onnx`). `price_kind` picks the published price (on-demand, capacity-block, spot);
+    `prices` (USD per chip-hour by chip id) win over it. The other keyword arguments are those of
+    `compare_targets`."""
     if isinstance(model, str):
         from twofold.workload.registry import get_model
 
         model = get_model(model)
-    targets = [target(name, prices=prices, powers=powers, idle_fraction=idle_fraction) for name in on]
+    targets = [
+        target(name, prices=prices, powers=powers, idle_fraction=idle_fraction, price_kind=price_kind)
+        for name in on
+    ]
     return compare_targets(model, targets, **kwargs)

@@ -53,15 +53,16 @@ def target_from(
     price_usd_per_chip_hour: float | None = None,
     tdp_w: float | None = None,
     idle_fraction: float | None = None,
+    price_kind: str = "on-demand",
 ) -> Target:
     """A target from objects (what-if chips): price and power from the arguments, else the
-    system's catalog price and the chip's TDP."""
+    system's catalog price of `price_kind` and the chip's TDP."""
     prices = {chip.id: price_usd_per_chip_hour} if price_usd_per_chip_hour is not None else None
     powers = {chip.id: tdp_w} if tdp_w is not None else None
     return Target(
         chip=chip,
         system=system,
-        price=price_for(system, chip, prices),
+        price=price_for(system, chip, prices, kind=price_kind),
         power=power_model_for(chip, overrides_w=powers, idle_fraction=idle_fraction),
     )
 
@@ -72,9 +73,11 @@ def target(
     prices: Mapping[str, float] | None = None,
     powers: Mapping[str, float] | None = None,
     idle_fraction: float | None = None,
+    price_kind: str = "on-demand",
 ) -> Target:
     """A target from a catalog chip id or alias, in its default system; `prices` and `powers`
-    (USD per chip-hour, W) are keyed by chip id (`economics.parse_chip_values`)."""
+    (USD per chip-hour, W) are keyed by chip id (`economics.parse_chip_values`); the catalog price
+    is the published one of `price_kind` (`economics.PRICE_KINDS`), unknown where there is none."""
     from twofold.hardware.catalog import get_chip, system_for
 
     chip = get_chip(name)
@@ -82,7 +85,7 @@ def target(
     return Target(
         chip=chip,
         system=system,
-        price=price_for(system, chip, prices),
+        price=price_for(system, chip, prices, kind=price_kind),
         power=power_model_for(chip, overrides_w=powers, idle_fraction=idle_fraction),
     )
 

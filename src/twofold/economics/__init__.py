@@ -10,6 +10,7 @@ from twofold.economics.power import (
     power_model_for,
 )
 from twofold.economics.prices import (
+    PRICE_KINDS,
     Price,
     cost_usd,
     parse_chip_values,
@@ -20,6 +21,7 @@ from twofold.economics.prices import (
 
 __all__ = [
     "DEFAULT_IDLE_FRACTION",
+    "PRICE_KINDS",
     "PowerModel",
     "Price",
     "busy_fraction",

@@ -1,15 +1,18 @@
-"""Prices: on-demand USD per chip-hour of a system, from the catalog or supplied by the user.
+"""Prices: USD per chip-hour of a system, of one published kind, from the catalog or the user.
 
-The catalog's `System.price_usd_per_chip_hour` is the on-demand instance price divided by the
-chips in the instance, with region, date and source in `System.price_note` (figures from
-`shared/data/hardware_research.yaml`, mostly the SkyPilot AWS catalog snapshot). Where no price is
-published (Trainium2, TPUs, AMD platforms) the price is `None` and stays `None`: every figure
-derived from it (dollars, perf/$) is reported as unknown, never as zero. The user supplies one
-with `--price trn2=USD` (USD per chip-hour).
+Kinds (`hardware.types.PRICE_KINDS`): `on-demand` (list price), `capacity-block` (AWS EC2 Capacity
+Blocks for ML: instances reserved ahead for a fixed period, a committed price) and `spot`
+(interruptible, a market price at the time of the snapshot). Each catalog price is the quoted
+instance price divided by its chips, with instance, region, date and source (`System.prices`,
+figures from `shared/data/hardware_research.yaml`: the SkyPilot AWS catalog snapshot and a mirror of
+the AWS Capacity Blocks pricing page). Where no price of the chosen kind is published the price is
+`None` and stays `None`: it never falls back to another kind, and every figure derived from it
+(dollars, perf/$) is reported as unknown, never as zero. The user supplies one with
+`--price trn2=USD` (USD per chip-hour), which wins over the catalog for any kind.
 
-Left out: committed-use, reserved and spot prices (the catalog carries on-demand prices only; the
-research file's spot quotes are in the price notes), storage, networking and support charges, and
-price differences between regions.
+Left out: savings plans, reserved-instance and committed-use discounts (not in the sources),
+storage, networking and support charges, and price differences between regions (each quote is for
+the one region it names; a capacity block may be quoted in a different region than on-demand).
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from twofold.errors import InputError
-from twofold.hardware.types import Chip, System
+from twofold.hardware.types import PRICE_KINDS, Chip, System
 
 __all__ = [
+    "PRICE_KINDS",
     "Price",
     "cost_usd",
     "parse_chip_values",
@@ -36,29 +40,70 @@ SECONDS_PER_HOUR = 3600.0
 
 @dataclass(frozen=True, kw_only=True)
 class Price:
-    """USD per chip-hour (None: unknown), where it comes from, and the catalog's note."""
+    """USD per chip-hour of one kind (None: unknown), where it comes from, and the quote's details.
+
+    `source` is "catalog", "user" (`--price`) or "unknown"; `region`, `as_of` (publication or
+    snapshot date, "" = not recorded), `valid_until`, `instance` and `sources` (catalog source keys)
+    describe a catalog quote and are empty otherwise.
+    """
 
     usd_per_chip_hour: float | None
     source: Literal["catalog", "user", "unknown"]
     note: str
+    kind: str = "on-demand"
+    region: str = ""
+    as_of: str = ""
+    valid_until: str = ""
+    instance: str = ""
+    sources: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
-        return {"usd_per_chip_hour": self.usd_per_chip_hour, "source": self.source, "note": self.note}
+        return {
+            "usd_per_chip_hour": self.usd_per_chip_hour,
+            "source": self.source,
+            "kind": self.kind,
+            "region": self.region,
+            "as_of": self.as_of,
+            "valid_until": self.valid_until,
+            "instance": self.instance,
+            "sources": list(self.sources),
+            "note": self.note,
+        }
 
 
-def price_for(system: System, chip: Chip, overrides: Mapping[str, float] | None = None) -> Price:
-    """The price of one chip-hour of `system`: the user's override for the chip id, else the
-    catalog's on-demand price, else unknown (None, with the catalog's reason)."""
+def price_for(
+    system: System,
+    chip: Chip,
+    overrides: Mapping[str, float] | None = None,
+    kind: str = "on-demand",
+) -> Price:
+    """The price of one chip-hour of `system` of one `kind`: the user's override for the chip id,
+    else the catalog's published price of that kind, else unknown (None, with the reason; no
+    fallback to another kind, since a spot or reserved price is not an on-demand one)."""
+    if kind not in PRICE_KINDS:
+        raise InputError("price_kind", kind, f"must be one of {', '.join(PRICE_KINDS)}")
     if overrides and chip.id in overrides:
-        return Price(usd_per_chip_hour=float(overrides[chip.id]), source="user", note="supplied with --price")
-    if system.price_usd_per_chip_hour is not None:
         return Price(
-            usd_per_chip_hour=float(system.price_usd_per_chip_hour),
-            source="catalog",
-            note=f"{system.id}: {system.price_note}".strip(),
+            usd_per_chip_hour=float(overrides[chip.id]),
+            source="user",
+            note=f"supplied with --price (used as the {kind} price)",
+            kind=kind,
         )
-    reason = system.price_note or "no published price"
-    return Price(usd_per_chip_hour=None, source="unknown", note=f"{system.id}: {reason}")
+    quote = system.price(kind)
+    if quote.usd_per_chip_hour is not None:
+        return Price(
+            usd_per_chip_hour=float(quote.usd_per_chip_hour),
+            source="catalog",
+            note=f"{system.id}: {quote.describe()}",
+            kind=kind,
+            region=quote.region,
+            as_of=quote.as_of,
+            valid_until=quote.valid_until,
+            instance=quote.instance,
+            sources=quote.sources,
+        )
+    reason = quote.note or f"no published {kind} price"
+    return Price(usd_per_chip_hour=None, source="unknown", note=f"{system.id}: {reason}", kind=kind)
 
 
 def parse_chip_values(items: Iterable[str], field: str, unit: str) -> dict[str, float]:

@@ -13,18 +13,30 @@ from twofold.hardware.catalog import (
     list_chips,
     list_systems,
     load_catalog,
+    price_quote_to_dict,
     single_chip_system,
     system_for,
     system_to_dict,
     systems_for_chip,
 )
-from twofold.hardware.types import PRECISIONS, Chip, Figure, Source, System, TopologyLevel
+from twofold.hardware.types import (
+    PRECISIONS,
+    PRICE_KINDS,
+    Chip,
+    Figure,
+    PriceQuote,
+    Source,
+    System,
+    TopologyLevel,
+)
 
 __all__ = [
     "PRECISIONS",
+    "PRICE_KINDS",
     "Catalog",
     "Chip",
     "Figure",
+    "PriceQuote",
     "Source",
     "System",
     "TopologyLevel",
@@ -35,6 +47,7 @@ __all__ = [
     "list_chips",
     "list_systems",
     "load_catalog",
+    "price_quote_to_dict",
     "single_chip_system",
     "system_for",
     "system_to_dict",

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from twofold.errors import InputError
-from twofold.hardware.types import Chip, Figure, Source, System, TopologyLevel
+from twofold.hardware.types import Chip, Figure, PriceQuote, Source, System, TopologyLevel
 
 __all__ = ["FIGURE_FIELDS", "parse_catalog_document"]
 
@@ -38,8 +38,16 @@ _ALTERNATIVE_KEYS = frozenset({"value", "src", "note", "confidence"})
 _CONFIDENCE = ("high", "medium", "low")
 _SYSTEM_KEYS = frozenset(
     {"id", "name", "chip", "aliases", "node_chips", "max_chips", "sources", "levels", "notes"}
-    | {"price_usd_per_chip_hour", "price_note"}
+    | {"price_usd_per_chip_hour", "price_note", "prices"}
 )
+# YAML key (as in shared/data/hardware_research.yaml) -> price kind (`types.PRICE_KINDS`).
+_PRICE_KEYS = {"on_demand": "on-demand", "capacity_block": "capacity-block", "spot": "spot"}
+_QUOTE_KEYS = frozenset(
+    {"usd_per_chip_hour", "usd_per_instance_hour", "instance", "instance_chips", "region"}
+    | {"as_of", "valid_until", "src", "note"}
+)
+# Published per-chip prices are rounded to a tenth of a cent; a larger gap is a typo.
+_PRICE_ROUNDING_USD = 5e-4
 _LEVEL_KEYS = frozenset(
     {"name", "kind", "domain_chips", "bandwidth_gb_s_per_chip", "latency_us", "torus_dims", "note", "sources"}
 )
@@ -265,6 +273,87 @@ def _level(where: _Where, i: int, raw: object, sources: Mapping[str, Source], in
     )
 
 
+def _date(where: str, value: object) -> str:
+    if isinstance(value, datetime.date):  # YAML reads 2025-01-01 as a date
+        return value.isoformat()
+    return _string(where, None if value is None else str(value), required=False)
+
+
+def _quote(
+    where: _Where, key: str, raw: object, sources: Mapping[str, Source], node_chips: int
+) -> PriceQuote:
+    """One published price `{usd_per_chip_hour, usd_per_instance_hour, instance, ..., src, note}`;
+    `usd_per_chip_hour: null` with a `note` (the reason) for a price that is not published."""
+    kind = _PRICE_KEYS[key]
+    if not isinstance(raw, dict):
+        raise InputError(
+            where("prices", key),
+            raw,
+            "must be a mapping {usd_per_chip_hour, src, ...} (null price: a note why)",
+        )
+    _unknown_keys(where("prices", key), raw, _QUOTE_KEYS)
+    note = _string(where("prices", key, "note"), raw.get("note", ""), required=False)
+    per_chip = raw.get("usd_per_chip_hour")
+    if per_chip is None:
+        if not note.strip():
+            raise InputError(where("prices", key, "note"), None, "an unknown price needs a note saying why")
+        return PriceQuote(kind=kind, usd_per_chip_hour=None, note=note)  # type: ignore[arg-type]
+    per_chip = _positive(where("prices", key, "usd_per_chip_hour"), per_chip)
+    keys = _source_keys(where("prices", key, "src"), raw.get("src"), sources)
+    if not keys:
+        raise InputError(where("prices", key, "src"), raw.get("src"), "a price needs at least one source key")
+    chips = raw.get("instance_chips", node_chips)
+    chips = _positive(where("prices", key, "instance_chips"), chips, int)
+    per_instance = raw.get("usd_per_instance_hour")
+    if per_instance is not None:
+        per_instance = _positive(where("prices", key, "usd_per_instance_hour"), per_instance)
+        if abs(per_instance / chips - per_chip) > _PRICE_ROUNDING_USD + 1e-9:
+            raise InputError(
+                where("prices", key, "usd_per_chip_hour"),
+                per_chip,
+                f"must be usd_per_instance_hour / instance_chips = {per_instance} / {chips} (to 1/10 cent)",
+            )
+    return PriceQuote(
+        kind=kind,  # type: ignore[arg-type]
+        usd_per_chip_hour=per_chip,
+        usd_per_instance_hour=per_instance,
+        instance=_string(where("prices", key, "instance"), raw.get("instance", ""), required=False),
+        instance_chips=chips,  # type: ignore[arg-type]
+        region=_string(where("prices", key, "region"), raw.get("region", ""), required=False),
+        as_of=_date(where("prices", key, "as_of"), raw.get("as_of")),
+        valid_until=_date(where("prices", key, "valid_until"), raw.get("valid_until")),
+        sources=keys,
+        note=note,
+    )
+
+
+def _prices(
+    where: _Where, raw: Mapping[str, Any], sources: Mapping[str, Source], node_chips: int
+) -> tuple[float | None, str, dict[str, PriceQuote]]:
+    """(on-demand USD per chip-hour, its note, quotes by kind). The on-demand price is given once:
+    in `prices.on_demand`, or (older entries) as `price_usd_per_chip_hour` + `price_note`."""
+    table = raw.get("prices") or {}
+    if not isinstance(table, dict):
+        raise InputError(where("prices"), table, f"must be a mapping with keys {', '.join(_PRICE_KEYS)}")
+    _unknown_keys(where("prices"), table, frozenset(_PRICE_KEYS))
+    quotes = {_PRICE_KEYS[k]: _quote(where, k, v, sources, node_chips) for k, v in table.items()}
+    if "on-demand" in quotes:
+        for legacy in ("price_usd_per_chip_hour", "price_note"):
+            if legacy in raw:
+                raise InputError(
+                    where(legacy), raw[legacy], "the on-demand price is in prices.on_demand; remove this"
+                )
+        on_demand = quotes["on-demand"]
+        note = on_demand.describe().removeprefix("on-demand: ")
+        return on_demand.usd_per_chip_hour, note, quotes
+    price = raw.get("price_usd_per_chip_hour")
+    if price is not None:
+        price = _positive(where("price_usd_per_chip_hour"), price)
+    price_note = _string(where("price_note"), raw.get("price_note"), required=price is None)
+    quotes["on-demand"] = PriceQuote(kind="on-demand", usd_per_chip_hour=price, note=price_note)
+    return price, price_note, quotes
+
+
 def _system(file: str, index: int, raw: object, table: Mapping[str, Source]) -> System:
     if not isinstance(raw, dict):
         raise InputError(f"{file}:systems[{index}]", raw, "must be a mapping")
@@ -296,10 +385,7 @@ def _system(file: str, index: int, raw: object, table: Mapping[str, Source]) -> 
         )
     if max_chips is not None and max_chips < node_chips:
         raise InputError(where("max_chips"), max_chips, f"must be >= node_chips={node_chips}")
-    price = raw.get("price_usd_per_chip_hour")
-    if price is not None:
-        price = _positive(where("price_usd_per_chip_hour"), price)
-    price_note = _string(where("price_note"), raw.get("price_note"), required=price is None)
+    price, price_note, quotes = _prices(where, raw, sources, node_chips)  # type: ignore[arg-type]
     return System(
         id=_string(where("id"), raw.get("id")),
         name=_string(where("name"), raw.get("name")),
@@ -310,6 +396,7 @@ def _system(file: str, index: int, raw: object, table: Mapping[str, Source]) -> 
         levels=tuple(levels),
         price_usd_per_chip_hour=price,  # type: ignore[arg-type]
         price_note=price_note,
+        prices=quotes,
         notes=_strings(where("notes"), raw.get("notes")),
         sources=tuple(sources.values()),
     )

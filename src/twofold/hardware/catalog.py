@@ -18,7 +18,7 @@ from typing import Any
 
 from twofold.errors import InputError, near_matches
 from twofold.hardware._schema import FIGURE_FIELDS, parse_catalog_document
-from twofold.hardware.types import Chip, Figure, Source, System, TopologyLevel
+from twofold.hardware.types import PRICE_KINDS, Chip, Figure, PriceQuote, Source, System, TopologyLevel
 
 __all__ = [
     "DATA_DIR",
@@ -30,6 +30,7 @@ __all__ = [
     "list_chips",
     "list_systems",
     "load_catalog",
+    "price_quote_to_dict",
     "single_chip_system",
     "system_for",
     "system_to_dict",
@@ -260,6 +261,22 @@ def _level_dict(level: TopologyLevel) -> dict[str, Any]:
     }
 
 
+def price_quote_to_dict(quote: PriceQuote) -> dict[str, Any]:
+    """A JSON-ready record of one published price (`usd_per_chip_hour` null: unknown, `note` why)."""
+    return {
+        "kind": quote.kind,
+        "usd_per_chip_hour": quote.usd_per_chip_hour,
+        "usd_per_instance_hour": quote.usd_per_instance_hour,
+        "instance": quote.instance,
+        "instance_chips": quote.instance_chips,
+        "region": quote.region,
+        "as_of": quote.as_of,
+        "valid_until": quote.valid_until,
+        "sources": list(quote.sources),
+        "note": quote.note,
+    }
+
+
 def system_to_dict(system: System) -> dict[str, Any]:
     """A JSON-ready record of a system with its topology levels, innermost first."""
     return {
@@ -271,6 +288,7 @@ def system_to_dict(system: System) -> dict[str, Any]:
         "max_chips": system.max_chips,
         "price_usd_per_chip_hour": system.price_usd_per_chip_hour,
         "price_note": system.price_note,
+        "prices": {kind: price_quote_to_dict(system.price(kind)) for kind in PRICE_KINDS},
         "levels": [_level_dict(level) for level in system.levels],
         "notes": list(system.notes),
         "sources": [_source_dict(s) for s in system.sources],

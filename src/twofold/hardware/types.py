@@ -14,10 +14,25 @@ from typing import Literal
 
 from twofold.errors import InputError
 
-__all__ = ["Chip", "Figure", "Source", "System", "TopologyLevel", "Precision", "PRECISIONS"]
+__all__ = [
+    "PRECISIONS",
+    "PRICE_KINDS",
+    "Chip",
+    "Figure",
+    "Precision",
+    "PriceKind",
+    "PriceQuote",
+    "Source",
+    "System",
+    "TopologyLevel",
+]
 
 Precision = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "mxfp8", "fp4", "int8"]
 PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16", "fp8", "mxfp8", "fp4", "int8")
+# On-demand list price; AWS EC2 Capacity Blocks for ML (a reserved block of instances, paid ahead);
+# spot (interruptible, market price at the time of the snapshot).
+PriceKind = Literal["on-demand", "capacity-block", "spot"]
+PRICE_KINDS: tuple[str, ...] = ("on-demand", "capacity-block", "spot")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -132,6 +147,46 @@ class TopologyLevel:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PriceQuote:
+    """One published price of a system, per chip-hour, of one kind (on-demand, capacity-block, spot).
+
+    `usd_per_chip_hour` is the quoted instance's price divided by its chips (None: no price of this
+    kind is published, `note` says why). `instance` is the instance the price was quoted for, which
+    may differ from the system (a capacity block of p5e for an HGX H200 sold as p5en). `as_of` is
+    when the price was published or seen ("" = not recorded), `valid_until` the end of its validity
+    where the source gives one; `sources` are keys into the system's sources.
+    """
+
+    kind: PriceKind
+    usd_per_chip_hour: float | None
+    usd_per_instance_hour: float | None = None
+    instance: str = ""
+    instance_chips: int | None = None
+    region: str = ""
+    as_of: str = ""
+    valid_until: str = ""
+    sources: tuple[str, ...] = ()
+    note: str = ""
+
+    def describe(self) -> str:
+        """One line: kind, price arithmetic, instance, region, date, note (or why it is unknown)."""
+        if self.usd_per_chip_hour is None:
+            if self.note.lower().startswith("unknown"):
+                return f"{self.kind}: {self.note}"
+            return f"{self.kind}: unknown; {self.note}".rstrip("; ")
+        parts = [self.kind]
+        if self.usd_per_instance_hour is not None and self.instance_chips:
+            usd = f"{self.usd_per_instance_hour:.5f}".rstrip("0").rstrip(".")
+            parts.append(f"${usd}/h / {self.instance_chips} chips")
+        parts += [self.instance, self.region or "region not recorded"]
+        parts.append(f"as of {self.as_of}" if self.as_of else "date not recorded")
+        if self.valid_until:
+            parts.append(f"valid until {self.valid_until}")
+        text = ", ".join(p for p in parts if p)
+        return f"{text}; {self.note}" if self.note else text
+
+
+@dataclass(frozen=True, kw_only=True)
 class System:
     """A system a chip ships in: an instance, a server, a rack or a pod slice, with its topology."""
 
@@ -144,5 +199,24 @@ class System:
     levels: tuple[TopologyLevel, ...]
     price_usd_per_chip_hour: float | None = None
     price_note: str = ""  # region, date, source of the price; why it is missing if it is
+    # Published prices by kind (PRICE_KINDS); the on-demand one matches `price_usd_per_chip_hour`.
+    prices: Mapping[str, PriceQuote] = field(default_factory=dict)
     notes: tuple[str, ...] = ()  # structure and caveats (how levels nest, what is assumed)
     sources: tuple[Source, ...] = ()
+
+    def price(self, kind: str = "on-demand") -> PriceQuote:
+        """The published price of one kind; an unknown quote (None, with the reason) if there is none.
+
+        A system built without `prices` (a what-if or a single device) has only its on-demand
+        price, from `price_usd_per_chip_hour` and `price_note`. Never falls back to another kind.
+        """
+        if kind not in PRICE_KINDS:
+            raise InputError("price_kind", kind, f"must be one of {', '.join(PRICE_KINDS)}")
+        quote = self.prices.get(kind)
+        if quote is not None:
+            return quote
+        if kind == "on-demand":
+            return PriceQuote(
+                kind="on-demand", usd_per_chip_hour=self.price_usd_per_chip_hour, note=self.price_note
+            )
+        return PriceQuote(kind=kind, usd_per_chip_hour=None, note=f"no {kind} price in the sources")  # type: ignore[arg-type]
