@@ -72,6 +72,12 @@ def test_unparseable_claims_name_the_text_and_the_form(text: str) -> None:
     assert "expected" in str(info.value) or "multiplier" in str(info.value)
 
 
+@pytest.mark.parametrize("text", ["h100 is -2x a100", "h100 is 0x a100", "h100 is -30% faster than a100"])
+def test_non_positive_multipliers_are_refused(text: str) -> None:
+    with pytest.raises(InputError, match="positive"):
+        parse_claim(text)
+
+
 def test_true_claim_by_construction_holds() -> None:
     fast, base = doubled_target("h100", links=False), target("h100")
     claim = Claim(

@@ -93,7 +93,7 @@ def estimate(
         )  # fmt: skip
     micro_batch_given = micro_batch is not None
     micro_batch = 1 if micro_batch is None else micro_batch
-    for name, value in (("global_batch", global_batch), ("seq_len", seq_len)):
+    for name, value in (("global_batch", global_batch), ("seq_len", seq_len), ("micro_batch", micro_batch)):
         if value is not None and value < 1:
             raise InputError(name, value, "must be a positive integer")
     if model.endswith(".onnx"):  # an imported model: data parallel and ZeRO/FSDP only

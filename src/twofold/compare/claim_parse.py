@@ -37,8 +37,8 @@ _METRIC_WORDS: tuple[tuple[str, str], ...] = (
     (r"latency|respon", "latency"),
     (r"faster|throughput|training|\bspeed", "throughput"),
 )
-_TIMES = re.compile(r"(\d+(?:\.\d+)?)\s*(?:x\b|×|times\b)")
-_PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*%\s*(better|more|faster|higher|greater|cheaper|lower|less)")
+_TIMES = re.compile(r"(-?\d+(?:\.\d+)?)\s*(?:x\b|×|times\b)")
+_PERCENT = re.compile(r"(-?\d+(?:\.\d+)?)\s*%\s*(better|more|faster|higher|greater|cheaper|lower|less)")
 _TOKEN = re.compile(r"[a-z0-9][a-z0-9._-]*")
 
 
@@ -90,6 +90,8 @@ def parse_claim(text: str, *, metric: str | None = None) -> Claim:
         multiplier = float(times.group(1))
     elif percent is not None:
         p = float(percent.group(1)) / 100.0
+        if p <= 0.0:
+            raise InputError("claim", text, "the percentage must be positive ('30% better')")
         if percent.group(2) in ("cheaper", "lower", "less"):
             if p >= 1.0:
                 raise InputError("claim", text, "a reduction of 100% or more is not a ratio")

@@ -136,7 +136,7 @@ def _rules(model: ModelConfig, workload: TrainingWorkload, chips: int | None) ->
     rules += [
         (
             "global_batch",
-            f"global_batch={gb} is not divisible by dp*micro_batch",
+            "is not divisible by dp*micro_batch",
             lambda c: gb % (c["dp"] * c["micro_batch"]) == 0,
         ),
         (
