@@ -208,3 +208,25 @@ def test_zero3_never_needs_more_than_zero1(dp, tp, pp, cp, mb, rc) -> None:
     mem = memory_per_chip(LLAMA, param_counts(LLAMA), LayoutArrays.build(table, LLAMA, wl), "bf16", 2048)
     assert mem["total"][1] <= mem["total"][0]
     assert np.all(np.isfinite(mem["total"])) and np.all(mem["total"] > 0)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(
+    dp=st.sampled_from([1, 2, 4]),
+    tp=st.sampled_from([1, 2, 4]),
+    pp=st.sampled_from([1, 2, 4]),
+    zero=st.sampled_from([0, 1, 2, 3]),
+    rc=st.sampled_from(["none", "selective", "full"]),
+)
+def test_more_chips_never_give_less_total_memory(dp, tp, pp, zero, rc) -> None:
+    """DESIGN.md invariant: sharding over twice the data-parallel ranks (same micro-batch, same
+    work per rank) never makes the memory summed over all chips smaller: states are split, never
+    dropped, and every rank still holds its own activations."""
+    wl = TrainingWorkload(global_batch=64, seq_len=2048)
+    rows = [Layout(dp=d, tp=tp, pp=pp, micro_batch=1, recompute=rc, zero=zero) for d in (dp, 2 * dp)]
+    table = LayoutTable.from_layouts(rows)
+    assume(bool(valid_mask(LLAMA, table, wl).all()))
+    mem = memory_per_chip(LLAMA, param_counts(LLAMA), LayoutArrays.build(table, LLAMA, wl), "bf16", 2048)
+    chips = np.array([r.chips for r in rows], dtype=float)
+    total = mem["total"] * chips
+    assert total[1] >= total[0]
