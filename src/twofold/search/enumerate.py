@@ -17,9 +17,8 @@ counts in `RejectionSummary` add up to the candidates of their stage. The rules 
 from (Megatron-LM is the reference implementation for tp/pp/vp/cp/ep):
 
 - `tp_heads`: tp divides num_attention_heads (each rank holds whole heads).
-- `tp_kv_heads`: tp divides num_kv_heads (Megatron-Core splits the GQA query groups over tp:
-  `divide(num_query_groups, tp)` in `megatron/core/transformer/attention.py`; replicating KV heads
-  over tp, as inference engines do, is not modelled by the estimator and so not searched).
+- `tp_kv_heads`: tp divides num_kv_heads, or is a multiple of it (KV heads replicated over the
+  ranks of a group, as the operator graph prices it); the same rule as `parallel.rules`.
 - `tp_ffn`: tp divides intermediate_size, and for MoE shared_expert_intermediate_size
   (column-parallel linears split their output evenly).
 - `etp_width`: etp divides moe_intermediate_size (the routed experts' column-parallel linears).
