@@ -124,8 +124,9 @@ def test_default_systems_hold_their_chip() -> None:
 
 
 def test_records_are_json_serialisable() -> None:
-    json.dumps([chip_to_dict(c) for c in list_chips()])
-    json.dumps([system_to_dict(s) for s in list_systems()])
+    for records in ([chip_to_dict(c) for c in list_chips()], [system_to_dict(s) for s in list_systems()]):
+        back = json.loads(json.dumps(records))  # raises on anything JSON cannot carry
+        assert [r["id"] for r in back] == [r["id"] for r in records] and len(back) > 0
 
 
 # --- hand derivations (independent references, cited) ---------------------------------------------
