@@ -96,7 +96,20 @@ def fake_evaluate(
     slow = slow + 0.02 * table.zero - 0.01 * np.log2(table.micro_batch)
     tokens = 1.0e4 / slow
     step = workload.global_batch * workload.seq_len / (tokens * (table.dp * table.tp * table.pp * table.cp))
+    # Busy share: kernels (compute with recompute) against kernels plus waiting (tp/cp traffic,
+    # bubble, ZeRO traffic), so that the energy ranking can differ from the throughput ranking.
+    kernels = 1.0 + RECOMPUTE_SLOW[table.recompute]
+    busy = kernels / (kernels + 0.08 * (table.tp - 1) + 0.1 * (table.cp - 1) + bubble + 0.02 * table.zero)
+    breakdown = {
+        "breakdown_compute_forward_s": 0.3 * busy * step,
+        "breakdown_compute_backward_s": 0.5 * busy * step,
+        "breakdown_compute_recompute_s": 0.15 * busy * step,
+        "breakdown_optimizer_s": 0.05 * busy * step,
+        "breakdown_tp_s": 0.5 * (1.0 - busy) * step,
+        "breakdown_bubble_s": 0.5 * (1.0 - busy) * step,
+    }
     return {
+        **breakdown,
         "step_time_s": step,
         "tokens_per_s_per_chip": tokens,
         "mfu": tokens / 2e4,

@@ -70,7 +70,10 @@ def test_table_output(capsys: pytest.CaptureFixture[str]) -> None:
     ("extra", "message"),
     [
         (["--chips", "0"], "chips=0"),
-        (["--objective", "cost"], "not available yet"),
+        (["--objective", "cost", "--chip", "trn2"], "the price of trn2 on trn2.48xlarge is unknown"),
+        (["--objective", "energy", "--chip", "trn2"], "pass --power trn2=W"),
+        (["--price", "h100=2"], "applies to --objective cost only"),
+        (["--objective", "time", "--tokens", "0"], "tokens='0'"),
         (["--objective", "speed"], "objective='speed'"),
         (["--precision", "fp9"], "precision='fp9'"),
         (["--top", "0"], "top=0"),

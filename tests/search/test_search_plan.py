@@ -156,8 +156,8 @@ def test_to_dict_is_json_with_the_documented_keys() -> None:
     ("kw", "field", "words"),
     [
         ({"chips": 0}, "chips", "positive"),
-        ({"objective": "cost"}, "objective", "not available yet"),
-        ({"objective": "energy"}, "objective", "not available yet"),
+        ({"objective": "cost"}, "objective", "the price of toy-chip on toy-8 is unknown"),
+        ({"objective": "energy"}, "objective", "the maximum power (TDP) of toy-chip is unknown"),
         ({"objective": "speed"}, "objective", "must be one of"),
         ({"top_k": 0}, "top_k", "positive"),
     ],

@@ -14,6 +14,14 @@ __all__ = ["plan"]
 # 2023, "Llama 2", section 2.2: "global batch-size of 4M tokens").
 DEFAULT_SEQ_LEN = 4096
 DEFAULT_GLOBAL_BATCH = 1024
+_OBJECTIVE_HELP = (
+    "What to rank by: throughput (tokens/s/chip), cost ($/M tokens), energy (J/token), "
+    "time (to train --tokens); with --infer: throughput, latency, cost."
+)
+_PRICE_HELP = (
+    "--objective cost: USD per chip-hour, CHIP=USD (repeat or comma-separate); overrides the catalog."
+)
+_POWER_HELP = "--objective energy: maximum (TDP) power in watts, CHIP=W (repeat or comma-separate)."
 
 
 @app.command("plan")
@@ -25,7 +33,18 @@ def plan(
     global_batch: int = typer.Option(DEFAULT_GLOBAL_BATCH, "--global-batch", help="Sequences per step."),
     seq_len: int = typer.Option(DEFAULT_SEQ_LEN, "--seq-len", help="Tokens per sequence."),
     precision: str = typer.Option("bf16", "--precision", help="fp32, bf16, fp8, mxfp8, fp4."),
-    objective: str = typer.Option("throughput", "--objective", help="What to rank by: throughput."),
+    objective: str = typer.Option("throughput", "--objective", help=_OBJECTIVE_HELP),
+    price: list[str] = typer.Option([], "--price", help=_PRICE_HELP),  # noqa: B008 - repeatable
+    price_kind: str = typer.Option(
+        "on-demand", "--price-kind", help="--objective cost: on-demand, capacity-block or spot."
+    ),
+    power: list[str] = typer.Option([], "--power", help=_POWER_HELP),  # noqa: B008 - repeatable
+    idle_fraction: float | None = typer.Option(
+        None, "--idle-fraction", help="--objective energy: idle power / TDP (default: catalog, else 0.2)."
+    ),
+    tokens: str | None = typer.Option(
+        None, "--tokens", help="--objective time: token budget (2e12, 2T); default 20 x params."
+    ),
     top: int = typer.Option(10, "--top", help="How many layouts to list."),
     infer: bool = typer.Option(False, "--infer", help="Plan serving (layout and batch) instead of training."),
     input_tokens: int = typer.Option(1024, "--input-tokens", help="--infer: prompt tokens per sequence."),
@@ -41,6 +60,8 @@ def plan(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Search every valid layout (dp, tp, pp, vp, cp, ep, ZeRO, micro-batch, recompute) and rank them."""
+    from twofold.cli.compare import parse_tokens
+    from twofold.economics.prices import parse_chip_values
     from twofold.errors import InputError
     from twofold.hardware.catalog import get_chip, system_for
     from twofold.hardware.types import PRECISIONS
@@ -52,7 +73,13 @@ def plan(
         from twofold.cli._inference import plan_infer, refuse_training_flags
 
         refuse_training_flags(
-            seq_len=(seq_len, DEFAULT_SEQ_LEN), global_batch=(global_batch, DEFAULT_GLOBAL_BATCH)
+            seq_len=(seq_len, DEFAULT_SEQ_LEN),
+            global_batch=(global_batch, DEFAULT_GLOBAL_BATCH),
+            price=(price, []),
+            price_kind=(price_kind, "on-demand"),
+            power=(power, []),
+            idle_fraction=(idle_fraction, None),
+            tokens=(tokens, None),
         )
         return plan_infer(
             model=model, chip=chip, system=system, chips=chips, input_tokens=input_tokens,
@@ -64,9 +91,14 @@ def plan(
         if value < 1:
             raise InputError(name, value, "must be a positive integer")
     check_objective(objective)
+    prices = parse_chip_values(price, "price", "USD per chip-hour")
+    powers = parse_chip_values(power, "power", "W")
+    token_budget = parse_tokens(tokens)
     if precision not in PRECISIONS:
         raise InputError("precision", precision, f"must be one of {', '.join(PRECISIONS)}")
     if model.endswith(".onnx"):  # an imported model: dp = chips, ZeRO stage searched
+        if objective != "throughput":
+            raise InputError("objective", objective, "an ONNX model is planned by throughput only")
         from twofold.cli._imported import plan_onnx
 
         return plan_onnx(
@@ -79,12 +111,51 @@ def plan(
     the_system = system_for(the_chip, system)
     workload = TrainingWorkload(global_batch=global_batch, seq_len=seq_len, precision=precision)
     result = plan_training(
-        the_model, the_system, chips, workload, objective=objective, top_k=top, chip=the_chip
+        the_model,
+        the_system,
+        chips,
+        workload,
+        objective=objective,
+        top_k=top,
+        chip=the_chip,
+        prices=prices,
+        powers=powers,
+        price_kind=price_kind,
+        idle_fraction=idle_fraction,
+        tokens=token_budget,
     )
     if as_json:
         emit_json(result.to_dict())
         return
     _render(result.to_dict())
+
+
+# objective -> (column title, row key, format)
+_OBJECTIVE_COLUMNS: dict[str, tuple[str, str, str]] = {
+    "cost": ("$/Mtok", "usd_per_million_tokens", ".3g"),
+    "energy": ("J/tok", "energy_per_token_j", ".3g"),
+    "time": ("days", "time_to_train_days", ".3g"),
+}
+
+
+def _inputs_lines(d: dict[str, Any]) -> list[str]:
+    """What the objective's figures assume: the price, the power model or the token budget."""
+    inputs = d.get("objective_inputs") or {}
+    lines = []
+    if "price" in inputs:
+        p = inputs["price"]
+        lines.append(
+            f"$/Mtok: dollars per million tokens at ${p['usd_per_chip_hour']:g}/chip-h ({p['note']})"
+        )
+    if "power" in inputs:
+        p = inputs["power"]
+        lines.append(
+            f"J/tok: joules per token, P = {p['idle_w']:g} W idle ({p['idle_source']}) + "
+            f"({p['tdp_w']:g} - {p['idle_w']:g}) W x busy share (TDP {p['tdp_source']})"
+        )
+    if "tokens" in inputs:
+        lines.append(f"days: time to train {inputs['tokens']:.4g} tokens on {d['chips']:,} chips")
+    return lines
 
 
 def _render(d: dict[str, Any]) -> None:
@@ -106,7 +177,9 @@ def _render(d: dict[str, Any]) -> None:
     for col in ("#", *(a if a != "micro_batch" else "mb" for a in axes)):
         table.add_column(col, justify="right")
     table.add_column("recompute")
-    for col in ("tok/s", "MFU", "step_s", "GiB"):
+    # The objective's column takes step_s's place (tok/s carries the speed), keeping 80 columns.
+    extra = _OBJECTIVE_COLUMNS.get(d["objective"])
+    for col in ("tok/s", "MFU", extra[0] if extra else "step_s", "GiB"):
         table.add_column(col, justify="right")
     pareto = {tuple(sorted(p["layout"].items())) for p in d["pareto"]}
     for rank, row in enumerate(d["top"], start=1):
@@ -118,13 +191,16 @@ def _render(d: dict[str, Any]) -> None:
             str(lay["recompute"]),
             f"{row['tokens_per_s_per_chip']:,.0f}",
             f"{row['mfu']:.1%}",
-            f"{row['step_time_s']:.3g}",
+            format(row[extra[1]], extra[2]) if extra else f"{row['step_time_s']:.3g}",
             f"{row['memory_per_chip_gib']:.1f}",
         )
     if d["top"]:
         out.print(table)
-        out.print("tok/s: tokens per second per chip; GiB: memory per chip; step_s: seconds per step")
+        step = "" if extra else "; step_s: seconds per step"
+        out.print(f"tok/s: tokens per second per chip; GiB: memory per chip{step}")
         out.print("* also on the Pareto front of throughput against memory per chip")
+        for line in _inputs_lines(d):
+            out.print(line)
     out.print(
         f"{d['evaluated_layouts']:,} valid layouts evaluated ({d['candidate_layouts']:,} candidates), "
         f"{d['fitting_layouts']:,} fit in memory, {len(d['pareto'])} on the Pareto front; "

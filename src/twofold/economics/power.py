@@ -36,6 +36,7 @@ from twofold.errors import InputError
 from twofold.hardware.types import Chip
 
 __all__ = [
+    "BUSY_TERMS",
     "DEFAULT_IDLE_FRACTION",
     "PowerModel",
     "busy_fraction",
@@ -48,7 +49,9 @@ __all__ = [
 
 # Assumed idle power as a fraction of TDP where the catalog has no idle figure (module docstring).
 DEFAULT_IDLE_FRACTION = 0.2
-_BUSY_TERMS = ("compute_forward", "compute_backward", "compute_recompute", "optimizer")
+# Breakdown terms during which the chip runs kernels (u in the module docstring); shared with the
+# vectorised layout search (`search.objectives`) so both use one definition.
+BUSY_TERMS: tuple[str, ...] = ("compute_forward", "compute_backward", "compute_recompute", "optimizer")
 JOULES_PER_KWH = 3.6e6
 
 
@@ -135,7 +138,7 @@ def busy_fraction(breakdown: Mapping[str, float], step_time_s: float) -> float:
     the estimate's breakdown, which sums to the step time)."""
     if step_time_s <= 0:
         return 0.0
-    busy = sum(float(breakdown.get(term, 0.0)) for term in _BUSY_TERMS)
+    busy = sum(float(breakdown.get(term, 0.0)) for term in BUSY_TERMS)
     return min(max(busy / step_time_s, 0.0), 1.0)
 
 

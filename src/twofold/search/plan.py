@@ -20,19 +20,17 @@ from twofold.errors import InputError
 from twofold.hardware.types import Chip, System
 from twofold.parallel.layout import Layout, LayoutTable, TrainingWorkload
 from twofold.search.enumerate import EnumerateOptions, RejectionSummary, enumerate_layouts
+from twofold.search.objectives import (
+    OBJECTIVES,
+    ObjectiveInputs,
+    check_objective,
+    objective_inputs,
+    objective_metrics,
+)
 from twofold.search.pareto import pareto_front
 from twofold.workload.model import ModelConfig
 
 __all__ = ["OBJECTIVES", "PlanResult", "RankedLayout", "check_objective", "plan_training"]
-
-# objective -> (metric ranked on, True when larger is better). Planned objectives are listed in
-# `_PLANNED` and refused until the cost and energy models exist.
-OBJECTIVES: dict[str, tuple[str, bool]] = {"throughput": ("tokens_per_s_per_chip", True)}
-_PLANNED: dict[str, str] = {
-    "cost": "needs the price model ($ per token)",
-    "energy": "needs the power model (J per token)",
-    "time": "needs a token budget (time to train)",
-}
 
 # Layouts per evaluator call: bounds the estimator's temporaries (a few dozen float64 arrays per
 # layout) to some hundreds of MB even for spaces far larger than any catalog model produces.
@@ -59,6 +57,7 @@ class PlanResult:
     `candidate_layouts` counts what the enumeration considered, `valid_layouts` what passed every
     rule (all of which are evaluated: `evaluated_layouts`), `fitting_layouts` those whose memory
     per chip fits. `best` is None when nothing fits; `explanation` then says why.
+    `objective_inputs` holds the price, power model or token budget the objective used.
     """
 
     model: str
@@ -67,6 +66,7 @@ class PlanResult:
     chips: int
     workload: TrainingWorkload
     objective: str
+    objective_inputs: ObjectiveInputs | None = None  # None: throughput, nothing needed
     best: RankedLayout | None
     top: tuple[RankedLayout, ...]
     pareto: tuple[RankedLayout, ...]
@@ -88,6 +88,8 @@ class PlanResult:
             "chips": self.chips,
             "workload": asdict(self.workload),
             "objective": self.objective,
+            "objective_metric": OBJECTIVES[self.objective][0],
+            "objective_inputs": {} if self.objective_inputs is None else self.objective_inputs.to_dict(),
             "best": None if self.best is None else self.best.to_dict(),
             "top": [r.to_dict() for r in self.top],
             "pareto": [r.to_dict() for r in self.pareto],
@@ -101,16 +103,6 @@ class PlanResult:
             "evaluate_s": self.evaluate_s,
             "elapsed_s": self.elapsed_s,
         }
-
-
-def check_objective(objective: str) -> tuple[str, bool]:
-    """The metric an objective ranks on and whether larger is better; InputError if unknown."""
-    if objective in OBJECTIVES:
-        return OBJECTIVES[objective]
-    if objective in _PLANNED:
-        raise InputError("objective", objective, f"not available yet ({_PLANNED[objective]})")
-    known = ", ".join([*OBJECTIVES, *_PLANNED])
-    raise InputError("objective", objective, f"must be one of {known}")
 
 
 def _resolve_hardware(system_or_chip: System | Chip | str, chip: Chip | None) -> tuple[System, Chip]:
@@ -211,6 +203,11 @@ def plan_training(
     chip: Chip | None = None,
     options: EnumerateOptions | None = None,
     evaluate: Evaluator | None = None,
+    prices: Mapping[str, float] | None = None,
+    powers: Mapping[str, float] | None = None,
+    price_kind: str = "on-demand",
+    idle_fraction: float | None = None,
+    tokens: float | None = None,
 ) -> PlanResult:
     """Search every valid layout of `model` on `chips` chips of a system and rank them.
 
@@ -220,6 +217,12 @@ def plan_training(
     evaluated but never ranked. Ties on the objective go to the lower memory per chip, then to the
     enumeration order, so the result is deterministic. `chip` overrides the system's own chip
     (a what-if chip, or a system built outside the catalog); `options` narrows the space.
+
+    `objective` (`search.objectives`): "throughput" (tokens/s per chip), "cost" ($ per million
+    tokens; `prices` {chip id: USD per chip-hour} over the catalog price of `price_kind`),
+    "energy" (J per token; `powers` {chip id: TDP W}, `idle_fraction`) or "time" (seconds to train
+    `tokens`, default 20 x active parameters). Inputs of another objective are refused; an
+    unknown price or TDP is an InputError naming the chip, raised before any layout is evaluated.
     """
     t0 = time.perf_counter()
     metric, larger_is_better = check_objective(objective)
@@ -230,12 +233,25 @@ def plan_training(
 
         model = get_model(model)
     system, chip = _resolve_hardware(system_or_chip, chip)
+    inputs = objective_inputs(
+        objective,
+        model,
+        system,
+        chip,
+        prices=prices,
+        powers=powers,
+        price_kind=price_kind,
+        idle_fraction=idle_fraction,
+        tokens=tokens,
+    )
     if evaluate is None:
         evaluate = _default_evaluator()
 
     table, rejections = enumerate_layouts(model, workload, chips, system=system, options=options)
     t1 = time.perf_counter()
     results = _evaluate_all(evaluate, model, system, chip, workload, table) if len(table) else {}
+    if results:
+        results.update(objective_metrics(inputs, results, rejections.chips))
     t2 = time.perf_counter()
 
     explanation: list[str] = []
@@ -261,6 +277,7 @@ def plan_training(
         chips=rejections.chips,
         workload=workload,
         objective=objective,
+        objective_inputs=inputs,
         best=top[0] if top else None,
         top=top,
         pareto=_ranked(table, results, pareto_idx),
