@@ -343,8 +343,7 @@ def _valid_doc() -> dict[str, Any]:
                 "chip": "x1",
                 "node_chips": 4,
                 "sources": ["s1"],
-                "price_usd_per_chip_hour": None,
-                "price_note": "unknown",
+                "prices": {"on_demand": {"usd_per_chip_hour": None, "note": "unknown"}},
                 "levels": [
                     {
                         "name": "link",
@@ -422,7 +421,8 @@ _DELETE = object()
         ("systems/0/levels/0/torus_dims", [2, 3], "bad.yaml:systems[x1-box].levels[0].torus_dims", "product"),
         ("systems/0/levels/0/kind", "crossbar", "bad.yaml:systems[x1-box].levels[0].kind", "switched"),
         ("systems/0/levels/1/latency_us", 0, "bad.yaml:systems[x1-box].levels[1].latency_us", "positive"),
-        ("systems/0/price_note", _DELETE, "bad.yaml:systems[x1-box].price_note", "non-empty"),
+        ("systems/0/prices/on_demand/note", _DELETE, "bad.yaml:systems[x1-box].prices.on_demand.note", "why"),
+        ("systems/0/prices", _DELETE, "bad.yaml:systems[x1-box].prices", "mapping"),
         ("systems/0/levels/1/domain_chips", 4, "bad.yaml:systems[x1-box].levels[1].domain_chips", "multiple"),
     ],
 )

@@ -181,7 +181,10 @@ def test_a_malformed_price_names_its_field(
     assert info.value.field == f"p.yaml:systems[x1-box].{field}" and rule in info.value.rule
 
 
-def test_on_demand_is_given_once(tmp_path: Path) -> None:
+def test_on_demand_price_is_required_and_given_only_in_prices(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as info:
+        _load(tmp_path, {"spot": _OK["spot"]})
+    assert info.value.field == "p.yaml:systems[x1-box].prices.on_demand" and "required" in info.value.rule
     with pytest.raises(InputError) as info:
         _load(tmp_path, _OK, {"price_usd_per_chip_hour": 2.5})
-    assert info.value.field.endswith("price_usd_per_chip_hour") and "prices.on_demand" in info.value.rule
+    assert info.value.value == "price_usd_per_chip_hour" and "unknown key" in info.value.rule

@@ -37,8 +37,7 @@ _FIGURE_KEYS = frozenset({"value", "src", "note", "confidence", "alternatives"})
 _ALTERNATIVE_KEYS = frozenset({"value", "src", "note", "confidence"})
 _CONFIDENCE = ("high", "medium", "low")
 _SYSTEM_KEYS = frozenset(
-    {"id", "name", "chip", "aliases", "node_chips", "max_chips", "sources", "levels", "notes"}
-    | {"price_usd_per_chip_hour", "price_note", "prices"}
+    {"id", "name", "chip", "aliases", "node_chips", "max_chips", "sources", "levels", "notes"} | {"prices"}
 )
 # YAML key (as in shared/data/hardware_research.yaml) -> price kind (`types.PRICE_KINDS`).
 _PRICE_KEYS = {"on_demand": "on-demand", "capacity_block": "capacity-block", "spot": "spot"}
@@ -330,28 +329,19 @@ def _quote(
 def _prices(
     where: _Where, raw: Mapping[str, Any], sources: Mapping[str, Source], node_chips: int
 ) -> tuple[float | None, str, dict[str, PriceQuote]]:
-    """(on-demand USD per chip-hour, its note, quotes by kind). The on-demand price is given once:
-    in `prices.on_demand`, or (older entries) as `price_usd_per_chip_hour` + `price_note`."""
-    table = raw.get("prices") or {}
+    """(on-demand USD per chip-hour, its note, quotes by kind), from `prices:`; the on-demand quote
+    is required (a null price with a note saying why when none is published)."""
+    table = raw.get("prices")
     if not isinstance(table, dict):
         raise InputError(where("prices"), table, f"must be a mapping with keys {', '.join(_PRICE_KEYS)}")
     _unknown_keys(where("prices"), table, frozenset(_PRICE_KEYS))
+    if "on_demand" not in table:
+        raise InputError(
+            where("prices", "on_demand"), None, "required (usd_per_chip_hour: null and a note if unknown)"
+        )
     quotes = {_PRICE_KEYS[k]: _quote(where, k, v, sources, node_chips) for k, v in table.items()}
-    if "on-demand" in quotes:
-        for legacy in ("price_usd_per_chip_hour", "price_note"):
-            if legacy in raw:
-                raise InputError(
-                    where(legacy), raw[legacy], "the on-demand price is in prices.on_demand; remove this"
-                )
-        on_demand = quotes["on-demand"]
-        note = on_demand.describe().removeprefix("on-demand: ")
-        return on_demand.usd_per_chip_hour, note, quotes
-    price = raw.get("price_usd_per_chip_hour")
-    if price is not None:
-        price = _positive(where("price_usd_per_chip_hour"), price)
-    price_note = _string(where("price_note"), raw.get("price_note"), required=price is None)
-    quotes["on-demand"] = PriceQuote(kind="on-demand", usd_per_chip_hour=price, note=price_note)
-    return price, price_note, quotes
+    on_demand = quotes["on-demand"]
+    return on_demand.usd_per_chip_hour, on_demand.describe().removeprefix("on-demand: "), quotes
 
 
 def _system(file: str, index: int, raw: object, table: Mapping[str, Source]) -> System:
