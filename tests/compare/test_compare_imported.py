@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
+import sys
+from pathlib import Path
 
 import pytest
 
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "frontends"))
+from frontends_models import export_onnx  # noqa: E402
 
 from twofold.cli import main  # noqa: E402
 from twofold.compare.compare import compare  # noqa: E402
@@ -44,20 +48,13 @@ class _TinyResNet(nn.Module):
 @pytest.fixture(scope="module")
 def onnx_cnn(tmp_path_factory: pytest.TempPathFactory) -> str:
     pytest.importorskip("onnx")
-    path = tmp_path_factory.mktemp("onnx") / "tiny_resnet.onnx"
-    # The TorchScript exporter (no onnxscript needed) warns that it is deprecated and that tracing
-    # fixes shapes: silenced here only, as in tests/estimate/test_estimate_imported.py.
-    with warnings.catch_warnings():
-        for category in (DeprecationWarning, FutureWarning, UserWarning, torch.jit.TracerWarning):
-            warnings.simplefilter("ignore", category=category)
-        torch.onnx.export(
-            _TinyResNet().eval(),
-            (torch.randn(2, 3, 32, 32),),
-            str(path),
-            dynamo=False,
-            input_names=["pixels"],
-            dynamic_axes={"pixels": {0: "batch"}},
-        )
+    path = export_onnx(
+        _TinyResNet(),
+        (torch.randn(2, 3, 32, 32),),
+        tmp_path_factory.mktemp("onnx") / "tiny_resnet.onnx",
+        input_names=["pixels"],
+        dynamic_axes={"pixels": {0: "batch"}},
+    )
     return str(path)
 
 

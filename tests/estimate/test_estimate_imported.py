@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ F = torch.nn.functional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "frontends"))
-from frontends_models import LlamaBlock  # noqa: E402
+from frontends_models import LlamaBlock, export_onnx  # noqa: E402
 
 from cli_helpers import run_cli  # noqa: E402
 from twofold.errors import InputError  # noqa: E402
@@ -220,20 +219,13 @@ class _ResNetish(nn.Module):
 
 def _export(tmp_path) -> str:
     pytest.importorskip("onnx")
-    path = tmp_path / "resnetish.onnx"
-    # The TorchScript exporter (no onnxscript needed) warns that it is deprecated and that tracing
-    # fixes shapes: silenced here only.
-    with warnings.catch_warnings():
-        for category in (DeprecationWarning, FutureWarning, UserWarning, torch.jit.TracerWarning):
-            warnings.simplefilter("ignore", category=category)
-        torch.onnx.export(
-            _ResNetish().eval(),
-            (torch.randn(2, 3, 32, 32),),
-            str(path),
-            dynamo=False,
-            input_names=["pixels"],
-            dynamic_axes={"pixels": {0: "batch"}},
-        )
+    path = export_onnx(
+        _ResNetish(),
+        (torch.randn(2, 3, 32, 32),),
+        tmp_path / "resnetish.onnx",
+        input_names=["pixels"],
+        dynamic_axes={"pixels": {0: "batch"}},
+    )
     return str(path)
 
 

@@ -3,7 +3,9 @@ counter: PyTorch's own `FlopCounterMode`."""
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -231,3 +233,14 @@ def example(name: str) -> tuple[nn.Module, tuple[Any, ...]]:
 
 
 MODELS = ("resnet", "vit", "bert", "llama")
+
+
+def export_onnx(module: nn.Module, inputs: tuple[Any, ...], path: Path, **kwargs: Any) -> Path:
+    """Export with the TorchScript exporter (`dynamo=False`: the dynamo one needs onnxscript, not
+    installed). It warns that it is deprecated and that tracing fixes shapes; silenced here only."""
+    module.eval()
+    with warnings.catch_warnings():
+        for category in (DeprecationWarning, FutureWarning, UserWarning, torch.jit.TracerWarning):
+            warnings.simplefilter("ignore", category=category)
+        torch.onnx.export(module, inputs, str(path), dynamo=False, **kwargs)
+    return path

@@ -4,7 +4,6 @@ shapes, malformed files and the `twofold inspect` verb."""
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 
-from frontends_models import by_group, example, reference_flops  # noqa: E402
+from frontends_models import by_group, example, export_onnx, reference_flops  # noqa: E402
 from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from onnx import TensorProto, helper  # noqa: E402
@@ -20,19 +19,6 @@ from onnx import TensorProto, helper  # noqa: E402
 from twofold.cli import main  # noqa: E402
 from twofold.errors import InputError  # noqa: E402
 from twofold.frontends import from_onnx, from_torch, parse_input_shapes  # noqa: E402
-
-
-def _export(module: torch.nn.Module, inputs: tuple, path: Path, **kwargs: object) -> Path:
-    """The TorchScript exporter (`dynamo=False`): the dynamo one needs onnxscript, not installed.
-    It warns that it is deprecated and that tracing fixes shapes; the test silences those here only."""
-    module.eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=DeprecationWarning)
-        warnings.simplefilter("ignore", category=FutureWarning)
-        warnings.simplefilter("ignore", category=UserWarning)
-        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
-        torch.onnx.export(module, inputs, str(path), dynamo=False, **kwargs)
-    return path
 
 
 def _flops_by_kind(ops: tuple) -> dict[str, float]:
@@ -47,7 +33,7 @@ def _flops_by_kind(ops: tuple) -> dict[str, float]:
 @pytest.mark.parametrize("name", ["resnet", "vit", "bert"])
 def test_onnx_forward_flops_equal_the_torch_path_and_flop_counter_mode(name: str, tmp_path: Path) -> None:
     module, inputs = example(name)
-    path = _export(module, inputs, tmp_path / f"{name}.onnx")
+    path = export_onnx(module, inputs, tmp_path / f"{name}.onnx")
     imported = from_onnx(path)
     traced = from_torch(module, inputs)
     assert imported.forward_flops == traced.forward_flops
@@ -61,7 +47,7 @@ def test_onnx_forward_flops_equal_the_torch_path_and_flop_counter_mode(name: str
 
 def test_derived_cnn_backward_equals_flop_counter_mode(tmp_path: Path) -> None:
     module, inputs = example("resnet")
-    imported = from_onnx(_export(module, inputs, tmp_path / "resnet.onnx"))
+    imported = from_onnx(export_onnx(module, inputs, tmp_path / "resnet.onnx"))
     module.train()
     reference = reference_flops(module, inputs)["backward"]
     # The first convolution reads the image, which needs no gradient: no input-gradient conv.
@@ -71,7 +57,7 @@ def test_derived_cnn_backward_equals_flop_counter_mode(tmp_path: Path) -> None:
 
 def test_dynamic_dimensions_need_input_shapes(tmp_path: Path) -> None:
     module, inputs = example("bert")
-    path = _export(
+    path = export_onnx(
         module,
         inputs,
         tmp_path / "bert.onnx",
@@ -141,7 +127,7 @@ def test_malformed_and_missing_files_are_input_errors(tmp_path: Path, capsys: py
 
 def test_inspect_json_reports_the_import(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     module, inputs = example("bert")
-    path = _export(
+    path = export_onnx(
         module, inputs, tmp_path / "bert.onnx", input_names=["ids", "keep"], dynamic_axes={"ids": {0: "b"}}
     )
     with pytest.raises(SystemExit) as exit_info:

@@ -86,10 +86,6 @@ class PublishedRow:
         match = re.match(r"^\s*([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)", raw)
         return float(match.group(1)) if match else None
 
-    def has_remark(self, text: str) -> bool:
-        """Whether any part of the notes (free text or key=value) contains `text` (case-insensitive)."""
-        return text.lower() in self.notes.lower()
-
 
 def parse_notes(notes: str) -> tuple[dict[str, str], tuple[str, ...]]:
     """Split a notes cell on ';' (outside parentheses) into `key=value` pairs and free-text remarks.
