@@ -132,7 +132,7 @@ SERVE = (
 
 
 def test_inference_factors_multiply_back_and_doubling_helps() -> None:
-    fast, base = doubled_target("h100", links=True), target("h100")
+    fast, base = doubled_target("h100", links=True, serving=True), target("h100")
     for metric in ("throughput", "latency", "perf-per-dollar"):
         claim = Claim(text="x", chip_a=fast.label, chip_b="h100", multiplier=1.5, metric=metric)
         result = evaluate_ratio(claim, fast, base, workloads=SERVE)

@@ -74,6 +74,21 @@ Parameters (each a multiplicative factor on an efficiency; 1.0 = the microbenchm
   2412.19437, section 3.2.1, DualPipe's overlap of all-to-all with computation). Per family for the
   same reason as TP; in [0, 1].
 
+- `op_overhead_factor`: the fixed time each kernel costs in a training step beyond its roofline
+  time, relative to the profile's `op_overhead_s` (an order-of-magnitude assumption of a few
+  microseconds, architecture default), for GPU chips. Why a mechanism: every operator an eager
+  framework launches pays a launch gap, its prologue/epilogue and its last partial wave whatever its
+  size, plus host time per op (PyTorch dispatch, Transformer Engine and Megatron module code) that
+  the GPU waits for whenever the host cannot run ahead, e.g. after the host-device synchronisation
+  of the dropless MoE dispatcher's token counts (Megatron-Core MoE documentation, "alltoall"
+  dispatcher; PyTorch documentation, "CUDA semantics: asynchronous execution"). Microbenchmarks
+  launch one kernel in a tight loop and hide all of it, so no profile sees it; a step of thousands
+  of small kernels (fine-grained MoE layers, small models) pays it thousands of times. One value
+  for every GPU family (all run eager PyTorch stacks); TPU and Trainium steps are compiled XLA /
+  Neuron graphs launched once per step, so their profiles' `op_overhead_s` stands as it is.
+  Applied by `cost.profile_for` to training; the serving estimator leaves it out (serving engines
+  replay decode steps as CUDA graphs, which remove per-op host gaps).
+
 `NVLS_FAMILIES`: families whose NVLink switches reduce in the network (NVLink SHARP, NVLink 4 and
 later; `parallel.comm`): a structural property of the hardware, not fitted.
 
@@ -160,6 +175,7 @@ class TrainingCalibration:
     fsdp_collective_efficiency: float = 1.0
     tp_comm_overlap: Mapping[str, float] = field(default_factory=dict)
     ep_comm_overlap: Mapping[str, float] = field(default_factory=dict)
+    op_overhead_factor: float = 1.0
     # chip id -> hardware family (the key of `gemm_efficiency_factor`).
     chip_families: Mapping[str, str] = field(default_factory=dict)
     provenance: Mapping[str, Any] = field(default_factory=dict)
@@ -228,6 +244,13 @@ def _fractions(data: Mapping[str, Any], name: str) -> dict[str, float]:
     return out
 
 
+def _positives(data: Mapping[str, Any], name: str) -> dict[str, float]:
+    raw = data.get(name) or {}
+    if not isinstance(raw, Mapping):
+        raise InputError("calibration", name, "must be a mapping")
+    return {str(k): _positive(f"calibration.{name}.{k}", v) for k, v in raw.items()}
+
+
 def calibration_from_dict(data: Any) -> TrainingCalibration:
     """Parse the YAML form (see `cost/calibration.yaml`), validating every factor."""
     if not isinstance(data, Mapping):
@@ -236,7 +259,7 @@ def calibration_from_dict(data: Any) -> TrainingCalibration:
     families_raw = data.get("chip_families") or {}
     if not isinstance(gemm_raw, Mapping) or not isinstance(families_raw, Mapping):
         raise InputError("calibration", "gemm_efficiency_factor/chip_families", "must be mappings")
-    gemm = {str(k): _positive(f"calibration.gemm_efficiency_factor.{k}", v) for k, v in gemm_raw.items()}
+    gemm = _positives(data, "gemm_efficiency_factor")
     scalars = {
         name: _positive(f"calibration.{name}", data.get(name, 1.0))
         for name in (
@@ -245,6 +268,7 @@ def calibration_from_dict(data: Any) -> TrainingCalibration:
             "memory_bound_efficiency_factor",
             "collective_efficiency",
             "fsdp_collective_efficiency",
+            "op_overhead_factor",
         )
     }
     return TrainingCalibration(
@@ -267,6 +291,7 @@ def calibration_to_dict(c: TrainingCalibration) -> dict[str, Any]:
         "memory_bound_efficiency_factor": round(float(c.memory_bound_efficiency_factor), 4),
         "collective_efficiency": round(float(c.collective_efficiency), 4),
         "fsdp_collective_efficiency": round(float(c.fsdp_collective_efficiency), 4),
+        "op_overhead_factor": round(float(c.op_overhead_factor), 4),
         "tp_comm_overlap": {k: round(float(v), 4) for k, v in sorted(c.tp_comm_overlap.items())},
         "ep_comm_overlap": {k: round(float(v), 4) for k, v in sorted(c.ep_comm_overlap.items())},
         "chip_families": dict(sorted(c.chip_families.items())),

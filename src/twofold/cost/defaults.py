@@ -100,7 +100,8 @@ def apply_calibration(
     gemm_efficiency[p] * factor[family, bits(p)] for every precision the profile can price (its own
     entries and their fallbacks), attention_efficiency * attention factor / 16-bit GEMM factor,
     extra["memory_bound_efficiency"] = memory-bound factor, extra["expert_gemm_efficiency"] =
-    routed-expert GEMM factor. memory_efficiency is unchanged."""
+    routed-expert GEMM factor, op_overhead_s * the op-overhead factor (GPU chips). memory_efficiency is
+    unchanged."""
     from twofold.cost.roofline import gemm_efficiency  # roofline imports this module
     from twofold.errors import InputError
     from twofold.hardware.types import PRECISIONS
@@ -120,12 +121,14 @@ def apply_calibration(
     extra["expert_gemm_efficiency"] = float(extra.get("expert_gemm_efficiency", 1.0)) * (
         calibration.expert_gemm_efficiency_factor
     )
+    overhead = calibration.op_overhead_factor if chip.architecture == "gpu" else 1.0
     provenance = dict(profile.provenance)
     provenance["training calibration"] = str(calibration.provenance.get("summary", "cost/calibration.yaml"))
     return replace(
         profile,
         gemm_efficiency=MappingProxyType(gemm),
         attention_efficiency=profile.attention_efficiency * calibration.attention_efficiency_factor / g16,
+        op_overhead_s=profile.op_overhead_s * overhead,
         extra=MappingProxyType(extra),
         provenance=MappingProxyType(provenance),
     )

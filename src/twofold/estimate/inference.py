@@ -151,10 +151,13 @@ def evaluate_batches(
     `prefill_<term>_s` and `decode_<term>_s` for each of `BREAKDOWN_TERMS`, `memory_<part>_bytes`
     for each of `MEMORY_PARTS`, `memory_per_chip_bytes` and `fits`. The layout is assumed checked.
     `calibration` (`cost.calibration`; None = the shipped factors, as in `estimate.training`) sets
-    the profile (unless `profile` is given) and the collective efficiency.
+    the profile (unless `profile` is given) and the collective efficiency. Its per-op overhead
+    factor, which describes eager training steps, is left out: serving engines replay decode
+    steps as CUDA graphs (vLLM, TensorRT-LLM), so the profile's `op_overhead_s` stands.
     """
     chip = chip if chip is not None else _chip_of(system)
     calibration = shipped_calibration() if calibration is None else calibration
+    calibration = calibration.with_factors(op_overhead_factor=1.0)
     profile = profile if profile is not None else profile_for(chip, calibration)
     served = serving_model(model, layout)
     tp, pp, ep = layout.tp, layout.pp, layout.ep

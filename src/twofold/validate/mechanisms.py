@@ -30,6 +30,11 @@ or per mechanism (none per row or per source):
 - `fsdp`: the exposed ZeRO-3/FSDP parameter gathers (the `fsdp` term), per mechanism.
 - `tp[<family>]` / `ep[<family>]`: exposed TP / EP communication, theta = theta_comm * (1 -
   overlap fraction) per hardware family (`validate.calibrate`).
+- `op_overhead`: the fixed per-kernel time of every op (`op_overhead_s` times the op count) on GPU
+  chips: launch gaps and host time per op of eager frameworks (`cost.calibration`, where the
+  mechanism is described). Its seconds are taken out of the op kinds above, so the GEMM, attention
+  and memory-bound parameters scale roofline time only; on TPU and Trainium (compiled graphs) they
+  stay in their op kinds.
 """
 
 from __future__ import annotations
@@ -45,12 +50,12 @@ COMM_TERMS = ("cp", "pp", "dp")
 
 
 # Chips hold mappings (not hashable): shares are cached by the chip's id next to the other keys.
-_CACHE: dict[tuple[object, ...], tuple[float, float, float, float]] = {}
+_CACHE: dict[tuple[object, ...], tuple[float, float, float, float, float]] = {}
 
 
-def op_kind_shares(case: Case) -> tuple[float, float, float, float]:
-    """(dense GEMM, routed-expert GEMM, attention, memory-bound) fractions of one micro-batch's
-    on-chip time for the case."""
+def op_kind_shares(case: Case) -> tuple[float, float, float, float, float]:
+    """(dense GEMM, routed-expert GEMM, attention, memory-bound, per-op overhead) fractions of one
+    micro-batch's on-chip time for the case."""
     lay, work = case.layout, case.workload
     key = (
         case.model,
@@ -70,8 +75,8 @@ def op_kind_shares(case: Case) -> tuple[float, float, float, float]:
     return _CACHE[key]
 
 
-def _compute_shares(case: Case) -> tuple[float, float, float, float]:
-    from twofold.cost import op_times_s, profile_for
+def _compute_shares(case: Case) -> tuple[float, float, float, float, float]:
+    from twofold.cost import op_time_terms, profile_for
     from twofold.workload.graph import training_ops
 
     lay = case.layout
@@ -87,10 +92,14 @@ def _compute_shares(case: Case) -> tuple[float, float, float, float]:
         etp=lay.etp,
         sequence_parallel=lay.sequence_parallel,
     )
-    times = op_times_s(ops, case.chip, profile_for(case.chip, UNCALIBRATED))
-    gemm = expert = attention = memory = 0.0
-    for op, seconds in zip(ops, times, strict=True):
-        total = float(seconds) * op.count
+    terms = op_time_terms(ops, case.chip, profile_for(case.chip, UNCALIBRATED))
+    # The per-op overhead is its own mechanism on GPUs only (`op_overhead` below).
+    split = case.chip.architecture == "gpu"
+    gemm = expert = attention = memory = overhead = 0.0
+    for op, seconds, fixed in zip(ops, terms.time_s, terms.overhead_s, strict=True):
+        fixed = float(fixed) if split else 0.0
+        overhead += fixed * op.count
+        total = (float(seconds) - fixed) * op.count
         if op.kind == "gemm" and op.name.startswith(EXPERT_GEMM_PREFIX):
             expert += total
         elif op.kind == "gemm":
@@ -99,10 +108,10 @@ def _compute_shares(case: Case) -> tuple[float, float, float, float]:
             attention += total
         else:
             memory += total
-    whole = gemm + expert + attention + memory
+    whole = gemm + expert + attention + memory + overhead
     if whole <= 0:
-        return 1.0, 0.0, 0.0, 0.0
-    return gemm / whole, expert / whole, attention / whole, memory / whole
+        return 1.0, 0.0, 0.0, 0.0, 0.0
+    return gemm / whole, expert / whole, attention / whole, memory / whole, overhead / whole
 
 
 def mechanism_groups(case: Case, prediction: object) -> dict[str, float]:
@@ -111,7 +120,7 @@ def mechanism_groups(case: Case, prediction: object) -> dict[str, float]:
     compute = sum(float(breakdown.get(term, 0.0)) for term in COMPUTE_TERMS)
     comm = sum(float(breakdown.get(term, 0.0)) for term in COMM_TERMS)
     optimizer = float(breakdown.get("optimizer", 0.0))
-    gemm_share, expert_share, attention_share, memory_share = op_kind_shares(case)
+    gemm_share, expert_share, attention_share, memory_share, overhead_share = op_kind_shares(case)
     gemm = f"gemm[{case.family} {precision_bits(case.workload.precision)}]"
     candidates = {
         gemm: compute * gemm_share,
@@ -122,5 +131,6 @@ def mechanism_groups(case: Case, prediction: object) -> dict[str, float]:
         "fsdp": float(breakdown.get("fsdp", 0.0)),
         f"tp[{case.family}]": float(breakdown.get("tp", 0.0)),
         f"ep[{case.family}]": float(breakdown.get("ep", 0.0)),
+        "op_overhead": compute * overhead_share,
     }
     return {name: seconds for name, seconds in candidates.items() if seconds > 0}
