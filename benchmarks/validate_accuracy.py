@@ -122,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     print("**fitted factors (efficiency factor = 1 / time multiplier theta)**\n")
     print("| parameter | theta | efficiency factor |\n|---|---:|---:|")
     for name, value in sorted(fitted.calibration["theta"].items()):
+        if name == "op_overhead":  # applied as a time multiplier on the per-op overhead itself
+            print(f"| {name} (x the profile's op_overhead_s, GPU chips) | {value:.3f} | - |")
+            continue
         print(f"| {name} | {value:.3f} | {1 / value:.3f} |")
     print(f"\n{len(fitted.unexpressible)} rows not expressible; worst calibrated rows:")
     for r in fitted.worst:

@@ -4,6 +4,7 @@ well-formed. References: hand derivations in the tests (roofline with the factor
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -136,3 +137,44 @@ def test_expert_gemm_factor_slows_only_routed_expert_gemm_compute() -> None:
     alone = op_time_terms(ops[:1], H100, profile_for(H100, only))
     assert alone.compute_s[0] == pytest.approx(raw.compute_s[0] / 0.5, rel=1e-12)
     assert calibration_from_dict(calibration_to_dict(cal)).expert_gemm_efficiency_factor == 0.7
+
+
+def test_op_overhead_factor_scales_the_fixed_per_op_time_on_gpus_only() -> None:
+    # Hand derivation: time = max(compute, memory) + op_overhead_s; the factor multiplies the
+    # second term on a GPU and leaves every roofline term alone. A TPU (compiled graph) keeps its
+    # profile's overhead.
+    cal = replace(
+        CAL, op_overhead_factor=3.0, chip_families={"h100": "NVIDIA Hopper", "tpu-v5p": "Google TPU"}
+    )
+    ops = [_op("gemm"), _op("norm"), _op("attention")]
+    base = profile_for(H100, replace(cal, op_overhead_factor=1.0))
+    got = op_time_terms(ops, H100, profile_for(H100, cal))
+    raw = op_time_terms(ops, H100, base)
+    assert np.allclose(got.overhead_s, 3.0 * raw.overhead_s, rtol=1e-12)
+    assert np.allclose(got.time_s - got.overhead_s, raw.time_s - raw.overhead_s, rtol=1e-12)
+    tpu = get_chip("tpu-v5p")
+    assert (
+        profile_for(tpu, cal).op_overhead_s
+        == profile_for(tpu, replace(cal, op_overhead_factor=1.0)).op_overhead_s
+    )
+    # It round-trips through the YAML form and refuses a non-positive value by name.
+    assert calibration_from_dict(calibration_to_dict(cal)).op_overhead_factor == 3.0
+    with pytest.raises(InputError, match="op_overhead_factor"):
+        calibration_from_dict({"op_overhead_factor": -1})
+
+
+def test_unfitted_precision_class_takes_the_family_then_the_cross_family_prior() -> None:
+    # Hopper has 16- and 8-bit factors: its 4-bit prior is their geometric mean. Ampere has none:
+    # its 8-bit prior is the geometric mean of the 8-bit factors of the families that have one.
+    cal = replace(
+        CAL,
+        gemm_efficiency_factor={
+            "NVIDIA Hopper 16-bit": 0.8,
+            "NVIDIA Hopper 8-bit": 0.5,
+            "Google TPU 8-bit": 0.9,
+        },
+        chip_families={"h100": "NVIDIA Hopper", "a100": "NVIDIA Ampere"},
+    )
+    assert cal.gemm_factor("h100", "fp4") == pytest.approx(math.sqrt(0.8 * 0.5), rel=1e-12)
+    assert cal.gemm_factor("h100", "fp8") == 0.5
+    assert cal.gemm_factor("a100", "fp8") == pytest.approx(math.sqrt(0.5 * 0.9), rel=1e-12)

@@ -207,7 +207,9 @@ def test_meta_traced_llama_prices_like_its_config_on_a_chip() -> None:
     def compute_s(ops: tuple) -> float:
         priced = [op for op in ops if op.kind in ("gemm", "attention")]
         terms = cost.op_time_terms(priced, chip)
-        return sum((t - o) * op.count for op, t, o in zip(priced, terms.time_s, terms.overhead_s, strict=True))
+        return sum(
+            (t - o) * op.count for op, t, o in zip(priced, terms.time_s, terms.overhead_s, strict=True)
+        )
 
     assert compute_s(imported.training_ops()) == pytest.approx(compute_s(expected), rel=0.02)
 

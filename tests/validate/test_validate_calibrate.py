@@ -119,3 +119,38 @@ def test_fit_recovers_a_multiplier_that_only_appears_in_a_product() -> None:
     factors = to_training(result.theta, TrainingCalibration())
     assert math.isclose(factors.expert_gemm_efficiency_factor, 1 / theta_expert, rel_tol=1e-6)
     assert math.isclose(theta_of(factors)["expert_gemm"], theta_expert, rel_tol=1e-6)
+
+
+def test_op_overhead_round_trips_as_a_time_multiplier() -> None:
+    # Unlike the efficiency factors (1 / theta), the per-op overhead factor IS theta: the fitted
+    # multiplier of the overhead's seconds.
+    base = TrainingCalibration(chip_families={"h100": "NVIDIA Hopper"})
+    factors = to_training({"op_overhead": 3.0, "gemm[NVIDIA Hopper 16-bit]": 1.25}, base)
+    assert factors.op_overhead_factor == 3.0
+    assert factors.gemm_efficiency_factor["NVIDIA Hopper 16-bit"] == 0.8
+    assert theta_of(factors)["op_overhead"] == 3.0
+
+
+def test_weak_prior_lets_the_overhead_move_where_a_unit_ridge_would_not() -> None:
+    # Rows whose published times need 3x the modelled per-op overhead (a 10% share of the step):
+    # with the overhead's 100x weaker ridge the fit gets close to 3; a unit ridge on the same rows
+    # would hold it much nearer 1 (the RIDGE_SCALE rationale in validate.calibrate).
+    rows = []
+    for i in range(20):
+        roofline, overhead = 1.0 + 0.1 * i, 0.1 + 0.01 * i
+        rows.append(
+            FitRow(
+                id=f"r{i}",
+                source="s",
+                log_error=math.log((roofline + 3.0 * overhead) / (roofline + overhead)),
+                time_sign=-1,
+                step_time_s=roofline + overhead,
+                groups={"op_overhead": overhead},
+            )
+        )
+    weak = fit(rows).theta["op_overhead"]
+    unit = fit([FitRow(**{**r.__dict__, "groups": {"other": r.groups["op_overhead"]}}) for r in rows]).theta[
+        "other"
+    ]
+    assert 2.5 < weak <= 3.0 + 1e-9
+    assert unit < weak
