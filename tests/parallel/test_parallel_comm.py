@@ -123,6 +123,22 @@ def test_all_to_all_across_two_nodes() -> None:
     assert all_to_all_s(levels, g, S)[0] == pytest.approx(7 / 8 * S / NV_BW + 7 * NV_A)
 
 
+def test_moe_dispatch_sends_each_token_once_per_remote_node() -> None:
+    # ep=16 over two nodes, S bytes = k = 8 routed copies per token. Hand derivation: a token's 8
+    # destinations are uniform over 2 nodes, so it reaches the other node with probability
+    # 1 - (1/2)^8 and sends one copy there instead of 8 * 1/2 = 4: the network share 8/16 scales by
+    # 2 * (1 - 2^-8) / 8; those copies are forwarded over NVLink inside the destination node.
+    levels, g = group(HGX, (16, 1))
+    network = 8 / 16 * 2 * (1 - 0.5**8) / 8
+    expected = 7 / 16 * S / NV_BW + 7 * NV_A + network * S / IB_BW + 1 * IB_A + 8 / 16 * S / NV_BW
+    assert all_to_all_s(levels, g, S, copies_per_token=8)[0] == pytest.approx(expected)
+    # Inside one node nothing is deduplicated; one copy per token is the plain all-to-all.
+    levels, g = group(HGX, (8, 1))
+    assert all_to_all_s(levels, g, S, copies_per_token=8)[0] == pytest.approx(7 / 8 * S / NV_BW + 7 * NV_A)
+    levels, g = group(HGX, (16, 1))
+    assert all_to_all_s(levels, g, S, copies_per_token=1)[0] == pytest.approx(all_to_all_s(levels, g, S)[0])
+
+
 def test_send_recv_uses_the_slowest_boundary() -> None:
     levels, g = group(HGX, (4, 2))  # pp=4, stride 2: inside one node
     assert send_recv_s(levels, g, S)[0] == pytest.approx(S / NV_BW + NV_A)

@@ -113,6 +113,7 @@ from typing import Any
 import yaml
 
 from twofold.errors import InputError
+from twofold.workload.ops import EXPERT_GEMM_PREFIX  # the ops expert_gemm_efficiency_factor applies to
 
 __all__ = [
     "TrainingCalibration",
@@ -135,9 +136,6 @@ __all__ = [
 NVLS_FAMILIES = frozenset({"NVIDIA Hopper", "NVIDIA Blackwell"})
 
 CALIBRATION_FILE = "calibration.yaml"
-# Name prefix of the routed-expert GEMMs (`workload.layers`; backward ops append .dgrad/.wgrad),
-# the ops `expert_gemm_efficiency_factor` applies to.
-EXPERT_GEMM_PREFIX = "layer.moe.experts."
 # Op kinds the memory-bound factor applies to (everything but GEMMs, attention and convolutions).
 MEMORY_BOUND_KINDS = frozenset({"norm", "elementwise", "embedding", "softmax", "loss", "router", "optimizer"})
 _BITS = {

@@ -22,9 +22,11 @@ activation, b micro-batch, s sequence length, h hidden size:
   With expert tensor parallelism below tp (`etp`), MoE layers keep only the attention block's pair.
 - EP (Lepikhin et al., "GShard", 2020; Megatron-Core all-to-all dispatcher): per MoE layer one
   dispatch and one combine all-to-all of the chip's b*s/(cp*t_sp)*k*h*e routed copies forward, as
-  many backward, again under full recompute. Exposed, except the fraction `ep_overlap` hidden
-  behind another micro-batch's compute (Megatron-Core `--overlap-moe-expert-parallel-comm`;
-  `cost.calibration.ep_comm_overlap`, per chip family), capped by the micro-batch's compute.
+  many backward, again under full recompute; across nodes sent hierarchically, each token once
+  per destination node (DeepEP; `parallel.comm.all_to_all_s`). Exposed, except the fraction
+  `ep_overlap` hidden behind another micro-batch's compute (Megatron-Core
+  `--overlap-moe-expert-parallel-comm`; `cost.calibration.ep_comm_overlap`, per chip family),
+  capped by the micro-batch's compute.
 - PP (Narayanan et al. 2021, section 2.2): per micro-batch each stage boundary sends the activation
   forward and its gradient backward, b*s/cp*h*e / t_sp bytes (Megatron's scatter/gather across TP),
   2*vp transfers with interleaving. Exposed.
@@ -160,7 +162,12 @@ def stage_comm(
     if model.is_moe:
         moe_layers = lay.stage_layers * model.num_moe_layers / max(model.num_layers, 1)
         routed = lay.micro_batch * seq_len / (lay.cp * tp_sp) * model.num_experts_per_tok * h * e
-        ep_total = moe_layers * 2 * (2.0 + full_rc) * all_to_all_s(levels, g["ep"], routed)
+        ep_total = (
+            moe_layers
+            * 2
+            * (2.0 + full_rc)
+            * all_to_all_s(levels, g["ep"], routed, copies_per_token=model.num_experts_per_tok)
+        )
         ep_hidden = np.minimum(ep_overlap * ep_total, OVERLAP_EFFICIENCY * (t_fwd + t_bwd + t_rc))
         out["ep_mb"] = ep_total - ep_hidden
     else:

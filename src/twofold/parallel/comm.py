@@ -302,23 +302,49 @@ def flat_collective_s(
     return out
 
 
-def all_to_all_s(levels: Sequence[LevelArrays], group: Group, nbytes: np.ndarray) -> np.ndarray:
+def all_to_all_s(
+    levels: Sequence[LevelArrays],
+    group: Group,
+    nbytes: np.ndarray,
+    *,
+    copies_per_token: float = 1.0,
+) -> np.ndarray:
     """Seconds for an all-to-all where each chip holds `nbytes` spread evenly over the group.
 
     The share bound for peers first met at level j, (cum_j - cum_(j-1)) / size, crosses level j at
     that level's all-to-all bandwidth; levels are paid one after the other (no overlap).
+
+    `copies_per_token` = k > 1 prices an MoE dispatch or combine whose `nbytes` are k routed copies
+    of each token, sent hierarchically as DeepEP's inter-node kernels do (Megatron-Core's flex
+    dispatcher; DeepSeek-AI, "DeepSeek-V3 Technical Report", arXiv 2412.19437, section 3.2.2:
+    a token crosses the scale-out network once per destination node and is forwarded to its
+    experts' GPUs over NVLink; the combine reduces inside the node before sending back). With
+    the k destinations uniform over the N domains the group spans at an outer level j, a token
+    reaches (N - 1)(1 - (1 - 1/N)^k) remote domains instead of sending k(N - 1)/N copies: that
+    level's share is scaled by N(1 - (1 - 1/N)^k)/k (<= 1), and the forwarded copies cross the
+    innermost level once more.
     """
     total = np.zeros(np.broadcast_shapes(group.size.shape, np.shape(nbytes)))
     prev = np.ones_like(group.size)
+    k = max(float(copies_per_token), 1.0)
+    forwarded = np.zeros_like(total)
     for j, lv in enumerate(levels):
         n, bw, _ = _level_terms(lv, group, j)
         if lv.kind == "torus":
-            k, _ = _torus_shape(lv, group.strides[j], np.minimum(group.spans[j], lv.domain_chips))
-            ring = n ** (1.0 / k)
+            dims, _ = _torus_shape(lv, group.strides[j], np.minimum(group.spans[j], lv.domain_chips))
+            ring = n ** (1.0 / dims)
             bw = bw / np.maximum(1.0, ring / 4.0)
         share = (group.cum[j] - prev) / group.size
+        if j > 0 and k > 1.0:
+            domains = group.cum[j] / prev
+            dedup = np.where(domains > 1.0, domains * (1.0 - (1.0 - 1.0 / domains) ** k) / k, 1.0)
+            forwarded = forwarded + share
+            share = share * dedup
         total = total + share * nbytes / bw + (n - 1.0) * lv.latency_s
         prev = group.cum[j]
+    if k > 1.0 and len(levels) > 1:
+        n0, bw0, _ = _level_terms(levels[0], group, 0)
+        total = total + np.where(n0 > 1.0, forwarded * nbytes / bw0, 0.0)
     return total
 
 

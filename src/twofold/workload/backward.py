@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from twofold.workload.layers import Plan
-from twofold.workload.ops import Op
+from twofold.workload.ops import EXPERT_GEMM_PREFIX, Op
 
 __all__ = ["CE_BACKWARD_FP32_READS", "CE_BACKWARD_FP32_WRITES", "backward_ops", "with_casts"]
 
@@ -30,12 +30,26 @@ def with_casts(ops: Sequence[Op], plan: Plan) -> tuple[Op, ...]:
     output gradient that feeds the dgrad and wgrad GEMMs. Left out: casts fused into the preceding
     norm or activation kernel (TE's LayerNormLinear does this for two of a layer's four GEMMs, so
     this overcounts them), the once-per-step cast of the weights, and amax-history bookkeeping.
+    The routed experts of an MoE layer share one cast per GEMM name (see the comment below).
     """
     low = plan.gemm_act_bytes or 1.0
+    # Routed-expert GEMMs: Transformer Engine's GroupedLinear quantizes the inputs of all of a
+    # layer's local experts in one multi-tensor kernel (`fused_multi_cast_transpose` in TE 1.x,
+    # `split_quantize` in TE 2.x), so their casts are one op per MoE layer over every expert's rows.
+    grouped: dict[str, float] = {}
+    for op in ops:
+        if _is_expert_gemm(op, plan):
+            grouped[op.name] = grouped.get(op.name, 0.0) + op.count * _input_elements(op)
+    layers = max(plan.model.num_moe_layers, 1)
     out: list[Op] = []
     for op in ops:
         if op.kind == "gemm" and op.dtype == plan.gemm_dtype:
-            elements = op.dims.get("batch", 1) * op.dims["m"] * op.dims["k"]
+            elements, count = _input_elements(op), op.count
+            if _is_expert_gemm(op, plan):
+                if op.name not in grouped:
+                    out.append(op)
+                    continue  # this layer's experts of that name are already cast
+                elements, count = grouped.pop(op.name) / layers, layers
             out.append(
                 Op(
                     name=f"{op.name}.cast",
@@ -44,13 +58,21 @@ def with_casts(ops: Sequence[Op], plan: Plan) -> tuple[Op, ...]:
                     flops=float(elements),
                     bytes_read=elements * plan.act_bytes,
                     bytes_written=elements * low,
-                    count=op.count,
+                    count=count,
                     dims={"elements": elements},
                     dtype=plan.dtype,
                 )
             )
         out.append(op)
     return tuple(out)
+
+
+def _input_elements(op: Op) -> float:
+    return op.dims.get("batch", 1) * op.dims["m"] * op.dims["k"]
+
+
+def _is_expert_gemm(op: Op, plan: Plan) -> bool:
+    return op.kind == "gemm" and op.dtype == plan.gemm_dtype and op.name.startswith(EXPERT_GEMM_PREFIX)
 
 
 def backward_ops(

@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from twofold.workload.model import ModelConfig
-from twofold.workload.ops import Op, OpKind
+from twofold.workload.ops import EXPERT_GEMM_PREFIX, Op, OpKind
 
 __all__ = ["ACTIVATION_FLOPS", "NORM_FLOPS", "Plan", "attention_layer_ops", "ffn_layer_ops", "gemm"]
 
@@ -481,7 +481,7 @@ def ffn_layer_ops(plan: Plan) -> list[Op]:
         for m, experts in sorted(routed.items(), reverse=True):
             ops += [
                 op
-                for op in _mlp("layer.moe.experts", plan, tokens=m, width=width, count=n * experts)
+                for op in _mlp(EXPERT_GEMM_PREFIX.rstrip("."), plan, tokens=m, width=width, count=n * experts)
                 if op.kind == "gemm"
             ]
         assigned = sum(m * experts for m, experts in routed.items())

@@ -12,7 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["Op", "OpKind", "Phase"]
+__all__ = ["EXPERT_GEMM_PREFIX", "Op", "OpKind", "Phase"]
+
+# Name prefix of the routed-expert GEMMs of MoE layers (`workload.layers`; backward ops append
+# .dgrad/.wgrad, casts .cast): what the grouped-GEMM calibration and the grouped casts apply to.
+EXPERT_GEMM_PREFIX = "layer.moe.experts."
 
 OpKind = Literal[
     "gemm",  # dims: m, n, k (and optional batch): [batch x] (m x k) @ (k x n)
