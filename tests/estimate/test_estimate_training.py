@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from twofold.cost import op_times_s
+from twofold.cost.calibration import UNCALIBRATED
 from twofold.errors import InputError
 from twofold.estimate import BREAKDOWN_TERMS, estimate_training, evaluate_layouts, model_flops_per_token
 from twofold.estimate.compute import compute_times
@@ -108,6 +109,37 @@ def test_pipeline_bubble_is_pp_minus_1_over_vp_m() -> None:
         assert est.microbatches == m
         assert b["bubble"] / per_microbatch_terms == pytest.approx((4 - 1) / (layout.vp * m), rel=1e-12)
         assert est.bubble_fraction == pytest.approx(3 / (layout.vp * m))
+
+
+def test_interleaved_pipeline_hides_its_sends_behind_compute() -> None:
+    # 1F1B (vp = 1): each micro-batch's 2 boundary transfers are exposed. Interleaved (vp = 2):
+    # 2 * vp transfers, hidden while they fit in the micro-batch's compute (overlap_p2p_comm), and
+    # reported as hidden. Hand derivation of the 1F1B term: 2 sends of b*s*h*e / tp bytes (SP
+    # scatter) over the level the pp group spans (pp over 4 nodes of 8: the network), per
+    # micro-batch, m = 32 micro-batches (uncalibrated: links at their catalog bandwidth).
+    workload = TrainingWorkload(global_batch=64, seq_len=2048)
+    plain = estimate_training(
+        DENSE,
+        HGX,
+        Layout(dp=1, tp=8, pp=4, zero=0, micro_batch=2),
+        workload,
+        chip=H100,
+        calibration=UNCALIBRATED,
+    )
+    level = HGX.levels[-1]
+    send = 2 * 2048 * 1024 * 2 / 8 / (level.bandwidth_gb_s_per_chip * 1e9) + level.latency_us * 1e-6
+    assert plain.breakdown["pp"] == pytest.approx(32 * 2 * send, rel=1e-9)
+    assert plain.hidden_comm["pp"] == 0.0
+    interleaved = estimate_training(
+        DENSE,
+        HGX,
+        Layout(dp=1, tp=8, pp=4, vp=2, zero=0, micro_batch=2),
+        workload,
+        chip=H100,
+        calibration=UNCALIBRATED,
+    )
+    assert interleaved.breakdown["pp"] == 0.0
+    assert interleaved.hidden_comm["pp"] == pytest.approx(32 * 4 * send, rel=1e-9)
 
 
 def test_model_flops_per_token_hand_derivation() -> None:

@@ -29,7 +29,11 @@ activation, b micro-batch, s sequence length, h hidden size:
   capped by the micro-batch's compute.
 - PP (Narayanan et al. 2021, section 2.2): per micro-batch each stage boundary sends the activation
   forward and its gradient backward, b*s/cp*h*e / t_sp bytes (Megatron's scatter/gather across TP),
-  2*vp transfers with interleaving. Exposed.
+  2*vp transfers with interleaving. With interleaving (vp > 1) Megatron-Core posts each chunk's
+  sends and receives asynchronously and waits for them only when the next chunk needs its input,
+  so they run under the neighbouring chunks' compute (`ModelParallelConfig.overlap_p2p_comm`, on by
+  default in Megatron-LM, `--no-overlap-p2p-communication` turns it off): exposed only beyond the
+  micro-batch's compute. Without interleaving the 1F1B schedule's batched send/recv is exposed.
 - DP gradients (Li et al., "PyTorch Distributed", VLDB 2020; Megatron DDP): all-reduce (zero 0) or
   reduce-scatter (zero >= 1) of the stage's gradients, non-expert ones over DP x CP and expert ones
   over the expert-data-parallel group, once per step after the last micro-batch, overlapped with
@@ -174,7 +178,10 @@ def stage_comm(
         out["ep_mb"] = np.zeros_like(lay.tp)
 
     boundary = tokens * h * e / tp_sp
-    out["pp_mb"] = np.where(lay.pp > 1, 2 * lay.vp * send_recv_s(levels, g["pp"], boundary), 0.0)
+    pp_total = np.where(lay.pp > 1, 2 * lay.vp * send_recv_s(levels, g["pp"], boundary), 0.0)
+    pp_overlapped = np.maximum(pp_total - OVERLAP_EFFICIENCY * (t_fwd + t_bwd + t_rc), 0.0)
+    out["pp_mb"] = np.where(lay.vp > 1, pp_overlapped, pp_total)
+    out["pp_hidden_mb"] = pp_total - out["pp_mb"]
 
     # Data parallel and ZeRO.
     zero = lay.zero

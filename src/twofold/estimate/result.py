@@ -31,7 +31,7 @@ BREAKDOWN_TERMS: tuple[str, ...] = (
     "other",
 )
 # Communication overlapped with compute (not part of the step time).
-HIDDEN_TERMS: tuple[str, ...] = ("cp", "dp", "fsdp")
+HIDDEN_TERMS: tuple[str, ...] = ("cp", "pp", "dp", "fsdp")
 MEMORY_TERMS: tuple[str, ...] = ("weights", "gradients", "optimizer_states", "activations", "workspace")
 
 

@@ -233,6 +233,7 @@ def evaluate_layouts(
         out[f"breakdown_{name}_s"] = terms[name]
     hidden = {
         "cp": m * comm["cp_hidden_mb"],
+        "pp": m * comm["pp_hidden_mb"],
         "dp": comm["dp_step_hidden"] + m * comm["dp_hidden_mb"],
         "fsdp": m * comm["fsdp_hidden_mb"],
     }
