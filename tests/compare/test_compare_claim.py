@@ -100,6 +100,30 @@ def test_false_claim_by_construction_does_not_hold() -> None:
     assert result.verdict.startswith("does not hold")
 
 
+def test_price_kind_reprices_perf_per_dollar_only() -> None:
+    # Hand derivation: perf/$ ratio = throughput ratio x (price of b / price of a), and the throughput
+    # ratio does not depend on prices, so switching the price kind scales every row by the ratio of
+    # the two kinds' price ratios, read from the catalog's published quotes.
+    text = "h100 is 2x cheaper than trn1"
+    on_demand = evaluate_claim(text, workloads=COMPUTE_BOUND[:1])
+    block = evaluate_claim(text, workloads=COMPUTE_BOUND[:1], price_kind="capacity-block")
+    od = {n: target(n).price.usd_per_chip_hour for n in ("h100", "trn1")}
+    cb = {n: target(n, price_kind="capacity-block").price.usd_per_chip_hour for n in ("h100", "trn1")}
+    assert None not in (*od.values(), *cb.values()) and cb != od
+    expected = (cb["trn1"] / cb["h100"]) / (od["trn1"] / od["h100"])
+    assert block.rows[0].ratio == pytest.approx(on_demand.rows[0].ratio * expected, rel=1e-9)
+    # A kind without a published price for a chip leaves the claim unchecked, naming the kind.
+    spot = evaluate_claim(text, workloads=COMPUTE_BOUND[:1], price_kind="spot")
+    assert spot.rows[0].ratio is None and "no published spot price" in spot.rows[0].note
+
+
+def test_claim_cli_refuses_an_unknown_price_kind(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["claim", "trn2 is 4x trn1", "--price-kind", "reserved"])
+    assert done.value.code == 2
+    assert "price_kind='reserved'" in capsys.readouterr().err
+
+
 def test_unpublished_power_makes_perf_per_watt_uncheckable() -> None:
     result = evaluate_claim("trn2 has 2x perf/W of trn1", workloads=COMPUTE_BOUND[:1])
     assert result.evaluated == 0 and result.summary is None

@@ -108,6 +108,15 @@ def test_cli_report_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert info.value.code in (0, None)
     assert json.loads(capsys.readouterr().out)["out"] == str(out)
     assert out.read_text().count("data:image/png;base64,") == 3  # no claim section
+    # The price kind reaches the page: capacity-block quotes, and a bad kind fails before planning.
+    block = tmp_path / "block.html"
+    args = ["report", "--model", "llama3.1-8b", "--on", "h100,a100", "--chips", "8", "--global-batch", "256"]
+    with pytest.raises(SystemExit) as info:
+        main([*args, "--price-kind", "capacity-block", "--out", str(block)])
+    assert info.value.code in (0, None) and "capacity-block" in block.read_text()
+    with pytest.raises(SystemExit) as info:
+        main([*args, "--price-kind", "reserved", "--out", str(tmp_path / "never.html")])
+    assert info.value.code == 2 and not (tmp_path / "never.html").exists()
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")

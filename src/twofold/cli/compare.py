@@ -320,6 +320,7 @@ def claim(
         0.1, "--tolerance", help="Holds when the ratio >= (1 - tolerance) x claim."
     ),
     price: list[str] | None = _PRICE_OPTION,
+    price_kind: str = _PRICE_KIND_OPTION,
     power: list[str] | None = _POWER_OPTION,
     idle_fraction: float | None = typer.Option(None, "--idle-fraction", help=_IDLE_HELP),
     report_path: str | None = typer.Option(None, "--report", help="Also write an HTML report here."),
@@ -338,6 +339,7 @@ def claim(
     from twofold.compare.claim import evaluate_claim
     from twofold.errors import InputError
 
+    _check_price_kind(price_kind)
     if workers is not None and workers < 1:
         raise InputError("workers", workers, "must be a positive integer")
     if workers is not None and ray is not None:
@@ -365,6 +367,7 @@ def claim(
         prices=prices,
         powers=powers,
         idle_fraction=idle_fraction,
+        price_kind=price_kind,
         tolerance=tolerance,
         workers=workers if workers is not None or ray is not None else 1,
         ray_address=ray,
@@ -440,6 +443,7 @@ def report(
     seq_len: int = typer.Option(4096, "--seq-len", help="Tokens per sequence."),
     precision: str = typer.Option("bf16", "--precision", help="bf16, fp8, ..."),
     price: list[str] | None = _PRICE_OPTION,
+    price_kind: str = _PRICE_KIND_OPTION,
     power: list[str] | None = _POWER_OPTION,
     idle_fraction: float | None = typer.Option(None, "--idle-fraction", help=_IDLE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document (the path written)."),
@@ -465,13 +469,15 @@ def report(
     from twofold.report.plots import require_matplotlib
     from twofold.workload.registry import get_model
 
+    _check_price_kind(price_kind)
     require_matplotlib()  # fail before minutes of planning, not after
     _check_out(out)
     prices, powers = _overrides(price, power)
-    targets = [target(n, prices=prices, powers=powers, idle_fraction=idle_fraction) for n in _chip_list(on)]
+    economics = {"prices": prices, "powers": powers, "idle_fraction": idle_fraction, "price_kind": price_kind}
+    targets = [target(n, **economics) for n in _chip_list(on)]
     claim_result = None
     if claim_text is not None:
-        claim_result = evaluate_claim(claim_text, prices=prices, powers=powers, idle_fraction=idle_fraction)
+        claim_result = evaluate_claim(claim_text, **economics)
     data = compare_report(
         get_model(model),
         targets,

@@ -199,9 +199,11 @@ def _missing(a: Target, b: Target, key: str, notes: Sequence[str]) -> str:
         if chips:
             return f"power unknown for {', '.join(chips)} (no published TDP; pass --power CHIP=W)"
     if key == "perf_per_dollar":
-        chips = [t.label for t in (a, b) if t.price.usd_per_chip_hour is None]
-        if chips:
-            return f"price unknown for {', '.join(chips)} (no published price; pass --price CHIP=USD)"
+        unpriced = [t for t in (a, b) if t.price.usd_per_chip_hour is None]
+        if unpriced:
+            chips = ", ".join(t.label for t in unpriced)
+            kind = unpriced[0].price.kind
+            return f"price unknown for {chips} (no published {kind} price; pass --price CHIP=USD)"
     return "; ".join(notes) or "no fitting layout"
 
 
@@ -308,6 +310,7 @@ def evaluate_claim(
     prices: Mapping[str, float] | None = None,
     powers: Mapping[str, float] | None = None,
     idle_fraction: float | None = None,
+    price_kind: str = "on-demand",
     workloads: Sequence[ClaimWorkload] = CLAIM_WORKLOADS,
     tolerance: float = DEFAULT_TOLERANCE,
     cache: PlanCache | None = None,
@@ -317,10 +320,14 @@ def evaluate_claim(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> ClaimResult:
     """Parse `text` and check it on catalog chips (`evaluate_ratio`, on the sweep engine when
-    `workers`, `ray_address` or `store` is given)."""
+    `workers`, `ray_address` or `store` is given). `price_kind` picks the published price behind
+    perf-per-dollar (on-demand, capacity-block, spot; `economics.PRICE_KINDS`): a chip without one
+    of that kind is unknown, never priced at another kind."""
     claim = parse_claim(text, metric=metric)
-    a = target(claim.chip_a, prices=prices, powers=powers, idle_fraction=idle_fraction)
-    b = target(claim.chip_b, prices=prices, powers=powers, idle_fraction=idle_fraction)
+    a, b = (
+        target(name, prices=prices, powers=powers, idle_fraction=idle_fraction, price_kind=price_kind)
+        for name in (claim.chip_a, claim.chip_b)
+    )
     return evaluate_ratio(
         claim,
         a,
