@@ -91,3 +91,17 @@ def test_systems_table_and_detail_render(capsys: pytest.CaptureFixture[str]) -> 
     assert code == 0 and "hgx-h100" in out
     code, out, _ = run(["systems", "tpu-v5p-pod"], capsys)
     assert code == 0 and "ici" in out and "16x16x24" in out
+
+
+def test_systems_show_every_published_price_kind(capsys: pytest.CaptureFixture[str], monkeypatch) -> None:
+    # Each kind's column / line carries the catalog's own quote (read through the Python API, the
+    # reference), and an unpublished kind prints its reason, not another kind's price.
+    monkeypatch.setenv("COLUMNS", "250")
+    system = next(s for s in list_systems() if s.id == "trn1.32xlarge")
+    block = system.price("capacity-block").usd_per_chip_hour
+    assert block is not None and system.price("spot").usd_per_chip_hour is None
+    code, out, _ = run(["systems"], capsys)
+    row = next(line for line in out.splitlines() if "trn1.32xlarge" in line)
+    assert code == 0 and f"{block:.3f}".rstrip("0") in row
+    code, out, _ = run(["systems", "trn1.32xlarge"], capsys)
+    assert code == 0 and "price, capacity-block:" in out and system.price("spot").note[:30] in out

@@ -119,8 +119,9 @@ def _render_chip_detail(r: dict[str, Any]) -> None:
 def _render_system_table(records: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
-    table = Table(title="twofold systems (bandwidth: GB/s per chip, one direction)")
-    for column in ("id", "chip", "node", "levels", "$/chip-h"):
+    table = Table(title="twofold systems (bandwidth: GB/s per chip, one direction; USD per chip-hour)")
+    kinds = ("on-demand", "capacity-block", "spot")
+    for column in ("id", "chip", "node", "levels", *(f"$ {k}" for k in kinds)):
         table.add_column(column)
     for r in records:
         levels = " > ".join(
@@ -132,9 +133,18 @@ def _render_system_table(records: list[dict[str, Any]]) -> None:
             r["chip_id"],
             str(r["node_chips"]),
             levels or _DASH,
-            _num(r["price_usd_per_chip_hour"], 3),
+            *(_num(r["prices"][k]["usd_per_chip_hour"], 3) for k in kinds),
         )
     console().print(table)
+
+
+def _quote_text(q: dict[str, Any]) -> str:
+    """Where a price quote comes from: instance, region, dates and sources, or why it is unknown."""
+    if q["usd_per_chip_hour"] is None:
+        return q["note"]
+    facts = [q["instance"], q["region"], q["as_of"] and f"as of {q['as_of']}"]
+    facts += [q["valid_until"] and f"valid until {q['valid_until']}", ", ".join(q["sources"]), q["note"]]
+    return "; ".join(f for f in facts if f)
 
 
 def _render_system_detail(r: dict[str, Any]) -> None:
@@ -145,7 +155,8 @@ def _render_system_detail(r: dict[str, Any]) -> None:
         f"[bold]{r['id']}[/bold]  {r['name']}  (chip {r['chip_id']}, {r['node_chips']} per node, "
         f"max {r['max_chips'] or 'unbounded'})"
     )
-    out.print(f"price: {_num(r['price_usd_per_chip_hour'], 3)} USD/chip-h ({r['price_note']})")
+    for kind, quote in r["prices"].items():
+        out.print(f"price, {kind}: {_num(quote['usd_per_chip_hour'], 3)} USD/chip-h ({_quote_text(quote)})")
     table = Table()
     for column in ("level", "kind", "domain chips", "GB/s/chip (1 dir)", "latency us", "torus", "note"):
         table.add_column(column)
