@@ -182,3 +182,45 @@ def test_python_compare_on_a_torch_token_model() -> None:
         assert row.metrics["tokens_per_s_per_chip"] == pytest.approx(1024 * 16 / (step * 8), rel=1e-12)
     ratio = other.metrics["tokens_per_s_per_chip"] / ref.metrics["tokens_per_s_per_chip"]
     assert math.prod(other.factors["throughput_per_chip"].values()) == pytest.approx(ratio, rel=1e-9)
+
+
+def test_report_on_an_onnx_cnn_counts_samples(
+    onnx_cnn: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # The report of an imported CNN is per sample throughout: its side-by-side row carries the same
+    # samples/s per chip as `twofold compare` (the reference, run separately), the scaling table
+    # is headed in samples, and no per-token figure appears.
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "cnn.html"
+    code, _, err = _run(
+        capsys,
+        "report",
+        "--model",
+        onnx_cnn,
+        "--input-shape",
+        "pixels=8x3x32x32",
+        "--on",
+        "h100,a100",
+        "--chips",
+        "4",
+        "--global-batch",
+        "256",
+        "--samples",
+        "1.2M",
+        "--out",
+        str(out),
+    )
+    assert code == 0, err
+    page = out.read_text()
+    compare_args = ["compare", onnx_cnn, "--input-shape", "pixels=8x3x32x32", "--on", "h100,a100"]
+    compare_args += ["--chips", "4", "--global-batch", "256", "--samples", "1.2M", "--json"]
+    code, text, _ = _run(capsys, *compare_args)
+    rows = {r["chip"]: r for r in json.loads(text)["rows"]}
+    assert code == 0 and f"{rows['h100']['samples_per_s_per_chip']:,.0f}" in page
+    assert "samples/s/chip" in page and "system samples/s" in page and "tokens/s" not in page
+    # A token budget is refused for it, by name, before anything is written.
+    code, _, err = _run(
+        capsys, "report", "--model", onnx_cnn, "--input-shape", "pixels=8x3x32x32", "--on", "h100",
+        "--tokens", "1T", "--out", str(tmp_path / "never.html"),
+    )  # fmt: skip
+    assert code == 2 and "tokens" in err and not (tmp_path / "never.html").exists()

@@ -174,21 +174,9 @@ def compare(
     prices, powers = _overrides(price, power)
     _check_price_kind(price_kind)
     name = _model_name(model_arg, model)
-    the_model: Any = name
-    workload = _workload(global_batch, seq_len, precision)
-    budget: dict[str, float | None] = {"tokens": parse_tokens(tokens)}
-    if name.endswith(".onnx"):  # imported: data parallel and ZeRO/FSDP layouts (compare.plans)
-        from twofold.cli._imported import _check_seq_len, _import
-
-        the_model = _import(name, input_shape or [], precision)
-        _check_seq_len(the_model, seq_len, _DEFAULT_SEQ_LEN)
-        workload = _workload(global_batch, the_model.seq_len or 1, precision)
-        if samples is not None:
-            budget["samples"] = _parse_budget(samples, "samples")
-    elif input_shape:
-        raise InputError("input_shape", ",".join(input_shape), "applies to an ONNX model (MODEL.onnx) only")
-    elif samples is not None:
-        raise InputError("samples", samples, f"applies to an ONNX model without tokens; {name} counts tokens")
+    the_model, workload, budget = _resolve_model(
+        name, input_shape, samples, tokens, global_batch=global_batch, seq_len=seq_len, precision=precision
+    )
     result = run_compare(
         the_model,
         _chip_list(on),
@@ -207,6 +195,37 @@ def compare(
         emit_json(result.to_dict())
         return
     render_compare(result.to_dict())
+
+
+def _resolve_model(
+    name: str,
+    input_shape: list[str] | None,
+    samples: str | None,
+    tokens: str | None,
+    *,
+    global_batch: int,
+    seq_len: int,
+    precision: str,
+) -> tuple[Any, Any, dict[str, float | None]]:
+    """(model, workload, budget) of `compare` / `report`: a catalog id or config.json by name, an
+    ONNX file imported (data parallel and ZeRO/FSDP layouts, `compare.plans`) at its own sequence
+    length; `--input-shape` and `--samples` only for ONNX models."""
+    from twofold.errors import InputError
+
+    budget: dict[str, float | None] = {"tokens": parse_tokens(tokens)}
+    if name.endswith(".onnx"):
+        from twofold.cli._imported import _check_seq_len, _import
+
+        imported = _import(name, input_shape or [], precision)
+        _check_seq_len(imported, seq_len, _DEFAULT_SEQ_LEN)
+        if samples is not None:
+            budget["samples"] = _parse_budget(samples, "samples")
+        return imported, _workload(global_batch, imported.seq_len or 1, precision), budget
+    if input_shape:
+        raise InputError("input_shape", ",".join(input_shape), "applies to an ONNX model (MODEL.onnx) only")
+    if samples is not None:
+        raise InputError("samples", samples, f"applies to an ONNX model without tokens; {name} counts tokens")
+    return name, _workload(global_batch, seq_len, precision), budget
 
 
 def _console() -> Any:
@@ -426,7 +445,13 @@ def _render_claim(d: dict[str, Any], report_path: str | None) -> None:
 
 @app.command("report")
 def report(
-    model: str | None = typer.Option(None, "--model", help="Catalog model id or config.json."),
+    model: str | None = typer.Option(
+        None, "--model", help="Catalog model id, config.json or MODEL.onnx (with --input-shape)."
+    ),
+    input_shape: list[str] | None = _SHAPE_OPTION,
+    samples: str | None = typer.Option(
+        None, "--samples", help="Sample budget of an ONNX model without tokens (1.2M); no default."
+    ),
     on: str | None = typer.Option(None, "--on", help="Chips, comma-separated."),
     out: str = typer.Option(..., "--out", help="HTML file to write (atomically)."),
     sweep_db: str | None = typer.Option(
@@ -440,7 +465,7 @@ def report(
     tokens: str | None = typer.Option(None, "--tokens", help="Token budget (2e12, 2T)."),
     reference: str | None = typer.Option(None, "--reference", help="Chip the ratios divide by."),
     global_batch: int = typer.Option(1024, "--global-batch", help="Sequences per step."),
-    seq_len: int = typer.Option(4096, "--seq-len", help="Tokens per sequence."),
+    seq_len: int = typer.Option(_DEFAULT_SEQ_LEN, "--seq-len", help="Tokens per sequence."),
     precision: str = typer.Option("bf16", "--precision", help="bf16, fp8, ..."),
     price: list[str] | None = _PRICE_OPTION,
     price_kind: str = _PRICE_KIND_OPTION,
@@ -473,19 +498,24 @@ def report(
     require_matplotlib()  # fail before minutes of planning, not after
     _check_out(out)
     prices, powers = _overrides(price, power)
+    the_model, workload, budget = _resolve_model(
+        model, input_shape, samples, tokens, global_batch=global_batch, seq_len=seq_len, precision=precision
+    )
+    if isinstance(the_model, str):
+        the_model = get_model(the_model)
     economics = {"prices": prices, "powers": powers, "idle_fraction": idle_fraction, "price_kind": price_kind}
     targets = [target(n, **economics) for n in _chip_list(on)]
     claim_result = None
     if claim_text is not None:
         claim_result = evaluate_claim(claim_text, **economics)
     data = compare_report(
-        get_model(model),
+        the_model,
         targets,
         chips=chips,
-        workload=_workload(global_batch, seq_len, precision),
+        workload=workload,
         claim=claim_result,
-        tokens=parse_tokens(tokens),
         reference=reference,
+        **budget,
     )
     path = write_report(out, data)
     if as_json:

@@ -1,6 +1,9 @@
 """What a report shows, computed before anything is drawn: a compare, a scaling sweep, the cost
 Pareto front and (optionally) a claim.
 
+The model is a catalog `ModelConfig` or an imported one (`twofold.from_onnx` / `from_torch`); an
+imported model without a token input is counted in samples (`unit`), as `twofold compare` does.
+
 The scaling sweep plans every chip at N/4, N/2, N, 2N and 4N chips (the plans are cached, so the
 compare's own count is not planned twice). The Pareto front is taken over every (chip, count)
 point whose price is known, on ($ per million tokens, system tokens/s): a point is on it when no
@@ -17,17 +20,19 @@ from typing import Any
 import numpy as np
 
 from twofold.compare.claim import ClaimResult
-from twofold.compare.compare import DEFAULT_CHIPS, DEFAULT_WORKLOAD, CompareResult, compare_targets
+from twofold.compare.compare import DEFAULT_CHIPS, CompareResult, compare_targets
 from twofold.compare.plans import PlanCache, Target, plan_chip
 from twofold.economics.prices import usd_per_million_tokens
 from twofold.parallel.layout import TrainingWorkload
 from twofold.search.pareto import pareto_front
+from twofold.workload.imported import ImportedModel
 from twofold.workload.model import ModelConfig
 
 __all__ = [
     "ReportData",
     "ScalingPoint",
     "compare_report",
+    "model_unit",
     "pareto_indices",
     "scaling_counts",
     "scaling_points",
@@ -36,13 +41,15 @@ __all__ = [
 
 @dataclass(frozen=True, kw_only=True)
 class ScalingPoint:
-    """One chip at one chip count: its best layout's throughput and, if priced, $ per M tokens."""
+    """One chip at one chip count: its best layout's throughput in `unit` (tokens, or samples for
+    an imported model without tokens) per second, and, if priced, $ per million of them."""
 
     chip: str
     chips: int
-    tokens_per_s_per_chip: float
-    system_tokens_per_s: float
-    usd_per_million_tokens: float | None
+    per_chip_per_s: float
+    system_per_s: float
+    usd_per_million: float | None
+    unit: str = "tokens"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,14 +67,20 @@ def scaling_counts(chips: int) -> list[int]:
     return sorted({max(1, chips * k // 4) for k in (1, 2, 4, 8, 16)})
 
 
+def model_unit(model: ModelConfig | ImportedModel) -> str:
+    """ "samples" for an imported model without a token input, else "tokens" (as `compare`)."""
+    return "samples" if isinstance(model, ImportedModel) and model.seq_len is None else "tokens"
+
+
 def scaling_points(
-    model: ModelConfig,
+    model: ModelConfig | ImportedModel,
     targets: Sequence[Target],
     counts: Sequence[int],
     workload: TrainingWorkload,
     cache: PlanCache | None = None,
 ) -> tuple[ScalingPoint, ...]:
     """Best plan of every target at every count; counts with no fitting layout are skipped."""
+    unit = model_unit(model)
     points = []
     for tgt in targets:
         for n in counts:
@@ -76,14 +89,15 @@ def scaling_points(
             plan = plan_chip(model, tgt, n, workload, cache)
             if plan.metrics is None:
                 continue
-            thr = plan.metrics["tokens_per_s_per_chip"]
+            thr = plan.metrics[f"{unit}_per_s_per_chip"]
             points.append(
                 ScalingPoint(
                     chip=tgt.label,
                     chips=n,
-                    tokens_per_s_per_chip=thr,
-                    system_tokens_per_s=thr * n,
-                    usd_per_million_tokens=usd_per_million_tokens(tgt.price, thr),
+                    per_chip_per_s=thr,
+                    system_per_s=thr * n,
+                    usd_per_million=usd_per_million_tokens(tgt.price, thr),
+                    unit=unit,
                 )
             )
     return tuple(points)
@@ -91,27 +105,30 @@ def scaling_points(
 
 def pareto_indices(points: Sequence[ScalingPoint]) -> tuple[list[int], list[int]]:
     """(priced point indices, indices among those on the cost/throughput Pareto front)."""
-    priced = [i for i, p in enumerate(points) if p.usd_per_million_tokens is not None]
+    priced = [i for i, p in enumerate(points) if p.usd_per_million is not None]
     if not priced:
         return [], []
-    cost = np.array([points[i].usd_per_million_tokens for i in priced], dtype=float)
-    gain = np.array([points[i].system_tokens_per_s for i in priced], dtype=float)
+    cost = np.array([points[i].usd_per_million for i in priced], dtype=float)
+    gain = np.array([points[i].system_per_s for i in priced], dtype=float)
     return priced, [int(j) for j in pareto_front(cost, gain)]
 
 
 def compare_report(
-    model: ModelConfig,
+    model: ModelConfig | ImportedModel,
     targets: Sequence[Target],
     *,
     chips: int = DEFAULT_CHIPS,
-    workload: TrainingWorkload = DEFAULT_WORKLOAD,
+    workload: TrainingWorkload | None = None,
     claim: ClaimResult | None = None,
     cache: PlanCache | None = None,
     **compare_kwargs: Any,
 ) -> ReportData:
-    """A compare at `chips`, the scaling sweep around it, and optionally a claim's section."""
+    """A compare at `chips`, the scaling sweep around it, and optionally a claim's section.
+    `workload` defaults as in `compare_targets` (`DEFAULT_WORKLOAD`; for an imported model, its
+    own sequence length and precision)."""
     cache = {} if cache is None else cache
     result = compare_targets(model, targets, chips=chips, workload=workload, cache=cache, **compare_kwargs)
+    workload = result.workload
     points = scaling_points(model, targets, scaling_counts(chips), workload, cache)
     names = ", ".join(t.label for t in targets)
     return ReportData(title=f"twofold: {model.name} on {names}", compare=result, scaling=points, claim=claim)

@@ -72,10 +72,15 @@ def _layout(layout: Mapping[str, object] | None) -> str:
 def _compare_section(result: CompareResult) -> str:
     d = result.to_dict()
     w = d["workload"]
+    unit = d["unit"]  # "tokens", or "samples" for an imported model without a token input
+    one, short = unit[:-1], "tok" if unit == "tokens" else "smp"
+    per_step = f"{w['seq_len']} tokens" if unit == "tokens" else "samples"
+    budget = d["tokens"] if unit == "tokens" else d["samples"]
     out = [
         "<h2>Side by side</h2>",
-        f"<p>{html.escape(d['model'])}, global batch {w['global_batch']} x {w['seq_len']} tokens, "
-        f"{html.escape(w['precision'])}; mode {html.escape(d['mode'])}; token budget {d['tokens']:.3g}; "
+        f"<p>{html.escape(d['model'])}, global batch {w['global_batch']} x {per_step}, "
+        f"{html.escape(w['precision'])}; mode {html.escape(d['mode'])}; {one} budget "
+        f"{'unknown' if budget is None else format(budget, '.3g')}; prices {html.escape(d['price_kind'])}; "
         f"reference {html.escape(d['reference'])}.</p>",
     ]
     header = [
@@ -83,15 +88,15 @@ def _compare_section(result: CompareResult) -> str:
         "chips",
         "layout",
         "step s",
-        "tokens/s/chip",
+        f"{unit}/s/chip",
         "MFU",
         "GiB/chip",
         "days",
-        "$/M tokens",
+        f"$/M {unit}",
         "$ total",
         "kWh",
-        "tokens/J",
-        "tokens/$",
+        f"{short}/J",
+        f"{short}/$",
         "x ref",
     ]
     rows = []
@@ -102,15 +107,15 @@ def _compare_section(result: CompareResult) -> str:
                 str(r["chips"]),
                 _layout(r["layout"]),
                 fmt(r.get("step_time_s")),
-                fmt(r.get("tokens_per_s_per_chip"), ",.0f"),
+                fmt(r.get(f"{unit}_per_s_per_chip"), ",.0f"),
                 fmt(r.get("mfu"), ".1%"),
                 fmt(r.get("memory_per_chip_gib"), ".1f"),
                 fmt(r.get("time_to_train_days"), ".1f"),
-                fmt(r.get("usd_per_million_tokens"), ".3f"),
+                fmt(r.get(f"usd_per_million_{unit}"), ".3f"),
                 fmt(r.get("cost_usd"), ",.0f"),
                 fmt(r.get("energy_kwh"), ",.0f"),
-                fmt(r.get("perf_per_watt_tokens_per_j"), ".3g"),
-                fmt(r.get("perf_per_dollar_tokens_per_usd"), ",.0f"),
+                fmt(r.get(f"perf_per_watt_{unit}_per_j"), ".3g"),
+                fmt(r.get(f"perf_per_dollar_{unit}_per_usd"), ",.0f"),
                 fmt(r["ratio_to_reference"].get("throughput_per_chip"), ".3f"),
             ]
         )
@@ -143,30 +148,28 @@ def _compare_section(result: CompareResult) -> str:
 
 def _scaling_section(data: ReportData) -> str:
     points = data.scaling
+    unit = points[0].unit if points else "tokens"
+    kind = data.compare.price_kind if data.compare is not None else "on-demand"
     series: dict[str, list[tuple[int, float]]] = {}
     for p in points:
-        series.setdefault(p.chip, []).append((p.chips, p.tokens_per_s_per_chip))
+        series.setdefault(p.chip, []).append((p.chips, p.per_chip_per_s))
     out = [
         "<h2>Scaling and cost</h2>",
-        _figure(plots.scaling_png(series), "Tokens/s per chip against chip count"),
+        _figure(plots.scaling_png(series, unit), f"{unit.capitalize()}/s per chip against chip count"),
     ]
     priced, front = pareto_indices(points)
-    unpriced = sorted({p.chip for p in points if p.usd_per_million_tokens is None})
+    unpriced = sorted({p.chip for p in points if p.usd_per_million is None})
     missing = f" Price unknown, not placed: {', '.join(unpriced)}." if unpriced else ""
     if priced:
         tuples = [
-            (
-                points[i].chip,
-                points[i].chips,
-                points[i].usd_per_million_tokens or 0.0,
-                points[i].system_tokens_per_s,
-            )
+            (points[i].chip, points[i].chips, points[i].usd_per_million or 0.0, points[i].system_per_s)
             for i in priced
         ]
         order = list(dict.fromkeys(p.chip for p in points))
         out.append(
             _figure(
-                plots.pareto_png(tuples, front, order), "Throughput against cost, Pareto front." + missing
+                plots.pareto_png(tuples, front, order, unit=unit, price_kind=kind),
+                "Throughput against cost, Pareto front." + missing,
             )
         )
     else:
@@ -177,13 +180,13 @@ def _scaling_section(data: ReportData) -> str:
         [
             html.escape(p.chip),
             str(p.chips),
-            fmt(p.tokens_per_s_per_chip, ",.0f"),
-            fmt(p.system_tokens_per_s, ",.0f"),
-            fmt(p.usd_per_million_tokens, ".3f"),
+            fmt(p.per_chip_per_s, ",.0f"),
+            fmt(p.system_per_s, ",.0f"),
+            fmt(p.usd_per_million, ".3f"),
         ]
         for p in points
     ]
-    out.append(_table(["chip", "chips", "tokens/s/chip", "system tokens/s", "$/M tokens"], rows))
+    out.append(_table(["chip", "chips", f"{unit}/s/chip", f"system {unit}/s", f"$/M {unit} ({kind})"], rows))
     return "\n".join(out)
 
 

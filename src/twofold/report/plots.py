@@ -73,8 +73,9 @@ def breakdown_png(rows: Sequence[tuple[str, Mapping[str, float]]]) -> str:
     return _png(fig)
 
 
-def scaling_png(series: Mapping[str, Sequence[tuple[int, float]]]) -> str:
-    """Tokens/s per chip against chip count, one line per chip (log2 x axis)."""
+def scaling_png(series: Mapping[str, Sequence[tuple[int, float]]], unit: str = "tokens") -> str:
+    """Throughput per chip (`unit`/s: tokens or samples) against chip count, one line per chip
+    (log2 x axis)."""
     figure_cls = require_matplotlib()
     fig = figure_cls(figsize=(8.0, 4.2))
     ax = fig.subplots()
@@ -84,7 +85,7 @@ def scaling_png(series: Mapping[str, Sequence[tuple[int, float]]]) -> str:
             ax.plot(xs, ys, marker="o", label=label)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("chips")
-    ax.set_ylabel("tokens/s per chip")
+    ax.set_ylabel(f"{unit}/s per chip")
     ax.set_ylim(bottom=0)
     ax.set_title("Scaling with chip count (best layout at each count)")
     ax.legend(fontsize=8)
@@ -93,11 +94,17 @@ def scaling_png(series: Mapping[str, Sequence[tuple[int, float]]]) -> str:
 
 
 def pareto_png(
-    points: Sequence[tuple[str, int, float, float]], front: Sequence[int], chip_order: Sequence[str] = ()
+    points: Sequence[tuple[str, int, float, float]],
+    front: Sequence[int],
+    chip_order: Sequence[str] = (),
+    *,
+    unit: str = "tokens",
+    price_kind: str = "on-demand",
 ) -> str:
-    """System tokens/s against $ per million tokens; `points` are (chip, chips, usd_per_m, tok/s)
-    and `front` indexes the Pareto-optimal ones (cheaper and faster than every other point).
-    `chip_order` keeps each chip's colour the same as in the scaling plot."""
+    """System throughput against $ per million `unit` (tokens or samples) at `price_kind` prices;
+    `points` are (chip, chips, usd_per_m, per second) and `front` indexes the Pareto-optimal ones
+    (cheaper and faster than every other point). `chip_order` keeps each chip's colour the same as
+    in the scaling plot."""
     figure_cls = require_matplotlib()
     fig = figure_cls(figsize=(8.0, 4.4))
     ax = fig.subplots()
@@ -118,8 +125,8 @@ def pareto_png(
             lw=1,
             label="Pareto front",
         )
-    ax.set_xlabel("$ per million tokens (on-demand)")
-    ax.set_ylabel("system tokens/s")
+    ax.set_xlabel(f"$ per million {unit} ({price_kind})")
+    ax.set_ylabel(f"system {unit}/s")
     ax.set_yscale("log")
     ax.set_title("Throughput against cost (labels: chip count)")
     ax.legend(fontsize=8)
