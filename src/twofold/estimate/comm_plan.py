@@ -31,8 +31,9 @@ activation, b micro-batch, s sequence length, h hidden size:
   forward and its gradient backward, b*s/cp*h*e / t_sp bytes (Megatron's scatter/gather across TP),
   2*vp transfers with interleaving. With interleaving (vp > 1) Megatron-Core posts each chunk's
   sends and receives asynchronously and waits for them only when the next chunk needs its input,
-  so they run under the neighbouring chunks' compute (`ModelParallelConfig.overlap_p2p_comm`, on by
-  default in Megatron-LM, `--no-overlap-p2p-communication` turns it off): exposed only beyond the
+  so they run under the neighbouring chunks' compute (`ModelParallelConfig.overlap_p2p_comm`, which
+  Megatron-LM's arguments enable unless `--no-overlap-p2p-communication` is given, and NeMo's
+  communication-overlap settings enable for interleaved schedules): exposed only beyond the
   micro-batch's compute. Without interleaving the 1F1B schedule's batched send/recv is exposed.
 - DP gradients (Li et al., "PyTorch Distributed", VLDB 2020; Megatron DDP): all-reduce (zero 0) or
   reduce-scatter (zero >= 1) of the stage's gradients, non-expert ones over DP x CP and expert ones
