@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from twofold.cost import op_times_s
+from twofold.cost import op_times_s, profile_for
 from twofold.cost.calibration import UNCALIBRATED
 from twofold.errors import InputError
 from twofold.estimate import BREAKDOWN_TERMS, estimate_training, evaluate_layouts, model_flops_per_token
@@ -21,6 +21,7 @@ from twofold.parallel.layout import Layout, LayoutTable, TrainingWorkload
 from twofold.parallel.rules import valid_mask
 from twofold.workload.graph import training_ops
 from twofold.workload.model import ModelConfig
+from twofold.workload.registry import get_model
 
 DENSE = ModelConfig(
     name="dense-test",
@@ -243,3 +244,17 @@ def test_invariants(layout, model, system, factor, precision) -> None:
     assert base["step_time_s"][0] > 0 and 0 < base["mfu"][0] < 1
     fast = evaluate_layouts(model, _scaled(sys_, factor), wl, table, chip=chip)
     assert fast["step_time_s"][0] <= base["step_time_s"][0] * (1 + 1e-12)
+
+
+def test_context_parallel_costs_its_ring_launches_when_nothing_else_differs() -> None:
+    # Same chips, tokens per micro-batch and per chip: dp8 x mb2 against dp2 x cp4 x mb8. Without
+    # tensor or pipeline parallelism the two differ only by context parallelism, whose ring steps
+    # are extra kernel launches and a merge pass (its K/V transfers hide behind attention here), so
+    # it must be slower, by at least the launches: (cp - 1) attention kernels per layer forward
+    # and backward at the GPU's calibrated per-op overhead.
+    model = get_model("llama3.1-8b")
+    workload = TrainingWorkload(global_batch=1024, seq_len=4096)
+    flat = estimate_training(model, HGX, Layout(dp=8, micro_batch=2), workload, chip=H100)
+    ring = estimate_training(model, HGX, Layout(dp=2, cp=4, micro_batch=8), workload, chip=H100)
+    launches = 64 * model.num_layers * (4 - 1) * 2 * profile_for(H100).op_overhead_s  # 64 micro-batches
+    assert ring.step_time_s - flat.step_time_s >= launches

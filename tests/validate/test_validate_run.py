@@ -92,8 +92,8 @@ MARGIN_PCT = 2.0
 FAMILY_MEAN_APE_PCT = {
     "Google TPU": (6.7, 8.2),
     "NVIDIA Ampere": (8.0, 12.5),
-    "NVIDIA Blackwell": (13.4, 13.7),
-    "NVIDIA Hopper": (10.3, 11.3),
+    "NVIDIA Blackwell": (13.4, 13.6),
+    "NVIDIA Hopper": (10.2, 11.4),
 }
 
 

@@ -315,6 +315,28 @@ def test_tp_and_cp_split_gemm_and_attention_flops_exactly(
     assert sharded * tp * cp == pytest.approx(one, rel=1e-12)
 
 
+def test_context_parallel_attention_runs_as_ring_steps() -> None:
+    """cp = 4: each layer's attention is 4 kernels (one per K/V chunk) that re-read the local
+    queries, read a quarter of the keys and values each and write an fp32 partial output and
+    log-sum-exp, then one merge kernel reads the 4 partials and writes the bf16 output. Hand count
+    for batch 2, sequence 32, 4 heads of 8, 2 KV heads, 3 layers."""
+    model = _config(num_layers=3, num_kv_heads=2)
+    b, s, cp, heads, kv_heads, d = 2, 32, 4, 4, 2, 8
+    ops = forward_ops(model, batch=b, seq_len=s, cp=cp)
+    core = next(op for op in ops if op.name == "layer.attn.core")
+    merge = next(op for op in ops if op.name == "layer.attn.cp_merge")
+    q_tokens = b * s // cp
+    assert core.count == 3 * cp and merge.count == 3
+    assert core.bytes_read == q_tokens * heads * d * 2 + b * s * kv_heads * 2 * d * 2 / cp
+    assert core.bytes_written == q_tokens * heads * (d + 1) * 4
+    assert merge.bytes_read == cp * q_tokens * heads * (d + 1) * 4
+    assert merge.bytes_written == q_tokens * heads * d * 2
+    # Each step is the (unmasked) attention of one query chunk against one key chunk: the plain
+    # graph's core at sequence s / cp.
+    plain = next(op for op in forward_ops(model, batch=b, seq_len=s // cp) if op.name == "layer.attn.core")
+    assert core.flops == pytest.approx(plain.flops, rel=1e-12)
+
+
 @settings(max_examples=30, deadline=None)
 @given(ep=st.sampled_from([1, 2, 4, 8]), tokens=st.integers(1, 40))
 def test_ep_spreads_experts_without_changing_expert_flops(ep: int, tokens: int) -> None:

@@ -31,7 +31,7 @@ Conventions (derivations in docs/operators.md):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from twofold.workload.model import ModelConfig
 from twofold.workload.ops import EXPERT_GEMM_PREFIX, Op, OpKind
@@ -283,7 +283,52 @@ def _core_ops(plan: Plan, *, heads: int, kv_heads: int, d_qk: int, d_v: int, sha
         ops.append(
             attention_core("layer.attn.core.sliding", plan, kv_len=kv, window=window, count=sliding, **kw)
         )
+    if plan.cp > 1 and not plan.decode:
+        ops = _ring_steps(ops, plan, d_v=d_v, heads=heads)
     return ops
+
+
+def _ring_steps(ops: list[Op], plan: Plan, *, d_v: int, heads: int) -> list[Op]:
+    """Context parallelism runs each layer's attention as `cp` ring steps (Liu et al., "Ring
+    Attention with Blockwise Transformers", 2023; Megatron-Core / Transformer Engine
+    `AttnFuncWithCPAndKVP2P`): one FlashAttention kernel per step on the local queries and the K/V
+    chunk that arrived (the same FLOPs in total; Q re-read every step, K/V once), each writing a
+    partial output and its log-sum-exp in fp32, then one kernel that rescales and sums the partial
+    outputs into the layer's output. Backward: one attention-backward kernel per step
+    (`workload.backward`) and the merge's backward."""
+    cp = plan.cp
+    out: list[Op] = []
+    merged = 0
+    for op in ops:
+        q_bytes = plan.batch * plan.q_len * heads * op.dims["head_dim"] * plan.act_bytes
+        kv_bytes = op.bytes_read - q_bytes
+        partial = plan.batch * plan.q_len * heads * (d_v + 1) * 4.0  # fp32 output + lse per step
+        out.append(
+            replace(
+                op,
+                flops=op.flops / cp,
+                useful_flops=None if op.useful_flops is None else op.useful_flops / cp,
+                bytes_read=q_bytes + kv_bytes / cp,
+                bytes_written=partial,
+                count=op.count * cp,
+                dims={**op.dims, "kv_len": op.dims["kv_len"] // cp},
+            )
+        )
+        merged += op.count
+    elements = plan.batch * plan.q_len * heads * d_v
+    out.append(
+        pointwise(
+            "layer.attn.cp_merge",
+            plan,
+            kind="elementwise",
+            elements=elements,
+            flops_per_element=3 * cp,
+            reads=cp * (d_v + 1) * 4.0 / (d_v * plan.act_bytes),
+            writes=1,
+            count=merged,
+        )
+    )
+    return out
 
 
 def _kv_cache_write(plan: Plan, *, elements_per_token: int, count: int) -> Op:
