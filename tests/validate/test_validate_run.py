@@ -88,6 +88,9 @@ LOSO_MEAN_APE_PCT = 13.4
 INFERENCE_ROWS = 12
 INFERENCE_MEAN_APE_PCT = 13.3
 MARGIN_PCT = 2.0
+# The milestone, held too: mean APE <= 15% overall and per family with >= 10 rows, in-sample
+# and leave-one-source-out.
+MILESTONE_PCT = 15.0
 # Per hardware family with 10 or more rows (in-sample, LOSO mean APE %), the same margin.
 FAMILY_MEAN_APE_PCT = {
     "Google TPU": (6.7, 8.2),
@@ -108,8 +111,9 @@ def test_whole_dataset_accuracy_does_not_regress() -> None:
     loso = {s.group: s for s in result.loso_by_family}
     assert {g for g, s in in_sample.items() if s.rows >= 10} == set(FAMILY_MEAN_APE_PCT)
     for family, (expected_in, expected_loso) in FAMILY_MEAN_APE_PCT.items():
-        assert in_sample[family].mean_ape_pct <= expected_in + MARGIN_PCT, family
-        assert loso[family].mean_ape_pct <= expected_loso + MARGIN_PCT, family
+        assert in_sample[family].mean_ape_pct <= min(expected_in + MARGIN_PCT, MILESTONE_PCT), family
+        assert loso[family].mean_ape_pct <= min(expected_loso + MARGIN_PCT, MILESTONE_PCT), family
+    assert max(result.overall.mean_ape_pct, result.loso_overall.mean_ape_pct) <= MILESTONE_PCT
     assert result.inference_overall is not None and result.inference_overall.rows == INFERENCE_ROWS
     assert result.inference_overall.mean_ape_pct <= INFERENCE_MEAN_APE_PCT + MARGIN_PCT
     # Every row of the file is accounted for: predicted, predicted as inference, or listed with a reason.
