@@ -125,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         if name == "op_overhead":  # applied as a time multiplier on the per-op overhead itself
             print(f"| {name} (x the profile's op_overhead_s, GPU chips) | {value:.3f} | - |")
             continue
+        if name == "fsdp_overlap":  # theta in [1, 2]: the overlap fraction is 2 - theta
+            print(f"| {name} (fsdp_comm_overlap = 2 - theta) | {value:.3f} | {2 - value:.3f} |")
+            continue
         print(f"| {name} | {value:.3f} | {1 / value:.3f} |")
     print(f"\n{len(fitted.unexpressible)} rows not expressible; worst calibrated rows:")
     for r in fitted.worst:

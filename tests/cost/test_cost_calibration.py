@@ -178,3 +178,10 @@ def test_unfitted_precision_class_takes_the_family_then_the_cross_family_prior()
     assert cal.gemm_factor("h100", "fp4") == pytest.approx(math.sqrt(0.8 * 0.5), rel=1e-12)
     assert cal.gemm_factor("h100", "fp8") == 0.5
     assert cal.gemm_factor("a100", "fp8") == pytest.approx(math.sqrt(0.5 * 0.9), rel=1e-12)
+
+
+def test_fsdp_comm_overlap_round_trips_and_is_a_fraction() -> None:
+    cal = replace(CAL, fsdp_comm_overlap=0.35)
+    assert calibration_from_dict(calibration_to_dict(cal)).fsdp_comm_overlap == 0.35
+    with pytest.raises(InputError, match="fsdp_comm_overlap"):
+        calibration_from_dict({"fsdp_comm_overlap": 1.5})

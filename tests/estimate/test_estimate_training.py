@@ -258,3 +258,26 @@ def test_context_parallel_costs_its_ring_launches_when_nothing_else_differs() ->
     ring = estimate_training(model, HGX, Layout(dp=2, cp=4, micro_batch=8), workload, chip=H100)
     launches = 64 * model.num_layers * (4 - 1) * 2 * profile_for(H100).op_overhead_s  # 64 micro-batches
     assert ring.step_time_s - flat.step_time_s >= launches
+
+
+def test_fsdp_overlap_fraction_moves_hidden_collectives_into_the_step() -> None:
+    # Hand derivation of `fsdp_exposure` on numbers: one pass of gathers ag = 3 s and scatters
+    # rs = 2 s against windows of 2 s (forward) and 4 s (backward), a layer share of 0.1.
+    # Full overlap: forward exposes max(3 - 2, 0.3) = 1; backward max(5 - 4, 0.5) = 1, split
+    # 3:2 into gathers 0.6 and scatters 0.4: exposed gathers 1.6, scatters 0.4, hidden 4.4 and 1.6.
+    from twofold.estimate.comm_plan import fsdp_exposure
+
+    full = [float(x) for x in fsdp_exposure(3.0, 2.0, 2.0, 4.0, 0.1, overlap=1.0)]
+    assert full == pytest.approx([1.6, 0.4, 4.4, 1.6])
+    # Overlap 0.25: three quarters of what hid is exposed too.
+    part = [float(x) for x in fsdp_exposure(3.0, 2.0, 2.0, 4.0, 0.1, overlap=0.25)]
+    assert part == pytest.approx([1.6 + 0.75 * 4.4, 0.4 + 0.75 * 1.6, 0.25 * 4.4, 0.25 * 1.6])
+    # In the estimator: a ZeRO-3 layout's step grows by exactly the lost hidden time.
+    model, workload = get_model("llama3.1-8b"), TrainingWorkload(global_batch=64, seq_len=4096)
+    layout = Layout(dp=64, zero=3, micro_batch=1)
+    kept = estimate_training(model, HGX, layout, workload, chip=H100, calibration=UNCALIBRATED)
+    half = estimate_training(
+        model, HGX, layout, workload, chip=H100, calibration=replace(UNCALIBRATED, fsdp_comm_overlap=0.5)
+    )
+    lost = 0.5 * (kept.hidden_comm["fsdp"] + kept.hidden_comm["dp"])
+    assert lost > 0 and half.step_time_s == pytest.approx(kept.step_time_s + lost, rel=1e-9)

@@ -154,3 +154,34 @@ def test_weak_prior_lets_the_overhead_move_where_a_unit_ridge_would_not() -> Non
     ]
     assert 2.5 < weak <= 3.0 + 1e-9
     assert unit < weak
+
+
+def _fsdp_rows(lost: float) -> list[FitRow]:
+    """Rows whose published time is the model's plus `lost` of the FSDP time it hides (which is
+    not in the modelled step)."""
+    rows = []
+    for i in range(12):
+        step, hidden = 10.0 + i, 1.0 + 0.5 * i
+        rows.append(
+            FitRow(
+                id=f"f{i}",
+                source="s",
+                log_error=math.log((step + lost * hidden) / step),
+                time_sign=-1,
+                step_time_s=step,
+                groups={"fsdp_overlap": hidden},
+            )
+        )
+    return rows
+
+
+def test_fsdp_overlap_is_fitted_as_a_fraction_and_bounded() -> None:
+    # 40% of the hidden time lost: theta 1.4, overlap 0.6 (weak prior: close to it). Data asking
+    # for more than all of it (150%) stops at the bound: theta 2, overlap 0.
+    theta = fit(_fsdp_rows(0.4)).theta["fsdp_overlap"]
+    assert 1.38 < theta <= 1.4 + 1e-9
+    factors = to_training({"fsdp_overlap": theta}, TrainingCalibration())
+    assert factors.fsdp_comm_overlap == 2.0 - theta
+    assert theta_of(factors)["fsdp_overlap"] == 2.0 - factors.fsdp_comm_overlap
+    assert fit(_fsdp_rows(1.5)).theta["fsdp_overlap"] == 2.0
+    assert to_training({"fsdp_overlap": 2.0}, TrainingCalibration()).fsdp_comm_overlap == 0.0

@@ -74,6 +74,15 @@ Parameters (each a multiplicative factor on an efficiency; 1.0 = the microbenchm
   2412.19437, section 3.2.1, DualPipe's overlap of all-to-all with computation). Per family for the
   same reason as TP; in [0, 1].
 
+- `fsdp_comm_overlap`: the fraction of the ZeRO-3 / FSDP collectives' time that the prefetch
+  schedule could hide (`estimate.comm_plan`: each pass behind its compute but one layer) that does
+  hide; the rest costs step time. One value for all chips (a property of running collectives beside
+  compute kernels, not of one chip). Why a mechanism: the all-gathers and reduce-scatters run as
+  kernels beside the layer's GEMMs and compete with them for SMs and memory bandwidth, and the
+  frameworks limit how far they prefetch (PyTorch FSDP's rate limiter on in-flight all-gathers;
+  Zhao et al., "PyTorch FSDP", VLDB 2023, sections 3.3 and 4.2); the published ZeRO-3 and
+  Megatron-FSDP rows are slower than full overlap by an amount that grows with the hidden share
+  of the step (docs/accuracy.md). In [0, 1]; 1 = the prefetch model as it is.
 - `op_overhead_factor`: the fixed time each kernel costs in a training step beyond its roofline
   time, relative to the profile's `op_overhead_s` (an order-of-magnitude assumption of a few
   microseconds, architecture default), for GPU chips. Why a mechanism: every operator an eager
@@ -174,6 +183,7 @@ class TrainingCalibration:
     tp_comm_overlap: Mapping[str, float] = field(default_factory=dict)
     ep_comm_overlap: Mapping[str, float] = field(default_factory=dict)
     op_overhead_factor: float = 1.0
+    fsdp_comm_overlap: float = 1.0
     # chip id -> hardware family (the key of `gemm_efficiency_factor`).
     chip_families: Mapping[str, str] = field(default_factory=dict)
     provenance: Mapping[str, Any] = field(default_factory=dict)
@@ -280,7 +290,11 @@ def calibration_from_dict(data: Any) -> TrainingCalibration:
             "op_overhead_factor",
         )
     }
+    overlap = data.get("fsdp_comm_overlap", 1.0)
+    if isinstance(overlap, bool) or not isinstance(overlap, (int, float)) or not 0.0 <= overlap <= 1.0:
+        raise InputError("calibration.fsdp_comm_overlap", overlap, "must be a fraction in [0, 1]")
     return TrainingCalibration(
+        fsdp_comm_overlap=float(overlap),
         gemm_efficiency_factor=MappingProxyType(gemm),
         tp_comm_overlap=MappingProxyType(_fractions(data, "tp_comm_overlap")),
         ep_comm_overlap=MappingProxyType(_fractions(data, "ep_comm_overlap")),
@@ -301,6 +315,7 @@ def calibration_to_dict(c: TrainingCalibration) -> dict[str, Any]:
         "collective_efficiency": round(float(c.collective_efficiency), 4),
         "fsdp_collective_efficiency": round(float(c.fsdp_collective_efficiency), 4),
         "op_overhead_factor": round(float(c.op_overhead_factor), 4),
+        "fsdp_comm_overlap": round(float(c.fsdp_comm_overlap), 4),
         "tp_comm_overlap": {k: round(float(v), 4) for k, v in sorted(c.tp_comm_overlap.items())},
         "ep_comm_overlap": {k: round(float(v), 4) for k, v in sorted(c.ep_comm_overlap.items())},
         "chip_families": dict(sorted(c.chip_families.items())),

@@ -49,7 +49,9 @@ activation, b micro-batch, s sequence length, h hidden size:
   `parallel.comm.flat_collective_s` (across nodes: one ring at the NIC rate, (n-1) latency steps
   per layer; hierarchical on multi-host scale-up domains such as NVL72) at
   `fsdp_collective_efficiency`; prefetched layer by layer, so hidden behind the
-  compute of the same pass except one layer's share (the first gather cannot be prefetched).
+  compute of the same pass except one layer's share (the first gather cannot be prefetched); of
+  that hideable time only the fraction `fsdp_overlap` hides (`cost.calibration.fsdp_comm_overlap`,
+  fitted: the collectives compete with the compute kernels for SMs and memory bandwidth).
 
 `OVERLAP_EFFICIENCY` is the fraction of a compute window that overlapping communication can use
 (1.0: communication hides fully until the window is spent). It is an assumption, documented here,
@@ -60,6 +62,7 @@ contention between concurrent collectives (DP and PP on the same NICs), and stra
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from twofold.estimate.compute import ComputeTimes
 from twofold.parallel.arrays import LayoutArrays
@@ -76,7 +79,7 @@ from twofold.parallel.comm import (
 from twofold.parallel.memory import StateBytes
 from twofold.workload.model import ModelConfig
 
-__all__ = ["OVERLAP_EFFICIENCY", "StageComm", "stage_comm"]
+__all__ = ["OVERLAP_EFFICIENCY", "StageComm", "fsdp_exposure", "stage_comm"]
 
 OVERLAP_EFFICIENCY = 1.0
 BUCKET_PARAMS = 40e6
@@ -120,11 +123,13 @@ def stage_comm(
     fsdp_levels: tuple[LevelArrays, ...] | None = None,
     tp_overlap: float = 0.0,
     ep_overlap: float = 0.0,
+    fsdp_overlap: float = 1.0,
 ) -> StageComm:
     """Exposed and hidden communication seconds (module docstring): per micro-batch (`*_mb`) and
     per step (`dp_step_*`). `fsdp_levels`: the levels ZeRO-3 collectives run on (default
     `levels`); `tp_overlap` / `ep_overlap`: fraction of TP / EP communication hidden behind
-    compute."""
+    compute; `fsdp_overlap`: fraction of the hideable ZeRO-3/FSDP communication that hides
+    (`fsdp_exposure`)."""
     g = groups(levels, lay)
     h, e = model.hidden_size, act_bytes
     tp_sp = np.where(lay.sp, lay.tp, 1.0)
@@ -213,12 +218,35 @@ def stage_comm(
 
     ag3 = np.where(z3, flat("dp", w_ne) + flat("edp", w_ex), 0.0)
     rs3 = np.where(z3, flat("dp", grads_ne) + flat("edp", grads_ex), 0.0)
+    out["fsdp_mb"], out["dp_mb"], out["fsdp_hidden_mb"], out["dp_hidden_mb"] = fsdp_exposure(
+        ag3, rs3, fwd_window, bwd_window, layer_share, fsdp_overlap
+    )
+    return out
+
+
+def fsdp_exposure(
+    ag3: ArrayLike,
+    rs3: ArrayLike,
+    fwd_window: ArrayLike,
+    bwd_window: ArrayLike,
+    layer_share: ArrayLike,
+    overlap: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(exposed gathers, exposed reduce-scatter, hidden gathers, hidden reduce-scatter) of one
+    micro-batch's ZeRO-3 / FSDP collectives: `ag3` one pass of parameter all-gathers (run in the
+    forward and again in the backward), `rs3` the gradient reduce-scatters (backward). Prefetched
+    layer by layer, each pass hides behind its compute window except one layer's share; of what
+    could hide, only the fraction `overlap` does (`cost.calibration.fsdp_comm_overlap`: collectives
+    running beside compute slow it down, competing for SMs and memory bandwidth, and prefetch is
+    rate-limited); the rest is exposed."""
+    ag3, rs3 = np.asarray(ag3, dtype=float), np.asarray(rs3, dtype=float)
     fwd_exposed = np.maximum(ag3 - fwd_window, ag3 * layer_share)
     bwd_total = ag3 + rs3
     bwd_exposed = np.maximum(bwd_total - bwd_window, bwd_total * layer_share)
     gather_part = np.divide(ag3, bwd_total, out=np.zeros_like(bwd_total), where=bwd_total > 0)
-    out["fsdp_mb"] = fwd_exposed + bwd_exposed * gather_part
-    out["dp_mb"] = bwd_exposed * (1.0 - gather_part)
-    out["fsdp_hidden_mb"] = 2 * ag3 - out["fsdp_mb"]
-    out["dp_hidden_mb"] = rs3 - out["dp_mb"]
-    return out
+    gathers = fwd_exposed + bwd_exposed * gather_part
+    scatters = bwd_exposed * (1.0 - gather_part)
+    lost = 1.0 - overlap
+    gathers = gathers + lost * (2 * ag3 - gathers)
+    scatters = scatters + lost * (rs3 - scatters)
+    return gathers, scatters, 2 * ag3 - gathers, rs3 - scatters

@@ -47,7 +47,12 @@ from twofold.cost.calibration import shipped_calibration
 from twofold.cost.profile import CalibrationProfile
 from twofold.errors import InputError
 from twofold.estimate._result_fields import fit_note
-from twofold.estimate.comm_plan import BUCKET_PARAMS, BUCKET_PARAMS_PER_DP_RANK, OVERLAP_EFFICIENCY
+from twofold.estimate.comm_plan import (
+    BUCKET_PARAMS,
+    BUCKET_PARAMS_PER_DP_RANK,
+    OVERLAP_EFFICIENCY,
+    fsdp_exposure,
+)
 from twofold.estimate.compute import optimizer_time_s
 from twofold.estimate.result import BREAKDOWN_TERMS, HIDDEN_TERMS, TrainingEstimate
 from twofold.hardware.types import Chip, System
@@ -227,12 +232,12 @@ def estimate_imported_training(
         fsdp_group = Group.place(fsdp_levels, [(np.asarray([dp]), 1.0)])
         ag3 = float(flat_collective_s(fsdp_levels, fsdp_group, weights, buckets=units)[0])
         rs3 = float(flat_collective_s(fsdp_levels, fsdp_group, grads, buckets=units)[0])
-        fwd_exposed = max(ag3 - fwd_window, ag3 * unit_share)
-        bwd_exposed = max(ag3 + rs3 - bwd_window, (ag3 + rs3) * unit_share)
-        gather_part = ag3 / (ag3 + rs3) if ag3 + rs3 > 0 else 0.0
-        fsdp_mb = fwd_exposed + bwd_exposed * gather_part
-        dp_mb = bwd_exposed * (1.0 - gather_part)
-        fsdp_hidden, dp_hidden_mb = 2 * ag3 - fsdp_mb, rs3 - dp_mb
+        fsdp_mb, dp_mb, fsdp_hidden, dp_hidden_mb = (
+            float(x)
+            for x in fsdp_exposure(
+                ag3, rs3, fwd_window, bwd_window, unit_share, calibration.fsdp_comm_overlap
+            )
+        )
 
     updated = trainable / dp if layout.zero >= 1 else trainable
     t_opt = float(optimizer_time_s(np.asarray([updated]), chip, prec, profile)[0])

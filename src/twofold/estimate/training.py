@@ -181,6 +181,7 @@ def evaluate_layouts(
         fsdp_levels=fsdp_levels,
         tp_overlap=calibration.tp_overlap(chip.id),
         ep_overlap=calibration.ep_overlap(chip.id),
+        fsdp_overlap=calibration.fsdp_comm_overlap,
     )
     updated = np.where(lay.zero >= 1, p_ne / lay.dp_group + p_ex / lay.expert_dp_group, p_ne + p_ex)
     t_opt = optimizer_time_s(updated, chip, prec, profile)

@@ -40,6 +40,8 @@ handful of parameters), projected onto the physical bounds after every step (`BO
 - `tp[<family>]` / `ep[<family>]` (exposed TP / EP communication): theta = theta_comm * (1 -
   overlap) with the overlap fraction in [0, 1], i.e. 0 < theta <= theta_comm; `to_training` turns
   it back into `tp_comm_overlap[<family>]` / `ep_comm_overlap[<family>]` = 1 - theta / theta_comm.
+- `fsdp_overlap`: its group is the FSDP communication the model hides, seconds outside the step,
+  so t_cal = t_raw + (theta - 1) * hidden with theta in [1, 2]; `fsdp_comm_overlap` = 2 - theta.
 """
 
 from __future__ import annotations
@@ -72,9 +74,10 @@ RIDGE_LAMBDA = 1.0
 HUBER_DELTA = math.log(1.5)
 # Ridge weight per parameter relative to `ridge_lambda` (1 when absent). The per-op overhead's
 # default (`op_overhead_s`, a few microseconds) is an order-of-magnitude assumption, not a
-# measurement, so the prior that holds it at 1 is 100x weaker than the one holding the efficiency
-# factors at their microbenchmark values.
-RIDGE_SCALE = {"op_overhead": 0.01}
+# measurement, and the full FSDP overlap of the prefetch model is an assumption too, so the priors
+# that hold them at 1 are 100x weaker than the one holding the efficiency factors at their
+# microbenchmark values.
+RIDGE_SCALE = {"op_overhead": 0.01, "fsdp_overlap": 0.01}
 
 
 def bounded_phi(names: Sequence[str], phi: np.ndarray) -> np.ndarray:
@@ -84,6 +87,9 @@ def bounded_phi(names: Sequence[str], phi: np.ndarray) -> np.ndarray:
     for name in ("comm", "fsdp"):
         if name in index:
             out[index[name]] = max(out[index[name]], 0.0)
+    if "fsdp_overlap" in index:  # theta in [1, 2]: an overlap fraction 2 - theta in [0, 1]
+        j = index["fsdp_overlap"]
+        out[j] = min(max(out[j], 0.0), math.log(2.0))
     comm = out[index["comm"]] if "comm" in index else 0.0
     for name, j in index.items():
         if name.startswith(("tp[", "ep[")):
@@ -210,7 +216,8 @@ def to_training(theta: Mapping[str, float], base: TrainingCalibration) -> Traini
     attention_efficiency_factor, memory_bound -> memory_bound_efficiency_factor, comm ->
     collective_efficiency, fsdp -> fsdp_collective_efficiency, tp[<family>] ->
     tp_comm_overlap[<family>] = 1 - theta_tp / theta_comm, op_overhead -> op_overhead_factor =
-    theta (a time multiplier on the per-op overhead itself). A parameter
+    theta (a time multiplier on the per-op overhead itself), fsdp_overlap -> fsdp_comm_overlap =
+    2 - theta. A parameter
     without a fitted value stays 1 (overlap 0)."""
     gemm = {name[len("gemm[") : -1]: 1.0 / value for name, value in theta.items() if name.startswith("gemm[")}
     comm = theta.get("comm", 1.0)
@@ -232,6 +239,7 @@ def to_training(theta: Mapping[str, float], base: TrainingCalibration) -> Traini
         tp_comm_overlap=overlap("tp["),
         ep_comm_overlap=overlap("ep["),
         op_overhead_factor=theta.get("op_overhead", 1.0),
+        fsdp_comm_overlap=min(max(2.0 - theta.get("fsdp_overlap", 1.0), 0.0), 1.0),
     )
 
 
@@ -253,6 +261,8 @@ def theta_of(c: TrainingCalibration) -> dict[str, float]:
             out[f"{prefix}[{family}]"] = comm * (1.0 - overlap)
     if c.op_overhead_factor != 1.0:
         out["op_overhead"] = c.op_overhead_factor
+    if c.fsdp_comm_overlap != 1.0:
+        out["fsdp_overlap"] = 2.0 - c.fsdp_comm_overlap
     return out
 
 

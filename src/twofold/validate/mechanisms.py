@@ -30,6 +30,10 @@ or per mechanism (none per row or per source):
 - `fsdp`: the exposed ZeRO-3/FSDP parameter gathers (the `fsdp` term), per mechanism.
 - `tp[<family>]` / `ep[<family>]`: exposed TP / EP communication, theta = theta_comm * (1 -
   overlap fraction) per hardware family (`validate.calibrate`).
+- `fsdp_overlap`: the ZeRO-3/FSDP communication the prefetch model hides (hidden `fsdp`, and the
+  hidden gradient reduce-scatters of ZeRO-3), seconds that are *not* in the predicted step: its
+  parameter theta in [1, 2] adds (theta - 1) of them, i.e. 1 - `fsdp_comm_overlap`
+  (`cost.calibration`, `validate.calibrate`).
 - `op_overhead`: the fixed per-kernel time of every op (`op_overhead_s` times the op count) on GPU
   chips: launch gaps and host time per op of eager frameworks (`cost.calibration`, where the
   mechanism is described). Its seconds are taken out of the op kinds above, so the GEMM, attention
@@ -114,6 +118,13 @@ def _compute_shares(case: Case) -> tuple[float, float, float, float, float]:
     return gemm / whole, expert / whole, attention / whole, memory / whole, overhead / whole
 
 
+def _hidden_fsdp(case: Case, prediction: object) -> float:
+    hidden = getattr(prediction, "hidden", {}) or {}
+    if case.layout.zero != 3:
+        return 0.0
+    return float(hidden.get("fsdp", 0.0)) + float(hidden.get("dp", 0.0))
+
+
 def mechanism_groups(case: Case, prediction: object) -> dict[str, float]:
     """Seconds of the predicted step that each calibration parameter scales."""
     breakdown = getattr(prediction, "breakdown", {}) or {}
@@ -132,5 +143,6 @@ def mechanism_groups(case: Case, prediction: object) -> dict[str, float]:
         f"tp[{case.family}]": float(breakdown.get("tp", 0.0)),
         f"ep[{case.family}]": float(breakdown.get("ep", 0.0)),
         "op_overhead": compute * overhead_share,
+        "fsdp_overlap": _hidden_fsdp(case, prediction),
     }
     return {name: seconds for name, seconds in candidates.items() if seconds > 0}

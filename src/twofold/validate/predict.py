@@ -39,6 +39,7 @@ class StepPrediction:
 
     step_time_s: float
     breakdown: Mapping[str, float] = field(default_factory=dict)
+    hidden: Mapping[str, float] = field(default_factory=dict)  # overlapped communication, seconds
     fits: bool | None = None
     memory_per_chip_gib: float | None = None
     caveats: tuple[str, ...] = ()
@@ -62,6 +63,7 @@ def default_predictor(case: Case, calibration: TrainingCalibration = UNCALIBRATE
     return StepPrediction(
         step_time_s=float(est.step_time_s),
         breakdown=breakdown,
+        hidden={str(k): float(v) for k, v in dict(est.hidden_comm).items()},
         fits=est.fits,
         memory_per_chip_gib=est.memory_per_chip_gib,
         caveats=caveats,
