@@ -281,3 +281,24 @@ def test_fsdp_overlap_fraction_moves_hidden_collectives_into_the_step() -> None:
     )
     lost = 0.5 * (kept.hidden_comm["fsdp"] + kept.hidden_comm["dp"])
     assert lost > 0 and half.step_time_s == pytest.approx(kept.step_time_s + lost, rel=1e-9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ag=st.floats(0.0, 10.0),
+    rs=st.floats(0.0, 10.0),
+    fwd=st.floats(0.0, 10.0),
+    bwd=st.floats(0.0, 20.0),
+    share=st.floats(0.0, 1.0),
+    overlap=st.floats(0.0, 1.0),
+)
+def test_fsdp_exposure_conserves_time_and_is_monotone(
+    ag: float, rs: float, fwd: float, bwd: float, share: float, overlap: float
+) -> None:
+    from twofold.estimate.comm_plan import fsdp_exposure
+
+    g, s, hg, hs = (float(x) for x in fsdp_exposure(ag, rs, fwd, bwd, share, overlap))
+    assert g + hg == pytest.approx(2 * ag, abs=1e-9) and s + hs == pytest.approx(rs, abs=1e-9)
+    assert min(g, s, hg, hs) >= -1e-12
+    g_more, s_more, _, _ = (float(x) for x in fsdp_exposure(ag, rs, fwd, bwd, share, max(overlap - 0.1, 0.0)))
+    assert g_more >= g - 1e-12 and s_more >= s - 1e-12  # less overlap never exposes less

@@ -178,3 +178,18 @@ def test_more_bandwidth_is_never_slower(system, size, stride, nbytes, factor) ->
         slow, fast = fn(base_levels, g, nbytes)[0], fn(fast_levels, g2, nbytes)[0]
         assert np.isfinite(slow) and slow >= 0
         assert fast <= slow * (1 + 1e-12)
+
+
+@settings(max_examples=50, deadline=None)
+@given(ep=st.sampled_from([2, 8, 16, 32, 64]), k=st.integers(1, 16))
+def test_moe_dispatch_never_costs_more_than_sending_every_copy(ep: int, k: int) -> None:
+    # Deduplicating copies per destination node moves at most what sending each copy moves across
+    # the network; what it adds is one NVLink crossing of the copies bound for other nodes (the
+    # forwarding inside the destination node), priced at the NVLink rate. Inside one node: equal.
+    levels, g = group(HGX, (ep, 1))
+    plain = all_to_all_s(levels, g, S)[0]
+    hierarchical = all_to_all_s(levels, g, S, copies_per_token=k)[0]
+    remote = (ep - 8) / ep if ep > 8 else 0.0
+    assert hierarchical <= plain + remote * S / NV_BW + 1e-12
+    if ep <= 8 or k == 1:
+        assert hierarchical == pytest.approx(plain, rel=1e-12)
