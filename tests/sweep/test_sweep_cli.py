@@ -83,6 +83,21 @@ def test_bad_options_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "is a directory" in capsys.readouterr().err
 
 
+def test_unreachable_ray_address_exits_2_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Ray itself retries an unreachable cluster for minutes; twofold checks the port first (the error
+    # is that check's, not Ray's). A port nothing listens on: bound and closed here, so refused.
+    pytest.importorskip("ray")
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    spec_file = _write(tmp_path / "tiny.yaml", TINY_SPEC)
+    assert _run(["sweep", str(spec_file), "--ray", f"127.0.0.1:{port}", "--out", str(tmp_path / "s.db")]) == 2
+    assert f"nothing answers at 127.0.0.1:{port}" in capsys.readouterr().err
+    assert not (tmp_path / "s.db").exists()
+
+
 def test_html_report_is_self_contained_and_marks_the_best_chip(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -25,14 +25,41 @@ _TASKS_PER_CPU = 4  # in-flight tasks per cluster CPU: keeps every worker fed be
 
 
 def require_ray(address: str) -> Any:
-    """The `ray` module, or an InputError saying how to install it (checked before any work)."""
+    """The `ray` module, or an InputError saying how to install it (checked before any work). An
+    explicit address is also checked to answer on its port (`check_reachable`): Ray itself retries
+    an unreachable cluster for minutes before it gives up."""
     try:
         import ray
     except ImportError:
         raise InputError(
             "ray", address, "needs the optional Ray package: pip install 'twofold[ray]'"
         ) from None
+    if address != "auto":
+        check_reachable(address)
     return ray
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """InputError unless something accepts a TCP connection at the address's host and port
+    (`host:port`, `ray://host:port`); an address without a port is left to Ray."""
+    import socket
+    from urllib.parse import urlsplit
+
+    target = address if "://" in address else f"ray://{address}"
+    try:
+        parts = urlsplit(target)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise InputError("ray", address, "must be 'auto', host:port or ray://host:port") from None
+    if not host or port is None:
+        return
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise InputError(
+            "ray", address, f"nothing answers at {host}:{port} ({exc.strerror or exc}); is the cluster up?"
+        ) from None
 
 
 def run_ray(
