@@ -216,6 +216,49 @@ class TinyLlama(nn.Module):
         return self.head(self.norm(x))
 
 
+class HFRMSNorm(nn.Module):
+    """RMSNorm as Hugging Face's modeling_llama writes it (`LlamaRMSNorm`): in fp32, then scaled."""
+
+    def __init__(self, hidden: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.weight, self.eps = nn.Parameter(torch.ones(hidden)), eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        variance = x.float().pow(2).mean(-1, keepdim=True)
+        return self.weight * (x.float() * torch.rsqrt(variance + self.eps)).to(x.dtype)
+
+
+class HFLlamaBlock(LlamaBlock):
+    """The Llama block as Hugging Face writes it: `LlamaRMSNorm`, and K/V heads repeated to the
+    query heads (`repeat_kv`) before SDPA instead of `enable_gqa`, which is what lets the
+    TorchScript ONNX exporter export it."""
+
+    def __init__(self, hidden: int, heads: int, kv_heads: int, ffn: int) -> None:
+        super().__init__(hidden, heads, kv_heads, ffn)
+        self.attn_norm, self.mlp_norm = HFRMSNorm(hidden), HFRMSNorm(hidden)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        b, t, _ = x.shape
+        h = self.attn_norm(x)
+        q = rope(self.q(h).view(b, t, self.heads, self.d).transpose(1, 2), cos, sin)
+        k = rope(self.k(h).view(b, t, self.kv_heads, self.d).transpose(1, 2), cos, sin)
+        v = self.v(h).view(b, t, self.kv_heads, self.d).transpose(1, 2)
+        repeat = self.heads // self.kv_heads
+        k, v = k.repeat_interleave(repeat, dim=1), v.repeat_interleave(repeat, dim=1)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x = x + self.o(y.transpose(1, 2).reshape(b, t, -1))
+        h = self.mlp_norm(x)
+        return x + self.down(F.silu(self.gate(h)) * self.up(h))
+
+
+def hf_llama() -> TinyLlama:
+    """`TinyLlama` with Hugging Face-style blocks and final norm (`HFLlamaBlock`)."""
+    model = TinyLlama()
+    model.layers = nn.ModuleList(HFLlamaBlock(64, 4, 2, 96) for _ in range(2))
+    model.norm = HFRMSNorm(64)
+    return model
+
+
 def example(name: str) -> tuple[nn.Module, tuple[Any, ...]]:
     """A freshly seeded model and its example inputs."""
     torch.manual_seed(0)
@@ -229,6 +272,8 @@ def example(name: str) -> tuple[nn.Module, tuple[Any, ...]]:
         return TinyBert(), (torch.randint(0, 64, (2, 12)), keep)
     if name == "llama":
         return TinyLlama(), (torch.randint(0, 128, (2, 16)),)
+    if name == "hf_llama":
+        return hf_llama(), (torch.randint(0, 128, (2, 16)),)
     raise KeyError(name)
 
 
