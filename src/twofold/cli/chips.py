@@ -138,25 +138,20 @@ def _render_system_table(records: list[dict[str, Any]]) -> None:
     console().print(table)
 
 
-def _quote_text(q: dict[str, Any]) -> str:
-    """Where a price quote comes from: instance, region, dates and sources, or why it is unknown."""
-    if q["usd_per_chip_hour"] is None:
-        return q["note"]
-    facts = [q["instance"], q["region"], q["as_of"] and f"as of {q['as_of']}"]
-    facts += [q["valid_until"] and f"valid until {q['valid_until']}", ", ".join(q["sources"]), q["note"]]
-    return "; ".join(f for f in facts if f)
-
-
 def _render_system_detail(r: dict[str, Any]) -> None:
     from rich.table import Table
 
+    from twofold.hardware.catalog import get_system
+
+    system = get_system(r["id"])
     out = console()
     out.print(
         f"[bold]{r['id']}[/bold]  {r['name']}  (chip {r['chip_id']}, {r['node_chips']} per node, "
         f"max {r['max_chips'] or 'unbounded'})"
     )
     for kind, quote in r["prices"].items():
-        out.print(f"price, {kind}: {_num(quote['usd_per_chip_hour'], 3)} USD/chip-h ({_quote_text(quote)})")
+        described = system.price(kind).describe()  # the catalog quote's own one-line form
+        out.print(f"price, {kind}: {_num(quote['usd_per_chip_hour'], 3)} USD/chip-h ({described})")
     table = Table()
     for column in ("level", "kind", "domain chips", "GB/s/chip (1 dir)", "latency us", "torus", "note"):
         table.add_column(column)

@@ -78,7 +78,12 @@ def default_tokens(model: ModelConfig | ImportedModel) -> float:
     return CHINCHILLA_TOKENS_PER_PARAM * float(param_counts(model).active)
 
 
-def _names(unit: str) -> dict[str, str]:
+def throughput_unit(model: ModelConfig | ImportedModel) -> str:
+    """ "samples" for an imported model without a token input, else "tokens"."""
+    return "samples" if isinstance(model, ImportedModel) and model.seq_len is None else "tokens"
+
+
+def metric_names(unit: str) -> dict[str, str]:
     """Metric keys for a throughput unit ("tokens" or "samples")."""
     one = unit[:-1]
     return {
@@ -216,7 +221,7 @@ def _metrics(
     """Per-row figures; `budget` tokens (or samples, `unit`) to train, None: unknown."""
     m = plan.metrics
     assert m is not None  # programmer invariant: only called for plans with a fitting layout
-    k = _names(unit)
+    k = metric_names(unit)
     thr = m[k["thr"]]
     system_thr = thr * plan.chips
     seconds = None if budget is None else budget / system_thr
@@ -256,7 +261,7 @@ def _ratios(
     """Totals and factors of every ratio metric for one row against the reference row."""
     ma, mb = row["metrics"], ref["metrics"]
     ta, tb = row["terms"], ref["terms"]
-    k = _names(row["unit"])
+    k = metric_names(row["unit"])
     totals: dict[str, float | None] = dict.fromkeys(RATIO_METRICS)
     factors: dict[str, dict[str, float] | None] = dict.fromkeys(RATIO_METRICS)
     if ta is None or tb is None:
@@ -304,7 +309,7 @@ def compare_targets(
     (sequences or samples) at the imported sequence length (1 without tokens) and precision.
     `samples`: the budget to train of an imported model without tokens (`tokens` for the others).
     """
-    unit = "samples" if isinstance(model, ImportedModel) and model.seq_len is None else "tokens"
+    unit = throughput_unit(model)
     if workload is None:
         workload = DEFAULT_WORKLOAD
         if isinstance(model, ImportedModel):

@@ -133,6 +133,7 @@ __all__ = [
     "calibration_to_dict",
     "save_calibration",
     "precision_bits",
+    "runs_eager",
     "gemm_key",
     "MEMORY_BOUND_KINDS",
     "EXPERT_GEMM_PREFIX",
@@ -239,6 +240,12 @@ class TrainingCalibration:
 
 
 UNCALIBRATED = TrainingCalibration()
+
+
+def runs_eager(chip: Any) -> bool:
+    """Whether a chip's training steps are priced as an eager framework's, i.e. whether
+    `op_overhead_factor` applies: GPUs (PyTorch stacks); TPU and Trainium run compiled graphs."""
+    return getattr(chip, "architecture", None) == "gpu"
 
 
 def _geometric_mean(values: list[float]) -> float:

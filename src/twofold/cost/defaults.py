@@ -32,7 +32,7 @@ from types import MappingProxyType
 
 import yaml
 
-from twofold.cost.calibration import TrainingCalibration, shipped_calibration
+from twofold.cost.calibration import TrainingCalibration, runs_eager, shipped_calibration
 from twofold.cost.profile import CalibrationProfile
 from twofold.cost.profile_io import profile_from_dict
 from twofold.hardware.types import Chip
@@ -121,7 +121,7 @@ def apply_calibration(
     extra["expert_gemm_efficiency"] = float(extra.get("expert_gemm_efficiency", 1.0)) * (
         calibration.expert_gemm_efficiency_factor
     )
-    overhead = calibration.op_overhead_factor if chip.architecture == "gpu" else 1.0
+    overhead = calibration.op_overhead_factor if runs_eager(chip) else 1.0
     provenance = dict(profile.provenance)
     provenance["training calibration"] = str(calibration.provenance.get("summary", "cost/calibration.yaml"))
     return replace(

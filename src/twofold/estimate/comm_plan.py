@@ -137,6 +137,7 @@ def stage_comm(
     full_rc = lay.recompute == 2
     any_rc = lay.recompute >= 1
     out: StageComm = {}
+    window = OVERLAP_EFFICIENCY * (t_fwd + t_bwd + t_rc)  # one micro-batch's compute
 
     act = tokens * h * e
     # With etp < tp the MoE blocks run their experts without tensor parallelism: the tokens stay
@@ -150,7 +151,7 @@ def stage_comm(
         2 * all_reduce_s(levels, g["tp"], act),
     )
     tp_total = lay.stage_layers * per_layer_fwd * (2.0 + full_rc)
-    tp_hidden = np.minimum(tp_overlap * tp_total, OVERLAP_EFFICIENCY * (t_fwd + t_bwd + t_rc))
+    tp_hidden = np.minimum(tp_overlap * tp_total, window)
     out["tp_mb"] = tp_total - tp_hidden
 
     if model.is_mla:
@@ -178,14 +179,14 @@ def stage_comm(
             * (2.0 + full_rc)
             * all_to_all_s(levels, g["ep"], routed, copies_per_token=model.num_experts_per_tok)
         )
-        ep_hidden = np.minimum(ep_overlap * ep_total, OVERLAP_EFFICIENCY * (t_fwd + t_bwd + t_rc))
+        ep_hidden = np.minimum(ep_overlap * ep_total, window)
         out["ep_mb"] = ep_total - ep_hidden
     else:
         out["ep_mb"] = np.zeros_like(lay.tp)
 
     boundary = tokens * h * e / tp_sp
     pp_total = np.where(lay.pp > 1, 2 * lay.vp * send_recv_s(levels, g["pp"], boundary), 0.0)
-    pp_overlapped = np.maximum(pp_total - OVERLAP_EFFICIENCY * (t_fwd + t_bwd + t_rc), 0.0)
+    pp_overlapped = np.maximum(pp_total - window, 0.0)
     out["pp_mb"] = np.where(lay.vp > 1, pp_overlapped, pp_total)
     out["pp_hidden_mb"] = pp_total - out["pp_mb"]
 

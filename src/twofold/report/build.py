@@ -20,7 +20,13 @@ from typing import Any
 import numpy as np
 
 from twofold.compare.claim import ClaimResult
-from twofold.compare.compare import DEFAULT_CHIPS, CompareResult, compare_targets
+from twofold.compare.compare import (
+    DEFAULT_CHIPS,
+    CompareResult,
+    compare_targets,
+    metric_names,
+    throughput_unit,
+)
 from twofold.compare.plans import PlanCache, Target, plan_chip
 from twofold.economics.prices import usd_per_million_tokens
 from twofold.parallel.layout import TrainingWorkload
@@ -32,7 +38,6 @@ __all__ = [
     "ReportData",
     "ScalingPoint",
     "compare_report",
-    "model_unit",
     "pareto_indices",
     "scaling_counts",
     "scaling_points",
@@ -67,11 +72,6 @@ def scaling_counts(chips: int) -> list[int]:
     return sorted({max(1, chips * k // 4) for k in (1, 2, 4, 8, 16)})
 
 
-def model_unit(model: ModelConfig | ImportedModel) -> str:
-    """ "samples" for an imported model without a token input, else "tokens" (as `compare`)."""
-    return "samples" if isinstance(model, ImportedModel) and model.seq_len is None else "tokens"
-
-
 def scaling_points(
     model: ModelConfig | ImportedModel,
     targets: Sequence[Target],
@@ -80,7 +80,7 @@ def scaling_points(
     cache: PlanCache | None = None,
 ) -> tuple[ScalingPoint, ...]:
     """Best plan of every target at every count; counts with no fitting layout are skipped."""
-    unit = model_unit(model)
+    unit = throughput_unit(model)
     points = []
     for tgt in targets:
         for n in counts:
@@ -89,7 +89,7 @@ def scaling_points(
             plan = plan_chip(model, tgt, n, workload, cache)
             if plan.metrics is None:
                 continue
-            thr = plan.metrics[f"{unit}_per_s_per_chip"]
+            thr = plan.metrics[metric_names(unit)["thr"]]
             points.append(
                 ScalingPoint(
                     chip=tgt.label,

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from twofold.compare.claim import ClaimResult
-from twofold.compare.compare import CompareResult
+from twofold.compare.compare import CompareResult, metric_names
 from twofold.errors import InputError
 from twofold.report import plots
 from twofold.report.build import ReportData, pareto_indices
@@ -73,7 +73,7 @@ def _compare_section(result: CompareResult) -> str:
     d = result.to_dict()
     w = d["workload"]
     unit = d["unit"]  # "tokens", or "samples" for an imported model without a token input
-    one, short = unit[:-1], "tok" if unit == "tokens" else "smp"
+    one, short, k = unit[:-1], "tok" if unit == "tokens" else "smp", metric_names(unit)
     per_step = f"{w['seq_len']} tokens" if unit == "tokens" else "samples"
     budget = d["tokens"] if unit == "tokens" else d["samples"]
     out = [
@@ -107,15 +107,15 @@ def _compare_section(result: CompareResult) -> str:
                 str(r["chips"]),
                 _layout(r["layout"]),
                 fmt(r.get("step_time_s")),
-                fmt(r.get(f"{unit}_per_s_per_chip"), ",.0f"),
+                fmt(r.get(k["thr"]), ",.0f"),
                 fmt(r.get("mfu"), ".1%"),
                 fmt(r.get("memory_per_chip_gib"), ".1f"),
                 fmt(r.get("time_to_train_days"), ".1f"),
-                fmt(r.get(f"usd_per_million_{unit}"), ".3f"),
+                fmt(r.get(k["usd"]), ".3f"),
                 fmt(r.get("cost_usd"), ",.0f"),
                 fmt(r.get("energy_kwh"), ",.0f"),
-                fmt(r.get(f"perf_per_watt_{unit}_per_j"), ".3g"),
-                fmt(r.get(f"perf_per_dollar_{unit}_per_usd"), ",.0f"),
+                fmt(r.get(k["per_watt"]), ".3g"),
+                fmt(r.get(k["per_dollar"]), ",.0f"),
                 fmt(r["ratio_to_reference"].get("throughput_per_chip"), ".3f"),
             ]
         )

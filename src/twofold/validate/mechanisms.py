@@ -43,7 +43,7 @@ or per mechanism (none per row or per source):
 
 from __future__ import annotations
 
-from twofold.cost.calibration import EXPERT_GEMM_PREFIX, UNCALIBRATED
+from twofold.cost.calibration import EXPERT_GEMM_PREFIX, UNCALIBRATED, runs_eager
 from twofold.cost.calibration import precision_bits as precision_bits
 from twofold.validate.mapping import Case
 
@@ -98,7 +98,7 @@ def _compute_shares(case: Case) -> tuple[float, float, float, float, float]:
     )
     terms = op_time_terms(ops, case.chip, profile_for(case.chip, UNCALIBRATED))
     # The per-op overhead is its own mechanism on GPUs only (`op_overhead` below).
-    split = case.chip.architecture == "gpu"
+    split = runs_eager(case.chip)
     gemm = expert = attention = memory = overhead = 0.0
     for op, seconds, fixed in zip(ops, terms.time_s, terms.overhead_s, strict=True):
         fixed = float(fixed) if split else 0.0

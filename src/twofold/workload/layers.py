@@ -315,17 +315,18 @@ def _ring_steps(ops: list[Op], plan: Plan, *, d_v: int, heads: int) -> list[Op]:
             )
         )
         merged += op.count
-    elements = plan.batch * plan.q_len * heads * d_v
+    partials = cp * plan.batch * plan.q_len * heads * (d_v + 1) * 4.0  # every step's output + lse
     out.append(
         pointwise(
             "layer.attn.cp_merge",
             plan,
             kind="elementwise",
-            elements=elements,
+            elements=plan.batch * plan.q_len * heads * d_v,
             flops_per_element=3 * cp,
-            reads=cp * (d_v + 1) * 4.0 / (d_v * plan.act_bytes),
+            reads=0,
             writes=1,
             count=merged,
+            extra_read_bytes=partials,
         )
     )
     return out
