@@ -8,7 +8,7 @@ import math
 import pytest
 
 from twofold.validate import validate
-from twofold.validate.calibrate import fit, theta_of
+from twofold.validate.calibrate import FitRow, fit, theta_of
 from twofold.validate.dataset import load_rows
 from twofold.validate.mapping import Case
 from twofold.validate.predict import StepPrediction
@@ -178,7 +178,7 @@ def test_loso_prediction_runs_the_estimator_with_the_refitted_factors() -> None:
             fit_rows.append(_fit_row(c, default_predictor(c)))
         except (InputError, NotImplementedError):  # rows the estimator rejects are not in the fit
             continue
-    factors = to_training(loso(fit_rows)[row.source].theta, load_calibration())
+    factors = to_training(loso(fit_rows)[row.stack].theta, load_calibration())
     case = express(next(r for r in load_rows() if r.id == row.id))
     est = estimate_training(case.model, case.system, case.layout, case.workload, calibration=factors)
     assert row.loso_predicted == pytest.approx(predict_training_figure(case, est.step_time_s), rel=1e-9)
@@ -198,3 +198,38 @@ def test_plot_needs_matplotlib_or_writes_a_png(tmp_path) -> None:  # noqa: ANN00
     else:
         plot_predicted_vs_published(result, out)
         assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_held_out_passes_leave_out_whole_groups() -> None:
+    """LOFO leaves a family's own factors out (its chips fall back to the prior of
+    `TrainingCalibration.gemm_factor`); LOCO of a family's only measured chip is the same fold."""
+    from twofold.validate.calibrate import held_out
+
+    result = validate(lofo=True, loco=True)
+    train = [r for r in result.rows if r.throughput]
+    assert all(r.lofo_predicted is not None and r.loco_predicted is not None for r in train)
+    assert {s.group for s in result.lofo_by_family} == {s.group for s in result.by_family}
+    assert result.loso_overall is None and not result.loso_by_stack
+    chips_of = {}
+    for r in train:
+        chips_of.setdefault(r.family, set()).add(r.chip)
+    for r in train:
+        if len(chips_of[r.family]) == 1:
+            assert r.loco_predicted == pytest.approx(r.lofo_predicted, rel=1e-12), r.id
+    rows = [
+        FitRow(
+            id=f"{f}{i}",
+            source="s",
+            log_error=0.2,
+            time_sign=-1,
+            step_time_s=1.0,
+            groups={f"gemm[{f} 16-bit]": 0.5},
+            family=f,
+            chip=f"{f}{i % 2}",
+        )
+        for f in ("a", "b")
+        for i in range(4)
+    ]
+    folds = held_out(rows, lambda r: r.family)
+    assert set(folds) == {"a", "b"}
+    assert set(folds["a"].theta) == {"gemm[b 16-bit]"} and folds["a"].excluded_group == "a"

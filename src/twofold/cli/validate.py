@@ -18,14 +18,22 @@ def validate_command(
     family: str | None = typer.Option(None, "--family", help="Only hardware families containing this text."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
     plot: Path | None = typer.Option(None, "--plot", help="Write predicted vs published (log-log) here."),  # noqa: B008
-    loso: bool = typer.Option(False, "--loso", help="Add leave-one-source-out error."),
+    loso: bool = typer.Option(
+        False, "--loso", help="Add leave-one-stack-out error (refit without each software stack)."
+    ),
+    lofo: bool = typer.Option(
+        False, "--lofo", help="Add leave-one-family-out error (refit without each hardware family)."
+    ),
+    loco: bool = typer.Option(
+        False, "--loco", help="Add leave-one-chip-out error (refit without each chip)."
+    ),
     calibration: str = typer.Option("shipped", "--calibration", help="shipped, none or in-sample."),
     show_rows: bool = typer.Option(False, "--rows", help="List every predicted row."),
 ) -> None:
     """Predict every published measurement twofold can express and report the error."""
     from twofold.validate import validate
 
-    result = validate(source=source, family=family, calibration=calibration, loso=loso)
+    result = validate(source=source, family=family, calibration=calibration, loso=loso, lofo=lofo, loco=loco)
     if plot is not None:
         from twofold.validate.plot import plot_predicted_vs_published
 
@@ -57,6 +65,31 @@ def _summary_table(title: str, summaries: list[dict[str, Any]], loso: list[dict[
     return table
 
 
+def _held_out_table(d: dict[str, Any]) -> Any:
+    """Per hardware family: rows and mean APE in-sample, leave-stack-out and leave-family-out."""
+    from rich.table import Table
+
+    columns = {"in-sample": d["by_family"], "leave-stack-out": d["loso_by_family"]}
+    columns["leave-family-out"] = d["lofo_by_family"]
+    lookup = {name: {s["group"]: s for s in col} for name, col in columns.items()}
+    table = Table(title="mean APE % by hardware family, in-sample and held out")
+    table.add_column("family")
+    table.add_column("rows", justify="right")
+    for name in columns:
+        table.add_column(name, justify="right")
+    overall = {"in-sample": d["overall"], "leave-stack-out": d["loso_overall"]}
+    overall["leave-family-out"] = d["lofo_overall"]
+    for s in [*d["by_family"], d["overall"]]:
+        group = s["group"]
+        cells = []
+        for name in columns:
+            other = overall[name] if s is d["overall"] else lookup[name].get(group)
+            cells.append("-" if other is None else f"{other['mean_ape_pct']:.1f}")
+        label = "all" if s is d["overall"] else group
+        table.add_row(label, str(s["rows"]), *cells)
+    return table
+
+
 def _render(d: dict[str, Any], *, show_rows: bool, plot: Path | None) -> None:
     from rich.table import Table
 
@@ -67,14 +100,21 @@ def _render(d: dict[str, Any], *, show_rows: bool, plot: Path | None) -> None:
             f"training-throughput rows: {overall['rows']}, median APE {overall['median_ape_pct']:.1f}%, "
             f"mean APE {overall['mean_ape_pct']:.1f}% (calibration: {d['calibration'].get('mode')})"
         )
-        if d["loso_overall"]:
-            lo = d["loso_overall"]
-            line += (
-                f"; leave-one-source-out: median {lo['median_ape_pct']:.1f}%, mean {lo['mean_ape_pct']:.1f}%"
-            )
+        for key, label in (
+            ("loso_overall", "leave-one-stack-out"),
+            ("lofo_overall", "leave-one-family-out"),
+            ("loco_overall", "leave-one-chip-out"),
+        ):
+            if d[key]:
+                held = d[key]
+                line += f"; {label}: median {held['median_ape_pct']:.1f}%, mean {held['mean_ape_pct']:.1f}%"
         out.print(line)
+    if overall and (d["loso_overall"] or d["lofo_overall"]):
+        out.print(_held_out_table(d))
     out.print(_summary_table("by hardware family", d["by_family"], d["loso_by_family"]))
     out.print(_summary_table("by source", d["by_source"], d["loso_by_source"]))
+    if d["loso_by_stack"]:
+        out.print(_summary_table("leave-one-stack-out, by stack", d["loso_by_stack"], []))
     if d["other_metrics"]:
         out.print(
             _summary_table("other rows (end-to-end and microbenchmarks), by metric", d["other_metrics"], [])

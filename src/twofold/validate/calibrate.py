@@ -47,8 +47,8 @@ handful of parameters), projected onto the physical bounds after every step (`BO
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -60,7 +60,9 @@ __all__ = [
     "fit",
     "apply",
     "calibrated_step_time",
+    "held_out",
     "loso",
+    "stack_of",
     "RIDGE_LAMBDA",
     "HUBER_DELTA",
     "RIDGE_SCALE",
@@ -108,6 +110,11 @@ class FitRow:
     time_sign: int
     step_time_s: float
     groups: Mapping[str, float]  # parameter name -> seconds of the step it scales
+    # What held-out validation groups by (`held_out`): the software stack (the source where the row
+    # has no stack id), the hardware family and the chip id.
+    stack: str = ""
+    family: str = ""
+    chip: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,6 +124,7 @@ class Calibration:
     theta: Mapping[str, float] = field(default_factory=dict)
     rows_used: int = 0
     excluded_source: str | None = None
+    excluded_group: str | None = None  # the group `held_out` left out of this fit
     ridge_lambda: float = RIDGE_LAMBDA
 
     def to_dict(self) -> dict[str, object]:
@@ -124,6 +132,7 @@ class Calibration:
             "theta": {k: round(v, 4) for k, v in sorted(self.theta.items())},
             "rows_used": self.rows_used,
             "excluded_source": self.excluded_source,
+            "excluded_group": self.excluded_group,
             "ridge_lambda": self.ridge_lambda,
             "procedure": "ridge-regularised Huber regression on log error (validate.calibrate)",
             "huber_delta": HUBER_DELTA,
@@ -266,7 +275,27 @@ def theta_of(c: TrainingCalibration) -> dict[str, float]:
     return out
 
 
+def held_out(
+    rows: Sequence[FitRow], key: Callable[[FitRow], str], ridge_lambda: float = RIDGE_LAMBDA
+) -> dict[str, Calibration]:
+    """One calibration per group of `key` (a stack, a hardware family, a chip), each fitted without
+    that group's rows: grouped cross-validation, the fit never sees the group it is scored on
+    (Hastie, Tibshirani, Friedman, "The Elements of Statistical Learning", 2nd ed., section 7.10).
+    A family left out loses its own GEMM and overlap parameters, so its chips fall back to the
+    priors of `TrainingCalibration.gemm_factor`: the situation of a chip known only from its
+    specifications."""
+    groups = sorted({key(r) for r in rows})
+    return {
+        g: replace(fit([r for r in rows if key(r) != g], ridge_lambda=ridge_lambda), excluded_group=g)
+        for g in groups
+    }
+
+
+def stack_of(row: FitRow) -> str:
+    """The leave-one-stack-out group of a row: its stack id, its source where it has none."""
+    return row.stack or row.source
+
+
 def loso(rows: Sequence[FitRow], ridge_lambda: float = RIDGE_LAMBDA) -> dict[str, Calibration]:
-    """One calibration per source, each fitted without that source's rows."""
-    sources = sorted({r.source for r in rows})
-    return {s: fit(rows, exclude_source=s, ridge_lambda=ridge_lambda) for s in sources}
+    """One calibration per software stack (`stack_of`), each fitted without that stack's rows."""
+    return held_out(rows, stack_of, ridge_lambda)

@@ -8,8 +8,20 @@ attention, memory-bound and collective efficiency factors, shipped in `cost/cali
 refitted by `benchmarks/validate_accuracy.py --fit` through `validate.calibrate`), so the predictions
 reported here are what `twofold estimate` and `plan` give. Leave-one-source-out refits the factors
 without each source and runs the estimator with them on that source: the figure to trust for a
-workload twofold has not seen. Inference rows go to the serving estimator (`validate.inference`) and
-are summarised apart.
+workload twofold has not seen. Held-out predictions come in three groupings, each refitting the
+factors without a whole group and running the estimator with them on that group only (the
+uncalibrated predictions of every row are made once and reused by every fold):
+
+- leave-one-stack-out (`loso`): the group is the row's software stack (`Case.stack`; every
+  Megatron-LM, NeMo, Megatron-Bridge and Narayanan row shares the stack `megatron`; the row's source
+  where it has no stack id): a stack twofold has not seen;
+- leave-one-family-out (`lofo`): the group is the hardware family; the family's own GEMM and overlap
+  factors drop out of the fit, so its chips run at the priors of `TrainingCalibration.gemm_factor`:
+  a chip known only from its specifications;
+- leave-one-chip-out (`loco`): the group is the chip id; a chip whose family has other measured chips
+  inherits the family's factors (used for the uncertainty of such chips, `validate.uncertainty`).
+
+Inference rows go to the serving estimator (`validate.inference`) and are summarised apart.
 """
 
 from __future__ import annotations
@@ -64,8 +76,13 @@ class RowResult:
     chip: str = ""
     system: str = ""
     caveats: tuple[str, ...] = ()
+    stack: str = ""  # the stack id (the source where the row has none): the LOSO group
     loso_predicted: float | None = None
     loso_ape_pct: float | None = None
+    lofo_predicted: float | None = None
+    lofo_ape_pct: float | None = None
+    loco_predicted: float | None = None
+    loco_ape_pct: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,6 +116,10 @@ class ValidationResult:
     loso_overall: Summary | None = None
     loso_by_source: tuple[Summary, ...] = ()
     loso_by_family: tuple[Summary, ...] = ()
+    loso_by_stack: tuple[Summary, ...] = ()
+    lofo_overall: Summary | None = None
+    lofo_by_family: tuple[Summary, ...] = ()
+    loco_overall: Summary | None = None
     other_metrics: tuple[Summary, ...] = ()  # time-to-train and microbenchmarks, by metric
     # Serving rows (output tokens/s of the instance), kept apart from the training figures.
     inference_rows: tuple[RowResult, ...] = ()
@@ -133,15 +154,18 @@ def validate(
     family: str | None = None,
     calibration: str = "shipped",
     loso: bool = False,
+    lofo: bool = False,
+    loco: bool = False,
     predictor: Predictor | None = None,
 ) -> ValidationResult:
     """Predict the published rows (all, or one source / hardware family) and summarise the error.
 
     `calibration`: "shipped" runs the estimator with the shipped factors (`cost/calibration.yaml`,
     what `twofold estimate` uses); "none" the uncalibrated model; "in-sample" refits on the selected
-    rows and runs the estimator with the fitted factors. `loso=True` adds leave-one-source-out
-    predictions: for each source, the factors are refitted on every other source's rows of the whole
-    dataset and the estimator predicts that source with them. Every reported prediction comes from
+    rows and runs the estimator with the fitted factors. `loso=True` adds leave-one-stack-out
+    predictions: for each stack, the factors are refitted on every other stack's rows of the whole
+    dataset and the estimator predicts that stack with them; `lofo=True` the same per hardware
+    family, `loco=True` per chip (module docstring). Every reported prediction comes from
     the estimator with the factors in place; the fit's linearisation (`validate.mechanisms`) only
     finds the factors. `source` and `family` match case-insensitively on a substring.
     """
@@ -151,7 +175,8 @@ def validate(
     selected = _select(all_rows, source=source, family=family)
     predictor = predictor or default_predictor
     # The fit needs the uncalibrated prediction of every row it uses (LOSO: the whole dataset).
-    needed = all_rows if loso or calibration == "in-sample" else selected
+    held = {name: on for name, on in (("loso", loso), ("lofo", lofo), ("loco", loco)) if on}
+    needed = all_rows if held or calibration == "in-sample" else selected
     raw: dict[str, tuple[Case, StepPrediction]] = {}
     unexpressible: list[Mapping[str, str]] = []
     micro: dict[str, Case] = {}
@@ -178,11 +203,7 @@ def validate(
     fit_rows = {rid: _fit_row(case, pred) for rid, (case, pred) in raw.items()}
     throughput_fit = [f for f in fit_rows.values() if _is_throughput(raw[f.id][0])]
     chosen, cal_info = _calibration(calibration, [f for f in throughput_fit if f.id in selected_ids])
-    loso_cal = (
-        {s: cal.to_training(c.theta, shipped_calibration()) for s, c in cal.loso(throughput_fit).items()}
-        if loso
-        else {}
-    )
+    fold_cal = {name: _folds(throughput_fit, _FOLD_KEYS[name]) for name in held}
 
     results: list[RowResult] = []
     for row in selected:
@@ -190,15 +211,38 @@ def validate(
             case, pred = raw[row.id]
             if calibration != "none":
                 pred = predictor(case, chosen)
-            loso_pred = None
-            if case.row.source in loso_cal and _is_throughput(case):
-                loso_pred = predictor(case, loso_cal[case.row.source])
-            results.append(_train_result(case, pred, loso_pred))
+            out_of_sample: dict[str, StepPrediction] = {}
+            if _is_throughput(case):
+                fit_row = fit_rows[row.id]
+                for name, folds in fold_cal.items():
+                    factors = folds.get(_FOLD_KEYS[name](fit_row))
+                    if factors is not None:
+                        out_of_sample[name] = predictor(case, factors)
+            results.append(_train_result(case, pred, out_of_sample))
         elif row.id in micro:
             case = micro[row.id]
             results.append(_micro_result(case, predict_micro(case, chosen)))
     inference = [_inference_result(row, chosen, unexpressible) for row in infer]
-    return _summarise(results, [r for r in inference if r is not None], unexpressible, cal_info, loso)
+    return _summarise(results, [r for r in inference if r is not None], unexpressible, cal_info, set(held))
+
+
+# The group each held-out pass leaves out (module docstring).
+_FOLD_KEYS: dict[str, Callable[[cal.FitRow], str]] = {
+    "loso": cal.stack_of,
+    "lofo": lambda r: r.family,
+    "loco": lambda r: r.chip,
+}
+
+
+def _folds(rows: Sequence[cal.FitRow], key: Callable[[cal.FitRow], str]) -> dict[str, TrainingCalibration]:
+    """The estimator's factors fitted without each group of `key`, by group."""
+    base = shipped_calibration()
+    return {g: cal.to_training(c.theta, base) for g, c in cal.held_out(rows, key).items()}
+
+
+def _stack(case: Case) -> str:
+    """The row's stack id; its source until the stack ids of `validate.mapping.row_stack` land."""
+    return getattr(case, "stack", None) or case.row.source
 
 
 def _inference_result(
@@ -257,6 +301,9 @@ def _fit_row(case: Case, pred: StepPrediction) -> cal.FitRow:
         time_sign=_time_sign(case.row.metric),
         step_time_s=pred.step_time_s,
         groups=mechanism_groups(case, pred),
+        stack=_stack(case),
+        family=case.family,
+        chip=case.chip.id,
     )
 
 
@@ -291,11 +338,13 @@ def _compared(row: PublishedRow, family: str, value: float) -> RowResult:
     )
 
 
-def _train_result(case: Case, pred: StepPrediction, loso_pred: StepPrediction | None) -> RowResult:
-    loso_value = loso_ape = None
-    if loso_pred is not None:
-        loso_value = predict_training_figure(case, loso_pred.step_time_s)
-        loso_ape = abs(_signed_pct(loso_value, case.row.value))
+def _train_result(case: Case, pred: StepPrediction, held: Mapping[str, StepPrediction]) -> RowResult:
+    """The row's in-sample result, with its held-out predictions (`held`: pass name -> prediction)."""
+    out_of_sample: dict[str, float] = {}
+    for name, held_pred in held.items():
+        value = predict_training_figure(case, held_pred.step_time_s)
+        out_of_sample[f"{name}_predicted"] = value
+        out_of_sample[f"{name}_ape_pct"] = abs(_signed_pct(value, case.row.value))
     return replace(
         _compared(case.row, case.family, predict_training_figure(case, pred.step_time_s)),
         throughput=_is_throughput(case),
@@ -305,8 +354,8 @@ def _train_result(case: Case, pred: StepPrediction, loso_pred: StepPrediction | 
         chip=case.chip.id,
         system=case.system.id,
         caveats=case.caveats + pred.caveats,
-        loso_predicted=loso_value,
-        loso_ape_pct=loso_ape,
+        stack=_stack(case),
+        **out_of_sample,
     )
 
 
@@ -333,11 +382,18 @@ def _summarise(
     inference: list[RowResult],
     unexpressible: list[Mapping[str, str]],
     cal_info: Mapping[str, Any],
-    loso: bool,
+    held: set[str],
 ) -> ValidationResult:
     train = [r for r in results if r.throughput]
     others = [r for r in results if not r.throughput]
-    loso_rows = [r for r in train if r.loso_ape_pct is not None]
+
+    def overall(name: str, label: str) -> Summary | None:
+        apes = [a for r in train if (a := getattr(r, f"{name}_ape_pct")) is not None]
+        return Summary.of(f"all training-throughput rows ({label})", apes) if name in held and apes else None
+
+    def by(name: str, key: Callable[[RowResult], str]) -> tuple[Summary, ...]:
+        return _groups(train, key, f"{name}_ape_pct") if name in held else ()
+
     return ValidationResult(
         rows=tuple(results),
         unexpressible=tuple(sorted(unexpressible, key=lambda u: u["id"])),
@@ -346,11 +402,13 @@ def _summarise(
         by_family=_groups(train, lambda r: r.family, "ape_pct"),
         worst=tuple(sorted(train, key=lambda r: -r.ape_pct)[:WORST_ROWS]),
         calibration=dict(cal_info),
-        loso_overall=Summary.of("all training-throughput rows (LOSO)", [r.loso_ape_pct for r in loso_rows])
-        if loso and loso_rows
-        else None,
-        loso_by_source=_groups(loso_rows, lambda r: r.source, "loso_ape_pct") if loso else (),
-        loso_by_family=_groups(loso_rows, lambda r: r.family, "loso_ape_pct") if loso else (),
+        loso_overall=overall("loso", "leave-one-stack-out"),
+        loso_by_source=by("loso", lambda r: r.source),
+        loso_by_family=by("loso", lambda r: r.family),
+        loso_by_stack=by("loso", lambda r: r.stack),
+        lofo_overall=overall("lofo", "leave-one-family-out"),
+        lofo_by_family=by("lofo", lambda r: r.family),
+        loco_overall=overall("loco", "leave-one-chip-out"),
         other_metrics=_groups(others, lambda r: r.metric, "ape_pct"),
         inference_rows=tuple(inference),
         inference_overall=Summary.of("inference rows (output tokens/s)", [r.ape_pct for r in inference])
