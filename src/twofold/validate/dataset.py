@@ -1,10 +1,19 @@
 """The shipped published results: one frozen `PublishedRow` per measured figure.
 
-The CSV (`validate/data/published_results.csv`, described in `published_results.md` beside it) is a
-verbatim copy of `shared/data/published_results.csv`: 320 figures from papers, vendor performance
-pages, MLPerf result logs and microbenchmark tables, each with its `source_ref`. This module only
-types the columns and splits the `notes` cell; deciding whether a row can be predicted (hardware,
-architecture, layout) is `validate.mapping`'s job.
+Five CSVs in `validate/data/`, each a verbatim copy of the file of the same name in `shared/data/`
+and described in the `.md` beside it (`DATA_FILES`, in this order):
+- `published_results.csv` (320 rows): Megatron-Bridge/NeMo/Megatron-LM, Narayanan and Korthikanti
+  tables, MaxText, MLPerf Training v4.0, AWS Neuron trn1/inf2, microbenchmark tables;
+- `published_results_2.csv` (47): Trainium2 serving (NxD Inference, vllm-neuron) and TPU v6e MaxText
+  training recipes;
+- `published_results_3.csv` (155): non-Megatron stacks (fms-fsdp, torchtune, nanotron, OLMo-core,
+  LitGPT LoRA/QLoRA, flash-attn training scripts, Colossal-AI, picotron, EasyLM, PyTorch/XLA, Gaudi);
+- `published_results_4.csv` (59): LLM serving on NVIDIA, AMD and TPU (MLPerf Inference,
+  TensorRT-LLM, vLLM);
+- `published_results_5.csv` (59): AMD Instinct training (Primus, JAX Primus-Turbo, Frontier).
+Every figure keeps its `source_ref`. Ids are unique across the files. This module only types the
+columns and splits the `notes` cell; deciding whether a row can be predicted (hardware, architecture,
+layout, software stack) is `validate.mapping`'s job.
 """
 
 from __future__ import annotations
@@ -19,9 +28,17 @@ from pathlib import Path
 
 from twofold.errors import InputError
 
-__all__ = ["PublishedRow", "load_rows", "parse_notes", "DATA_FILE"]
+__all__ = ["PublishedRow", "load_rows", "parse_notes", "read_csv", "row_file", "DATA_FILE", "DATA_FILES"]
 
-DATA_FILE = "published_results.csv"
+# The shipped files, in the order `load_rows` reads them.
+DATA_FILES: tuple[str, ...] = (
+    "published_results.csv",
+    "published_results_2.csv",
+    "published_results_3.csv",
+    "published_results_4.csv",
+    "published_results_5.csv",
+)
+DATA_FILE = DATA_FILES[0]  # the original file (kept for callers that name it)
 
 _COLUMNS: tuple[str, ...] = (
     "id,source,source_ref,year,task,model,params_b,layers,hidden,heads,kv_heads,ffn,vocab,seq_len,"
@@ -32,7 +49,9 @@ _INT_COLUMNS = (
     "year layers hidden heads kv_heads ffn vocab seq_len moe_experts moe_topk chips dp tp pp vp cp ep "
     "micro_batch global_batch"
 ).split()
-_TASKS = ("train", "infer", "micro")
+# finetune-lora / finetune-qlora: LoRA and QLoRA fine-tuning rows (frozen base weights), loaded and
+# reported but not predicted (validate.mapping says why).
+_TASKS = ("train", "infer", "micro", "finetune-lora", "finetune-qlora")
 # `key=value` inside a notes segment; keys are short identifiers, possibly with spaces ("trained tokens").
 _NOTE_KV = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_ ]{0,40}?)\s*=\s*(.+?)\s*$")
 
@@ -45,7 +64,7 @@ class PublishedRow:
     source: str
     source_ref: str
     year: int | None
-    task: str  # "train" | "infer" | "micro"
+    task: str  # "train" | "infer" | "micro" | "finetune-lora" | "finetune-qlora"
     model: str
     params_b: float | None
     layers: int | None
@@ -182,8 +201,30 @@ def read_csv(path: Path | str) -> tuple[PublishedRow, ...]:
 
 
 @lru_cache(maxsize=1)
+def _files() -> tuple[tuple[str, tuple[PublishedRow, ...]], ...]:
+    out = []
+    seen: dict[str, str] = {}
+    for name in DATA_FILES:
+        path = resources.files("twofold.validate") / "data" / name
+        with resources.as_file(path) as real_path:
+            rows = read_csv(real_path)
+        for row in rows:
+            if row.id in seen:
+                raise InputError("id", row.id, f"appears in both {seen[row.id]} and {name}")
+            seen[row.id] = name
+        out.append((name, rows))
+    return tuple(out)
+
+
+@lru_cache(maxsize=1)
 def load_rows() -> tuple[PublishedRow, ...]:
-    """The shipped dataset, in file order."""
-    path = resources.files("twofold.validate") / "data" / DATA_FILE
-    with resources.as_file(path) as real_path:
-        return read_csv(real_path)
+    """The shipped dataset: the rows of every file of `DATA_FILES`, in file order (ids unique)."""
+    return tuple(row for _, rows in _files() for row in rows)
+
+
+def row_file(row_id: str) -> str:
+    """The shipped file (a name of `DATA_FILES`) that row `row_id` comes from."""
+    for name, rows in _files():
+        if any(row.id == row_id for row in rows):
+            return name
+    raise InputError("id", row_id, "is not a row of the shipped files")
