@@ -23,6 +23,9 @@ WORKLOAD = TrainingWorkload(global_batch=32, seq_len=2048)
 
 
 def _plan(capacity_gib: float = 80.0, **kw):
+    # The references below are the plain rules: fit within the whole capacity, rank by objective.
+    kw.setdefault("mem_headroom", 0.0)
+    kw.setdefault("tie_tolerance", 0.0)
     return plan_training(
         toy_model(),
         toy_system(),
@@ -89,8 +92,9 @@ def test_chunked_evaluation_gives_the_same_plan(monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setattr(plan_module, "CHUNK_LAYOUTS", 100)
     chunked = plan_training(
-        toy_model(), toy_system(), 16, WORKLOAD, chip=toy_chip(20.0), evaluate=counting
-    ).to_dict()
+        toy_model(), toy_system(), 16, WORKLOAD, chip=toy_chip(20.0), evaluate=counting,
+        mem_headroom=0.0, tie_tolerance=0.0,
+    ).to_dict()  # fmt: skip
     assert len(calls) > 1 and max(calls) <= 100 and sum(calls) == whole["evaluated_layouts"]
     for key in ("best", "top", "pareto", "fitting_layouts"):
         assert chunked[key] == whole[key]
@@ -174,7 +178,7 @@ def test_bad_input_raises_input_error(kw, field, words) -> None:
 def test_evaluator_missing_a_key_is_a_programming_error() -> None:
     def broken(*args, **kw):
         r = fake_evaluate(*args, **kw)
-        del r["fits"]
+        del r["memory_per_chip_gib"]
         return r
 
     with pytest.raises(KeyError):

@@ -15,6 +15,7 @@ import pytest
 from twofold.estimate import BREAKDOWN_TERMS, estimate_training, evaluate_layouts
 from twofold.hardware.catalog import get_chip, system_for
 from twofold.parallel.layout import TrainingWorkload
+from twofold.parallel.memory import DEFAULT_MEM_HEADROOM
 from twofold.search import plan as plan_module
 from twofold.search.enumerate import enumerate_layouts
 from twofold.search.plan import plan_training
@@ -51,9 +52,10 @@ def test_plan_numbers_equal_per_layout_estimates(make_model, chip_id, chips, wor
     base = get_chip(chip_id)
     system = system_for(base)
     table, _ = enumerate_layouts(model, workload, chips, system=system)
-    # A capacity at the median footprint, so that about half the layouts fit and half do not.
+    # Usable memory at the median footprint, so that about half the layouts fit and half do not.
     mem = evaluate_layouts(model, system, workload, table, chip=base)["memory_per_chip_gib"]
-    chip = dataclasses.replace(base, hbm_capacity_gib=float(np.median(mem)))
+    capacity = float(np.median(mem)) / (1.0 - DEFAULT_MEM_HEADROOM)
+    chip = dataclasses.replace(base, hbm_capacity_gib=capacity)
     monkeypatch.setattr(plan_module, "CHUNK_LAYOUTS", 97)  # several chunks, the last one short
 
     result = plan_training(model, system, chips, workload, chip=chip, top_k=len(table))

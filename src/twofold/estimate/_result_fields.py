@@ -12,7 +12,7 @@ import numpy as np
 
 from twofold.hardware.types import Chip
 
-__all__ = ["fit_note", "gib_terms", "identity_dict", "seconds_terms", "with_unit"]
+__all__ = ["fit_note", "gib_terms", "identity_dict", "seconds_terms", "usable_text", "with_unit"]
 
 Row = Mapping[str, np.generic | float]
 
@@ -44,8 +44,19 @@ def gib_terms(row: Row, names: Iterable[str]) -> Mapping[str, float]:
     return MappingProxyType({k: float(row[f"memory_{k}_bytes"]) / 2**30 for k in names})
 
 
-def fit_note(needed_gib: float, chip: Chip) -> str:
-    return f"does not fit: needs {needed_gib:.1f} GiB per chip, {chip.id} has {chip.hbm_capacity_gib:g} GiB"
+def fit_note(needed_gib: float, chip: Chip, *, mem_headroom: float = 0.0) -> str:
+    """Why an estimate does not fit; with a headroom, against the usable part of the capacity."""
+    if not mem_headroom:
+        has = f"{chip.id} has {chip.hbm_capacity_gib:g} GiB"
+    else:
+        has = usable_text(chip, mem_headroom)
+    return f"does not fit: needs {needed_gib:.1f} GiB per chip, {has}"
+
+
+def usable_text(chip: Chip, mem_headroom: float) -> str:
+    """"76 GiB usable (80 GiB on h100, 5% headroom)": the memory a layout may use, and why."""
+    usable, capacity = chip.hbm_capacity_gib * (1.0 - mem_headroom), chip.hbm_capacity_gib
+    return f"{usable:.3g} GiB usable ({capacity:g} GiB on {chip.id}, {mem_headroom:.0%} headroom)"
 
 
 def identity_dict(estimate: _Identified) -> dict[str, Any]:

@@ -66,10 +66,12 @@ from twofold.parallel.comm import (
 )
 from twofold.parallel.layout import Layout, TrainingWorkload
 from twofold.parallel.memory import (
+    DEFAULT_MEM_HEADROOM,
     FRAGMENTATION_FRACTION,
     WORKSPACE_FIXED_GIB,
     model_states_bytes,
     state_bytes,
+    usable_memory_bytes,
 )
 from twofold.workload.imported import ImportedModel
 from twofold.workload.ops import Op
@@ -178,12 +180,14 @@ def estimate_imported_training(
     chip: Chip | None = None,
     profile: CalibrationProfile | None = None,
     fuse: bool = True,
+    mem_headroom: float = DEFAULT_MEM_HEADROOM,
 ) -> ImportedTrainingEstimate:
     """One training step of `imported` with a data-parallel / ZeRO `layout` (module docstring).
 
     `workload_or_global_batch`: a `TrainingWorkload` (its `seq_len` must be the imported one; 1
     for models without tokens) or the global batch in samples. `fuse`: price the fused operators
-    (`workload.fusion`; what a compiled model runs) rather than the eager trace.
+    (`workload.fusion`; what a compiled model runs) rather than the eager trace. It fits when its
+    memory per chip is at most capacity * (1 - `mem_headroom`) (`parallel.memory`).
     """
     workload = _workload(imported, workload_or_global_batch)
     check_imported_layout(imported, layout, workload)
@@ -268,12 +272,12 @@ def estimate_imported_training(
         "workspace": WORKSPACE_FIXED_GIB * 2**30 + FRAGMENTATION_FRACTION * allocated,
     }
     total = sum(memory.values())
-    fits = total <= chip.hbm_capacity_bytes
+    fits = total <= usable_memory_bytes(chip.hbm_capacity_bytes, mem_headroom)
     samples = float(workload.global_batch)
     flops = 3.0 * _model_flops(imported.forward_ops()) * m * dp
     notes = []
     if not fits:
-        notes.append(fit_note(total / 2**30, chip))
+        notes.append(fit_note(total / 2**30, chip, mem_headroom=mem_headroom))
     if imported.unsupported:
         listed = ", ".join(f"{k} x{v}" for k, v in sorted(imported.unsupported.items()))
         notes.append(f"unsupported operators priced as zero-FLOP memory ops: {listed}")

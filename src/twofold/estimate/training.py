@@ -38,12 +38,15 @@ still applies.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from twofold.cost.calibration import TrainingCalibration, shipped_calibration
 from twofold.cost.defaults import profile_for
 from twofold.cost.profile import CalibrationProfile
 from twofold.errors import InputError
+from twofold.estimate._result_fields import fit_note
 from twofold.estimate.comm_plan import stage_comm
 from twofold.estimate.compute import compute_times, optimizer_time_s
 from twofold.estimate.result import BREAKDOWN_TERMS, HIDDEN_TERMS, MEMORY_TERMS, TrainingEstimate
@@ -51,7 +54,14 @@ from twofold.hardware.types import Chip, System
 from twofold.parallel.arrays import LayoutArrays
 from twofold.parallel.comm import LevelArrays
 from twofold.parallel.layout import Layout, LayoutTable, TrainingWorkload
-from twofold.parallel.memory import activation_bytes_per_element, memory_per_chip, stage_params, state_bytes
+from twofold.parallel.memory import (
+    DEFAULT_MEM_HEADROOM,
+    activation_bytes_per_element,
+    memory_per_chip,
+    stage_params,
+    state_bytes,
+    usable_memory_bytes,
+)
 from twofold.parallel.rules import check_layout
 from twofold.workload.model import ModelConfig
 from twofold.workload.params import param_counts
@@ -116,6 +126,7 @@ def evaluate_layouts(
     chip: Chip | None = None,
     profile: CalibrationProfile | None = None,
     calibration: TrainingCalibration | None = None,
+    mem_headroom: float = DEFAULT_MEM_HEADROOM,
 ) -> dict[str, np.ndarray]:
     """Estimate a training step for every (valid) layout of `table`, vectorised.
 
@@ -124,9 +135,11 @@ def evaluate_layouts(
     `tokens_per_s_per_chip`, `mfu`, `model_flops_per_step`, `microbatches`, `bubble_fraction`,
     `memory_per_chip_bytes`, `memory_per_chip_gib`, `fits`, `breakdown_<term>_s` for each of
     `BREAKDOWN_TERMS`, `hidden_<kind>_s` for each of `HIDDEN_TERMS` and `memory_<part>_bytes` for
-    each of `MEMORY_TERMS`. `calibration`: see the module docstring.
+    each of `MEMORY_TERMS`. `calibration`: see the module docstring. `fits`: memory per chip at
+    most capacity * (1 - `mem_headroom`) (`parallel.memory.DEFAULT_MEM_HEADROOM`).
     """
     chip = _chip_for(system, chip)
+    usable = usable_memory_bytes(chip.hbm_capacity_bytes, mem_headroom)
     _check_system(system, table)
     calibration = shipped_calibration() if calibration is None else calibration
     profile = profile if profile is not None else profile_for(chip, calibration)
@@ -228,7 +241,7 @@ def evaluate_layouts(
         "bubble_fraction": (lay.pp - 1.0) / (lay.vp * m),
         "memory_per_chip_bytes": mem["total"],
         "memory_per_chip_gib": mem["total"] / 2**30,
-        "fits": mem["total"] <= chip.hbm_capacity_bytes,
+        "fits": mem["total"] <= usable,
     }
     for name in BREAKDOWN_TERMS:
         out[f"breakdown_{name}_s"] = terms[name]
@@ -255,9 +268,11 @@ def estimate_training(
     chips: int | None = None,
     profile: CalibrationProfile | None = None,
     calibration: TrainingCalibration | None = None,
+    mem_headroom: float = DEFAULT_MEM_HEADROOM,
 ) -> TrainingEstimate:
     """One training-step estimate: validates the layout (`parallel.rules.check_layout`), then
-    evaluates it through `evaluate_layouts` on a one-row table."""
+    evaluates it through `evaluate_layouts` on a one-row table. It fits when its memory per chip
+    is at most capacity * (1 - `mem_headroom`)."""
     check_layout(model, layout, workload, chips)
     chip = _chip_for(system, chip)
     row = evaluate_layouts(
@@ -268,8 +283,9 @@ def estimate_training(
         chip=chip,
         profile=profile,
         calibration=calibration,
+        mem_headroom=mem_headroom,
     )
-    return TrainingEstimate.from_row(
+    estimate = TrainingEstimate.from_row(
         {k: v[0] for k, v in row.items()},
         model=model,
         system=system,
@@ -277,3 +293,13 @@ def estimate_training(
         layout=layout,
         workload=workload,
     )
+    return _headroom_note(estimate, chip, mem_headroom)
+
+
+def _headroom_note(estimate: TrainingEstimate, chip: Chip, mem_headroom: float) -> TrainingEstimate:
+    """The "does not fit" note against the usable memory (capacity less the headroom)."""
+    plain = fit_note(estimate.memory_per_chip_gib, chip)
+    if estimate.fits or not mem_headroom or plain not in estimate.notes:
+        return estimate
+    usable = fit_note(estimate.memory_per_chip_gib, chip, mem_headroom=mem_headroom)
+    return replace(estimate, notes=tuple(usable if n == plain else n for n in estimate.notes))

@@ -25,6 +25,7 @@ from twofold.workload.model import ModelConfig
 from twofold.workload.params import ParamCounts
 
 __all__ = [
+    "DEFAULT_MEM_HEADROOM",
     "FRAGMENTATION_FRACTION",
     "WORKSPACE_FIXED_GIB",
     "StateBytes",
@@ -32,6 +33,7 @@ __all__ = [
     "layer_activation_bytes",
     "memory_per_chip",
     "state_bytes",
+    "usable_memory_bytes",
 ]
 
 # Headroom (an assumption, not a measurement): a fixed part for what lives outside the caching
@@ -40,6 +42,30 @@ __all__ = [
 # the caching allocator. Both are overridable module constants; calibration may replace them.
 WORKSPACE_FIXED_GIB = 1.0
 FRAGMENTATION_FRACTION = 0.05
+
+# Fit rule: a layout fits when its predicted memory per chip is at most capacity * (1 - headroom).
+# The workspace above is part of the *prediction* (what the allocator is expected to hold on
+# average); the headroom is a *margin on the decision*, kept beside it for what the prediction
+# cannot see: the caching allocator's peak reserved memory exceeds its allocated memory by
+# fragmentation that varies from run to run (PyTorch "CUDA semantics: memory management",
+# `torch.cuda.memory_reserved` vs `memory_allocated`; `expandable_segments` exists to shrink it),
+# NCCL grows its buffers with the number of communicators and channels, and the memory model itself
+# leaves terms out (module docstring). A layout predicted at 79.9 of 80 GiB is one nobody launches.
+# 5% is an assumption (the order of the fragmentation term above), not a fit; `mem_headroom`
+# parameters and the `--mem-headroom` flags override it, 0 restores "total <= capacity".
+DEFAULT_MEM_HEADROOM = 0.05
+
+
+def usable_memory_bytes(capacity_bytes: float, mem_headroom: float = DEFAULT_MEM_HEADROOM) -> float:
+    """capacity * (1 - mem_headroom): the memory per chip a layout may use (`DEFAULT_MEM_HEADROOM`).
+    InputError unless 0 <= mem_headroom < 1."""
+    if (
+        isinstance(mem_headroom, bool)
+        or not isinstance(mem_headroom, (int, float, np.integer, np.floating))
+        or not 0.0 <= float(mem_headroom) < 1.0
+    ):
+        raise InputError("mem_headroom", mem_headroom, "must be a fraction of the memory in [0, 1)")
+    return float(capacity_bytes) * (1.0 - float(mem_headroom))
 
 
 @dataclass(frozen=True, kw_only=True)

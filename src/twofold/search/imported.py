@@ -18,6 +18,7 @@ from twofold.errors import InputError
 from twofold.estimate.imported import ImportedTrainingEstimate, estimate_imported_training
 from twofold.hardware.types import Chip, System
 from twofold.parallel.layout import Layout, TrainingWorkload
+from twofold.parallel.memory import DEFAULT_MEM_HEADROOM
 from twofold.search.enumerate import RejectionSummary
 from twofold.search.pareto import pareto_front
 from twofold.search.plan import PlanResult, RankedLayout, _resolve_hardware
@@ -51,8 +52,10 @@ def plan_imported(
     top_k: int = 10,
     profile: CalibrationProfile | None = None,
     fuse: bool = True,
+    mem_headroom: float = DEFAULT_MEM_HEADROOM,
 ) -> PlanResult:
-    """Evaluate dp = `chips` with every ZeRO stage and rank them (module docstring)."""
+    """Evaluate dp = `chips` with every ZeRO stage and rank them (module docstring); a layout fits
+    within capacity * (1 - `mem_headroom`) (`parallel.memory`)."""
     t0 = time.perf_counter()
     if isinstance(chips, bool) or not isinstance(chips, (int, np.integer)) or chips < 1:
         raise InputError("chips", chips, "must be a positive integer")
@@ -63,7 +66,14 @@ def plan_imported(
     t1 = time.perf_counter()
     estimates = [
         estimate_imported_training(
-            imported, system, lay, workload_or_global_batch, chip=chip, profile=profile, fuse=fuse
+            imported,
+            system,
+            lay,
+            workload_or_global_batch,
+            chip=chip,
+            profile=profile,
+            fuse=fuse,
+            mem_headroom=mem_headroom,
         )
         for lay in layouts
     ]
@@ -82,7 +92,8 @@ def plan_imported(
         least = min(estimates, key=lambda e: e.memory_per_chip_gib)
         explanation = (
             f"no layout fits: the smallest memory per chip is {least.memory_per_chip_gib:.1f} GiB "
-            f"(ZeRO-{least.layout.zero}) against {chip.hbm_capacity_gib:.1f} GiB on {chip.id}",
+            f"(ZeRO-{least.layout.zero}) against {chip.hbm_capacity_gib * (1.0 - mem_headroom):.1f} GiB "
+            f"usable on {chip.id} ({chip.hbm_capacity_gib:g} GiB, {mem_headroom:.0%} headroom)",
         )
     rejections = RejectionSummary(
         chips=int(chips),
@@ -114,4 +125,6 @@ def plan_imported(
         enumerate_s=t1 - t0,
         evaluate_s=t2 - t1,
         elapsed_s=time.perf_counter() - t0,
+        hbm_capacity_gib=float(chip.hbm_capacity_gib),
+        mem_headroom=float(mem_headroom),
     )

@@ -4,6 +4,22 @@ The search is exhaustive over the space of `search.enumerate` (no sampling, no h
 space of a 405B model on 16,384 chips is a few tens of thousands of layouts, which the vectorised
 estimator evaluates in well under a second, so nothing is gained by pruning and a ranking that
 never misses the best layout is worth more.
+
+What a team will run, not just what scores best:
+
+- **Memory headroom.** A layout fits when its memory per chip is at most capacity * (1 -
+  `mem_headroom`) (`parallel.memory.DEFAULT_MEM_HEADROOM`, 5%: allocator fragmentation, NCCL
+  buffers and what the memory model leaves out). The plan decides fit itself from the evaluator's
+  `memory_per_chip_gib`, so every evaluator is held to the same rule.
+- **Ties prefer simpler layouts.** Layouts whose objective is within `tie_tolerance` (relative:
+  the best is at most 1 + tolerance times better; default `DEFAULT_TIE_TOLERANCE` = 3%) of the
+  best are ties; among them the ranking prefers fewer
+  parallel dimensions above 1 (dp, tp, pp, cp, ep), then smaller vp, then smaller cp, then smaller
+  tp * pp, then less memory. Why 3%: the same published figure moves by 5-10% across software
+  versions of the same source (docs/accuracy.md, DESIGN.md), so a 3% gap between two layouts is
+  below what the model resolves, while every extra dimension is one more thing to configure, debug
+  and keep balanced. Layouts outside the tolerance keep the objective's order (then memory, then
+  enumeration order). One `np.lexsort`, no Python loop per layout.
 """
 
 from __future__ import annotations
@@ -19,6 +35,7 @@ import numpy as np
 from twofold.errors import InputError
 from twofold.hardware.types import Chip, System
 from twofold.parallel.layout import Layout, LayoutTable, TrainingWorkload
+from twofold.parallel.memory import DEFAULT_MEM_HEADROOM, usable_memory_bytes
 from twofold.search.enumerate import EnumerateOptions, RejectionSummary, enumerate_layouts
 from twofold.search.objectives import (
     OBJECTIVES,
@@ -30,13 +47,25 @@ from twofold.search.objectives import (
 from twofold.search.pareto import pareto_front
 from twofold.workload.model import ModelConfig
 
-__all__ = ["OBJECTIVES", "PlanResult", "RankedLayout", "check_objective", "plan_training"]
+__all__ = [
+    "DEFAULT_TIE_TOLERANCE",
+    "OBJECTIVES",
+    "PlanResult",
+    "RankedLayout",
+    "check_objective",
+    "plan_training",
+]
 
 # Layouts per evaluator call: bounds the estimator's temporaries (a few dozen float64 arrays per
 # layout) to some hundreds of MB even for spaces far larger than any catalog model produces.
 CHUNK_LAYOUTS = 1 << 18
 
 Evaluator = Callable[..., Mapping[str, Any]]
+
+# Relative gap below which two layouts' objectives are a tie (module docstring).
+DEFAULT_TIE_TOLERANCE = 0.03
+# The parallel dimensions whose count (those above 1) says how complex a layout is to run.
+PARALLEL_DIMENSIONS = ("dp", "tp", "pp", "cp", "ep")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,6 +87,8 @@ class PlanResult:
     rule (all of which are evaluated: `evaluated_layouts`), `fitting_layouts` those whose memory
     per chip fits. `best` is None when nothing fits; `explanation` then says why.
     `objective_inputs` holds the price, power model or token budget the objective used.
+    Memory fits within capacity * (1 - `mem_headroom`); `ties` counts the fitting layouts within
+    `tie_tolerance` of the best objective (the best included), among which the simplest is first.
     """
 
     model: str
@@ -79,6 +110,17 @@ class PlanResult:
     enumerate_s: float
     evaluate_s: float
     elapsed_s: float
+    hbm_capacity_gib: float | None = None
+    mem_headroom: float = DEFAULT_MEM_HEADROOM
+    tie_tolerance: float = 0.0
+    ties: int = 0
+
+    @property
+    def usable_memory_gib(self) -> float | None:
+        """Memory per chip a layout may use: capacity * (1 - mem_headroom)."""
+        if self.hbm_capacity_gib is None:
+            return None
+        return self.hbm_capacity_gib * (1.0 - self.mem_headroom)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -97,6 +139,11 @@ class PlanResult:
             "evaluated_layouts": self.evaluated_layouts,
             "valid_layouts": self.valid_layouts,
             "fitting_layouts": self.fitting_layouts,
+            "hbm_capacity_gib": self.hbm_capacity_gib,
+            "mem_headroom": self.mem_headroom,
+            "usable_memory_gib": self.usable_memory_gib,
+            "tie_tolerance": self.tie_tolerance,
+            "ties": self.ties,
             "rejections": self.rejections.to_dict(),
             "explanation": list(self.explanation),
             "enumerate_s": self.enumerate_s,
@@ -147,7 +194,7 @@ def _evaluate_all(
             out[key] = np.concatenate([np.asarray(p[key]) for p in parts])
         else:
             out[key] = np.asarray(first)
-    for key in ("fits", "memory_per_chip_gib", "tokens_per_s_per_chip"):
+    for key in ("memory_per_chip_gib", "tokens_per_s_per_chip"):
         if key not in out:
             raise KeyError(f"evaluator result lacks {key!r}")
     return out
@@ -165,8 +212,8 @@ def _ranked(
     return tuple(rows)
 
 
-def _why_nothing_fits(results: Mapping[str, np.ndarray], chip: Chip) -> list[str]:
-    """The least memory any valid layout needs against the capacity, and its largest term.
+def _why_nothing_fits(results: Mapping[str, np.ndarray], chip: Chip, mem_headroom: float) -> list[str]:
+    """The least memory any valid layout needs against the usable memory, and its largest term.
 
     Memory terms are the evaluator's `memory_<part>_bytes` arrays (weights, gradients, optimizer
     states, activations, workspace), reported in GiB.
@@ -174,8 +221,9 @@ def _why_nothing_fits(results: Mapping[str, np.ndarray], chip: Chip) -> list[str
     mem = results["memory_per_chip_gib"]
     i = int(np.argmin(mem))
     lines = [
-        f"no valid layout fits: the smallest memory per chip is {float(mem[i]):.1f} GiB "
-        f"against {chip.hbm_capacity_gib:.1f} GiB on {chip.id}"
+        f"no valid layout fits: the smallest memory per chip is {float(mem[i]):.1f} GiB against "
+        f"{chip.hbm_capacity_gib * (1.0 - mem_headroom):.1f} GiB usable on {chip.id} "
+        f"({chip.hbm_capacity_gib:g} GiB, {mem_headroom:.0%} headroom)"
     ]
     terms = {
         k[len("memory_") : -len("_bytes")]: float(v[i]) / 2**30
@@ -208,15 +256,19 @@ def plan_training(
     price_kind: str = "on-demand",
     idle_fraction: float | None = None,
     tokens: float | None = None,
+    mem_headroom: float = DEFAULT_MEM_HEADROOM,
+    tie_tolerance: float = DEFAULT_TIE_TOLERANCE,
 ) -> PlanResult:
     """Search every valid layout of `model` on `chips` chips of a system and rank them.
 
     `evaluate` is the estimator seam (default `twofold.estimate.evaluate_layouts`): it takes
     `(model, system, workload, table, *, chip)` and returns per-layout arrays including
-    `tokens_per_s_per_chip`, `memory_per_chip_gib` and `fits`. Layouts that do not fit are
-    evaluated but never ranked. Ties on the objective go to the lower memory per chip, then to the
-    enumeration order, so the result is deterministic. `chip` overrides the system's own chip
-    (a what-if chip, or a system built outside the catalog); `options` narrows the space.
+    `tokens_per_s_per_chip` and `memory_per_chip_gib`. Layouts whose memory per chip exceeds
+    capacity * (1 - `mem_headroom`) do not fit (the evaluator's `fits` is replaced by this rule):
+    they are evaluated but never ranked. Layouts within `tie_tolerance` (relative) of the best
+    objective rank simplest first (module docstring); the others by objective, then lower memory
+    per chip, then enumeration order, so the result is deterministic. `chip` overrides the system's
+    own chip (a what-if chip, or a system built outside the catalog); `options` narrows the space.
 
     `objective` (`search.objectives`): "throughput" (tokens/s per chip), "cost" ($ per million
     tokens; `prices` {chip id: USD per chip-hour} over the catalog price of `price_kind`),
@@ -228,11 +280,18 @@ def plan_training(
     metric, larger_is_better = check_objective(objective)
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
         raise InputError("top_k", top_k, "must be a positive integer")
+    if (
+        isinstance(tie_tolerance, bool)
+        or not isinstance(tie_tolerance, (int, float, np.integer, np.floating))
+        or not 0.0 <= float(tie_tolerance) < 1.0
+    ):
+        raise InputError("tie_tolerance", tie_tolerance, "must be a relative gap in [0, 1)")
     if isinstance(model, str):
         from twofold.workload import get_model
 
         model = get_model(model)
     system, chip = _resolve_hardware(system_or_chip, chip)
+    usable_gib = usable_memory_bytes(chip.hbm_capacity_bytes, mem_headroom) / 2**30
     inputs = objective_inputs(
         objective,
         model,
@@ -259,12 +318,13 @@ def plan_training(
         fit_idx = np.zeros(0, dtype=np.int64)
         explanation = rejections.explain()
     else:
+        results["fits"] = np.asarray(results["memory_per_chip_gib"], dtype=float) <= usable_gib
         fit_idx = np.flatnonzero(results["fits"])
         if fit_idx.size == 0:
-            explanation = _why_nothing_fits(results, chip)
+            explanation = _why_nothing_fits(results, chip, mem_headroom)
     score = results[metric][fit_idx] if fit_idx.size else np.zeros(0)
     mem = results["memory_per_chip_gib"][fit_idx] if fit_idx.size else np.zeros(0)
-    order = np.lexsort((fit_idx, mem, -score if larger_is_better else score))
+    order, ties = _rank(table, fit_idx, score, mem, larger_is_better, float(tie_tolerance))
     top_idx = fit_idx[order[:top_k]]
     throughput = results["tokens_per_s_per_chip"][fit_idx] if fit_idx.size else np.zeros(0)
     pareto_idx = fit_idx[pareto_front(mem, throughput)]
@@ -290,4 +350,54 @@ def plan_training(
         enumerate_s=t1 - t0,
         evaluate_s=t2 - t1,
         elapsed_s=time.perf_counter() - t0,
+        hbm_capacity_gib=float(chip.hbm_capacity_gib),
+        mem_headroom=float(mem_headroom),
+        tie_tolerance=float(tie_tolerance),
+        ties=ties,
     )
+
+
+def _rank(
+    table: LayoutTable,
+    fit_idx: np.ndarray,
+    score: np.ndarray,
+    mem: np.ndarray,
+    larger_is_better: bool,
+    tie_tolerance: float,
+) -> tuple[np.ndarray, int]:
+    """Order of the fitting layouts (positions into `fit_idx`) and how many tie with the best.
+
+    A tie is a score the best beats by a factor of at most 1 + `tie_tolerance` (score * (1 + tol)
+    >= best when larger is better, score <= best * (1 + tol) when smaller is): a ratio, so cost
+    and time to train (both inverse to throughput) tie exactly the layouts throughput ties. Ties
+    come first, simplest first (module docstring); the rest by score, then memory, then
+    enumeration order.
+    """
+    if fit_idx.size == 0:
+        return np.zeros(0, dtype=np.int64), 0
+    if larger_is_better:
+        key = -score  # smaller is better from here on
+        tie = score * (1.0 + tie_tolerance) >= score.max()
+    else:
+        key = score
+        tie = score <= score.min() * (1.0 + tie_tolerance)
+    dims = sum((getattr(table, d)[fit_idx] > 1).astype(np.int64) for d in PARALLEL_DIMENSIONS)
+    zero = np.zeros(fit_idx.size)
+
+    def among_ties(values: np.ndarray) -> np.ndarray:
+        return np.where(tie, values, zero)
+
+    order = np.lexsort(
+        (
+            fit_idx,
+            mem,
+            key,
+            among_ties(mem),
+            among_ties(table.tp[fit_idx] * table.pp[fit_idx]),
+            among_ties(table.cp[fit_idx]),
+            among_ties(table.vp[fit_idx]),
+            among_ties(dims),
+            ~tie,
+        )
+    )
+    return order, int(np.count_nonzero(tie))
