@@ -35,6 +35,21 @@ activation, b micro-batch, s sequence length, h hidden size:
   Megatron-LM's arguments enable unless `--no-overlap-p2p-communication` is given, and NeMo's
   communication-overlap settings enable for interleaved schedules): exposed only beyond the
   micro-batch's compute. Without interleaving the 1F1B schedule's batched send/recv is exposed.
+- PP chunks (interleaving is not free): with vp model chunks per rank, each micro-batch crosses
+  2 * vp schedule steps on every rank (a forward and a backward per chunk) instead of 2, and
+  Narayanan et al. 2021 section 2.2.2 note that interleaving multiplies the pipeline's
+  communication by vp. Overlapping hides the bytes, not the steps: in Megatron-Core's
+  `forward_backward_pipelining_with_interleaving` every chunk step is its own schedule step that
+  posts its P2P operations (`p2p_communication.send_forward_recv_forward` etc., one grouped
+  `batch_isend_irecv`) and blocks on the wait for the next chunk's input before it can launch it.
+  Each of the 2 * (vp - 1) extra steps per micro-batch therefore costs one link latency of the
+  pipeline group's slowest level (`send_recv_s` of zero bytes: the handshake of a transfer
+  whose bytes already arrived) plus one operator's fixed overhead, `op_overhead_s` of the chip's
+  profile (the grouped P2P launch and the host-side step between chunks), both exposed (`pp_chunk_mb`,
+  part of `pp_mb`). No fitted constant: both come from the hardware data and the profile. With
+  everything else equal, vp = layers / pp now pays m * 2 * (vp - 1) of these against the bubble
+  it saves ((pp - 1) / vp of a micro-batch), so an intermediate vp can be best. Left out: the
+  warm-up/cool-down steps' own serialisation and any load imbalance from uneven chunks.
 - DP gradients (Li et al., "PyTorch Distributed", VLDB 2020; Megatron DDP): all-reduce (zero 0) or
   reduce-scatter (zero >= 1) of the stage's gradients, non-expert ones over DP x CP and expert ones
   over the expert-data-parallel group, once per step after the last micro-batch, overlapped with
@@ -124,12 +139,14 @@ def stage_comm(
     tp_overlap: float = 0.0,
     ep_overlap: float = 0.0,
     fsdp_overlap: float = 1.0,
+    op_overhead_s: float = 0.0,
 ) -> StageComm:
     """Exposed and hidden communication seconds (module docstring): per micro-batch (`*_mb`) and
     per step (`dp_step_*`). `fsdp_levels`: the levels ZeRO-3 collectives run on (default
     `levels`); `tp_overlap` / `ep_overlap`: fraction of TP / EP communication hidden behind
     compute; `fsdp_overlap`: fraction of the hideable ZeRO-3/FSDP communication that hides
-    (`fsdp_exposure`)."""
+    (`fsdp_exposure`); `op_overhead_s`: the profile's fixed time per operator, paid once per extra
+    interleaved-pipeline chunk step."""
     g = groups(levels, lay)
     h, e = model.hidden_size, act_bytes
     tp_sp = np.where(lay.sp, lay.tp, 1.0)
@@ -187,8 +204,12 @@ def stage_comm(
     boundary = tokens * h * e / tp_sp
     pp_total = np.where(lay.pp > 1, 2 * lay.vp * send_recv_s(levels, g["pp"], boundary), 0.0)
     pp_overlapped = np.maximum(pp_total - window, 0.0)
-    out["pp_mb"] = np.where(lay.vp > 1, pp_overlapped, pp_total)
-    out["pp_hidden_mb"] = pp_total - out["pp_mb"]
+    pp_transfers = np.where(lay.vp > 1, pp_overlapped, pp_total)
+    out["pp_hidden_mb"] = pp_total - pp_transfers
+    p2p_latency = send_recv_s(levels, g["pp"], np.zeros_like(boundary))
+    extra_steps = np.where(lay.pp > 1, 2.0 * (lay.vp - 1.0), 0.0)
+    out["pp_chunk_mb"] = extra_steps * (p2p_latency + op_overhead_s)
+    out["pp_mb"] = pp_transfers + out["pp_chunk_mb"]
 
     # Data parallel and ZeRO.
     zero = lay.zero

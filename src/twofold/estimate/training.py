@@ -186,6 +186,7 @@ def evaluate_layouts(
         seq_len=s,
         act_bytes=e,
         sb=sb,
+        op_overhead_s=profile.op_overhead_s,
         params_non_expert=p_ne,
         params_expert=p_ex,
         t_fwd=t_fwd,
