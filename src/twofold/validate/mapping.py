@@ -1,25 +1,34 @@
 """From a published row to something twofold can predict: chip, system, model, layout, workload.
 
-`express(row)` returns a `Case` (everything the estimator needs, plus the caveats taken on the way)
-or an `Unexpressible` (with the reason). The rules are data in `validate/data/mapping.yaml`
-(hardware strings, precision and recompute spellings, model catalog ids, how to build a model from
-the CSV columns, architecture figures a row omits with their citation, and per-source conventions);
-this module applies them. No row is dropped: every row is one or the other.
+`express(row)` returns a `Case` (everything the estimator needs, the software stack the row ran, plus
+the caveats taken on the way) or an `Unexpressible` (with the reason), for the rows of every shipped
+file (`validate.dataset.DATA_FILES`). The rules are data in `validate/data/mapping.yaml` (hardware
+strings, precision and recompute spellings, model catalog ids, how to build a model from the CSV
+columns, architecture figures a row omits with their citation, per-source conventions and caveats,
+and the `stacks` rules of `row_stack`); this module applies them. No row is dropped: every row is one
+or the other.
+
+Rows that are not predicted by construction: LoRA/QLoRA fine-tuning (`task` finetune-lora /
+finetune-qlora: frozen base weights are not modelled), and training rows whose metric
+`validate.metrics` has no prediction for (peak memory, whole-job tokens/s or samples/s) or whose MFU
+is published as a fraction rather than a percentage.
 
 Layout conventions applied here (each documented where it is applied):
 - `dp` empty: chips / (tp * pp * cp), as the dataset's `dp derived` note says.
 - AWS Neuron rows count NeuronCores in tp/dp/pp; they are converted to chips (`cores_per_chip`).
 - MaxText (JAX) rows give a per-device batch and run without gradient accumulation: each data-parallel
   rank processes global_batch / dp sequences in one micro-batch.
-- `zero_or_fsdp`: FSDP or ZeRO-3 -> zero=3; otherwise the source's default (Megatron's distributed
-  optimizer, ZeRO-1, unless the source says it predates it).
+- `zero_or_fsdp`: FSDP or ZeRO-3 -> zero=3; an explicit ZeRO-0/1/2 -> that stage; otherwise the source's
+  default (Megatron's distributed optimizer, ZeRO-1, unless the source says it predates it).
+- `recompute`: a spelling maps to a mode, or to a rule that reads the mode from the notes (tpu-recipes
+  "see notes": the MaxText remat policy), or to the reason it is not modelled (host offload).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -31,15 +40,35 @@ from twofold.validate.dataset import PublishedRow
 
 __all__ = [
     "Case",
+    "LORA_REASON",
     "NotExpressible",
+    "STACKS",
     "Unexpressible",
     "express",
     "hardware_family",
     "layout_for",
     "mapping_data",
     "model_from_columns",
+    "row_stack",
     "source_convention",
+    "stack_rule",
 ]
+
+# The software stacks `row_stack` can answer (mapping.yaml `stacks` explains each).
+STACKS = (
+    "megatron",
+    "torchtitan",
+    "fsdp",
+    "fsdp-compile",
+    "deepspeed",
+    "maxtext",
+    "neuronx",
+    "nanotron",
+    "serving",
+    "other",
+)
+LORA_TASKS = ("finetune-lora", "finetune-qlora")
+LORA_REASON = "LoRA/QLoRA fine-tuning is not modelled (frozen base weights)"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,6 +87,7 @@ class Case:
     steps: int | None = None  # optimizer steps, for time-to-train rows
     gemm_mnk: tuple[int, int, int] | None = None
     caveats: tuple[str, ...] = ()
+    stack: str = "auto"  # the software stack the row ran (`row_stack`, one of STACKS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,18 +121,44 @@ def source_convention(row: PublishedRow) -> Mapping[str, Any]:
     return mapping_data().get("sources", {}).get(row.source, {})
 
 
+def stack_rule(row: PublishedRow) -> Mapping[str, Any] | None:
+    """The first `stacks` rule of mapping.yaml that matches the row (source, notes, zero_or_fsdp), or None."""
+    for rule in mapping_data().get("stacks", ()):
+        if not re.search(rule["source"], row.source):
+            continue
+        if rule.get("notes") and not re.search(rule["notes"], row.notes):
+            continue
+        if rule.get("zero_or_fsdp") and not re.search(rule["zero_or_fsdp"], row.zero_or_fsdp):
+            continue
+        return rule
+    return None
+
+
+def row_stack(row: PublishedRow) -> str:
+    """The software stack the row ran, one of `STACKS` ("other" when no mapping.yaml rule matches)."""
+    rule = stack_rule(row)
+    return str(rule["stack"]) if rule else "other"
+
+
 def express(row: PublishedRow) -> Case | Unexpressible:
     """Map one row onto twofold's objects, or say why it cannot be."""
     family = hardware_family(row)
     try:
+        if row.task in LORA_TASKS:
+            raise NotExpressible(LORA_REASON)
+        reason = mapping_data().get("unexpressible_rows", {}).get(row.id)
+        if reason:
+            raise NotExpressible(str(reason))
         chip, system, caveats = _hardware(row)
         if row.task == "infer":
             raise NotExpressible("inference row: predicted by the serving estimator (validate.inference)")
         if row.task == "micro":
-            return _micro_case(row, family, chip, system, caveats)
-        return _train_case(row, family, chip, system, caveats)
+            case = _micro_case(row, family, chip, system, caveats)
+        else:
+            case = _train_case(row, family, chip, system, caveats)
     except NotExpressible as skip:
         return Unexpressible(row=row, family=family, reason=str(skip))
+    return replace(case, stack=row_stack(row))
 
 
 def _hardware(row: PublishedRow) -> tuple[Any, Any, list[str]]:
@@ -162,9 +218,31 @@ def _precision(row: PublishedRow) -> str:
     return str(value)
 
 
+def _check_training_metric(row: PublishedRow) -> None:
+    from twofold.validate.metrics import TRAINING_METRICS  # metrics imports this module
+
+    if row.metric not in TRAINING_METRICS:
+        raise NotExpressible(f"metric {row.metric!r} ({row.unit}): validate.metrics has no prediction for it")
+    if row.metric == "mfu" and row.unit.strip() != "%":
+        raise NotExpressible(
+            f"MFU published as {row.unit!r}, not a percentage: validate.metrics predicts percent"
+        )
+
+
+def _source_caveats(row: PublishedRow) -> list[str]:
+    out = []
+    for rule in mapping_data().get("caveats", ()):
+        if re.search(rule["source"], row.source) and (
+            not rule.get("notes") or re.search(rule["notes"], row.notes)
+        ):
+            out.append(str(rule["text"]))
+    return out
+
+
 def _train_case(row: PublishedRow, family: str, chip: Any, system: Any, caveats: list[str]) -> Case:
     from twofold.parallel.layout import TrainingWorkload
 
+    _check_training_metric(row)
     model = _model(row, caveats)
     if row.seq_len is None or row.global_batch is None:
         raise NotExpressible("sequence length or global batch not published")
@@ -177,6 +255,7 @@ def _train_case(row: PublishedRow, family: str, chip: Any, system: Any, caveats:
         steps = round(tokens / (row.global_batch * row.seq_len))
         caveats.append("time-to-train includes evaluation and initialisation that twofold does not model")
     layout = layout_for(row, caveats)
+    caveats.extend(_source_caveats(row))
     workload = TrainingWorkload(global_batch=row.global_batch, seq_len=row.seq_len, precision=precision)
     return Case(
         row=row,
@@ -245,10 +324,9 @@ def layout_for(row: PublishedRow, caveats: list[str] | None = None) -> Any:
         raise NotExpressible(
             f"global batch {row.global_batch} is not a multiple of dp*micro_batch={dp * micro_batch}"
         )
-    zero = 3 if fsdp else int(convention.get("zero", 1))
-    recompute = data["recompute"].get(row.recompute)
-    if recompute is None:
-        raise NotExpressible(f"recompute mode {row.recompute!r} has no entry in mapping.yaml")
+    stage = re.search(r"ZeRO-([0-2])\b", row.zero_or_fsdp)
+    zero = 3 if fsdp else int(stage.group(1)) if stage else int(convention.get("zero", 1))
+    recompute = _recompute(row)
     sequence_parallel = bool(convention.get("sequence_parallel", True)) and tp > 1
     ep = row.ep or 1
     vp = row.vp or 1
@@ -271,6 +349,24 @@ def layout_for(row: PublishedRow, caveats: list[str] | None = None) -> Any:
         sequence_parallel=sequence_parallel,
         etp=etp,
     )
+
+
+def _recompute(row: PublishedRow) -> str:
+    """The row's recompute mode (mapping.yaml `recompute`); raises NotExpressible."""
+    entry = mapping_data()["recompute"].get(row.recompute)
+    if entry is None:
+        raise NotExpressible(f"recompute mode {row.recompute!r} has no entry in mapping.yaml")
+    if not isinstance(entry, Mapping):
+        return str(entry)
+    if entry.get("reason"):
+        raise NotExpressible(str(entry["reason"]))
+    match = re.search(str(entry["notes"]), row.notes)
+    if match is None:
+        raise NotExpressible(str(entry["missing"]))
+    mode = entry.get("values", {}).get(match.group(1))
+    if mode is None:
+        raise NotExpressible(str(entry["unmodelled"]).format(match.group(1)))
+    return str(mode)
 
 
 # --- models -----------------------------------------------------------------------------------------
@@ -299,7 +395,11 @@ def _model(row: PublishedRow, caveats: list[str]) -> Any:
             return model_from_columns(row)
         caveats.extend(_catalog_mismatches(row, model))
         return model
-    return model_from_columns(row)
+    model = model_from_columns(row)
+    arch = data.get("architectures", {}).get(row.model)
+    if arch:
+        caveats.append(f"architecture not in the row: taken from {arch['citation']}")
+    return model
 
 
 def _catalog_mismatches(row: PublishedRow, model: Any) -> list[str]:
@@ -331,50 +431,55 @@ def _supplement(row: PublishedRow, what: str) -> int | None:
 def model_from_columns(row: PublishedRow) -> Any:
     """A ModelConfig from the row's architecture columns and the first matching `column_families`
     rule of mapping.yaml (which decides gated vs plain MLP, norm and positions; see the comment
-    there). Figures the row omits come from `supplements` (cited there) or make the row
-    unexpressible."""
+    there). Figures the row omits come from `supplements` or `architectures` (cited there) or make
+    the row unexpressible."""
     from twofold.workload.model import ModelConfig
 
     rule = next((r for r in mapping_data()["column_families"] if re.search(r["match"], row.model)), None)
     if rule is None:
         raise NotExpressible(f"no model catalog entry or column rule for {row.model!r}")
-    heads = row.heads or _supplement(row, "heads")
-    vocab = row.vocab or _supplement(row, "vocab")
+    arch = mapping_data().get("architectures", {}).get(row.model, {})
+    layers = row.layers or arch.get("layers")
+    hidden = row.hidden or arch.get("hidden")
+    heads = row.heads or _supplement(row, "heads") or arch.get("heads")
+    ffn = row.ffn or arch.get("ffn")
+    vocab = row.vocab or _supplement(row, "vocab") or arch.get("vocab")
     missing = [
         name
         for name, value in (
-            ("layers", row.layers),
-            ("hidden", row.hidden),
+            ("layers", layers),
+            ("hidden", hidden),
             ("heads", heads),
-            ("ffn", row.ffn),
+            ("ffn", ffn),
             ("vocab", vocab),
         )
         if value is None
     ]
     if missing:
         raise NotExpressible(f"architecture not published in the row ({', '.join(missing)} empty)")
-    assert row.layers and row.hidden and heads and row.ffn and vocab  # narrowed above
-    head_dim = int(rule.get("head_dim") or row.hidden // heads)
+    assert layers and hidden and heads and ffn and vocab  # narrowed above
+    head_dim = int(rule.get("head_dim") or hidden // heads)
     moe = {}
     if row.moe_experts:
         moe = dict(
-            num_experts=row.moe_experts, num_experts_per_tok=row.moe_topk or 1, moe_intermediate_size=row.ffn
+            num_experts=row.moe_experts, num_experts_per_tok=row.moe_topk or 1, moe_intermediate_size=ffn
         )
     return ModelConfig(
         name=row.model,
         family=str(rule["family"]),
-        num_layers=row.layers,
-        hidden_size=row.hidden,
-        num_attention_heads=heads,
-        num_kv_heads=row.kv_heads or heads,
+        num_layers=int(layers),
+        hidden_size=int(hidden),
+        num_attention_heads=int(heads),
+        num_kv_heads=int(row.kv_heads or arch.get("kv_heads") or heads),
         head_dim=head_dim,
-        intermediate_size=row.ffn,
-        vocab_size=vocab,
+        intermediate_size=int(ffn),
+        vocab_size=int(vocab),
         max_position_embeddings=max(row.seq_len or 0, 2048),
         mlp_gated=bool(rule["mlp_gated"]),
         activation=str(rule["activation"]),
         norm=str(rule["norm"]),  # type: ignore[arg-type]
         position_embedding=str(rule["position_embedding"]),  # type: ignore[arg-type]
-        source=f"published_results.csv row {row.id} columns",
+        tie_word_embeddings=bool(arch.get("tie_word_embeddings", False)),
+        source=f"published results row {row.id} columns" + (f" + {arch['citation']}" if arch else ""),
         **moe,
     )
