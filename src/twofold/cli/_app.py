@@ -9,7 +9,22 @@ from typing import Any
 
 import typer
 
-__all__ = ["app", "emit_json", "console"]
+__all__ = ["app", "emit_json", "console", "STACK_HELP", "check_stack"]
+
+STACK_HELP = (
+    "Software stack: megatron, torchtitan, fsdp, fsdp-compile, deepspeed, maxtext, neuronx, nanotron, "
+    "a YAML file, or auto (each chip vendor's reference stack). `twofold stacks` lists them."
+)
+
+
+def check_stack(stack: str) -> str | None:
+    """Validate a --stack value early (exit 2 on an unknown id or a bad file); None for `auto`."""
+    if stack == "auto":
+        return None
+    from twofold.cost.stack import get_stack
+
+    get_stack(stack)
+    return stack
 
 app = typer.Typer(
     name="twofold",

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from twofold.cli._app import app, console, emit_json
+from twofold.cli._app import STACK_HELP, app, check_stack, console, emit_json
 
 __all__ = ["claim", "compare", "parse_tokens", "report"]
 
@@ -162,6 +162,7 @@ def compare(
     power: list[str] | None = _POWER_OPTION,
     idle_fraction: float | None = typer.Option(None, "--idle-fraction", help=_IDLE_HELP),
     grid: float | None = typer.Option(None, "--grid-gco2-per-kwh", help="Grid carbon intensity for CO2."),
+    stack: str = typer.Option("auto", "--stack", help=STACK_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Each chip at its best layout on the same workload; ratios to a reference split into causes."""
@@ -189,6 +190,7 @@ def compare(
         reference=reference,
         workload=workload,
         grid_gco2_per_kwh=grid,
+        stack=check_stack(stack),
         **budget,
     )
     if as_json:
@@ -471,6 +473,7 @@ def report(
     price_kind: str = _PRICE_KIND_OPTION,
     power: list[str] | None = _POWER_OPTION,
     idle_fraction: float | None = typer.Option(None, "--idle-fraction", help=_IDLE_HELP),
+    stack: str = typer.Option("auto", "--stack", help=STACK_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document (the path written)."),
 ) -> None:
     """Write one self-contained HTML report: table, factors, breakdown, scaling, cost Pareto, claim;
@@ -504,10 +507,10 @@ def report(
     if isinstance(the_model, str):
         the_model = get_model(the_model)
     economics = {"prices": prices, "powers": powers, "idle_fraction": idle_fraction, "price_kind": price_kind}
-    targets = [target(n, **economics) for n in _chip_list(on)]
+    targets = [target(n, **economics, stack=check_stack(stack)) for n in _chip_list(on)]
     claim_result = None
     if claim_text is not None:
-        claim_result = evaluate_claim(claim_text, **economics)
+        claim_result = evaluate_claim(claim_text, **economics, stack=check_stack(stack))
     data = compare_report(
         the_model,
         targets,

@@ -6,13 +6,14 @@ from typing import Any
 
 import typer
 
-from twofold.cli._app import app, console, emit_json
+from twofold.cli._app import STACK_HELP, app, check_stack, console, emit_json
 
-__all__ = ["estimate", "print_memory_and_notes", "resolve_dp"]
+__all__ = ["estimate", "print_memory_and_notes", "resolve_dp", "with_usable_memory"]
 
 # Same defaults as `twofold plan`: 4M tokens per step (Llama 2's pretraining batch).
 DEFAULT_SEQ_LEN = 4096
 DEFAULT_GLOBAL_BATCH = 1024
+_HEADROOM_HELP = "Fraction of the chip's memory kept free: fit within capacity x (1 - this); default 0.05."
 
 
 def resolve_dp(chips: int | None, dp: int | None, tp: int, pp: int, cp: int) -> tuple[int, int | None]:
@@ -70,6 +71,8 @@ def estimate(
     input_shape: list[str] = typer.Option(  # noqa: B008 - typer's repeatable option
         [], "--input-shape", help="--model X.onnx: shape of a dynamic input, NAME=8x3x224x224 (repeatable)."
     ),
+    stack: str = typer.Option("auto", "--stack", help=STACK_HELP),
+    mem_headroom: float | None = typer.Option(None, "--mem-headroom", help=_HEADROOM_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Estimate one training step: step time, tokens/s/chip, MFU, memory per chip, and where the time goes."""
@@ -85,12 +88,17 @@ def estimate(
         refuse_training_flags(
             seq_len=(seq_len, DEFAULT_SEQ_LEN), global_batch=(global_batch, None), vp=(vp, 1),
             cp=(cp, 1), zero=(zero, 1), micro_batch=(micro_batch, None), recompute=(recompute, "none"),
+            mem_headroom=(mem_headroom, None),
         )  # fmt: skip
         return estimate_infer(
             model=model, chip=chip, system=system, chips=chips, dp=dp, tp=tp, pp=pp, ep=ep, batch=batch,
             input_tokens=input_tokens, output_tokens=output_tokens, precision=precision, as_json=as_json,
             weight_precision=weight_precision, kv_precision=kv_precision, pad_heads=pad_heads,
         )  # fmt: skip
+    from twofold.parallel.memory import DEFAULT_MEM_HEADROOM, usable_memory_bytes
+
+    headroom = DEFAULT_MEM_HEADROOM if mem_headroom is None else mem_headroom
+    usable_memory_bytes(1.0, headroom)  # validates it before any model is read
     micro_batch_given = micro_batch is not None
     micro_batch = 1 if micro_batch is None else micro_batch
     for name, value in (("global_batch", global_batch), ("seq_len", seq_len), ("micro_batch", micro_batch)):
@@ -105,7 +113,7 @@ def estimate(
                           "recompute": recompute},
             micro_batch=micro_batch,
             global_batch=DEFAULT_GLOBAL_BATCH if global_batch is None else global_batch, seq_len=seq_len,
-            default_seq_len=DEFAULT_SEQ_LEN, precision=precision, as_json=as_json,
+            default_seq_len=DEFAULT_SEQ_LEN, precision=precision, as_json=as_json, mem_headroom=headroom,
         )  # fmt: skip
     the_dp, check_chips = resolve_dp(chips, dp, tp, pp, cp)
     if global_batch is None:
@@ -130,15 +138,27 @@ def estimate(
         TrainingWorkload(global_batch=global_batch, seq_len=seq_len, precision=precision),
         chip=the_chip,
         chips=check_chips,
+        stack=check_stack(stack),
+        mem_headroom=headroom,
     )
+    d = with_usable_memory(result.to_dict(), headroom)
     if as_json:
-        emit_json(result.to_dict())
+        emit_json(d)
     else:
-        _render(result.to_dict())
+        _render(d)
+
+
+def with_usable_memory(d: dict[str, Any], mem_headroom: float) -> dict[str, Any]:
+    """An estimate's dict plus the fit rule it was held to: `mem_headroom` and
+    `usable_memory_gib` = capacity x (1 - mem_headroom) (`parallel.memory.DEFAULT_MEM_HEADROOM`)."""
+    usable = d["hbm_capacity_gib"] * (1.0 - mem_headroom)
+    return d | {"mem_headroom": mem_headroom, "usable_memory_gib": usable}
 
 
 def _render(d: dict[str, Any]) -> None:
     from rich.table import Table
+
+    from twofold.cli._uncertainty import range_note
 
     out = console()
     lay, w = d["layout"], d["workload"]
@@ -152,6 +172,7 @@ def _render(d: dict[str, Any]) -> None:
     # Imported models without tokens (a CNN) report samples: tokens_per_s_per_chip is null there.
     rate = (
         f"{d['tokens_per_s_per_chip']:,.0f} tokens/s/chip"
+        + range_note(d.get("uncertainty"), "tokens_per_s_per_chip")
         if d["tokens_per_s_per_chip"] is not None
         else f"{d['samples_per_s_per_chip']:,.1f} samples/s/chip"
     )
@@ -159,7 +180,7 @@ def _render(d: dict[str, Any]) -> None:
         f"step {d['step_time_s']:.3f} s, {rate}, "
         f"MFU {d['mfu']:.1%}, "
         f"{d['microbatches']} micro-batches (bubble {d['bubble_fraction']:.1%}), "
-        f"{d['memory_per_chip_gib']:.1f} of {d['hbm_capacity_gib']:g} GiB per chip: {fits}"
+        f"{d['memory_per_chip_gib']:.1f} of {_usable(d)} per chip: {fits}"
     )
     table = Table(title="where the step time goes")
     for col in ("term", "seconds", "share"):
@@ -172,6 +193,14 @@ def _render(d: dict[str, Any]) -> None:
             table.add_row(f"({key.removesuffix('_s')} hidden)", f"{value:.4f}", "overlapped")
     out.print(table)
     print_memory_and_notes(out, d)
+
+
+def _usable(d: dict[str, Any]) -> str:
+    """The usable memory, "76 GiB usable (80 GiB, 5% headroom)", or the capacity without one."""
+    if d.get("usable_memory_gib") is None:
+        return f"{d['hbm_capacity_gib']:g} GiB"
+    capacity, headroom = d["hbm_capacity_gib"], d["mem_headroom"]
+    return f"{d['usable_memory_gib']:.3g} GiB usable ({capacity:g} GiB, {headroom:.0%} headroom)"
 
 
 def print_memory_and_notes(out: Any, d: dict[str, Any]) -> None:

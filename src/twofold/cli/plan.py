@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from twofold.cli._app import app, console, emit_json
+from twofold.cli._app import STACK_HELP, app, check_stack, console, emit_json
 
 __all__ = ["plan"]
 
@@ -22,6 +22,8 @@ _PRICE_HELP = (
     "--objective cost: USD per chip-hour, CHIP=USD (repeat or comma-separate); overrides the catalog."
 )
 _POWER_HELP = "--objective energy: maximum (TDP) power in watts, CHIP=W (repeat or comma-separate)."
+_HEADROOM_HELP = "Fraction of each chip's memory kept free: fit within capacity x (1 - this); default 0.05."
+_TIE_HELP = "Relative gap within which layouts tie on the objective; ties go to the simplest; default 0.03."
 
 
 @app.command("plan")
@@ -46,6 +48,15 @@ def plan(
         None, "--tokens", help="--objective time: token budget (2e12, 2T); default 20 x params."
     ),
     top: int = typer.Option(10, "--top", help="How many layouts to list."),
+    mem_headroom: float | None = typer.Option(None, "--mem-headroom", help=_HEADROOM_HELP),
+    tie_tolerance: float | None = typer.Option(None, "--tie-tolerance", help=_TIE_HELP),
+    tp: int | None = typer.Option(None, "--tp", help="Search only this tensor-parallel size."),
+    pp: int | None = typer.Option(None, "--pp", help="Search only this number of pipeline stages."),
+    cp: int | None = typer.Option(None, "--cp", help="Search only this context-parallel size."),
+    ep: int | None = typer.Option(None, "--ep", help="Search only this expert-parallel size."),
+    vp: int | None = typer.Option(None, "--vp", help="Search only this number of virtual stages per rank."),
+    max_vp: int | None = typer.Option(None, "--max-vp", help="Search virtual stages per rank up to this."),
+    max_cp: int | None = typer.Option(None, "--max-cp", help="Search context-parallel sizes up to this."),
     infer: bool = typer.Option(False, "--infer", help="Plan serving (layout and batch) instead of training."),
     input_tokens: int = typer.Option(1024, "--input-tokens", help="--infer: prompt tokens per sequence."),
     output_tokens: int = typer.Option(256, "--output-tokens", help="--infer: generated tokens per sequence."),
@@ -57,6 +68,7 @@ def plan(
     input_shape: list[str] = typer.Option(  # noqa: B008 - typer's repeatable option
         [], "--input-shape", help="--model X.onnx: shape of a dynamic input, NAME=8x3x224x224 (repeatable)."
     ),
+    stack: str = typer.Option("auto", "--stack", help=STACK_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Search every valid layout (dp, tp, pp, vp, cp, ep, ZeRO, micro-batch, recompute) and rank them."""
@@ -66,8 +78,18 @@ def plan(
     from twofold.hardware.catalog import get_chip, system_for
     from twofold.hardware.types import PRECISIONS
     from twofold.parallel.layout import TrainingWorkload
-    from twofold.search.plan import check_objective, plan_training
+    from twofold.parallel.memory import DEFAULT_MEM_HEADROOM, usable_memory_bytes
+    from twofold.search.enumerate import EnumerateOptions
+    from twofold.search.plan import DEFAULT_TIE_TOLERANCE, check_objective, plan_training
     from twofold.workload import get_model
+
+    bounds = {"tp": tp, "pp": pp, "cp": cp, "ep": ep, "vp": vp, "max_vp": max_vp, "max_cp": max_cp}
+    for name, value in bounds.items():
+        if value is not None and value < 1:
+            raise InputError(name, value, "must be a positive integer")
+    headroom = DEFAULT_MEM_HEADROOM if mem_headroom is None else mem_headroom
+    usable_memory_bytes(1.0, headroom)  # validates it before any model is read
+    tolerance = DEFAULT_TIE_TOLERANCE if tie_tolerance is None else tie_tolerance
 
     if infer:  # serving: twofold.search.infer_plan (objectives throughput, latency, cost)
         from twofold.cli._inference import plan_infer, refuse_training_flags
@@ -80,6 +102,9 @@ def plan(
             power=(power, []),
             idle_fraction=(idle_fraction, None),
             tokens=(tokens, None),
+            mem_headroom=(mem_headroom, None),
+            tie_tolerance=(tie_tolerance, None),
+            **{name: (value, None) for name, value in bounds.items()},
         )
         return plan_infer(
             model=model, chip=chip, system=system, chips=chips, input_tokens=input_tokens,
@@ -99,12 +124,15 @@ def plan(
     if model.endswith(".onnx"):  # an imported model: dp = chips, ZeRO stage searched
         if objective != "throughput":
             raise InputError("objective", objective, "an ONNX model is planned by throughput only")
+        for name, value in bounds.items():
+            if value is not None:
+                raise InputError(name, value, "an ONNX model is planned with data parallelism only")
         from twofold.cli._imported import plan_onnx
 
         return plan_onnx(
             model=model, input_shape=input_shape, chip=chip, system=system, chips=chips,
             global_batch=global_batch, seq_len=seq_len, default_seq_len=DEFAULT_SEQ_LEN,
-            precision=precision, top=top, as_json=as_json,
+            precision=precision, top=top, as_json=as_json, mem_headroom=headroom,
         )  # fmt: skip
     the_model = get_model(model)
     the_chip = get_chip(chip)
@@ -123,6 +151,10 @@ def plan(
         price_kind=price_kind,
         idle_fraction=idle_fraction,
         tokens=token_budget,
+        mem_headroom=headroom,
+        tie_tolerance=tolerance,
+        options=EnumerateOptions(**bounds),
+        stack=check_stack(stack),
     )
     if as_json:
         emit_json(result.to_dict())
@@ -196,6 +228,16 @@ def _render(d: dict[str, Any]) -> None:
         )
     if d["top"]:
         out.print(table)
+        if d.get("ties", 0) > 1:
+            out.print(
+                f"{d['ties']} layouts within {d['tie_tolerance']:.0%} of the best; picked the simplest "
+                "(fewest parallel dimensions, then smallest vp, cp, tp x pp, memory)"
+            )
+        if d.get("usable_memory_gib") is not None:
+            out.print(
+                f"best: {d['best']['memory_per_chip_gib']:.1f} of {d['usable_memory_gib']:.3g} GiB usable "
+                f"per chip ({d['hbm_capacity_gib']:g} GiB, {d['mem_headroom']:.0%} headroom)"
+            )
         step = "" if extra else "; step_s: seconds per step"
         out.print(f"tok/s: tokens per second per chip; GiB: memory per chip{step}")
         out.print("* also on the Pareto front of throughput against memory per chip")

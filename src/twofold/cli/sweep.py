@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from twofold.cli._app import app, console, emit_json
+from twofold.cli._app import STACK_HELP, app, console, emit_json
 
 __all__ = ["sweep"]
 
@@ -24,6 +24,9 @@ def sweep(
     ),
     out: str | None = typer.Option(None, "--out", help="Sweep store (default ~/.twofold/sweeps.db)."),
     report: str | None = typer.Option(None, "--report", help="Also write an HTML report here."),
+    stack: str | None = typer.Option(
+        None, "--stack", help=STACK_HELP + " Overrides the spec's `stack` (default auto)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Plan models x chips x scales from a YAML spec; a rerun skips what the store already holds."""
@@ -33,6 +36,12 @@ def sweep(
 
     # Everything a user can get wrong is checked before the first scenario starts.
     spec = load_spec(spec_path)
+    if stack is not None:
+        from dataclasses import replace
+
+        from twofold.sweep.spec import _stack
+
+        spec = replace(spec, stack=_stack(stack, Path.cwd()))
     if workers is not None and workers < 1:
         raise InputError("workers", workers, "must be a positive integer")
     if workers is not None and ray is not None:

@@ -318,14 +318,23 @@ def evaluate_claim(
     ray_address: str | None = None,
     store: str | Path | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    stack: str | None = None,
 ) -> ClaimResult:
     """Parse `text` and check it on catalog chips (`evaluate_ratio`, on the sweep engine when
     `workers`, `ray_address` or `store` is given). `price_kind` picks the published price behind
     perf-per-dollar (on-demand, capacity-block, spot; `economics.PRICE_KINDS`): a chip without one
-    of that kind is unknown, never priced at another kind."""
+    of that kind is unknown, never priced at another kind. `stack` (a `cost.stack` id or file;
+    None = `auto`, each chip's vendor reference stack) runs the training workloads on both chips."""
     claim = parse_claim(text, metric=metric)
     a, b = (
-        target(name, prices=prices, powers=powers, idle_fraction=idle_fraction, price_kind=price_kind)
+        target(
+            name,
+            prices=prices,
+            powers=powers,
+            idle_fraction=idle_fraction,
+            price_kind=price_kind,
+            stack=stack,
+        )
         for name in (claim.chip_a, claim.chip_b)
     )
     return evaluate_ratio(

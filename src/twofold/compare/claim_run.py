@@ -71,6 +71,7 @@ def claim_scenarios(
                 "system": t.system.id,
                 "chips": w.chips,
                 "top_k": 1,
+                "stack": t.stack if isinstance(t.stack, str) else "auto" if t.stack is None else t.stack.path,
             }
             if w.phase == "inference":
                 out.append(
@@ -120,6 +121,7 @@ def plan_claim_scenario(scenario: Scenario) -> Outcome:
             get_chip(scenario.chip),
             scenario.chips,
             workload,
+            None if scenario.stack == "auto" else scenario.stack,
         )
     except InputError as exc:
         return Outcome(

@@ -543,19 +543,28 @@ def compare(
     powers: Mapping[str, float] | None = None,
     idle_fraction: float | None = None,
     price_kind: str = "on-demand",
+    stack: Any = None,
     **kwargs: Any,
 ) -> CompareResult:
     """Compare catalog chips by id or alias (`compare("llama3.1-70b", ["trn2", "h100"])`); `model`
     is a catalog id, a config.json path, a `ModelConfig` or an imported model (`twofold.from_torch`,
     `twofold.from_onnx`). `price_kind` picks the published price (on-demand, capacity-block, spot);
-    `prices` (USD per chip-hour by chip id) win over it. The other keyword arguments are those of
+    `prices` (USD per chip-hour by chip id) win over it. `stack` (`cost.stack`; None = `auto`, each
+    chip's vendor reference stack) runs on every chip. The other keyword arguments are those of
     `compare_targets`."""
     if isinstance(model, str):
         from twofold.workload.registry import get_model
 
         model = get_model(model)
     targets = [
-        target(name, prices=prices, powers=powers, idle_fraction=idle_fraction, price_kind=price_kind)
+        target(
+            name,
+            prices=prices,
+            powers=powers,
+            idle_fraction=idle_fraction,
+            price_kind=price_kind,
+            stack=stack,
+        )
         for name in on
     ]
     return compare_targets(model, targets, **kwargs)

@@ -40,6 +40,8 @@ class Target:
     system: System
     price: Price
     power: PowerModel
+    # The software stack that runs on this chip (`cost.stack`: id, file or Stack; None = `auto`).
+    stack: Any = None
 
     @property
     def label(self) -> str:
@@ -54,6 +56,7 @@ def target_from(
     tdp_w: float | None = None,
     idle_fraction: float | None = None,
     price_kind: str = "on-demand",
+    stack: Any = None,
 ) -> Target:
     """A target from objects (what-if chips): price and power from the arguments, else the
     system's catalog price of `price_kind` and the chip's TDP."""
@@ -64,6 +67,7 @@ def target_from(
         system=system,
         price=price_for(system, chip, prices, kind=price_kind),
         power=power_model_for(chip, overrides_w=powers, idle_fraction=idle_fraction),
+        stack=stack,
     )
 
 
@@ -74,6 +78,7 @@ def target(
     powers: Mapping[str, float] | None = None,
     idle_fraction: float | None = None,
     price_kind: str = "on-demand",
+    stack: Any = None,
 ) -> Target:
     """A target from a catalog chip id or alias, in its default system; `prices` and `powers`
     (USD per chip-hour, W) are keyed by chip id (`economics.parse_chip_values`); the catalog price
@@ -87,6 +92,7 @@ def target(
         system=system,
         price=price_for(system, chip, prices, kind=price_kind),
         power=power_model_for(chip, overrides_w=powers, idle_fraction=idle_fraction),
+        stack=stack,
     )
 
 
@@ -112,8 +118,9 @@ class ChipPlan:
 class _Recorder:
     """Estimator seam wrapper: keeps the best layout over every evaluated row, fitting or not."""
 
-    def __init__(self) -> None:
+    def __init__(self, stack: Any = None) -> None:
         self.best: tuple[float, float, Layout, dict[str, float]] | None = None
+        self.stack = stack
 
     def __call__(
         self,
@@ -124,9 +131,11 @@ class _Recorder:
         *,
         chip: Chip,
     ) -> Mapping[str, Any]:
+        from twofold.cost.calibration import shipped_calibration
         from twofold.estimate import evaluate_layouts
 
-        out = evaluate_layouts(model, system, workload, table, chip=chip)
+        calibration = shipped_calibration().with_stack(self.stack)
+        out = evaluate_layouts(model, system, workload, table, chip=chip, calibration=calibration)
         n = len(table)
         if n:
             score = np.asarray(out["tokens_per_s_per_chip"], dtype=float)
@@ -138,17 +147,27 @@ class _Recorder:
         return out
 
 
-PlanCache = dict[tuple[str, str, str, int, TrainingWorkload], ChipPlan]
+PlanCache = dict[tuple[str, str, str, int, TrainingWorkload, str], ChipPlan]
+
+
+def _stack_key(stack: Any) -> str:
+    return "auto" if stack is None else str(getattr(stack, "path", "") or getattr(stack, "id", stack))
 
 
 def search_chip(
-    model: ModelConfig, system: System, chip: Chip, chips: int, workload: TrainingWorkload
+    model: ModelConfig,
+    system: System,
+    chip: Chip,
+    chips: int,
+    workload: TrainingWorkload,
+    stack: Any = None,
 ) -> tuple[Any, tuple[Layout, dict[str, float]] | None]:
     """`plan_training` (throughput, top 1) and the best layout ignoring memory with its metrics:
-    the one search behind `plan_chip`, also run by `twofold claim`'s sweep workers."""
+    the one search behind `plan_chip`, also run by `twofold claim`'s sweep workers. `stack`: the
+    software stack (`cost.stack`; None = `auto`)."""
     from twofold.search.plan import plan_training
 
-    recorder = _Recorder()
+    recorder = _Recorder(stack)
     result = plan_training(model, system, chips, workload, top_k=1, chip=chip, evaluate=recorder)
     return result, None if recorder.best is None else (recorder.best[2], recorder.best[3])
 
@@ -162,7 +181,7 @@ def plan_chip(
 ) -> ChipPlan:
     """Best plan of `model` on `chips` chips of `tgt` (plan_training, throughput objective;
     `plan_imported` for an imported model)."""
-    key = (model.name, tgt.chip.id, tgt.system.id, chips, workload)
+    key = (model.name, tgt.chip.id, tgt.system.id, chips, workload, _stack_key(tgt.stack))
     if cache is not None and key in cache and cache[key].target.chip is tgt.chip:
         return cache[key]
     if isinstance(model, ImportedModel):
@@ -170,7 +189,7 @@ def plan_chip(
         if cache is not None:
             cache[key] = plan
         return plan
-    result, unconstrained = search_chip(model, tgt.system, tgt.chip, chips, workload)
+    result, unconstrained = search_chip(model, tgt.system, tgt.chip, chips, workload, tgt.stack)
     best = result.best
     plan = ChipPlan(
         target=tgt,

@@ -185,12 +185,57 @@ class TrainingCalibration:
     ep_comm_overlap: Mapping[str, float] = field(default_factory=dict)
     op_overhead_factor: float = 1.0
     fsdp_comm_overlap: float = 1.0
+    # FSDP flavour (`cost.stack`, e.g. "fsdp1", "deepspeed") -> its own fitted overlap fraction;
+    # a flavour without one takes `fsdp_comm_overlap`.
+    fsdp_comm_overlap_by_flavour: Mapping[str, float] = field(default_factory=dict)
     # chip id -> hardware family (the key of `gemm_efficiency_factor`).
     chip_families: Mapping[str, str] = field(default_factory=dict)
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    # The software stack (`cost.stack`): a Stack, a stack id or file, or None = `auto` (the chip
+    # vendor's reference stack). Not fitted: it selects which mechanisms and factors apply.
+    stack: Any = None
 
     def family(self, chip_id: str) -> str | None:
-        return self.chip_families.get(chip_id)
+        """The chip's hardware family; a calibration without families (UNCALIBRATED) uses the
+        shipped file's, so that the stack's per-family mechanisms still resolve."""
+        if self.chip_families:
+            return self.chip_families.get(chip_id)
+        shipped = shipped_calibration()
+        return shipped.chip_families.get(chip_id) if shipped.chip_families else None
+
+    # --- the stack's mechanisms on a chip (`cost.stack`) -----------------------------------------
+
+    def stack_for(self, chip: Any) -> Any:
+        """The resolved `cost.stack.Stack` on `chip` (`auto` -> the vendor's reference stack)."""
+        from twofold.cost.stack import resolve_stack
+
+        return resolve_stack(self.stack, chip)
+
+    def with_stack(self, stack: Any) -> TrainingCalibration:
+        """A copy running `stack` (a Stack, an id, a file path, or None for `auto`)."""
+        if isinstance(stack, str) and stack != "auto":
+            from twofold.cost.stack import get_stack
+
+            stack = get_stack(stack)  # fail early on an unknown id
+        return dataclasses.replace(self, stack=None if stack == "auto" else stack)
+
+    def eager_on(self, chip: Any) -> bool:
+        """Whether the stack runs `chip`'s steps as eager kernels (per-op overhead, unfused ops)."""
+        return bool(self.stack_for(chip).eager(self.family(chip.id)))
+
+    def tp_overlap_on(self, chip: Any) -> float:
+        """The family's fitted TP overlap where the stack overlaps TP communication, else 0."""
+        stack = self.stack_for(chip)
+        return self.tp_overlap(chip.id) if stack.value("tp_comm_overlap", self.family(chip.id)) else 0.0
+
+    def ep_overlap_on(self, chip: Any) -> float:
+        stack = self.stack_for(chip)
+        return self.ep_overlap(chip.id) if stack.value("ep_comm_overlap", self.family(chip.id)) else 0.0
+
+    def fsdp_overlap_on(self, chip: Any) -> float:
+        """The fitted overlap fraction of the stack's FSDP flavour (`fsdp_comm_overlap` without one)."""
+        flavour = self.stack_for(chip).fsdp_flavour(self.family(chip.id))
+        return float(self.fsdp_comm_overlap_by_flavour.get(flavour, self.fsdp_comm_overlap))
 
     def gemm_factor(self, chip_id: str, precision: str) -> float:
         """The family's fitted factor; where it has none for this precision class, the prior below.
@@ -218,6 +263,18 @@ class TrainingCalibration:
             return _geometric_mean(own)
         return self._prior_gemm_factor(precision_bits(precision))
 
+    def gemm_basis(self, chip_id: str, precision: str) -> str:
+        """Where `gemm_factor` comes from: "fitted (<key>)", or which prior stands in (assumed)."""
+        family = self.family(chip_id)
+        if family is None:
+            return "no hardware family: 1.0 (assumed)"
+        key = gemm_key(family, precision)
+        if key in self.gemm_efficiency_factor:
+            return f"fitted ({key})"
+        if any(k.startswith(f"{family} ") for k in self.gemm_efficiency_factor):
+            return f"assumed: geometric mean of {family}'s factors at other precisions"
+        return f"assumed: no {family} training rows; geometric mean of the fitted families"
+
     def _prior_gemm_factor(self, bits: str) -> float:
         same = [v for k, v in self.gemm_efficiency_factor.items() if k.endswith(f" {bits}")]
         values = same or list(self.gemm_efficiency_factor.values())
@@ -242,10 +299,13 @@ class TrainingCalibration:
 UNCALIBRATED = TrainingCalibration()
 
 
-def runs_eager(chip: Any) -> bool:
+def runs_eager(chip: Any, calibration: TrainingCalibration | None = None) -> bool:
     """Whether a chip's training steps are priced as an eager framework's, i.e. whether
-    `op_overhead_factor` applies: GPUs (PyTorch stacks); TPU and Trainium run compiled graphs."""
-    return getattr(chip, "architecture", None) == "gpu"
+    `op_overhead_factor` and the unfused memory-bound factor apply: the stack's `runtime`
+    (`cost.stack`; `auto`: GPUs run eager Megatron/PyTorch, TPU and Trainium compiled graphs)."""
+    if getattr(chip, "id", None) is None or not hasattr(chip, "family"):
+        return getattr(chip, "architecture", None) == "gpu"
+    return (calibration or UNCALIBRATED).eager_on(chip)
 
 
 def _geometric_mean(values: list[float]) -> float:
@@ -302,6 +362,7 @@ def calibration_from_dict(data: Any) -> TrainingCalibration:
         raise InputError("calibration.fsdp_comm_overlap", overlap, "must be a fraction in [0, 1]")
     return TrainingCalibration(
         fsdp_comm_overlap=float(overlap),
+        fsdp_comm_overlap_by_flavour=MappingProxyType(_fractions(data, "fsdp_comm_overlap_by_flavour")),
         gemm_efficiency_factor=MappingProxyType(gemm),
         tp_comm_overlap=MappingProxyType(_fractions(data, "tp_comm_overlap")),
         ep_comm_overlap=MappingProxyType(_fractions(data, "ep_comm_overlap")),
@@ -323,6 +384,9 @@ def calibration_to_dict(c: TrainingCalibration) -> dict[str, Any]:
         "fsdp_collective_efficiency": round(float(c.fsdp_collective_efficiency), 4),
         "op_overhead_factor": round(float(c.op_overhead_factor), 4),
         "fsdp_comm_overlap": round(float(c.fsdp_comm_overlap), 4),
+        "fsdp_comm_overlap_by_flavour": {
+            k: round(float(v), 4) for k, v in sorted(c.fsdp_comm_overlap_by_flavour.items())
+        },
         "tp_comm_overlap": {k: round(float(v), 4) for k, v in sorted(c.tp_comm_overlap.items())},
         "ep_comm_overlap": {k: round(float(v), 4) for k, v in sorted(c.ep_comm_overlap.items())},
         "chip_families": dict(sorted(c.chip_families.items())),

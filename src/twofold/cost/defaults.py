@@ -100,8 +100,11 @@ def apply_calibration(
     gemm_efficiency[p] * factor[family, bits(p)] for every precision the profile can price (its own
     entries and their fallbacks), attention_efficiency * attention factor / 16-bit GEMM factor,
     extra["memory_bound_efficiency"] = memory-bound factor, extra["expert_gemm_efficiency"] =
-    routed-expert GEMM factor, op_overhead_s * the op-overhead factor (GPU chips). memory_efficiency is
-    unchanged."""
+    routed-expert GEMM factor, op_overhead_s * the op-overhead factor; the last two only where the
+    stack runs eager kernels (`cost.stack`: compiled graphs fuse elementwise chains and launch from
+    a graph). The stack's attention kernel and the family whose measurements price it are set
+    (`cost.attention`), with the fitted attention factor as `extra["attention_kernel_factor"]`.
+    memory_efficiency is unchanged."""
     from twofold.cost.roofline import gemm_efficiency  # roofline imports this module
     from twofold.errors import InputError
     from twofold.hardware.types import PRECISIONS
@@ -114,20 +117,27 @@ def apply_calibration(
             continue
         gemm[precision] = base * calibration.gemm_factor(chip.id, precision)
     g16 = calibration.gemm_factor(chip.id, "bf16")
+    eager = runs_eager(chip, calibration)
     extra = dict(profile.extra)
     extra["memory_bound_efficiency"] = float(extra.get("memory_bound_efficiency", 1.0)) * (
-        calibration.memory_bound_efficiency_factor
+        calibration.memory_bound_efficiency_factor if eager else 1.0
     )
     extra["expert_gemm_efficiency"] = float(extra.get("expert_gemm_efficiency", 1.0)) * (
         calibration.expert_gemm_efficiency_factor
     )
-    overhead = calibration.op_overhead_factor if runs_eager(chip) else 1.0
+    extra["attention_kernel_factor"] = calibration.attention_efficiency_factor
+    overhead = calibration.op_overhead_factor if eager else 1.0
+    family = calibration.family(chip.id)
+    stack = calibration.stack_for(chip)
     provenance = dict(profile.provenance)
     provenance["training calibration"] = str(calibration.provenance.get("summary", "cost/calibration.yaml"))
+    provenance["stack"] = stack.id
     return replace(
         profile,
         gemm_efficiency=MappingProxyType(gemm),
         attention_efficiency=profile.attention_efficiency * calibration.attention_efficiency_factor / g16,
+        attention_kernel=stack.attention_kernel(family),
+        attention_family=family,
         op_overhead_s=profile.op_overhead_s * overhead,
         extra=MappingProxyType(extra),
         provenance=MappingProxyType(provenance),
@@ -147,7 +157,7 @@ def profile_for(chip: Chip, calibration: TrainingCalibration | None = None) -> C
         return profile_from_dict(own)
     base = shipped_profile(chip.id) or architecture_default(chip)
     calibration = shipped_calibration() if calibration is None else calibration
-    if _no_factors(calibration):
+    if _no_factors(calibration) and calibration.stack is None:
         return base
     return apply_calibration(base, chip, calibration)
 

@@ -17,6 +17,9 @@ Parameters
 - `op_overhead_s`: fixed time per operator execution (kernel launch, instruction issue, sync).
 - `gemm_tiles`: GPU output-tile shapes (rows x columns) the GEMM library may pick from; the cost
   model charges each GEMM the candidate with the least padding (see `cost.gemm`).
+- `attention_kernel`, `attention_family`: set by the training calibration from the software stack
+  (`cost.defaults.apply_calibration`): attention is then priced from the kernel's published speed
+  (`cost.attention`) times `extra["attention_kernel_factor"]`, where the kernel has a table.
 - `systolic_moving_tile`: rows of the moving operand one systolic-array pass streams before the
   array drains (512 on Trainium: the NKI limit on the moving free dimension; an assumption on TPU).
 """
@@ -39,6 +42,10 @@ class CalibrationProfile:
     op_overhead_s: float = 0.0
     gemm_tiles: tuple[tuple[int, int], ...] = ((128, 128), (128, 256), (256, 128))
     systolic_moving_tile: int = 512
+    # The stack's fused-attention kernel on this chip and the family whose kernel measurements
+    # apply (`cost.attention`); None = price attention with `attention_efficiency`.
+    attention_kernel: str | None = None
+    attention_family: str | None = None
     # Free-form provenance: how it was obtained (source rows, measurement run id, date, versions).
     provenance: Mapping[str, str] = field(default_factory=dict)
     # Further mechanism parameters a cost model may define (documented where they are read).

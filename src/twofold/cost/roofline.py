@@ -146,6 +146,41 @@ def _peaks_flops_per_s(
     return rates
 
 
+def _kernel_rates(ops: Sequence[Op], chip: Chip, profile: CalibrationProfile) -> np.ndarray:
+    """FLOP/s of the stack's attention kernel for each attention op (`cost.attention`: its published
+    speed by pass, mask, head dimension and key length, as a fraction of the 16-bit dense peak),
+    times `extra["attention_kernel_factor"]`; nan where the kernel has no table (or the op runs in
+    another precision than 16-bit), which keeps the profile's constant attention efficiency."""
+    out = np.full(len(ops), np.nan)
+    kernel = profile.attention_kernel
+    if kernel is None:
+        return out
+    from twofold.cost.attention import attention_fraction
+
+    factor = float(profile.extra.get("attention_kernel_factor", 1.0))
+    try:
+        peak = chip.peak_tflops("bf16") * 1e12
+    except InputError:
+        return out
+    for i, op in enumerate(ops):
+        if op.dtype not in ("bf16", "fp16", "fp8", "mxfp8", "fp4"):
+            continue
+        q_len = float(op.dims.get("q_len", 1.0))
+        if q_len < 16:  # decode steps: not what the training kernel tables measure
+            continue
+        fraction = attention_fraction(
+            kernel,
+            profile.attention_family,
+            op.phase,
+            bool(op.causal),
+            float(op.dims.get("head_dim", 128.0)),
+            float(op.dims.get("kv_len", q_len)),
+        )
+        if fraction is not None:
+            out[i] = peak * fraction * factor
+    return out
+
+
 def _gemm_compute_flops(
     ops: Sequence[Op], chip: Chip, profile: CalibrationProfile, idx: np.ndarray
 ) -> np.ndarray:
@@ -200,7 +235,11 @@ def op_time_terms(ops: Sequence[Op], chip: Chip, profile: CalibrationProfile | N
             np.array([bwd_ratio if op.phase == "backward" else 1.0 for op in sub])
             * profile.attention_efficiency
         )
-        compute_s[attn_idx] = _attention_flops(sub) / (rates[attn_idx] * eff)
+        useful = _attention_flops(sub)
+        compute_s[attn_idx] = useful / (rates[attn_idx] * eff)
+        kernel_rates = _kernel_rates(sub, chip, profile)
+        measured = ~np.isnan(kernel_rates)
+        compute_s[attn_idx[measured]] = useful[measured] / kernel_rates[measured]
     conv_idx = np.flatnonzero(kinds == "conv")  # implicit GEMM (cost.conv)
     if conv_idx.size:
         from twofold.cost.conv import conv_compute_s

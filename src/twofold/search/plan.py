@@ -168,10 +168,17 @@ def _resolve_hardware(system_or_chip: System | Chip | str, chip: Chip | None) ->
     raise InputError("system", system_or_chip, "must be a System, a Chip or a chip id")
 
 
-def _default_evaluator() -> Evaluator:
+def _default_evaluator(stack: Any = None) -> Evaluator:
+    """`estimate.evaluate_layouts` with the shipped calibration running `stack` (None = `auto`)."""
     from twofold.estimate import evaluate_layouts
 
-    return evaluate_layouts
+    if stack is None:
+        return evaluate_layouts
+    from functools import partial
+
+    from twofold.cost.calibration import shipped_calibration
+
+    return partial(evaluate_layouts, calibration=shipped_calibration().with_stack(stack))
 
 
 def _evaluate_all(
@@ -258,6 +265,7 @@ def plan_training(
     tokens: float | None = None,
     mem_headroom: float = DEFAULT_MEM_HEADROOM,
     tie_tolerance: float = DEFAULT_TIE_TOLERANCE,
+    stack: Any = None,
 ) -> PlanResult:
     """Search every valid layout of `model` on `chips` chips of a system and rank them.
 
@@ -269,6 +277,8 @@ def plan_training(
     objective rank simplest first (module docstring); the others by objective, then lower memory
     per chip, then enumeration order, so the result is deterministic. `chip` overrides the system's
     own chip (a what-if chip, or a system built outside the catalog); `options` narrows the space.
+    `stack` (`cost.stack`: an id, a YAML file or a Stack; None = `auto`, the chip vendor's
+    reference stack) is the software stack the default evaluator prices the layouts with.
 
     `objective` (`search.objectives`): "throughput" (tokens/s per chip), "cost" ($ per million
     tokens; `prices` {chip id: USD per chip-hour} over the catalog price of `price_kind`),
@@ -304,7 +314,7 @@ def plan_training(
         tokens=tokens,
     )
     if evaluate is None:
-        evaluate = _default_evaluator()
+        evaluate = _default_evaluator(stack)
 
     table, rejections = enumerate_layouts(model, workload, chips, system=system, options=options)
     t1 = time.perf_counter()

@@ -109,6 +109,7 @@ def plan_scenario(scenario: Scenario) -> Outcome:
                 objective=scenario.objective,
                 top_k=scenario.top_k,
                 chip=chip,
+                stack=None if scenario.stack == "auto" else scenario.stack,
             )
     except InputError as exc:
         return Outcome(

@@ -59,7 +59,9 @@ _MODE_AXES: dict[str, tuple[str, ...]] = {
 }
 AXES: tuple[str, ...] = (*_COMMON_AXES, *_MODE_AXES["training"], *_MODE_AXES["inference"])
 MODES: tuple[str, ...] = tuple(_MODE_AXES)
-_TOP_LEVEL: tuple[str, ...] = ("name", "mode", "objective", "top_k", "max_ttft_ms", "max_tpot_ms", "axes")
+_TOP_LEVEL: tuple[str, ...] = (
+    "name", "mode", "objective", "top_k", "max_ttft_ms", "max_tpot_ms", "axes", "stack",
+)
 # Axes users ask for that twofold cannot sweep yet, with the reason (an unknown-axis error otherwise).
 _PLANNED_AXES: dict[str, str] = {"budgets": "needs the price model ($ per chip-hour)"}
 
@@ -89,6 +91,9 @@ class Scenario:
     max_ttft_ms: float | None = None
     max_tpot_ms: float | None = None
     model_digest: str = ""
+    # The software stack (`cost.stack`: a shipped id or a YAML file path; "auto" = each chip's
+    # vendor reference stack).
+    stack: str = "auto"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -123,6 +128,7 @@ class SweepSpec:
     # The workload axes of the mode, in document order: ((scenario field, values), ...).
     workload_axes: tuple[tuple[str, tuple[int, ...]], ...]
     targets: tuple[tuple[str, float], ...] = ()  # inference latency targets that were given
+    stack: str = "auto"  # the software stack of every scenario (`cost.stack`)
 
     def scenarios(self) -> tuple[Scenario, ...]:
         """The cartesian product of the axes: models outermost, then hardware, chip counts, the
@@ -149,6 +155,7 @@ class SweepSpec:
                     top_k=self.top_k,
                     **dict(zip(names, workload, strict=True)),
                     **dict(self.targets),
+                    stack=self.stack,
                 )
             )
         return tuple(out)
@@ -190,6 +197,7 @@ def parse_spec(doc: object, *, base_dir: Path | None = None, default_name: str =
     objective = _check_objective(doc.get("objective", "throughput"), mode)
     top_k = _positive_int("top_k", doc.get("top_k", 10))
     targets = _targets(doc, mode)
+    stack = _stack(doc.get("stack", "auto"), base_dir or Path.cwd())
 
     axes = doc.get("axes")
     if not isinstance(axes, Mapping):
@@ -241,7 +249,22 @@ def parse_spec(doc: object, *, base_dir: Path | None = None, default_name: str =
         precisions=precisions,
         workload_axes=workload_axes,
         targets=targets,
+        stack=stack,
     )
+
+
+def _stack(value: Any, base_dir: Path) -> str:
+    """The spec's `stack`: a shipped id, `auto`, or a YAML file (relative to the spec), checked now."""
+    if not isinstance(value, str) or not value.strip():
+        raise InputError("stack", value, "must be a stack id or a YAML file")
+    if value == "auto":
+        return value
+    from twofold.cost.stack import get_stack
+
+    if value.endswith((".yaml", ".yml")):
+        value = str((base_dir / value).resolve())
+    get_stack(value)
+    return value
 
 
 def _axis(axes: Mapping[str, Any], name: str) -> list[Any]:

@@ -46,6 +46,7 @@ from __future__ import annotations
 from twofold.cost.calibration import EXPERT_GEMM_PREFIX, UNCALIBRATED, runs_eager
 from twofold.cost.calibration import precision_bits as precision_bits
 from twofold.validate.mapping import Case
+from twofold.validate.predict import case_stack
 
 __all__ = ["mechanism_groups", "op_kind_shares", "COMPUTE_TERMS", "COMM_TERMS", "precision_bits"]
 
@@ -64,6 +65,7 @@ def op_kind_shares(case: Case) -> tuple[float, float, float, float, float]:
     key = (
         case.model,
         case.chip.id,
+        case_stack(case),
         lay.micro_batch,
         work.seq_len,
         work.precision,
@@ -96,9 +98,10 @@ def _compute_shares(case: Case) -> tuple[float, float, float, float, float]:
         etp=lay.etp,
         sequence_parallel=lay.sequence_parallel,
     )
-    terms = op_time_terms(ops, case.chip, profile_for(case.chip, UNCALIBRATED))
-    # The per-op overhead is its own mechanism on GPUs only (`op_overhead` below).
-    split = runs_eager(case.chip)
+    calibration = UNCALIBRATED.with_stack(case_stack(case))
+    terms = op_time_terms(ops, case.chip, profile_for(case.chip, calibration))
+    # The per-op overhead is its own mechanism where the stack runs eager kernels (`op_overhead`).
+    split = runs_eager(case.chip, calibration)
     gemm = expert = attention = memory = overhead = 0.0
     for op, seconds, fixed in zip(ops, terms.time_s, terms.overhead_s, strict=True):
         fixed = float(fixed) if split else 0.0
@@ -133,16 +136,36 @@ def mechanism_groups(case: Case, prediction: object) -> dict[str, float]:
     optimizer = float(breakdown.get("optimizer", 0.0))
     gemm_share, expert_share, attention_share, memory_share, overhead_share = op_kind_shares(case)
     gemm = f"gemm[{case.family} {precision_bits(case.workload.precision)}]"
+    calibration = UNCALIBRATED.with_stack(case_stack(case))
+    eager = runs_eager(case.chip, calibration)
+    tp, ep = float(breakdown.get("tp", 0.0)), float(breakdown.get("ep", 0.0))
+    # TP/EP overlap is fitted per family only for stacks that overlap; elsewhere the exposed
+    # collectives are plain communication.
+    stack = calibration.stack_for(case.chip)
+    tp_overlaps = bool(stack.value("tp_comm_overlap", case.family))
+    ep_overlaps = bool(stack.value("ep_comm_overlap", case.family))
     candidates = {
         gemm: compute * gemm_share,
         f"{gemm}*expert_gemm": compute * expert_share,
         "attention": compute * attention_share,
-        "memory_bound": compute * memory_share + optimizer,
-        "comm": comm,
+        # Compiled stacks fuse memory-bound ops: the unfused-traffic factor is an eager mechanism.
+        "memory_bound": (compute * memory_share + optimizer) if eager else 0.0,
+        "comm": comm + (0.0 if tp_overlaps else tp) + (0.0 if ep_overlaps else ep),
         "fsdp": float(breakdown.get("fsdp", 0.0)),
-        f"tp[{case.family}]": float(breakdown.get("tp", 0.0)),
-        f"ep[{case.family}]": float(breakdown.get("ep", 0.0)),
+        f"tp[{case.family}]": tp if tp_overlaps else 0.0,
+        f"ep[{case.family}]": ep if ep_overlaps else 0.0,
         "op_overhead": compute * overhead_share,
-        "fsdp_overlap": _hidden_fsdp(case, prediction),
+        fsdp_overlap_parameter(stack.fsdp_flavour(case.family)): _hidden_fsdp(case, prediction),
     }
     return {name: seconds for name, seconds in candidates.items() if seconds > 0}
+
+
+# FSDP flavours whose overlap is the shared `fsdp_overlap` parameter: the bucketed ZeRO-3 of
+# DeepSpeed and Megatron-FSDP, on whose rows it was first fitted (docs/accuracy.md). PyTorch FSDP1/2
+# and XLA sharding prefetch differently and get their own parameter (`fsdp_overlap[<flavour>]`).
+_SHARED_FSDP_FLAVOURS = frozenset({"megatron-fsdp", "deepspeed", "none"})
+
+
+def fsdp_overlap_parameter(flavour: str) -> str:
+    """The calibration parameter of an FSDP flavour's overlap."""
+    return "fsdp_overlap" if flavour in _SHARED_FSDP_FLAVOURS else f"fsdp_overlap[{flavour}]"

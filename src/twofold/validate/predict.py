@@ -45,6 +45,15 @@ class StepPrediction:
     caveats: tuple[str, ...] = ()
 
 
+def case_stack(case: Case) -> str:
+    """The stack a row ran (`validate.mapping.row_stack`); rows of stacks twofold has no file for
+    (`serving`, `other`) run the chip's reference stack (`auto`)."""
+    from twofold.cost.stack import list_stacks
+
+    stack = getattr(case, "stack", None) or "auto"
+    return stack if stack in list_stacks() else "auto"
+
+
 def default_predictor(case: Case, calibration: TrainingCalibration = UNCALIBRATED) -> StepPrediction:
     """`twofold.estimate.estimate_training` on the case's model, system, layout and workload, with
     `calibration` applied by the estimator."""
@@ -52,6 +61,8 @@ def default_predictor(case: Case, calibration: TrainingCalibration = UNCALIBRATE
         from twofold.estimate import estimate_training
     except ImportError:
         raise NotImplementedError("training estimator (twofold.estimate) not available") from None
+    if calibration.stack is None:  # the row's own software stack (`Case.stack`), unless one is forced
+        calibration = calibration.with_stack(case_stack(case))
     est = estimate_training(case.model, case.system, case.layout, case.workload, calibration=calibration)
     caveats: tuple[str, ...] = ()
     if est.fits is False:

@@ -1,0 +1,283 @@
+"""Software stacks: the third input that decides a run's speed, beside the chip and the model.
+
+The same model on the same chips runs at different speeds under Megatron-LM with Transformer
+Engine, plain PyTorch FSDP, torchtitan, DeepSpeed, MaxText or the Neuron SDK, because each stack
+picks its own attention kernel, FP8 recipe, sharding flavour, runtime (eager kernels or a compiled
+graph) and communication overlaps. A stack is data: one YAML file per stack under
+`cost/stacks/` (or a user's file, or `~/.twofold/stacks/<id>.yaml`), each mechanism with its value
+and the source that says so. Values may differ by hardware family (`by_family`): Transformer
+Engine runs cuDNN attention on Hopper and FlashAttention-2 on Ampere.
+
+Mechanisms and what the estimator does with them:
+- `attention_kernel` (flash2, flash3, cudnn, math, xla-splash, nki, ck, ...): the kernel's
+  measured speed by pass, mask, head dimension and length (`cost.attention`); kernels without a
+  published table keep the profile's attention efficiency.
+- `runtime` (eager | compiled): eager stacks pay the fitted per-kernel overhead of eager PyTorch
+  (`cost.calibration.op_overhead_factor`) and run memory-bound ops unfused
+  (`memory_bound_efficiency_factor`); compiled graphs (torch.compile, XLA, the Neuron compiler)
+  fuse elementwise chains into their neighbours and launch from a graph, so neither factor applies.
+- `fsdp_flavour` (megatron-fsdp | fsdp1 | fsdp2 | deepspeed | xla): which fitted overlap fraction
+  of the ZeRO-3/FSDP collectives applies (`cost.calibration.TrainingCalibration.fsdp_overlap`).
+- `tp_comm_overlap`, `ep_comm_overlap` (bool): whether TP / EP communication hides behind GEMMs
+  (Megatron-Core userbuffers and merged MoE micro-batches); false = fully exposed.
+- `fp8_recipe` (te-delayed | te-current | torchao-tensorwise | torchao-rowwise | none) and
+  `fused_optimizer`, `fused_cross_entropy`: recorded with their sources and reported; the FP8
+  recipe selects the FP8 GEMM factor group of the fit (`fp8_recipe` of the fitted calibration).
+
+`auto` is not a stack of its own: it names the vendor's reference stack for each chip vendor
+(`_auto.yaml`), and every result says which one it resolved to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from twofold.errors import InputError
+
+__all__ = [
+    "MECHANISMS",
+    "Mechanism",
+    "Stack",
+    "AUTO",
+    "auto_table",
+    "get_stack",
+    "list_stacks",
+    "load_stack_file",
+    "resolve_stack",
+    "stack_for_chip",
+    "user_stack_dir",
+]
+
+AUTO = "auto"
+RUNTIMES = ("eager", "compiled")
+FSDP_FLAVOURS = ("megatron-fsdp", "fsdp1", "fsdp2", "deepspeed", "xla", "none")
+FP8_RECIPES = ("te-delayed", "te-current", "te-mxfp8", "torchao-tensorwise", "torchao-rowwise", "xla", "none")
+# mechanism -> allowed values (None: any string) or bool
+MECHANISMS: Mapping[str, tuple[str, ...] | type | None] = MappingProxyType(
+    {
+        "attention_kernel": None,  # checked against cost.attention.ATTENTION_KERNELS
+        "runtime": RUNTIMES,
+        "fsdp_flavour": FSDP_FLAVOURS,
+        "fp8_recipe": FP8_RECIPES,
+        "tp_comm_overlap": bool,
+        "ep_comm_overlap": bool,
+        "fused_optimizer": bool,
+        "fused_cross_entropy": bool,
+    }
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Mechanism:
+    """One mechanism of a stack: its value (and values per hardware family) and the source."""
+
+    name: str
+    value: Any
+    source: str
+    by_family: Mapping[str, Any] = field(default_factory=dict)
+
+    def for_family(self, family: str | None) -> Any:
+        if family is not None and family in self.by_family:
+            return self.by_family[family]
+        return self.value
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"value": self.value, "source": self.source}
+        if self.by_family:
+            out["by_family"] = dict(self.by_family)
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stack:
+    """A software stack (module docstring). `path`: the file it was read from."""
+
+    id: str
+    name: str
+    summary: str
+    mechanisms: Mapping[str, Mechanism]
+    path: str = ""
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+
+    def value(self, mechanism: str, family: str | None = None) -> Any:
+        return self.mechanisms[mechanism].for_family(family)
+
+    def attention_kernel(self, family: str | None) -> str:
+        return str(self.value("attention_kernel", family))
+
+    def eager(self, family: str | None) -> bool:
+        return self.value("runtime", family) == "eager"
+
+    def fsdp_flavour(self, family: str | None) -> str:
+        return str(self.value("fsdp_flavour", family))
+
+    def fp8_recipe(self, family: str | None) -> str:
+        return str(self.value("fp8_recipe", family))
+
+    def describe(self, family: str | None) -> dict[str, Any]:
+        """The mechanism values that apply on a family, for results and `twofold stacks`."""
+        return {name: m.for_family(family) for name, m in self.mechanisms.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "summary": self.summary,
+            "path": self.path,
+            "mechanisms": {k: m.to_dict() for k, m in self.mechanisms.items()},
+            **({"provenance": dict(self.provenance)} if self.provenance else {}),
+        }
+
+
+def user_stack_dir() -> Path:
+    """Where `twofold calibrate` writes stacks and `--stack NAME` looks after the shipped ones."""
+    return Path.home() / ".twofold" / "stacks"
+
+
+def _shipped_ids() -> list[str]:
+    folder = resources.files("twofold.cost").joinpath("stacks")
+    names = (p.name for p in folder.iterdir())
+    return sorted(n[: -len(".yaml")] for n in names if n.endswith(".yaml") and not n.startswith("_"))
+
+
+def _check_value(where: str, mechanism: str, value: Any) -> Any:
+    rule = MECHANISMS[mechanism]
+    if rule is bool:
+        if not isinstance(value, bool):
+            raise InputError(where, value, "must be true or false")
+        return value
+    if mechanism == "attention_kernel":
+        from twofold.cost.attention import ATTENTION_KERNELS
+
+        if value not in ATTENTION_KERNELS:
+            raise InputError(where, value, f"must be one of {', '.join(ATTENTION_KERNELS)}")
+        return str(value)
+    assert isinstance(rule, tuple)
+    if value not in rule:
+        raise InputError(where, value, f"must be one of {', '.join(rule)}")
+    return str(value)
+
+
+def stack_from_dict(data: Any, path: str = "") -> Stack:
+    """Parse and validate the YAML form of a stack (see `cost/stacks/megatron.yaml`)."""
+    where = path or "stack"
+    if not isinstance(data, Mapping):
+        raise InputError(where, type(data).__name__, "must be a mapping")
+    for key in ("id", "name", "summary", "mechanisms"):
+        if key not in data:
+            raise InputError(f"{where}:{key}", None, "is required")
+    stack_id = data["id"]
+    if not isinstance(stack_id, str) or not stack_id.replace("-", "").replace("_", "").isalnum():
+        raise InputError(f"{where}:id", stack_id, "must be a word (letters, digits, - and _)")
+    raw = data["mechanisms"]
+    if not isinstance(raw, Mapping):
+        raise InputError(f"{where}:mechanisms", type(raw).__name__, "must be a mapping")
+    unknown = sorted(set(raw) - set(MECHANISMS))
+    if unknown:
+        known = ", ".join(MECHANISMS)
+        raise InputError(f"{where}:mechanisms", unknown[0], f"unknown mechanism; known: {known}")
+    missing = [m for m in MECHANISMS if m not in raw]
+    if missing:
+        raise InputError(f"{where}:mechanisms.{missing[0]}", None, "is required (every mechanism is stated)")
+    mechanisms: dict[str, Mechanism] = {}
+    for name, entry in raw.items():
+        at = f"{where}:mechanisms.{name}"
+        if not isinstance(entry, Mapping) or "value" not in entry:
+            raise InputError(at, entry, "must be a mapping with `value` and `source`")
+        source = entry.get("source")
+        if not isinstance(source, str) or not source.strip():
+            raise InputError(f"{at}.source", source, "every mechanism names its source")
+        by_family_raw = entry.get("by_family") or {}
+        if not isinstance(by_family_raw, Mapping):
+            raise InputError(f"{at}.by_family", by_family_raw, "must be a mapping family -> value")
+        mechanisms[name] = Mechanism(
+            name=name,
+            value=_check_value(f"{at}.value", name, entry["value"]),
+            source=source.strip(),
+            by_family=MappingProxyType(
+                {str(k): _check_value(f"{at}.by_family.{k}", name, v) for k, v in by_family_raw.items()}
+            ),
+        )
+    return Stack(
+        id=stack_id,
+        name=str(data["name"]),
+        summary=" ".join(str(data["summary"]).split()),
+        mechanisms=MappingProxyType(mechanisms),
+        path=path,
+        provenance=MappingProxyType(dict(data.get("provenance") or {})),
+    )
+
+
+def load_stack_file(path: Path | str) -> Stack:
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError("stack", str(path), f"cannot be read ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise InputError("stack", str(path), f"is not valid YAML ({exc})") from None
+    return stack_from_dict(data, str(p))
+
+
+@cache
+def _shipped(stack_id: str) -> Stack:
+    resource = resources.files("twofold.cost").joinpath("stacks", f"{stack_id}.yaml")
+    data = yaml.safe_load(resource.read_text(encoding="utf-8"))
+    return stack_from_dict(data, f"cost/stacks/{stack_id}.yaml")
+
+
+@cache
+def auto_table() -> Mapping[str, str]:
+    """Chip family (`Chip.family`) -> the stack `auto` picks (`cost/stacks/_auto.yaml`)."""
+    resource = resources.files("twofold.cost").joinpath("stacks", "_auto.yaml")
+    data = yaml.safe_load(resource.read_text(encoding="utf-8"))
+    return MappingProxyType({str(k): str(v) for k, v in data["reference_stack"].items()})
+
+
+def list_stacks() -> list[str]:
+    """The shipped stack ids, `auto` first."""
+    return [AUTO, *_shipped_ids()]
+
+
+def get_stack(name: str) -> Stack:
+    """A shipped stack by id, a user stack in `~/.twofold/stacks/<id>.yaml`, or a YAML file path.
+    `auto` is resolved per chip (`stack_for_chip`), not here."""
+    if not isinstance(name, str) or not name:
+        raise InputError("stack", name, "must be a stack id or a YAML file")
+    if name.endswith((".yaml", ".yml")) or "/" in name:
+        return load_stack_file(name)
+    if name in _shipped_ids():
+        return _shipped(name)
+    user = user_stack_dir() / f"{name}.yaml"
+    if user.is_file():
+        return load_stack_file(user)
+    from difflib import get_close_matches
+
+    known = list_stacks()
+    near = get_close_matches(name, known, n=3)
+    hint = f"did you mean: {', '.join(near)}?" if near else f"known: {', '.join(known)}"
+    raise InputError("stack", name, f"unknown stack; {hint}")
+
+
+def stack_for_chip(chip: Any) -> Stack:
+    """The vendor's reference stack for a chip (what `auto` means; `cost/stacks/_auto.yaml`)."""
+    table = auto_table()
+    key = getattr(chip, "family", "") or ""
+    return get_stack(table.get(key, table["default"]))
+
+
+def resolve_stack(stack: Stack | str | None, chip: Any) -> Stack:
+    """A Stack for `chip` from a Stack, an id/path, or None/`auto` (the chip's reference stack)."""
+    if isinstance(stack, Stack):
+        return stack
+    if stack is None or stack == AUTO:
+        return stack_for_chip(chip)
+    return get_stack(stack)
