@@ -156,7 +156,9 @@ def kernel_table() -> _Table:
     return {k: dict(sorted(v.items())) for k, v in table.items()}
 
 
-def _fill(passes: Mapping[str, Mapping[int, float]], causal: bool) -> tuple[dict[int, float], dict[int, float]]:
+def _fill(
+    passes: Mapping[str, Mapping[int, float]], causal: bool
+) -> tuple[dict[int, float], dict[int, float]]:
     """Forward and backward TFLOP/s by sequence length for one mask (rules in the module docstring)."""
     m = "c" if causal else "n"
     fb = passes.get(f"fb/{m}", {})
