@@ -135,6 +135,8 @@ def plan_infer(
 def _render_estimate(d: dict[str, Any]) -> None:
     from rich.table import Table
 
+    from twofold.cli._uncertainty import range_note
+
     out = console()
     lay, w = d["layout"], d["workload"]
     shape = " ".join(f"{k}={lay[k]}" for k in ("dp", "tp", "pp", "ep"))
@@ -146,7 +148,8 @@ def _render_estimate(d: dict[str, Any]) -> None:
     fits = "[green]fits[/]" if d["fits"] else "[red]does not fit[/]"
     out.print(
         f"TTFT {d['ttft_ms']:.1f} ms, TPOT {d['tpot_ms']:.2f} ms (context {d['decode_context_len']}), "
-        f"latency {d['e2e_latency_s']:.2f} s, {d['output_tokens_per_s']:,.0f} output tokens/s "
+        f"latency {d['e2e_latency_s']:.2f} s, {d['output_tokens_per_s']:,.0f} output tokens/s"
+        f"{range_note(d.get('uncertainty'), 'output_tokens_per_s')} "
         f"({d['output_tokens_per_s_per_chip']:,.1f} per chip)"
     )
     out.print(

@@ -242,9 +242,10 @@ def estimate_inference(
     chip: Chip | None = None,
     profile: CalibrationProfile | None = None,
     calibration: TrainingCalibration | None = None,
+    stack: str = "auto",
 ) -> InferenceEstimate:
     """One serving estimate (module docstring): validates, prices the batch, finds the largest
-    batch that fits and the KV capacity."""
+    batch that fits and the KV capacity. `stack`: the serving stack id ("auto": not known)."""
     check_inference(model, system, layout, workload)
     chip = chip if chip is not None else _chip_of(system)
     row = evaluate_batches(
@@ -263,4 +264,5 @@ def estimate_inference(
         workload=workload,
         max_batch=cap["max_batch"],
         kv_capacity_tokens=cap["kv_capacity_tokens"],
+        stack=stack,
     )

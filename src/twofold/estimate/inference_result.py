@@ -10,6 +10,7 @@ import numpy as np
 
 from twofold.estimate._result_fields import fit_note, gib_terms, identity_dict, seconds_terms, with_unit
 from twofold.estimate.inference_types import InferenceLayout, InferenceWorkload
+from twofold.estimate.uncertainty import Uncertainty, uncertainty_for
 from twofold.hardware.types import Chip, System
 from twofold.workload.model import ModelConfig
 
@@ -38,6 +39,8 @@ class InferenceEstimate:
     `memory_gib` (per chip, most loaded stage) sums to `memory_per_chip_gib`. Throughputs count
     output tokens: `output_tokens_per_s` over the whole system (dp replicas), including the
     prefill time; `decode_tokens_per_s` during decode only. `kv_capacity_tokens` is per replica.
+    `uncertainty`: 80% intervals of TTFT, TPOT and output tokens/s (`estimate.uncertainty`; one
+    level for serving, from the serving rows' in-sample error).
     """
 
     model: str
@@ -64,6 +67,7 @@ class InferenceEstimate:
     breakdown_decode: Mapping[str, float] = field(default_factory=dict)
     memory_gib: Mapping[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    uncertainty: Uncertainty | None = None
 
     @classmethod
     def from_row(
@@ -78,8 +82,10 @@ class InferenceEstimate:
         workload: InferenceWorkload,
         max_batch: int,
         kv_capacity_tokens: int,
+        stack: str = "auto",
     ) -> InferenceEstimate:
-        """Build from one row of `estimate.inference.evaluate_batches`."""
+        """Build from one row of `estimate.inference.evaluate_batches`; `stack`: the serving stack
+        id ("auto" when not known)."""
         mem = float(row["memory_per_chip_bytes"]) / 2**30
         per_chip = float(row["output_tokens_per_s_per_chip"])
         price = system.price_usd_per_chip_hour
@@ -125,6 +131,16 @@ class InferenceEstimate:
             breakdown_decode=seconds_terms(row, "decode_", BREAKDOWN_TERMS),
             memory_gib=gib_terms(row, MEMORY_PARTS),
             notes=tuple(notes),
+            uncertainty=uncertainty_for(
+                chip.id,
+                None,
+                stack,
+                {
+                    "ttft_ms": float(row["ttft_s"]) * 1e3,
+                    "tpot_ms": float(row["tpot_s"]) * 1e3,
+                    "output_tokens_per_s": float(row["output_tokens_per_s"]),
+                },
+            ),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -151,4 +167,5 @@ class InferenceEstimate:
             "breakdown_decode": with_unit(self.breakdown_decode, "s"),
             "memory": with_unit(self.memory_gib, "gib"),
             "notes": list(self.notes),
+            "uncertainty": None if self.uncertainty is None else self.uncertainty.to_dict(),
         }

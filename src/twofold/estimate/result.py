@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from twofold.estimate._result_fields import fit_note, gib_terms, identity_dict, seconds_terms, with_unit
+from twofold.estimate.uncertainty import Uncertainty, uncertainty_for
 from twofold.hardware.types import Chip, System
 from twofold.parallel.layout import Layout, TrainingWorkload
 from twofold.workload.model import ModelConfig
@@ -41,7 +42,9 @@ class TrainingEstimate:
 
     `breakdown` (seconds) sums to `step_time_s`; `hidden_comm` (seconds) is communication that
     overlaps with compute; `memory_gib` is per chip on the most loaded pipeline stage and sums to
-    `memory_per_chip_gib`.
+    `memory_per_chip_gib`. `uncertainty`: 80% intervals of the throughput, step time and MFU from
+    the held-out error of the shipped rows, and the evidence behind them (`estimate.uncertainty`);
+    None for an estimate built without one (an imported model).
     """
 
     model: str
@@ -63,6 +66,7 @@ class TrainingEstimate:
     hidden_comm: Mapping[str, float] = field(default_factory=dict)
     memory_gib: Mapping[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    uncertainty: Uncertainty | None = None
 
     @classmethod
     def from_row(
@@ -74,8 +78,10 @@ class TrainingEstimate:
         chip: Chip,
         layout: Layout,
         workload: TrainingWorkload,
+        stack: str = "auto",
     ) -> TrainingEstimate:
-        """Build from one row of `evaluate_layouts`' output."""
+        """Build from one row of `evaluate_layouts`' output; `stack` (the software stack id, "auto"
+        when not known) picks the evidence of the uncertainty."""
         mem = float(row["memory_per_chip_gib"])
         notes: list[str] = []
         if not bool(row["fits"]):
@@ -105,6 +111,16 @@ class TrainingEstimate:
             hidden_comm=seconds_terms(row, "hidden_", HIDDEN_TERMS),
             memory_gib=gib_terms(row, MEMORY_TERMS),
             notes=tuple(notes),
+            uncertainty=uncertainty_for(
+                chip.id,
+                None,
+                stack,
+                {
+                    "tokens_per_s_per_chip": float(row["tokens_per_s_per_chip"]),
+                    "step_time_s": float(row["step_time_s"]),
+                    "mfu": float(row["mfu"]),
+                },
+            ),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -124,4 +140,5 @@ class TrainingEstimate:
             "hidden_comm": with_unit(self.hidden_comm, "s"),
             "memory": with_unit(self.memory_gib, "gib"),
             "notes": list(self.notes),
+            "uncertainty": None if self.uncertainty is None else self.uncertainty.to_dict(),
         }

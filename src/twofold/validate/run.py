@@ -44,7 +44,7 @@ from twofold.validate.dataset import PublishedRow, load_rows
 from twofold.validate.inference import predict_inference
 from twofold.validate.mapping import Case, Unexpressible, express
 from twofold.validate.mechanisms import mechanism_groups
-from twofold.validate.metrics import THROUGHPUT_METRICS, predict_training_figure
+from twofold.validate.metrics import THROUGHPUT_METRICS, TRAINING_METRICS, predict_training_figure
 from twofold.validate.predict import StepPrediction, default_predictor, predict_micro
 
 __all__ = ["RowResult", "Summary", "ValidationResult", "validate", "CALIBRATION_MODES"]
@@ -192,6 +192,11 @@ def validate(
             if row.id in selected_ids:
                 unexpressible.append(_unexpressible_entry(row, outcome.family, outcome.reason))
             continue
+        if outcome.kind == "train" and row.metric not in TRAINING_METRICS:
+            if row.id in selected_ids:  # e.g. peak memory: no time figure to predict
+                reason = f"metric {row.metric} is not a training time or throughput figure"
+                unexpressible.append(_unexpressible_entry(row, outcome.family, reason))
+            continue
         try:
             if outcome.kind == "train":
                 raw[row.id] = (outcome, predictor(outcome, UNCALIBRATED))
@@ -256,7 +261,17 @@ def _inference_result(
     except NotImplementedError as exc:
         unexpressible.append(_unexpressible_entry(row, fam, str(exc)))
         return None
-    return replace(_compared(row, fam, value), breakdown=detail)
+    return replace(_compared(row, fam, value), breakdown=detail, chip=_inference_chip(row))
+
+
+def _inference_chip(row: PublishedRow) -> str:
+    """The catalog chip of a serving row ("" where `validate.inference` cannot name one)."""
+    from twofold.validate.inference import inference_call
+
+    try:
+        return str(inference_call(row)["chip"].id)
+    except (InputError, NotImplementedError):
+        return ""
 
 
 def _select(rows: Sequence[PublishedRow], *, source: str | None, family: str | None) -> list[PublishedRow]:

@@ -1,0 +1,156 @@
+"""How sure an estimate is: intervals at a stated coverage for its headline figures.
+
+The intervals come from `estimate/uncertainty.yaml`, made by `validate.uncertainty` (method,
+levels and citation there) from the held-out residuals of the shipped published rows: log
+quantiles [q_lo, q_hi] of published / predicted throughput at 80% coverage, per evidence level.
+The level of an estimate is the evidence its chip has in the shipped training rows:
+
+- the chip has rows: "measured family" (leave-one-stack-out residuals);
+- the chip has none, its hardware family (`cost.calibration` chip_families) has:
+  "inherited from <family>" (leave-one-chip-out residuals);
+- neither: "specifications only" (leave-one-family-out residuals).
+
+A throughput-like figure x (tokens/s per chip, MFU, output tokens/s) gets [x e^q_lo, x e^q_hi]; a
+time (step time, TTFT, TPOT) the inverse, [x e^-q_hi, x e^-q_lo]. Serving has one level only (the
+serving rows' in-sample residuals); its evidence counts serving rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "Evidence",
+    "TIME_FIGURES",
+    "THROUGHPUT_FIGURES",
+    "Uncertainty",
+    "uncertainty_data",
+    "uncertainty_for",
+]
+
+UNCERTAINTY_FILE = "uncertainty.yaml"
+# Figures whose interval is the throughput's (x e^q) and those whose interval is its inverse.
+THROUGHPUT_FIGURES = ("tokens_per_s_per_chip", "mfu", "output_tokens_per_s")
+TIME_FIGURES = ("step_time_s", "ttft_ms", "tpot_ms")
+_SERVING_FIGURES = frozenset({"ttft_ms", "tpot_ms", "output_tokens_per_s"})
+_LEVEL_OF_BASIS = {"measured family": "measured", "specifications only": "specifications"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Evidence:
+    """What the interval rests on: shipped rows on the chip, its family and its stack (None: the
+    stack is not known), and the basis in words."""
+
+    rows_chip: int
+    rows_family: int
+    rows_stack: int | None
+    basis: str  # "measured family" | "inherited from <family>" | "specifications only"
+
+    @property
+    def level(self) -> str:
+        """The evidence level of `validate.uncertainty`: measured, inherited or specifications."""
+        return _LEVEL_OF_BASIS.get(self.basis, "inherited")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows_chip": self.rows_chip,
+            "rows_family": self.rows_family,
+            "rows_stack": self.rows_stack,
+            "basis": self.basis,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Uncertainty:
+    """Intervals `[low, high]` at `coverage` for the headline figures, and their evidence."""
+
+    coverage: float
+    intervals: Mapping[str, tuple[float, float]]
+    evidence: Evidence
+    # [q_lo, q_hi]: log(published / predicted) throughput, the interval every figure derives from.
+    log_interval: tuple[float, float]
+
+    @property
+    def log_half_width(self) -> float:
+        """(q_hi - q_lo) / 2: the spread `compare` combines across two chips."""
+        return (self.log_interval[1] - self.log_interval[0]) / 2.0
+
+    @property
+    def log_center(self) -> float:
+        """(q_lo + q_hi) / 2: the interval's shift from the point estimate, in log."""
+        return (self.log_interval[0] + self.log_interval[1]) / 2.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "coverage": self.coverage,
+            **{name: [low, high] for name, (low, high) in self.intervals.items()},
+            "evidence": self.evidence.to_dict(),
+        }
+
+
+@cache
+def uncertainty_data() -> Mapping[str, Any]:
+    """The shipped `estimate/uncertainty.yaml` (read once)."""
+    text = resources.files("twofold.estimate").joinpath(UNCERTAINTY_FILE).read_text()
+    return MappingProxyType(yaml.safe_load(text))
+
+
+def _family_of(chip_id: str) -> str | None:
+    from twofold.cost.calibration import shipped_calibration
+
+    return shipped_calibration().family(chip_id)
+
+
+def _evidence(rows: Mapping[str, Any], chip_id: str, family: str | None, stack: str) -> Evidence:
+    on_chip = int(rows.get("chip", {}).get(chip_id, 0))
+    on_family = int(rows.get("family", {}).get(family, 0)) if family else 0
+    on_stack = None
+    if "stack" in rows and stack != "auto":
+        on_stack = int(rows["stack"].get(stack, 0))
+    if on_chip:
+        basis = "measured family"
+    elif on_family:
+        basis = f"inherited from {family}"
+    else:
+        basis = "specifications only"
+    return Evidence(rows_chip=on_chip, rows_family=on_family, rows_stack=on_stack, basis=basis)
+
+
+def uncertainty_for(
+    chip_id: str, family: str | None, stack: str, figures: Mapping[str, float]
+) -> Uncertainty:
+    """The intervals of `figures` (headline name -> value) for an estimate on `chip_id`.
+
+    `family`: the chip's hardware family, None to read it from the shipped calibration's
+    chip_families; `stack`: the software stack id, "auto" when not known. Serving figures
+    (ttft_ms, tpot_ms, output_tokens_per_s) use the serving interval and counts.
+    """
+    data = uncertainty_data()
+    serving = bool(_SERVING_FIGURES & set(figures))
+    family = _family_of(chip_id) if family is None else family
+    kind = "serving" if serving else "training"
+    evidence = _evidence(data["rows"][kind], chip_id, family, stack)
+    entry = data["serving"]["all"] if serving else data["training"][evidence.level]
+    low, high = float(entry["log_low"]), float(entry["log_high"])
+    intervals: dict[str, tuple[float, float]] = {}
+    for name, value in figures.items():
+        if name in TIME_FIGURES:
+            intervals[name] = (value * math.exp(-high), value * math.exp(-low))
+        else:
+            intervals[name] = (value * math.exp(low), value * math.exp(high))
+    if "mfu" in intervals:  # no step uses more than the chip's peak
+        intervals["mfu"] = (min(intervals["mfu"][0], 1.0), min(intervals["mfu"][1], 1.0))
+    return Uncertainty(
+        coverage=float(data["coverage"]),
+        intervals=MappingProxyType(intervals),
+        evidence=evidence,
+        log_interval=(low, high),
+    )

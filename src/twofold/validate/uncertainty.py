@@ -1,0 +1,198 @@
+"""The uncertainty every estimate carries: intervals from grouped out-of-sample residuals.
+
+Input: a `ValidationResult` with the three held-out passes (`validate(loso=True, lofo=True,
+loco=True)`). For each training-throughput row the log residual of the held-out prediction,
+
+    r = log(published / predicted)        (a time metric, step_time_s: log(predicted / published))
+
+so that a predicted throughput x stands for a published one in x * exp([q_lo, q_hi]). Which held-out
+prediction depends on the evidence a user's chip has (`estimate.uncertainty` picks the level):
+
+- "measured": the chip has training-throughput rows in the shipped data. Residuals: leave-one-stack-
+  out (the software stack the user runs is, in general, not the one that produced the rows; the
+  chip's family factors stay fitted on the other stacks);
+- "inherited": the chip has no rows, its family has. Residuals: leave-one-chip-out, over the rows
+  of families with rows on at least two chips (the left-out chip then inherits its family's
+  factors from the others; a family measured on one chip only would be the next level);
+- "specifications": the family has no rows. Residuals: leave-one-family-out (the family's own GEMM
+  and overlap factors drop out and its chips run at the priors of
+  `TrainingCalibration.gemm_factor`).
+
+Per level, the 0.1 and 0.9 quantiles of r with split conformal prediction's finite-sample
+correction (Angelopoulos and Bates, "A Gentle Introduction to Conformal Prediction and
+Distribution-Free Uncertainty Quantification", arXiv 2107.07511, section 1.1 / eq. 1): the upper
+bound is the ceil((n + 1) * 0.9)-th smallest of the n residuals, the lower bound the same rule on the
+negated residuals (the floor((n + 1) * 0.1)-th smallest), so each tail misses with probability at
+most 0.1 when the new case is exchangeable with the held-out ones, and the interval covers at least
+80%. Where n is too small for a rank (n + 1 < 10), the extreme residual is taken and the interval
+is narrower than the guarantee (the file records n). Then the levels are made monotone: an interval
+with less evidence contains the one with more (each widened to the union with the level above).
+
+Exchangeability is the assumption to doubt: rows of one source share a stack and often a model, so
+held-out groups are correlated and the coverage of a truly new case can fall short of 80%; the file
+records the empirical coverage of each level's interval on its own residuals.
+
+Serving: one level only, the in-sample residuals of the serving rows (output tokens/s): there are
+too few serving rows, on too few families, for held-out passes; TTFT and TPOT take the throughput's
+interval inverted (an assumption: latency errors are not measured separately).
+
+Also the counts of expressible training-throughput rows per chip id, hardware family and stack id,
+and of serving rows per chip and family: the evidence `estimate.uncertainty` reports.
+Written by `python benchmarks/validate_accuracy.py --fit` (or `--uncertainty-only`) to
+`estimate/uncertainty.yaml`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from twofold.validate.run import RowResult, ValidationResult
+
+__all__ = [
+    "COVERAGE",
+    "LEVELS",
+    "QUANTILES",
+    "conformal_quantile",
+    "level_residuals",
+    "uncertainty_document",
+    "write_uncertainty",
+]
+
+COVERAGE = 0.8
+QUANTILES = (0.1, 0.9)
+LEVELS = ("measured", "inherited", "specifications")
+_LEVEL_SOURCE = {
+    "measured": "leave-one-stack-out residuals of every training-throughput row",
+    "inherited": "leave-one-chip-out residuals of the rows of families measured on two or more chips",
+    "specifications": "leave-one-family-out residuals of every training-throughput row",
+}
+_TIME_METRICS = ("step_time_s", "time_to_train_min")
+
+
+def conformal_quantile(values: Iterable[float], q: float) -> float:
+    """The q-quantile of `values` with split conformal prediction's finite-sample correction
+    (module docstring): for q >= 0.5 the ceil((n + 1) q)-th smallest value, for q < 0.5 the mirror
+    (the same rule on -values), the rank clamped to [1, n]."""
+    ordered = sorted(values)
+    n = len(ordered)
+    if n == 0:
+        raise ValueError("no residuals")
+    if q >= 0.5:
+        rank = math.ceil((n + 1) * q)
+    else:
+        rank = n + 1 - math.ceil((n + 1) * (1.0 - q))
+    return ordered[min(max(rank, 1), n) - 1]
+
+
+def _residual(row: RowResult, predicted: float | None) -> float | None:
+    if predicted is None or predicted <= 0 or row.published <= 0:
+        return None
+    r = math.log(row.published / predicted)
+    return -r if row.metric in _TIME_METRICS else r
+
+
+def level_residuals(result: ValidationResult) -> dict[str, list[float]]:
+    """The held-out log residuals of each evidence level (module docstring), in row order."""
+    train = [r for r in result.rows if r.throughput]
+    chips_of: dict[str, set[str]] = {}
+    for r in train:
+        chips_of.setdefault(r.family, set()).add(r.chip)
+    picks = {
+        "measured": [(r, r.loso_predicted) for r in train],
+        "inherited": [(r, r.loco_predicted) for r in train if len(chips_of[r.family]) >= 2],
+        "specifications": [(r, r.lofo_predicted) for r in train],
+    }
+    return {
+        level: [x for row, pred in pairs if (x := _residual(row, pred)) is not None]
+        for level, pairs in picks.items()
+    }
+
+
+def _interval(residuals: Sequence[float]) -> tuple[float, float]:
+    return conformal_quantile(residuals, QUANTILES[0]), conformal_quantile(residuals, QUANTILES[1])
+
+
+def _covered(residuals: Sequence[float], low: float, high: float) -> float:
+    return sum(1 for r in residuals if low <= r <= high) / len(residuals)
+
+
+def _level_entry(residuals: Sequence[float], low: float, high: float, source: str) -> dict[str, Any]:
+    return {
+        "log_low": round(low, 6),
+        "log_high": round(high, 6),
+        "ratio_low": round(math.exp(low), 4),
+        "ratio_high": round(math.exp(high), 4),
+        "residuals": len(residuals),
+        "empirical_coverage": round(_covered(residuals, low, high), 4) if residuals else None,
+        "from": source,
+    }
+
+
+def _training_levels(result: ValidationResult) -> dict[str, dict[str, Any]]:
+    residuals = level_residuals(result)
+    if not residuals["measured"] or not residuals["specifications"]:
+        raise ValueError("the validation result lacks leave-one-stack-out or leave-one-family-out rows")
+    out: dict[str, dict[str, Any]] = {}
+    previous: tuple[float, float] | None = None
+    # From most to least evidence; an empty level (no family measured on two chips) takes the next
+    # level's residuals, the more conservative of its neighbours.
+    for i, level in enumerate(LEVELS):
+        own = residuals[level] or residuals[LEVELS[i + 1]]
+        low, high = _interval(own)
+        if previous is not None:
+            low, high = min(low, previous[0]), max(high, previous[1])
+        previous = (low, high)
+        out[level] = _level_entry(own, low, high, _LEVEL_SOURCE[level])
+    return out
+
+
+def _counts(rows: Iterable[RowResult], key: str) -> dict[str, int]:
+    return dict(sorted(Counter(getattr(r, key) for r in rows if getattr(r, key)).items()))
+
+
+def uncertainty_document(result: ValidationResult) -> dict[str, Any]:
+    """The contents of `estimate/uncertainty.yaml` from a result with all three held-out passes."""
+    train = [r for r in result.rows if r.throughput]
+    serving = [x for r in result.inference_rows if (x := _residual(r, r.predicted)) is not None]
+    doc: dict[str, Any] = {
+        "coverage": COVERAGE,
+        "quantiles": list(QUANTILES),
+        "method": (
+            "split-conformal quantiles (ceil((n+1)q)-th order statistic; Angelopoulos & Bates, "
+            "arXiv 2107.07511) of log(published / predicted) over held-out predictions, "
+            "made monotone across evidence levels (twofold.validate.uncertainty)"
+        ),
+        "calibration": dict(result.calibration.get("factors", {}).get("provenance", {}) or {}),
+        "training": _training_levels(result),
+        "rows": {
+            "training": {
+                "chip": _counts(train, "chip"),
+                "family": _counts(train, "family"),
+                "stack": _counts(train, "stack"),
+            },
+            "serving": {
+                "chip": _counts(result.inference_rows, "chip"),
+                "family": _counts(result.inference_rows, "family"),
+            },
+        },
+    }
+    if serving:
+        low, high = _interval(serving)
+        doc["serving"] = {
+            "all": _level_entry(
+                serving, low, high, "in-sample residuals of the serving rows (output tokens/s; one level)"
+            )
+        }
+    return doc
+
+
+def write_uncertainty(doc: Mapping[str, Any], path: Path, header: str) -> None:
+    """Write `doc` as YAML with `header` as comment lines."""
+    comment = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
+    path.write_text(comment + yaml.safe_dump(dict(doc), sort_keys=False, width=100))

@@ -1,0 +1,84 @@
+"""The uncertainty every estimate carries (`estimate.uncertainty`): the evidence levels of the shipped
+`estimate/uncertainty.yaml` (made by `validate.uncertainty` from held-out residuals), their order, and
+the JSON contract of the "uncertainty" block."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from twofold.estimate import estimate_training
+from twofold.estimate.uncertainty import uncertainty_data, uncertainty_for
+from twofold.hardware.catalog import get_chip, system_for
+from twofold.parallel.layout import Layout, TrainingWorkload
+from twofold.workload.registry import get_model
+
+WORKLOAD = TrainingWorkload(global_batch=8, seq_len=1024, precision="bf16")
+
+
+def _estimate(chip_id: str):  # noqa: ANN202
+    chip = get_chip(chip_id)
+    return estimate_training(get_model("llama-3-8b"), system_for(chip), Layout(dp=1), WORKLOAD, chip=chip)
+
+
+def _relative(est) -> tuple[float, float]:  # noqa: ANN001
+    low, high = est.uncertainty.intervals["tokens_per_s_per_chip"]
+    return low / est.tokens_per_s_per_chip, high / est.tokens_per_s_per_chip
+
+
+def test_intervals_widen_as_evidence_thins() -> None:
+    """h100 has rows (measured), h200 none but its family (Hopper) has, l40s's family (Ada) none."""
+    rows = uncertainty_data()["rows"]["training"]
+    assert rows["chip"].get("h100", 0) > 0 and rows["chip"].get("h200", 0) == 0
+    assert rows["family"].get("NVIDIA Hopper", 0) > 0 and rows["family"].get("NVIDIA Ada", 0) == 0
+    measured, inherited, specs = (_estimate(c) for c in ("h100", "h200", "l40s"))
+    assert measured.uncertainty.evidence.basis == "measured family"
+    assert inherited.uncertainty.evidence.basis == "inherited from NVIDIA Hopper"
+    assert specs.uncertainty.evidence.basis == "specifications only"
+    (m_lo, m_hi), (i_lo, i_hi), (s_lo, s_hi) = (_relative(e) for e in (measured, inherited, specs))
+    # Each interval with less evidence contains the one with more.
+    assert s_lo <= i_lo <= m_lo and m_hi <= i_hi <= s_hi
+    assert measured.uncertainty.log_half_width <= inherited.uncertainty.log_half_width
+    assert inherited.uncertainty.log_half_width <= specs.uncertainty.log_half_width
+
+
+@pytest.mark.parametrize("chip_id", ["h100", "h200", "l40s"])
+def test_interval_contains_the_point_estimate(chip_id: str) -> None:
+    est = _estimate(chip_id)
+    u = est.uncertainty
+    for name in ("tokens_per_s_per_chip", "step_time_s", "mfu"):
+        low, high = u.intervals[name]
+        assert low <= getattr(est, name) <= high, name
+    # Step time is the throughput's interval inverted (same chips, same tokens per step).
+    t_lo, t_hi = u.intervals["step_time_s"]
+    x_lo, x_hi = u.intervals["tokens_per_s_per_chip"]
+    assert t_lo * x_hi == pytest.approx(est.step_time_s * est.tokens_per_s_per_chip, rel=1e-9)
+    assert t_hi * x_lo == pytest.approx(est.step_time_s * est.tokens_per_s_per_chip, rel=1e-9)
+
+
+def test_to_dict_has_exactly_the_documented_keys() -> None:
+    d = _estimate("h100").to_dict()["uncertainty"]
+    assert list(d) == ["coverage", "tokens_per_s_per_chip", "step_time_s", "mfu", "evidence"]
+    assert d["coverage"] == 0.8
+    assert all(len(d[k]) == 2 for k in ("tokens_per_s_per_chip", "step_time_s", "mfu"))
+    assert set(d["evidence"]) == {"rows_chip", "rows_family", "rows_stack", "basis"}
+    stacks = uncertainty_data()["rows"]["training"]["stack"]
+    assert d["evidence"]["rows_stack"] in (None, *stacks.values(), 0)  # None: stack "auto", not known
+
+
+def test_serving_figures_take_the_serving_interval() -> None:
+    u = uncertainty_for("trn1", None, "auto", {"ttft_ms": 10.0, "tpot_ms": 2.0, "output_tokens_per_s": 100.0})
+    entry = uncertainty_data()["serving"]["all"]
+    assert u.intervals["output_tokens_per_s"] == pytest.approx(
+        (100.0 * math.exp(entry["log_low"]), 100.0 * math.exp(entry["log_high"]))
+    )
+    assert u.intervals["ttft_ms"] == pytest.approx(
+        (10.0 * math.exp(-entry["log_high"]), 10.0 * math.exp(-entry["log_low"]))
+    )
+    assert list(u.to_dict()) == ["coverage", "ttft_ms", "tpot_ms", "output_tokens_per_s", "evidence"]
+
+
+def test_unknown_chip_is_specifications_only() -> None:
+    u = uncertainty_for("what-if-chip", None, "auto", {"tokens_per_s_per_chip": 1.0})
+    assert u.evidence.basis == "specifications only" and u.evidence.rows_chip == 0

@@ -1,0 +1,45 @@
+"""The builder of `estimate/uncertainty.yaml` (`validate.uncertainty`): the conformal quantile against
+a hand computation (Angelopoulos & Bates, arXiv 2107.07511, eq. 1), monotone levels, determinism."""
+
+from __future__ import annotations
+
+import pytest
+
+from twofold.validate import validate
+from twofold.validate.uncertainty import LEVELS, conformal_quantile, level_residuals, uncertainty_document
+
+
+def test_conformal_quantile_by_hand() -> None:
+    values = [0.5, -0.3, 0.1, 0.9, -0.7, 0.0, 0.2, -0.1, 0.4]  # n = 9
+    ordered = sorted(values)  # -0.7 -0.3 -0.1 0.0 0.1 0.2 0.4 0.5 0.9
+    # Upper: rank ceil((9 + 1) * 0.9) = 9 -> the largest; lower: rank 10 - ceil(10 * 0.9) = 1.
+    assert conformal_quantile(values, 0.9) == ordered[8] == 0.9
+    assert conformal_quantile(values, 0.1) == ordered[0] == -0.7
+    # n = 19: upper rank ceil(20 * 0.9) = 18, lower rank 20 - 18 = 2.
+    nineteen = [float(i) for i in range(19)]
+    assert conformal_quantile(nineteen, 0.9) == 17.0
+    assert conformal_quantile(nineteen, 0.1) == 1.0
+    # n = 3: rank ceil(4 * 0.9) = 4 > n is clamped to the largest value.
+    assert conformal_quantile([3.0, 1.0, 2.0], 0.9) == 3.0
+    with pytest.raises(ValueError):
+        conformal_quantile([], 0.9)
+
+
+@pytest.fixture(scope="module")
+def held_out():  # noqa: ANN201
+    return validate(loso=True, lofo=True, loco=True)
+
+
+def test_levels_are_monotone_and_cover_their_residuals(held_out) -> None:  # noqa: ANN001
+    doc = uncertainty_document(held_out)
+    levels = [doc["training"][name] for name in LEVELS]
+    for more, less in zip(levels, levels[1:], strict=False):
+        assert less["log_low"] <= more["log_low"] and more["log_high"] <= less["log_high"]
+    residuals = level_residuals(held_out)
+    assert levels[0]["residuals"] == len(residuals["measured"]) == sum(r.throughput for r in held_out.rows)
+    for name in LEVELS:
+        assert doc["training"][name]["empirical_coverage"] >= 0.8 - 1e-9, name
+
+
+def test_builder_is_deterministic(held_out) -> None:  # noqa: ANN001
+    assert uncertainty_document(held_out) == uncertainty_document(validate(loso=True, lofo=True, loco=True))
