@@ -43,8 +43,10 @@ def estimate_onnx(
     default_seq_len: int,
     precision: str,
     as_json: bool,
+    mem_headroom: float,
 ) -> None:
-    """Import, estimate one training step, print it (JSON: `ImportedTrainingEstimate.to_dict()`)."""
+    """Import, estimate one training step, print it (JSON: `ImportedTrainingEstimate.to_dict()`
+    plus the usable memory)."""
     from twofold.errors import InputError
     from twofold.estimate.imported import estimate_imported_training
     from twofold.hardware.catalog import get_chip, system_for
@@ -69,13 +71,14 @@ def estimate_onnx(
     the_chip = get_chip(chip)
     workload = TrainingWorkload(global_batch=global_batch, seq_len=imported.seq_len or 1, precision=precision)
     result = estimate_imported_training(
-        imported, system_for(the_chip, system), layout, workload, chip=the_chip
+        imported, system_for(the_chip, system), layout, workload, chip=the_chip, mem_headroom=mem_headroom
     )
-    d = result.to_dict()
+    from twofold.cli.estimate import _render, with_usable_memory
+
+    d = with_usable_memory(result.to_dict(), mem_headroom)
     if as_json:
         emit_json(d)
         return
-    from twofold.cli.estimate import _render
 
     _render(d)
     _render_extra(d)
@@ -94,6 +97,7 @@ def plan_onnx(
     precision: str,
     top: int,
     as_json: bool,
+    mem_headroom: float,
 ) -> None:
     """Import, rank the ZeRO stages on dp = chips, print (JSON: `PlanResult.to_dict()` plus
     `unsupported_ops`)."""
@@ -105,7 +109,15 @@ def plan_onnx(
     _check_seq_len(imported, seq_len, default_seq_len)
     the_chip = get_chip(chip)
     workload = TrainingWorkload(global_batch=global_batch, seq_len=imported.seq_len or 1, precision=precision)
-    result = plan_imported(imported, system_for(the_chip, system), chips, workload, chip=the_chip, top_k=top)
+    result = plan_imported(
+        imported,
+        system_for(the_chip, system),
+        chips,
+        workload,
+        chip=the_chip,
+        top_k=top,
+        mem_headroom=mem_headroom,
+    )
     d = result.to_dict() | {"unsupported_ops": dict(sorted(imported.unsupported.items()))}
     if imported.seq_len is None:
         d["workload"]["seq_len"] = None

@@ -12,6 +12,13 @@ masks (no Python loop per layout):
    (powers of two up to `global_batch`) and `recompute` (`options.recompute`); `LAYOUT_RULES` remove
    the combinations that are not valid. `sequence_parallel` is on exactly when `tp > 1`.
 
+Bounds (`EnumerateOptions`; a search restriction, like `zero_stages`): `tp`, `pp`, `cp`, `ep`,
+`vp` fix an axis to one value, `max_vp` and `max_cp` cap it (what a team is ready to run and debug:
+a plan with vp = 63 or cp = 16 is rarely one anybody launches first). They narrow the candidate
+values of their axis before the rules run, so `RejectionSummary` counts only what was searched. A
+fixed value that cannot occur (tp, pp or cp not dividing the chip count, vp not dividing
+num_layers, ep not dividing num_experts) is an InputError, not an empty search.
+
 Each candidate is charged to the *first* rule it breaks, in the order of the rule tables, so the
 counts in `RejectionSummary` add up to the candidates of their stage. The rules and where they come
 from (Megatron-LM is the reference implementation for tp/pp/vp/cp/ep):
@@ -82,6 +89,17 @@ class EnumerateOptions:
     tp_within_fastest_domain: bool = True
     uneven_pipeline: bool = True
     max_micro_batch: int | None = None  # None: up to global_batch / dp
+    # Bounds (module docstring): None leaves the axis free.
+    tp: int | None = None
+    pp: int | None = None
+    cp: int | None = None
+    ep: int | None = None
+    vp: int | None = None
+    max_vp: int | None = None
+    max_cp: int | None = None
+
+
+BOUND_FIELDS = ("tp", "pp", "cp", "ep", "vp", "max_vp", "max_cp", "max_micro_batch")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -308,11 +326,24 @@ def _check_inputs(
         raise InputError(
             "recompute", opts.recompute, f"must be a non-empty subset of {', '.join(RECOMPUTE_MODES)}"
         )
-    if opts.max_micro_batch is not None and opts.max_micro_batch < 1:
-        raise InputError("max_micro_batch", opts.max_micro_batch, "must be a positive integer")
+    for name in BOUND_FIELDS:
+        value = getattr(opts, name)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1
+        ):
+            raise InputError(name, value, "must be a positive integer")
     if model.num_layers < 1 or model.num_attention_heads < 1 or model.num_kv_heads < 1:
         raise InputError("model", model.name, "needs num_layers, num_attention_heads, num_kv_heads >= 1")
     return int(chips)
+
+
+def _bounded(values: np.ndarray, fixed: int | None, most: int | None, name: str, what: str) -> np.ndarray:
+    """`values` kept to the fixed one (InputError if it is not among them) and to at most `most`."""
+    if fixed is not None:
+        if fixed not in values:
+            raise InputError(name, fixed, f"must divide {what}")
+        values = values[values == fixed]
+    return values if most is None else values[values <= most]
 
 
 def fastest_domain_chips(system: System | None) -> int | None:
@@ -343,7 +374,11 @@ def enumerate_layouts(
 
     # Stage 1: ordered factorisations chips = dp * tp * pp * cp.
     d = divisors(n)
-    tp, pp, cp = (g.ravel() for g in np.meshgrid(d, d, d, indexing="ij"))
+    chips_text = f"the chip count {n}"
+    tp_values = _bounded(d, opts.tp, None, "tp", chips_text)
+    pp_values = _bounded(d, opts.pp, None, "pp", chips_text)
+    cp_values = _bounded(d, opts.cp, opts.max_cp, "cp", chips_text)
+    tp, pp, cp = (g.ravel() for g in np.meshgrid(tp_values, pp_values, cp_values, indexing="ij"))
     inner = tp * pp * cp
     keep = n % inner == 0
     tp, pp, cp = tp[keep], pp[keep], cp[keep]
@@ -352,17 +387,26 @@ def enumerate_layouts(
     fact = {"dp": dp[order], "tp": tp[order], "pp": pp[order], "cp": cp[order]}
     f_alive, f_first, f_any = _apply(FACTORISATION_RULES, fact, ctx)
     allowed = {}
-    for axis in ("dp", "tp", "pp", "cp"):
-        alone = {a: (d if a == axis else np.ones_like(d)) for a in ("dp", "tp", "pp", "cp")}
-        allowed[axis] = tuple(d[_apply(FACTORISATION_RULES, alone, ctx)[0]].tolist())
+    searched = {"dp": d, "tp": tp_values, "pp": pp_values, "cp": cp_values}
+    for axis, values in searched.items():
+        alone = {a: (values if a == axis else np.ones_like(values)) for a in searched}
+        allowed[axis] = tuple(values[_apply(FACTORISATION_RULES, alone, ctx)[0]].tolist())
     fact = {k: v[f_alive] for k, v in fact.items()}
 
     # Stage 2: cross the surviving factorisations with the other axes (one broadcast axis each).
     gb = workload.global_batch
     max_mb = gb if opts.max_micro_batch is None else min(gb, opts.max_micro_batch)
     axes = {
-        "vp": divisors(model.num_layers),
-        "ep": divisors(model.num_experts) if model.is_moe else np.ones(1, dtype=np.int64),
+        "vp": _bounded(
+            divisors(model.num_layers), opts.vp, opts.max_vp, "vp", f"num_layers={model.num_layers}"
+        ),
+        "ep": _bounded(
+            divisors(model.num_experts) if model.is_moe else np.ones(1, dtype=np.int64),
+            opts.ep,
+            None,
+            "ep",
+            f"num_experts={model.num_experts}" if model.is_moe else f"1 ({model.name} has no experts)",
+        ),
         # 0 stands for "etp = tp" (the Megatron default), 1 for etp = 1 (MoE models only).
         "etp_one": np.arange(2 if model.is_moe else 1, dtype=np.int64),
         "zero": np.asarray(sorted(set(opts.zero_stages)), dtype=np.int64),
