@@ -140,15 +140,27 @@ def row_stack(row: PublishedRow) -> str:
     return str(rule["stack"]) if rule else "other"
 
 
+def _unexpressible_rule(row: PublishedRow) -> str | None:
+    for rule in mapping_data().get("unexpressible_rules", ()):
+        if "rows" in rule and row.id not in rule["rows"]:
+            continue
+        if rule.get("source") and not re.search(rule["source"], row.source):
+            continue
+        if rule.get("notes") and not re.search(rule["notes"], row.notes):
+            continue
+        return str(rule["reason"])
+    return None
+
+
 def express(row: PublishedRow) -> Case | Unexpressible:
     """Map one row onto twofold's objects, or say why it cannot be."""
     family = hardware_family(row)
     try:
         if row.task in LORA_TASKS:
             raise NotExpressible(LORA_REASON)
-        reason = mapping_data().get("unexpressible_rows", {}).get(row.id)
+        reason = _unexpressible_rule(row)
         if reason:
-            raise NotExpressible(str(reason))
+            raise NotExpressible(reason)
         chip, system, caveats = _hardware(row)
         if row.task == "infer":
             raise NotExpressible("inference row: predicted by the serving estimator (validate.inference)")
