@@ -46,6 +46,9 @@ def estimate(
     cp: int = typer.Option(1, "--cp", help="Context-parallel ranks (ring attention)."),
     ep: int = typer.Option(1, "--ep", help="Expert-parallel ranks (MoE)."),
     zero: int = typer.Option(1, "--zero", help="ZeRO stage 0-3 (3 = FSDP)."),
+    shard: int | None = typer.Option(
+        None, "--shard", help="With --zero 3: hybrid sharding (HSDP) within groups of N dp ranks."
+    ),
     micro_batch: int | None = typer.Option(
         None, "--micro-batch", help="Sequences per micro-batch per dp rank (default 1)."
     ),
@@ -88,17 +91,14 @@ def estimate(
         refuse_training_flags(
             seq_len=(seq_len, DEFAULT_SEQ_LEN), global_batch=(global_batch, None), vp=(vp, 1),
             cp=(cp, 1), zero=(zero, 1), micro_batch=(micro_batch, None), recompute=(recompute, "none"),
-            mem_headroom=(mem_headroom, None),
         )  # fmt: skip
         return estimate_infer(
             model=model, chip=chip, system=system, chips=chips, dp=dp, tp=tp, pp=pp, ep=ep, batch=batch,
             input_tokens=input_tokens, output_tokens=output_tokens, precision=precision, as_json=as_json,
             weight_precision=weight_precision, kv_precision=kv_precision, pad_heads=pad_heads,
+            mem_headroom=_headroom(mem_headroom),
         )  # fmt: skip
-    from twofold.parallel.memory import DEFAULT_MEM_HEADROOM, usable_memory_bytes
-
-    headroom = DEFAULT_MEM_HEADROOM if mem_headroom is None else mem_headroom
-    usable_memory_bytes(1.0, headroom)  # validates it before any model is read
+    headroom = _headroom(mem_headroom)
     micro_batch_given = micro_batch is not None
     micro_batch = 1 if micro_batch is None else micro_batch
     for name, value in (("global_batch", global_batch), ("seq_len", seq_len), ("micro_batch", micro_batch)):
@@ -129,6 +129,7 @@ def estimate(
         micro_batch=micro_batch,
         recompute=recompute,
         sequence_parallel=sequence_parallel,  # type: ignore[arg-type]
+        shard=shard,
     )
     the_chip = get_chip(chip)
     result = estimate_training(
@@ -146,6 +147,15 @@ def estimate(
         emit_json(d)
     else:
         _render(d)
+
+
+def _headroom(mem_headroom: float | None) -> float:
+    """--mem-headroom, or the default (`parallel.memory.DEFAULT_MEM_HEADROOM`), validated."""
+    from twofold.parallel.memory import DEFAULT_MEM_HEADROOM, usable_memory_bytes
+
+    headroom = DEFAULT_MEM_HEADROOM if mem_headroom is None else mem_headroom
+    usable_memory_bytes(1.0, headroom)  # InputError (exit 2) unless 0 <= headroom < 1
+    return headroom
 
 
 def with_usable_memory(d: dict[str, Any], mem_headroom: float) -> dict[str, Any]:
