@@ -16,7 +16,7 @@ from twofold.errors import InputError
 from twofold.estimate.inference import estimate_inference
 from twofold.estimate.inference_result import BREAKDOWN_TERMS
 from twofold.estimate.inference_types import InferenceLayout, InferenceWorkload
-from twofold.parallel.memory import FRAGMENTATION_FRACTION, WORKSPACE_FIXED_GIB
+from twofold.parallel.memory import DEFAULT_MEM_HEADROOM, FRAGMENTATION_FRACTION, WORKSPACE_FIXED_GIB
 from twofold.workload.registry import get_model
 
 AB = 2.0  # bf16 bytes per element
@@ -132,8 +132,9 @@ def test_kv_cache_memory_and_capacity_match_the_formula() -> None:
     est = _run(batch=b, input_tokens=n, output_tokens=out)
     per_token = 2 * m.num_layers * m.num_kv_heads * m.head_dim * AB  # 2 * L * kv_heads * head_dim * bytes
     assert est.memory_gib["kv_cache"] * 2**30 == pytest.approx(b * (n + out) * per_token, rel=1e-12)
-    # Capacity: the tokens that fill HBM beside the weights, activations and the documented headroom.
-    cap = 16 * 2**30
+    # Capacity: the tokens that fill the usable HBM (capacity less the fit rule's headroom) beside
+    # the weights, activations and the documented workspace.
+    cap = 16 * 2**30 * (1.0 - DEFAULT_MEM_HEADROOM)
     weights = est.memory_gib["weights"] * 2**30
     acts = est.memory_gib["activations"] * 2**30
 

@@ -96,3 +96,20 @@ def test_estimate_headroom_flag(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and "GiB usable (80 GiB, 5% headroom)" in " ".join(out.split())
     code, out, err = run_cli(capsys, *ESTIMATE, "--mem-headroom", "1.2")
     assert code == 2 and "mem_headroom" in out + err
+
+
+def test_serving_takes_the_headroom_too(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--infer`: the largest batch that fits shrinks as the headroom grows."""
+    infer = ("estimate", "--infer", "--model", "llama3.1-8b", "--chip", "h100", "--batch", "8", "--json")
+    code, out, _ = run_cli(capsys, *infer, "--mem-headroom", "0")
+    assert code == 0
+    plain = json.loads(out)
+    code, out, _ = run_cli(capsys, *infer, "--mem-headroom", "0.3")
+    assert code == 0
+    kept = json.loads(out)
+    assert kept["mem_headroom"] == 0.3
+    assert kept["usable_memory_gib"] == pytest.approx(kept["hbm_capacity_gib"] * 0.7)
+    assert 0 < kept["max_batch"] < plain["max_batch"]
+    code, out, err = run_cli(capsys, "plan", "--infer", "--model", "llama3.1-8b", "--chip", "h100",
+                             "--chips", "1", "--mem-headroom", "2")  # fmt: skip
+    assert code == 2 and "mem_headroom" in out + err

@@ -57,6 +57,7 @@ def estimate_infer(
     kv_precision: str | None,
     pad_heads: bool,
     as_json: bool,
+    mem_headroom: float,
 ) -> None:
     """`twofold estimate --infer`: dp from --chips / (tp*pp*ep) when --dp is not given."""
     from twofold.errors import InputError
@@ -83,11 +84,15 @@ def estimate_infer(
         layout,
         _workload(batch, input_tokens, output_tokens, precision, weight_precision, kv_precision),
         chip=the_chip,
+        mem_headroom=mem_headroom,
     )
+    from twofold.cli.estimate import with_usable_memory
+
+    d = with_usable_memory(result.to_dict(), mem_headroom)
     if as_json:
-        emit_json(result.to_dict())
+        emit_json(d)
     else:
-        _render_estimate(result.to_dict())
+        _render_estimate(d)
 
 
 def plan_infer(
@@ -107,6 +112,7 @@ def plan_infer(
     pad_heads: bool,
     top: int,
     as_json: bool,
+    mem_headroom: float,
 ) -> None:
     """`twofold plan --infer`: the serving layout and batch that maximise the objective under the targets."""
     from twofold.hardware.catalog import get_chip, system_for
@@ -125,6 +131,7 @@ def plan_infer(
         pad_heads=pad_heads,
         top_k=top,
         chip=the_chip,
+        mem_headroom=mem_headroom,
     )
     if as_json:
         emit_json(result.to_dict())

@@ -102,7 +102,6 @@ def plan(
             power=(power, []),
             idle_fraction=(idle_fraction, None),
             tokens=(tokens, None),
-            mem_headroom=(mem_headroom, None),
             tie_tolerance=(tie_tolerance, None),
             **{name: (value, None) for name, value in bounds.items()},
         )
@@ -110,7 +109,7 @@ def plan(
             model=model, chip=chip, system=system, chips=chips, input_tokens=input_tokens,
             output_tokens=output_tokens, precision=precision, weight_precision=weight_precision,
             kv_precision=kv_precision, max_ttft_ms=max_ttft_ms, max_tpot_ms=max_tpot_ms, objective=objective,
-            pad_heads=pad_heads, top=top, as_json=as_json,
+            pad_heads=pad_heads, top=top, as_json=as_json, mem_headroom=headroom,
         )  # fmt: skip
     for name, value in (("chips", chips), ("global_batch", global_batch), ("seq_len", seq_len), ("top", top)):
         if value < 1:

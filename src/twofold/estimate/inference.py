@@ -69,6 +69,7 @@ from twofold.estimate.inference_types import (
 )
 from twofold.hardware.types import Chip, System
 from twofold.parallel.comm import Group, LevelArrays, all_reduce_s, all_to_all_s, send_recv_s
+from twofold.parallel.memory import DEFAULT_MEM_HEADROOM, usable_memory_bytes
 from twofold.workload.graph import decode_ops, prefill_ops
 from twofold.workload.model import ModelConfig
 from twofold.workload.ops import Op
@@ -142,6 +143,7 @@ def evaluate_batches(
     chip: Chip | None = None,
     profile: CalibrationProfile | None = None,
     calibration: TrainingCalibration | None = None,
+    mem_headroom: float = DEFAULT_MEM_HEADROOM,
 ) -> dict[str, np.ndarray]:
     """Serving figures for `workload` at each batch size of `batches` (`workload.batch` is ignored),
     vectorised over the batches: one graph per distinct micro-batch size, all priced in one call.
@@ -153,9 +155,11 @@ def evaluate_batches(
     `calibration` (`cost.calibration`; None = the shipped factors, as in `estimate.training`) sets
     the profile (unless `profile` is given) and the collective efficiency. Its per-op overhead
     factor, which describes eager training steps, is left out: serving engines replay decode
-    steps as CUDA graphs (vLLM, TensorRT-LLM), so the profile's `op_overhead_s` stands.
+    steps as CUDA graphs (vLLM, TensorRT-LLM), so the profile's `op_overhead_s` stands. `fits`:
+    memory per chip at most capacity * (1 - `mem_headroom`) (`parallel.memory`, as in training).
     """
     chip = chip if chip is not None else _chip_of(system)
+    usable = usable_memory_bytes(chip.hbm_capacity_bytes, mem_headroom)
     calibration = shipped_calibration() if calibration is None else calibration
     calibration = calibration.with_factors(op_overhead_factor=1.0)
     profile = profile if profile is not None else profile_for(chip, calibration)
@@ -217,7 +221,7 @@ def evaluate_batches(
         "decode_tokens_per_s": layout.dp * batch / tpot,
         "micro_batches": m,
         "memory_per_chip_bytes": mem["total"],
-        "fits": mem["total"] <= chip.hbm_capacity_bytes,
+        "fits": mem["total"] <= usable,
     }
     for k in BREAKDOWN_TERMS:
         out[f"prefill_{k}_s"] = pre[k]
@@ -243,17 +247,28 @@ def estimate_inference(
     profile: CalibrationProfile | None = None,
     calibration: TrainingCalibration | None = None,
     stack: str = "auto",
+    mem_headroom: float = DEFAULT_MEM_HEADROOM,
 ) -> InferenceEstimate:
     """One serving estimate (module docstring): validates, prices the batch, finds the largest
-    batch that fits and the KV capacity. `stack`: the serving stack id ("auto": not known)."""
+    batch that fits and the KV capacity, both within capacity * (1 - `mem_headroom`). `stack`: the
+    serving stack id ("auto": not known)."""
     check_inference(model, system, layout, workload)
     chip = chip if chip is not None else _chip_of(system)
     row = evaluate_batches(
-        model, system, layout, workload, [workload.batch], chip=chip, profile=profile, calibration=calibration
+        model,
+        system,
+        layout,
+        workload,
+        [workload.batch],
+        chip=chip,
+        profile=profile,
+        calibration=calibration,
+        mem_headroom=mem_headroom,
     )
     served = serving_model(model, layout)
     act_per_seq = activation_bytes_per_sequence(served, layout, workload)
-    cap = capacity(served, layout, workload, chip.hbm_capacity_bytes, act_per_seq_bytes=act_per_seq)
+    usable = usable_memory_bytes(chip.hbm_capacity_bytes, mem_headroom)
+    cap = capacity(served, layout, workload, usable, act_per_seq_bytes=act_per_seq)
     return InferenceEstimate.from_row(
         {k: v[0] for k, v in row.items()},
         model=model,

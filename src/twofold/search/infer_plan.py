@@ -37,6 +37,7 @@ from twofold.estimate.inference_types import (
     serving_model,
 )
 from twofold.hardware.types import Chip, System
+from twofold.parallel.memory import DEFAULT_MEM_HEADROOM, usable_memory_bytes
 from twofold.workload.model import ModelConfig
 
 __all__ = ["INFERENCE_OBJECTIVES", "InferencePlan", "plan_inference"]
@@ -139,12 +140,13 @@ def _search_layout(
     workload: InferenceWorkload,
     max_batch: int,
     targets: tuple[float | None, float | None],
+    mem_headroom: float = DEFAULT_MEM_HEADROOM,
 ) -> tuple[int, dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """(candidates evaluated, rows, batches, feasible mask) for one layout: doubling grid, then refine."""
     ep = layout.ep
     grid = [ep * (1 << i) for i in range(64) if ep * (1 << i) <= max_batch]
     batches = np.unique(np.array(grid + [max_batch], dtype=np.int64))
-    row = evaluate_batches(model, system, layout, workload, batches, chip=chip)
+    row = evaluate_batches(model, system, layout, workload, batches, chip=chip, mem_headroom=mem_headroom)
     ok = _meets(row, *targets)
     n = len(batches)
     if ok.any() and not ok.all():
@@ -154,7 +156,9 @@ def _search_layout(
             fine = np.unique(np.linspace(lo, hi, REFINE_POINTS + 2).round().astype(np.int64)[1:-1]) * ep
             fine = fine[(fine > batches[last]) & (fine < batches[last + 1])]
             if fine.size:
-                extra = evaluate_batches(model, system, layout, workload, fine, chip=chip)
+                extra = evaluate_batches(
+                    model, system, layout, workload, fine, chip=chip, mem_headroom=mem_headroom
+                )
                 row = {k: np.concatenate([row[k], extra[k]]) for k in row}
                 batches = np.concatenate([batches, fine])
                 ok = np.concatenate([ok, _meets(extra, *targets)])
@@ -175,10 +179,12 @@ def plan_inference(
     pad_heads: bool = False,
     top_k: int = 10,
     chip: Chip | None = None,
+    mem_headroom: float = DEFAULT_MEM_HEADROOM,
 ) -> InferencePlan:
     """Search serving layouts and batch sizes (module docstring); `workload.batch` is replaced by
     the searched batch, `batch_limit` caps it (e.g. an engine's maximum concurrency). `chip`
-    overrides the system's catalog chip (a what-if or measured chip)."""
+    overrides the system's catalog chip (a what-if or measured chip). Memory fits within capacity
+    * (1 - `mem_headroom`) (`parallel.memory`)."""
     from twofold.hardware.catalog import get_chip, system_for
 
     start = time.perf_counter()
@@ -198,6 +204,7 @@ def plan_inference(
             "objective", objective, f"system {system.id} has no price ({system.price_note or 'unknown'})"
         )
     check_inference(model, system, InferenceLayout(), replace(workload, batch=1))
+    usable = usable_memory_bytes(chip.hbm_capacity_bytes, mem_headroom)
 
     rejected: dict[str, int] = {}
     ranked: list[tuple[float, InferenceLayout, int, dict[str, Any]]] = []
@@ -212,9 +219,7 @@ def plan_inference(
             key = f"{exc.field}: {exc.rule}"
             rejected[key] = rejected.get(key, 0) + 1
             continue
-        max_batch = capacity(served, layout, workload, chip.hbm_capacity_bytes, act_per_seq_bytes=act)[
-            "max_batch"
-        ]
+        max_batch = capacity(served, layout, workload, usable, act_per_seq_bytes=act)["max_batch"]
         if batch_limit is not None:
             max_batch = min(max_batch, batch_limit - batch_limit % layout.ep)
         evaluated_layouts += 1
@@ -224,7 +229,7 @@ def plan_inference(
             )
             continue
         n, row, batches, ok = _search_layout(
-            model, system, chip, layout, workload, max_batch, (max_ttft_ms, max_tpot_ms)
+            model, system, chip, layout, workload, max_batch, (max_ttft_ms, max_tpot_ms), mem_headroom
         )
         candidates += n
         ttft_min, tpot_min = float(row["ttft_s"].min()) * 1e3, float(row["tpot_s"].min()) * 1e3
@@ -258,7 +263,9 @@ def plan_inference(
     explanation: list[str] = []
     if ranked:
         _, layout, batch, _ = ranked[0]
-        best = estimate_inference(model, system, layout, replace(workload, batch=batch), chip=chip)
+        best = estimate_inference(
+            model, system, layout, replace(workload, batch=batch), chip=chip, mem_headroom=mem_headroom
+        )
     else:
         explanation.append(f"no layout of {chips} x {chip.id} serves {model.name} under the targets")
         if fastest is not None:
