@@ -239,7 +239,7 @@ def estimate_imported_training(
         fsdp_mb, dp_mb, fsdp_hidden, dp_hidden_mb = (
             float(x)
             for x in fsdp_exposure(
-                ag3, rs3, fwd_window, bwd_window, unit_share, calibration.fsdp_comm_overlap
+                ag3, rs3, fwd_window, bwd_window, unit_share, calibration.fsdp_overlap_on(chip)
             )
         )
 

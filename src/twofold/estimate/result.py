@@ -67,6 +67,8 @@ class TrainingEstimate:
     memory_gib: Mapping[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     uncertainty: Uncertainty | None = None
+    # Stack, calibration and factors behind the numbers (`estimate.provenance`).
+    provenance: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_row(
@@ -79,6 +81,7 @@ class TrainingEstimate:
         layout: Layout,
         workload: TrainingWorkload,
         stack: str = "auto",
+        provenance: Mapping[str, Any] | None = None,
     ) -> TrainingEstimate:
         """Build from one row of `evaluate_layouts`' output; `stack` (the software stack id, "auto"
         when not known) picks the evidence of the uncertainty."""
@@ -111,6 +114,7 @@ class TrainingEstimate:
             hidden_comm=seconds_terms(row, "hidden_", HIDDEN_TERMS),
             memory_gib=gib_terms(row, MEMORY_TERMS),
             notes=tuple(notes),
+            provenance=dict(provenance or {}),
             uncertainty=uncertainty_for(
                 chip.id,
                 None,
@@ -141,4 +145,5 @@ class TrainingEstimate:
             "memory": with_unit(self.memory_gib, "gib"),
             "notes": list(self.notes),
             "uncertainty": None if self.uncertainty is None else self.uncertainty.to_dict(),
+            "provenance": dict(self.provenance),
         }

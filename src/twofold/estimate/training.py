@@ -40,6 +40,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from typing import Any
+
 import numpy as np
 
 from twofold.cost.calibration import TrainingCalibration, shipped_calibration
@@ -193,11 +195,11 @@ def evaluate_layouts(
         t_bwd=t_bwd,
         t_rc=t_rc,
         fsdp_levels=fsdp_levels,
-        tp_overlap=calibration.tp_overlap(chip.id),
-        ep_overlap=calibration.ep_overlap(chip.id),
-        fsdp_overlap=calibration.fsdp_comm_overlap,
+        tp_overlap=calibration.tp_overlap_on(chip),
+        ep_overlap=calibration.ep_overlap_on(chip),
+        fsdp_overlap=calibration.fsdp_overlap_on(chip),
     )
-    updated = np.where(lay.zero >= 1, p_ne / lay.dp_group + p_ex / lay.expert_dp_group, p_ne + p_ex)
+    updated = np.where(lay.zero >= 1, p_ne / lay.shard_group + p_ex / lay.expert_dp_group, p_ne + p_ex)
     t_opt = optimizer_time_s(updated, chip, prec, profile)
 
     m = lay.microbatches
@@ -270,12 +272,21 @@ def estimate_training(
     profile: CalibrationProfile | None = None,
     calibration: TrainingCalibration | None = None,
     mem_headroom: float = DEFAULT_MEM_HEADROOM,
+    stack: Any = None,
 ) -> TrainingEstimate:
     """One training-step estimate: validates the layout (`parallel.rules.check_layout`), then
     evaluates it through `evaluate_layouts` on a one-row table. It fits when its memory per chip
-    is at most capacity * (1 - `mem_headroom`)."""
+    is at most capacity * (1 - `mem_headroom`). `stack` (`cost.stack`: an id, a file, a Stack;
+    None = the calibration's, `auto` unless set) is the software stack that runs the step; the
+    result names it, the factors applied and the evidence behind its uncertainty
+    (`estimate.provenance`, `estimate.uncertainty`)."""
+    from twofold.estimate.provenance import training_provenance
+
     check_layout(model, layout, workload, chips)
     chip = _chip_for(system, chip)
+    calibration = shipped_calibration() if calibration is None else calibration
+    if stack is not None:
+        calibration = calibration.with_stack(stack)
     row = evaluate_layouts(
         model,
         system,
@@ -293,6 +304,8 @@ def estimate_training(
         chip=chip,
         layout=layout,
         workload=workload,
+        stack=calibration.stack_for(chip).id,
+        provenance=training_provenance(chip, calibration, workload.precision),
     )
     return _headroom_note(estimate, chip, mem_headroom)
 

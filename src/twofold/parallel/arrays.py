@@ -35,6 +35,7 @@ class LayoutArrays:
     recompute: np.ndarray  # int index into RECOMPUTE_MODES
     sp: np.ndarray  # bool: sequence parallelism on (only meaningful with tp > 1)
     etp: np.ndarray  # expert tensor-parallel size (tp unless the layout says otherwise)
+    shard: np.ndarray  # ZeRO-3 shard group in dp ranks (dp unless hybrid sharding)
     microbatches: np.ndarray  # m = global_batch / (dp * micro_batch)
     stage_layers: np.ndarray  # layers on the largest pipeline stage
     chips: np.ndarray
@@ -54,6 +55,7 @@ class LayoutArrays:
             recompute=np.asarray(table.recompute, dtype=np.int64),
             sp=(np.asarray(table.sequence_parallel) != 0) & (f["tp"] > 1),
             etp=np.maximum(np.asarray(table.expert_tp, dtype=float), 1.0) * np.ones_like(f["tp"]),
+            shard=f["dp"] if table.shard is None else np.clip(np.asarray(table.shard, float), 1.0, f["dp"]),
             microbatches=np.maximum(workload.global_batch / (f["dp"] * f["micro_batch"]), 1.0),
             stage_layers=stage_layers,
             chips=f["dp"] * f["tp"] * f["pp"] * f["cp"],
@@ -63,6 +65,17 @@ class LayoutArrays:
     def dp_group(self) -> np.ndarray:
         """Ranks holding replicas of the non-expert parameters (Megatron shards over DP x CP)."""
         return self.dp * self.cp
+
+    @property
+    def shard_group(self) -> np.ndarray:
+        """Ranks one copy of the non-expert states is sharded over: dp x cp, or with hybrid
+        sharding (`Layout.shard`) shard x cp; ZeRO-1/2 shard over the whole dp x cp group."""
+        return np.where(self.zero >= 3, self.shard * self.cp, self.dp * self.cp)
+
+    @property
+    def replicas(self) -> np.ndarray:
+        """Copies of the sharded states across hybrid-sharding groups (1 without hybrid sharding)."""
+        return self.dp_group / self.shard_group
 
     @property
     def expert_dp_group(self) -> np.ndarray:

@@ -34,7 +34,11 @@ class Layout:
 
     zero: 0 = plain DP (replicated optimizer), 1 = optimizer states sharded, 2 = + gradients,
     3 = + parameters (FSDP). micro_batch: sequences per micro-batch per data-parallel rank; the
-    number of micro-batches per step is global_batch / (dp * micro_batch).
+    number of micro-batches per step is global_batch / (dp * micro_batch). shard: with zero = 3,
+    the data-parallel ranks one copy of the model states is sharded over (hybrid sharding, PyTorch
+    FSDP `HYBRID_SHARD` / FSDP2 HSDP, DeepSpeed ZeRO++ hpZ): states are sharded within groups of
+    `shard` ranks and replicated across the dp / shard groups; None = over all dp ranks (full
+    shard).
     """
 
     dp: int = 1
@@ -48,11 +52,19 @@ class Layout:
     recompute: Literal["none", "selective", "full"] = "none"
     sequence_parallel: bool = True
     etp: int | None = None  # expert tensor parallelism; None (canonical for etp == tp): equal to tp
+    shard: int | None = None  # ZeRO-3 shard group in dp ranks; None (canonical for shard == dp): dp
 
     def __post_init__(self) -> None:
         # One spelling per layout: etp == tp is stored as None, so equal layouts compare equal.
         if self.etp is not None and self.etp == self.tp:
             object.__setattr__(self, "etp", None)
+        if self.shard is not None and self.shard == self.dp:
+            object.__setattr__(self, "shard", None)
+
+    @property
+    def shard_dp(self) -> int:
+        """The data-parallel ranks the ZeRO-3 states are sharded over (dp unless hybrid)."""
+        return self.dp if self.shard is None else self.shard
 
     @property
     def chips(self) -> int:
@@ -80,6 +92,7 @@ class LayoutTable:
     recompute: np.ndarray
     sequence_parallel: np.ndarray
     etp: np.ndarray | None = None
+    shard: np.ndarray | None = None  # ZeRO-3 shard group in dp ranks (None: dp on every row)
 
     def __len__(self) -> int:
         return int(self.dp.shape[0])
@@ -92,6 +105,10 @@ class LayoutTable:
                 values = [RECOMPUTE_MODES.index(lay.recompute) for lay in layouts]
             elif f.name == "etp":
                 values = [lay.expert_tp for lay in layouts]
+            elif f.name == "shard":
+                if all(lay.shard is None for lay in layouts):
+                    continue
+                values = [lay.shard_dp for lay in layouts]
             else:
                 values = [int(getattr(lay, f.name)) for lay in layouts]
             cols[f.name] = np.asarray(values, dtype=np.int64)

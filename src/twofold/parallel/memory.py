@@ -311,12 +311,12 @@ def memory_per_chip(
     gathered = (
         2.0
         * sb.weights
-        * (per_layer_ne * (1.0 - 1.0 / lay.dp_group) + per_layer_ex * (1.0 - 1.0 / lay.expert_dp_group))
+        * (per_layer_ne * (1.0 - 1.0 / lay.shard_group) + per_layer_ex * (1.0 - 1.0 / lay.expert_dp_group))
     )
     fsdp_buffer = np.where(zero >= 3, gathered, 0.0)
 
     def stage(extra: np.ndarray, act: np.ndarray) -> dict[str, np.ndarray]:
-        w1, g1, o1 = model_states_bytes(ne_layers + extra, lay.dp_group, zero, sb)
+        w1, g1, o1 = model_states_bytes(ne_layers + extra, lay.shard_group, zero, sb)
         w2, g2, o2 = model_states_bytes(experts, lay.expert_dp_group, zero, sb)
         parts = {
             "weights": w1 + w2 + fsdp_buffer,

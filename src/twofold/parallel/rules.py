@@ -152,9 +152,10 @@ def _raw(table: LayoutTable) -> Cols:
     cols = {
         name: np.asarray(getattr(table, name), dtype=np.int64)
         for name in table.__dataclass_fields__
-        if name != "etp"
+        if name not in ("etp", "shard")
     }
     cols["etp"] = np.asarray(table.expert_tp, dtype=np.int64) * np.ones_like(cols["tp"])
+    cols["shard"] = cols["dp"] if table.shard is None else np.asarray(table.shard, dtype=np.int64)
     return cols
 
 
@@ -199,6 +200,11 @@ def check_layout(
     """Raise `InputError(field, value, rule)` for the first rule `layout` breaks (see module doc)."""
     if layout.recompute not in RECOMPUTE_MODES:
         raise InputError("recompute", layout.recompute, f"must be one of {', '.join(RECOMPUTE_MODES)}")
+    if layout.shard is not None:
+        if layout.shard < 1 or layout.dp % layout.shard:
+            raise InputError("shard", layout.shard, f"must divide dp={layout.dp} (hybrid sharding groups)")
+        if layout.zero != 3:
+            raise InputError("shard", layout.shard, f"hybrid sharding needs zero=3 (got zero={layout.zero})")
     table = LayoutTable.from_layouts([layout])
     for field, text, mask in layout_violations(model, table, workload, chips):
         if mask[0]:

@@ -89,9 +89,9 @@ def bounded_phi(names: Sequence[str], phi: np.ndarray) -> np.ndarray:
     for name in ("comm", "fsdp"):
         if name in index:
             out[index[name]] = max(out[index[name]], 0.0)
-    if "fsdp_overlap" in index:  # theta in [1, 2]: an overlap fraction 2 - theta in [0, 1]
-        j = index["fsdp_overlap"]
-        out[j] = min(max(out[j], 0.0), math.log(2.0))
+    for name, j in index.items():  # theta in [1, 2]: an overlap fraction 2 - theta in [0, 1]
+        if name == "fsdp_overlap" or name.startswith("fsdp_overlap["):
+            out[j] = min(max(out[j], 0.0), math.log(2.0))
     comm = out[index["comm"]] if "comm" in index else 0.0
     for name, j in index.items():
         if name.startswith(("tp[", "ep[")):
@@ -183,7 +183,7 @@ def fit(
         for p in group_parameters(g):
             incidence[j, index[p]] = 1.0
     phi = np.zeros(len(names))
-    ridge = ridge_lambda * np.array([RIDGE_SCALE.get(name, 1.0) for name in names])
+    ridge = ridge_lambda * np.array([RIDGE_SCALE.get(name.split("[")[0], 1.0) for name in names])
     t_raw = np.array([r.step_time_s for r in used])
     sign = np.array([r.time_sign for r in used], dtype=float)
     e0 = np.array([r.log_error for r in used])
@@ -249,6 +249,11 @@ def to_training(theta: Mapping[str, float], base: TrainingCalibration) -> Traini
         ep_comm_overlap=overlap("ep["),
         op_overhead_factor=theta.get("op_overhead", 1.0),
         fsdp_comm_overlap=min(max(2.0 - theta.get("fsdp_overlap", 1.0), 0.0), 1.0),
+        fsdp_comm_overlap_by_flavour={
+            name[len("fsdp_overlap[") : -1]: min(max(2.0 - value, 0.0), 1.0)
+            for name, value in theta.items()
+            if name.startswith("fsdp_overlap[")
+        },
     )
 
 
@@ -272,6 +277,8 @@ def theta_of(c: TrainingCalibration) -> dict[str, float]:
         out["op_overhead"] = c.op_overhead_factor
     if c.fsdp_comm_overlap != 1.0:
         out["fsdp_overlap"] = 2.0 - c.fsdp_comm_overlap
+    for flavour, overlap in c.fsdp_comm_overlap_by_flavour.items():
+        out[f"fsdp_overlap[{flavour}]"] = 2.0 - overlap
     return out
 
 
