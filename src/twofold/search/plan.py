@@ -11,15 +11,15 @@ What a team will run, not just what scores best:
   `mem_headroom`) (`parallel.memory.DEFAULT_MEM_HEADROOM`, 5%: allocator fragmentation, NCCL
   buffers and what the memory model leaves out). The plan decides fit itself from the evaluator's
   `memory_per_chip_gib`, so every evaluator is held to the same rule.
-- **Ties prefer simpler layouts.** Layouts whose objective is within `tie_tolerance` (relative:
-  the best is at most 1 + tolerance times better; default `DEFAULT_TIE_TOLERANCE` = 3%) of the
-  best are ties; among them the ranking prefers fewer
-  parallel dimensions above 1 (dp, tp, pp, cp, ep), then smaller vp, then smaller cp, then smaller
-  tp * pp, then less memory. Why 3%: the same published figure moves by 5-10% across software
-  versions of the same source (docs/accuracy.md, DESIGN.md), so a 3% gap between two layouts is
-  below what the model resolves, while every extra dimension is one more thing to configure, debug
-  and keep balanced. Layouts outside the tolerance keep the objective's order (then memory, then
-  enumeration order). One `np.lexsort`, no Python loop per layout.
+- **Ties prefer simpler layouts.** Layouts whose objective is within `tie_tolerance` of the best
+  (relative: the best is at most 1 + tolerance times better; default `DEFAULT_TIE_TOLERANCE` = 3%)
+  are ties; among them the ranking prefers fewer parallel dimensions above 1 (dp, tp, pp, cp, ep),
+  then smaller vp, then smaller cp, then smaller tp * pp, then less memory. Why 3%: the same
+  published figure moves by 5-10% across software versions of one source (the accuracy floor of
+  the design notes; docs/accuracy.md, "release-to-release spread"), so a 3% gap between two
+  layouts is below what the model resolves, while every extra dimension is one more thing to
+  configure, debug and keep balanced. Layouts outside the tolerance keep the objective's order
+  (then memory, then enumeration order). One `np.lexsort`, no Python loop per layout.
 """
 
 from __future__ import annotations
