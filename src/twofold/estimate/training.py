@@ -39,7 +39,6 @@ still applies.
 from __future__ import annotations
 
 from dataclasses import replace
-
 from typing import Any
 
 import numpy as np
