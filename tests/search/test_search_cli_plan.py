@@ -45,6 +45,15 @@ def test_json_output_is_the_api_result(capsys: pytest.CaptureFixture[str]) -> No
         get_model("llama-tiny"), system_for(chip), 16, TrainingWorkload(global_batch=16, seq_len=256), top_k=3
     ).to_dict()
     assert len(d["top"]) == 3
+    # The CLI adds each listed layout's 80% interval (`estimate.uncertainty`), as an estimate has.
+    for row in [d["best"], *d["top"], *d["pareto"]]:
+        assert set(row.pop("uncertainty")) == {
+            "coverage",
+            "tokens_per_s_per_chip",
+            "step_time_s",
+            "mfu",
+            "evidence",
+        }
     for key in (
         "best",
         "top",

@@ -253,9 +253,20 @@ def _layout(lay: dict[str, Any] | None) -> str:
     )
 
 
+def _ratio_cell(r: dict[str, Any], metric: str) -> str:
+    """ "0.51 (0.23-1.12)": a ratio to the reference and its 80% range."""
+    ratio = r["ratio_to_reference"].get(metric)
+    bounds = (r.get("ratio_range") or {}).get(metric)
+    if ratio is None or bounds is None or bounds[0] == bounds[1]:
+        return _num(ratio, ".2f")
+    return f"{ratio:.2f} ({bounds[0]:.2f}-{bounds[1]:.2f})"
+
+
 def render_compare(d: dict[str, Any]) -> None:
     """The compare table, the factor table of the throughput ratio, and the notes."""
     from rich.table import Table
+
+    from twofold.cli._uncertainty import range_cell
 
     out = _console()
     w = d["workload"]
@@ -278,6 +289,7 @@ def render_compare(d: dict[str, Any]) -> None:
         "layout",
         "step s",
         f"{short}/s/chip",
+        f"{short}/s/chip 80%",
         "MFU",
         "GiB/chip",
         "days",
@@ -296,6 +308,7 @@ def render_compare(d: dict[str, Any]) -> None:
             _layout(r["layout"]),
             _num(r.get("step_time_s"), ".3g"),
             _num(r.get(f"{unit}_per_s_per_chip"), ",.0f"),
+            range_cell(r.get("uncertainty"), f"{unit}_per_s_per_chip"),
             _num(r.get("mfu"), ".1%"),
             _num(r.get("memory_per_chip_gib"), ".1f"),
             _num(r.get("time_to_train_days"), ",.1f"),
@@ -303,9 +316,19 @@ def render_compare(d: dict[str, Any]) -> None:
             _num(None if kwh is None else kwh / 1000, ",.1f"),
             _num(r.get(f"perf_per_watt_{unit}_per_j"), ".3g"),
             _num(r.get(f"perf_per_dollar_{unit}_per_usd"), ",.0f"),
-            _num(r["ratio_to_reference"].get("throughput_per_chip"), ".2f"),
+            _ratio_cell(r, "throughput_per_chip"),
         )
     out.print(table)
+    thin = list(
+        dict.fromkeys(
+            part for r in d["rows"] if r.get("thin_evidence") for part in r["thin_evidence"].split("; ")
+        )
+    )
+    out.print(
+        "80%: interval from the held-out error of the shipped rows; ratio ranges combine the two chips' "
+        "intervals in quadrature (independent errors, twofold.compare.ranges)"
+        + (f"; thin evidence: {'; '.join(thin)}" if thin else "")
+    )
     metric = "system_throughput" if d["mode"] != "chips" else "throughput_per_chip"
     names = next((list(f[metric]) for r in d["rows"] if (f := r["factors"]).get(metric)), [])
     if names:
@@ -420,15 +443,17 @@ def _render_claim(d: dict[str, Any], report_path: str | None) -> None:
         title=f"{c['chip_a']} vs {c['chip_b']}, {c['metric']}: claimed {c['multiplier']:.3g}x, "
         f"holds at >= {d['threshold']:.3g}x"
     )
-    for col in ("workload", "kind", "ratio", "holds", "main cause", "next cause", "note"):
-        table.add_column(col, justify="right" if col == "ratio" else "left")
+    for col in ("workload", "kind", "ratio", "80% range", "verdict", "main cause", "next cause", "note"):
+        table.add_column(col, justify="right" if col in ("ratio", "80% range") else "left")
     for r in d["rows"]:
-        holds = "unknown" if r["holds"] is None else ("yes" if r["holds"] else "no")
+        bounds = r.get("ratio_range")
+        verdict = r.get("verdict") or ("unknown" if r["holds"] is None else "yes" if r["holds"] else "no")
         table.add_row(
             r["workload"]["label"],
             r["workload"]["kind"],
             _num(r["ratio"], ".2f"),
-            holds,
+            "-" if bounds is None else f"{bounds[0]:.2f}-{bounds[1]:.2f}",
+            verdict.replace(" at this evidence", ""),
             r["dominant_cause"] or "",
             r["secondary_cause"] or "",
             r["note"],

@@ -155,10 +155,13 @@ def plan(
         options=EnumerateOptions(**bounds),
         stack=check_stack(stack),
     )
+    from twofold.cli._uncertainty import with_plan_uncertainty
+
+    d = with_plan_uncertainty(result.to_dict(), the_chip, check_stack(stack))
     if as_json:
-        emit_json(result.to_dict())
+        emit_json(d)
         return
-    _render(result.to_dict())
+    _render(d)
 
 
 # objective -> (column title, row key, format)
@@ -193,6 +196,8 @@ def _render(d: dict[str, Any]) -> None:
     from rich import box
     from rich.table import Table
 
+    from twofold.cli._uncertainty import short_range
+
     out = console()
     w = d["workload"]
     title = (
@@ -210,8 +215,8 @@ def _render(d: dict[str, Any]) -> None:
     table.add_column("recompute")
     # The objective's column takes step_s's place (tok/s carries the speed), keeping 80 columns.
     extra = _OBJECTIVE_COLUMNS.get(d["objective"])
-    for col in ("tok/s", "MFU", extra[0] if extra else "step_s", "GiB"):
-        table.add_column(col, justify="right")
+    for col in ("tok/s", "80%", "MFU", extra[0] if extra else "step_s", "GiB"):
+        table.add_column(col, justify="right", no_wrap=col == "80%")
     pareto = {tuple(sorted(p["layout"].items())) for p in d["pareto"]}
     for rank, row in enumerate(d["top"], start=1):
         lay = row["layout"]
@@ -221,6 +226,7 @@ def _render(d: dict[str, Any]) -> None:
             *(str(lay[k]) for k in axes),
             str(lay["recompute"]),
             f"{row['tokens_per_s_per_chip']:,.0f}",
+            short_range(row.get("uncertainty"), "tokens_per_s_per_chip"),
             f"{row['mfu']:.1%}",
             format(row[extra[1]], extra[2]) if extra else f"{row['step_time_s']:.3g}",
             f"{row['memory_per_chip_gib']:.1f}",
@@ -239,6 +245,12 @@ def _render(d: dict[str, Any]) -> None:
             )
         step = "" if extra else "; step_s: seconds per step"
         out.print(f"tok/s: tokens per second per chip; GiB: memory per chip{step}")
+        best_u = (d["best"] or {}).get("uncertainty")
+        if best_u:
+            out.print(
+                f"80%: tok/s interval from the held-out error of the shipped rows "
+                f"({best_u['evidence']['basis']}; {best_u['evidence']['rows_chip']} rows on this chip)"
+            )
         out.print("* also on the Pareto front of throughput against memory per chip")
         for line in _inputs_lines(d):
             out.print(line)

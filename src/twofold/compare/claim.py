@@ -11,8 +11,13 @@ workloads (`search.plan_inference`, each chip at its best serving plan) are
 compared on output tokens/s per chip (throughput, perf-per-dollar) or end-to-end request latency
 (latency), with the factors of `compare.infer_claim`.
 
-The answer: per workload the ratio, holds or not, and the dominant cause (the factor with the
-largest |log|, `compare.factors`); over the set the distribution (min, median, max) and a verdict.
+The answer: per workload the ratio, its 80% range (`compare.ranges`: the two chips' intervals from
+the held-out error of the shipped rows, combined in quadrature) and the dominant cause (the factor
+with the largest |log|, `compare.factors`); over the set the distribution (min, median, max) and a
+verdict. Each workload has one of three verdicts: "holds" when the whole range is at or above the
+threshold, "does not hold" when it is entirely below, "cannot tell at this evidence" when it
+straddles it (naming the chip whose evidence is thin). `holds` keeps the point estimate's answer
+(ratio >= threshold); the verdicts, per workload and overall, are the ranges'.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ from twofold.compare.claim_parse import CLAIM_METRICS, Claim, parse_claim
 from twofold.compare.compare import compare_targets
 from twofold.compare.factors import dominant_factor
 from twofold.compare.plans import PlanCache, Target, target
+from twofold.compare.ranges import CANNOT_TELL, DOES_NOT_HOLD, HOLDS, chip_uncertainty, range_verdict
+from twofold.compare.ranges import ratio_range as combined_range
+from twofold.compare.ranges import thin_evidence as thin_of
 from twofold.compare.workloads import CLAIM_WORKLOADS, ClaimWorkload
 from twofold.errors import InputError
 from twofold.parallel.layout import TrainingWorkload
@@ -40,6 +48,7 @@ __all__ = [
     "ClaimWorkload",
     "evaluate_claim",
     "evaluate_ratio",
+    "overall_verdict",
     "parse_claim",
 ]
 
@@ -59,12 +68,18 @@ class ClaimRow:
     layout_a: Mapping[str, Any] | None
     layout_b: Mapping[str, Any] | None
     note: str = ""
+    ratio_range: tuple[float, float] | None = None  # 80% range of `ratio` (`compare.ranges`)
+    verdict: str | None = None  # holds / does not hold / cannot tell at this evidence (the range's)
+    thin_evidence: str = ""  # "trn2: inherited from AWS Trainium": a chip without rows of its own
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "workload": asdict(self.workload),
             "ratio": self.ratio,
+            "ratio_range": None if self.ratio_range is None else list(self.ratio_range),
             "holds": self.holds,
+            "verdict": self.verdict,
+            "thin_evidence": self.thin_evidence,
             "factors": None if self.factors is None else dict(self.factors),
             "dominant_cause": self.dominant_cause,
             "secondary_cause": self.secondary_cause,
@@ -87,6 +102,8 @@ class ClaimResult:
     evaluated: int
     verdict: str
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # holds / does not hold / holds on some workloads / cannot tell at this evidence (the ranges')
+    overall: str = ""
     run: Mapping[str, Any] | None = None  # the sweep engine's summary; None when planned in process
 
     def to_dict(self) -> dict[str, Any]:
@@ -100,6 +117,7 @@ class ClaimResult:
             "holds_for": self.holds_for,
             "evaluated": self.evaluated,
             "verdict": self.verdict,
+            "overall": self.overall,
             "notes": list(self.notes),
             "run": None if self.run is None else dict(self.run),
         }
@@ -131,6 +149,11 @@ def _inference_row(
         metric=metric,
         cache=cache,
     )
+    ranged: dict[str, Any] = {}
+    if ratio is not None:
+        serving = {"output_tokens_per_s": 1.0}  # the relative interval: any positive value
+        ua, ub = chip_uncertainty(a, serving), chip_uncertainty(b, serving)
+        ranged = _ranged(combined_range(ratio, ua, ub), thin_of({a.label: ua, b.label: ub}), threshold)
     return ClaimRow(
         workload=w,
         ratio=ratio,
@@ -140,7 +163,15 @@ def _inference_row(
         layout_a=lay_a,
         layout_b=lay_b,
         note=note,
+        **ranged,
     )
+
+
+def _ranged(bounds: tuple[float, float] | None, thin: str, threshold: float) -> dict[str, Any]:
+    """The range fields of a `ClaimRow`: the range, its verdict and the thin evidence."""
+    if bounds is None:
+        return {}
+    return {"ratio_range": bounds, "verdict": range_verdict(*bounds, threshold), "thin_evidence": thin}
 
 
 def _row(a: Target, b: Target, w: ClaimWorkload, key: str, threshold: float, cache: PlanCache) -> ClaimRow:
@@ -169,6 +200,7 @@ def _row(a: Target, b: Target, w: ClaimWorkload, key: str, threshold: float, cac
         factors=factors,
         **_causes(factors),
         **layouts,
+        **_ranged(ra.ratio_range.get(key), ra.thin_evidence, threshold),
     )
 
 
@@ -284,7 +316,24 @@ def evaluate_ratio(
         verdict=_verdict(claim, rows, summary, held, threshold),
         notes=tuple(notes),
         run=run,
+        overall=overall_verdict(rows),
     )
+
+
+def overall_verdict(rows: Sequence[ClaimRow]) -> str:
+    """The ranges' verdict over the evaluated workloads: "holds" (every one holds), "does not hold"
+    (none does), "holds on some workloads" (each one decided, some each way), otherwise "cannot
+    tell at this evidence"; "" when no workload was evaluated."""
+    verdicts = {r.verdict for r in rows if r.ratio is not None}
+    if not verdicts:
+        return ""
+    if verdicts == {HOLDS}:
+        return HOLDS
+    if verdicts == {DOES_NOT_HOLD}:
+        return DOES_NOT_HOLD
+    if CANNOT_TELL in verdicts or None in verdicts:
+        return CANNOT_TELL
+    return "holds on some workloads"
 
 
 def _verdict(
@@ -295,12 +344,27 @@ def _verdict(
         reason = next((r.note for r in rows if r.note), "no workload could be evaluated")
         return f"cannot be checked: {said}; {reason}"
     spread = f"modelled {summary['min']:.2f}x to {summary['max']:.2f}x, median {summary['median']:.2f}x"
-    n = sum(1 for r in rows if r.ratio is not None)
-    if held == n:
-        return f"holds on all {n} workloads: {said}; {spread}"
-    if held:
-        return f"holds on {held} of {n} workloads (ratio >= {threshold:.2f}): {said}; {spread}"
-    return f"does not hold on any of {n} workloads (ratio >= {threshold:.2f} needed): {said}; {spread}"
+    evaluated = [r for r in rows if r.ratio is not None]
+    n = len(evaluated)
+    count = {v: sum(1 for r in evaluated if r.verdict == v) for v in (HOLDS, DOES_NOT_HOLD, CANNOT_TELL)}
+    point = f"point estimates >= {threshold:.2f}x on {held} of {n}"
+    overall = overall_verdict(rows)
+    if overall == HOLDS:
+        return f"holds on all {n} workloads (80% range >= {threshold:.2f}x): {said}; {spread}"
+    if overall == DOES_NOT_HOLD:
+        return f"does not hold on any of {n} workloads (80% range < {threshold:.2f}x): {said}; {spread}"
+    if overall != CANNOT_TELL:
+        return (
+            f"holds on {count[HOLDS]} of {n} workloads, does not hold on {count[DOES_NOT_HOLD]} "
+            f"(80% ranges against {threshold:.2f}x): {said}; {spread}"
+        )
+    thin = list(dict.fromkeys(p for r in evaluated if r.thin_evidence for p in r.thin_evidence.split("; ")))
+    why = f"; thin evidence: {'; '.join(thin)}" if thin else ""
+    return (
+        f"cannot tell at this evidence on {count[CANNOT_TELL]} of {n} workloads (80% range straddles "
+        f"{threshold:.2f}x; holds on {count[HOLDS]}, does not hold on {count[DOES_NOT_HOLD]}{why}): "
+        f"{said}; {spread}; {point}"
+    )
 
 
 def evaluate_claim(

@@ -8,12 +8,15 @@ Modes:
   to node_chips * 2^k). Needs every price (unknown prices give no sized row, never a free chip).
 - `same-power`: the same, with TDP (provisioned power) in place of price.
 
-Per row: layout, step time, tokens/s per chip, MFU, memory per chip, time to train `tokens`
+Per row: layout, step time, tokens/s per chip (with its 80% interval and the evidence behind it,
+`estimate.uncertainty`), MFU, memory per chip, time to train `tokens`
 (default: the Chinchilla-optimal 20 tokens per parameter, Hoffmann et al. 2022, "Training
 Compute-Optimal Large Language Models", arXiv 2203.15556; active parameters for MoE models, an
 assumption since that fit is for dense models), $ per million tokens and $ to train (`economics.
 prices`), power, energy per token, kWh and CO2 (`economics.power`), perf/W (tokens per joule) and
-perf/$ (tokens per dollar). Unknown prices and power stay None, never zero. Prices are of one kind
+perf/$ (tokens per dollar). Every ratio to the reference carries its 80% range
+(`compare.ranges`: the two chips' intervals combined in quadrature). Unknown prices and power stay
+None, never zero. Prices are of one kind
 (`price_kind`: on-demand, capacity-block or spot, `economics.PRICE_KINDS`); a chip without a
 published price of that kind is unknown, never priced at another kind.
 
@@ -35,10 +38,12 @@ from typing import Any
 
 from twofold.compare.factors import ChipTerms, chip_terms, dominant_factor, ratio_factors
 from twofold.compare.plans import ChipPlan, PlanCache, Target, plan_chip, target
+from twofold.compare.ranges import chip_uncertainty, ratio_range, thin_evidence
 from twofold.economics.power import busy_fraction, co2_kg, energy_kwh, energy_per_token_j
 from twofold.economics.prices import cost_usd, tokens_per_usd, usd_per_million_tokens
 from twofold.errors import InputError
 from twofold.estimate.result import BREAKDOWN_TERMS
+from twofold.estimate.uncertainty import Uncertainty
 from twofold.parallel.layout import Layout, TrainingWorkload
 from twofold.workload.imported import ImportedModel
 from twofold.workload.model import ModelConfig
@@ -113,6 +118,10 @@ class CompareRow:
     factors: Mapping[str, Mapping[str, float] | None] = field(default_factory=dict)
     dominant_cause: Mapping[str, str | None] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    uncertainty: Uncertainty | None = None  # of this row's figures; None without a fitting layout
+    # 80% range of each ratio to the reference (`compare.ranges`), None where the ratio is unknown.
+    ratio_range: Mapping[str, tuple[float, float] | None] = field(default_factory=dict)
+    thin_evidence: str = ""  # "trn2: inherited from AWS Trainium" for this chip or the reference
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -129,6 +138,9 @@ class CompareRow:
             "factors": {k: (None if v is None else dict(v)) for k, v in self.factors.items()},
             "dominant_cause": dict(self.dominant_cause),
             "notes": list(self.notes),
+            "uncertainty": None if self.uncertainty is None else self.uncertainty.to_dict(),
+            "ratio_range": {k: (None if v is None else list(v)) for k, v in self.ratio_range.items()},
+            "thin_evidence": self.thin_evidence,
         }
 
 
@@ -371,12 +383,14 @@ def compare_targets(
     if ref["metrics"] is None:
         raise InputError("reference", ref_label, "has no fitting layout: " + "; ".join(ref["notes"]))
     rows = []
+    sure = {t.label: _uncertainty(t, raw[t.label], unit) for t in targets}
     for tgt in targets:
         r = raw[tgt.label]
         if r["metrics"] is not None:
             totals, factors = _ratios(r, ref, mode)
         else:
             totals, factors = dict.fromkeys(RATIO_METRICS), dict.fromkeys(RATIO_METRICS)
+        ranges, thin = _ranges(totals, tgt.label, ref_label, sure)
         rows.append(
             CompareRow(
                 chip=tgt.label,
@@ -392,6 +406,9 @@ def compare_targets(
                 factors=factors,
                 dominant_cause={k: (None if v is None else dominant_factor(v)) for k, v in factors.items()},
                 notes=tuple(r["notes"]),
+                uncertainty=sure[tgt.label],
+                ratio_range=ranges,
+                thin_evidence=thin,
             )
         )
     return CompareResult(
@@ -408,6 +425,28 @@ def compare_targets(
         samples=budget if unit == "samples" else None,
         price_kind=_price_kind(targets),
     )
+
+
+def _uncertainty(tgt: Target, row: Mapping[str, Any], unit: str) -> Uncertainty | None:
+    """The intervals of a row's throughput, step time and MFU (None without a fitting layout)."""
+    m = row["metrics"]
+    if m is None:
+        return None
+    thr = metric_names(unit)["thr"]
+    return chip_uncertainty(tgt, {thr: m[thr], "step_time_s": m["step_time_s"], "mfu": m["mfu"]})
+
+
+def _ranges(
+    totals: Mapping[str, float | None], label: str, ref_label: str, sure: Mapping[str, Uncertainty | None]
+) -> tuple[dict[str, tuple[float, float] | None], str]:
+    """The 80% range of every known ratio of `label` to the reference, and whose evidence is thin."""
+    mine, ref = sure[label], sure[ref_label]
+    if mine is None or ref is None:
+        return dict.fromkeys(totals), ""
+    if label == ref_label:  # a chip against itself: exactly 1, whatever the error
+        return {k: (None if v is None else (v, v)) for k, v in totals.items()}, thin_evidence({label: mine})
+    ranges = {k: (None if v is None else ratio_range(v, mine, ref)) for k, v in totals.items()}
+    return ranges, thin_evidence({label: mine, ref_label: ref})
 
 
 def _price_kind(targets: Sequence[Target]) -> str:

@@ -29,8 +29,8 @@ import yaml
 
 __all__ = [
     "Evidence",
-    "TIME_FIGURES",
     "THROUGHPUT_FIGURES",
+    "TIME_FIGURES",
     "Uncertainty",
     "uncertainty_data",
     "uncertainty_for",

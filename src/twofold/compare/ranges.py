@@ -1,0 +1,84 @@
+"""Ratio ranges: how sure a ratio of two chips' estimates is (`estimate.uncertainty` per chip).
+
+Each chip's estimate carries an 80% interval of log(published / predicted) throughput,
+[q_lo, q_hi], whose width depends on the evidence behind the chip (measured, inherited from its
+family, specifications only). The log of a ratio A / B is off by r_A - r_B. Assumption: the two
+errors are independent, so their spreads add in quadrature,
+
+    log range = log ratio + (c_A - c_B) +- sqrt(h_A^2 + h_B^2),   c = (q_lo + q_hi) / 2,
+                                                                  h = (q_hi - q_lo) / 2,
+
+exact for independent normal errors (the half-widths of a common coverage then add as standard
+deviations do). Two chips measured on the same stack share part of their error (a mechanism the
+model lacks slows both), which would narrow the range toward |h_A - h_B|; a chip predicted from its
+specifications shares little with a measured one. Quadrature sits between perfectly correlated
+(|h_A - h_B|) and perfectly anti-correlated (h_A + h_B) errors; it is the assumption of an
+independent-errors propagation (JCGM 100:2008, "Guide to the expression of uncertainty in
+measurement", section 5.1), stated here because the held-out residuals cannot pin the correlation
+down with rows on so few chips.
+
+A claim on a workload (`compare.claim`) then has three verdicts: "holds" when the whole range is at
+or above the claimed threshold, "does not hold" when it is entirely below, and "cannot tell at this
+evidence" when it straddles it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from twofold.compare.plans import Target
+from twofold.estimate.uncertainty import Uncertainty, uncertainty_for
+
+__all__ = [
+    "CANNOT_TELL",
+    "DOES_NOT_HOLD",
+    "HOLDS",
+    "chip_uncertainty",
+    "range_verdict",
+    "ratio_range",
+    "stack_id",
+    "thin_evidence",
+]
+
+HOLDS = "holds"
+DOES_NOT_HOLD = "does not hold"
+CANNOT_TELL = "cannot tell at this evidence"
+
+
+def stack_id(tgt: Target) -> str:
+    """The id of the stack `tgt` runs ("auto" where it cannot be resolved)."""
+    from twofold.cost.calibration import shipped_calibration
+
+    try:
+        return str(shipped_calibration().with_stack(tgt.stack).stack_for(tgt.chip).id)
+    except (AttributeError, ValueError, KeyError):
+        return "auto"
+
+
+def chip_uncertainty(tgt: Target, figures: Mapping[str, float]) -> Uncertainty:
+    """The uncertainty of `figures` estimated on `tgt` (its chip, family and stack)."""
+    return uncertainty_for(tgt.chip.id, None, stack_id(tgt), figures)
+
+
+def ratio_range(ratio: float, a: Uncertainty, b: Uncertainty) -> tuple[float, float]:
+    """The 80% range of `ratio` = A / B of two estimates (module docstring: quadrature)."""
+    shift = a.log_center - b.log_center
+    half = math.hypot(a.log_half_width, b.log_half_width)
+    return ratio * math.exp(shift - half), ratio * math.exp(shift + half)
+
+
+def thin_evidence(labelled: Mapping[str, Uncertainty]) -> str:
+    """ "trn2: inherited from AWS Trainium": the chips whose evidence is not their own rows."""
+    return "; ".join(
+        f"{label}: {u.evidence.basis}" for label, u in labelled.items() if u.evidence.level != "measured"
+    )
+
+
+def range_verdict(low: float, high: float, threshold: float) -> str:
+    """The verdict of a claim whose ratio lies in [low, high] at the given coverage."""
+    if low >= threshold:
+        return HOLDS
+    if high < threshold:
+        return DOES_NOT_HOLD
+    return CANNOT_TELL
