@@ -232,6 +232,13 @@ class TrainingCalibration:
         stack = self.stack_for(chip)
         return self.ep_overlap(chip.id) if stack.value("ep_comm_overlap", self.family(chip.id)) else 0.0
 
+    def fsdp_flat_ring_on(self, chip: Any) -> bool:
+        """Whether the stack's ZeRO-3 collectives run as one flat ring over the data-parallel group
+        (DeepSpeed ZeRO-3: Narayanan et al. 2021 Table 2 stays flat with scale, `parallel.comm`)
+        rather than at the bus bandwidth NCCL reaches across multi-NIC nodes (PyTorch FSDP,
+        Megatron-FSDP, XLA)."""
+        return self.stack_for(chip).fsdp_flavour(self.family(chip.id)) == "deepspeed"
+
     def fsdp_overlap_on(self, chip: Any) -> float:
         """The fitted overlap fraction of the stack's FSDP flavour (`fsdp_comm_overlap` without one)."""
         flavour = self.stack_for(chip).fsdp_flavour(self.family(chip.id))

@@ -144,13 +144,17 @@ def stage_comm(
     ep_overlap: float = 0.0,
     fsdp_overlap: float = 1.0,
     op_overhead_s: float = 0.0,
+    fsdp_flat_ring: bool = True,
 ) -> StageComm:
     """Exposed and hidden communication seconds (module docstring): per micro-batch (`*_mb`) and
     per step (`dp_step_*`). `fsdp_levels`: the levels ZeRO-3 collectives run on (default
     `levels`); `tp_overlap` / `ep_overlap`: fraction of TP / EP communication hidden behind
     compute; `fsdp_overlap`: fraction of the hideable ZeRO-3/FSDP communication that hides
     (`fsdp_exposure`); `op_overhead_s`: the profile's fixed time per operator, paid once per extra
-    interleaved-pipeline chunk step."""
+    interleaved-pipeline chunk step; `fsdp_flat_ring`: price the ZeRO-3 collectives as one flat ring
+    at the network's per-chip bandwidth (DeepSpeed ZeRO-3, `parallel.comm.flat_collective_s`) or, when
+    False, as NCCL runs them across multi-NIC nodes (the hierarchical cost, which matches nccl-tests'
+    multi-node all-gather bus bandwidth; the stack's FSDP flavour decides, `cost.stack`)."""
     g = groups(levels, lay)
     h, e = model.hidden_size, act_bytes
     tp_sp = np.where(lay.sp, lay.tp, 1.0)
@@ -247,7 +251,7 @@ def stage_comm(
     buckets = lay.stage_layers
 
     def flat(group: str, nbytes: np.ndarray) -> np.ndarray:
-        return flat_collective_s(fl, g[group], nbytes, buckets=buckets)
+        return flat_collective_s(fl, g[group], nbytes, buckets=buckets, ring=fsdp_flat_ring)
 
     ag3 = np.where(z3, flat("shard", w_ne) + flat("edp", w_ex), 0.0)
     rs3 = np.where(z3, flat("shard", grads_ne) + flat("edp", grads_ex), 0.0)

@@ -197,6 +197,7 @@ def evaluate_layouts(
         tp_overlap=calibration.tp_overlap_on(chip),
         ep_overlap=calibration.ep_overlap_on(chip),
         fsdp_overlap=calibration.fsdp_overlap_on(chip),
+        fsdp_flat_ring=calibration.fsdp_flat_ring_on(chip),
     )
     updated = np.where(lay.zero >= 1, p_ne / lay.shard_group + p_ex / lay.expert_dp_group, p_ne + p_ex)
     t_opt = optimizer_time_s(updated, chip, prec, profile)

@@ -279,16 +279,19 @@ def flat_collective_s(
     *,
     passes: float = 1.0,
     buckets: np.ndarray | float = 1.0,
+    ring: bool = True,
 ) -> np.ndarray:
     """Seconds for `buckets` flat all-gathers / reduce-scatters (`passes` = 1) moving `nbytes` in
     all (module docstring, "Flat collectives"): where the group crosses a network level, one ring
     over all its members at that level's per-chip bandwidth with (n-1) latency steps per bucket;
-    otherwise the hierarchical cost plus the extra buckets' latency."""
+    otherwise the hierarchical cost plus the extra buckets' latency. `ring=False` prices every
+    bucket hierarchically (what NCCL reaches across nodes with one NIC per GPU: the multi-node
+    all-gather bus bandwidth of nccl-tests, kernels.csv, is several times one NIC's)."""
     buckets = np.asarray(buckets, dtype=float)
     inner = _hierarchical(levels, group, nbytes, passes)
     inner = inner + (buckets - 1.0) * _hierarchical(levels, group, np.zeros_like(group.size), passes)
     out = inner
-    if any(lv.multi_host for lv in levels):
+    if not ring or any(lv.multi_host for lv in levels):
         return out
     n_total = group.size
     for j, lv in enumerate(levels):

@@ -235,10 +235,8 @@ def _check_training_metric(row: PublishedRow) -> None:
 
     if row.metric not in TRAINING_METRICS:
         raise NotExpressible(f"metric {row.metric!r} ({row.unit}): validate.metrics has no prediction for it")
-    if row.metric == "mfu" and row.unit.strip() != "%":
-        raise NotExpressible(
-            f"MFU published as {row.unit!r}, not a percentage: validate.metrics predicts percent"
-        )
+    if row.metric == "mfu" and row.unit.strip() not in ("%", "fraction"):
+        raise NotExpressible(f"MFU published as {row.unit!r}: neither a percentage nor a fraction")
 
 
 def _source_caveats(row: PublishedRow) -> list[str]:
@@ -256,6 +254,7 @@ def _train_case(row: PublishedRow, family: str, chip: Any, system: Any, caveats:
 
     _check_training_metric(row)
     model = _model(row, caveats)
+    row = _one_microbatch_batch(row, caveats)
     if row.seq_len is None or row.global_batch is None:
         raise NotExpressible("sequence length or global batch not published")
     precision = _precision(row)
@@ -266,7 +265,8 @@ def _train_case(row: PublishedRow, family: str, chip: Any, system: Any, caveats:
             raise NotExpressible("number of steps to the target (trained tokens) not published")
         steps = round(tokens / (row.global_batch * row.seq_len))
         caveats.append("time-to-train includes evaluation and initialisation that twofold does not model")
-    layout = layout_for(row, caveats)
+    system = _row_network(row, system, caveats)
+    layout = layout_for(row, caveats, system=system)
     caveats.extend(_source_caveats(row))
     workload = TrainingWorkload(global_batch=row.global_batch, seq_len=row.seq_len, precision=precision)
     return Case(
@@ -283,7 +283,66 @@ def _train_case(row: PublishedRow, family: str, chip: Any, system: Any, caveats:
     )
 
 
-def layout_for(row: PublishedRow, caveats: list[str] | None = None) -> Any:
+_NODE_NETWORK = re.compile(r"(\d+(?:\.\d+)?) ?Gbps inter-node", re.IGNORECASE)
+
+
+def _row_network(row: PublishedRow, system: Any, caveats: list[str]) -> Any:
+    """The catalog system with its scale-out network set to what the row's notes state
+    ("400 Gbps inter-node": per node, shared by the node's chips), where they state it. The
+    catalog's systems carry the vendor reference network (e.g. one 200-400 Gb/s NIC per GPU);
+    clusters with fewer NICs per node run the same collectives over less bandwidth."""
+    from dataclasses import replace
+
+    match = _NODE_NETWORK.search(row.notes)
+    if match is None or not system.levels or system.levels[-1].kind != "network":
+        return system
+    per_chip = float(match.group(1)) / 8.0 / max(system.node_chips, 1)  # Gb/s per node -> GB/s per chip
+    outer = system.levels[-1]
+    caveats.append(
+        f"scale-out network from the row's notes: {match.group(1)} Gb/s per node = {per_chip:.2f} GB/s "
+        f"per chip (catalog {system.id}: {outer.bandwidth_gb_s_per_chip:g})"
+    )
+    levels = (*system.levels[:-1], replace(outer, bandwidth_gb_s_per_chip=per_chip))
+    return replace(system, levels=levels)
+
+
+def _one_microbatch_batch(row: PublishedRow, caveats: list[str]) -> PublishedRow:
+    """A row without a global batch whose source trains one micro-batch per rank per step (no
+    gradient accumulation; `one_microbatch_per_step` in mapping.yaml cites where it says so): the
+    global batch is micro_batch x dp. Other rows are returned as they are."""
+    from dataclasses import replace
+
+    if row.global_batch is not None or not source_convention(row).get("one_microbatch_per_step"):
+        return row
+    if row.micro_batch is None or row.chips is None:
+        return row
+    model_parallel = (row.tp or 1) * (row.pp or 1) * (row.cp or 1)
+    if row.chips % model_parallel:
+        return row
+    batch = row.micro_batch * (row.chips // model_parallel)
+    caveats.append(
+        f"global batch not published: {batch} = micro batch {row.micro_batch} x dp "
+        f"{row.chips // model_parallel} (the source's training loop has no gradient accumulation)"
+    )
+    return replace(row, global_batch=batch)
+
+
+def _hybrid_shard(
+    row: PublishedRow, system: Any, tp: int, cp: int, dp: int, caveats: list[str]
+) -> int | None:
+    """The shard group of a hybrid-sharded (HSDP) row: the data-parallel ranks of one scale-up
+    domain (PyTorch FSDP HYBRID_SHARD shards within a node and replicates across nodes)."""
+    if system is None or not re.search(r"HSDP|hybrid", row.zero_or_fsdp, re.IGNORECASE):
+        return None
+    domain = system.levels[0].domain_chips if system.levels else None
+    if not domain or domain % (tp * cp) or dp % (domain // (tp * cp)):
+        return None
+    shard = domain // (tp * cp)
+    caveats.append(f"hybrid sharding: states sharded within each {domain}-chip node ({shard} dp ranks)")
+    return shard if shard < dp else None
+
+
+def layout_for(row: PublishedRow, caveats: list[str] | None = None, system: Any = None) -> Any:
     """The row's `Layout` in chips (conventions in the module docstring); raises NotExpressible.
     Conversions taken on the way are appended to `caveats`."""
     from twofold.parallel.layout import Layout
@@ -300,7 +359,7 @@ def layout_for(row: PublishedRow, caveats: list[str] | None = None) -> Any:
     tp, pp, cp = row.tp or 1, row.pp or 1, row.cp or 1
     dp = row.dp
     micro_batch = row.micro_batch or 1
-    fsdp = bool(re.search(r"fsdp|zero-3", row.zero_or_fsdp, re.IGNORECASE))
+    fsdp = bool(re.search(r"fsdp|zero-3|hybrid shard", row.zero_or_fsdp, re.IGNORECASE))
     if cores > 1:
         # NeuronCore counts -> chips: fold the cores of a chip into tensor parallelism when it is a
         # multiple of the cores per chip, otherwise into data parallelism (micro-batches merge).
@@ -360,6 +419,7 @@ def layout_for(row: PublishedRow, caveats: list[str] | None = None) -> Any:
         recompute=recompute,
         sequence_parallel=sequence_parallel,
         etp=etp,
+        shard=_hybrid_shard(row, system, tp, cp, dp, caveats) if zero == 3 else None,
     )
 
 
@@ -373,6 +433,8 @@ def _recompute(row: PublishedRow) -> str:
     if entry.get("reason"):
         raise NotExpressible(str(entry["reason"]))
     match = re.search(str(entry["notes"]), row.notes)
+    if match is None and entry.get("default"):
+        return str(entry["default"])  # the framework's documented default (cited in mapping.yaml)
     if match is None:
         raise NotExpressible(str(entry["missing"]))
     mode = entry.get("values", {}).get(match.group(1))

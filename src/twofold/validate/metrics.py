@@ -3,11 +3,12 @@
 | metric                  | prediction from the step time t (s)                                   |
 |-------------------------|-----------------------------------------------------------------------|
 | tokens_per_s_per_chip   | global_batch * seq_len / t / chips                                    |
+| tokens_per_s            | global_batch * seq_len / t (the whole job)                            |
 | sequences_per_s         | global_batch / t (whole job, as AWS Neuron publishes it)              |
 | step_time_s             | t                                                                     |
 | time_to_train_min       | steps * t / 60, steps = trained tokens / (global_batch * seq_len)     |
 | tflops_per_chip         | F_source / t / chips / 1e12                                           |
-| mfu (%)                 | 100 * F_source / t / chips / peak_source                              |
+| mfu (%)                 | 100 * F_source / t / chips / peak_source (unit "fraction": without 100) |
 
 F_source is the source's FLOP count (`validate.flops`: Megatron model FLOPs, Narayanan eq. (3) with
 recompute, MaxText's count); peak_source the peak the source divided by (312 TF for A100 in
@@ -25,7 +26,9 @@ from twofold.validate.mapping import Case, source_convention
 __all__ = ["THROUGHPUT_METRICS", "TRAINING_METRICS", "predict_training_figure", "source_flops"]
 
 # Metrics that are a throughput measurement of the training step (the accuracy target's rows).
-THROUGHPUT_METRICS = ("tokens_per_s_per_chip", "sequences_per_s", "step_time_s", "tflops_per_chip", "mfu")
+THROUGHPUT_METRICS = (
+    "tokens_per_s_per_chip", "tokens_per_s", "sequences_per_s", "step_time_s", "tflops_per_chip", "mfu",
+)
 TRAINING_METRICS = (*THROUGHPUT_METRICS, "time_to_train_min")
 
 
@@ -51,6 +54,8 @@ def predict_training_figure(case: Case, step_time_s: float) -> float:
     batch, seq = case.workload.global_batch, case.workload.seq_len
     if metric == "tokens_per_s_per_chip":
         return batch * seq / step_time_s / chips
+    if metric == "tokens_per_s":  # the whole job's
+        return batch * seq / step_time_s
     if metric == "sequences_per_s":
         return batch / step_time_s
     if metric == "step_time_s":
@@ -61,6 +66,7 @@ def predict_training_figure(case: Case, step_time_s: float) -> float:
         return case.steps * step_time_s / 60.0
     if metric == "tflops_per_chip":
         return source_flops(case) / step_time_s / chips / 1e12
-    if metric == "mfu":
-        return 100.0 * source_flops(case) / step_time_s / chips / _peak_flops_per_s(case)
+    if metric == "mfu":  # in percent, or as a fraction where the row's unit says so
+        scale = 1.0 if case.row.unit.strip() == "fraction" else 100.0
+        return scale * source_flops(case) / step_time_s / chips / _peak_flops_per_s(case)
     raise ValueError(f"{case.row.id}: metric {metric!r} is not a training figure")
