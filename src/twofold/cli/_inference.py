@@ -176,6 +176,8 @@ def _render_estimate(d: dict[str, Any]) -> None:
 def _render_plan(d: dict[str, Any]) -> None:
     from rich.table import Table
 
+    from twofold.cli._uncertainty import range_cell
+
     out = console()
     w = d["workload"]
     targets = ", ".join(
@@ -204,6 +206,13 @@ def _render_plan(d: dict[str, Any]) -> None:
         )
     if d["top"]:
         out.print(table)
+    u = (d.get("best") or {}).get("uncertainty")
+    if u:
+        out.print(
+            f"best: {u['coverage']:.0%} interval of output tokens/s "
+            f"{range_cell(u, 'output_tokens_per_s')} ({u['evidence']['basis']}; serving has one level, "
+            "the serving rows' in-sample error)"
+        )
     out.print(
         f"{d['evaluated_layouts']} layouts, {d['evaluated_candidates']} (layout, batch) candidates evaluated "
         f"in {d['elapsed_s']:.2f} s"
