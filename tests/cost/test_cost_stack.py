@@ -136,3 +136,27 @@ def test_cli_estimate_names_the_stack_it_ran(capsys: pytest.CaptureFixture[str])
     assert fsdp["step_time_s"] > auto["step_time_s"]
     code, _, err = run_cli(capsys, *args, "--stack", "fsdpp")
     assert code == 2 and "did you mean" in err
+
+
+def test_dynamic_fp8_scaling_reads_each_cast_input_once_more(tmp_path: Path, doc: dict) -> None:
+    from twofold.cost.roofline import op_time_terms
+    from twofold.workload.ops import Op
+
+    chip = get_chip("h100")
+    delayed = dict(doc, id="delayed")
+    delayed["mechanisms"] = dict(doc["mechanisms"], fp8_recipe={"value": "te-delayed", "source": "test"})
+    dynamic = dict(doc, id="dynamic")
+    dynamic["mechanisms"] = dict(doc["mechanisms"], fp8_recipe={"value": "torchao-tensorwise", "source": "t"})
+    (tmp_path / "a").mkdir()
+    a = load_stack_file(_write(tmp_path / "a", delayed))
+    b = load_stack_file(_write(tmp_path, dynamic))
+    n = 8192 * 4096
+    cast = Op(
+        name="layer.mlp.up.cast", kind="elementwise", phase="forward", flops=float(n),
+        bytes_read=2.0 * n, bytes_written=1.0 * n, count=1, dims={"elements": n}, dtype="bf16",
+    )  # fmt: skip
+    p_a, p_b = profile_for(chip, UNCALIBRATED.with_stack(a)), profile_for(chip, UNCALIBRATED.with_stack(b))
+    t_a, t_b = op_time_terms([cast], chip, p_a), op_time_terms([cast], chip, p_b)
+    bandwidth = chip.hbm_bandwidth_bytes_per_s * p_a.memory_efficiency
+    # Hand derivation: the amax pass adds one read of the BF16 input (2n bytes) at the same bandwidth.
+    assert t_b.memory_s[0] - t_a.memory_s[0] == pytest.approx(2.0 * n / bandwidth)

@@ -37,8 +37,12 @@ from twofold.cost.profile import CalibrationProfile
 from twofold.cost.profile_io import profile_from_dict
 from twofold.hardware.types import Chip
 
+# FP8 recipes that scale each tensor from its current amax (a reduction pass before the cast).
+DYNAMIC_FP8_RECIPES = frozenset({"torchao-tensorwise", "torchao-rowwise", "te-current"})
+
 __all__ = [
     "ARCHITECTURE_DEFAULTS",
+    "DYNAMIC_FP8_RECIPES",
     "apply_calibration",
     "architecture_default",
     "shipped_profile",
@@ -126,9 +130,11 @@ def apply_calibration(
         calibration.expert_gemm_efficiency_factor
     )
     extra["attention_kernel_factor"] = calibration.attention_efficiency_factor
-    overhead = calibration.op_overhead_factor if eager else 1.0
-    family = calibration.family(chip.id)
     stack = calibration.stack_for(chip)
+    family = calibration.family(chip.id)
+    if stack.fp8_recipe(family) in DYNAMIC_FP8_RECIPES:
+        extra["cast_amax_pass"] = 1.0
+    overhead = calibration.op_overhead_factor if eager else 1.0
     provenance = dict(profile.provenance)
     provenance["training calibration"] = str(calibration.provenance.get("summary", "cost/calibration.yaml"))
     provenance["stack"] = stack.id

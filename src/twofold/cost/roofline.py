@@ -256,6 +256,15 @@ def op_time_terms(ops: Sequence[Op], chip: Chip, profile: CalibrationProfile | N
     else:
         memory_s = moved / bandwidth
     overhead_s = np.full(count, float(profile.op_overhead_s))
+    amax = float(profile.extra.get("cast_amax_pass", 0.0))
+    if amax:
+        # Dynamic FP8 scaling (torchao Float8Linear, TE current scaling): the amax of each tensor is
+        # reduced before it is cast, one more read of the BF16 input and, in eager mode, one more
+        # kernel (`cost.stack` fp8_recipe; TE delayed scaling takes the scale from the amax history).
+        cast = np.array([op.name.endswith(".cast") for op in ops], dtype=bool)
+        read = np.array([op.bytes_read for op in ops], dtype=float)
+        memory_s = np.where(cast, memory_s + amax * read / bandwidth, memory_s)
+        overhead_s = np.where(cast, overhead_s * 2.0, overhead_s)
     time_s = np.maximum(compute_s, memory_s) + overhead_s
     return OpTimeTerms(compute_s=compute_s, memory_s=memory_s, overhead_s=overhead_s, time_s=time_s)
 
