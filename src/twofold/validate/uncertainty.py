@@ -122,12 +122,18 @@ def _covered(residuals: Sequence[float], low: float, high: float) -> float:
     return sum(1 for r in residuals if low <= r <= high) / len(residuals)
 
 
-def _level_entry(residuals: Sequence[float], low: float, high: float, source: str) -> dict[str, Any]:
+def _level_entry(
+    residuals: Sequence[float], low: float, high: float, source: str, own: tuple[float, float] | None = None
+) -> dict[str, Any]:
+    """A level's interval (after the monotone widening), its own quantiles before it, n, coverage."""
+    own_low, own_high = (low, high) if own is None else own
     return {
         "log_low": round(low, 6),
         "log_high": round(high, 6),
         "ratio_low": round(math.exp(low), 4),
         "ratio_high": round(math.exp(high), 4),
+        "own_ratio_low": round(math.exp(own_low), 4),
+        "own_ratio_high": round(math.exp(own_high), 4),
         "residuals": len(residuals),
         "empirical_coverage": round(_covered(residuals, low, high), 4) if residuals else None,
         "from": source,
@@ -144,11 +150,12 @@ def _training_levels(result: ValidationResult) -> dict[str, dict[str, Any]]:
     # level's residuals, the more conservative of its neighbours.
     for i, level in enumerate(LEVELS):
         own = residuals[level] or residuals[LEVELS[i + 1]]
-        low, high = _interval(own)
+        own_interval = _interval(own)
+        low, high = own_interval
         if previous is not None:
             low, high = min(low, previous[0]), max(high, previous[1])
         previous = (low, high)
-        out[level] = _level_entry(own, low, high, _LEVEL_SOURCE[level])
+        out[level] = _level_entry(own, low, high, _LEVEL_SOURCE[level], own_interval)
     return out
 
 
