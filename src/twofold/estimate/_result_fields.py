@@ -54,7 +54,7 @@ def fit_note(needed_gib: float, chip: Chip, *, mem_headroom: float = 0.0) -> str
 
 
 def usable_text(chip: Chip, mem_headroom: float) -> str:
-    """"76 GiB usable (80 GiB on h100, 5% headroom)": the memory a layout may use, and why."""
+    """The memory a layout may use, and why: "76 GiB usable (80 GiB on h100, 5% headroom)"."""
     usable, capacity = chip.hbm_capacity_gib * (1.0 - mem_headroom), chip.hbm_capacity_gib
     return f"{usable:.3g} GiB usable ({capacity:g} GiB on {chip.id}, {mem_headroom:.0%} headroom)"
 
