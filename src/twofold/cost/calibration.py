@@ -53,6 +53,10 @@ Parameters (each a multiplicative factor on an efficiency; 1.0 = the microbenchm
   catalog's per-chip link bandwidth (nccl-tests busbw over link bandwidth), one value for all
   systems; applied to every topology level's bandwidth (`LevelArrays.of_system`). Physically at
   most 1 (a collective cannot beat its links); the fit is bounded there (`validate.calibrate`).
+- `collective_efficiency_by_stack[<stack>]`: a stack's own factor on top (its bucket sizes,
+  communication streams and whether it launches collectives back to back are the framework's),
+  fitted with a prior at 1 so that a stack with few rows keeps the shared value; the reference
+  stack (`megatron`) has none. At most 1 / `collective_efficiency` (the links still bound it).
 - `fsdp_collective_efficiency`: the same for the flat parameter all-gathers and gradient
   reduce-scatters of ZeRO-3 / FSDP (`parallel.comm.flat_collective_s`), on top of
   `collective_efficiency`; per mechanism because those collectives are issued per parameter bucket
@@ -188,6 +192,9 @@ class TrainingCalibration:
     # FSDP flavour (`cost.stack`, e.g. "fsdp1", "deepspeed") -> its own fitted overlap fraction;
     # a flavour without one takes `fsdp_comm_overlap`.
     fsdp_comm_overlap_by_flavour: Mapping[str, float] = field(default_factory=dict)
+    # Stack id -> its collective efficiency relative to `collective_efficiency` (the bucketing,
+    # stream use and collective library of a framework; 1 where a stack has no fitted value).
+    collective_efficiency_by_stack: Mapping[str, float] = field(default_factory=dict)
     # chip id -> hardware family (the key of `gemm_efficiency_factor`).
     chip_families: Mapping[str, str] = field(default_factory=dict)
     provenance: Mapping[str, Any] = field(default_factory=dict)
@@ -231,6 +238,11 @@ class TrainingCalibration:
     def ep_overlap_on(self, chip: Any) -> float:
         stack = self.stack_for(chip)
         return self.ep_overlap(chip.id) if stack.value("ep_comm_overlap", self.family(chip.id)) else 0.0
+
+    def collective_efficiency_on(self, chip: Any) -> float:
+        """`collective_efficiency` times the stack's own factor (`collective_efficiency_by_stack`)."""
+        stack = self.stack_for(chip).id
+        return self.collective_efficiency * float(self.collective_efficiency_by_stack.get(stack, 1.0))
 
     def fsdp_flat_ring_on(self, chip: Any) -> bool:
         """Whether the stack's ZeRO-3 collectives run as one flat ring over the data-parallel group
@@ -370,6 +382,7 @@ def calibration_from_dict(data: Any) -> TrainingCalibration:
     return TrainingCalibration(
         fsdp_comm_overlap=float(overlap),
         fsdp_comm_overlap_by_flavour=MappingProxyType(_fractions(data, "fsdp_comm_overlap_by_flavour")),
+        collective_efficiency_by_stack=MappingProxyType(_positives(data, "collective_efficiency_by_stack")),
         gemm_efficiency_factor=MappingProxyType(gemm),
         tp_comm_overlap=MappingProxyType(_fractions(data, "tp_comm_overlap")),
         ep_comm_overlap=MappingProxyType(_fractions(data, "ep_comm_overlap")),
@@ -391,6 +404,9 @@ def calibration_to_dict(c: TrainingCalibration) -> dict[str, Any]:
         "fsdp_collective_efficiency": round(float(c.fsdp_collective_efficiency), 4),
         "op_overhead_factor": round(float(c.op_overhead_factor), 4),
         "fsdp_comm_overlap": round(float(c.fsdp_comm_overlap), 4),
+        "collective_efficiency_by_stack": {
+            k: round(float(v), 4) for k, v in sorted(c.collective_efficiency_by_stack.items())
+        },
         "fsdp_comm_overlap_by_flavour": {
             k: round(float(v), 4) for k, v in sorted(c.fsdp_comm_overlap_by_flavour.items())
         },

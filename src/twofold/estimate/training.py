@@ -151,10 +151,11 @@ def evaluate_layouts(
     lay = LayoutArrays.build(table, model, workload)
     counts = param_counts(model)
     nvls = calibration.in_network_reduction(chip.id)
-    levels = LevelArrays.of_system(system, calibration.collective_efficiency, in_network_reduction=nvls)
+    efficiency = calibration.collective_efficiency_on(chip)
+    levels = LevelArrays.of_system(system, efficiency, in_network_reduction=nvls)
     fsdp_levels = LevelArrays.of_system(
         system,
-        calibration.collective_efficiency * calibration.fsdp_collective_efficiency,
+        efficiency * calibration.fsdp_collective_efficiency,
         in_network_reduction=nvls,
     )
 

@@ -40,6 +40,8 @@ handful of parameters), projected onto the physical bounds after every step (`BO
 - `tp[<family>]` / `ep[<family>]` (exposed TP / EP communication): theta = theta_comm * (1 -
   overlap) with the overlap fraction in [0, 1], i.e. 0 < theta <= theta_comm; `to_training` turns
   it back into `tp_comm_overlap[<family>]` / `ep_comm_overlap[<family>]` = 1 - theta / theta_comm.
+- `comm_stack[<stack>]`: a non-reference stack's own factor on `comm` (and on `fsdp`), with
+  theta_comm * theta_stack >= 1; `to_training` gives `collective_efficiency_by_stack`.
 - `fsdp_overlap`: its group is the FSDP communication the model hides, seconds outside the step,
   so t_cal = t_raw + (theta - 1) * hidden with theta in [1, 2]; `fsdp_comm_overlap` = 2 - theta.
 """
@@ -79,7 +81,7 @@ HUBER_DELTA = math.log(1.5)
 # measurement, and the full FSDP overlap of the prefetch model is an assumption too, so the priors
 # that hold them at 1 are 100x weaker than the one holding the efficiency factors at their
 # microbenchmark values.
-RIDGE_SCALE = {"op_overhead": 0.01, "fsdp_overlap": 0.01}
+RIDGE_SCALE = {"op_overhead": 0.01, "fsdp_overlap": 0.01, "comm_stack": 0.1}
 
 
 def bounded_phi(names: Sequence[str], phi: np.ndarray) -> np.ndarray:
@@ -96,6 +98,8 @@ def bounded_phi(names: Sequence[str], phi: np.ndarray) -> np.ndarray:
     for name, j in index.items():
         if name.startswith(("tp[", "ep[")):
             out[j] = min(out[j], comm)
+        if name.startswith("comm_stack["):  # theta_comm * theta_stack >= 1: links still bound it
+            out[j] = max(out[j], -comm)
     return out
 
 
@@ -249,6 +253,11 @@ def to_training(theta: Mapping[str, float], base: TrainingCalibration) -> Traini
         ep_comm_overlap=overlap("ep["),
         op_overhead_factor=theta.get("op_overhead", 1.0),
         fsdp_comm_overlap=min(max(2.0 - theta.get("fsdp_overlap", 1.0), 0.0), 1.0),
+        collective_efficiency_by_stack={
+            name[len("comm_stack[") : -1]: 1.0 / value
+            for name, value in theta.items()
+            if name.startswith("comm_stack[")
+        },
         fsdp_comm_overlap_by_flavour={
             name[len("fsdp_overlap[") : -1]: min(max(2.0 - value, 0.0), 1.0)
             for name, value in theta.items()
@@ -277,6 +286,8 @@ def theta_of(c: TrainingCalibration) -> dict[str, float]:
         out["op_overhead"] = c.op_overhead_factor
     if c.fsdp_comm_overlap != 1.0:
         out["fsdp_overlap"] = 2.0 - c.fsdp_comm_overlap
+    for stack, factor in c.collective_efficiency_by_stack.items():
+        out[f"comm_stack[{stack}]"] = 1.0 / factor
     for flavour, overlap in c.fsdp_comm_overlap_by_flavour.items():
         out[f"fsdp_overlap[{flavour}]"] = 2.0 - overlap
     return out

@@ -150,8 +150,8 @@ def mechanism_groups(case: Case, prediction: object) -> dict[str, float]:
         "attention": compute * attention_share,
         # Compiled stacks fuse memory-bound ops: the unfused-traffic factor is an eager mechanism.
         "memory_bound": (compute * memory_share + optimizer) if eager else 0.0,
-        "comm": comm + (0.0 if tp_overlaps else tp) + (0.0 if ep_overlaps else ep),
-        "fsdp": float(breakdown.get("fsdp", 0.0)),
+        comm_parameter(stack.id): comm + (0.0 if tp_overlaps else tp) + (0.0 if ep_overlaps else ep),
+        fsdp_parameter(stack.id): float(breakdown.get("fsdp", 0.0)),
         f"tp[{case.family}]": tp if tp_overlaps else 0.0,
         f"ep[{case.family}]": ep if ep_overlaps else 0.0,
         "op_overhead": compute * overhead_share,
@@ -164,6 +164,22 @@ def mechanism_groups(case: Case, prediction: object) -> dict[str, float]:
 # DeepSpeed and Megatron-FSDP, on whose rows it was first fitted (docs/accuracy.md). PyTorch FSDP1/2
 # and XLA sharding prefetch differently and get their own parameter (`fsdp_overlap[<flavour>]`).
 _SHARED_FSDP_FLAVOURS = frozenset({"megatron-fsdp", "deepspeed", "none"})
+
+
+# The stack whose rows define the shared collective efficiency (most rows); others get their own
+# factor on top of it (`cost.calibration.collective_efficiency_by_stack`).
+REFERENCE_STACK = "megatron"
+
+
+def comm_parameter(stack: str) -> str:
+    """The calibration group of a stack's exposed communication: the shared `comm`, times the
+    stack's own `comm_stack[<stack>]` except for the reference stack."""
+    return "comm" if stack == REFERENCE_STACK else f"comm*comm_stack[{stack}]"
+
+
+def fsdp_parameter(stack: str) -> str:
+    """The group of exposed ZeRO-3 collectives: `fsdp`, times the stack's own communication factor."""
+    return "fsdp" if stack == REFERENCE_STACK else f"fsdp*comm_stack[{stack}]"
 
 
 def fsdp_overlap_parameter(flavour: str) -> str:
