@@ -108,8 +108,9 @@ def _uncertainty_table(result: ValidationResult) -> str:
     lines = [
         "**80% intervals of published / predicted throughput, by evidence level**",
         "",
-        "| level | residuals | own q10 / q90 | q10 / q90 after widening (ratio) | empirical coverage |",
-        "|---|---:|---:|---:|---:|",
+        "| level | residuals | own q10 / q90 | q10 / q90 after widening (ratio) | empirical coverage "
+        "| coverage, stack held out |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     levels = [(f"training: {k}", v) for k, v in doc["training"].items()]
     levels += [(f"serving: {k}", v) for k, v in doc.get("serving", {}).items()]
@@ -117,7 +118,9 @@ def _uncertainty_table(result: ValidationResult) -> str:
         lines.append(
             f"| {name} | {e['residuals']} | {e['own_ratio_low']:.3f} / {e['own_ratio_high']:.3f} | "
             f"{e['ratio_low']:.3f} / {e['ratio_high']:.3f} | "
-            f"{e['empirical_coverage']:.0%} |"
+            f"{e['empirical_coverage']:.0%} | "
+            + ("-" if e.get("coverage_stack_held_out") is None else f"{e['coverage_stack_held_out']:.0%}")
+            + " |"
         )
     return "\n".join(lines)
 

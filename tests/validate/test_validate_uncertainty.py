@@ -43,3 +43,17 @@ def test_levels_are_monotone_and_cover_their_residuals(held_out) -> None:  # noq
 
 def test_builder_is_deterministic(held_out) -> None:  # noqa: ANN001
     assert uncertainty_document(held_out) == uncertainty_document(validate(loso=True, lofo=True, loco=True))
+
+
+def test_stack_held_out_coverage_by_hand() -> None:
+    """Each stack's residuals against the interval of the other stacks' (n = 9 -> the extremes)."""
+    from twofold.validate.uncertainty import stack_held_out_coverage
+
+    tagged = [(float(x), "a") for x in range(9)] + [(100.0, "b")]
+    # Without "b": interval [0, 8] -> 100 is outside; without "a": one residual [100, 100] -> all of
+    # "a" outside. Covered: 0 of 10.
+    assert stack_held_out_coverage(tagged) == 0.0
+    tagged = [(float(x), "a") for x in range(9)] + [(4.0, "b")] + [(float(x), "c") for x in range(9)]
+    # Without "a": [0, 8] from b and c covers every a; likewise for c; b's 4 is inside: all 19.
+    assert stack_held_out_coverage(tagged) == 1.0
+    assert stack_held_out_coverage([(0.1, "a"), (0.2, "a")]) is None

@@ -30,7 +30,9 @@ with less evidence contains the one with more (each widened to the union with th
 
 Exchangeability is the assumption to doubt: rows of one source share a stack and often a model, so
 held-out groups are correlated and the coverage of a truly new case can fall short of 80%; the file
-records the empirical coverage of each level's interval on its own residuals.
+records the empirical coverage of each level's interval on its own residuals and, more honestly,
+`coverage_stack_held_out`: the coverage of each stack's residuals by the level's own interval
+computed without that stack.
 
 Serving: one level only, the in-sample residuals of the serving rows (output tokens/s): there are
 too few serving rows, on too few families, for held-out passes; TTFT and TPOT take the throughput's
@@ -60,6 +62,7 @@ __all__ = [
     "QUANTILES",
     "conformal_quantile",
     "level_residuals",
+    "stack_held_out_coverage",
     "uncertainty_document",
     "write_uncertainty",
 ]
@@ -99,6 +102,11 @@ def _residual(row: RowResult, predicted: float | None) -> float | None:
 
 def level_residuals(result: ValidationResult) -> dict[str, list[float]]:
     """The held-out log residuals of each evidence level (module docstring), in row order."""
+    return {level: [x for x, _ in pairs] for level, pairs in _tagged_residuals(result).items()}
+
+
+def _tagged_residuals(result: ValidationResult) -> dict[str, list[tuple[float, str]]]:
+    """(residual, stack of the row) of each evidence level, in row order."""
     train = [r for r in result.rows if r.throughput]
     chips_of: dict[str, set[str]] = {}
     for r in train:
@@ -109,9 +117,23 @@ def level_residuals(result: ValidationResult) -> dict[str, list[float]]:
         "specifications": [(r, r.lofo_predicted) for r in train],
     }
     return {
-        level: [x for row, pred in pairs if (x := _residual(row, pred)) is not None]
+        level: [(x, row.stack) for row, pred in pairs if (x := _residual(row, pred)) is not None]
         for level, pairs in picks.items()
     }
+
+
+def stack_held_out_coverage(tagged: Sequence[tuple[float, str]]) -> float | None:
+    """Coverage of a level's own interval on each stack's residuals when the quantiles are computed
+    without that stack (a second, grouped hold-out: how often the interval covers rows of a stack it
+    never saw); None with fewer than two stacks."""
+    stacks = sorted({g for _, g in tagged})
+    if len(stacks) < 2:
+        return None
+    covered = 0
+    for g in stacks:
+        low, high = _interval([x for x, h in tagged if h != g])
+        covered += sum(1 for x, h in tagged if h == g and low <= x <= high)
+    return covered / len(tagged)
 
 
 def _interval(residuals: Sequence[float]) -> tuple[float, float]:
@@ -141,7 +163,8 @@ def _level_entry(
 
 
 def _training_levels(result: ValidationResult) -> dict[str, dict[str, Any]]:
-    residuals = level_residuals(result)
+    tagged = _tagged_residuals(result)
+    residuals = {level: [x for x, _ in pairs] for level, pairs in tagged.items()}
     if not residuals["measured"] or not residuals["specifications"]:
         raise ValueError("the validation result lacks leave-one-stack-out or leave-one-family-out rows")
     out: dict[str, dict[str, Any]] = {}
@@ -149,13 +172,16 @@ def _training_levels(result: ValidationResult) -> dict[str, dict[str, Any]]:
     # From most to least evidence; an empty level (no family measured on two chips) takes the next
     # level's residuals, the more conservative of its neighbours.
     for i, level in enumerate(LEVELS):
-        own = residuals[level] or residuals[LEVELS[i + 1]]
+        source = level if residuals[level] else LEVELS[i + 1]
+        own = residuals[source]
         own_interval = _interval(own)
         low, high = own_interval
         if previous is not None:
             low, high = min(low, previous[0]), max(high, previous[1])
         previous = (low, high)
         out[level] = _level_entry(own, low, high, _LEVEL_SOURCE[level], own_interval)
+        held = stack_held_out_coverage(tagged[source])
+        out[level]["coverage_stack_held_out"] = None if held is None else round(held, 4)
     return out
 
 
