@@ -120,7 +120,7 @@ def test_key_is_sha256_of_sorted_compact_json_and_version() -> None:
         '{"chip":"h100","chips":8,"global_batch":16,"input_tokens":null,"max_tpot_ms":null,'
         '"max_ttft_ms":null,"mode":"training","model":"llama-tiny","model_digest":"",'
         '"objective":"throughput","output_tokens":null,"precision":"bf16","seq_len":256,'
-        '"system":"hgx-h100","top_k":2}'
+        '"stack":"auto","system":"hgx-h100","top_k":2}'
     )
     assert scenario.canonical_json() == canonical
     assert scenario_key(scenario, "1.2.3") == hashlib.sha256((canonical + "\n1.2.3").encode()).hexdigest()

@@ -174,18 +174,30 @@ def test_new_training_rows_map_as_their_notes_say() -> None:
     # tpu-recipes GT2074: 256 v6e, per-device batch 3, remat full (notes) -> 256 ranks of 3 sequences.
     layout = layout_for(_row("GT2074"))
     assert (layout.dp, layout.micro_batch, layout.recompute, layout.zero) == (256, 3, "full", 3)
-    # Recompute not in the notes (GT2085) or a policy twofold does not model (GT2076 is Gemma; GT2091 custom).
-    assert "not given" in express(_row("GT2085")).reason
+    # Recompute not in the notes (GT2085): MaxText's default remat_policy 'full' (configs/base.yml);
+    # a policy twofold does not model (GT2091 custom) stays unexpressible.
+    assert express(_row("GT2085")).layout.recompute == "full"
     assert "custom" in express(_row("GT2091")).reason
-    # Global batch not published (fms-fsdp), A800 without a 400 GB/s NVLink system, MI250X not in catalog.
-    assert "global batch" in express(_row("GT3001")).reason
+    # fms-fsdp: no gradient accumulation in its training loop, so the global batch is micro-batch 2
+    # x 128 data-parallel ranks; HSDP shards within each 8-GPU node; the notes' 400 Gbps per node
+    # (50 GB/s shared by 8 GPUs) replaces the catalog's network.
+    fms = express(_row("GT3001"))
+    assert fms.workload.global_batch == 2 * 128
+    assert (fms.layout.zero, fms.layout.shard) == (3, 8)
+    assert fms.system.levels[-1].bandwidth_gb_s_per_chip == pytest.approx(400 / 8 / 8)
+    # A800 without a 400 GB/s NVLink system, MI250X not in the catalog.
     assert "A800" in express(_row("GT3150")).reason
     assert "MI250X" in express(_row("GT5051")).reason
     # torchtune 70B "Tokens/sec" read per GPU exceeds the A100 peak; the dropless-MoE mesh is not published.
     assert "A100 peak" in express(_row("GT3044")).reason
     assert "FSDP=8" in express(_row("GT5043")).reason
-    # Whole-job tokens/s has no prediction in validate.metrics yet.
-    assert "tokens_per_s" in express(_row("GT3134")).reason
+    # Whole-job tokens/s (8 GPUs) is predicted as global_batch * seq_len / step time.
+    case = express(_row("GT3134"))
+    assert case.row.metric == "tokens_per_s" and case.layout.chips == 8
+    from twofold.validate.metrics import predict_training_figure
+
+    batch, seq = case.workload.global_batch, case.workload.seq_len
+    assert predict_training_figure(case, 2.0) == pytest.approx(batch * seq / 2.0)
 
 
 def test_serving_rows_of_the_new_files_are_handled_without_exceptions() -> None:

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from twofold.compare.plans import ChipPlan, PlanCache, Target
+from twofold.compare.plans import ChipPlan, PlanCache, Target, stack_key
 from twofold.compare.workloads import ClaimWorkload
 from twofold.errors import InputError
 from twofold.parallel.layout import Layout, TrainingWorkload
@@ -71,7 +71,7 @@ def claim_scenarios(
                 "system": t.system.id,
                 "chips": w.chips,
                 "top_k": 1,
-                "stack": t.stack if isinstance(t.stack, str) else "auto" if t.stack is None else t.stack.path,
+                "stack": stack_key(t.stack),
             }
             if w.phase == "inference":
                 out.append(
@@ -250,7 +250,7 @@ def run_claim_plans(
         tgt = by_chip[(s.chip, s.system)]
         if s.mode == "training":
             plan = _chip_plan(tgt, s, row.result)
-            cache[(get_model(s.model).name, s.chip, s.system, s.chips, plan.workload)] = plan
+            cache[(get_model(s.model).name, s.chip, s.system, s.chips, plan.workload, s.stack)] = plan
         else:
             best = row.result["best"]
             cache_key = (s.model, s.chip, s.system, s.chips, s.input_tokens, s.output_tokens, s.objective)

@@ -150,8 +150,14 @@ class _Recorder:
 PlanCache = dict[tuple[str, str, str, int, TrainingWorkload, str], ChipPlan]
 
 
-def _stack_key(stack: Any) -> str:
-    return "auto" if stack is None else str(getattr(stack, "path", "") or getattr(stack, "id", stack))
+def stack_key(stack: Any) -> str:
+    """How a target's stack is named in plan caches and sweep scenarios: "auto", a stack id or a
+    stack file's path (a Stack object: its file, else its id)."""
+    if stack is None:
+        return "auto"
+    if isinstance(stack, str):
+        return stack
+    return str(getattr(stack, "path", "") or getattr(stack, "id", stack))
 
 
 def search_chip(
@@ -181,7 +187,7 @@ def plan_chip(
 ) -> ChipPlan:
     """Best plan of `model` on `chips` chips of `tgt` (plan_training, throughput objective;
     `plan_imported` for an imported model)."""
-    key = (model.name, tgt.chip.id, tgt.system.id, chips, workload, _stack_key(tgt.stack))
+    key = (model.name, tgt.chip.id, tgt.system.id, chips, workload, stack_key(tgt.stack))
     if cache is not None and key in cache and cache[key].target.chip is tgt.chip:
         return cache[key]
     if isinstance(model, ImportedModel):

@@ -203,8 +203,12 @@ class TrainingCalibration:
     stack: Any = None
 
     def family(self, chip_id: str) -> str | None:
-        """The chip's hardware family; a calibration without families (UNCALIBRATED) uses the
-        shipped file's, so that the stack's per-family mechanisms still resolve."""
+        return self.chip_families.get(chip_id)
+
+    def stack_family(self, chip_id: str) -> str | None:
+        """The family a stack's per-family mechanisms are looked up by (and kernel measurements
+        found for): the chip's family, from the shipped file when this calibration has none
+        (UNCALIBRATED still runs the stack's kernels; it only has no fitted factors)."""
         if self.chip_families:
             return self.chip_families.get(chip_id)
         shipped = shipped_calibration()
@@ -228,16 +232,16 @@ class TrainingCalibration:
 
     def eager_on(self, chip: Any) -> bool:
         """Whether the stack runs `chip`'s steps as eager kernels (per-op overhead, unfused ops)."""
-        return bool(self.stack_for(chip).eager(self.family(chip.id)))
+        return bool(self.stack_for(chip).eager(self.stack_family(chip.id)))
 
     def tp_overlap_on(self, chip: Any) -> float:
         """The family's fitted TP overlap where the stack overlaps TP communication, else 0."""
         stack = self.stack_for(chip)
-        return self.tp_overlap(chip.id) if stack.value("tp_comm_overlap", self.family(chip.id)) else 0.0
+        return self.tp_overlap(chip.id) if stack.value("tp_comm_overlap", self.stack_family(chip.id)) else 0.0
 
     def ep_overlap_on(self, chip: Any) -> float:
         stack = self.stack_for(chip)
-        return self.ep_overlap(chip.id) if stack.value("ep_comm_overlap", self.family(chip.id)) else 0.0
+        return self.ep_overlap(chip.id) if stack.value("ep_comm_overlap", self.stack_family(chip.id)) else 0.0
 
     def collective_efficiency_on(self, chip: Any) -> float:
         """`collective_efficiency` times the stack's own factor (`collective_efficiency_by_stack`)."""
@@ -249,11 +253,11 @@ class TrainingCalibration:
         (DeepSpeed ZeRO-3: Narayanan et al. 2021 Table 2 stays flat with scale, `parallel.comm`)
         rather than at the bus bandwidth NCCL reaches across multi-NIC nodes (PyTorch FSDP,
         Megatron-FSDP, XLA)."""
-        return self.stack_for(chip).fsdp_flavour(self.family(chip.id)) == "deepspeed"
+        return self.stack_for(chip).fsdp_flavour(self.stack_family(chip.id)) == "deepspeed"
 
     def fsdp_overlap_on(self, chip: Any) -> float:
         """The fitted overlap fraction of the stack's FSDP flavour (`fsdp_comm_overlap` without one)."""
-        flavour = self.stack_for(chip).fsdp_flavour(self.family(chip.id))
+        flavour = self.stack_for(chip).fsdp_flavour(self.stack_family(chip.id))
         return float(self.fsdp_comm_overlap_by_flavour.get(flavour, self.fsdp_comm_overlap))
 
     def gemm_factor(self, chip_id: str, precision: str) -> float:

@@ -131,7 +131,7 @@ def apply_calibration(
     )
     extra["attention_kernel_factor"] = calibration.attention_efficiency_factor
     stack = calibration.stack_for(chip)
-    family = calibration.family(chip.id)
+    family = calibration.stack_family(chip.id)
     if stack.fp8_recipe(family) in DYNAMIC_FP8_RECIPES:
         extra["cast_amax_pass"] = 1.0
     overhead = calibration.op_overhead_factor if eager else 1.0

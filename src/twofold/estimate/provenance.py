@@ -23,7 +23,7 @@ def training_provenance(chip: Chip, calibration: TrainingCalibration, precision:
     from twofold.cost.defaults import shipped_profile
 
     stack = calibration.stack_for(chip)
-    family = calibration.family(chip.id)
+    family = calibration.stack_family(chip.id)
     eager = runs_eager(chip, calibration)
     kernel = stack.attention_kernel(family)
     attention_basis = kernel_basis(kernel, family)
