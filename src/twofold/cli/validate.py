@@ -28,12 +28,19 @@ def validate_command(
         False, "--loco", help="Add leave-one-chip-out error (refit without each chip)."
     ),
     calibration: str = typer.Option("shipped", "--calibration", help="shipped, none or in-sample."),
+    stack: str | None = typer.Option(
+        None,
+        "--stack",
+        help="A stack id: only the rows that ran it. A stack YAML file: every selected row run with it.",
+    ),
     show_rows: bool = typer.Option(False, "--rows", help="List every predicted row."),
 ) -> None:
     """Predict every published measurement twofold can express and report the error."""
     from twofold.validate import validate
 
-    result = validate(source=source, family=family, calibration=calibration, loso=loso, lofo=lofo, loco=loco)
+    result = validate(
+        source=source, family=family, calibration=calibration, loso=loso, lofo=lofo, loco=loco, stack=stack
+    )
     if plot is not None:
         from twofold.validate.plot import plot_predicted_vs_published
 

@@ -157,6 +157,7 @@ def validate(
     lofo: bool = False,
     loco: bool = False,
     predictor: Predictor | None = None,
+    stack: str | None = None,
 ) -> ValidationResult:
     """Predict the published rows (all, or one source / hardware family) and summarise the error.
 
@@ -168,12 +169,19 @@ def validate(
     family, `loco=True` per chip (module docstring). Every reported prediction comes from
     the estimator with the factors in place; the fit's linearisation (`validate.mechanisms`) only
     finds the factors. `source` and `family` match case-insensitively on a substring.
+
+    `stack`: a shipped stack id selects the rows that ran that stack (`mapping.row_stack`; every row
+    is always predicted with its own stack); a stack file (or a user stack, `cost.stack.get_stack`)
+    predicts the selected rows with that stack instead, with the shipped calibration (refitting a
+    stack of one's own is `twofold calibrate`'s job).
     """
     if calibration not in CALIBRATION_MODES:
         raise InputError("calibration", calibration, f"must be one of {', '.join(CALIBRATION_MODES)}")
     all_rows = tuple(load_rows() if rows is None else rows)
     selected = _select(all_rows, source=source, family=family)
     predictor = predictor or default_predictor
+    if stack is not None and stack != "auto":
+        selected, predictor = _with_stack(stack, selected, predictor, calibration, loso or lofo or loco)
     # The fit needs the uncalibrated prediction of every row it uses (LOSO: the whole dataset).
     held = {name: on for name, on in (("loso", loso), ("lofo", lofo), ("loco", loco)) if on}
     needed = all_rows if held or calibration == "in-sample" else selected
@@ -272,6 +280,30 @@ def _inference_chip(row: PublishedRow) -> str:
         return str(inference_call(row)["chip"].id)
     except (InputError, NotImplementedError):
         return ""
+
+
+def _with_stack(
+    stack: str, rows: list[PublishedRow], predictor: Predictor, calibration: str, held_out: bool
+) -> tuple[list[PublishedRow], Predictor]:
+    """`validate(stack=...)`: the rows of a shipped stack, or every selected row run with a stack file."""
+    from twofold.cost.stack import get_stack, list_stacks
+    from twofold.validate.mapping import row_stack
+
+    if stack in list_stacks():
+        out = [r for r in rows if row_stack(r) == stack]
+        if not out:
+            known = sorted({row_stack(r) for r in rows})
+            raise InputError("stack", stack, f"no selected row ran this stack; rows have: {', '.join(known)}")
+        return out, predictor
+    forced = get_stack(stack)  # a file or a user stack: refused by field if malformed
+    if calibration != "shipped" or held_out:
+        rule = "a stack file is predicted with the shipped calibration only (no refit or leave-out)"
+        raise InputError("stack", stack, rule)
+
+    def run(case: Case, factors: TrainingCalibration) -> StepPrediction:
+        return predictor(case, factors.with_stack(forced))
+
+    return rows, run
 
 
 def _select(rows: Sequence[PublishedRow], *, source: str | None, family: str | None) -> list[PublishedRow]:

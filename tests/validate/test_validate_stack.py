@@ -1,0 +1,41 @@
+"""`validate(stack=...)` / `twofold validate --stack`: a stack id selects the rows that ran it, a
+stack file predicts the selected rows with that stack."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import pytest
+import yaml
+
+from twofold.errors import InputError
+from twofold.validate import validate
+from twofold.validate.dataset import load_rows
+from twofold.validate.mapping import row_stack
+
+
+def test_a_stack_id_selects_its_rows() -> None:
+    result = validate(stack="fsdp-compile")
+    expected = {r.id for r in load_rows() if row_stack(r) == "fsdp-compile"}
+    predicted = {r.id for r in result.rows} | {u["id"] for u in result.unexpressible}
+    assert predicted == expected and result.overall is not None
+
+
+def test_a_stack_file_runs_every_selected_row_with_it(tmp_path: Path) -> None:
+    doc = yaml.safe_load(resources.files("twofold.cost").joinpath("stacks", "fsdp.yaml").read_text())
+    doc["id"] = "all-math"
+    doc["mechanisms"]["attention_kernel"]["value"] = "math"  # unfused attention: far slower
+    path = tmp_path / "all-math.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    own = validate(source="fms-fsdp")
+    forced = validate(source="fms-fsdp", stack=str(path))
+    pairs = {r.id: r.step_time_s for r in own.rows}
+    assert forced.rows and all(r.step_time_s > pairs[r.id] for r in forced.rows)
+    with pytest.raises(InputError, match="shipped calibration only"):
+        validate(source="fms-fsdp", stack=str(path), loso=True)
+
+
+def test_unknown_stack_is_refused() -> None:
+    with pytest.raises(InputError, match="unknown stack"):
+        validate(stack="fsdpp")
