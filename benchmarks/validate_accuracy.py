@@ -213,15 +213,21 @@ def main(argv: list[str] | None = None) -> int:
             )
         print()
     print("**fitted factors (efficiency factor = 1 / time multiplier theta)**\n")
-    print("| parameter | theta | efficiency factor |\n|---|---:|---:|")
+    print("rows: the rows whose step the parameter scales; theta over the leave-one-stack-out folds.\n")
+    print("| parameter | theta | efficiency factor | rows | leave-stack-out theta range |")
+    print("|---|---:|---:|---:|---:|")
+    evidence = fitted.calibration.get("parameters", {})
     for name, value in sorted(fitted.calibration["theta"].items()):
+        info = evidence.get(name, {})
+        lo_hi = info.get("loso_theta_range")
+        tail = f" {info.get('rows', 0)} | " + (f"{lo_hi[0]:.3f}-{lo_hi[1]:.3f} |" if lo_hi else "- |")
         if name == "op_overhead":  # applied as a time multiplier on the per-op overhead itself
-            print(f"| {name} (x the profile's op_overhead_s, GPU chips) | {value:.3f} | - |")
+            print(f"| {name} (x the profile's op_overhead_s, eager stacks) | {value:.3f} | - |{tail}")
             continue
-        if name == "fsdp_overlap":  # theta in [1, 2]: the overlap fraction is 2 - theta
-            print(f"| {name} (fsdp_comm_overlap = 2 - theta) | {value:.3f} | {2 - value:.3f} |")
+        if name.startswith("fsdp_overlap"):  # theta in [1, 2]: the overlap fraction is 2 - theta
+            print(f"| {name} (overlap = 2 - theta) | {value:.3f} | {2 - value:.3f} |{tail}")
             continue
-        print(f"| {name} | {value:.3f} | {1 / value:.3f} |")
+        print(f"| {name} | {value:.3f} | {1 / value:.3f} |{tail}")
     print(f"\n{len(fitted.unexpressible)} rows not expressible; worst calibrated rows:")
     for r in fitted.worst:
         print(f"  {r.id} {r.model[:30]:30s} {r.chip:7s} {r.signed_error_pct:+7.1f}%  {r.layout}")

@@ -115,6 +115,8 @@ def test_cli_stacks_lists_and_shows(capsys: pytest.CaptureFixture[str]) -> None:
     data = json.loads(out)
     assert {s["id"] for s in data["stacks"]} >= set(REQUIRED)
     assert data["auto"]["nvidia-gpu"] == "megatron"
+    rows = {s["id"]: s["published_rows"] for s in data["stacks"]}
+    assert rows["megatron"] > 100 and rows["fsdp"] > 0  # the evidence behind each stack's fit
     code, out, _ = run_cli(capsys, "stacks", "neuronx", "--json")
     assert code == 0 and json.loads(out)["mechanisms"]["attention_kernel"]["value"] == "nki"
     code, _, err = run_cli(capsys, "stacks", "nope")

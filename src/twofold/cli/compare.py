@@ -329,6 +329,13 @@ def render_compare(d: dict[str, Any]) -> None:
         "intervals in quadrature (independent errors, twofold.compare.ranges)"
         + (f"; thin evidence: {'; '.join(thin)}" if thin else "")
     )
+    stacks = [
+        f"{r['chip']} {r['stack']}" + (" (auto)" if r.get("stack_chosen_by") == "auto" else "")
+        for r in d["rows"]
+        if r.get("stack")
+    ]
+    if stacks:
+        out.print("software stack: " + ", ".join(stacks) + " (`twofold stacks`; --stack picks another)")
     metric = "system_throughput" if d["mode"] != "chips" else "throughput_per_chip"
     names = next((list(f[metric]) for r in d["rows"] if (f := r["factors"]).get(metric)), [])
     if names:

@@ -192,6 +192,7 @@ def _render(d: dict[str, Any]) -> None:
         f"{d['microbatches']} micro-batches (bubble {d['bubble_fraction']:.1%}), "
         f"{d['memory_per_chip_gib']:.1f} of {_usable(d)} per chip: {fits}"
     )
+    print_provenance(out, d.get("provenance") or {})
     table = Table(title="where the step time goes")
     for col in ("term", "seconds", "share"):
         table.add_column(col, justify="left" if col == "term" else "right")
@@ -211,6 +212,21 @@ def _usable(d: dict[str, Any]) -> str:
         return f"{d['hbm_capacity_gib']:g} GiB"
     capacity, headroom = d["hbm_capacity_gib"], d["mem_headroom"]
     return f"{d['usable_memory_gib']:.3g} GiB usable ({capacity:g} GiB, {headroom:.0%} headroom)"
+
+
+def print_provenance(out: Any, p: dict[str, Any]) -> None:
+    """One line on the stack and calibration behind an estimate, and its assumptions."""
+    if not p:
+        return
+    f = p["factors"]
+    chosen = " (auto: the vendor's reference stack)" if p["stack_chosen_by"].startswith("auto") else ""
+    out.print(
+        f"stack {p['stack']}{chosen}: attention {f['attention_kernel']} ({f['attention_kernel_basis']}), "
+        f"GEMM factor {f['gemm_efficiency_factor']:.3g} ({f['gemm_efficiency_factor_basis']}); "
+        f"calibration: {p['calibration']}"
+    )
+    for text in p.get("assumed", []):
+        out.print(f"assumed: {text}")
 
 
 def print_memory_and_notes(out: Any, d: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ _SHOWN = ("attention_kernel", "runtime", "fsdp_flavour", "fp8_recipe", "tp_comm_
 def _record(stack: Any) -> dict[str, Any]:
     from twofold.estimate.uncertainty import uncertainty_data
 
-    rows = (uncertainty_data().get("rows") or {}).get("stack") or {}
+    rows = ((uncertainty_data().get("rows") or {}).get("training") or {}).get("stack") or {}
     return {**stack.to_dict(), "published_rows": int(rows.get(stack.id, 0))}
 
 

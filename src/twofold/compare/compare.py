@@ -38,7 +38,7 @@ from typing import Any
 
 from twofold.compare.factors import ChipTerms, chip_terms, dominant_factor, ratio_factors
 from twofold.compare.plans import ChipPlan, PlanCache, Target, plan_chip, target
-from twofold.compare.ranges import chip_uncertainty, ratio_range, thin_evidence
+from twofold.compare.ranges import chip_uncertainty, ratio_range, stack_id, thin_evidence
 from twofold.economics.power import busy_fraction, co2_kg, energy_kwh, energy_per_token_j
 from twofold.economics.prices import cost_usd, tokens_per_usd, usd_per_million_tokens
 from twofold.errors import InputError
@@ -122,11 +122,15 @@ class CompareRow:
     # 80% range of each ratio to the reference (`compare.ranges`), None where the ratio is unknown.
     ratio_range: Mapping[str, tuple[float, float] | None] = field(default_factory=dict)
     thin_evidence: str = ""  # "trn2: inherited from AWS Trainium" for this chip or the reference
+    stack: str = "auto"  # the software stack the chip's plan was priced with (`cost.stack`)
+    stack_chosen_by: str = "auto"  # "auto" (the vendor's reference stack) or "--stack"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "chip": self.chip,
             "system": self.system,
+            "stack": self.stack,
+            "stack_chosen_by": self.stack_chosen_by,
             "chips": self.chips,
             "layout": None if self.layout is None else asdict(self.layout),
             **dict(self.metrics),
@@ -409,6 +413,8 @@ def compare_targets(
                 uncertainty=sure[tgt.label],
                 ratio_range=ranges,
                 thin_evidence=thin,
+                stack=stack_id(tgt),
+                stack_chosen_by="auto" if tgt.stack in (None, "auto") else "--stack",
             )
         )
     return CompareResult(

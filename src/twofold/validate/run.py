@@ -217,6 +217,10 @@ def validate(
     throughput_fit = [f for f in fit_rows.values() if _is_throughput(raw[f.id][0])]
     chosen, cal_info = _calibration(calibration, [f for f in throughput_fit if f.id in selected_ids])
     fold_cal = {name: _folds(throughput_fit, _FOLD_KEYS[name]) for name in held}
+    if calibration == "in-sample":
+        cal_info["parameters"] = _parameter_evidence(
+            [f for f in throughput_fit if f.id in selected_ids], fold_cal.get("loso", {})
+        )
 
     results: list[RowResult] = []
     for row in selected:
@@ -245,6 +249,25 @@ _FOLD_KEYS: dict[str, Callable[[cal.FitRow], str]] = {
     "lofo": lambda r: r.family,
     "loco": lambda r: r.chip,
 }
+
+
+def _parameter_evidence(
+    rows: Sequence[cal.FitRow], folds: Mapping[str, TrainingCalibration]
+) -> dict[str, dict[str, Any]]:
+    """Per fitted parameter: the rows whose step it scales, and the range of its time multiplier
+    over the leave-one-stack-out folds that fitted it (how far the evidence moves it)."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        for group, seconds in r.groups.items():
+            if seconds > 0:
+                for name in cal.group_parameters(group):
+                    out.setdefault(name, {"rows": 0})["rows"] += 1
+    thetas = [cal.theta_of(c) for c in folds.values()]
+    for name, info in out.items():
+        values = [t[name] for t in thetas if name in t]
+        if values:
+            info["loso_theta_range"] = [min(values), max(values)]
+    return out
 
 
 def _folds(rows: Sequence[cal.FitRow], key: Callable[[cal.FitRow], str]) -> dict[str, TrainingCalibration]:
