@@ -231,14 +231,7 @@ def stage_comm(
     bwd_window = OVERLAP_EFFICIENCY * (t_bwd + t_rc)
     fwd_window = OVERLAP_EFFICIENCY * t_fwd
 
-    # Hybrid sharding: after the in-group reduce-scatter, each rank all-reduces its gradient shard
-    # with the same shard of the other replicas (PyTorch FSDP HYBRID_SHARD; Zhao et al., "PyTorch
-    # FSDP", VLDB 2023, section 3.2.2), once per step like plain data parallelism.
-    replicas = lay.dp / lay.shard
-    shard_ar = np.where(
-        (zero == 3) & (replicas > 1), all_reduce_s(levels, g["replica"], grads_ne / (lay.shard * lay.cp)), 0.0
-    )
-    reduce_once = np.where(zero == 0, ar, np.where(zero <= 2, rs, shard_ar))
+    reduce_once = np.where(zero == 0, ar, np.where(zero <= 2, rs, 0.0))
     reduce_exposed = np.maximum(reduce_once - bwd_window, reduce_once * bucket)
     gather_once = np.where((zero == 1) | (zero == 2), ag, 0.0)
     gather_exposed = np.maximum(gather_once - fwd_window, gather_once * bucket)
@@ -254,7 +247,15 @@ def stage_comm(
         return flat_collective_s(fl, g[group], nbytes, buckets=buckets, ring=fsdp_flat_ring)
 
     ag3 = np.where(z3, flat("shard", w_ne) + flat("edp", w_ex), 0.0)
-    rs3 = np.where(z3, flat("shard", grads_ne) + flat("edp", grads_ex), 0.0)
+    # Hybrid sharding: after each unit's in-group reduce-scatter, the rank all-reduces its gradient
+    # shard with the same shard of the other replicas, on the same stream in the same post-backward
+    # hook (PyTorch FSDP HYBRID_SHARD; Zhao et al., "PyTorch FSDP", VLDB 2023, section 3.2.2), so it
+    # joins the reduce-scatter's schedule and overlap.
+    replicas = lay.dp / lay.shard
+    shard_ar = np.where(
+        replicas > 1, all_reduce_s(levels, g["replica"], grads_ne / (lay.shard * lay.cp)), 0.0
+    )
+    rs3 = np.where(z3, flat("shard", grads_ne) + flat("edp", grads_ex) + shard_ar, 0.0)
     out["fsdp_mb"], out["dp_mb"], out["fsdp_hidden_mb"], out["dp_hidden_mb"] = fsdp_exposure(
         ag3, rs3, fwd_window, bwd_window, layer_share, fsdp_overlap
     )
