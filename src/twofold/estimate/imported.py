@@ -192,9 +192,9 @@ def estimate_imported_training(
     workload = _workload(imported, workload_or_global_batch)
     check_imported_layout(imported, layout, workload)
     if chip is None:
-        from twofold.hardware.catalog import get_chip
+        from twofold.hardware.catalog import chip_of
 
-        chip = get_chip(system.chip_id)
+        chip = chip_of(system)
     fwd, bwd = imported.step_ops(fused=fuse)
     t_fwd, t_bwd = _time_s(fwd, chip, profile), _time_s(bwd, chip, profile)
 

@@ -47,6 +47,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
+from types import MappingProxyType
 
 import numpy as np
 
@@ -75,7 +77,7 @@ from twofold.workload.model import ModelConfig
 from twofold.workload.ops import Op
 from twofold.workload.precision import bytes_per_element
 
-__all__ = ["estimate_inference", "evaluate_batches"]
+__all__ = ["estimate_inference", "evaluate_batches", "serving_profile", "tp_allreduce_s"]
 
 _FIRST_STAGE = ("embedding",)
 _STAGE_TERMS = ("compute", "weight_read", "kv_cache", "activation_io", "overhead")
@@ -124,6 +126,37 @@ def _stage_terms(
     return {k: np.bincount(seg, weights=v * weight, minlength=n) for k, v in parts.items()}
 
 
+def serving_profile(profile: CalibrationProfile) -> CalibrationProfile:
+    """`profile` as serving engines run it: GEMMs by GEMV / split-K / stream-K kernels where that is
+    less work than tiles in waves (`cost.gemm.skinny_padded_flops`; decode batches are a few rows)."""
+    return replace(profile, extra=MappingProxyType({**profile.extra, "serving_gemm_kernels": 1.0}))
+
+
+def tp_allreduce_s(
+    levels: Sequence[LevelArrays], group: Group, nbytes: np.ndarray, system: System, chip: Chip, tp: int
+) -> np.ndarray:
+    """One tensor-parallel all-reduce of `nbytes` per chip, as serving engines run it.
+
+    The ring (`parallel.comm.all_reduce_s`) pays 2(tp-1) latency steps. Within one NVLink domain
+    vLLM's custom all-reduce (csrc/custom_all_reduce.cuh, `cross_device_reduce_1stage`) and
+    TensorRT-LLM's ONESHOT strategy instead have every GPU read its peers' buffers and reduce
+    locally: two synchronisations and (tp-1) x nbytes read over the chip's NVLink bandwidth,
+
+        t = 2 * latency + (tp - 1) * nbytes / bandwidth,
+
+    which wins for the small messages of decode (tokens x hidden x 2 bytes). The least of the two
+    is charged on GPUs whose tp group fits the innermost level; other chips (Neuron, TPU) keep the
+    ring. Left out: the collective efficiency of the level (the one-shot kernel is latency-bound at
+    these sizes) and the 2-stage variant for mid-sized messages.
+    """
+    ring = all_reduce_s(levels, group, nbytes)
+    inner = system.levels[0] if system.levels else None
+    if chip.architecture != "gpu" or inner is None or (inner.domain_chips or 0) < tp:
+        return ring
+    one_shot = 2.0 * inner.latency_us * 1e-6 + (tp - 1.0) * nbytes / (inner.bandwidth_gb_s_per_chip * 1e9)
+    return np.minimum(ring, one_shot)
+
+
 def _phase(stage: dict[str, np.ndarray], steps: np.ndarray, busy: np.ndarray) -> dict[str, np.ndarray]:
     step = np.zeros_like(steps)
     for v in stage.values():
@@ -162,7 +195,7 @@ def evaluate_batches(
     usable = usable_memory_bytes(chip.hbm_capacity_bytes, mem_headroom)
     calibration = shipped_calibration() if calibration is None else calibration
     calibration = calibration.with_factors(op_overhead_factor=1.0)
-    profile = profile if profile is not None else profile_for(chip, calibration)
+    profile = serving_profile(profile if profile is not None else profile_for(chip, calibration))
     served = serving_model(model, layout)
     tp, pp, ep = layout.tp, layout.pp, layout.ep
     batch = np.asarray(batches, dtype=float)
@@ -196,7 +229,8 @@ def evaluate_batches(
     pp_g = Group.place(levels, [(float(pp), float(tp * ep))])
     for stage, tokens in ((stage_p, sizes * float(n_in)), (stage_d, sizes.astype(float))):
         act = tokens * h * ab
-        stage["tp_allreduce"] = layers * 2.0 * all_reduce_s(levels, tp_g, act) if tp > 1 else 0.0 * act
+        ar = tp_allreduce_s(levels, tp_g, act, system, chip, tp) if tp > 1 else 0.0 * act
+        stage["tp_allreduce"] = layers * 2.0 * ar
         routed = act * served.num_experts_per_tok
         stage["ep_alltoall"] = moe_layers * 2.0 * all_to_all_s(levels, ep_g, routed) if ep > 1 else 0.0 * act
         stage["pp_sendrecv"] = send_recv_s(levels, pp_g, act) if pp > 1 else 0.0 * act
@@ -232,9 +266,9 @@ def evaluate_batches(
 
 
 def _chip_of(system: System) -> Chip:
-    from twofold.hardware.catalog import get_chip
+    from twofold.hardware.catalog import chip_of
 
-    return get_chip(system.chip_id)
+    return chip_of(system)
 
 
 def estimate_inference(

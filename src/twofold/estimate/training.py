@@ -96,11 +96,12 @@ def model_flops_per_token(model: ModelConfig, seq_len: int) -> float:
 
 
 def _chip_for(system: System, chip: Chip | None) -> Chip:
+    """`chip` if given, else the chip the system was built with (a what-if travels in it)."""
     if chip is not None:
         return chip
-    from twofold.hardware.catalog import get_chip
+    from twofold.hardware.catalog import chip_of
 
-    return get_chip(system.chip_id)
+    return chip_of(system)
 
 
 def _check_system(system: System, table: LayoutTable) -> None:

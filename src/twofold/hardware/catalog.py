@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from twofold.hardware.types import PRICE_KINDS, Chip, Figure, PriceQuote, Source
 __all__ = [
     "DATA_DIR",
     "Catalog",
+    "chip_of",
     "chip_to_dict",
     "default_catalog",
     "get_chip",
@@ -198,23 +199,39 @@ def single_chip_system(chip: Chip) -> System:
         max_chips=1,
         levels=(),
         price_note="no price: a single device outside the catalog",
+        chip=chip,
         notes=("built for a chip without a default system; holds one chip, no interconnect",),
     )
 
 
 def system_for(chip: Chip, system: str | None = None) -> System:
-    """The chip's default system, or the named one (which must hold this chip)."""
+    """The chip's default system, or the named one (which must hold this chip). A chip that is not
+    the catalog's entry of its id (a what-if built with `dataclasses.replace`) travels in the
+    system (`System.chip`), so that estimates price that chip and not the catalog one."""
     if system is None:
         if not chip.default_system:
             return single_chip_system(chip)
-        return get_system(chip.default_system)
+        return _carrying(get_system(chip.default_system), chip)
     found = get_system(system)
     if found.chip_id != chip.id:
         options = ", ".join(s.id for s in list_systems() if s.chip_id == chip.id) or "none in the catalog"
         raise InputError(
             "system", system, f"holds {found.chip_id}, not {chip.id} (systems for {chip.id}: {options})"
         )
-    return found
+    return _carrying(found, chip)
+
+
+def _carrying(system: System, chip: Chip) -> System:
+    """`system`, holding `chip` itself when `chip` differs from the catalog's entry of its id."""
+    index = default_catalog().chip_index
+    if index.get(chip.id) == chip:
+        return system
+    return replace(system, chip=chip)
+
+
+def chip_of(system: System) -> Chip:
+    """The chip a system holds: the one it was built with (`System.chip`), else the catalog's."""
+    return system.chip if system.chip is not None else get_chip(system.chip_id)
 
 
 def _source_dict(source: Source) -> dict[str, str]:

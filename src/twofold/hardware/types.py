@@ -203,6 +203,15 @@ class System:
     prices: Mapping[str, PriceQuote] = field(default_factory=dict)
     notes: tuple[str, ...] = ()  # structure and caveats (how levels nest, what is assumed)
     sources: tuple[Source, ...] = ()
+    # The chip object itself when it is not the catalog's (a what-if such as
+    # `replace(get_chip("h100"), hbm_bandwidth_tb_s=10)`, or the measured local device); None = the
+    # catalog chip `chip_id`. Estimates resolve the chip through `hardware.catalog.chip_of`, so a
+    # what-if is never silently replaced by the catalog entry of the same id.
+    chip: Chip | None = field(default=None, hash=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.chip is not None and self.chip.id != self.chip_id:
+            raise InputError("system.chip", self.chip.id, f"must be the system's chip {self.chip_id}")
 
     def price(self, kind: str = "on-demand") -> PriceQuote:
         """The published price of one kind; an unknown quote (None, with the reason) if there is none.

@@ -164,7 +164,7 @@ def _resolve_hardware(system_or_chip: System | Chip | str, chip: Chip | None) ->
     if isinstance(system_or_chip, Chip):
         return catalog.system_for(system_or_chip, None), system_or_chip
     if isinstance(system_or_chip, System):
-        return system_or_chip, catalog.get_chip(system_or_chip.chip_id)
+        return system_or_chip, catalog.chip_of(system_or_chip)
     raise InputError("system", system_or_chip, "must be a System, a Chip or a chip id")
 
 
