@@ -16,7 +16,24 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["gpu_padded_flops", "systolic_padded_flops", "ramp_flops"]
+__all__ = [
+    "SKINNY_GEMM_ROWS",
+    "gpu_padded_flops",
+    "ramp_flops",
+    "skinny_padded_flops",
+    "systolic_padded_flops",
+]
+
+# Rows (tokens, m) below which a GPU GEMM is priced as a GEMV / split-K kernel by serving
+# profiles (`skinny_padded_flops`): useful FLOPs, no padding of m to a tile nor of tiles to a wave.
+# Why: with few rows the arithmetic intensity 2mnk / (2nk bytes) ~ m FLOP/byte is far below the
+# ridge point of every GPU (H100 bf16: ~990 TFLOP/s / 3.35 TB/s ~ 300), so the kernel streams the
+# weight at bandwidth whatever the tile; libraries dispatch kernels that keep every SM busy on such
+# shapes (cuBLAS GEMV and split-K heuristics; CUTLASS `GemmSplitKParallel` and stream-K, Osama et
+# al., "Stream-K", PPoPP 2023, arXiv 2301.03598; TensorRT-LLM's CUDA-core GEMM for decode batches).
+# 64: below it every candidate tile (`cost.profile.gemm_tiles`, 128 rows high) would be more than
+# half padding. An assumption anchored on those kernels, not a measured crossover.
+SKINNY_GEMM_ROWS = 64
 
 
 def _ceil_div(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
@@ -56,6 +73,26 @@ def gpu_padded_flops(
         waves = _ceil_div(n_tiles, sms)
         best = np.minimum(best, waves * sms * tm * tn * 2.0 * k)
     return best
+
+
+def skinny_padded_flops(m: np.ndarray, n: np.ndarray, k: np.ndarray, batch: np.ndarray) -> np.ndarray:
+    """Padded FLOPs of a GEMM run by a GEMV, split-K or stream-K kernel (serving's decode GEMMs).
+
+    Derivation: below `SKINNY_GEMM_ROWS` rows the kernel is a GEMV or split-K GEMM that spreads the
+    k dimension over every SM, so it spends the useful F = 2*batch*m*n*k (no tile, no wave). From
+    64 rows on, m is padded to 64-row tiles and n to 128 columns (the Hopper wgmma tile is 64 rows
+    high; NVIDIA, "CUDA C++ Programming Guide", warpgroup MMA) but the tiles are not quantized into
+    waves: split-K and stream-K (Osama et al., arXiv 2301.03598) hand each SM an equal share of the
+    k-iterations. `cost.roofline` takes the least of this and `gpu_padded_flops` for serving
+    profiles only (`extra["serving_gemm_kernels"]`), so training figures are unchanged.
+
+    Left out: the partial-sum reduction of split-K (a write and read of m x n per split, small
+    beside the weight at decode sizes); fewer rows than the kernel's minimum MMA height (8 or 16)
+    still spend the useful FLOPs only, since such kernels are bandwidth-bound anyway.
+    """
+    tile = np.ceil(m / SKINNY_GEMM_ROWS) * SKINNY_GEMM_ROWS * np.ceil(n / 128.0) * 128.0
+    padded = batch * tile * 2.0 * k
+    return np.where(m < SKINNY_GEMM_ROWS, 2.0 * batch * m * n * k, padded)
 
 
 def systolic_padded_flops(

@@ -23,7 +23,10 @@ softmax, embedding, loss, router, optimizer: unfused kernels make extra passes o
 not the weight/activation streaming of GEMMs and attention. `expert_gemm_efficiency` (same place,
 default 1) divides the compute term of the routed-expert GEMMs (`layer.moe.experts.*`, run as a
 grouped GEMM in Megatron-Core; `cost.calibration` gives the mechanism and its citation); their
-memory term and every other GEMM are unchanged.
+memory term and every other GEMM are unchanged. `serving_gemm_kernels` (same place, set by
+`estimate.inference`) prices GPU GEMMs at the least of the tiled work and the GEMV / split-K /
+stream-K work (`cost.gemm.skinny_padded_flops`): decode GEMMs of a few rows are not padded to tiles
+and waves.
 
 Left out: vector/scalar-engine throughput of memory-bound ops (on Trainium the Vector and Scalar
 engines, on GPUs the CUDA cores, can bound norms and softmax before HBM does); caches and on-chip
@@ -39,7 +42,7 @@ import numpy as np
 
 from twofold.cost.calibration import EXPERT_GEMM_PREFIX, MEMORY_BOUND_KINDS
 from twofold.cost.defaults import profile_for
-from twofold.cost.gemm import gpu_padded_flops, ramp_flops, systolic_padded_flops
+from twofold.cost.gemm import gpu_padded_flops, ramp_flops, skinny_padded_flops, systolic_padded_flops
 from twofold.cost.profile import CalibrationProfile
 from twofold.errors import InputError
 from twofold.hardware.types import Chip
@@ -193,6 +196,8 @@ def _gemm_compute_flops(
     padded = flops.copy()
     if chip.architecture == "gpu":
         padded = gpu_padded_flops(m, n, k, batch, sms=chip.compute_units or 1, tiles=profile.gemm_tiles)
+        if profile.extra.get("serving_gemm_kernels"):  # GEMV / split-K / stream-K (cost.gemm)
+            padded = np.minimum(padded, skinny_padded_flops(m, n, k, batch))
     elif chip.architecture == "systolic" and chip.systolic_array_dim:
         units = chip.matrix_units or chip.compute_units or 1
         padded = systolic_padded_flops(
