@@ -43,9 +43,10 @@ def test_efficiency_is_mamf_over_catalog_peak_and_unknown_hardware_is_reported()
     ]
     profiles, skipped = mamf_profiles(rows, _get_chip)
     assert set(profiles) == {"h100", "h200"}
-    # Hand arithmetic: 794.5 / 989 = 0.80334, 1402.6 / 1979 = 0.70874, 1453.4 / 1979 = 0.73441.
+    # Hand arithmetic: 794.5 / 989 = 0.80334, 1402.6 / 1979 = 0.70874, 1453.4 / 1979 = 0.73441;
+    # H200 has no BF16 row and takes H100's (the same die), not its own FP8 fraction.
     assert dict(profiles["h100"].gemm_efficiency) == {"bf16": 0.8033, "fp8": 0.7087}
-    assert dict(profiles["h200"].gemm_efficiency) == {"bf16": 0.7344, "fp8": 0.7344}
+    assert dict(profiles["h200"].gemm_efficiency) == {"bf16": 0.8033, "fp8": 0.7344}
     assert profiles["h100"].provenance["gemm_efficiency.bf16"].startswith("GT0702")
     assert "assumed" in profiles["h200"].provenance["gemm_efficiency.bf16"]
     assert profiles["h100"].provenance["basis"] == "published MAMF rows"
@@ -55,3 +56,10 @@ def test_efficiency_is_mamf_over_catalog_peak_and_unknown_hardware_is_reported()
 def test_a_row_above_peak_is_an_error_not_an_efficiency_above_one() -> None:
     with pytest.raises(InputError, match="exceeds"):
         mamf_profiles([_row("GTX", "NVIDIA H100 SXM", "BF16", 1000.0)], _get_chip)
+
+
+def test_without_a_sibling_row_a_precision_takes_the_chips_other_precision() -> None:
+    # Only the H200 FP8 row: no H100 BF16 to borrow, so bf16 falls back to 1453.4 / 1979 = 0.7344.
+    profiles, _ = mamf_profiles([_row("GT0715", "NVIDIA H200 SXM", "FP8 e4m3", 1453.4)], _get_chip)
+    assert dict(profiles["h200"].gemm_efficiency) == {"bf16": 0.7344, "fp8": 0.7344}
+    assert profiles["h200"].provenance["gemm_efficiency.bf16"] == "assumed equal to the measured fp8 fraction"

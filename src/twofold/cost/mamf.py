@@ -6,9 +6,14 @@ stas00/ml-engineering compute/accelerator/README.md @744d01e; rows GT0698-GT0717
 published_results.csv, metric `achieved_matmul_tflops`). Dividing it by the catalog chip's dense
 peak gives `gemm_efficiency` for that precision: the fraction of peak a well-shaped GEMM reaches.
 
-Assumptions, stated in each profile's provenance:
-- a precision without a row takes the fraction of the chip's other precision (fp8 = bf16 unless a
-  row says otherwise; H200 has only an FP8 row, so its bf16 takes the FP8 fraction);
+Assumptions, stated in each profile's provenance (each such entry starts with "assumed"):
+- a precision without a row of its own takes, first, the measured fraction of a chip on the same
+  die (`SAME_DIE`: H100/H200, B200/GB200, MI300X/MI325X): the same tensor cores and kernels reach
+  the same fraction of the same peak, and the sibling's extra memory and bandwidth do not slow a
+  GEMM. H200 has only an FP8 row, so its bf16 is H100's measured 0.8033, not its own FP8
+  fraction (0.7344), which had made a bigger H200 train slower than an H100;
+- failing a sibling, the fraction of the chip's other precision (fp8 = bf16 unless a row says
+  otherwise);
 - every other field (memory and attention efficiency, per-op overhead, tiles) is the
   architecture default of `cost.defaults`.
 
@@ -30,7 +35,7 @@ from twofold.cost.profile import CalibrationProfile
 from twofold.errors import InputError
 from twofold.hardware.types import Chip
 
-__all__ = ["MAMF_HARDWARE", "MAMF_METRICS", "mamf_profiles"]
+__all__ = ["MAMF_HARDWARE", "MAMF_METRICS", "SAME_DIE", "mamf_profiles"]
 
 MAMF_METRICS = ("achieved_matmul_tflops", "achievable_matmul_tflops")
 
@@ -53,6 +58,11 @@ MAMF_HARDWARE: Mapping[str, str] = MappingProxyType(
         "Intel Gaudi 3": "gaudi3",
     }
 )
+
+# Catalog chips built on the same compute die (same SMs/CUs, clocks and peak per precision within
+# 1%), differing in memory, bandwidth or package. Each pair lends its measured GEMM fraction to the
+# other for a precision the other has no row of.
+SAME_DIE: tuple[tuple[str, str], ...] = (("h100", "h200"), ("b200", "gb200"), ("mi300x", "mi325x"))
 
 _PRECISION = {"BF16": "bf16", "FP8 e4m3": "fp8", "FP8": "fp8", "FP16": "fp16"}
 
@@ -108,6 +118,14 @@ def mamf_profiles(
         efficiency = {p: round(e, 4) for p, (e, _) in sorted(by_precision.items())}
         for precision, (_, note) in sorted(by_precision.items()):
             provenance[f"gemm_efficiency.{precision}"] = note
+        sibling = _sibling(chip_id)
+        for precision, (sibling_eff, sibling_note) in sorted(found.get(sibling, {}).items()):
+            if precision not in efficiency and getattr(chips[chip_id], f"{precision}_dense_tflops", None):
+                efficiency[precision] = round(sibling_eff, 4)
+                cited = sibling_note.split(";")[0]
+                provenance[f"gemm_efficiency.{precision}"] = (
+                    f"assumed: the measured fraction of {sibling}, the same die ({cited})"
+                )
         if "bf16" not in efficiency:
             other = sorted(efficiency)[0]  # a measured precision stands in for bf16
             efficiency["bf16"] = efficiency[other]
@@ -120,3 +138,11 @@ def mamf_profiles(
             provenance=MappingProxyType(provenance),
         )
     return profiles, skipped
+
+
+def _sibling(chip_id: str) -> str:
+    """The chip on the same die as `chip_id` (`SAME_DIE`), or "" if it has none."""
+    for a, b in SAME_DIE:
+        if chip_id in (a, b):
+            return b if chip_id == a else a
+    return ""

@@ -4,7 +4,9 @@ Every training estimate carries this block (`TrainingEstimate.provenance`, `"pro
 JSON) so that a reader can tell a measured efficiency from an assumed one: which software stack
 priced the step (and whether `auto` chose it), the mechanism values of that stack on the chip's
 family, the fitted factors the calibration applied and, for each, whether it was fitted on rows of
-this family or stands in as a prior (`assumed`). Nothing here changes a number.
+this family or stands in as a prior (`assumed`), and a shipped profile's GEMM efficiency for the
+precision when the profile itself assumed it (borrowed from a chip on the same die, `cost.mamf`).
+Nothing here changes a number.
 """
 
 from __future__ import annotations
@@ -34,9 +36,13 @@ def training_provenance(chip: Chip, calibration: TrainingCalibration, precision:
         if own
         else ("published MAMF rows (cost/profiles)" if shipped_profile(chip.id) else "architecture default")
     )
+    shipped = None if own else shipped_profile(chip.id)
+    profile_note = str(shipped.provenance.get(f"gemm_efficiency.{precision}", "")) if shipped else ""
+    borrowed = profile_note.removeprefix("assumed: ")
     assumed = [
         text
         for text in (
+            f"profile gemm_efficiency.{precision}: {borrowed}" if profile_note.startswith("assumed") else "",
             gemm_basis if gemm_basis.startswith(("assumed", "no hardware")) else "",
             f"attention kernel {kernel}: {attention_basis}" if "assumed" in attention_basis else "",
             "profile: architecture-default efficiencies" if profile_basis == "architecture default" else "",
