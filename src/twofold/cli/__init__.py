@@ -22,6 +22,7 @@ from twofold.cli import validate as _validate  # noqa: E402,F401  isort: skip
 from twofold.cli import compare as _compare  # noqa: E402,F401  isort: skip
 from twofold.cli import sweep as _sweep  # noqa: E402,F401  isort: skip
 from twofold.cli import stacks as _stacks  # noqa: E402,F401  isort: skip
+from twofold.cli import calibrate as _calibrate  # noqa: E402,F401  isort: skip
 
 __all__ = ["app", "main"]
 

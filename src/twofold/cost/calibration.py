@@ -201,6 +201,10 @@ class TrainingCalibration:
     # The software stack (`cost.stack`): a Stack, a stack id or file, or None = `auto` (the chip
     # vendor's reference stack). Not fitted: it selects which mechanisms and factors apply.
     stack: Any = None
+    # The calibration before a stack's own fitted factors replaced some of it (`with_stack`); None
+    # when the stack carries none. Priors for families without rows read it, so that a stack
+    # calibrated on one family leaves every other family's factors as they were.
+    stack_base: TrainingCalibration | None = field(default=None, compare=False, repr=False)
 
     def family(self, chip_id: str) -> str | None:
         return self.chip_families.get(chip_id)
@@ -223,12 +227,36 @@ class TrainingCalibration:
         return resolve_stack(self.stack, chip)
 
     def with_stack(self, stack: Any) -> TrainingCalibration:
-        """A copy running `stack` (a Stack, an id, a file path, or None for `auto`)."""
+        """A copy running `stack` (a Stack, an id, a file path, or None for `auto`).
+
+        A stack with fitted factors (`twofold calibrate`; `cost.stack`, `Stack.factors`) replaces
+        these factors by its own: scalars on every chip, per-key mappings key by key, so a
+        chip-family factor ("NVIDIA Ampere 16-bit") changes that family only and every other
+        family keeps this calibration's. The factors before the override are kept
+        (`stack_base`), so that a later `with_stack` starts from them again."""
         if isinstance(stack, str) and stack != "auto":
             from twofold.cost.stack import get_stack
 
             stack = get_stack(stack)  # fail early on an unknown id
-        return dataclasses.replace(self, stack=None if stack == "auto" else stack)
+        base = self.stack_base if self.stack_base is not None else self
+        stack = None if stack == "auto" else stack
+        factors = getattr(stack, "factors", None)
+        if not factors:
+            return dataclasses.replace(base, stack=stack, stack_base=None)
+        changes: dict[str, Any] = {}
+        for name, value in factors.items():
+            if isinstance(value, Mapping):
+                changes[name] = MappingProxyType({**getattr(base, name), **value})
+            else:
+                changes[name] = float(value)
+        note = {"stack_calibration": f"{stack.id} ({stack.path or 'in memory'})"}
+        return dataclasses.replace(
+            base,
+            **changes,
+            stack=stack,
+            stack_base=base,
+            provenance=MappingProxyType({**base.provenance, **note}),
+        )
 
     def eager_on(self, chip: Any) -> bool:
         """Whether the stack runs `chip`'s steps as eager kernels (per-op overhead, unfused ops)."""
@@ -299,8 +327,9 @@ class TrainingCalibration:
         return f"assumed: no {family} training rows; geometric mean of the fitted families"
 
     def _prior_gemm_factor(self, bits: str) -> float:
-        same = [v for k, v in self.gemm_efficiency_factor.items() if k.endswith(f" {bits}")]
-        values = same or list(self.gemm_efficiency_factor.values())
+        base = self.stack_base if self.stack_base is not None else self
+        same = [v for k, v in base.gemm_efficiency_factor.items() if k.endswith(f" {bits}")]
+        values = same or list(base.gemm_efficiency_factor.values())
         return _geometric_mean(values) if values else 1.0
 
     def tp_overlap(self, chip_id: str) -> float:

@@ -24,12 +24,20 @@ Mechanisms and what the estimator does with them:
   `fused_optimizer`, `fused_cross_entropy`: recorded with their sources and reported; the FP8
   recipe selects the FP8 GEMM factor group of the fit (`fp8_recipe` of the fitted calibration).
 
+A stack may also carry fitted factors (`calibration:`, written by `twofold calibrate` from a team's
+own runs, `validate.user_fit`): factor names of `cost/calibration.yaml` that replace the shipped ones
+whenever the stack runs (`TrainingCalibration.with_stack`), the hardware families its runs measured,
+and the leave-one-run-out interval of each such family (`estimate.uncertainty`). Chip-family factors
+(`gemm_efficiency_factor["<family> <bits>-bit"]`) keep their family in the key, so they apply only
+to chips of that family; the software factors apply on every chip.
+
 `auto` is not a stack of its own: it names the vendor's reference stack for each chip vendor
 (`_auto.yaml`), and every result says which one it resolved to.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -43,6 +51,7 @@ import yaml
 from twofold.errors import InputError
 
 __all__ = [
+    "CALIBRATION_FACTORS",
     "MECHANISMS",
     "Mechanism",
     "Stack",
@@ -71,6 +80,22 @@ MECHANISMS: Mapping[str, tuple[str, ...] | type | None] = MappingProxyType(
         "ep_comm_overlap": bool,
         "fused_optimizer": bool,
         "fused_cross_entropy": bool,
+    }
+)
+
+# Factors of `cost/calibration.yaml` a stack file may carry, and their kind: a positive number, a
+# mapping key -> positive number, or a mapping key -> fraction in [0, 1].
+CALIBRATION_FACTORS: Mapping[str, str] = MappingProxyType(
+    {
+        "gemm_efficiency_factor": "positives",
+        "expert_gemm_efficiency_factor": "positive",
+        "attention_efficiency_factor": "positive",
+        "memory_bound_efficiency_factor": "positive",
+        "op_overhead_factor": "positive",
+        "collective_efficiency_by_stack": "positives",
+        "fsdp_comm_overlap_by_flavour": "fractions",
+        "tp_comm_overlap": "fractions",
+        "ep_comm_overlap": "fractions",
     }
 )
 
@@ -106,6 +131,11 @@ class Stack:
     mechanisms: Mapping[str, Mechanism]
     path: str = ""
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    # Fitted factors (`CALIBRATION_FACTORS` names -> value), empty for the shipped stacks.
+    factors: Mapping[str, Any] = field(default_factory=dict)
+    # family -> {"log_low", "log_high", "runs"}: the leave-one-run-out interval of log(measured /
+    # predicted) throughput on the families the calibration runs measured.
+    intervals: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     def value(self, mechanism: str, family: str | None = None) -> Any:
         return self.mechanisms[mechanism].for_family(family)
@@ -134,7 +164,15 @@ class Stack:
             "path": self.path,
             "mechanisms": {k: m.to_dict() for k, m in self.mechanisms.items()},
             **({"provenance": dict(self.provenance)} if self.provenance else {}),
+            **({"calibration": self.calibration_dict()} if self.factors else {}),
         }
+
+    def calibration_dict(self) -> dict[str, Any]:
+        """The `calibration:` section of the stack file (empty for a stack without fitted factors)."""
+        if not self.factors:
+            return {}
+        factors = {k: dict(v) if isinstance(v, Mapping) else v for k, v in self.factors.items()}
+        return {"factors": factors, "intervals": {k: dict(v) for k, v in self.intervals.items()}}
 
 
 def user_stack_dir() -> Path:
@@ -206,6 +244,7 @@ def stack_from_dict(data: Any, path: str = "") -> Stack:
                 {str(k): _check_value(f"{at}.by_family.{k}", name, v) for k, v in by_family_raw.items()}
             ),
         )
+    factors, intervals = _calibration_section(where, data.get("calibration"))
     return Stack(
         id=stack_id,
         name=str(data["name"]),
@@ -213,7 +252,63 @@ def stack_from_dict(data: Any, path: str = "") -> Stack:
         mechanisms=MappingProxyType(mechanisms),
         path=path,
         provenance=MappingProxyType(dict(data.get("provenance") or {})),
+        factors=factors,
+        intervals=intervals,
     )
+
+
+def _number(at: str, value: Any, kind: str) -> float:
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    if kind == "fractions" and not (ok and 0.0 <= value <= 1.0):
+        raise InputError(at, value, "must be a fraction in [0, 1]")
+    if kind != "fractions" and not (ok and value > 0):
+        raise InputError(at, value, "must be a positive number")
+    return float(value)
+
+
+def _calibration_section(where: str, raw: Any) -> tuple[Mapping[str, Any], Mapping[str, Mapping[str, float]]]:
+    """Validate a stack file's `calibration:` section (module docstring): (factors, intervals)."""
+    if raw is None:
+        return MappingProxyType({}), MappingProxyType({})
+    at = f"{where}:calibration"
+    if not isinstance(raw, Mapping):
+        raise InputError(at, type(raw).__name__, "must be a mapping with `factors` (and `intervals`)")
+    factors_raw = raw.get("factors") or {}
+    if not isinstance(factors_raw, Mapping):
+        raise InputError(f"{at}.factors", type(factors_raw).__name__, "must be a mapping")
+    factors: dict[str, Any] = {}
+    for name, value in factors_raw.items():
+        kind = CALIBRATION_FACTORS.get(name)
+        if kind is None:
+            raise InputError(
+                f"{at}.factors", name, f"unknown factor; known: {', '.join(CALIBRATION_FACTORS)}"
+            )
+        if kind == "positive":
+            factors[name] = _number(f"{at}.factors.{name}", value, kind)
+            continue
+        if not isinstance(value, Mapping):
+            raise InputError(f"{at}.factors.{name}", value, "must be a mapping")
+        factors[name] = MappingProxyType(
+            {str(k): _number(f"{at}.factors.{name}.{k}", v, kind) for k, v in value.items()}
+        )
+    intervals_raw = raw.get("intervals") or {}
+    if not isinstance(intervals_raw, Mapping):
+        raise InputError(
+            f"{at}.intervals", type(intervals_raw).__name__, "must be a mapping family -> interval"
+        )
+    intervals: dict[str, Mapping[str, float]] = {}
+    for family, entry in intervals_raw.items():
+        spot = f"{at}.intervals.{family}"
+        if not isinstance(entry, Mapping) or not {"log_low", "log_high"} <= set(entry):
+            raise InputError(spot, entry, "must be a mapping with log_low and log_high")
+        low, high = entry["log_low"], entry["log_high"]
+        if (
+            not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high))
+            or low > high
+        ):
+            raise InputError(spot, entry, "log_low and log_high must be numbers with log_low <= log_high")
+        intervals[str(family)] = MappingProxyType({k: float(v) for k, v in entry.items()})
+    return MappingProxyType(factors), MappingProxyType(intervals)
 
 
 def load_stack_file(path: Path | str) -> Stack:

@@ -44,12 +44,20 @@ handful of parameters), projected onto the physical bounds after every step (`BO
   theta_comm * theta_stack >= 1; `to_training` gives `collective_efficiency_by_stack`.
 - `fsdp_overlap`: its group is the FSDP communication the model hides, seconds outside the step,
   so t_cal = t_raw + (theta - 1) * hidden with theta in [1, 2]; `fsdp_comm_overlap` = 2 - theta.
+
+Refitting from a prior (`fit(prior=..., free=...)`, what `twofold calibrate` does with a team's own
+runs, `validate.user_fit`): the ridge term is centred on the prior's log multipliers instead of 0,
+
+    lambda * sum_p (phi_p - log prior_p)^2,
+
+so a parameter the runs do not identify stays at the prior (the shipped value), and parameters
+outside `free` are held at the prior exactly. With no prior and no `free`, the fit is the one above.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -130,6 +138,10 @@ class Calibration:
     excluded_source: str | None = None
     excluded_group: str | None = None  # the group `held_out` left out of this fit
     ridge_lambda: float = RIDGE_LAMBDA
+    # Whether the last Gauss-Newton step moved every phi by less than the tolerance (and all
+    # multipliers are finite); a fit that did not converge is not to be written anywhere.
+    converged: bool = True
+    iterations: int = 0
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -138,6 +150,7 @@ class Calibration:
             "excluded_source": self.excluded_source,
             "excluded_group": self.excluded_group,
             "ridge_lambda": self.ridge_lambda,
+            "converged": self.converged,
             "procedure": "ridge-regularised Huber regression on log error (validate.calibrate)",
             "huber_delta": HUBER_DELTA,
         }
@@ -172,13 +185,22 @@ def fit(
     ridge_lambda: float = RIDGE_LAMBDA,
     huber_delta: float = HUBER_DELTA,
     iterations: int = 100,
+    prior: Mapping[str, float] | None = None,
+    free: Collection[str] | None = None,
 ) -> Calibration:
-    """Fit theta on `rows` (minus `exclude_source`) by ridge Gauss-Newton in phi = log theta."""
+    """Fit theta on `rows` (minus `exclude_source`) by ridge Gauss-Newton in phi = log theta.
+
+    `prior`: parameter -> theta the ridge pulls towards and the fit starts from (absent: 1);
+    `free`: the parameters the fit may move (None: all); the others stay at their prior. The
+    result's theta holds every parameter of the rows' groups and every parameter of `prior`."""
     used = [r for r in rows if r.source != exclude_source]
+    prior = dict(prior or {})
     groups = sorted({g for r in used for g, seconds in r.groups.items() if seconds > 0})
-    names = sorted({p for g in groups for p in group_parameters(g)})
+    names = sorted({p for g in groups for p in group_parameters(g)} | set(prior))
     if not used or not names:
-        return Calibration(rows_used=len(used), excluded_source=exclude_source, ridge_lambda=ridge_lambda)
+        return Calibration(
+            theta=prior, rows_used=len(used), excluded_source=exclude_source, ridge_lambda=ridge_lambda
+        )
     index = {name: j for j, name in enumerate(names)}
     column = {g: j for j, g in enumerate(groups)}
     # incidence[g, p] = 1 when parameter p scales group g (phi of a group = sum of its phis).
@@ -186,7 +208,9 @@ def fit(
     for g, j in column.items():
         for p in group_parameters(g):
             incidence[j, index[p]] = 1.0
-    phi = np.zeros(len(names))
+    centre = np.array([math.log(prior.get(name, 1.0)) for name in names])
+    phi = centre.copy()
+    movable = np.array([free is None or name in free for name in names])
     ridge = ridge_lambda * np.array([RIDGE_SCALE.get(name.split("[")[0], 1.0) for name in names])
     t_raw = np.array([r.step_time_s for r in used])
     sign = np.array([r.time_sign for r in used], dtype=float)
@@ -197,7 +221,10 @@ def fit(
             if g in column:
                 terms[i, column[g]] += seconds
     rest = t_raw - terms.sum(axis=1)  # seconds no parameter scales
+    converged = False
+    done = 0
     for _ in range(iterations):
+        done += 1
         scaled = terms * np.exp(incidence @ phi)[None, :]  # theta_g * T_ig
         t_cal = np.maximum(rest + scaled.sum(axis=1), 1e-12)
         resid = e0 + sign * np.log(t_cal / t_raw)
@@ -206,18 +233,27 @@ def fit(
         # Huber as iteratively reweighted least squares: weight delta/|e| beyond delta.
         weight = np.minimum(1.0, huber_delta / np.maximum(np.abs(resid), 1e-300))
         lhs = jac.T @ (weight[:, None] * jac) + np.diag(ridge)
-        rhs = jac.T @ (weight * resid) + ridge * phi
-        step = np.linalg.solve(lhs, rhs)
+        rhs = jac.T @ (weight * resid) + ridge * (phi - centre)
+        step = np.zeros(len(names))
+        if movable.any():  # held parameters keep their prior: solve for the free ones only
+            sub = np.ix_(movable, movable)
+            step[movable] = np.linalg.solve(lhs[sub], rhs[movable])
         new = bounded_phi(names, phi - step)
+        new[~movable] = phi[~movable]
         moved = np.max(np.abs(new - phi))
         phi = new
+        if not np.all(np.isfinite(phi)):
+            break
         if moved < 1e-10:
+            converged = True
             break
     return Calibration(
         theta={name: float(np.exp(phi[j])) for name, j in index.items()},
         rows_used=len(used),
         excluded_source=exclude_source,
         ridge_lambda=ridge_lambda,
+        converged=converged and bool(np.all(np.isfinite(phi))),
+        iterations=done,
     )
 
 

@@ -47,7 +47,7 @@ from twofold.validate.mechanisms import mechanism_groups
 from twofold.validate.metrics import THROUGHPUT_METRICS, TRAINING_METRICS, predict_training_figure
 from twofold.validate.predict import StepPrediction, default_predictor, predict_micro
 
-__all__ = ["RowResult", "Summary", "ValidationResult", "validate", "CALIBRATION_MODES"]
+__all__ = ["RowResult", "Summary", "ValidationResult", "validate", "fit_row", "CALIBRATION_MODES"]
 
 CALIBRATION_MODES = ("shipped", "none", "in-sample")
 Predictor = Callable[[Case, TrainingCalibration], StepPrediction]
@@ -213,7 +213,7 @@ def validate(
         except (InputError, NotImplementedError) as exc:
             if row.id in selected_ids:
                 unexpressible.append(_unexpressible_entry(row, outcome.family, f"estimator: {exc}"))
-    fit_rows = {rid: _fit_row(case, pred) for rid, (case, pred) in raw.items()}
+    fit_rows = {rid: fit_row(case, pred) for rid, (case, pred) in raw.items()}
     throughput_fit = [f for f in fit_rows.values() if _is_throughput(raw[f.id][0])]
     chosen, cal_info = _calibration(calibration, [f for f in throughput_fit if f.id in selected_ids])
     fold_cal = {name: _folds(throughput_fit, _FOLD_KEYS[name]) for name in held}
@@ -230,9 +230,9 @@ def validate(
                 pred = predictor(case, chosen)
             out_of_sample: dict[str, StepPrediction] = {}
             if _is_throughput(case):
-                fit_row = fit_rows[row.id]
+                this_fit = fit_rows[row.id]
                 for name, folds in fold_cal.items():
-                    factors = folds.get(_FOLD_KEYS[name](fit_row))
+                    factors = folds.get(_FOLD_KEYS[name](this_fit))
                     if factors is not None:
                         out_of_sample[name] = predictor(case, factors)
             results.append(_train_result(case, pred, out_of_sample))
@@ -362,7 +362,9 @@ def _is_throughput(case: Case) -> bool:
     return case.row.metric in THROUGHPUT_METRICS
 
 
-def _fit_row(case: Case, pred: StepPrediction) -> cal.FitRow:
+def fit_row(case: Case, pred: StepPrediction) -> cal.FitRow:
+    """What the fit needs from one row: its log error under the uncalibrated prediction `pred`, and
+    the seconds of that step each parameter scales (`validate.mechanisms`)."""
     raw = predict_training_figure(case, pred.step_time_s)
     return cal.FitRow(
         id=case.row.id,

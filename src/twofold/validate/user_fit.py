@@ -1,0 +1,381 @@
+"""`twofold calibrate` as a function: refit a stack's software factors from a team's own runs.
+
+The runs (`validate.user_runs`, or any training `Case`s) are predicted with the base stack (`auto`:
+the chip vendor's reference stack) and the base calibration (the shipped one), and the fit
+(`validate.calibrate.fit`) moves only what is the stack's, from the base values as its prior:
+
+- the stack's own communication factor (`comm_stack[<name>]`, on top of the shared collective
+  efficiency; prior: the base stack's factor);
+- attention, the memory-bound factor and the per-op overhead (these two only where the stack runs
+  eager kernels: their groups are empty otherwise), the FSDP overlap of the stack's flavour;
+- the GEMM factor of the families (and precision classes) the runs measured, because GEMM
+  efficiency is per chip family (`cost.calibration`): other families keep theirs.
+
+Everything else (the shared collective efficiency, ZeRO-3 efficiency, TP/EP overlap per family,
+expert GEMMs) stays at the base value. The ridge term is centred on the base values
+(`fit(prior=...)`), so a handful of runs moves few parameters and many runs move more.
+
+What comes back (`StackFit`) is a stack (`cost.stack.Stack`) carrying the fitted factors, with the
+in-sample and leave-one-run-out error of every run (each run predicted by the estimator with the
+factors fitted without it), the range of each factor over those fits, and per measured family the
+10% and 90% quantiles of the leave-one-run-out log(measured / predicted) throughput, the interval
+`estimate.uncertainty` then gives on that family (`MIN_INTERVAL_RUNS` runs at least). A fit that
+does not converge is returned with `converged=False` and is never written (`write_stack`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import yaml
+
+from twofold.cost.calibration import UNCALIBRATED, TrainingCalibration, gemm_key, shipped_calibration
+from twofold.cost.stack import AUTO, Stack, get_stack, list_stacks, stack_for_chip
+from twofold.errors import InputError
+from twofold.validate import calibrate as cal
+from twofold.validate.mapping import Case
+from twofold.validate.mechanisms import fsdp_overlap_parameter
+from twofold.validate.metrics import THROUGHPUT_METRICS, predict_training_figure
+from twofold.validate.predict import StepPrediction, default_predictor
+from twofold.validate.run import fit_row
+
+__all__ = ["MIN_INTERVAL_RUNS", "RunError", "StackFit", "fit_stack", "stack_document", "write_stack"]
+
+Predictor = Callable[[Case, TrainingCalibration], StepPrediction]
+# A family's interval from fewer leave-one-run-out residuals than this is not stored: its 10% and
+# 90% quantiles would be the extremes of two or three runs.
+MIN_INTERVAL_RUNS = 4
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunError:
+    """One run: measured figure, and predicted with the base stack, in-sample, and left out."""
+
+    id: str
+    chip: str
+    family: str
+    metric: str
+    measured: float
+    base_predicted: float
+    calibrated_predicted: float
+    loo_predicted: float | None
+
+    @staticmethod
+    def _ape(predicted: float | None, measured: float) -> float | None:
+        return None if predicted is None else abs(predicted - measured) / measured * 100.0
+
+    @property
+    def base_ape_pct(self) -> float:
+        return abs(self.base_predicted - self.measured) / self.measured * 100.0
+
+    @property
+    def ape_pct(self) -> float:
+        return abs(self.calibrated_predicted - self.measured) / self.measured * 100.0
+
+    @property
+    def loo_ape_pct(self) -> float | None:
+        return self._ape(self.loo_predicted, self.measured)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **dataclasses.asdict(self),
+            "base_ape_pct": self.base_ape_pct,
+            "ape_pct": self.ape_pct,
+            "loo_ape_pct": self.loo_ape_pct,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class StackFit:
+    """A fitted stack and the evidence behind it (module docstring)."""
+
+    stack: Stack
+    base_stack: str
+    converged: bool
+    theta: Mapping[str, float]  # fitted time multipliers of the free parameters (validate.calibrate)
+    prior: Mapping[str, float]  # their base values
+    moved: tuple[str, ...]  # parameters whose multiplier moved by more than 1% from the prior
+    runs: tuple[RunError, ...]
+    loo_theta_range: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    def summary(self) -> dict[str, Any]:
+        def mean(values: list[float]) -> float | None:
+            return float(np.mean(values)) if values else None
+
+        loo = [r.loo_ape_pct for r in self.runs if r.loo_ape_pct is not None]
+        return {
+            "runs": len(self.runs),
+            "base_mean_ape_pct": mean([r.base_ape_pct for r in self.runs]),
+            "in_sample_mean_ape_pct": mean([r.ape_pct for r in self.runs]),
+            "loo_mean_ape_pct": mean(loo),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stack": self.stack.to_dict(),
+            "base_stack": self.base_stack,
+            "converged": self.converged,
+            "theta": dict(self.theta),
+            "prior": dict(self.prior),
+            "moved": list(self.moved),
+            "loo_theta_range": {k: list(v) for k, v in self.loo_theta_range.items()},
+            "summary": self.summary(),
+            "runs": [r.to_dict() for r in self.runs],
+            "notes": list(self.notes),
+        }
+
+
+def _base_stack(cases: Sequence[Case], base_stack: str) -> Stack:
+    if base_stack != AUTO:
+        if base_stack not in list_stacks():
+            raise InputError("base-stack", base_stack, f"must be a shipped stack: {', '.join(list_stacks())}")
+        return get_stack(base_stack)
+    picked = {stack_for_chip(c.chip).id for c in cases}
+    if len(picked) > 1:
+        rule = f"the runs' chips have different reference stacks ({', '.join(sorted(picked))}); name one"
+        raise InputError("base-stack", base_stack, rule)
+    return stack_for_chip(cases[0].chip)
+
+
+def _renamed(groups: Mapping[str, float], base: str, name: str) -> dict[str, float]:
+    """The base stack's communication groups as the new stack's own (`comm_stack[<name>]`)."""
+    own = {
+        "comm": f"comm*comm_stack[{name}]",
+        "fsdp": f"fsdp*comm_stack[{name}]",
+        f"comm*comm_stack[{base}]": f"comm*comm_stack[{name}]",
+        f"fsdp*comm_stack[{base}]": f"fsdp*comm_stack[{name}]",
+    }
+    out: dict[str, float] = {}
+    for group, seconds in groups.items():
+        key = own.get(group, group)
+        out[key] = out.get(key, 0.0) + seconds
+    return out
+
+
+def _prior_and_free(
+    cases: Sequence[Case], base: TrainingCalibration, stack: Stack, name: str
+) -> tuple[dict[str, float], set[str]]:
+    prior = cal.theta_of(base)
+    comm = f"comm_stack[{name}]"
+    prior[comm] = 1.0 / float(base.collective_efficiency_by_stack.get(stack.id, 1.0))
+    free = {comm, "attention", "memory_bound", "op_overhead"}
+    for case in cases:
+        family = base.stack_family(case.chip.id) or case.family
+        flavour_param = fsdp_overlap_parameter(stack.fsdp_flavour(family))
+        prior[flavour_param] = 2.0 - float(
+            base.fsdp_comm_overlap_by_flavour.get(stack.fsdp_flavour(family), base.fsdp_comm_overlap)
+        )
+        free.add(flavour_param)
+        gemm = f"gemm[{gemm_key(case.family, case.workload.precision)}]"
+        prior[gemm] = 1.0 / base.gemm_factor(case.chip.id, case.workload.precision)
+        free.add(gemm)
+    return prior, free
+
+
+def _factors(theta: Mapping[str, float], used: set[str], stack: Stack, name: str) -> dict[str, Any]:
+    """The stack file's factors (`cost.stack.CALIBRATION_FACTORS`) of the fitted parameters."""
+    out: dict[str, Any] = {"collective_efficiency_by_stack": {name: 1.0 / theta[f"comm_stack[{name}]"]}}
+    gemm = {p[len("gemm[") : -1]: 1.0 / theta[p] for p in used if p.startswith("gemm[")}
+    if gemm:
+        out["gemm_efficiency_factor"] = gemm
+    scalars = (
+        ("attention", "attention_efficiency_factor", lambda t: 1.0 / t),
+        ("memory_bound", "memory_bound_efficiency_factor", lambda t: 1.0 / t),
+        ("op_overhead", "op_overhead_factor", lambda t: t),
+    )
+    for param, key, convert in scalars:
+        if param in used:
+            out[key] = convert(theta[param])
+    flavours = {}
+    for param in used:
+        if param == "fsdp_overlap" or param.startswith("fsdp_overlap["):
+            flavour = param[len("fsdp_overlap[") : -1] if "[" in param else stack.fsdp_flavour(None)
+            flavours[flavour] = min(max(2.0 - theta[param], 0.0), 1.0)
+    if flavours:
+        out["fsdp_comm_overlap_by_flavour"] = flavours
+    return {
+        k: {a: round(b, 4) for a, b in v.items()} if isinstance(v, dict) else round(v, 4)
+        for k, v in out.items()
+    }
+
+
+def _with_factors(stack: Stack, factors: Mapping[str, Any]) -> Stack:
+    frozen = {k: MappingProxyType(dict(v)) if isinstance(v, Mapping) else v for k, v in factors.items()}
+    return replace(stack, factors=MappingProxyType(frozen))
+
+
+def _residual(row: cal.FitRow, case: Case, predicted: float) -> float:
+    """log(measured / predicted) throughput (a time figure: predicted / measured)."""
+    e = math.log(predicted / case.row.value)
+    return row.time_sign * e
+
+
+def fit_stack(
+    cases: Sequence[Case],
+    *,
+    name: str,
+    base_stack: str = AUTO,
+    base: TrainingCalibration | None = None,
+    predictor: Predictor | None = None,
+    leave_one_out: bool = True,
+    provenance: Mapping[str, Any] | None = None,
+) -> StackFit:
+    """Fit the stack `name` from training `cases` (module docstring). `base`: the calibration the
+    prior comes from and the other factors stay at (None: the shipped one)."""
+    if not cases:
+        raise InputError("runs", 0, "no run to fit")
+    predictor = predictor or default_predictor
+    base = shipped_calibration() if base is None else base
+    stack0 = _base_stack(cases, base_stack)
+    summary = f"{stack0.summary} Calibrated by `twofold calibrate` on {len(cases)} runs."
+    own = replace(stack0, id=name, name=f"{name} (calibrated from {stack0.id})", summary=summary, path="")
+    cases = [replace(c, stack=stack0.id) for c in cases]
+    fit_cases = [c for c in cases if c.row.metric in THROUGHPUT_METRICS]
+    raw = [predictor(c, UNCALIBRATED.with_stack(stack0)) for c in fit_cases]
+    rows = []
+    for case, pred in zip(fit_cases, raw, strict=True):
+        row = fit_row(case, pred)
+        rows.append(replace(row, groups=_renamed(row.groups, stack0.id, name), stack=name))
+    prior, free = _prior_and_free(fit_cases, base, stack0, name)
+    used = {p for r in rows for g, s in r.groups.items() if s > 0 for p in cal.group_parameters(g)} & free
+    used.add(f"comm_stack[{name}]")
+    fitted = cal.fit(rows, prior=prior, free=free)
+    theta = {p: fitted.theta[p] for p in sorted(used)}
+    moved = tuple(p for p in sorted(used) if abs(math.log(theta[p] / prior[p])) > 0.01)
+    stack = _with_factors(own, _factors(fitted.theta, used, stack0, name))
+    if not fitted.converged:
+        note = f"the fit did not converge in {fitted.iterations} iterations; nothing is written"
+        return StackFit(
+            stack=stack,
+            base_stack=stack0.id,
+            converged=False,
+            theta=theta,
+            prior={p: prior[p] for p in used},
+            moved=moved,
+            runs=(),
+            notes=(note,),
+        )
+
+    def figure(case: Case, factors: TrainingCalibration) -> float:
+        return predict_training_figure(case, predictor(case, factors).step_time_s)
+
+    loo_pred: list[float | None] = [None] * len(fit_cases)
+    ranges: dict[str, list[float]] = {}
+    if leave_one_out and len(rows) > 1:
+        for i, case in enumerate(fit_cases):
+            held = cal.fit(rows[:i] + rows[i + 1 :], prior=prior, free=free)
+            for p in used:
+                ranges.setdefault(p, []).append(held.theta.get(p, prior[p]))
+            held_stack = _with_factors(own, _factors(held.theta, used, stack0, name))
+            loo_pred[i] = figure(case, base.with_stack(held_stack))
+    intervals = _intervals(rows, fit_cases, loo_pred)
+    stack = replace(
+        stack, intervals=MappingProxyType(intervals), provenance=MappingProxyType(dict(provenance or {}))
+    )
+    calibrated = base.with_stack(stack)
+    errors = tuple(
+        RunError(
+            id=case.row.id,
+            chip=case.chip.id,
+            family=case.family,
+            metric=case.row.metric,
+            measured=case.row.value,
+            base_predicted=figure(case, base.with_stack(stack0)),
+            calibrated_predicted=figure(case, calibrated),
+            loo_predicted=loo_pred[i],
+        )
+        for i, case in enumerate(fit_cases)
+    )
+    fitted_ids = {c.row.id for c in fit_cases}
+    notes = tuple(
+        f"run {c.row.id}: {c.row.metric} is not a time or throughput figure; not fitted"
+        for c in cases
+        if c.row.id not in fitted_ids
+    )
+    result = StackFit(
+        stack=stack,
+        base_stack=stack0.id,
+        converged=True,
+        theta=theta,
+        prior={p: prior[p] for p in used},
+        moved=moved,
+        runs=errors,
+        loo_theta_range={p: (min(v), max(v)) for p, v in ranges.items()},
+        notes=notes,
+    )
+    fit_info = {"fit": {**result.summary(), "moved": list(moved), "base_stack": stack0.id}}
+    return replace(
+        result, stack=replace(stack, provenance=MappingProxyType({**stack.provenance, **fit_info}))
+    )
+
+
+def _intervals(
+    rows: Sequence[cal.FitRow], cases: Sequence[Case], loo: Sequence[float | None]
+) -> dict[str, dict[str, float]]:
+    by_family: dict[str, list[float]] = {}
+    for row, case, predicted in zip(rows, cases, loo, strict=True):
+        if predicted is not None:
+            by_family.setdefault(case.family, []).append(_residual(row, case, predicted))
+    out = {}
+    for family, residuals in sorted(by_family.items()):
+        if len(residuals) >= MIN_INTERVAL_RUNS:
+            low, high = np.quantile(residuals, [0.1, 0.9])
+            out[family] = {
+                "log_low": round(float(low), 6),
+                "log_high": round(float(high), 6),
+                "runs": len(residuals),
+            }
+    return out
+
+
+def stack_document(fit: StackFit) -> dict[str, Any]:
+    """The YAML form of the fitted stack (`cost.stack.stack_from_dict` reads it back)."""
+    s = fit.stack
+    return {
+        "id": s.id,
+        "name": s.name,
+        "summary": s.summary,
+        "mechanisms": {k: m.to_dict() for k, m in s.mechanisms.items()},
+        "calibration": s.calibration_dict(),
+        "provenance": dict(s.provenance),
+    }
+
+
+def write_stack(fit: StackFit, path: Path | str) -> Path:
+    """Write the fitted stack to `path` atomically; refuses a fit that did not converge."""
+    if not fit.converged:
+        raise InputError("fit", fit.stack.id, "did not converge; nothing written")
+    out = Path(path).expanduser()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text = "# Written by `twofold calibrate`; read by `--stack` (cost.stack).\n" + yaml.safe_dump(
+        _plain(stack_document(fit)), sort_keys=False, allow_unicode=True
+    )
+    handle, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    return obj
