@@ -13,13 +13,18 @@ The level of an estimate is the evidence its chip has in the shipped training ro
 A throughput-like figure x (tokens/s per chip, MFU, output tokens/s) gets [x e^q_lo, x e^q_hi]; a
 time (step time, TTFT, TPOT) the inverse, [x e^-q_hi, x e^-q_lo]. Serving has one level only (the
 serving rows' in-sample residuals); its evidence counts serving rows.
+
+A stack calibrated on a team's own runs (`twofold calibrate`, `cost.stack.Stack.intervals`) gives
+its own interval on the families its runs measured: the 10% and 90% quantiles of the runs'
+leave-one-run-out log(measured / predicted) throughput (basis "calibrated on N runs"). Other
+families keep the shipped intervals above.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from types import MappingProxyType
@@ -57,6 +62,8 @@ class Evidence:
     @property
     def level(self) -> str:
         """The evidence level of `validate.uncertainty`: measured, inherited or specifications."""
+        if self.basis.startswith("calibrated on"):
+            return "measured"
         return _LEVEL_OF_BASIS.get(self.basis, "inherited")
 
     def to_dict(self) -> dict[str, Any]:
@@ -124,6 +131,20 @@ def _evidence(rows: Mapping[str, Any], chip_id: str, family: str | None, stack: 
     return Evidence(rows_chip=on_chip, rows_family=on_family, rows_stack=on_stack, basis=basis)
 
 
+def _calibrated_interval(stack: str, family: str | None) -> Mapping[str, float] | None:
+    """The leave-one-run-out interval a calibrated stack stores for `family`, if it has one."""
+    from twofold.cost.stack import get_stack, list_stacks
+    from twofold.errors import InputError
+
+    if not family or stack in list_stacks():
+        return None
+
+    try:
+        return get_stack(stack).intervals.get(family)
+    except InputError:  # a stack known by id only where it was loaded from a path
+        return None
+
+
 def uncertainty_for(
     chip_id: str, family: str | None, stack: str, figures: Mapping[str, float]
 ) -> Uncertainty:
@@ -139,6 +160,10 @@ def uncertainty_for(
     kind = "serving" if serving else "training"
     evidence = _evidence(data["rows"][kind], chip_id, family, stack)
     entry = data["serving"]["all"] if serving else data["training"][evidence.level]
+    own = None if serving else _calibrated_interval(stack, family)
+    if own is not None:
+        entry = own
+        evidence = replace(evidence, basis=f"calibrated on {int(own.get('runs', 0))} runs (stack {stack})")
     low, high = float(entry["log_low"]), float(entry["log_high"])
     intervals: dict[str, tuple[float, float]] = {}
     for name, value in figures.items():
