@@ -187,11 +187,14 @@ def fit(
     iterations: int = 100,
     prior: Mapping[str, float] | None = None,
     free: Collection[str] | None = None,
+    ridge_scale: Mapping[str, float] | None = None,
 ) -> Calibration:
     """Fit theta on `rows` (minus `exclude_source`) by ridge Gauss-Newton in phi = log theta.
 
     `prior`: parameter -> theta the ridge pulls towards and the fit starts from (absent: 1);
-    `free`: the parameters the fit may move (None: all); the others stay at their prior. The
+    `free`: the parameters the fit may move (None: all); the others stay at their prior;
+    `ridge_scale`: ridge weight per parameter kind relative to `ridge_lambda` (None:
+    `RIDGE_SCALE`; a prior that is itself a fit may deserve the same weight for every kind). The
     result's theta holds every parameter of the rows' groups and every parameter of `prior`."""
     used = [r for r in rows if r.source != exclude_source]
     prior = dict(prior or {})
@@ -211,7 +214,8 @@ def fit(
     centre = np.array([math.log(prior.get(name, 1.0)) for name in names])
     phi = centre.copy()
     movable = np.array([free is None or name in free for name in names])
-    ridge = ridge_lambda * np.array([RIDGE_SCALE.get(name.split("[")[0], 1.0) for name in names])
+    scale = RIDGE_SCALE if ridge_scale is None else ridge_scale
+    ridge = ridge_lambda * np.array([scale.get(name.split("[")[0], 1.0) for name in names])
     t_raw = np.array([r.step_time_s for r in used])
     sign = np.array([r.time_sign for r in used], dtype=float)
     e0 = np.array([r.log_error for r in used])
