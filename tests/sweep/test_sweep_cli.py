@@ -104,6 +104,7 @@ def test_html_report_is_self_contained_and_marks_the_best_chip(
     small = {**TINY_SPEC, "axes": {**TINY_SPEC["axes"], "chip_counts": [4]}}
     spec_file = _write(tmp_path / "small.yaml", small)
     report = tmp_path / "out" / "sweep.html"
+    report.parent.mkdir()  # output directories are never created (twofold.outputs)
     assert (
         _run(
             [

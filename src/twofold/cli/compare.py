@@ -115,14 +115,10 @@ def _chip_list(on: str) -> list[str]:
 
 
 def _check_out(path: str) -> None:
-    """Fail on a missing output directory before minutes of planning, not after."""
-    from pathlib import Path
+    """Fail on a bad output path (`twofold.outputs`) before minutes of planning, not after."""
+    from twofold.outputs import check_output_path
 
-    from twofold.errors import InputError
-
-    parent = Path(path).expanduser().parent
-    if not parent.is_dir():
-        raise InputError("out", path, f"directory {parent} does not exist")
+    check_output_path(path)
 
 
 def _model_name(positional: str | None, option: str | None) -> str:

@@ -48,8 +48,10 @@ def sweep(
         raise InputError("workers", workers, "sizes the local pool; with --ray the cluster's CPUs decide")
     if ray is not None and not ray.strip():
         raise InputError("ray", ray, "must be 'auto' or a cluster address")
-    if report is not None and Path(report).expanduser().is_dir():
-        raise InputError("report", str(report), "is a directory; give a file name such as sweep.html")
+    if report is not None:
+        from twofold.outputs import check_output_path
+
+        check_output_path(report, field="report")
     if ray is not None:
         from twofold.sweep.ray_runner import require_ray
 

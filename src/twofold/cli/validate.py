@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from twofold.cli._app import app, console, emit_json
+from twofold.outputs import check_output_path
 
 __all__ = ["validate_command"]
 
@@ -38,6 +39,11 @@ def validate_command(
     """Predict every published measurement twofold can express and report the error."""
     from twofold.validate import validate
 
+    if plot is not None:  # before the validation run, not after it
+        from twofold.validate.plot import PLOT_SUFFIXES, require_matplotlib
+
+        check_output_path(plot, field="plot", suffixes=PLOT_SUFFIXES)
+        require_matplotlib(plot)
     result = validate(
         source=source, family=family, calibration=calibration, loso=loso, lofo=lofo, loco=loco, stack=stack
     )

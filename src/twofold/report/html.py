@@ -17,6 +17,7 @@ from pathlib import Path
 from twofold.compare.claim import ClaimResult
 from twofold.compare.compare import CompareResult, metric_names
 from twofold.errors import InputError
+from twofold.outputs import check_output_path
 from twofold.report import plots
 from twofold.report.build import ReportData, pareto_indices
 
@@ -254,13 +255,14 @@ def render_html(data: ReportData) -> str:
     )
 
 
-def write_atomic(path: str | Path, text: str) -> Path:
+def write_atomic(path: str | Path, text: str, *, field: str = "out") -> Path:
     """Write `text` to `path` through a temporary file in the same directory and a rename."""
-    target = Path(path)
-    directory = target.parent if str(target.parent) else Path(".")
-    if not directory.is_dir():
-        raise InputError("out", str(path), f"directory {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    target = check_output_path(path, field=field)  # the one rule for output paths (`twofold.outputs`)
+    directory = target.parent
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise InputError(field, str(path), f"cannot write in {directory}: {exc.strerror}") from None
     umask = os.umask(0)
     os.umask(umask)
     try:
@@ -268,6 +270,9 @@ def write_atomic(path: str | Path, text: str) -> Path:
             handle.write(text)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; a report is an ordinary file
         os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise InputError(field, str(path), f"cannot be written: {exc.strerror}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -276,14 +276,8 @@ def spec_from_rows(rows: Sequence[StoredResult], *, name: str = "stored") -> lis
 
 
 def write_html(path: str | Path, spec: SweepSpec, rows: Sequence[StoredResult], *, version: str) -> Path:
-    """Write `render_html` to `path` (its folder is created), atomically through the report
-    package's writer, so a failure leaves the old file or none; returns the path written."""
-    from twofold.errors import InputError
+    """Write `render_html` to `path` (its folder must exist: `twofold.outputs`), atomically through
+    the report package's writer, so a failure leaves the old file or none; returns the path written."""
     from twofold.report.html import write_atomic
 
-    path = Path(path).expanduser()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return write_atomic(path, render_html(spec, rows, version=version))
-    except OSError as exc:
-        raise InputError("report", str(path), f"cannot be written ({exc.strerror})") from None
+    return write_atomic(Path(path).expanduser(), render_html(spec, rows, version=version), field="report")

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from twofold.errors import InputError
+from twofold.outputs import check_output_path
 from twofold.sweep.scenario import Outcome
 from twofold.sweep.spec import Scenario
 
@@ -80,10 +81,15 @@ class SweepStore:
         self.path = Path(path).expanduser()
         if self.path.is_dir():
             raise InputError("out", str(self.path), "is a directory, not a database file")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InputError("out", str(self.path), f"cannot create its folder ({exc.strerror})") from None
+        if self.path == default_store_path():
+            # twofold's own folder is the one a path may create (`twofold.outputs`: one rule).
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                rule = f"cannot create its folder ({exc.strerror})"
+                raise InputError("out", str(self.path), rule) from None
+        elif not self.path.is_file():
+            check_output_path(self.path)
         try:
             # Autocommit (isolation_level=None): each INSERT is its own transaction, committed
             # before `put` returns, so a result is durable the moment it is reported done.
