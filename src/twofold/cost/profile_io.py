@@ -149,7 +149,9 @@ def load_profile(path: str | Path) -> CalibrationProfile:
     except OSError as exc:
         raise InputError("profile", str(path), f"cannot be read: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        from twofold.yaml_strict import load as load_yaml
+
+        data = load_yaml(text)  # a duplicate key is an error, not "the last one wins"
     except yaml.YAMLError as exc:
         raise InputError("profile", str(path), f"is not valid YAML: {exc}") from None
     if not isinstance(data, Mapping):

@@ -109,7 +109,9 @@ def read_profile_file(path: str | Path) -> dict[str, Any]:
     """Parse a profile file; unreadable or malformed files are `InputError`s naming the file."""
     path = Path(path).expanduser()
     try:
-        doc = yaml.safe_load(path.read_text())
+        from twofold.yaml_strict import load as load_yaml
+
+        doc = load_yaml(path.read_text())  # a duplicate key is an error, not "the last one wins"
     except OSError as exc:
         raise InputError("chip", str(path), f"cannot read profile file ({exc.strerror})") from exc
     except yaml.YAMLError as exc:

@@ -171,13 +171,15 @@ def load_spec(path: str | Path) -> SweepSpec:
     """Read and validate a YAML spec file."""
     import yaml  # here so that importing the sweep package stays free of PyYAML
 
+    from twofold.yaml_strict import load as load_yaml
+
     path = Path(path).expanduser()
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError("spec", str(path), f"cannot read file ({exc.strerror})") from None
     try:
-        doc = yaml.safe_load(text)
+        doc = load_yaml(text)  # a duplicate key is an error, not "the last one wins"
     except yaml.YAMLError as exc:
         raise InputError("spec", str(path), f"not valid YAML ({exc})") from None
     return parse_spec(doc, base_dir=path.parent, default_name=path.stem)
