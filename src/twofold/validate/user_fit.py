@@ -63,6 +63,8 @@ MIN_INTERVAL_RUNS = 4
 # assumptions; here the prior is the shipped fit itself (hundreds of rows), so every kind gets the
 # same weight, and a chip's error the runs show goes first to what the runs identify on that chip.
 RIDGE_SCALE: Mapping[str, float] = MappingProxyType({})
+# Gauss-Newton fits of the linearisation, each anchored at the estimator's prediction with the last.
+ANCHOR_PASSES = 4
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,6 +144,14 @@ class StackFit:
             "runs": [r.to_dict() for r in self.runs],
             "notes": list(self.notes),
         }
+
+
+def _predicted(predictor: Predictor, case: Case, factors: TrainingCalibration) -> StepPrediction:
+    """The prediction of a run, an estimator refusal naming the run (before anything is fitted)."""
+    try:
+        return predictor(case, factors)
+    except InputError as exc:
+        raise InputError(f"run {case.row.id}: {exc.field}", exc.value, exc.rule) from None
 
 
 def _base_stack(cases: Sequence[Case], base_stack: str) -> Stack:
@@ -238,9 +248,13 @@ def fit_stack(
     predictor: Predictor | None = None,
     leave_one_out: bool = True,
     provenance: Mapping[str, Any] | None = None,
+    ridge_lambda: float = cal.RIDGE_LAMBDA,
+    anchor_passes: int = ANCHOR_PASSES,
 ) -> StackFit:
     """Fit the stack `name` from training `cases` (module docstring). `base`: the calibration the
-    prior comes from and the other factors stay at (None: the shipped one)."""
+    prior comes from and the other factors stay at (None: the shipped one). The linearisation is
+    re-anchored at the estimator's prediction with the last fit up to `anchor_passes` times (until
+    no factor moves by 0.1%); leave-one-run-out fits reuse the last anchor."""
     if not cases:
         raise InputError("runs", 0, "no run to fit")
     predictor = predictor or default_predictor
@@ -250,7 +264,7 @@ def fit_stack(
     own = replace(stack0, id=name, name=f"{name} (calibrated from {stack0.id})", summary=summary, path="")
     cases = [replace(c, stack=stack0.id) for c in cases]
     fit_cases = [c for c in cases if c.row.metric in THROUGHPUT_METRICS]
-    raw = [predictor(c, UNCALIBRATED.with_stack(stack0)) for c in fit_cases]
+    raw = [_predicted(predictor, c, UNCALIBRATED.with_stack(stack0)) for c in fit_cases]
     rows = []
     for case, pred in zip(fit_cases, raw, strict=True):
         row = fit_row(case, pred)
@@ -260,16 +274,28 @@ def fit_stack(
     def figure(case: Case, factors: TrainingCalibration) -> float:
         return predict_training_figure(case, predictor(case, factors).step_time_s)
 
-    # Anchor the linearisation at the base: each row's error at the prior is the estimator's with
-    # the base factors (module docstring), so the fit corrects from where the estimator stands.
-    base_figures = [figure(case, base.with_stack(stack0)) for case in fit_cases]
-    rows = [
-        replace(r, log_error=r.log_error + math.log(value / case.row.value) - cal.apply(r, prior))
-        for r, case, value in zip(rows, fit_cases, base_figures, strict=True)
-    ]
+    def anchored(at: Mapping[str, float], figures: Sequence[float]) -> list[cal.FitRow]:
+        """The rows with the linearisation anchored at `at`: each row's error there is the
+        estimator's (`figures`), so the fit moves the factors from where the estimator stands."""
+        return [
+            replace(r, log_error=r.log_error + math.log(value / case.row.value) - cal.apply(r, at))
+            for r, case, value in zip(rows, fit_cases, figures, strict=True)
+        ]
+
     used = {p for r in rows for g, s in r.groups.items() if s > 0 for p in cal.group_parameters(g)} & free
     used.add(f"comm_stack[{name}]")
-    fitted = cal.fit(rows, prior=prior, free=free, ridge_scale=RIDGE_SCALE)
+    base_figures = [figure(case, base.with_stack(stack0)) for case in fit_cases]
+    anchor, figures = dict(prior), base_figures
+    for _ in range(anchor_passes):
+        rows_at = anchored(anchor, figures)
+        fitted = cal.fit(rows_at, prior=prior, free=free, ridge_lambda=ridge_lambda, ridge_scale=RIDGE_SCALE)
+        change = max(abs(math.log(fitted.theta[p] / anchor.get(p, 1.0))) for p in used)
+        anchor = {**prior, **fitted.theta}
+        if not fitted.converged or change < 1e-3:
+            break
+        trial = _with_factors(own, _factors(fitted.theta, used, stack0, name))
+        figures = [figure(case, base.with_stack(trial)) for case in fit_cases]
+    rows = rows_at
     theta = {p: fitted.theta[p] for p in sorted(used)}
     moved = tuple(p for p in sorted(used) if abs(math.log(theta[p] / prior[p])) > 0.01)
     stack = _with_factors(own, _factors(fitted.theta, used, stack0, name))
@@ -290,7 +316,13 @@ def fit_stack(
     ranges: dict[str, list[float]] = {}
     if leave_one_out and len(rows) > 1:
         for i, case in enumerate(fit_cases):
-            held = cal.fit(rows[:i] + rows[i + 1 :], prior=prior, free=free, ridge_scale=RIDGE_SCALE)
+            held = cal.fit(
+                rows[:i] + rows[i + 1 :],
+                prior=prior,
+                free=free,
+                ridge_lambda=ridge_lambda,
+                ridge_scale=RIDGE_SCALE,
+            )
             for p in used:
                 ranges.setdefault(p, []).append(held.theta.get(p, prior[p]))
             held_stack = _with_factors(own, _factors(held.theta, used, stack0, name))

@@ -1,0 +1,81 @@
+"""`twofold calibrate` recovers factors set by hand, from runs that twofold itself predicted with them.
+
+Reference: the hand-set factors of `TRUTH`. The runs are the estimator's predictions with a stack
+carrying them (`_calibrate_runs.generated`), so an exact fit exists; with a negligible ridge the
+fit must find it, and with the default ridge a handful of runs moves only what they identify."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from _calibrate_runs import generated, hand_set_stack
+
+from twofold.cost.calibration import shipped_calibration
+from twofold.validate.user_fit import fit_stack
+
+TRUTH = {
+    "gemm_efficiency_factor": {"NVIDIA Ampere 16-bit": 0.78},
+    "attention_efficiency_factor": 0.70,
+    "memory_bound_efficiency_factor": 0.62,
+    "op_overhead_factor": 2.5,
+    "fsdp_comm_overlap_by_flavour": {"megatron-fsdp": 0.75},
+    "collective_efficiency_by_stack": {"truth": 0.7},
+}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> list:
+    path = tmp_path_factory.mktemp("runs") / "runs.csv"
+    return generated(path, hand_set_stack("truth", TRUTH))[1]
+
+
+def test_a_fit_with_a_negligible_prior_recovers_the_hand_set_factors(runs: list) -> None:
+    fit = fit_stack(runs, name="found", base_stack="megatron", ridge_lambda=1e-6, leave_one_out=False)
+    assert fit.converged
+    got = fit.stack.factors
+    assert got["gemm_efficiency_factor"]["NVIDIA Ampere 16-bit"] == pytest.approx(0.78, rel=0.03)
+    assert got["attention_efficiency_factor"] == pytest.approx(0.70, rel=0.05)
+    assert got["memory_bound_efficiency_factor"] == pytest.approx(0.62, rel=0.05)
+    assert got["op_overhead_factor"] == pytest.approx(2.5, rel=0.05)
+    assert got["fsdp_comm_overlap_by_flavour"]["megatron-fsdp"] == pytest.approx(0.75, abs=0.05)
+    assert got["collective_efficiency_by_stack"]["found"] == pytest.approx(0.7, rel=0.1)
+    # and the estimator with the recovered stack reproduces the runs
+    assert max(r.ape_pct for r in fit.runs) < 2.0
+
+
+def test_the_default_prior_moves_toward_the_truth_and_reports_leave_one_out(runs: list) -> None:
+    fit = fit_stack(runs, name="found", base_stack="megatron")
+    shipped = shipped_calibration()
+    got = fit.stack.factors
+    for key, truth, before in (
+        ("op_overhead_factor", 2.5, shipped.op_overhead_factor),
+        ("memory_bound_efficiency_factor", 0.62, shipped.memory_bound_efficiency_factor),
+    ):
+        assert abs(math.log(got[key] / truth)) < abs(math.log(before / truth)), key
+    summary = fit.summary()
+    assert summary["in_sample_mean_ape_pct"] < summary["base_mean_ape_pct"]
+    assert all(r.loo_predicted is not None for r in fit.runs)
+    assert set(fit.loo_theta_range) == set(fit.theta)
+    assert "NVIDIA Ampere" in fit.stack.intervals
+
+
+def test_three_runs_move_few_parameters(runs: list) -> None:
+    few = fit_stack(runs[:3], name="few", base_stack="megatron", leave_one_out=False)
+    many = fit_stack(runs, name="many", base_stack="megatron", leave_one_out=False)
+    assert len(few.moved) < len(many.moved)
+    assert few.stack.intervals == {}  # too few runs for a family interval
+
+
+def test_a_fit_written_and_read_back_is_the_same_stack(runs: list, tmp_path: Path) -> None:
+    from twofold.cost.stack import load_stack_file
+    from twofold.validate.user_fit import write_stack
+
+    fit = fit_stack(runs, name="found", base_stack="megatron", leave_one_out=False)
+    back = load_stack_file(write_stack(fit, tmp_path / "found.yaml"))
+    assert back.id == "found"
+    assert {k: dict(v) if hasattr(v, "items") else v for k, v in back.factors.items()} == {
+        k: dict(v) if hasattr(v, "items") else v for k, v in fit.stack.factors.items()
+    }
+    assert back.describe("NVIDIA Ampere") == fit.stack.describe("NVIDIA Ampere")
