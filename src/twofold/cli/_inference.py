@@ -49,17 +49,20 @@ def estimate_infer(
     tp: int,
     pp: int,
     ep: int,
-    batch: int,
-    input_tokens: int,
-    output_tokens: int,
+    batch: int | None,
+    input_tokens: int | None,
+    output_tokens: int | None,
     precision: str,
     weight_precision: str | None,
     kv_precision: str | None,
     pad_heads: bool,
     as_json: bool,
     mem_headroom: float,
+    load: dict[str, Any] | None = None,
 ) -> None:
-    """`twofold estimate --infer`: dp from --chips / (tp*pp*ep) when --dp is not given."""
+    """`twofold estimate --infer`: dp from --chips / (tp*pp*ep) when --dp is not given. With `load`
+    (--max-batch and --concurrency or --request-rate), the requests are simulated through the
+    engine's scheduler (`twofold.serving`) and the JSON gains "load"."""
     from twofold.errors import InputError
     from twofold.estimate.inference import estimate_inference
     from twofold.estimate.inference_types import InferenceLayout
@@ -78,6 +81,33 @@ def estimate_infer(
         raise InputError("chips", chips, f"!= dp*tp*pp*ep = {dp * replica}")
     layout = InferenceLayout(tp=tp, pp=pp, ep=ep, dp=dp, pad_heads=pad_heads)
     the_chip = get_chip(chip)
+    config = serving_config(load or {}, batch=batch, input_tokens=input_tokens, output_tokens=output_tokens)
+    batch = 1 if batch is None else batch
+    input_tokens = 1024 if input_tokens is None else input_tokens
+    output_tokens = 256 if output_tokens is None else output_tokens
+    if config is not None:
+        from twofold.serving import simulate_serving
+
+        static, loaded = simulate_serving(
+            get_model(model),
+            system_for(the_chip, system),
+            layout,
+            _workload(1, input_tokens, output_tokens, precision, weight_precision, kv_precision),
+            config,
+            chip=the_chip,
+            mem_headroom=mem_headroom,
+            draft_model=get_model(config.spec_decode) if config.spec_decode else None,
+        )
+        from twofold.cli.estimate import with_usable_memory
+
+        d = with_usable_memory(static.to_dict(), mem_headroom)
+        d["load"] = loaded.to_dict()
+        if as_json:
+            emit_json(d)
+        else:
+            _render_estimate(d)
+            _render_load(d["load"], config)
+        return
     result = estimate_inference(
         get_model(model),
         system_for(the_chip, system),
@@ -93,6 +123,47 @@ def estimate_infer(
         emit_json(d)
     else:
         _render_estimate(d)
+
+
+_LOAD_DEFAULTS: dict[str, Any] = {
+    "max_batch": None,
+    "concurrency": None,
+    "request_rate": None,
+    "num_requests": 1000,
+    "input_std": 0.0,
+    "output_std": 0.0,
+    "chunked_prefill": None,
+    "prefix_cache_hit": 0.0,
+    "spec_decode": None,
+    "spec_tokens": 0,
+    "accept_rate": 0.0,
+    "engine": "vllm",
+}
+
+
+def serving_config(
+    load: dict[str, Any], *, batch: int | None, input_tokens: int | None, output_tokens: int | None
+):
+    """The `serving.ServingConfig` of the load flags, None when none is given (a static estimate).
+    A load flag without --max-batch, or --batch beside --max-batch, is an `InputError` (exit 2)."""
+    from twofold.errors import InputError
+    from twofold.serving import ServingConfig
+
+    given = {k: v for k, v in load.items() if k in _LOAD_DEFAULTS and v != _LOAD_DEFAULTS[k]}
+    if not given:
+        return None
+    if load.get("max_batch") is None:
+        name = next(iter(given))
+        rule = "simulates a load: give --max-batch and --concurrency or --request-rate"
+        raise InputError(name, given[name], rule)
+    if batch is not None and batch != 1:
+        raise InputError("batch", batch, "is the static estimate's batch; under load give --max-batch only")
+    args = {k: load.get(k, v) for k, v in _LOAD_DEFAULTS.items()}
+    return ServingConfig(
+        input_tokens=1024 if input_tokens is None else input_tokens,
+        output_tokens=256 if output_tokens is None else output_tokens,
+        **args,
+    )
 
 
 def plan_infer(
@@ -171,6 +242,29 @@ def _render_estimate(d: dict[str, Any]) -> None:
         table.add_row(key.removesuffix("_s"), f"{value * 1e3:.3f}", f"{d['breakdown_decode'][key] * 1e3:.4f}")
     out.print(table)
     print_memory_and_notes(out, d)
+
+
+def _render_load(load: dict[str, Any], config: Any) -> None:
+    from rich.table import Table
+
+    out = console()
+    shape = f"{config.request_rate} requests/s"
+    if config.concurrency is not None:
+        shape = f"concurrency {config.concurrency}"
+    out.print(
+        f"[bold]under load[/] ({load['engine']}, max batch {config.max_batch}, {shape}, "
+        f"{load['num_requests']} requests on {load['replicas']} replica(s)): "
+        f"{load['output_tokens_per_s']:,.0f} output tokens/s, {load['requests_per_s']:.2f} requests/s, "
+        f"batch occupancy {load['batch_occupancy']:.0%}, {load['preemptions']} preemptions "
+        f"(simulated in {load['simulation_wall_s']:.2f} s)"
+    )
+    table = Table()
+    for col in ("latency", "mean", "p50", "p90", "p99"):
+        table.add_column(col, justify="left" if col == "latency" else "right")
+    for key in ("ttft_ms", "itl_ms", "tpot_ms", "e2e_s"):
+        row = load[key]
+        table.add_row(key, *(f"{row[q]:,.2f}" for q in ("mean", "p50", "p90", "p99")))
+    out.print(table)
 
 
 def _render_plan(d: dict[str, Any]) -> None:
