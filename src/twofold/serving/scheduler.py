@@ -96,6 +96,7 @@ class _Replica:
         self.nxt = 0  # next request to join the queue
         self.waiting: deque[int] = deque()
         self.run: list[int] = []
+        self.prefilling: list[int] = []
         self.occupancy = 0.0
         self.in_flight = 0.0
         self.preemptions = 0
@@ -183,6 +184,8 @@ class _Replica:
             if np.ceil((self.n_in[ids] + self.gen[ids] + self.g + 1.0) / self.bt).sum() <= self.total_blocks:
                 return True
             r = self.run.pop()
+            if r in self.prefilling:
+                self.prefilling.remove(r)
             self.max_need -= self.full[r]
             self.waiting.appendleft(r)
             self.preemptions += 1
@@ -234,11 +237,14 @@ class _Replica:
 
     def _chunked(self) -> bool:
         """One mixed step if any prompt tokens are pending (after admitting into the budget)."""
-        budget = float(self.cfg.chunked_prefill) - sum(1 for r in self.run if self.todo[r] <= 0)  # type: ignore[arg-type]
-        pending = [r for r in self.run if self.todo[r] > 0]
+        pending = self.prefilling  # running requests with prompt tokens left, in admission order
+        if not pending and not self.waiting:
+            return False
+        budget = float(self.cfg.chunked_prefill or 0) - (len(self.run) - len(pending))
         if budget > sum(self.todo[r] for r in pending):
-            pending += self._admit(self.cfg.max_batch)
-            self.run.extend(r for r in pending if r not in self.run)
+            admitted = self._admit(self.cfg.max_batch)
+            self.run.extend(admitted)
+            pending.extend(admitted)
         if not pending:
             return False
         decoding = [r for r in self.run if self.todo[r] <= 0]
@@ -251,6 +257,8 @@ class _Replica:
             self.todo[r] -= take
             if self.todo[r] <= 0:
                 finished.append(r)
+        for r in finished:
+            pending.remove(r)
         ctx = float(np.mean(self.n_in[decoding] + self.gen[decoding])) if decoding else 2.0
         dt = self.costs.mixed(chunk, float(len(decoding)), ctx)
         self._advance(dt, len(self.run))
