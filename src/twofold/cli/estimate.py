@@ -71,6 +71,18 @@ def estimate(
     weight_precision: str | None = typer.Option(None, "--weight-precision", help="--infer: int8, fp8, ..."),
     kv_precision: str | None = typer.Option(None, "--kv-precision", help="--infer: KV-cache format."),
     pad_heads: bool = typer.Option(False, "--pad-heads", help="--infer: pad heads/FFN to a multiple of tp."),
+    max_batch: int | None = typer.Option(None, "--max-batch", help="--infer load: sequences per step."),
+    concurrency: int | None = typer.Option(None, "--concurrency", help="--infer: requests in flight."),
+    request_rate: float | None = typer.Option(None, "--request-rate", help="--infer: Poisson requests/s."),
+    num_requests: int = typer.Option(1000, "--num-requests", help="--infer under load: requests simulated."),
+    input_std: float = typer.Option(0.0, "--input-std", help="--infer under load: prompt length std."),
+    output_std: float = typer.Option(0.0, "--output-std", help="--infer under load: output length std."),
+    chunked_prefill: int | None = typer.Option(None, "--chunked-prefill", help="--infer: step token budget."),
+    prefix_cache_hit: float = typer.Option(0.0, "--prefix-cache-hit", help="--infer: prompt share cached."),
+    spec_decode: str | None = typer.Option(None, "--spec-decode", help="--infer: draft model id."),
+    spec_tokens: int = typer.Option(0, "--spec-tokens", help="--infer: tokens drafted per step."),
+    accept_rate: float = typer.Option(0.0, "--accept-rate", help="--infer: per-token acceptance."),
+    engine: str = typer.Option("vllm", "--engine", help="--infer: vllm, trtllm, neuron or jetstream."),
     input_shape: list[str] = typer.Option(  # noqa: B008 - typer's repeatable option
         [], "--input-shape", help="--model X.onnx: shape of a dynamic input, NAME=8x3x224x224 (repeatable)."
     ),
@@ -97,6 +109,11 @@ def estimate(
             input_tokens=input_tokens, output_tokens=output_tokens, precision=precision, as_json=as_json,
             weight_precision=weight_precision, kv_precision=kv_precision, pad_heads=pad_heads,
             mem_headroom=_headroom(mem_headroom),
+            load=dict(max_batch=max_batch, concurrency=concurrency, request_rate=request_rate,
+                      num_requests=num_requests, input_std=input_std, output_std=output_std,
+                      chunked_prefill=chunked_prefill, prefix_cache_hit=prefix_cache_hit,
+                      spec_decode=spec_decode, spec_tokens=spec_tokens, accept_rate=accept_rate,
+                      engine=engine),
         )  # fmt: skip
     headroom = _headroom(mem_headroom)
     micro_batch_given = micro_batch is not None
