@@ -379,6 +379,9 @@ def fit_row(case: Case, pred: StepPrediction) -> cal.FitRow:
     )
 
 
+_fit_row = fit_row  # the name tests and benchmarks imported before it was public
+
+
 def _calibration(mode: str, rows: list[cal.FitRow]) -> tuple[TrainingCalibration, dict[str, Any]]:
     if mode == "none":
         return UNCALIBRATED, {"mode": "none"}
