@@ -9,7 +9,45 @@ from typing import Any
 
 import typer
 
-__all__ = ["app", "emit_json", "console", "STACK_HELP", "check_stack"]
+__all__ = [
+    "DEFAULT_GLOBAL_BATCH",
+    "DEFAULT_SEQ_LEN",
+    "GLOBAL_BATCH_HELP",
+    "SERVING_DEFAULTS",
+    "STACK_HELP",
+    "app",
+    "check_stack",
+    "console",
+    "emit_json",
+    "refuse_serving_flags",
+]
+
+# One default training workload for every verb (estimate, plan, compare, report): 1024 sequences
+# of 4096 tokens, 4M tokens per step, Llama 2's pretraining batch (Touvron et al. 2023, "Llama 2",
+# section 2.2: "global batch-size of 4M tokens"). `compare.DEFAULT_WORKLOAD` and the sweep spec's
+# default `global_batches` are the same figures.
+DEFAULT_GLOBAL_BATCH = 1024
+DEFAULT_SEQ_LEN = 4096
+GLOBAL_BATCH_HELP = (
+    f"Sequences per step (default {DEFAULT_GLOBAL_BATCH}, the same in estimate, plan and compare: "
+    f"4M tokens at --seq-len {DEFAULT_SEQ_LEN}, whatever --micro-batch is)."
+)
+
+# The serving flags' defaults, applied only with --infer (None marks "not given" without it).
+SERVING_DEFAULTS = {"batch": 1, "input_tokens": 1024, "output_tokens": 256}
+
+
+def refuse_serving_flags(**flags: object) -> None:
+    """A serving flag given without --infer (any value but None) is a mistake, not ignored: the
+    training estimate would run and silently drop it (the mirror of `refuse_training_flags`)."""
+    from twofold.errors import InputError
+
+    for name, value in flags.items():
+        if value is not None:
+            raise InputError(
+                name, value, "is a serving flag: add --infer (without it, twofold prices a training step)"
+            )
+
 
 STACK_HELP = (
     "Software stack: megatron, torchtitan, fsdp, fsdp-compile, deepspeed, maxtext, neuronx, nanotron, "
@@ -25,6 +63,7 @@ def check_stack(stack: str) -> str | None:
 
     get_stack(stack)
     return stack
+
 
 app = typer.Typer(
     name="twofold",

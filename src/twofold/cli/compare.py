@@ -7,7 +7,16 @@ from typing import Any
 
 import typer
 
-from twofold.cli._app import STACK_HELP, app, check_stack, console, emit_json
+from twofold.cli._app import (
+    DEFAULT_GLOBAL_BATCH,
+    DEFAULT_SEQ_LEN,
+    GLOBAL_BATCH_HELP,
+    STACK_HELP,
+    app,
+    check_stack,
+    console,
+    emit_json,
+)
 
 __all__ = ["claim", "compare", "parse_tokens", "report"]
 
@@ -25,7 +34,7 @@ _PRICE_KIND_HELP = (
 )
 _PRICE_KIND_OPTION = typer.Option("on-demand", "--price-kind", help=_PRICE_KIND_HELP)
 _POWER_OPTION = typer.Option(None, "--power", help=_POWER_HELP)
-_DEFAULT_SEQ_LEN = 4096
+_DEFAULT_SEQ_LEN = DEFAULT_SEQ_LEN
 _SHAPE_OPTION = typer.Option(
     None, "--input-shape", help="MODEL.onnx: shape of a dynamic input, NAME=8x3x224x224 (repeatable)."
 )
@@ -150,7 +159,7 @@ def compare(
     reference: str | None = typer.Option(
         None, "--reference", help="Chip the ratios divide by (default: first)."
     ),
-    global_batch: int = typer.Option(1024, "--global-batch", help="Sequences per step."),
+    global_batch: int = typer.Option(DEFAULT_GLOBAL_BATCH, "--global-batch", help=GLOBAL_BATCH_HELP),
     seq_len: int = typer.Option(_DEFAULT_SEQ_LEN, "--seq-len", help="Tokens per sequence."),
     precision: str = typer.Option("bf16", "--precision", help="bf16, fp8, ..."),
     price: list[str] | None = _PRICE_OPTION,
@@ -494,7 +503,7 @@ def report(
     claim_text: str | None = typer.Option(None, "--claim", help="Also check this claim."),
     tokens: str | None = typer.Option(None, "--tokens", help="Token budget (2e12, 2T)."),
     reference: str | None = typer.Option(None, "--reference", help="Chip the ratios divide by."),
-    global_batch: int = typer.Option(1024, "--global-batch", help="Sequences per step."),
+    global_batch: int = typer.Option(DEFAULT_GLOBAL_BATCH, "--global-batch", help=GLOBAL_BATCH_HELP),
     seq_len: int = typer.Option(_DEFAULT_SEQ_LEN, "--seq-len", help="Tokens per sequence."),
     precision: str = typer.Option("bf16", "--precision", help="bf16, fp8, ..."),
     price: list[str] | None = _PRICE_OPTION,

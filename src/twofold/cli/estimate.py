@@ -6,13 +6,21 @@ from typing import Any
 
 import typer
 
-from twofold.cli._app import STACK_HELP, app, check_stack, console, emit_json
+from twofold.cli._app import (
+    DEFAULT_GLOBAL_BATCH,
+    DEFAULT_SEQ_LEN,
+    GLOBAL_BATCH_HELP,
+    SERVING_DEFAULTS,
+    STACK_HELP,
+    app,
+    check_stack,
+    console,
+    emit_json,
+    refuse_serving_flags,
+)
 
 __all__ = ["estimate", "print_memory_and_notes", "resolve_dp", "with_usable_memory"]
 
-# Same defaults as `twofold plan`: 4M tokens per step (Llama 2's pretraining batch).
-DEFAULT_SEQ_LEN = 4096
-DEFAULT_GLOBAL_BATCH = 1024
 _HEADROOM_HELP = "Fraction of the chip's memory kept free: fit within capacity x (1 - this); default 0.05."
 
 
@@ -52,22 +60,26 @@ def estimate(
     micro_batch: int | None = typer.Option(
         None, "--micro-batch", help="Sequences per micro-batch per dp rank (default 1)."
     ),
-    global_batch: int | None = typer.Option(
-        None,
-        "--global-batch",
-        help=f"Sequences per step (default: dp x micro-batch x pp when --micro-batch is given, i.e. one "
-        f"micro-batch per data-parallel rank and pipeline stage; otherwise {DEFAULT_GLOBAL_BATCH}).",
-    ),
+    global_batch: int | None = typer.Option(None, "--global-batch", help=GLOBAL_BATCH_HELP),
     seq_len: int = typer.Option(DEFAULT_SEQ_LEN, "--seq-len", help="Tokens per sequence."),
+    allow_long_context: bool = typer.Option(
+        False, "--allow-long-context", help="Allow --seq-len past the model's max_position_embeddings."
+    ),
     recompute: str = typer.Option("none", "--recompute", help="none, selective or full."),
     precision: str = typer.Option("bf16", "--precision", help="fp32, bf16, fp8, mxfp8, fp4."),
     sequence_parallel: bool = typer.Option(
         True, "--sequence-parallel/--no-sequence-parallel", help="Sequence parallelism with tp > 1."
     ),
     infer: bool = typer.Option(False, "--infer", help="Estimate inference instead of training."),
-    batch: int = typer.Option(1, "--batch", help="--infer: sequences served together per replica."),
-    input_tokens: int = typer.Option(1024, "--input-tokens", help="--infer: prompt tokens per sequence."),
-    output_tokens: int = typer.Option(256, "--output-tokens", help="--infer: generated tokens per sequence."),
+    batch: int | None = typer.Option(
+        None, "--batch", help="--infer: sequences served together per replica (default 1)."
+    ),
+    input_tokens: int | None = typer.Option(
+        None, "--input-tokens", help="--infer: prompt tokens per sequence (default 1024)."
+    ),
+    output_tokens: int | None = typer.Option(
+        None, "--output-tokens", help="--infer: generated tokens per sequence (default 256)."
+    ),
     weight_precision: str | None = typer.Option(None, "--weight-precision", help="--infer: int8, fp8, ..."),
     kv_precision: str | None = typer.Option(None, "--kv-precision", help="--infer: KV-cache format."),
     pad_heads: bool = typer.Option(False, "--pad-heads", help="--infer: pad heads/FFN to a multiple of tp."),
@@ -104,6 +116,9 @@ def estimate(
             seq_len=(seq_len, DEFAULT_SEQ_LEN), global_batch=(global_batch, None), vp=(vp, 1),
             cp=(cp, 1), zero=(zero, 1), micro_batch=(micro_batch, None), recompute=(recompute, "none"),
         )  # fmt: skip
+        batch = SERVING_DEFAULTS["batch"] if batch is None else batch
+        input_tokens = SERVING_DEFAULTS["input_tokens"] if input_tokens is None else input_tokens
+        output_tokens = SERVING_DEFAULTS["output_tokens"] if output_tokens is None else output_tokens
         return estimate_infer(
             model=model, chip=chip, system=system, chips=chips, dp=dp, tp=tp, pp=pp, ep=ep, batch=batch,
             input_tokens=input_tokens, output_tokens=output_tokens, precision=precision, as_json=as_json,
@@ -115,8 +130,16 @@ def estimate(
                       spec_decode=spec_decode, spec_tokens=spec_tokens, accept_rate=accept_rate,
                       engine=engine),
         )  # fmt: skip
+    refuse_serving_flags(
+        batch=batch, input_tokens=input_tokens, output_tokens=output_tokens,
+        weight_precision=weight_precision, kv_precision=kv_precision, pad_heads=pad_heads or None,
+        max_batch=max_batch, concurrency=concurrency, request_rate=request_rate,
+        num_requests=None if num_requests == 1000 else num_requests, input_std=input_std or None,
+        output_std=output_std or None, chunked_prefill=chunked_prefill,
+        prefix_cache_hit=prefix_cache_hit or None, spec_decode=spec_decode, spec_tokens=spec_tokens or None,
+        accept_rate=accept_rate or None, engine=None if engine == "vllm" else engine,
+    )  # fmt: skip
     headroom = _headroom(mem_headroom)
-    micro_batch_given = micro_batch is not None
     micro_batch = 1 if micro_batch is None else micro_batch
     for name, value in (("global_batch", global_batch), ("seq_len", seq_len), ("micro_batch", micro_batch)):
         if value is not None and value < 1:
@@ -133,8 +156,8 @@ def estimate(
             default_seq_len=DEFAULT_SEQ_LEN, precision=precision, as_json=as_json, mem_headroom=headroom,
         )  # fmt: skip
     the_dp, check_chips = resolve_dp(chips, dp, tp, pp, cp)
-    if global_batch is None:
-        global_batch = the_dp * micro_batch * pp if micro_batch_given else DEFAULT_GLOBAL_BATCH
+    if global_batch is None:  # one default for every verb, never derived from --micro-batch
+        global_batch = DEFAULT_GLOBAL_BATCH
     layout = Layout(
         dp=the_dp,
         tp=tp,
@@ -158,6 +181,7 @@ def estimate(
         chips=check_chips,
         stack=check_stack(stack),
         mem_headroom=headroom,
+        allow_long_context=allow_long_context,
     )
     d = with_usable_memory(result.to_dict(), headroom)
     if as_json:

@@ -6,14 +6,21 @@ from typing import Any
 
 import typer
 
-from twofold.cli._app import STACK_HELP, app, check_stack, console, emit_json
+from twofold.cli._app import (
+    DEFAULT_GLOBAL_BATCH,
+    DEFAULT_SEQ_LEN,
+    GLOBAL_BATCH_HELP,
+    SERVING_DEFAULTS,
+    STACK_HELP,
+    app,
+    check_stack,
+    console,
+    emit_json,
+    refuse_serving_flags,
+)
 
 __all__ = ["plan"]
 
-# 4M tokens per step at the default sequence length: Llama 2's pretraining batch (Touvron et al.
-# 2023, "Llama 2", section 2.2: "global batch-size of 4M tokens").
-DEFAULT_SEQ_LEN = 4096
-DEFAULT_GLOBAL_BATCH = 1024
 _OBJECTIVE_HELP = (
     "What to rank by: throughput (tokens/s/chip), cost ($/M tokens), energy (J/token), "
     "time (to train --tokens); with --infer: throughput, latency, cost."
@@ -32,8 +39,11 @@ def plan(
     chip: str = typer.Option(..., "--chip", help="Chip id or alias (implies its standard system)."),
     system: str | None = typer.Option(None, "--system", help="Another catalog system for the chip."),
     chips: int = typer.Option(..., "--chips", help="Number of chips."),
-    global_batch: int = typer.Option(DEFAULT_GLOBAL_BATCH, "--global-batch", help="Sequences per step."),
+    global_batch: int = typer.Option(DEFAULT_GLOBAL_BATCH, "--global-batch", help=GLOBAL_BATCH_HELP),
     seq_len: int = typer.Option(DEFAULT_SEQ_LEN, "--seq-len", help="Tokens per sequence."),
+    allow_long_context: bool = typer.Option(
+        False, "--allow-long-context", help="Allow --seq-len past the model's max_position_embeddings."
+    ),
     precision: str = typer.Option("bf16", "--precision", help="fp32, bf16, fp8, mxfp8, fp4."),
     objective: str = typer.Option("throughput", "--objective", help=_OBJECTIVE_HELP),
     price: list[str] = typer.Option([], "--price", help=_PRICE_HELP),  # noqa: B008 - repeatable
@@ -58,8 +68,12 @@ def plan(
     max_vp: int | None = typer.Option(None, "--max-vp", help="Search virtual stages per rank up to this."),
     max_cp: int | None = typer.Option(None, "--max-cp", help="Search context-parallel sizes up to this."),
     infer: bool = typer.Option(False, "--infer", help="Plan serving (layout and batch) instead of training."),
-    input_tokens: int = typer.Option(1024, "--input-tokens", help="--infer: prompt tokens per sequence."),
-    output_tokens: int = typer.Option(256, "--output-tokens", help="--infer: generated tokens per sequence."),
+    input_tokens: int | None = typer.Option(
+        None, "--input-tokens", help="--infer: prompt tokens per sequence (default 1024)."
+    ),
+    output_tokens: int | None = typer.Option(
+        None, "--output-tokens", help="--infer: generated tokens per sequence (default 256)."
+    ),
     max_ttft_ms: float | None = typer.Option(None, "--max-ttft-ms", help="--infer: TTFT target."),
     max_tpot_ms: float | None = typer.Option(None, "--max-tpot-ms", help="--infer: TPOT target."),
     weight_precision: str | None = typer.Option(None, "--weight-precision", help="--infer: int8, fp8, ..."),
@@ -106,11 +120,18 @@ def plan(
             **{name: (value, None) for name, value in bounds.items()},
         )
         return plan_infer(
-            model=model, chip=chip, system=system, chips=chips, input_tokens=input_tokens,
-            output_tokens=output_tokens, precision=precision, weight_precision=weight_precision,
+            model=model, chip=chip, system=system, chips=chips,
+            input_tokens=SERVING_DEFAULTS["input_tokens"] if input_tokens is None else input_tokens,
+            output_tokens=SERVING_DEFAULTS["output_tokens"] if output_tokens is None else output_tokens,
+            precision=precision, weight_precision=weight_precision,
             kv_precision=kv_precision, max_ttft_ms=max_ttft_ms, max_tpot_ms=max_tpot_ms, objective=objective,
             pad_heads=pad_heads, top=top, as_json=as_json, mem_headroom=headroom,
         )  # fmt: skip
+    refuse_serving_flags(
+        input_tokens=input_tokens, output_tokens=output_tokens, max_ttft_ms=max_ttft_ms,
+        max_tpot_ms=max_tpot_ms, weight_precision=weight_precision, kv_precision=kv_precision,
+        pad_heads=pad_heads or None,
+    )  # fmt: skip
     for name, value in (("chips", chips), ("global_batch", global_batch), ("seq_len", seq_len), ("top", top)):
         if value < 1:
             raise InputError(name, value, "must be a positive integer")
@@ -154,6 +175,7 @@ def plan(
         tie_tolerance=tolerance,
         options=EnumerateOptions(**bounds),
         stack=check_stack(stack),
+        allow_long_context=allow_long_context,
     )
     from twofold.cli._uncertainty import with_plan_uncertainty
 

@@ -63,7 +63,7 @@ from twofold.parallel.memory import (
     state_bytes,
     usable_memory_bytes,
 )
-from twofold.parallel.rules import check_layout
+from twofold.parallel.rules import check_context_length, check_layout
 from twofold.workload.model import ModelConfig
 from twofold.workload.params import param_counts
 
@@ -275,15 +275,18 @@ def estimate_training(
     calibration: TrainingCalibration | None = None,
     mem_headroom: float = DEFAULT_MEM_HEADROOM,
     stack: Any = None,
+    allow_long_context: bool = False,
 ) -> TrainingEstimate:
     """One training-step estimate: validates the layout (`parallel.rules.check_layout`), then
     evaluates it through `evaluate_layouts` on a one-row table. It fits when its memory per chip
     is at most capacity * (1 - `mem_headroom`). `stack` (`cost.stack`: an id, a file, a Stack;
     None = the calibration's, `auto` unless set) is the software stack that runs the step; the
     result names it, the factors applied and the evidence behind its uncertainty
-    (`estimate.provenance`, `estimate.uncertainty`)."""
+    (`estimate.provenance`, `estimate.uncertainty`). A `seq_len` past the model's
+    `max_position_embeddings` is refused unless `allow_long_context` (`parallel.rules`)."""
     from twofold.estimate.provenance import training_provenance
 
+    check_context_length(model, workload.seq_len, allow_long_context=allow_long_context)
     check_layout(model, layout, workload, chips)
     chip = _chip_for(system, chip)
     calibration = shipped_calibration() if calibration is None else calibration

@@ -28,6 +28,12 @@ rules on tp/pp/vp/cp/ep (its asserts in `megatron/core/parallel_state.py`,
   divides the routed-expert width. Dense models need ep = 1 and etp = tp.
 - global_batch is a multiple of dp * micro_batch (whole micro-batches per step, gradient accumulation
   over global_batch / (dp * micro_batch) of them).
+
+Not a layout rule but checked with them (`check_context_length`, called by `estimate_training` and
+`plan_training`): seq_len is at most the model's `max_position_embeddings`, the context it was
+trained for, unless the caller allows a longer one (`allow_long_context`, `--allow-long-context`:
+continued pretraining with RoPE scaling). Without the check, `--seq-len 1000000000` priced a step
+of 0 tokens/s and 21,991,113 GiB per chip instead of saying the question was off the model.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from twofold.errors import InputError
 from twofold.parallel.layout import RECOMPUTE_MODES, Layout, LayoutTable, TrainingWorkload
 from twofold.workload.model import ModelConfig
 
-__all__ = ["check_layout", "layout_violations", "valid_mask"]
+__all__ = ["check_context_length", "check_layout", "layout_violations", "valid_mask"]
 
 Cols = dict[str, np.ndarray]
 # (field named in the message, rule text, ok-mask over the columns)
@@ -214,3 +220,16 @@ def check_layout(
             if field == "global_batch":
                 value = workload.global_batch
             raise InputError(field, value, text)
+
+
+def check_context_length(model: ModelConfig, seq_len: int, *, allow_long_context: bool = False) -> None:
+    """`InputError` for a `seq_len` past the model's `max_position_embeddings` (module docstring),
+    unless `allow_long_context`; learned position tables are never extended (`workload.graph`)."""
+    limit = model.max_position_embeddings
+    if seq_len > limit and not allow_long_context:
+        raise InputError(
+            "seq_len",
+            seq_len,
+            f"exceeds max_position_embeddings={limit} of {model.name}; "
+            "--allow-long-context (allow_long_context=True) prices a context-extended model anyway",
+        )

@@ -36,6 +36,7 @@ from twofold.errors import InputError
 from twofold.hardware.types import Chip, System
 from twofold.parallel.layout import Layout, LayoutTable, TrainingWorkload
 from twofold.parallel.memory import DEFAULT_MEM_HEADROOM, usable_memory_bytes
+from twofold.parallel.rules import check_context_length
 from twofold.search.enumerate import EnumerateOptions, RejectionSummary, enumerate_layouts
 from twofold.search.objectives import (
     OBJECTIVES,
@@ -266,6 +267,7 @@ def plan_training(
     mem_headroom: float = DEFAULT_MEM_HEADROOM,
     tie_tolerance: float = DEFAULT_TIE_TOLERANCE,
     stack: Any = None,
+    allow_long_context: bool = False,
 ) -> PlanResult:
     """Search every valid layout of `model` on `chips` chips of a system and rank them.
 
@@ -278,7 +280,8 @@ def plan_training(
     per chip, then enumeration order, so the result is deterministic. `chip` overrides the system's
     own chip (a what-if chip, or a system built outside the catalog); `options` narrows the space.
     `stack` (`cost.stack`: an id, a YAML file or a Stack; None = `auto`, the chip vendor's
-    reference stack) is the software stack the default evaluator prices the layouts with.
+    reference stack) is the software stack the default evaluator prices the layouts with. A
+    `seq_len` past the model's `max_position_embeddings` is refused unless `allow_long_context`.
 
     `objective` (`search.objectives`): "throughput" (tokens/s per chip), "cost" ($ per million
     tokens; `prices` {chip id: USD per chip-hour} over the catalog price of `price_kind`),
@@ -300,6 +303,7 @@ def plan_training(
         from twofold.workload import get_model
 
         model = get_model(model)
+    check_context_length(model, workload.seq_len, allow_long_context=allow_long_context)
     system, chip = _resolve_hardware(system_or_chip, chip)
     usable_gib = usable_memory_bytes(chip.hbm_capacity_bytes, mem_headroom) / 2**30
     inputs = objective_inputs(
