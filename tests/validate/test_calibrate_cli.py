@@ -202,3 +202,41 @@ def test_sweep_runs_the_written_stack(team: Path, home: Path, capsys: pytest.Cap
     )
     expected = plan.to_dict()["best"]["tokens_per_s_per_chip"]
     assert result["best"]["tokens_per_s_per_chip"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_from_history_uses_the_steps_measure_stored_on_a_catalog_chip(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Reference: the steps written to the results database the way `twofold measure` writes them
+    (`measure.db.record_run`, `Kernel.params`); a CPU run has no catalog chip and is reported."""
+    from twofold.measure.db import MeasurementRow, record_run
+    from twofold.measure.kernels import Kernel, step_models
+
+    model = next(iter(step_models().values()))
+    steps = [
+        Kernel(kind="train_step", dims={"micro_batch": b, "seq_len": s}, model=model)
+        for b, s in ((1, 128), (2, 256), (4, 512), (8, 128))
+    ]
+    db = home / "results.db"
+    for run_id, device in (("gpu-run", "NVIDIA A100-SXM4-80GB"), ("cpu-run", "cpu")):
+        record_run(
+            db,
+            run_id=run_id,
+            time="2026-12-01T00:00:00+00:00",
+            device=device,
+            fingerprint="f",
+            versions={},
+            measurements=[
+                MeasurementRow(name=k.name, params=k.params, value=0.01 * (i + 1), unit="s")
+                for i, k in enumerate(steps)
+            ],
+            profile_yaml=None,
+        )
+    code, out, err = run_cli(
+        capsys, "calibrate", "--from-history", "--db", str(db), "--name", "local", "--json"
+    )
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["summary"]["runs"] == 4 and {r["chip"] for r in doc["runs"]} == {"a100"}
+    assert any("cpu-run" in note and "not a catalog chip" in note for note in doc["history_notes"])
+    assert _written(home) == [home / ".twofold" / "stacks" / "local.yaml"]

@@ -49,7 +49,16 @@ from twofold.validate.dataset import _COLUMNS, PublishedRow
 from twofold.validate.dataset import _row as _parse_row  # the shipped files' own cell parser
 from twofold.validate.mapping import Case, mapping_data
 
-__all__ = ["UNIT_RULES", "UserRun", "check_runs", "read_runs", "run_case", "runs_from_history"]
+__all__ = [
+    "FITTED_METRICS",
+    "UNIT_RULES",
+    "UserRun",
+    "check_run",
+    "check_runs",
+    "read_runs",
+    "run_case",
+    "runs_from_history",
+]
 
 # metric -> (regex a unit must match, what the rule says)
 UNIT_RULES: Mapping[str, tuple[str, str]] = {
@@ -82,6 +91,7 @@ class UserRun:
     chip: str = ""
     config: str = ""
     where: str = ""  # "runs.csv row r7": how messages name the run
+    model_config: Any = None  # a ModelConfig known already (the steps `twofold measure` timed)
 
 
 def _cells(raw: Mapping[str, Any], index: int, source: str) -> dict[str, str]:
@@ -174,6 +184,8 @@ def _model(run: UserRun) -> Any:
     from twofold.validate.mapping import NotExpressible, model_from_columns
     from twofold.workload.registry import get_model
 
+    if run.model_config is not None:
+        return run.model_config
     if run.config:
         if not Path(run.config).expanduser().is_file():
             raise InputError(f"{run.where}.config", run.config, "must be the path of a config.json")
@@ -304,11 +316,27 @@ def run_case(run: UserRun, stack: str = "auto") -> Case:
     )
 
 
+def _device_chip(device: str) -> Any:
+    """The catalog chip of a device name ("NVIDIA A100-SXM4-80GB" -> a100): the whole name as an id
+    or alias, its `mapping.yaml` hardware entry, else the first word with a digit that is an alias."""
+    from twofold.hardware import catalog
+
+    entry = mapping_data()["hardware"].get(device) or {}
+    words = [w for w in re.split(r"[\s_/-]+", device) if any(c.isdigit() for c in w)]
+    for name in (device, entry.get("chip"), *words):
+        if name:
+            try:
+                return catalog.get_chip(str(name))
+            except InputError:
+                continue
+    return None
+
+
 def runs_from_history(db_path: Path | str | None = None) -> tuple[tuple[UserRun, ...], tuple[str, ...]]:
     """The timed training steps of `twofold measure` runs (`measure.db`) as runs, and what they
     lack: (runs whose device maps to a catalog chip, notes on every step that could not be used)."""
-    from twofold.hardware import catalog
     from twofold.measure.db import default_db_path, list_runs, run_measurements
+    from twofold.measure.kernels import step_models
 
     path = Path(db_path) if db_path is not None else default_db_path()
     runs: list[UserRun] = []
@@ -317,17 +345,23 @@ def runs_from_history(db_path: Path | str | None = None) -> tuple[tuple[UserRun,
         steps = [m for m in run_measurements(path, record.id) if m.name.startswith("train_step:")]
         if not steps:
             continue
-        try:
-            chip = catalog.get_chip(record.device)
-        except InputError:
+        chip = _device_chip(record.device)
+        if chip is None:
             notes.append(
                 f"run {record.id}: device {record.device!r} is not a catalog chip; its {len(steps)} "
                 "timed steps cannot be calibrated against (a `twofold measure` profile already "
                 "describes that machine: use --chip local)"
             )
             continue
+        models = step_models()
         for k, m in enumerate(steps):
             arch = m.params.get("model") or {}
+            model = models.get(str(arch.get("name")))
+            if model is None:
+                notes.append(
+                    f"run {record.id}: step model {arch.get('name')!r} is not one `twofold measure` times now"
+                )
+                continue
             cells = {
                 "id": f"{record.id}-{k}",
                 "source": f"twofold measure {record.id}",
@@ -351,7 +385,7 @@ def runs_from_history(db_path: Path | str | None = None) -> tuple[tuple[UserRun,
             }
             full = _cells(cells, k, "history")
             row = _parse_row({c: full[c] for c in _COLUMNS})
-            runs.append(UserRun(row=row, chip=chip.id, where=f"history {row.id}"))
+            runs.append(UserRun(row=row, chip=chip.id, where=f"history {row.id}", model_config=model))
     if runs:
         notes.append(
             "history steps are single-device fp32 steps of small models: they identify the per-op "
