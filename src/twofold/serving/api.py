@@ -35,9 +35,12 @@ def simulate_serving(
     mem_headroom: float = DEFAULT_MEM_HEADROOM,
     draft_model: ModelConfig | None = None,
 ) -> tuple[InferenceEstimate, LoadResult]:
-    """The static estimate of `max_batch` sequences of the mean request (its `kv_capacity_tokens` sizes
-    the KV block pool) and the simulated load. `workload` gives the precisions; the request shapes
-    come from `config`. `draft_model`: the speculative draft (required when `config.spec_decode`)."""
+    """The static estimate of `max_batch` sequences of the mean request and the simulated load.
+
+    The KV block pool is the KV capacity beside the weights and one step's activations: `max_batch`
+    prompts prefill-first, the chunk's prompts (chunk / prompt tokens) with chunked prefill.
+    `workload` gives the precisions; the request shapes come from `config`. `draft_model`: the
+    speculative draft (required when `config.spec_decode`)."""
     ep = layout.ep
     batch = max(ep, config.max_batch - config.max_batch % ep)
     static_workload = replace(
@@ -45,7 +48,15 @@ def simulate_serving(
     )
     kw = dict(chip=chip, profile=profile, calibration=calibration)
     static = estimate_inference(model, system, layout, static_workload, mem_headroom=mem_headroom, **kw)
-    if static.kv_capacity_tokens <= 0:
+    kv_tokens = static.kv_capacity_tokens
+    if config.chunked_prefill is not None:  # a step's activations are those of its token budget
+        per_step = math.ceil(config.chunked_prefill / config.input_tokens)
+        sizing = max(ep, min(batch, per_step - per_step % ep))
+        sized = replace(static_workload, batch=sizing)
+        kv_tokens = estimate_inference(
+            model, system, layout, sized, mem_headroom=mem_headroom, **kw
+        ).kv_capacity_tokens
+    if kv_tokens <= 0:
         raise InputError(
             "max_batch", config.max_batch, f"leaves no memory for the KV cache on {static.chip} ({layout})"
         )
@@ -59,7 +70,7 @@ def simulate_serving(
         max_prompt=max_context,
         exact_contexts=exact,
         exact_prompts=(config.input_tokens,),
-        kv_capacity_tokens=static.kv_capacity_tokens,
+        kv_capacity_tokens=kv_tokens,
         **kw,
     )
     costs = step_costs(model, system, layout, static_workload, **tables)

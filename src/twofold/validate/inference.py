@@ -8,8 +8,20 @@ NeuronX, Neuron 2.18) is predicted by `estimate.estimate_inference` with the row
 - "FP16 model, BF16 matmul, int8|bf16 weights": compute and KV cache bf16, weights int8 or bf16.
 - "input N / output M tokens; batch B" in the notes; the published figure is the instance's output
   tokens/s = B * M / end-to-end latency (`InferenceEstimate.output_tokens_per_s`).
-These rows are summarised apart from the training-throughput rows (another workload, another
-metric) and are not used by the training-calibration fit.
+
+Serving rows measured under a load (`serving_call`) are simulated (`serving.simulate_serving`) and
+compared on their own metric (TTFT p50, TPOT p50 or output tokens/s over the run):
+- AWS Neuron Trainium2 (vLLM on NxD Inference, LLMPerf or `vllm bench serve`): "N input / M output
+  tokens, concurrency K" or "N in / M out, P prompts, max-concurrency K" in the notes. The row's
+  `chips` column is the replica (TP_DEGREE counts logical NeuronCores, 4 per chip at LNC=2); a
+  closed loop of K requests with max batch K. Priced as vLLM's scheduler: the rows do not list the
+  compiled sequence buckets, so bucket padding is not charged.
+- TensorRT-LLM v1.0 `trtllm-bench throughput` (GPUs): "ISL/OSL=N/M; num_requests=R", every request
+  queued at once: a closed loop of R with trtllm-bench's default max batch 2048 and max tokens per
+  step 8192 (chunked context), FP8 weights, activations and KV cache for the FP8 checkpoints
+  (ModelOpt FP8 checkpoints quantize the KV cache too: an assumption where the row does not say).
+Speculative decoding (draft model or EAGLE heads not in the catalog), prefix-cache rows without
+prompt lengths, and models missing from the catalog are unexpressible, with the reason.
 """
 
 from __future__ import annotations
@@ -20,7 +32,7 @@ from typing import Any
 from twofold.errors import InputError
 from twofold.validate.dataset import PublishedRow
 
-__all__ = ["inference_call", "predict_inference"]
+__all__ = ["inference_call", "predict_inference", "serving_call"]
 
 _SHAPE = re.compile(r"input (\d+) / output (\d+) tokens; batch (\d+)")
 _CHIPS = {"Trainium1": "trn1", "Inferentia2": "inf2"}
@@ -58,10 +70,95 @@ def inference_call(row: PublishedRow) -> dict[str, Any]:
     }
 
 
+_LOAD_SHAPES = (
+    re.compile(r"(?P<n_in>\d+) input / (?P<n_out>\d+) (?:requested )?output tokens.*?concurrency (?P<k>\d+)"),
+    re.compile(r"(?P<n_in>\d+) in / (?P<n_out>\d+) out, (?P<count>\d+) prompts, max-concurrency (?P<k>\d+)"),
+)
+_TRTLLM_BENCH = re.compile(r"ISL/OSL=(?P<n_in>\d+)/(?P<n_out>\d+); num_requests=(?P<count>\d+)")
+_SERVING_MODELS = {
+    "Llama 3.1 405B Instruct": "llama3.1-405b",
+    "Llama 3.3 70B Instruct": "llama3.1-70b",  # Llama 3.3 70B has Llama 3.1 70B's config
+    "Llama-3.3-70B-Instruct": "llama3.1-70b",
+    "Llama 3.1 8B Instruct": "llama3.1-8b",
+    "Llama-3.1-8B-Instruct": "llama3.1-8b",
+    "Llama-3.1-405B-Instruct": "llama3.1-405b",
+    "gpt-oss-120b": "gpt-oss-120b",
+}
+_GPU_CHIPS = {"H100 SXM": "h100", "H200 SXM": "h200", "B200": "b200", "GB200": "gb200"}
+_SERVING_METRICS = {
+    "ttft_ms": "ttft_ms",
+    "tpot_p50_ms": "tpot_ms",
+    "output_tokens_per_s": "output_tokens_per_s",
+}
+
+
+def serving_call(row: PublishedRow) -> dict[str, Any] | None:
+    """The keyword arguments of `serving.simulate_serving` for a row measured under a load (module
+    docstring), None for the static rows; `NotInferenceRow` when it is a load row twofold cannot express."""
+    from twofold.estimate.inference_types import InferenceLayout, InferenceWorkload
+    from twofold.hardware.catalog import get_chip, system_for
+    from twofold.serving import ServingConfig
+    from twofold.workload.registry import get_model
+
+    load = next((m for m in (p.search(row.notes) for p in _LOAD_SHAPES) if m), None)
+    bench = _TRTLLM_BENCH.search(row.notes) if "trtllm-bench throughput" in row.notes else None
+    if load is None and bench is None:
+        return None
+    if "speculat" in row.model.lower() or "EAGLE" in row.model or "APC" in row.model:
+        raise NotInferenceRow("speculative decoding with a draft or EAGLE head not in the model catalog")
+    if row.model not in _SERVING_MODELS:
+        raise NotInferenceRow(f"model {row.model!r} not in the catalog (issue 15 item 5 adds it)")
+    if row.metric not in _SERVING_METRICS:
+        raise NotInferenceRow(f"metric {row.metric} has no serving prediction")
+    model = get_model(_SERVING_MODELS[row.model])
+    if load is not None:
+        if "Trainium2" not in row.hardware or not row.chips:
+            raise NotInferenceRow(f"no serving mapping for {row.hardware!r}")
+        chip, k = get_chip("trn2"), int(load["k"])
+        count = int(load["count"]) if "count" in load.groupdict() and load["count"] else 10
+        n_in, n_out, precision = int(load["n_in"]), int(load["n_out"]), "bf16"
+        config = ServingConfig(
+            max_batch=k, concurrency=k, num_requests=min(count, 20), input_tokens=n_in, output_tokens=n_out
+        )
+        tp = int(row.chips)
+    else:
+        assert bench is not None  # one of the two matched
+        chip_id = next((c for key, c in _GPU_CHIPS.items() if key in row.hardware), None)
+        if chip_id is None or "FP8" not in row.precision:
+            raise NotInferenceRow(f"no serving mapping for {row.hardware!r} in {row.precision!r}")
+        chip, precision = get_chip(chip_id), "fp8"
+        n_in, n_out, count = int(bench["n_in"]), int(bench["n_out"]), int(bench["count"])
+        config = ServingConfig(
+            max_batch=2048, concurrency=count, num_requests=count, input_tokens=n_in, output_tokens=n_out,
+            chunked_prefill=8192, engine="trtllm",
+        )  # fmt: skip
+        tp = int(row.tp or 1)
+    return {
+        "model": model,
+        "system": system_for(chip),
+        "layout": InferenceLayout(tp=tp),
+        "workload": InferenceWorkload(batch=1, input_tokens=n_in, output_tokens=n_out, precision=precision),
+        "config": config,
+        "chip": chip,
+    }
+
+
 def predict_inference(row: PublishedRow, calibration: Any = None) -> tuple[float, dict[str, float]]:
     """(predicted output tokens/s of the instance, TTFT/TPOT and breakdown seconds) for one row."""
     from twofold.estimate.inference import estimate_inference
 
+    call = serving_call(row)
+    if call is not None:
+        from twofold.serving import simulate_serving
+
+        try:
+            static, load = simulate_serving(**call, calibration=calibration)
+        except InputError as exc:
+            raise NotInferenceRow(f"estimator: {exc}") from exc
+        figure = getattr(load, _SERVING_METRICS[row.metric])
+        value = figure if isinstance(figure, float) else figure.p50
+        detail = {"ttft_s": load.ttft_ms.p50 / 1e3, "tpot_s": load.tpot_ms.p50 / 1e3}
+        return float(value), detail
     if row.metric != "output_tokens_per_s":
         raise NotInferenceRow(f"metric {row.metric} has no inference prediction")
     try:
