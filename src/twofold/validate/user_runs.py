@@ -18,9 +18,11 @@ Layout in chips: tp, pp, cp, ep, vp default 1, dp defaults to chips / (tp pp cp)
 the chip count when given; `zero_or_fsdp` "FSDP"/"ZeRO-3"/"HSDP" is ZeRO-3 (HSDP: states sharded
 within the scale-up domain), "ZeRO-0/1/2" that stage, empty ZeRO-1 (Megatron's distributed
 optimizer, as `mapping.yaml`'s default); micro_batch defaults to 1; recompute is one of none,
-selective, full or a spelling of `mapping.yaml`. Source conventions of the published files
-(per-source FLOP formulas and MFU peaks, NeuronCore counts) do not apply: MFU and TFLOP/s are read
-against the chip's dense peak at the run's precision and Megatron's FLOP count.
+selective, full or a spelling of `mapping.yaml`. A `notes` cell stating "N Gbps inter-node" sets
+the scale-out network per node, as `twofold validate` does for the published rows. Other source
+conventions of the published files (per-source FLOP formulas and MFU peaks, NeuronCore counts) do
+not apply: MFU and TFLOP/s are read against the chip's dense peak at the run's precision and
+Megatron's FLOP count.
 
 `check_runs` refuses a bad run before anything is fitted, naming the row and the field (unknown
 chip, a layout that does not multiply to the chip count, a zero or negative value, a unit that does
@@ -295,11 +297,13 @@ def run_case(run: UserRun, stack: str = "auto") -> Case:
     from twofold.cost.calibration import shipped_calibration
     from twofold.hardware import catalog
     from twofold.parallel.layout import TrainingWorkload
-    from twofold.validate.mapping import hardware_family
+    from twofold.validate.mapping import _row_network, hardware_family  # validate's network rule
 
     chip = _chip(run)
     entry = None if run.chip else _hardware_entry(run)
     system = catalog.system_for(chip, entry.get("system") if entry else None)
+    caveats: list[str] = []
+    system = _row_network(run.row, system, caveats)  # "400 Gbps inter-node" in the notes
     family = shipped_calibration().family(chip.id) or hardware_family(run.row)
     row = run.row
     workload = TrainingWorkload(global_batch=row.global_batch, seq_len=row.seq_len, precision=_precision(run))
@@ -313,6 +317,7 @@ def run_case(run: UserRun, stack: str = "auto") -> Case:
         layout=_layout(run, system),
         workload=workload,
         stack=stack,
+        caveats=tuple(caveats),
     )
 
 
