@@ -249,7 +249,11 @@ class TrainingCalibration:
                 changes[name] = MappingProxyType({**getattr(base, name), **value})
             else:
                 changes[name] = float(value)
-        note = {"stack_calibration": f"{stack.id} ({stack.path or 'in memory'})"}
+        runs = stack.provenance.get("num_runs")
+        where = f"{stack.id} ({stack.path or 'in memory'})"
+        own = f"stack {where}: factors fitted on {runs} runs" if runs else f"stack {where}: its own factors"
+        summary = f"{base.provenance.get('summary', 'shipped factors')}; {own}"
+        note = {"stack_calibration": where, "summary": summary}
         return dataclasses.replace(
             base,
             **changes,
