@@ -91,3 +91,39 @@ def test_serving_flags_with_infer_still_work(capsys: pytest.CaptureFixture[str])
     args = ("estimate", "--infer", "--model", "llama3.1-8b", "--chip", "h100", "--chips", "8", "--batch", "8")
     code, out, _ = run_cli(capsys, *args, "--json")
     assert code == 0 and json.loads(out)["workload"]["batch"] == 8
+
+
+# Item 5: one exit code for "a valid question without an answer", in every verb.
+NO_ANSWER = [
+    ("plan", "--model", "llama3.1-405b", "--chip", "l4", "--chips", "1"),  # nothing fits
+    ("plan", "--model", "llama3.1-8b", "--chip", "h100", "--chips", "1000000000"),  # no valid layout
+    ("plan", "--infer", "--model", "llama3.1-8b", "--chip", "h100", "--chips", "8", "--max-ttft-ms", "0.001"),
+    ("compare", "llama3.1-405b", "--on", "l4,h100", "--chips", "1"),  # the reference cannot run it
+]
+
+
+@pytest.mark.parametrize("args", NO_ANSWER, ids=["nothing-fits", "no-layout", "no-target", "compare"])
+def test_no_answer_exits_1_with_the_reason_on_one_line(
+    args: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_cli(capsys, *args)
+    assert code == 1, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("no answer: ") and len(lines[0]) > len("no answer: ")
+    assert "Traceback" not in err and "None ms" not in out + err
+
+
+@pytest.mark.parametrize("args", NO_ANSWER[:3], ids=["nothing-fits", "no-layout", "no-target"])
+def test_no_answer_with_json_is_still_one_document(
+    args: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_cli(capsys, *args, "--json")
+    assert code == 1 and err.startswith("no answer: ")
+    assert json.loads(out)["best"] is None
+
+
+def test_an_answer_still_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(
+        capsys, "plan", "--model", "llama3.1-8b", "--chip", "h100", "--chips", "8", "--top", "1"
+    )
+    assert code == 0 and err == ""

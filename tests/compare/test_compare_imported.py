@@ -136,13 +136,19 @@ def test_compare_onnx_cnn_table_says_samples(onnx_cnn: str, capsys: pytest.Captu
     ("extra", "message"),
     [
         (["--tokens", "1e9"], "error: tokens=1000000000.0: tiny_resnet has no token input"),
-        (["--global-batch", "100"], "error: reference='h100': has no fitting layout: global_batch=100"),
     ],
 )
 def test_compare_onnx_cnn_bad_input(onnx_cnn: str, capsys, extra: list[str], message: str) -> None:
     code, out, err = _run(capsys, *_args(onnx_cnn, *extra))
     assert code == 2 and out == ""
     assert err.startswith(message), err
+
+
+def test_compare_onnx_cnn_without_a_valid_layout_has_no_answer(onnx_cnn: str, capsys) -> None:
+    # global_batch=100 splits over no dp of the reference: a valid question without an answer (exit 1).
+    code, out, err = _run(capsys, *_args(onnx_cnn, "--global-batch", "100"))
+    assert code == 1 and out == ""
+    assert err.startswith("no answer: reference h100 has no fitting layout: global_batch=100"), err
 
 
 def test_samples_budget_refused_for_a_token_model(capsys: pytest.CaptureFixture[str]) -> None:

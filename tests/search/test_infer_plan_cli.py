@@ -25,8 +25,10 @@ def test_plan_infer_meets_targets(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_plan_infer_table_and_unmeetable_target(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run_cli(capsys, *BASE, "--max-tpot-ms", "0.001")
-    assert code == 0 and "fastest seen" in out
+    code, out, err = run_cli(capsys, *BASE, "--max-tpot-ms", "0.001")
+    # A valid question without an answer: the table, then exit 1 with the reason (errors.NoAnswer).
+    assert code == 1 and "fastest seen" in out and "(targets: TPOT <= 0.001 ms)" in out
+    assert err.startswith("no answer: no layout of 8 x h100 serves")
 
 
 @pytest.mark.parametrize(

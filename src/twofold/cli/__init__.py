@@ -2,7 +2,8 @@
 
 Each verb lives in its own module in this package and registers itself on `app`. Core code never
 imports this package. Every verb takes `--json`, and then prints exactly one JSON document.
-User mistakes (`InputError`) become a one-line message on stderr and exit code 2.
+User mistakes (`InputError`) become a one-line message on stderr and exit code 2; a valid
+question without an answer (`NoAnswer`) prints `no answer: <reason>` on stderr and exits 1.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ __all__ = ["app", "main"]
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
-    from twofold.errors import InputError
+    from twofold.errors import InputError, NoAnswer
 
     try:
         # Standalone mode: click reports usage errors itself (exit 2) and handles --help/Ctrl-C.
@@ -37,3 +38,6 @@ def main(argv: list[str] | None = None) -> None:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except NoAnswer as exc:
+        print(f"no answer: {exc}", file=sys.stderr)
+        sys.exit(1)

@@ -123,7 +123,15 @@ def plan_onnx(
         d["workload"]["seq_len"] = None
     if as_json:
         emit_json(d)
-        return
+    else:
+        _render_plan(d, global_batch)
+    if d["best"] is None:  # a valid question without an answer: exit 1 (`errors.NoAnswer`)
+        from twofold.errors import NoAnswer
+
+        raise NoAnswer(d["explanation"][0] if d["explanation"] else "no layout fits")
+
+
+def _render_plan(d: dict[str, Any], global_batch: int) -> None:
     out = console()
     out.print(
         f"[bold]{d['model']}[/] on {d['chips']} x {d['chip']} ({d['system']}), global_batch={global_batch}"

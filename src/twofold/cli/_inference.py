@@ -208,6 +208,10 @@ def plan_infer(
         emit_json(result.to_dict())
     else:
         _render_plan(result.to_dict())
+    if result.best is None:  # a valid question without an answer: exit 1 (`errors.NoAnswer`)
+        from twofold.errors import NoAnswer
+
+        raise NoAnswer(result.explanation[0] if result.explanation else "no serving layout fits")
 
 
 def _render_estimate(d: dict[str, Any]) -> None:

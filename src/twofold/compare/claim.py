@@ -36,7 +36,7 @@ from twofold.compare.ranges import CANNOT_TELL, DOES_NOT_HOLD, HOLDS, chip_uncer
 from twofold.compare.ranges import ratio_range as combined_range
 from twofold.compare.ranges import thin_evidence as thin_of
 from twofold.compare.workloads import CLAIM_WORKLOADS, ClaimWorkload
-from twofold.errors import InputError
+from twofold.errors import InputError, NoAnswer
 from twofold.parallel.layout import TrainingWorkload
 
 __all__ = [
@@ -182,7 +182,7 @@ def _row(a: Target, b: Target, w: ClaimWorkload, key: str, threshold: float, cac
         result = compare_targets(
             get_model(w.model), [a, b], chips=w.chips, reference=b.label, workload=workload, cache=cache
         )
-    except InputError as exc:  # the reference chip cannot run this workload
+    except (InputError, NoAnswer) as exc:  # the reference chip cannot run this workload
         return _not_evaluated(w, str(exc))
     ra, rb = result.row(a.label), result.row(b.label)
     layouts = {

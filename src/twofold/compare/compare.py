@@ -41,7 +41,7 @@ from twofold.compare.plans import ChipPlan, PlanCache, Target, plan_chip, target
 from twofold.compare.ranges import chip_uncertainty, ratio_range, stack_id, thin_evidence
 from twofold.economics.power import busy_fraction, co2_kg, energy_kwh, energy_per_token_j
 from twofold.economics.prices import cost_usd, tokens_per_usd, usd_per_million_tokens
-from twofold.errors import InputError
+from twofold.errors import InputError, NoAnswer
 from twofold.estimate.result import BREAKDOWN_TERMS
 from twofold.estimate.uncertainty import Uncertainty
 from twofold.parallel.layout import Layout, TrainingWorkload
@@ -385,7 +385,7 @@ def compare_targets(
 
     ref = raw[ref_label]
     if ref["metrics"] is None:
-        raise InputError("reference", ref_label, "has no fitting layout: " + "; ".join(ref["notes"]))
+        raise NoAnswer(f"reference {ref_label} has no fitting layout: " + "; ".join(ref["notes"]))
     rows = []
     sure = {t.label: _uncertainty(t, raw[t.label], unit) for t in targets}
     for tgt in targets:

@@ -269,9 +269,10 @@ def plan_inference(
     else:
         explanation.append(f"no layout of {chips} x {chip.id} serves {model.name} under the targets")
         if fastest is not None:
+            given = (("TTFT", max_ttft_ms), ("TPOT", max_tpot_ms))
+            targets = ", ".join(f"{name} <= {ms:g} ms" for name, ms in given if ms is not None)
             explanation.append(
-                f"fastest seen: TTFT {fastest[0]:.1f} ms, TPOT {fastest[1]:.2f} ms (targets: "
-                f"TTFT {max_ttft_ms} ms, TPOT {max_tpot_ms} ms)"
+                f"fastest seen: TTFT {fastest[0]:.1f} ms, TPOT {fastest[1]:.2f} ms (targets: {targets})"
             )
         for reason, count in sorted(rejected.items(), key=lambda kv: -kv[1]):
             explanation.append(f"{count} layouts rejected: {reason}")
