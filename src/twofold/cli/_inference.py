@@ -317,3 +317,101 @@ def _render_plan(d: dict[str, Any]) -> None:
     )
     for line in d["explanation"]:
         out.print(f"[yellow]{line}[/yellow]")
+
+
+def plan_capacity_infer(
+    *,
+    model: str,
+    chip: str,
+    system: str | None,
+    input_tokens: int,
+    output_tokens: int,
+    precision: str,
+    weight_precision: str | None,
+    kv_precision: str | None,
+    request_rate: float,
+    p99_ttft_ms: float | None,
+    p99_itl_ms: float | None,
+    price: float | None,
+    as_json: bool,
+    max_replica_chips: int | None = None,
+    load: dict[str, Any] | None = None,
+) -> None:
+    """`twofold plan --infer --request-rate R`: replicas, layout and batch meeting the p99 targets at least
+    cost (`serving.capacity`), with $ per million output tokens and per month when a price is known."""
+    from twofold.hardware.catalog import get_chip, system_for
+    from twofold.serving import ServingConfig
+    from twofold.serving.capacity import plan_capacity
+    from twofold.workload import get_model
+
+    extra = {
+        k: v
+        for k, v in (load or {}).items()
+        if k in _LOAD_DEFAULTS and k not in ("max_batch", "num_requests")
+    }
+    extra = {
+        k: v for k, v in extra.items() if v != _LOAD_DEFAULTS[k] and k not in ("concurrency", "request_rate")
+    }
+    shape = ServingConfig(
+        max_batch=1, concurrency=1, input_tokens=input_tokens, output_tokens=output_tokens, **extra
+    )
+    the_chip = get_chip(chip)
+    result = plan_capacity(
+        get_model(model),
+        system_for(the_chip, system),
+        _workload(1, input_tokens, output_tokens, precision, weight_precision, kv_precision),
+        shape,
+        request_rate=request_rate,
+        p99_ttft_ms=p99_ttft_ms,
+        p99_itl_ms=p99_itl_ms,
+        chip=the_chip,
+        price_usd_per_chip_hour=price,
+        max_replica_chips=max_replica_chips,
+    )
+    d = result.to_dict()
+    if as_json:
+        emit_json(d)
+    else:
+        render_capacity([d])
+    if d["best"] is None:
+        from twofold.errors import NoAnswer
+
+        raise NoAnswer(d["explanation"][-1])
+
+
+def render_capacity(plans: list[dict[str, Any]]) -> None:
+    """One row per chip: its cheapest plan for the rate (`serving.capacity.CapacityPlan.to_dict`)."""
+    from rich.table import Table
+
+    out = console()
+    first = plans[0]
+    targets = ", ".join(
+        f"p99 {name} <= {first[key]:g} ms"
+        for name, key in (("TTFT", "p99_ttft_ms"), ("ITL", "p99_itl_ms"))
+        if first[key]
+    )
+    out.print(
+        f"{first['model']} at {first['request_rate']:g} requests/s, {first['input_tokens']} in / "
+        f"{first['output_tokens']} out tokens; {targets or 'no latency target'}"
+    )
+    table = Table()
+    for col in ("chip", "tp", "max batch", "replicas", "chips", "req/s per replica (saturated)",
+                "p99 TTFT ms", "p99 ITL ms", "$/M output tokens", "$/month"):  # fmt: skip
+        table.add_column(col, justify="left" if col == "chip" else "right")
+    for d in plans:
+        b = d["best"]
+        if b is None:
+            table.add_row(d["chip"], *(["-"] * 9))
+            continue
+        usd = b["usd_per_million_output_tokens"]
+        month = b["usd_per_month"]
+        table.add_row(
+            d["chip"], str(b["layout"]["tp"]), str(b["max_batch"]), str(b["replicas"]), str(b["chips"]),
+            f"{b['rate_per_replica']:.2f} ({b['saturated_rate_per_replica']:.2f})",
+            f"{b['p99_ttft_ms']:,.0f}", f"{b['p99_itl_ms']:.1f}",
+            "no price" if usd is None else f"{usd:.2f}", "-" if month is None else f"{month:,.0f}",
+        )  # fmt: skip
+    out.print(table)
+    for d in plans:
+        if d["best"] is None:
+            out.print(f"[yellow]{d['chip']}: {d['explanation'][-1]}[/yellow]")

@@ -197,12 +197,8 @@ def plan(
     d = with_plan_uncertainty(result.to_dict(), the_chip, check_stack(stack))
     if as_json:
         emit_json(d)
-    else:
-        _render(d)
-    if d["best"] is None:  # a valid question without an answer: exit 1 (`errors.NoAnswer`)
-        from twofold.errors import NoAnswer
-
-        raise NoAnswer(d["explanation"][0] if d["explanation"] else "no layout fits")
+        return
+    _render(d)
 
 
 # objective -> (column title, row key, format)
