@@ -76,6 +76,9 @@ def plan(
     ),
     max_ttft_ms: float | None = typer.Option(None, "--max-ttft-ms", help="--infer: TTFT target."),
     max_tpot_ms: float | None = typer.Option(None, "--max-tpot-ms", help="--infer: TPOT target."),
+    request_rate: float | None = typer.Option(None, "--request-rate", help="--infer: requests/s to serve."),
+    p99_ttft_ms: float | None = typer.Option(None, "--p99-ttft-ms", help="--request-rate: p99 TTFT target."),
+    p99_itl_ms: float | None = typer.Option(None, "--p99-itl-ms", help="--request-rate: p99 ITL target."),
     weight_precision: str | None = typer.Option(None, "--weight-precision", help="--infer: int8, fp8, ..."),
     kv_precision: str | None = typer.Option(None, "--kv-precision", help="--infer: KV-cache format."),
     pad_heads: bool = typer.Option(False, "--pad-heads", help="--infer: pad heads/FFN to a multiple of tp."),
@@ -107,6 +110,18 @@ def plan(
 
     if infer:  # serving: twofold.search.infer_plan (objectives throughput, latency, cost)
         from twofold.cli._inference import plan_infer, refuse_training_flags
+
+        if request_rate is not None:  # capacity at a rate (serving.capacity); --chips caps one replica
+            from twofold.cli._inference import plan_capacity_infer
+
+            return plan_capacity_infer(
+                model=model, chip=chip, system=system, precision=precision, max_replica_chips=chips,
+                input_tokens=1024 if input_tokens is None else input_tokens,
+                output_tokens=256 if output_tokens is None else output_tokens,
+                weight_precision=weight_precision, kv_precision=kv_precision, request_rate=request_rate,
+                p99_ttft_ms=p99_ttft_ms, p99_itl_ms=p99_itl_ms, as_json=as_json,
+                price=next(iter(parse_chip_values(price, "price", "USD per chip-hour").values()), None),
+            )  # fmt: skip
 
         refuse_training_flags(
             seq_len=(seq_len, DEFAULT_SEQ_LEN),
