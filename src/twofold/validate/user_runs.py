@@ -12,7 +12,7 @@ defaults to "train", `id` to the line number), plus two optional columns:
 
 Metrics and their units (`UNIT_RULES`): tokens_per_s_per_chip, tokens_per_s (whole job),
 sequences_per_s, step_time_s, tflops_per_chip, mfu (% or fraction), and peak_memory_gib (checked
-and reported, not fitted: the fit is of time).
+and named in the notes, not fitted: the fit is of time).
 
 Layout in chips: tp, pp, cp, ep, vp default 1, dp defaults to chips / (tp pp cp) and must multiply to
 the chip count when given; `zero_or_fsdp` "FSDP"/"ZeRO-3"/"HSDP" is ZeRO-3 (HSDP: states sharded
