@@ -8,7 +8,15 @@ from typing import Any
 from twofold.cli._app import console, emit_json
 from twofold.cli.estimate import print_memory_and_notes
 
-__all__ = ["estimate_infer", "plan_infer", "refuse_training_flags"]
+__all__ = [
+    "compare_capacity",
+    "estimate_infer",
+    "plan_capacity_infer",
+    "plan_infer",
+    "refuse_training_flags",
+    "render_capacity",
+    "serving_config",
+]
 
 
 def refuse_training_flags(**flags: tuple[object, object]) -> None:
@@ -415,3 +423,62 @@ def render_capacity(plans: list[dict[str, Any]]) -> None:
     for d in plans:
         if d["best"] is None:
             out.print(f"[yellow]{d['chip']}: {d['explanation'][-1]}[/yellow]")
+
+
+def compare_capacity(
+    *,
+    model: str,
+    chips: list[str],
+    reference: str | None,
+    input_tokens: int,
+    output_tokens: int,
+    precision: str,
+    request_rate: float,
+    p99_ttft_ms: float | None,
+    p99_itl_ms: float | None,
+    prices: dict[str, float],
+    as_json: bool,
+) -> None:
+    """`twofold compare MODEL --on A,B --infer --request-rate R`: each chip's capacity plan for the rate
+    side by side, and each one's cost against the reference split into chips x price
+    (`compare.infer_claim.capacity_ratio`)."""
+    from twofold.compare.infer_claim import capacity_ratio
+    from twofold.hardware.catalog import get_chip, system_for
+    from twofold.serving import ServingConfig
+    from twofold.serving.capacity import plan_capacity
+    from twofold.workload import get_model
+
+    the_model = get_model(model)
+    shape = ServingConfig(max_batch=1, concurrency=1, input_tokens=input_tokens, output_tokens=output_tokens)
+    plans = []
+    for name in chips:
+        chip = get_chip(name)
+        plan = plan_capacity(
+            the_model,
+            system_for(chip),
+            _workload(1, input_tokens, output_tokens, precision, None, None),
+            shape,
+            request_rate=request_rate,
+            p99_ttft_ms=p99_ttft_ms,
+            p99_itl_ms=p99_itl_ms,
+            chip=chip,
+            price_usd_per_chip_hour=prices.get(chip.id),
+        )
+        plans.append(plan.to_dict())
+    ref_id = get_chip(reference).id if reference else plans[0]["chip"]
+    ref = next((p for p in plans if p["chip"] == ref_id), plans[0])
+    ratios = {p["chip"]: capacity_ratio(p, ref) for p in plans}
+    if as_json:
+        emit_json({"reference": ref["chip"], "plans": plans, "ratios_to_reference": ratios})
+        return
+    render_capacity(plans)
+    out = console()
+    for chip_id, r in ratios.items():
+        if chip_id == ref["chip"] or r["chips"] is None:
+            continue
+        cost = "cost unknown (no price)" if r["cost"] is None else f"cost x{r['cost']:.2f}"
+        price = "" if r["price"] is None else f" x price x{r['price']:.2f}"
+        out.print(
+            f"{chip_id} vs {ref['chip']}: {cost} = chips x{r['chips']:.2f}{price} (a replica of "
+            f"x{r['replica_chips']:.2f} chips sustains x{r['per_replica_rate']:.2f} the requests/s)"
+        )

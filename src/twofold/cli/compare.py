@@ -168,6 +168,12 @@ def compare(
     idle_fraction: float | None = typer.Option(None, "--idle-fraction", help=_IDLE_HELP),
     grid: float | None = typer.Option(None, "--grid-gco2-per-kwh", help="Grid carbon intensity for CO2."),
     stack: str = typer.Option("auto", "--stack", help=STACK_HELP),
+    infer: bool = typer.Option(False, "--infer", help="Compare serving capacity at --request-rate."),
+    request_rate: float | None = typer.Option(None, "--request-rate", help="--infer: requests/s to serve."),
+    p99_ttft_ms: float | None = typer.Option(None, "--p99-ttft-ms", help="--infer: p99 TTFT target."),
+    p99_itl_ms: float | None = typer.Option(None, "--p99-itl-ms", help="--infer: p99 ITL target."),
+    input_tokens: int = typer.Option(1024, "--input-tokens", help="--infer: prompt tokens per request."),
+    output_tokens: int = typer.Option(256, "--output-tokens", help="--infer: output tokens per request."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Each chip at its best layout on the same workload; ratios to a reference split into causes."""
@@ -180,6 +186,16 @@ def compare(
     prices, powers = _overrides(price, power)
     _check_price_kind(price_kind)
     name = _model_name(model_arg, model)
+    if infer:  # serving capacity at a request rate, per chip (cli._inference.compare_capacity)
+        from twofold.cli._inference import compare_capacity
+
+        if request_rate is None:
+            raise InputError("request_rate", None, "compare --infer needs --request-rate (requests/s)")
+        return compare_capacity(
+            model=name, chips=_chip_list(on), reference=reference, input_tokens=input_tokens,
+            output_tokens=output_tokens, precision=precision, request_rate=request_rate,
+            p99_ttft_ms=p99_ttft_ms, p99_itl_ms=p99_itl_ms, prices=prices, as_json=as_json,
+        )  # fmt: skip
     the_model, workload, budget = _resolve_model(
         name, input_shape, samples, tokens, global_batch=global_batch, seq_len=seq_len, precision=precision
     )

@@ -32,7 +32,7 @@ from typing import Any
 from twofold.compare.plans import Target
 from twofold.errors import InputError
 
-__all__ = ["inference_factors", "inference_ratio"]
+__all__ = ["capacity_ratio", "inference_factors", "inference_ratio"]
 
 _Cache = dict[tuple[str, str, str, int, int, int, str], Any]
 
@@ -116,3 +116,29 @@ def inference_ratio(
         factors["price"] = pb / pa
         ratio *= pb / pa
     return ratio, factors, *layouts, ""
+
+
+def capacity_ratio(plan: Mapping[str, Any], reference: Mapping[str, Any]) -> dict[str, float | None]:
+    """A chip's capacity plan at a request rate against the reference's (`serving.capacity`, dicts of
+    `CapacityPlan.to_dict`), as exact multiplicative factors of the cost of serving the same rate:
+
+        cost_A / cost_B = (chips_A / chips_B) * (price_A / price_B)
+
+    `chips`: chips needed for the rate under the targets (bandwidth, capacity and compute all act
+    here, through the replica's saturated rate and the batch its memory holds); `per_replica_rate`:
+    requests/s one replica sustains under the targets, and `replica_chips`: its size, with
+    chips = replicas * replica_chips; `price`: the chip-hour price ratio (None without both prices).
+    None throughout when either plan has no answer."""
+    a, b = plan.get("best"), reference.get("best")
+    if a is None or b is None:
+        return {"cost": None, "chips": None, "price": None, "per_replica_rate": None, "replica_chips": None}
+    pa, pb = plan.get("price_usd_per_chip_hour"), reference.get("price_usd_per_chip_hour")
+    price = None if pa is None or pb is None else float(pa) / float(pb)
+    chips = float(a["chips"]) / float(b["chips"])
+    return {
+        "cost": None if price is None else chips * price,
+        "chips": chips,
+        "price": price,
+        "per_replica_rate": float(a["rate_per_replica"]) / float(b["rate_per_replica"]),
+        "replica_chips": (float(a["chips"]) / a["replicas"]) / (float(b["chips"]) / b["replicas"]),
+    }
