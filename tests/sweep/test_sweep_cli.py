@@ -131,3 +131,40 @@ def test_html_report_is_self_contained_and_marks_the_best_chip(
     highlighted = [value for cls, value in cells if cls]
     assert highlighted == [f"{figures[best]:,.0f}"]
     assert f"<td class='l'>{best}</td></tr>" in text
+
+
+def test_after_ctrl_c_scenarios_that_never_ran_say_not_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reference: the store itself. A scale whose scenarios the store does not hold was never
+    planned, so its verdict is "not run", never "none fits" (every llama-tiny scenario fits)."""
+    import twofold.cli.sweep as cli_sweep
+    from twofold.sweep import SweepStore
+
+    def interrupt_after_three(done: int, total: int) -> None:
+        if done == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_sweep, "_run_with_progress", lambda run: run(interrupt_after_three))
+    spec_file = _write(tmp_path / "tiny.yaml", TINY_SPEC)
+    db = tmp_path / "s.db"
+    assert _run(["sweep", str(spec_file), "--workers", "1", "--out", str(db)]) == 130
+    out = capsys.readouterr().out
+    with SweepStore(db) as store:
+        stored = {(r.scenario.chip, r.scenario.chips) for r in store.results()}
+    assert len(stored) == 3
+    counts = TINY_SPEC["axes"]["chip_counts"]
+    unrun_scales = [n for n in counts if not any((c, n) in stored for c in ("h100", "trn2"))]
+    assert unrun_scales  # the interruption left whole scales unplanned
+    assert "none fits" not in out
+    rows = [" ".join(line.split()) for line in out.splitlines() if line.strip().startswith("llama-tiny")]
+    lines = {int(row.split()[1]): row for row in rows}
+    for n in counts:
+        ran = {c for c in ("h100", "trn2") if (c, n) in stored}
+        if not ran:
+            assert lines[n].endswith("not run not run not run"), lines[n]
+        elif len(ran) == 1:
+            assert "not run" in lines[n] and lines[n].endswith("(of those run)"), lines[n]
+        else:
+            assert "not run" not in lines[n], lines[n]
+    assert "not run: the scenario never ran" in out

@@ -151,7 +151,7 @@ def _render(spec: Any, summary: Any, rows: list[Any], report: str | None) -> Non
     from rich import box
     from rich.table import Table
 
-    from twofold.sweep.report import compare_by_scale, hardware_label
+    from twofold.sweep.report import NOT_RUN, compare_by_scale, hardware_label
 
     out = console()
     table_rows = compare_by_scale(spec, rows)
@@ -173,15 +173,19 @@ def _render(spec: Any, summary: Any, rows: list[Any], report: str | None) -> Non
         table.add_column(label, justify="right")
     table.add_column("best")
     for row in table_rows[:_TABLE_ROWS]:
-        cells = [f"{v:,.0f}" if v is not None else "-" for _, v, _ in row.values]
+        cells = [
+            f"{v:,.0f}" if v is not None else "not run" if why == NOT_RUN else "-" for _, v, why in row.values
+        ]
         scale = dict(row.scale)
-        table.add_row(row.model, *(str(scale[f]) for f in varying), *cells, row.best or "none fits")
+        table.add_row(row.model, *(str(scale[f]) for f in varying), *cells, row.verdict)
     if table_rows:
         out.print(table)
     if len(table_rows) > _TABLE_ROWS:
         out.print(f"{len(table_rows) - _TABLE_ROWS} more rows: --json or --report show them all")
-    if any(v is None for row in table_rows for _, v, _ in row.values):
-        out.print("-: no layout fits, or the scenario was rejected or not run (see --json)")
+    if any(v is None and why != NOT_RUN for row in table_rows for _, v, why in row.values):
+        out.print("-: no layout fits, or the scenario was rejected (see --json)")
+    if any(row.not_run for row in table_rows):
+        out.print("not run: the scenario never ran (interrupted); rerun the same command to finish it")
     rate = summary.scenarios_per_s
     out.print(
         f"{summary.total} scenarios: {summary.planned} planned now"

@@ -26,6 +26,7 @@ from twofold.sweep.spec import Scenario, SweepSpec
 from twofold.sweep.store import StoredResult
 
 __all__ = [
+    "NOT_RUN",
     "ScaleRow",
     "compare_by_scale",
     "hardware_label",
@@ -41,6 +42,10 @@ _PLOTTED_MODELS = 12  # one bar chart per model; more are in the tables only
 _SCALE_FIELDS = ("chips", "seq_len", "global_batch", "input_tokens", "output_tokens", "precision")
 
 
+# Why a hardware has no figure when the store holds no row for its scenario.
+NOT_RUN = "not run yet"
+
+
 @dataclass(frozen=True, kw_only=True)
 class ScaleRow:
     """One model at one scale: each hardware's figure (None: no fitting plan) and the best one."""
@@ -50,12 +55,28 @@ class ScaleRow:
     values: tuple[tuple[str, float | None, str], ...]  # (hardware label, figure, why no figure)
     best: str | None
 
+    @property
+    def not_run(self) -> tuple[str, ...]:
+        """The hardware whose scenario the store does not hold (an interrupted or unfinished sweep)."""
+        return tuple(label for label, value, why in self.values if value is None and why == NOT_RUN)
+
+    @property
+    def verdict(self) -> str:
+        """The "best" cell: the best hardware; "not run" when nothing that ran has a figure and some
+        scenarios never ran (never "none fits", which would claim they were planned and did not fit);
+        "none fits" only when every scenario ran; the best of those run, saying so, otherwise."""
+        missing = self.not_run
+        if self.best is None:
+            return "not run" if missing else "none fits"
+        return f"{self.best} (of those run)" if missing else self.best
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,
             **dict(self.scale),
             "best": self.best,
             "per_chip": {label: value for label, value, _ in self.values},
+            "not_run": list(self.not_run),
         }
 
 
@@ -67,7 +88,7 @@ def hardware_label(spec: SweepSpec) -> dict[tuple[str, str], str]:
 
 def _figure(row: StoredResult | None, mode: str) -> tuple[float | None, str]:
     if row is None:
-        return None, "not run yet"
+        return None, NOT_RUN
     if row.status != "ok" or row.result is None:
         return None, row.message or row.status
     best = row.result.get("best")
@@ -175,7 +196,7 @@ def render_html(spec: SweepSpec, rows: Sequence[StoredResult], *, version: str) 
             else:
                 cls = " class='best'" if label == row.best else ""
                 parts.append(f"<td{cls}>{_num(value)}</td>")
-        parts.append(f"<td class='l'>{e(row.best or 'none fits')}</td></tr>")
+        parts.append(f"<td class='l'>{e(row.verdict)}</td></tr>")
     parts.append("</table>")
     summary = ratio_summary(table_rows)
     if summary:
