@@ -133,3 +133,47 @@ def test_compare_spot_and_same_cost_use_the_chosen_kind(capsys: pytest.CaptureFi
 def test_compare_bad_price_kind_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run([*ARGS, "--price-kind", "reserved"], capsys)
     assert code == 2 and "price_kind" in err
+
+
+def _table_cells(out: str, chip: str) -> list[str]:
+    """The cells of a chip's first line in the compare table (rich box characters as separators)."""
+    line = next(row for row in out.splitlines() if row.startswith("│") and row.split("│")[1].strip() == chip)
+    return [cell.strip() for cell in line.split("│")[1:-1]]
+
+
+def test_same_cost_ratio_column_is_the_system_ratio_labelled(capsys: pytest.CaptureFixture[str]) -> None:
+    """Reference: the system ratio derived by hand from the JSON rows, (tok/s/chip x chips) of trn2
+    over h100's, which is the factor table's total; the column used to print the per-chip ratio."""
+    args = [
+        "compare",
+        "llama3.1-8b",
+        "--on",
+        "h100,trn2",
+        "--chips",
+        "8",
+        "--same-cost",
+        "--price",
+        "trn2=3.0",
+    ]
+    code, out, _ = _run([*args, "--json"], capsys)
+    assert code == 0
+    rows = {r["chip"]: r for r in json.loads(out)["rows"]}
+    system = {c: r["tokens_per_s_per_chip"] * r["chips"] for c, r in rows.items()}
+    by_hand = system["trn2"] / system["h100"]
+    per_chip = rows["trn2"]["tokens_per_s_per_chip"] / rows["h100"]["tokens_per_s_per_chip"]
+    assert rows["trn2"]["chips"] > rows["h100"]["chips"]  # $3/chip-h buys more trn2 than H100s
+    assert f"{by_hand:.2f}" != f"{per_chip:.2f}"  # the two readings differ: the test can tell them apart
+
+    code, out, _ = _run(args, capsys)
+    assert code == 0
+    header = " ".join(out.split("system throughput vs")[0].split())
+    assert "x h100 system" in header
+    assert _table_cells(out, "trn2")[-1] == f"{by_hand:.2f}"
+
+
+def test_same_cost_without_a_price_says_it_cannot_size(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["compare", "llama3.1-8b", "--on", "h100,tpu-v5p", "--chips", "8", "--same-cost"]
+    code, out, _ = _run(args, capsys)
+    assert code == 0
+    assert _table_cells(out, "tpu-v5p")[-1] == "cannot size"
+    assert "cannot size at same-cost: price of tpu-v5p is unknown" in out

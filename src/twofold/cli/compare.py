@@ -283,6 +283,23 @@ def _ratio_cell(r: dict[str, Any], metric: str) -> str:
     return f"{ratio:.2f} ({bounds[0]:.2f}-{bounds[1]:.2f})"
 
 
+def _ratio_column(d: dict[str, Any]) -> tuple[str, str]:
+    """(metric, header) of the ratio column. At equal chips the ratio is per chip; at the same cost
+    or power the question is the system's throughput for the same spend or power, so the column is
+    that ratio (the factor table's total), labelled "system"; the per-chip figures stay in tok/s/chip
+    and in the JSON's `ratio_to_reference`."""
+    ref = d["reference"]
+    if d["mode"] == "chips":
+        return "throughput_per_chip", f"x {ref}"
+    return "system_throughput", f"x {ref} system"
+
+
+def _unsized(r: dict[str, Any]) -> bool:
+    """True for a row that could not be sized to the budget (no price, or no TDP); its note says
+    which ("cannot size at same-cost: price of tpu-v5p is unknown; ...")."""
+    return any(note.startswith("cannot size at") for note in r["notes"])
+
+
 def render_compare(d: dict[str, Any]) -> None:
     """The compare table, the factor table of the throughput ratio, and the notes."""
     from rich.table import Table
@@ -318,7 +335,7 @@ def render_compare(d: dict[str, Any]) -> None:
         "MWh",
         f"{short}/J",
         f"{short}/$",
-        f"x {d['reference']}",
+        _ratio_column(d)[1],
     ):
         table.add_column(col, justify="left" if col in ("chip", "layout") else "right")
     for r in d["rows"]:
@@ -337,7 +354,7 @@ def render_compare(d: dict[str, Any]) -> None:
             _num(None if kwh is None else kwh / 1000, ",.1f"),
             _num(r.get(f"perf_per_watt_{unit}_per_j"), ".3g"),
             _num(r.get(f"perf_per_dollar_{unit}_per_usd"), ",.0f"),
-            _ratio_cell(r, "throughput_per_chip"),
+            "cannot size" if _unsized(r) else _ratio_cell(r, _ratio_column(d)[0]),
         )
     out.print(table)
     thin = list(
