@@ -81,8 +81,10 @@ EXPECTED_ROWS = 251
 IN_SAMPLE_MEAN_APE_PCT = 12.8
 LOSO_MEAN_APE_PCT = 27.1
 LOFO_MEAN_APE_PCT = 20.5
-INFERENCE_ROWS = 12
-INFERENCE_MEAN_APE_PCT = 13.7
+# Serving: the 12 Neuron static-batch rows (13.7%) and, since issue 15, 15 rows measured under a load
+# (Trainium2 vLLM/NxDI at concurrency 1-2, TensorRT-LLM trtllm-bench FP8 offline), simulated.
+INFERENCE_ROWS = 27
+INFERENCE_MEAN_APE_PCT = 23.1
 MARGIN_PCT = 2.0
 # Per hardware family with 10 or more rows (in-sample, leave-stack-out, leave-family-out mean APE %).
 FAMILY_MEAN_APE_PCT = {
