@@ -133,14 +133,18 @@ class _Replica:
         out: list[int] = []
         if not self.waiting or len(self.run) >= self.cfg.max_batch:
             return out
-        used = self._used()
+        used = None  # blocks held now, counted only when the bound (every sequence at its end) is short
         while self.waiting and len(out) < limit and len(self.run) + len(out) < self.cfg.max_batch:
             r = self.waiting[0]
             need = math.ceil((self.n_in[r] + self.gen[r] + 1) / self.bt)
-            if used + need > self.total_blocks:
-                break
+            if self.max_need + self.full[r] > self.total_blocks:
+                if used is None:  # the bound only grows: once short, count exactly from here on
+                    held = sum(math.ceil((self.n_in[q] + self.gen[q] + 1) / self.bt) for q in out)
+                    used = self._used() + held
+                if used + need > self.total_blocks:
+                    break
+                used += need
             self.waiting.popleft()
-            used += need
             self.max_need += self.full[r]
             self.todo[r] = self.n_in[r] * (1.0 - self.hit) + self.gen[r]
             out.append(r)
