@@ -47,6 +47,38 @@ def _workload(
     )
 
 
+def neuron_tp(chip: Any, neuron_cores: int | None, lnc: int | None, tp: int) -> tuple[int, str]:
+    """(tp in chips, how it reads in NeuronCores) from `--neuron-cores N [--lnc L]`, the way the AWS
+    Neuron docs count tensor parallelism (TP_DEGREE / --tensor-parallel-size in logical NeuronCores).
+
+    A chip has `compute_units` physical NeuronCores; LNC (logical NeuronCore config) groups L of
+    them into one logical core: default 2 on Trainium2 and later (NeuronCore-v3+; AWS Neuron docs,
+    "Logical NeuronCore configuration"), 1 on Trainium1 / Inferentia2. tp = N / (cores / L).
+    """
+    from twofold.errors import InputError
+
+    if chip.architecture != "systolic" or not chip.id.startswith(("trn", "inf")):
+        if neuron_cores is not None or lnc is not None:
+            raise InputError("neuron_cores", neuron_cores, f"counts AWS NeuronCores; {chip.id} has none")
+        return tp, ""
+    cores = int(chip.compute_units or 1)
+    lnc = lnc if lnc is not None else (2 if cores >= 8 else 1)
+    if lnc < 1 or cores % lnc:
+        raise InputError("lnc", lnc, f"must divide the {cores} NeuronCores of a {chip.id} chip")
+    per_chip = cores // lnc
+    if neuron_cores is None:
+        return tp, f"{tp * per_chip} logical NeuronCores at LNC={lnc}"
+    if tp != 1:
+        raise InputError("tp", tp, "give --tp (chips) or --neuron-cores, not both")
+    if neuron_cores < 1 or neuron_cores % per_chip:
+        raise InputError(
+            "neuron_cores",
+            neuron_cores,
+            f"is not a whole number of {chip.id} chips ({per_chip} logical NeuronCores a chip at LNC={lnc})",
+        )
+    return neuron_cores // per_chip, f"{neuron_cores} logical NeuronCores at LNC={lnc}"
+
+
 def estimate_infer(
     *,
     model: str,
@@ -67,6 +99,8 @@ def estimate_infer(
     as_json: bool,
     mem_headroom: float,
     load: dict[str, Any] | None = None,
+    neuron_cores: int | None = None,
+    lnc: int | None = None,
 ) -> None:
     """`twofold estimate --infer`: dp from --chips / (tp*pp*ep) when --dp is not given. With `load`
     (--max-batch and --concurrency or --request-rate), the requests are simulated through the
@@ -80,6 +114,8 @@ def estimate_infer(
     for name, value in (("chips", chips), ("dp", dp), ("tp", tp), ("pp", pp), ("ep", ep)):
         if value is not None and value < 1:
             raise InputError(name, value, "must be a positive integer")
+    the_chip = get_chip(chip)
+    tp, cores_text = neuron_tp(the_chip, neuron_cores, lnc, tp)
     replica = tp * pp * ep
     if dp is None:
         if chips is not None and chips % replica:
@@ -88,7 +124,19 @@ def estimate_infer(
     elif chips is not None and chips != dp * replica:
         raise InputError("chips", chips, f"!= dp*tp*pp*ep = {dp * replica}")
     layout = InferenceLayout(tp=tp, pp=pp, ep=ep, dp=dp, pad_heads=pad_heads)
-    the_chip = get_chip(chip)
+    try:
+        from twofold.estimate.inference_types import serving_model
+        from twofold.workload.graph import decode_ops
+
+        decode_ops(serving_model(get_model(model), layout), batch=1, context_len=2, tp=tp, ep=ep)
+    except InputError as exc:
+        if cores_text and exc.field == "tp":  # name both counts, and the two ways engines run it
+            rule = (
+                f"{exc.rule} (tp={tp} chips = {cores_text}); --pad-heads pads heads and FFN as "
+                "Neuron does, with the padded work counted"
+            )
+            raise InputError("tp", tp, rule) from None
+        raise
     config = serving_config(load or {}, batch=batch, input_tokens=input_tokens, output_tokens=output_tokens)
     batch = 1 if batch is None else batch
     input_tokens = 1024 if input_tokens is None else input_tokens

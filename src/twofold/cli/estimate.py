@@ -95,6 +95,10 @@ def estimate(
     spec_tokens: int = typer.Option(0, "--spec-tokens", help="--infer: tokens drafted per step."),
     accept_rate: float = typer.Option(0.0, "--accept-rate", help="--infer: per-token acceptance."),
     engine: str = typer.Option("vllm", "--engine", help="--infer: vllm, trtllm, neuron or jetstream."),
+    neuron_cores: int | None = typer.Option(
+        None, "--neuron-cores", help="--infer on Neuron: tp as logical NeuronCores (AWS docs' TP_DEGREE)."
+    ),
+    lnc: int | None = typer.Option(None, "--lnc", help="--infer: logical NeuronCore config (trn2: 2)."),
     input_shape: list[str] = typer.Option(  # noqa: B008 - typer's repeatable option
         [], "--input-shape", help="--model X.onnx: shape of a dynamic input, NAME=8x3x224x224 (repeatable)."
     ),
@@ -129,6 +133,7 @@ def estimate(
                       chunked_prefill=chunked_prefill, prefix_cache_hit=prefix_cache_hit,
                       spec_decode=spec_decode, spec_tokens=spec_tokens, accept_rate=accept_rate,
                       engine=engine),
+            neuron_cores=neuron_cores, lnc=lnc,
         )  # fmt: skip
     refuse_serving_flags(
         batch=batch, input_tokens=input_tokens, output_tokens=output_tokens,
