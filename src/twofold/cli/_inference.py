@@ -158,6 +158,10 @@ def estimate_infer(
 
         d = with_usable_memory(static.to_dict(), mem_headroom)
         d["load"] = loaded.to_dict()
+        usd = d.get("usd_per_million_output_tokens")  # same chips and price, the load's tokens/s
+        d["load"]["usd_per_million_output_tokens"] = (
+            None if usd is None else usd * d["output_tokens_per_s"] / loaded.output_tokens_per_s
+        )
         if as_json:
             emit_json(d)
         else:
@@ -295,6 +299,8 @@ def _render_estimate(d: dict[str, Any]) -> None:
         f"largest batch that fits {d['max_batch']}, "
         f"KV capacity {d['kv_capacity_tokens']:,} tokens per replica"
     )
+    if d.get("usd_per_million_output_tokens") is not None:
+        out.print(f"${d['usd_per_million_output_tokens']:.2f} per million output tokens at the catalog price")
     table = Table(title="where the time goes")
     for col in ("term", "prefill ms", "decode ms / token"):
         table.add_column(col, justify="left" if col == "term" else "right")
@@ -318,6 +324,8 @@ def _render_load(load: dict[str, Any], config: Any) -> None:
         f"batch occupancy {load['batch_occupancy']:.0%}, {load['preemptions']} preemptions "
         f"(simulated in {load['simulation_wall_s']:.2f} s)"
     )
+    if load.get("usd_per_million_output_tokens") is not None:
+        out.print(f"${load['usd_per_million_output_tokens']:.2f} per million output tokens under this load")
     table = Table()
     for col in ("latency", "mean", "p50", "p90", "p99"):
         table.add_column(col, justify="left" if col == "latency" else "right")
