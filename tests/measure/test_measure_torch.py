@@ -138,8 +138,9 @@ def test_tiny_real_run_writes_a_loadable_profile(tmp_path: Path, capsys: pytest.
         "num_key_value_heads": 1, "intermediate_size": 256, "vocab_size": 512,
         "max_position_embeddings": 4096, "tie_word_embeddings": False,
     }))  # fmt: skip
+    # --global-batch 1: one micro-batch, no accumulation (the default is 1024 whatever --micro-batch is).
     _run_cli(["estimate", "--model", str(config), "--chip", str(out), "--chips", "1", "--micro-batch", "1",
-              "--seq-len", "64", "--precision", "fp32", "--json"])  # fmt: skip
+              "--global-batch", "1", "--seq-len", "64", "--precision", "fp32", "--json"])  # fmt: skip
     estimate = json.loads(capsys.readouterr().out)
     assert estimate["step_time_s"] == pytest.approx(held.predicted_s, rel=1e-6)
 
