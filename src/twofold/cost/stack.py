@@ -48,6 +48,7 @@ from typing import Any
 
 import yaml
 
+from twofold import yaml_strict
 from twofold.errors import InputError
 
 __all__ = [
@@ -314,7 +315,7 @@ def _calibration_section(where: str, raw: Any) -> tuple[Mapping[str, Any], Mappi
 def load_stack_file(path: Path | str) -> Stack:
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = yaml_strict.load(p.read_text(encoding="utf-8"))
     except OSError as exc:
         raise InputError("stack", str(path), f"cannot be read ({exc.strerror})") from None
     except yaml.YAMLError as exc:

@@ -185,7 +185,7 @@ def plan_inference(
     the searched batch, `batch_limit` caps it (e.g. an engine's maximum concurrency). `chip`
     overrides the system's catalog chip (a what-if or measured chip). Memory fits within capacity
     * (1 - `mem_headroom`) (`parallel.memory`)."""
-    from twofold.hardware.catalog import get_chip, system_for
+    from twofold.hardware.catalog import chip_of, system_for
 
     start = time.perf_counter()
     _check_args(chips, objective, max_ttft_ms, max_tpot_ms)
@@ -194,7 +194,7 @@ def plan_inference(
         chip = chip if chip is not None else system_or_chip
     else:
         system = system_or_chip
-        chip = chip if chip is not None else get_chip(system.chip_id)
+        chip = chip if chip is not None else chip_of(system)
     if batch_limit is not None and (
         isinstance(batch_limit, bool) or not isinstance(batch_limit, int) or batch_limit < 1
     ):

@@ -46,6 +46,7 @@ from typing import Any
 
 import yaml
 
+from twofold import yaml_strict
 from twofold.errors import InputError
 from twofold.validate.dataset import _COLUMNS, PublishedRow
 from twofold.validate.dataset import _row as _parse_row  # the shipped files' own cell parser
@@ -115,7 +116,7 @@ def read_runs(path: Path | str) -> tuple[UserRun, ...]:
         raise InputError("runs", str(path), f"cannot be read ({exc.strerror})") from None
     if p.suffix.lower() in (".yaml", ".yml"):
         try:
-            data = yaml.safe_load(text)
+            data = yaml_strict.load(text)
         except yaml.YAMLError as exc:
             raise InputError("runs", str(path), f"is not valid YAML ({exc})") from None
         if isinstance(data, Mapping) and "runs" in data:
