@@ -168,6 +168,8 @@ def compare(
     idle_fraction: float | None = typer.Option(None, "--idle-fraction", help=_IDLE_HELP),
     grid: float | None = typer.Option(None, "--grid-gco2-per-kwh", help="Grid carbon intensity for CO2."),
     stack: str = typer.Option("auto", "--stack", help=STACK_HELP),
+    max_vp: int | None = typer.Option(None, "--max-vp", help="Search virtual stages per rank up to this."),
+    max_cp: int | None = typer.Option(None, "--max-cp", help="Search context-parallel degrees up to this."),
     infer: bool = typer.Option(False, "--infer", help="Compare serving capacity at --request-rate."),
     request_rate: float | None = typer.Option(None, "--request-rate", help="--infer: requests/s to serve."),
     p99_ttft_ms: float | None = typer.Option(None, "--p99-ttft-ms", help="--infer: p99 TTFT target."),
@@ -212,12 +214,25 @@ def compare(
         workload=workload,
         grid_gco2_per_kwh=grid,
         stack=check_stack(stack),
+        options=_search_bounds(max_vp=max_vp, max_cp=max_cp),
         **budget,
     )
     if as_json:
         emit_json(result.to_dict())
         return
     render_compare(result.to_dict())
+
+
+def _search_bounds(**bounds: int | None) -> Any:
+    """`EnumerateOptions` with the given bounds (None when none is given), validated."""
+    from twofold.errors import InputError
+    from twofold.search.enumerate import EnumerateOptions
+
+    for name, value in bounds.items():
+        if value is not None and value < 1:
+            raise InputError(name, value, "must be a positive integer")
+    given = {k: v for k, v in bounds.items() if v is not None}
+    return EnumerateOptions(**given) if given else None
 
 
 def _resolve_model(

@@ -250,7 +250,8 @@ def run_claim_plans(
         tgt = by_chip[(s.chip, s.system)]
         if s.mode == "training":
             plan = _chip_plan(tgt, s, row.result)
-            cache[(get_model(s.model).name, s.chip, s.system, s.chips, plan.workload, s.stack)] = plan
+            key = (get_model(s.model).name, s.chip, s.system, s.chips, plan.workload, s.stack, tgt.options)
+            cache[key] = plan
         else:
             best = row.result["best"]
             cache_key = (s.model, s.chip, s.system, s.chips, s.input_tokens, s.output_tokens, s.objective)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from twofold.compare.factors import ChipTerms, chip_terms, dominant_factor, ratio_factors
@@ -589,14 +589,15 @@ def compare(
     idle_fraction: float | None = None,
     price_kind: str = "on-demand",
     stack: Any = None,
+    options: Any = None,
     **kwargs: Any,
 ) -> CompareResult:
     """Compare catalog chips by id or alias (`compare("llama3.1-70b", ["trn2", "h100"])`); `model`
     is a catalog id, a config.json path, a `ModelConfig` or an imported model (`twofold.from_torch`,
     `twofold.from_onnx`). `price_kind` picks the published price (on-demand, capacity-block, spot);
     `prices` (USD per chip-hour by chip id) win over it. `stack` (`cost.stack`; None = `auto`, each
-    chip's vendor reference stack) runs on every chip. The other keyword arguments are those of
-    `compare_targets`."""
+    chip's vendor reference stack) runs on every chip; `options` (`search.EnumerateOptions`) bounds
+    every chip's layout search. The other keyword arguments are those of `compare_targets`."""
     if isinstance(model, str):
         from twofold.workload.registry import get_model
 
@@ -611,5 +612,9 @@ def compare(
             stack=stack,
         )
         for name in on
+    ]
+    targets = [
+        t if options is None else replace(t, options=options)
+        for t in targets
     ]
     return compare_targets(model, targets, **kwargs)

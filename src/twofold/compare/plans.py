@@ -42,6 +42,9 @@ class Target:
     power: PowerModel
     # The software stack that runs on this chip (`cost.stack`: id, file or Stack; None = `auto`).
     stack: Any = None
+    # Bounds on the layout search (`search.enumerate.EnumerateOptions`, e.g. max_vp, max_cp); None:
+    # the whole space.
+    options: Any = None
 
     @property
     def label(self) -> str:
@@ -147,7 +150,7 @@ class _Recorder:
         return out
 
 
-PlanCache = dict[tuple[str, str, str, int, TrainingWorkload, str], ChipPlan]
+PlanCache = dict[tuple[str, str, str, int, TrainingWorkload, str, Any], ChipPlan]
 
 
 def stack_key(stack: Any) -> str:
@@ -167,6 +170,7 @@ def search_chip(
     chips: int,
     workload: TrainingWorkload,
     stack: Any = None,
+    options: Any = None,
 ) -> tuple[Any, tuple[Layout, dict[str, float]] | None]:
     """`plan_training` (throughput, top 1) and the best layout ignoring memory with its metrics:
     the one search behind `plan_chip`, also run by `twofold claim`'s sweep workers. `stack`: the
@@ -174,7 +178,9 @@ def search_chip(
     from twofold.search.plan import plan_training
 
     recorder = _Recorder(stack)
-    result = plan_training(model, system, chips, workload, top_k=1, chip=chip, evaluate=recorder)
+    result = plan_training(
+        model, system, chips, workload, top_k=1, chip=chip, evaluate=recorder, options=options
+    )
     return result, None if recorder.best is None else (recorder.best[2], recorder.best[3])
 
 
@@ -187,7 +193,7 @@ def plan_chip(
 ) -> ChipPlan:
     """Best plan of `model` on `chips` chips of `tgt` (plan_training, throughput objective;
     `plan_imported` for an imported model)."""
-    key = (model.name, tgt.chip.id, tgt.system.id, chips, workload, stack_key(tgt.stack))
+    key = (model.name, tgt.chip.id, tgt.system.id, chips, workload, stack_key(tgt.stack), tgt.options)
     if cache is not None and key in cache and cache[key].target.chip is tgt.chip:
         return cache[key]
     if isinstance(model, ImportedModel):
@@ -195,7 +201,9 @@ def plan_chip(
         if cache is not None:
             cache[key] = plan
         return plan
-    result, unconstrained = search_chip(model, tgt.system, tgt.chip, chips, workload, tgt.stack)
+    result, unconstrained = search_chip(
+        model, tgt.system, tgt.chip, chips, workload, tgt.stack, tgt.options
+    )
     best = result.best
     plan = ChipPlan(
         target=tgt,
