@@ -162,3 +162,17 @@ def test_dynamic_fp8_scaling_reads_each_cast_input_once_more(tmp_path: Path, doc
     bandwidth = chip.hbm_bandwidth_bytes_per_s * p_a.memory_efficiency
     # Hand derivation: the amax pass adds one read of the BF16 input (2n bytes) at the same bandwidth.
     assert t_b.memory_s[0] - t_a.memory_s[0] == pytest.approx(2.0 * n / bandwidth)
+
+
+def test_cli_stacks_lists_user_stacks(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, doc: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    folder = tmp_path / ".twofold" / "stacks"
+    folder.mkdir(parents=True)
+    doc["id"] = "ours"
+    (folder / "ours.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
+    code, out, _ = run_cli(capsys, "stacks", "--json")
+    assert code == 0
+    users = [s for s in json.loads(out)["stacks"] if s.get("user")]
+    assert [s["id"] for s in users] == ["ours"]

@@ -28,10 +28,11 @@ def stacks(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """List the software stacks (kernels, runtime, sharding, overlaps), or show one with its sources."""
-    from twofold.cost.stack import AUTO, auto_table, get_stack, list_stacks
+    from twofold.cost.stack import AUTO, auto_table, get_stack, list_stacks, user_stacks
 
     if stack_id is None or stack_id == AUTO:
         records = [_record(get_stack(s)) for s in list_stacks() if s != AUTO]
+        records += [{**_record(get_stack(s)), "user": True} for s in user_stacks()]
         auto = dict(auto_table())
         if as_json:
             emit_json({"stacks": records, "auto": auto})
@@ -64,14 +65,18 @@ def _render_table(records: list[dict[str, Any]], auto: dict[str, str]) -> None:
     table.add_column("rows", justify="right")
     for r in records:
         m = r["mechanisms"]
-        table.add_row(r["id"], *(_value(m[n]) for n in _SHOWN), str(r["published_rows"]))
+        rows = "yours" if r.get("user") else str(r["published_rows"])
+        table.add_row(r["id"], *(_value(m[n]) for n in _SHOWN), rows)
     out = console()
     out.print(table)
     out.print(
         "auto (the default) = the chip vendor's reference stack: "
         + ", ".join(f"{family} -> {stack}" for family, stack in auto.items())
     )
-    out.print("rows: published training rows of that stack in the shipped data (the evidence behind its fit)")
+    out.print(
+        "rows: published training rows of that stack in the shipped data (the evidence behind its fit); "
+        "yours: a stack `twofold calibrate` wrote to ~/.twofold/stacks"
+    )
 
 
 def _render_detail(r: dict[str, Any]) -> None:

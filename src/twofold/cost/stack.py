@@ -60,6 +60,7 @@ __all__ = [
     "auto_table",
     "get_stack",
     "list_stacks",
+    "user_stacks",
     "load_stack_file",
     "resolve_stack",
     "stack_for_chip",
@@ -341,6 +342,14 @@ def auto_table() -> Mapping[str, str]:
 def list_stacks() -> list[str]:
     """The shipped stack ids, `auto` first."""
     return [AUTO, *_shipped_ids()]
+
+
+def user_stacks() -> list[str]:
+    """The ids of the stacks in `~/.twofold/stacks/` (written by `twofold calibrate`), sorted."""
+    folder = user_stack_dir()
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.glob("*.yaml") if p.stem not in _shipped_ids())
 
 
 def get_stack(name: str) -> Stack:
