@@ -37,3 +37,25 @@ def test_cli_bounds(capsys: pytest.CaptureFixture[str]) -> None:
     assert layout["cp"] == 1 and layout["vp"] == 1
     code, _, err = run_cli(capsys, *args, "--max-cp", "0")
     assert code == 2 and "max_cp=0" in err
+
+
+def test_siblings_share_their_family_error() -> None:
+    # H100 and H200 (one family, one stack): the ratio's range is the leave-one-chip-out spread
+    # (estimate/uncertainty.yaml, inherited level before widening), narrower than two independent
+    # intervals in quadrature; A100 against H100 (two families) keeps the quadrature.
+    import math
+
+    from twofold.estimate.uncertainty import uncertainty_data
+
+    entry = uncertainty_data()["training"]["inherited"]
+    result = compare("llama3.1-8b", ["h100", "h200", "a100"], chips=8)
+    h200, a100 = result.row("h200"), result.row("a100")
+    ratio = h200.ratio_to_reference["throughput_per_chip"]
+    low, high = h200.ratio_range["throughput_per_chip"]
+    assert (low, high) == pytest.approx((ratio * entry["own_ratio_low"], ratio * entry["own_ratio_high"]))
+    mine, ref = a100.uncertainty, result.row("h100").uncertainty
+    a_low, a_high = a100.ratio_range["throughput_per_chip"]
+    assert math.log(a_high / a_low) / 2 == pytest.approx(
+        math.hypot(mine.log_half_width, ref.log_half_width), rel=1e-9
+    )
+    assert math.log(high / low) < math.log(a_high / a_low)

@@ -38,7 +38,7 @@ from typing import Any
 
 from twofold.compare.factors import ChipTerms, chip_terms, dominant_factor, ratio_factors
 from twofold.compare.plans import ChipPlan, PlanCache, Target, plan_chip, target
-from twofold.compare.ranges import chip_uncertainty, ratio_range, stack_id, thin_evidence
+from twofold.compare.ranges import chip_uncertainty, ratio_range, siblings, stack_id, thin_evidence
 from twofold.economics.power import busy_fraction, co2_kg, energy_kwh, energy_per_token_j
 from twofold.economics.prices import cost_usd, tokens_per_usd, usd_per_million_tokens
 from twofold.errors import InputError, NoAnswer
@@ -388,13 +388,14 @@ def compare_targets(
         raise NoAnswer(f"reference {ref_label} has no fitting layout: " + "; ".join(ref["notes"]))
     rows = []
     sure = {t.label: _uncertainty(t, raw[t.label], unit) for t in targets}
+    by_label = {t.label: t for t in targets}
     for tgt in targets:
         r = raw[tgt.label]
         if r["metrics"] is not None:
             totals, factors = _ratios(r, ref, mode)
         else:
             totals, factors = dict.fromkeys(RATIO_METRICS), dict.fromkeys(RATIO_METRICS)
-        ranges, thin = _ranges(totals, tgt.label, ref_label, sure)
+        ranges, thin = _ranges(totals, tgt.label, ref_label, sure, siblings(tgt, by_label[ref_label]))
         rows.append(
             CompareRow(
                 chip=tgt.label,
@@ -443,7 +444,11 @@ def _uncertainty(tgt: Target, row: Mapping[str, Any], unit: str) -> Uncertainty 
 
 
 def _ranges(
-    totals: Mapping[str, float | None], label: str, ref_label: str, sure: Mapping[str, Uncertainty | None]
+    totals: Mapping[str, float | None],
+    label: str,
+    ref_label: str,
+    sure: Mapping[str, Uncertainty | None],
+    shared: bool = False,
 ) -> tuple[dict[str, tuple[float, float] | None], str]:
     """The 80% range of every known ratio of `label` to the reference, and whose evidence is thin."""
     mine, ref = sure[label], sure[ref_label]
@@ -451,7 +456,9 @@ def _ranges(
         return dict.fromkeys(totals), ""
     if label == ref_label:  # a chip against itself: exactly 1, whatever the error
         return {k: (None if v is None else (v, v)) for k, v in totals.items()}, thin_evidence({label: mine})
-    ranges = {k: (None if v is None else ratio_range(v, mine, ref)) for k, v in totals.items()}
+    ranges = {
+        k: (None if v is None else ratio_range(v, mine, ref, siblings=shared)) for k, v in totals.items()
+    }
     return ranges, thin_evidence({label: mine, ref_label: ref})
 
 

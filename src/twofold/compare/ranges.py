@@ -17,6 +17,13 @@ independent-errors propagation (JCGM 100:2008, "Guide to the expression of uncer
 measurement", section 5.1), stated here because the held-out residuals cannot pin the correlation
 down with rows on so few chips.
 
+Exception: two chips of one hardware family running one stack share the family's fitted factors
+and the stack's, so most of their error is common and cancels in the ratio. What does not cancel
+is what predicting one chip from its siblings leaves: the leave-one-chip-out residuals of the
+families measured on two or more chips (`estimate/uncertainty.yaml`, the inherited level's own
+quantiles before widening). Their 80% range is the ratio's range for such a pair
+(`ratio_range(..., siblings=True)`); trn2 against trn1 under Neuron is one.
+
 A claim on a workload (`compare.claim`) then has three verdicts: "holds" when the whole range is at
 or above the claimed threshold, "does not hold" when it is entirely below, and "cannot tell at this
 evidence" when it straddles it.
@@ -31,6 +38,7 @@ from twofold.compare.plans import Target
 from twofold.estimate.uncertainty import Uncertainty, uncertainty_for
 
 __all__ = [
+    "siblings",
     "CANNOT_TELL",
     "DOES_NOT_HOLD",
     "HOLDS",
@@ -61,8 +69,34 @@ def chip_uncertainty(tgt: Target, figures: Mapping[str, float]) -> Uncertainty:
     return uncertainty_for(tgt.chip.id, None, stack_id(tgt), figures)
 
 
-def ratio_range(ratio: float, a: Uncertainty, b: Uncertainty) -> tuple[float, float]:
-    """The 80% range of `ratio` = A / B of two estimates (module docstring: quadrature)."""
+def siblings(a: Target, b: Target) -> bool:
+    """Whether two targets are chips of one hardware family running one stack (module docstring)."""
+    from twofold.cost.calibration import shipped_calibration
+
+    family = shipped_calibration().family
+    same_family = family(a.chip.id) is not None and family(a.chip.id) == family(b.chip.id)
+    return same_family and stack_id(a) == stack_id(b)
+
+
+def _sibling_log_interval() -> tuple[float, float] | None:
+    from twofold.estimate.uncertainty import uncertainty_data
+
+    entry = (uncertainty_data().get("training") or {}).get("inherited") or {}
+    low, high = entry.get("own_ratio_low"), entry.get("own_ratio_high")
+    if not low or not high:
+        return None
+    return math.log(float(low)), math.log(float(high))
+
+
+def ratio_range(
+    ratio: float, a: Uncertainty, b: Uncertainty, *, siblings: bool = False
+) -> tuple[float, float]:
+    """The 80% range of `ratio` = A / B of two estimates (module docstring: quadrature, or the
+    leave-one-chip-out spread for chips of one family under one stack)."""
+    if siblings:
+        interval = _sibling_log_interval()
+        if interval is not None:
+            return ratio * math.exp(interval[0]), ratio * math.exp(interval[1])
     shift = a.log_center - b.log_center
     half = math.hypot(a.log_half_width, b.log_half_width)
     return ratio * math.exp(shift - half), ratio * math.exp(shift + half)
