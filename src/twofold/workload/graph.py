@@ -18,6 +18,7 @@ from dataclasses import replace
 
 from twofold.errors import InputError
 from twofold.workload.backward import backward_ops, with_casts
+from twofold.workload.finetune import Finetune, check_finetune_model, finetune_training_ops
 from twofold.workload.layers import Plan, attention_layer_ops, ffn_layer_ops, gemm, norm, pointwise
 from twofold.workload.model import ModelConfig
 from twofold.workload.ops import Op
@@ -305,8 +306,12 @@ def training_ops(
     sequence_parallel: bool = True,
     expert_tokens: Sequence[int] | None = None,
     etp: int | None = None,
+    finetune: Finetune | None = None,
 ) -> tuple[Op, ...]:
     """Forward + backward (+ recompute) of one micro-batch on one chip; no optimizer.
+
+    `finetune` (LoRA/QLoRA, `workload.finetune`): frozen base weights, adapters, dequantization;
+    None is full training. Fine-tuning runs in bf16/fp16/fp32 (no FP8 training recipe).
 
     Recompute (Korthikanti et al. 2022, "Reducing Activation Recomputation in Large Transformer
     Models", arXiv 2205.05198): `full` runs every per-layer forward op again in the backward pass
@@ -316,6 +321,12 @@ def training_ops(
     """
     if recompute not in RECOMPUTE_MODES:
         raise InputError("recompute", recompute, f"must be one of {', '.join(RECOMPUTE_MODES)}")
+    if finetune is not None:
+        check_finetune_model(model)
+        if precision in GEMM_ONLY_PRECISIONS:
+            raise InputError(
+                "precision", precision, "LoRA/QLoRA fine-tuning is modelled in bf16, fp16 or fp32"
+            )
     fwd = forward_ops(
         model,
         batch=micro_batch,
@@ -333,18 +344,25 @@ def training_ops(
     act = 2.0 if precision in GEMM_ONLY_PRECISIONS else bytes_per_element(precision)
     gemm_act = bytes_per_element(precision)
     weight = bytes_per_element(weight_precision or precision, "weight_precision")
+    if finetune is not None:
+        both = finetune_training_ops(fwd, model, finetune, act_bytes=act)
+        fwd = tuple(op for op in both if op.phase == "forward")
+        bwd = [op for op in both if op.phase == "backward"]
+        return (*fwd, *_recomputed(fwd, recompute), *bwd)
     bwd = [
         b
         for op in reversed(fwd)
         for b in backward_ops(op, act_bytes=act, gemm_act_bytes=gemm_act, weight_bytes=weight)
     ]
+    return (*fwd, *_recomputed(fwd, recompute), *bwd)
+
+
+def _recomputed(fwd: Sequence[Op], recompute: str) -> list[Op]:
     if recompute == "full":
-        again = [replace(op, phase="recompute") for op in fwd if op.name.startswith("layer.")]
-    elif recompute == "selective":
-        again = [replace(op, phase="recompute") for op in fwd if op.name.startswith("layer.attn.core")]
-    else:
-        again = []
-    return (*fwd, *again, *bwd)
+        return [replace(op, phase="recompute") for op in fwd if op.name.startswith("layer.")]
+    if recompute == "selective":
+        return [replace(op, phase="recompute") for op in fwd if op.name.startswith("layer.attn.core")]
+    return []
 
 
 def prefill_ops(
