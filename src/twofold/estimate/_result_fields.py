@@ -67,7 +67,7 @@ def identity_dict(estimate: _Identified) -> dict[str, Any]:
         "system": estimate.system,
         "chips": estimate.chips,
         "layout": asdict(estimate.layout),
-        "workload": asdict(estimate.workload),
+        "workload": estimate.workload.to_dict(),
     }
 
 

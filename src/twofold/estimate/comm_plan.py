@@ -145,6 +145,8 @@ def stage_comm(
     fsdp_overlap: float = 1.0,
     op_overhead_s: float = 0.0,
     fsdp_flat_ring: bool = True,
+    trainable_non_expert: np.ndarray | None = None,
+    weight_bytes_non_expert: np.ndarray | None = None,
 ) -> StageComm:
     """Exposed and hidden communication seconds (module docstring): per micro-batch (`*_mb`) and
     per step (`dp_step_*`). `fsdp_levels`: the levels ZeRO-3 collectives run on (default
@@ -154,7 +156,10 @@ def stage_comm(
     interleaved-pipeline chunk step; `fsdp_flat_ring`: price the ZeRO-3 collectives as one flat ring
     at the network's per-chip bandwidth (DeepSpeed ZeRO-3, `parallel.comm.flat_collective_s`) or, when
     False, as NCCL runs them across multi-NIC nodes (the hierarchical cost, which matches nccl-tests'
-    multi-node all-gather bus bandwidth; the stack's FSDP flavour decides, `cost.stack`)."""
+    multi-node all-gather bus bandwidth; the stack's FSDP flavour decides, `cost.stack`).
+    `trainable_non_expert` (LoRA/QLoRA: the adapters) replaces `params_non_expert` in the gradient
+    collectives, and `weight_bytes_non_expert` (the frozen base at its stored precision plus the
+    adapters) the weight bytes of the gathers: only trained parameters have gradients to reduce."""
     g = groups(levels, lay)
     h, e = model.hidden_size, act_bytes
     tp_sp = np.where(lay.sp, lay.tp, 1.0)
@@ -221,12 +226,15 @@ def stage_comm(
 
     # Data parallel and ZeRO.
     zero = lay.zero
-    grads_ne, grads_ex = sb.gradients * params_non_expert, sb.gradients * params_expert
-    w_ne, w_ex = sb.weights * params_non_expert, sb.weights * params_expert
+    trained_ne = params_non_expert if trainable_non_expert is None else trainable_non_expert
+    grads_ne, grads_ex = sb.gradients * trained_ne, sb.gradients * params_expert
+    w_ne = sb.weights * params_non_expert if weight_bytes_non_expert is None else weight_bytes_non_expert
+    w_ex = sb.weights * params_expert
     ar = all_reduce_s(levels, g["dp"], grads_ne) + all_reduce_s(levels, g["edp"], grads_ex)
     rs = reduce_scatter_s(levels, g["dp"], grads_ne) + reduce_scatter_s(levels, g["edp"], grads_ex)
-    ag = all_gather_s(levels, g["dp"], w_ne) + all_gather_s(levels, g["edp"], w_ex)
-    params = np.maximum(params_non_expert + params_expert, 1.0)
+    # ZeRO-1/2 gather the updated weights after the step: only trained ones were updated.
+    ag = all_gather_s(levels, g["dp"], sb.weights * trained_ne) + all_gather_s(levels, g["edp"], w_ex)
+    params = np.maximum(trained_ne + params_expert, 1.0)
     bucket = np.minimum(1.0, np.maximum(BUCKET_PARAMS, BUCKET_PARAMS_PER_DP_RANK * lay.dp_group) / params)
     bwd_window = OVERLAP_EFFICIENCY * (t_bwd + t_rc)
     fwd_window = OVERLAP_EFFICIENCY * t_fwd

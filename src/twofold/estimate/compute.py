@@ -20,6 +20,7 @@ from twofold.cost import op_times_s
 from twofold.cost.profile import CalibrationProfile
 from twofold.hardware.types import Chip
 from twofold.parallel.arrays import LayoutArrays
+from twofold.workload.finetune import Finetune
 from twofold.workload.graph import optimizer_ops, training_ops
 from twofold.workload.model import ModelConfig
 from twofold.workload.ops import Op
@@ -74,6 +75,7 @@ def _ops(
     ep: int,
     sp: bool,
     etp: int | None = None,
+    finetune: Finetune | None = None,
 ) -> tuple[tuple[Op, ...], tuple[int, ...], tuple[int, ...]]:
     """The forward+backward ops of one combination (no recompute: it is derived from the forward
     ops), with each op's category and attention category (-1: none)."""
@@ -88,6 +90,7 @@ def _ops(
         ep=ep,
         etp=etp,
         sequence_parallel=sp,
+        finetune=finetune,
     )
     cats, extra = [], []
     for op in ops:
@@ -112,8 +115,10 @@ def compute_times(
     seq_len: int,
     precision: str,
     profile: CalibrationProfile | None = None,
+    finetune: Finetune | None = None,
 ) -> ComputeTimes:
-    """Price every distinct (tp, cp, ep, micro_batch, sp, etp) combination of `lay` once."""
+    """Price every distinct (tp, cp, ep, micro_batch, sp, etp) combination of `lay` once.
+    `finetune`: LoRA/QLoRA ops (`workload.finetune`) instead of full training's."""
     cols = [lay.tp, lay.cp, lay.ep, lay.micro_batch, lay.sp.astype(float), lay.etp]
     keys = np.stack([np.asarray(c, dtype=np.int64).reshape(-1) for c in cols])
     # One int64 per row (mixed radix over the columns' ranges), then a 1-D unique: the same
@@ -129,7 +134,7 @@ def compute_times(
     attn: list[tuple[int, ...]] = []
     core: list[bool] = []
     for i, (tp, cp, ep, mb, sp, etp) in enumerate(combos.tolist()):
-        ops, cats, extra = _ops(model, mb, seq_len, precision, tp, cp, ep, bool(sp), etp)
+        ops, cats, extra = _ops(model, mb, seq_len, precision, tp, cp, ep, bool(sp), etp, finetune)
         all_ops.extend(ops)
         seg.append(np.full(len(ops), i))
         cat.append(cats)

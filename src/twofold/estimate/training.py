@@ -64,14 +64,19 @@ from twofold.parallel.memory import (
     usable_memory_bytes,
 )
 from twofold.parallel.rules import check_context_length, check_layout
+from twofold.workload.finetune import Finetune, adapter_params, base_bytes_per_param, layer_linear_weights
 from twofold.workload.model import ModelConfig
 from twofold.workload.params import param_counts
 
 __all__ = ["estimate_training", "evaluate_layouts", "model_flops_per_token"]
 
 
-def model_flops_per_token(model: ModelConfig, seq_len: int) -> float:
-    """Training model FLOPs per token (module docstring: 6N plus causal attention, no recompute)."""
+def model_flops_per_token(model: ModelConfig, seq_len: int, *, finetune: Finetune | None = None) -> float:
+    """Training model FLOPs per token (module docstring: 6N plus causal attention, no recompute).
+
+    LoRA/QLoRA (`finetune`): the frozen matmuls run forward and dgrad only, 4N instead of 6N, and
+    the adapters forward, dgrad and wgrad, 6 x their parameters (Hu et al. 2021, section 4.2: no
+    gradient for frozen weights); attention unchanged. Dequantization is not model FLOPs."""
     c = param_counts(model)
     matmul_params = (
         c.active - c.embedding + (model.vocab_size * model.hidden_size if model.tie_word_embeddings else 0)
@@ -92,7 +97,27 @@ def model_flops_per_token(model: ModelConfig, seq_len: int) -> float:
     else:
         d_qk = d_v = model.head_dim
     attention = 3.0 * 2.0 * model.num_attention_heads * (d_qk + d_v) * keys * model.num_layers
+    if finetune is not None:
+        per_layer, outer = adapter_params(model, finetune)
+        return 4.0 * matmul_params + 6.0 * (per_layer * model.num_layers + outer) + attention
     return 6.0 * matmul_params + attention
+
+
+def _finetune_states(
+    model: ModelConfig, lay: LayoutArrays, ft: Finetune, weight_bytes: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(trained parameters, stored weight bytes) per chip on the largest stage of a LoRA/QLoRA
+    layout, before ZeRO sharding: the adapters (`workload.finetune.adapter_params`), and the frozen
+    base at its stored precision plus the adapters (what ZeRO-3 gathers). Stage ends are averaged
+    into the layers (the embedding and LM head stay bf16; `parallel.memory.finetune_memory` is exact)."""
+    per_layer, outer = adapter_params(model, ft, tp=lay.tp)
+    share = lay.stage_layers / max(model.num_layers, 1)
+    trained = lay.stage_layers * per_layer + np.where(lay.pp == 1, outer, outer * share)
+    c = param_counts(model)
+    linear = float(layer_linear_weights(model)) * model.num_layers
+    base_linear = base_bytes_per_param(ft.base) if ft.quantized else weight_bytes
+    base = (linear * base_linear + (c.total - linear) * weight_bytes) * share / lay.tp
+    return trained, base + weight_bytes * trained
 
 
 def _chip_for(system: System, chip: Chip | None) -> Chip:
@@ -160,7 +185,8 @@ def evaluate_layouts(
         in_network_reduction=nvls,
     )
 
-    ct = compute_times(model, chip, lay, seq_len=s, precision=prec, profile=profile)
+    ft = workload.finetune
+    ct = compute_times(model, chip, lay, seq_len=s, precision=prec, profile=profile, finetune=ft)
     share = lay.stage_layers / max(model.num_layers, 1)
     single = lay.pp == 1
     use_last = (ct.last_forward + ct.last_backward) >= (ct.first_forward + ct.first_backward)
@@ -180,6 +206,7 @@ def evaluate_layouts(
     )
     p_ne = (ne_layers + outer) / lay.tp
     p_ex = ex_layers / (lay.ep * lay.etp)
+    trainable, weight_bytes = (None, None) if ft is None else _finetune_states(model, lay, ft, sb.weights)
 
     comm = stage_comm(
         model,
@@ -200,8 +227,13 @@ def evaluate_layouts(
         ep_overlap=calibration.ep_overlap_on(chip),
         fsdp_overlap=calibration.fsdp_overlap_on(chip),
         fsdp_flat_ring=calibration.fsdp_flat_ring_on(chip),
+        trainable_non_expert=trainable,
+        weight_bytes_non_expert=weight_bytes,
     )
-    updated = np.where(lay.zero >= 1, p_ne / lay.shard_group + p_ex / lay.expert_dp_group, p_ne + p_ex)
+    p_trained = p_ne if trainable is None else trainable
+    updated = np.where(
+        lay.zero >= 1, p_trained / lay.shard_group + p_ex / lay.expert_dp_group, p_trained + p_ex
+    )
     t_opt = optimizer_time_s(updated, chip, prec, profile)
 
     m = lay.microbatches
@@ -234,9 +266,9 @@ def evaluate_layouts(
     for name in BREAKDOWN_TERMS:
         step = step + terms[name]
 
-    mem = memory_per_chip(model, counts, lay, prec, s)
+    mem = memory_per_chip(model, counts, lay, prec, s, finetune=ft)
     tokens = float(workload.global_batch) * s
-    flops = model_flops_per_token(model, s) * tokens
+    flops = model_flops_per_token(model, s, finetune=ft) * tokens
     out: dict[str, np.ndarray] = {
         "step_time_s": step,
         "tokens_per_s_per_chip": tokens / (step * lay.chips),

@@ -10,9 +10,11 @@ default; etp = 1 lets ep span the TP ranks too (`parallel.rules`).
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
+
+from twofold.workload.finetune import Finetune
 
 __all__ = ["Layout", "LayoutTable", "TrainingWorkload", "RECOMPUTE_MODES"]
 
@@ -21,11 +23,26 @@ RECOMPUTE_MODES: tuple[str, ...] = ("none", "selective", "full")
 
 @dataclass(frozen=True, kw_only=True)
 class TrainingWorkload:
-    """What one optimizer step processes: `global_batch` sequences of `seq_len` tokens."""
+    """What one optimizer step processes: `global_batch` sequences of `seq_len` tokens.
+
+    `finetune`: a LoRA/QLoRA run (`workload.finetune.Finetune`: frozen base, adapters, base
+    weight format); None is full training (every weight trained)."""
 
     global_batch: int
     seq_len: int
     precision: str = "bf16"
+    finetune: Finetune | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form; `finetune` appears only for a fine-tuning run (full training unchanged)."""
+        out: dict[str, Any] = {
+            "global_batch": self.global_batch,
+            "seq_len": self.seq_len,
+            "precision": self.precision,
+        }
+        if self.finetune is not None:
+            out["finetune"] = self.finetune.to_dict()
+        return out
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -21,6 +21,13 @@ import numpy as np
 
 from twofold.errors import InputError
 from twofold.parallel.arrays import LayoutArrays
+from twofold.workload.finetune import (
+    Finetune,
+    adapter_params,
+    base_bytes_per_param,
+    layer_linear_weights,
+    target_gemms,
+)
 from twofold.workload.model import ModelConfig
 from twofold.workload.params import ParamCounts
 
@@ -30,6 +37,8 @@ __all__ = [
     "WORKSPACE_FIXED_GIB",
     "StateBytes",
     "activation_bytes_per_token",
+    "finetune_activation_delta",
+    "finetune_memory",
     "layer_activation_bytes",
     "memory_per_chip",
     "state_bytes",
@@ -237,9 +246,13 @@ def memory_per_chip(
     *,
     flash_attention: bool = True,
     dropout: bool = False,
+    finetune: Finetune | None = None,
 ) -> dict[str, np.ndarray]:
     """Bytes per chip on the most loaded pipeline stage: weights, gradients, optimizer_states,
     activations, workspace and total.
+
+    `finetune` (LoRA/QLoRA): `finetune_memory` replaces the model states and adjusts the
+    activations; everything else below holds for it too.
 
     Parameters per chip: non-expert parameters / tp (vocab-parallel embedding and LM head
     included), routed experts / (ep * etp) (expert tensor parallelism, etp = tp by default as in
@@ -298,6 +311,8 @@ def memory_per_chip(
 
     stored = per_layer(lay.recompute)
     working = np.where(lay.recompute == 2, per_layer(0), 0.0)
+    if finetune is not None:
+        return finetune_memory(model, counts, lay, precision, seq_len, finetune, stored, working)
     inflight_first = _in_flight(lay, rank=lay.pp - lay.pp)
     inflight_last = _in_flight(lay, rank=lay.pp - 1.0)
     tokens = lay.micro_batch * seq_len / lay.cp
@@ -330,5 +345,103 @@ def memory_per_chip(
         return parts
 
     first, last = stage(first_extra, act_first), stage(last_extra, act_last)
+    pick_last = last["total"] > first["total"]
+    return {k: np.where(pick_last, last[k], first[k]) for k in first}
+
+
+def finetune_activation_delta(
+    model: ModelConfig, ft: Finetune, act_bytes: float
+) -> tuple[float, float, float]:
+    """Per token and layer, what LoRA changes in the stored activations: (replicated, tp-sharded,
+    adapter) bytes, added to `activation_bytes_per_token`'s terms.
+
+    Assumptions (stated, not measured): a targeted projection keeps its input exactly as in full
+    training (the adapter's A needs it for its weight gradient), so `attention-mlp` and `all` store
+    what full training stores; a frozen, untargeted projection's input is not needed (its dgrad needs
+    only the weight), so with `attention` targets the MLP input (e*h, replicated) and the down
+    projection's input (e*f, sharded) are not kept, while SwiGLU's gate and up outputs still are
+    (the activation's backward needs them). Each adapter keeps its rank-r intermediate x A for B's
+    weight gradient: e*r per adapter, whole on every tensor-parallel rank. Left out: LoRA dropout
+    (with `lora_dropout > 0`, PEFT and LitGPT keep a dropped copy of each targeted input and its
+    mask; dropout 0 is assumed).
+    """
+    e = act_bytes
+    adapters = sum(n for name, n in target_gemms(model, ft.targets).items() if name.startswith("layer."))
+    if ft.targets == "attention":
+        return -e * model.hidden_size, -e * model.intermediate_size, e * ft.rank * adapters
+    return 0.0, 0.0, e * ft.rank * adapters
+
+
+def finetune_memory(
+    model: ModelConfig,
+    counts: ParamCounts,
+    lay: LayoutArrays,
+    precision: str,
+    seq_len: int,
+    ft: Finetune,
+    stored: np.ndarray,
+    working: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Memory per chip of a LoRA/QLoRA step (`memory_per_chip` with a `finetune`).
+
+    Weights: the frozen base, its transformer-layer linear weights at `base_bytes_per_param` (NF4
+    4.127 bits with double quantization, Dettmers et al. 2023 section 3; int8 1 byte; bf16 2) and
+    the rest (embedding, norms, biases, LM head) in the training precision, divided by tp and,
+    under ZeRO-3 (FSDP shards frozen parameters too), by the shard group; plus the adapters
+    (`workload.finetune.adapter_params`, per tp rank) in the training precision. Gradients and
+    optimizer states exist for the adapters only (`state_bytes`: bf16 gradient, fp32 master and
+    AdamW m and v, 2 + 12 bytes), sharded by ZeRO stage as in full training. Activations:
+    `stored` and `working` of full training plus `finetune_activation_delta` per token on every
+    stored layer (not under full recompute, which keeps the layer input only). ZeRO-3 gathers two
+    layers of base weights as in full training. Left out: QLoRA's transient bf16 copy of one
+    dequantized weight (a few hundred MiB at most, in the workspace) and paged optimizer states.
+    """
+    sb = state_bytes(precision)
+    e = activation_bytes_per_element(precision)
+    tp, zero, single = lay.tp, lay.zero, lay.pp == 1
+    linear = float(layer_linear_weights(model))
+    layer_rest = counts.dense_layer - linear
+    base_linear = base_bytes_per_param(ft.base) if ft.quantized else sb.weights
+    per_layer_base = (linear * base_linear + layer_rest * sb.weights) / tp
+    ends = counts.embedding + counts.lm_head + counts.final_norm
+    tied_copy = counts.embedding if model.tie_word_embeddings else 0
+    first_extra = np.where(single, ends, counts.embedding) * sb.weights / tp
+    last_extra = np.where(single, ends, counts.lm_head + counts.final_norm + tied_copy) * sb.weights / tp
+    z3 = zero >= 3
+    shard = np.where(z3, lay.shard_group, 1.0)
+    layer_ad, outer_ad = adapter_params(model, ft, tp=tp)
+    has_outer = ft.targets == "all"
+
+    rep, shard_d, lora = finetune_activation_delta(model, ft, e)
+    t_sp = np.where(lay.sp, tp, 1.0)
+    tokens = lay.micro_batch * seq_len / lay.cp
+    delta = np.where(lay.recompute == 2, 0.0, tokens * (rep / t_sp + shard_d / tp + lora))
+    stored = stored + delta
+    inflight_first = _in_flight(lay, rank=lay.pp - lay.pp)
+    inflight_last = _in_flight(lay, rank=lay.pp - 1.0)
+    logits = 4.0 * tokens * model.vocab_size / tp + (tokens * e * ft.rank if has_outer else 0.0)
+    act_first = lay.stage_layers * stored * inflight_first + working + np.where(single, logits, 0.0)
+    act_last = lay.stage_layers * stored * inflight_last + working + logits
+    fsdp_buffer = np.where(z3, 2.0 * per_layer_base * (1.0 - 1.0 / lay.shard_group), 0.0)
+
+    def stage(
+        extra: np.ndarray, adapters_outer: np.ndarray | float, act: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        adapters = lay.stage_layers * layer_ad + adapters_outer
+        w, g, o = model_states_bytes(adapters, lay.shard_group, zero, sb)
+        base = (lay.stage_layers * per_layer_base + extra) / shard
+        parts = {
+            "weights": base + w + fsdp_buffer,
+            "gradients": g,
+            "optimizer_states": o,
+            "activations": act,
+        }
+        allocated = parts["weights"] + parts["gradients"] + parts["optimizer_states"] + act
+        parts["workspace"] = WORKSPACE_FIXED_GIB * 2**30 + FRAGMENTATION_FRACTION * allocated
+        parts["total"] = allocated + parts["workspace"]
+        return parts
+
+    first = stage(first_extra, np.where(single, outer_ad, 0.0), act_first)
+    last = stage(last_extra, outer_ad, act_last)
     pick_last = last["total"] > first["total"]
     return {k: np.where(pick_last, last[k], first[k]) for k in first}

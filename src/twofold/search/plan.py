@@ -129,7 +129,7 @@ class PlanResult:
             "system": self.system,
             "chip": self.chip,
             "chips": self.chips,
-            "workload": asdict(self.workload),
+            "workload": self.workload.to_dict(),
             "objective": self.objective,
             "objective_metric": OBJECTIVES[self.objective][0],
             "objective_inputs": {} if self.objective_inputs is None else self.objective_inputs.to_dict(),
@@ -268,6 +268,7 @@ def plan_training(
     tie_tolerance: float = DEFAULT_TIE_TOLERANCE,
     stack: Any = None,
     allow_long_context: bool = False,
+    min_quality: str | None = None,
 ) -> PlanResult:
     """Search every valid layout of `model` on `chips` chips of a system and rank them.
 
@@ -284,7 +285,8 @@ def plan_training(
     `seq_len` past the model's `max_position_embeddings` is refused unless `allow_long_context`.
 
     `objective` (`search.objectives`): "throughput" (tokens/s per chip), "cost" ($ per million
-    tokens; `prices` {chip id: USD per chip-hour} over the catalog price of `price_kind`),
+    tokens; `prices` {chip id: USD per chip-hour} over the catalog price of `price_kind`, of grade
+    `min_quality` or better),
     "energy" (J per token; `powers` {chip id: TDP W}, `idle_fraction`) or "time" (seconds to train
     `tokens`, default 20 x active parameters). Inputs of another objective are refused; an
     unknown price or TDP is an InputError naming the chip, raised before any layout is evaluated.
@@ -316,6 +318,7 @@ def plan_training(
         price_kind=price_kind,
         idle_fraction=idle_fraction,
         tokens=tokens,
+        min_quality=min_quality,
     )
     if evaluate is None:
         evaluate = _default_evaluator(stack)

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from twofold.errors import InputError
 from twofold.workload.backward import backward_ops
@@ -174,22 +174,23 @@ def _targeted(model: ModelConfig, targets: str) -> tuple[list[str], list[str]]:
     return layer, (["lm_head"] if targets == "all" else [])
 
 
-def adapter_params(model: ModelConfig, ft: Finetune, *, tp: int = 1) -> tuple[float, float]:
+def adapter_params(model: ModelConfig, ft: Finetune, *, tp: Any = 1) -> tuple[Any, Any]:
     """(per layer, model level) adapter parameters held by one of `tp` tensor-parallel ranks.
 
     One adapter on `W (k x n)` has `r*(k + n)` parameters (Hu et al. section 4.1; PEFT
     `lora_A` and `lora_B` `nn.Linear`s without bias). Under tensor parallelism the adapter follows its
     base linear: a column-parallel W (q, k, v, gate, up, LM head) keeps A whole and splits B's n,
     a row-parallel W (o, down) splits A's k and keeps B whole (`k*r + r*n/tp` resp. `k*r/tp + r*n`).
-    With tp = 1 this is exactly PEFT's trainable parameter count."""
+    With tp = 1 this is exactly PEFT's trainable parameter count. `tp` may be an
+    array (one entry per layout; the result is then arrays)."""
     proj = _projections(model)
     layer, outer = _targeted(model, ft.targets)
 
-    def one(name: str) -> float:
+    def one(name: str) -> Any:
         k, n, column = proj[name]
         return ft.rank * (k + n / tp) if column else ft.rank * (k / tp + n)
 
-    return float(sum(one(p) for p in layer)), float(sum(one(p) for p in outer))
+    return sum((one(p) for p in layer), 0.0), sum((one(p) for p in outer), 0.0)
 
 
 def layer_linear_weights(model: ModelConfig) -> int:
