@@ -12,6 +12,8 @@ from twofold.cli.compare import parse_tokens
 from twofold.errors import InputError
 
 ARGS = ["compare", "llama3.1-8b", "--on", "trn2,h100", "--chips", "16", "--global-batch", "256"]
+# trn2's only on-demand price is grade C (prices_power.yaml); --min-quality B makes it unknown.
+UNPRICED_TRN2 = ["--min-quality", "B"]
 
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -22,7 +24,9 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 
 
 def test_compare_json_rows(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run([*ARGS, "--tokens", "1T", "--grid-gco2-per-kwh", "400", "--json"], capsys)
+    code, out, _ = _run(
+        [*ARGS, *UNPRICED_TRN2, "--tokens", "1T", "--grid-gco2-per-kwh", "400", "--json"], capsys
+    )
     assert code == 0
     d = json.loads(out)
     assert d["tokens"] == 1e12 and d["reference"] == "trn2"
@@ -53,11 +57,31 @@ def test_compare_json_rows(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_compare_table_prints_unknown_not_zero(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(ARGS, capsys)
+    code, out, _ = _run([*ARGS, *UNPRICED_TRN2], capsys)
     assert code == 0
     trn2_line = next(line for line in out.splitlines() if line.strip("│┃ ").startswith("trn2 "))
     assert trn2_line.count("unknown") == 4  # $/M tokens, MWh, tokens/J, tokens/$
     assert "price unknown" in out and "power unknown" in out
+    assert "grade C, weaker than --min-quality B" in out
+
+
+def test_compare_shows_every_book_price_with_its_grade(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 16: trn2, h100, tpu-v5p each get a cited on-demand price with its grade (prices_power.yaml:
+    trn2 $2.235 C, p5 $6.88 A from the SkyPilot AWS catalog, v5p $4.20 A from the SkyPilot GCP one)."""
+    argv = ["compare", "llama3.1-8b", "--on", "trn2,h100,tpu-v5p", "--chips", "16", "--global-batch", "256"]
+    code, out, _ = _run(argv, capsys)
+    assert code == 0
+    assert "price trn2: on-demand $2.235/chip-h grade C" in out
+    assert "price h100: on-demand $6.88/chip-h grade A" in out
+    assert "price tpu-v5p: on-demand $4.2/chip-h grade A" in out
+    code, out, _ = _run([*argv, "--json"], capsys)
+    prices = {r["chip"]: r["price"] for r in json.loads(out)["rows"]}
+    assert {c: (p["usd_per_chip_hour"], p["quality"]) for c, p in prices.items()} == {
+        "trn2": (2.235, "C"),
+        "h100": (6.88, "A"),
+        "tpu-v5p": (4.2, "A"),
+    }
+    assert all(p["sources"] and p["provider"] for p in prices.values())
 
 
 def test_compare_user_price_fills_the_cell(capsys: pytest.CaptureFixture[str]) -> None:
@@ -108,7 +132,7 @@ def test_compare_capacity_block_prices(capsys: pytest.CaptureFixture[str]) -> No
         rows["trn1"]["ratio_to_reference"]["perf_per_dollar"], rel=1e-9
     )
     code, out, _ = _run([*argv, "--price-kind", "capacity-block"], capsys)
-    assert "price h100: capacity-block $4.91625/chip-h (p5.48xlarge, us-east-1, as of 2024-12" in out
+    assert "price h100: capacity-block $4.91625/chip-h grade B (aws, p5.48xlarge, us-east-1, as of 2024-12" in out
     assert "price trn2: capacity-block unknown" in out
 
 
@@ -172,8 +196,9 @@ def test_same_cost_ratio_column_is_the_system_ratio_labelled(capsys: pytest.Capt
 
 
 def test_same_cost_without_a_price_says_it_cannot_size(capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["compare", "llama3.1-8b", "--on", "h100,tpu-v5p", "--chips", "8", "--same-cost"]
+    # No TPU7x (Ironwood) price of any kind in the price book (prices_power.yaml: a gap).
+    args = ["compare", "llama3.1-8b", "--on", "h100,tpu-v7", "--chips", "8", "--same-cost"]
     code, out, _ = _run(args, capsys)
     assert code == 0
-    assert _table_cells(out, "tpu-v5p")[-1] == "cannot size"
-    assert "cannot size at same-cost: price of tpu-v5p is unknown" in out
+    assert _table_cells(out, "tpu-v7")[-1] == "cannot size"
+    assert "cannot size at same-cost: price of tpu-v7 is unknown" in out

@@ -26,9 +26,9 @@ def test_h100_catalog_price_is_instance_price_over_gpus() -> None:
 
 def test_unpublished_price_is_unknown_with_reason() -> None:
     chip = get_chip("trn2")
-    price = price_for(system_for(chip), chip)
+    price = price_for(system_for(chip, "trn2-ultraserver"), chip)  # no UltraServer price found
     assert price.usd_per_chip_hour is None and price.source == "unknown"
-    assert "trn2.48xlarge" in price.note
+    assert "trn2-ultraserver" in price.note
     assert usd_per_million_tokens(price, 1000.0) is None
     assert tokens_per_usd(price, 1000.0) is None
     assert cost_usd(price, 64, 3600.0) is None
@@ -90,3 +90,27 @@ def test_user_price_wins_over_every_kind() -> None:
     assert price.usd_per_chip_hour == 3.0 and price.source == "user" and price.kind == "capacity-block"
     with pytest.raises(InputError):
         price_for(system_for(chip), chip, kind="reserved")
+
+
+def test_a_c_price_is_never_shown_as_b() -> None:
+    """prices_power.yaml grades the trn2.48xlarge on-demand price C (one hand-entered page)."""
+    chip = get_chip("trn2")
+    price = price_for(system_for(chip), chip)
+    assert price.quality == "C" and price.to_dict()["quality"] == "C"
+    assert price_for(system_for(chip), chip, min_quality="C").quality == "C"
+
+
+def test_min_quality_makes_a_weaker_price_unknown_not_replaced() -> None:
+    """--min-quality B: trn2 has only a C on-demand price, so it is unknown (its A spot price and
+    any other chip's B price are never used in its place); an A price passes."""
+    trn2 = get_chip("trn2")
+    price = price_for(system_for(trn2), trn2, min_quality="B")
+    assert price.usd_per_chip_hour is None and price.source == "unknown" and price.quality == ""
+    assert "grade C" in price.note and "--min-quality B" in price.note
+    assert usd_per_million_tokens(price, 1000.0) is None
+    h100 = get_chip("h100")
+    assert price_for(system_for(h100), h100, min_quality="A").quality == "A"
+    # a user price is the user's, whatever the grade asked for
+    assert price_for(system_for(trn2), trn2, {"trn2": 2.0}, min_quality="A").quality == "user"
+    with pytest.raises(InputError):
+        price_for(system_for(h100), h100, min_quality="D")

@@ -242,7 +242,9 @@ def test_prices_are_instance_price_over_chips() -> None:
     assert get_system("trn1.32xlarge").price_usd_per_chip_hour == pytest.approx(21.50 / 16, abs=1e-3)
     assert get_system("inf2.48xlarge").price_usd_per_chip_hour == pytest.approx(12.98127 / 12, abs=1e-3)
     assert get_system("p5.48xlarge").price_usd_per_chip_hour == pytest.approx(55.04 / 8, abs=1e-3)
-    assert get_system("trn2.48xlarge").price_usd_per_chip_hour is None  # no on-demand price published
+    # prices_power.yaml: $35.76/h / 16, one hand-entered third-party value, so grade C
+    trn2 = get_system("trn2.48xlarge").price()
+    assert trn2.usd_per_chip_hour == pytest.approx(35.76 / 16, abs=1e-3) and trn2.quality == "C"
 
 
 def test_unpublished_figures_stay_unknown() -> None:

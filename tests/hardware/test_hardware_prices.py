@@ -19,8 +19,9 @@ import pytest
 import yaml
 
 from twofold.errors import InputError
+from twofold.hardware._schema import parse_catalog_document
 from twofold.hardware.catalog import get_system, list_systems, load_catalog, system_to_dict
-from twofold.hardware.types import PRICE_KINDS, System
+from twofold.hardware.types import PRICE_KINDS, PRICE_QUALITIES, System
 
 # (system, kind) -> (USD per instance-hour, chips in the instance, instance, region, valid until)
 PUBLISHED = {
@@ -62,12 +63,16 @@ def test_every_price_resolves_to_a_source_of_its_system() -> None:
 
 def test_unpublished_kinds_stay_unknown_without_falling_back() -> None:
     trn2 = get_system("trn2.48xlarge")
-    assert trn2.price_usd_per_chip_hour is None and trn2.price("on-demand").usd_per_chip_hour is None
     assert trn2.price("capacity-block").usd_per_chip_hour is None  # not the spot price
+    assert trn2.price("committed-1y").usd_per_chip_hour is None
+    assert get_system("trn2-ultraserver").price().usd_per_chip_hour is None  # not the trn2.48xlarge one
     # The only A100 capacity block is p4d (A100 40GB): not given to the 80 GB part.
     a100 = get_system("hgx-a100").price("capacity-block")
     assert a100.usd_per_chip_hour is None and "40GB" in a100.note
-    assert get_system("tpu-v5p-pod").price("spot").usd_per_chip_hour is None
+    # v6e has Google's committed-use prices; v5p has none, and v6e's discount is never lent to it.
+    assert get_system("tpu-v6e-pod").price("committed-1y").usd_per_chip_hour == pytest.approx(1.89)
+    assert get_system("tpu-v5p-pod").price("committed-1y").usd_per_chip_hour is None
+    assert get_system("tpu-v7-pod").price("spot").usd_per_chip_hour is None
     with pytest.raises(InputError):
         get_system("p5.48xlarge").price("reserved")
 
@@ -137,7 +142,10 @@ def _doc(prices: dict[str, Any]) -> dict[str, Any]:
 
 
 _OK = {
-    "on_demand": {"usd_per_chip_hour": 2.5, "usd_per_instance_hour": 10.0, "region": "r1", "src": ["s1"]},
+    "on_demand": {
+        "usd_per_chip_hour": 2.5, "usd_per_instance_hour": 10.0, "region": "r1", "src": ["s1"],
+        "provider": "aws", "quality": "A",
+    },
     "spot": {"usd_per_chip_hour": None, "note": "not published"},
 }
 
@@ -160,15 +168,33 @@ def test_a_price_table_loads(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "field", "rule"),
     [
-        ({"on_demand": {"usd_per_chip_hour": 2.5}}, "prices.on_demand.src", "source"),
         (
-            {"on_demand": {"usd_per_chip_hour": 2.6, "usd_per_instance_hour": 10.0, "src": ["s1"]}},
+            {"on_demand": {"usd_per_chip_hour": 2.5, "provider": "p", "quality": "A"}},
+            "prices.on_demand.src",
+            "source",
+        ),
+        (
+            {
+                "on_demand": {
+                    "usd_per_chip_hour": 2.6, "usd_per_instance_hour": 10.0, "src": ["s1"],
+                    "provider": "p", "quality": "A",
+                }
+            },  # fmt: skip
             "prices.on_demand.usd_per_chip_hour",
             "instance_chips",
         ),
         ({"spot": {"usd_per_chip_hour": None}}, "prices.spot.note", "why"),
         ({"spot": {"usd_per_chip_hour": 0, "src": ["s1"]}}, "prices.spot.usd_per_chip_hour", "positive"),
-        ({"spot": {"usd_per_chip_hour": 1.0, "src": ["nope"]}}, "prices.spot.src", "unknown source"),
+        (
+            {"spot": {"usd_per_chip_hour": 1.0, "src": ["nope"], "provider": "p", "quality": "A"}},
+            "prices.spot.src",
+            "unknown source",
+        ),
+        (
+            {"spot": {"usd_per_chip_hour": 1.0, "src": ["s1"], "provider": "p", "quality": "D"}},
+            "prices.spot.quality",
+            "grade",
+        ),
         ({"reserved": {"usd_per_chip_hour": None, "note": "x"}}, "prices", "unknown key"),
     ],
 )
@@ -188,3 +214,43 @@ def test_on_demand_price_is_required_and_given_only_in_prices(tmp_path: Path) ->
     with pytest.raises(InputError) as info:
         _load(tmp_path, _OK, {"price_usd_per_chip_hour": 2.5})
     assert info.value.value == "price_usd_per_chip_hour" and "unknown key" in info.value.rule
+
+
+def test_every_price_has_a_grade_and_provider() -> None:
+    """shared/data/prices_power.yaml grades: A vendor-derived, B secondary, C single third-party."""
+    for system in list_systems():
+        for kind in PRICE_KINDS:
+            quote = system.price(kind)
+            if quote.usd_per_chip_hour is None:
+                assert quote.quality == "", (system.id, kind)
+            else:
+                assert quote.quality in PRICE_QUALITIES and quote.provider, (system.id, kind)
+
+
+def test_tpu_and_trainium_prices_from_the_price_book() -> None:
+    """prices_power.yaml: SkyPilot GCP (billing API, grade A) per chip-hour v4 3.22, v5e 1.20, v5p 4.20
+    (33.6 per v5p-16 = 8 chips), v6e 2.70; Trainium2 $35.76 / 16 from one hand-entered page (C)."""
+    expected = {"tpu-v4-pod": 3.22, "tpu-v5e-pod": 1.20, "tpu-v5p-pod": 4.20, "tpu-v6e-pod": 2.70}
+    for system_id, usd in expected.items():
+        quote = get_system(system_id).price()
+        assert quote.usd_per_chip_hour == pytest.approx(usd) and quote.quality == "A", system_id
+        assert quote.provider == "gcp"
+    assert get_system("tpu-v5p-pod").price().usd_per_instance_hour == pytest.approx(33.6)
+    trn2 = get_system("trn2.48xlarge").price()
+    assert (trn2.usd_per_chip_hour, trn2.quality, trn2.provider) == (pytest.approx(2.235), "C", "aws")
+    assert "grade C" in trn2.describe()
+
+
+def test_a_price_without_a_grade_is_refused(tmp_path: Path) -> None:
+    doc = {
+        "sources": {"s": {"title": "T", "url": "https://example.com"}},
+        "systems": [
+            {
+                "id": "x", "name": "X", "chip": "h100", "node_chips": 1, "max_chips": 1,
+                "sources": ["s"], "levels": [],
+                "prices": {"on_demand": {"usd_per_chip_hour": 1.0, "provider": "p", "src": ["s"]}},
+            }
+        ],
+    }  # fmt: skip
+    with pytest.raises(InputError, match="quality"):
+        parse_catalog_document(tmp_path / "x.yaml", doc)

@@ -71,7 +71,8 @@ def test_time_to_train_by_hand(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(
     ("extra", "words"),
     [
-        (["--chip", "trn2", "--objective", "cost"], ["trn2", "--price trn2=USD"]),
+        (["--chip", "trn2", "--objective", "cost", "--min-quality", "B"], ["trn2", "--price trn2=USD"]),
+        (["--chip", "tpu-v7", "--objective", "cost"], ["tpu-v7", "--price tpu-v7=USD"]),
         (["--chip", "trn2", "--objective", "energy"], ["trn2", "--power trn2=W"]),
         (["--chip", "h100", "--objective", "cost", "--price-kind", "bulk"], ["price_kind='bulk'"]),
         (["--objective", "cost", "--price", "h100=free"], ["'free' is not a number"]),

@@ -79,7 +79,11 @@ def test_table_output(capsys: pytest.CaptureFixture[str]) -> None:
     ("extra", "message"),
     [
         (["--chips", "0"], "chips=0"),
-        (["--objective", "cost", "--chip", "trn2"], "the price of trn2 on trn2.48xlarge is unknown"),
+        (
+            ["--objective", "cost", "--chip", "trn2", "--min-quality", "B"],
+            "the price of trn2 on trn2.48xlarge is unknown (the only on-demand price is grade C",
+        ),
+        (["--min-quality", "B"], "applies to --objective cost only"),
         (["--objective", "energy", "--chip", "trn2"], "pass --power trn2=W"),
         (["--price", "h100=2"], "applies to --objective cost only"),
         (["--objective", "time", "--tokens", "0"], "tokens='0'"),

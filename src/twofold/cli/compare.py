@@ -33,6 +33,11 @@ _PRICE_KIND_HELP = (
     "without one is unknown (never priced at another kind). --price wins."
 )
 _PRICE_KIND_OPTION = typer.Option("on-demand", "--price-kind", help=_PRICE_KIND_HELP)
+_MIN_QUALITY_HELP = (
+    "Use only catalog prices of this grade or better (A vendor-derived, B reputable secondary, C single "
+    "third-party value); a weaker price is unknown, never replaced by another."
+)
+_MIN_QUALITY_OPTION = typer.Option(None, "--min-quality", help=_MIN_QUALITY_HELP)
 _POWER_OPTION = typer.Option(None, "--power", help=_POWER_HELP)
 _DEFAULT_SEQ_LEN = DEFAULT_SEQ_LEN
 _SHAPE_OPTION = typer.Option(
@@ -80,16 +85,24 @@ def _check_price_kind(kind: str) -> None:
         raise InputError("price_kind", kind, f"must be one of {', '.join(PRICE_KINDS)}")
 
 
+def _check_min_quality(value: str | None) -> str | None:
+    """Fail on a bad --min-quality before any model is loaded or planned."""
+    from twofold.economics.prices import check_min_quality
+
+    return check_min_quality(value)
+
+
 def _price_line(chip: str, p: dict[str, Any]) -> str:
     """One table note per row: the price used, its kind, quote, region, date and source keys."""
     kind = p.get("kind", "on-demand")
     if p["usd_per_chip_hour"] is None:
         return f"price {chip}: {kind} unknown ({p['note']})"
     if p["source"] == "user":
-        return f"price {chip}: ${p['usd_per_chip_hour']:g}/chip-h, {p['note']}"
+        return f"price {chip}: ${p['usd_per_chip_hour']:g}/chip-h (grade user), {p['note']}"
     where = ", ".join(
         x
         for x in (
+            p.get("provider", ""),
             p.get("instance", ""),
             p.get("region") or "region not recorded",
             f"as of {p['as_of']}" if p.get("as_of") else "date not recorded",
@@ -98,7 +111,8 @@ def _price_line(chip: str, p: dict[str, Any]) -> str:
         )
         if x
     )
-    return f"price {chip}: {kind} ${p['usd_per_chip_hour']:g}/chip-h ({where})"
+    grade = p.get("quality") or "?"
+    return f"price {chip}: {kind} ${p['usd_per_chip_hour']:g}/chip-h grade {grade} ({where})"
 
 
 def _workload(global_batch: int, seq_len: int, precision: str) -> Any:
@@ -164,6 +178,7 @@ def compare(
     precision: str = typer.Option("bf16", "--precision", help="bf16, fp8, ..."),
     price: list[str] | None = _PRICE_OPTION,
     price_kind: str = _PRICE_KIND_OPTION,
+    min_quality: str | None = _MIN_QUALITY_OPTION,
     power: list[str] | None = _POWER_OPTION,
     idle_fraction: float | None = typer.Option(None, "--idle-fraction", help=_IDLE_HELP),
     grid: float | None = typer.Option(None, "--grid-gco2-per-kwh", help="Grid carbon intensity for CO2."),
@@ -187,6 +202,7 @@ def compare(
     mode = "same-cost" if same_cost else "same-power" if same_power else "chips"
     prices, powers = _overrides(price, power)
     _check_price_kind(price_kind)
+    min_quality = _check_min_quality(min_quality)
     name = _model_name(model_arg, model)
     if infer:  # serving capacity at a request rate, per chip (cli._inference.compare_capacity)
         from twofold.cli._inference import compare_capacity
@@ -208,6 +224,7 @@ def compare(
         powers=powers,
         idle_fraction=idle_fraction,
         price_kind=price_kind,
+        min_quality=min_quality,
         chips=chips,
         mode=mode,
         reference=reference,
@@ -425,6 +442,7 @@ def claim(
     ),
     price: list[str] | None = _PRICE_OPTION,
     price_kind: str = _PRICE_KIND_OPTION,
+    min_quality: str | None = _MIN_QUALITY_OPTION,
     power: list[str] | None = _POWER_OPTION,
     idle_fraction: float | None = typer.Option(None, "--idle-fraction", help=_IDLE_HELP),
     report_path: str | None = typer.Option(None, "--report", help="Also write an HTML report here."),
@@ -444,6 +462,7 @@ def claim(
     from twofold.errors import InputError
 
     _check_price_kind(price_kind)
+    min_quality = _check_min_quality(min_quality)
     if workers is not None and workers < 1:
         raise InputError("workers", workers, "must be a positive integer")
     if workers is not None and ray is not None:
@@ -472,6 +491,7 @@ def claim(
         powers=powers,
         idle_fraction=idle_fraction,
         price_kind=price_kind,
+        min_quality=min_quality,
         tolerance=tolerance,
         workers=workers if workers is not None or ray is not None else 1,
         ray_address=ray,
@@ -556,6 +576,7 @@ def report(
     precision: str = typer.Option("bf16", "--precision", help="bf16, fp8, ..."),
     price: list[str] | None = _PRICE_OPTION,
     price_kind: str = _PRICE_KIND_OPTION,
+    min_quality: str | None = _MIN_QUALITY_OPTION,
     power: list[str] | None = _POWER_OPTION,
     idle_fraction: float | None = typer.Option(None, "--idle-fraction", help=_IDLE_HELP),
     stack: str = typer.Option("auto", "--stack", help=STACK_HELP),
@@ -583,6 +604,7 @@ def report(
     from twofold.workload.registry import get_model
 
     _check_price_kind(price_kind)
+    min_quality = _check_min_quality(min_quality)
     require_matplotlib()  # fail before minutes of planning, not after
     _check_out(out)
     prices, powers = _overrides(price, power)
@@ -591,7 +613,13 @@ def report(
     )
     if isinstance(the_model, str):
         the_model = get_model(the_model)
-    economics = {"prices": prices, "powers": powers, "idle_fraction": idle_fraction, "price_kind": price_kind}
+    economics = {
+        "prices": prices,
+        "powers": powers,
+        "idle_fraction": idle_fraction,
+        "price_kind": price_kind,
+        "min_quality": min_quality,
+    }
     targets = [target(n, **economics, stack=check_stack(stack)) for n in _chip_list(on)]
     claim_result = None
     if claim_text is not None:

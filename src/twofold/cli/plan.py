@@ -50,6 +50,9 @@ def plan(
     price_kind: str = typer.Option(
         "on-demand", "--price-kind", help="--objective cost: on-demand, capacity-block or spot."
     ),
+    min_quality: str | None = typer.Option(
+        None, "--min-quality", help="--objective cost: only catalog prices of grade A, B or C or better."
+    ),
     power: list[str] = typer.Option([], "--power", help=_POWER_HELP),  # noqa: B008 - repeatable
     idle_fraction: float | None = typer.Option(
         None, "--idle-fraction", help="--objective energy: idle power / TDP (default: catalog, else 0.2)."
@@ -128,6 +131,7 @@ def plan(
             global_batch=(global_batch, DEFAULT_GLOBAL_BATCH),
             price=(price, []),
             price_kind=(price_kind, "on-demand"),
+            min_quality=(min_quality, None),
             power=(power, []),
             idle_fraction=(idle_fraction, None),
             tokens=(tokens, None),
@@ -184,6 +188,7 @@ def plan(
         prices=prices,
         powers=powers,
         price_kind=price_kind,
+        min_quality=min_quality,
         idle_fraction=idle_fraction,
         tokens=token_budget,
         mem_headroom=headroom,

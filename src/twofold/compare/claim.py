@@ -375,6 +375,7 @@ def evaluate_claim(
     powers: Mapping[str, float] | None = None,
     idle_fraction: float | None = None,
     price_kind: str = "on-demand",
+    min_quality: str | None = None,
     workloads: Sequence[ClaimWorkload] = CLAIM_WORKLOADS,
     tolerance: float = DEFAULT_TOLERANCE,
     cache: PlanCache | None = None,
@@ -387,7 +388,8 @@ def evaluate_claim(
     """Parse `text` and check it on catalog chips (`evaluate_ratio`, on the sweep engine when
     `workers`, `ray_address` or `store` is given). `price_kind` picks the published price behind
     perf-per-dollar (on-demand, capacity-block, spot; `economics.PRICE_KINDS`): a chip without one
-    of that kind is unknown, never priced at another kind. `stack` (a `cost.stack` id or file;
+    of that kind is unknown, never priced at another kind; `min_quality` (A, B, C) excludes weaker
+    catalog prices. A chip may be `chip@system`. `stack` (a `cost.stack` id or file;
     None = `auto`, each chip's vendor reference stack) runs the training workloads on both chips."""
     claim = parse_claim(text, metric=metric)
     a, b = (
@@ -398,6 +400,7 @@ def evaluate_claim(
             idle_fraction=idle_fraction,
             price_kind=price_kind,
             stack=stack,
+            min_quality=min_quality,
         )
         for name in (claim.chip_a, claim.chip_b)
     )

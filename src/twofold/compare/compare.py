@@ -550,10 +550,13 @@ def _raw_row(
     if tgt.price.usd_per_chip_hour is None:
         kind = tgt.price.kind
         instead = "" if kind == "on-demand" else " (no other kind of price is used in its place)"
-        notes.append(
-            f"price unknown: no published {kind} price for {tgt.system.id}{instead}; "
-            f"pass --price {tgt.label}=USD"
+        graded = "--min-quality" in tgt.price.note
+        why = (
+            tgt.price.note.removeprefix(f"{tgt.system.id}: ")
+            if graded
+            else f"no published {kind} price for {tgt.system.id}{instead}"
         )
+        notes.append(f"price unknown: {why}; pass --price {tgt.label}=USD")
     if tgt.power.tdp_w is None:
         notes.append(f"power unknown: no published TDP for {tgt.label}; pass --power {tgt.label}=W")
     return row
@@ -575,10 +578,12 @@ def _result_notes(targets: Sequence[Target], unit: str, budget: float | None) ->
     kinds = _price_kind(targets)
     unpriced = [t.label for t in targets if t.price.usd_per_chip_hour is None]
     notes.append(
-        f"prices: {kinds}, USD per chip-hour (each row's `price`: region, date, source)"
+        f"prices: {kinds}, USD per chip-hour, each with its quality grade (A vendor-derived, B "
+        "reputable secondary, C single third-party value; each row's `price`: provider, region, date, "
+        "source)"
         + (
-            f"; unknown for {', '.join(unpriced)}: no published {kinds} price, and no other kind "
-            "is used in its place (--price CHIP=USD supplies one)"
+            f"; unknown for {', '.join(unpriced)}: no published {kinds} price of the grade asked, and "
+            "no other kind or grade is used in its place (--price CHIP=USD supplies one)"
             if unpriced
             else ""
         )
@@ -597,14 +602,17 @@ def compare(
     price_kind: str = "on-demand",
     stack: Any = None,
     options: Any = None,
+    min_quality: str | None = None,
     **kwargs: Any,
 ) -> CompareResult:
     """Compare catalog chips by id or alias (`compare("llama3.1-70b", ["trn2", "h100"])`); `model`
     is a catalog id, a config.json path, a `ModelConfig` or an imported model (`twofold.from_torch`,
     `twofold.from_onnx`). `price_kind` picks the published price (on-demand, capacity-block, spot);
-    `prices` (USD per chip-hour by chip id) win over it. `stack` (`cost.stack`; None = `auto`, each
-    chip's vendor reference stack) runs on every chip; `options` (`search.EnumerateOptions`) bounds
-    every chip's layout search. The other keyword arguments are those of `compare_targets`."""
+    `prices` (USD per chip-hour by chip id) win over it; `min_quality` (A, B, C) makes a catalog price
+    of a weaker grade unknown. An entry of `on` may be `chip@system`. `stack` (`cost.stack`; None =
+    `auto`, each chip's vendor reference stack) runs on every chip; `options`
+    (`search.EnumerateOptions`) bounds every chip's layout search. The other keyword arguments are
+    those of `compare_targets`."""
     if isinstance(model, str):
         from twofold.workload.registry import get_model
 
@@ -617,6 +625,7 @@ def compare(
             idle_fraction=idle_fraction,
             price_kind=price_kind,
             stack=stack,
+            min_quality=min_quality,
         )
         for name in on
     ]

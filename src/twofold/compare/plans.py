@@ -24,12 +24,22 @@ import numpy as np
 
 from twofold.economics.power import PowerModel, power_model_for
 from twofold.economics.prices import Price, price_for
+from twofold.errors import InputError
 from twofold.hardware.types import Chip, System
 from twofold.parallel.layout import Layout, LayoutTable, TrainingWorkload
 from twofold.workload.imported import ImportedModel
 from twofold.workload.model import ModelConfig
 
-__all__ = ["ChipPlan", "PlanCache", "Target", "plan_chip", "search_chip", "target", "target_from"]
+__all__ = [
+    "ChipPlan",
+    "PlanCache",
+    "Target",
+    "plan_chip",
+    "search_chip",
+    "split_chip_system",
+    "target",
+    "target_from",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,10 +55,12 @@ class Target:
     # Bounds on the layout search (`search.enumerate.EnumerateOptions`, e.g. max_vp, max_cp); None:
     # the whole space.
     options: Any = None
+    # `chip@system` when the user named a system other than the chip's standard one; "" = chip id.
+    name: str = ""
 
     @property
     def label(self) -> str:
-        return self.chip.id
+        return self.name or self.chip.id
 
 
 def target_from(
@@ -60,18 +72,27 @@ def target_from(
     idle_fraction: float | None = None,
     price_kind: str = "on-demand",
     stack: Any = None,
+    min_quality: str | None = None,
 ) -> Target:
     """A target from objects (what-if chips): price and power from the arguments, else the
-    system's catalog price of `price_kind` and the chip's TDP."""
+    system's catalog price of `price_kind` (of grade `min_quality` or better) and the chip's TDP."""
     prices = {chip.id: price_usd_per_chip_hour} if price_usd_per_chip_hour is not None else None
     powers = {chip.id: tdp_w} if tdp_w is not None else None
     return Target(
         chip=chip,
         system=system,
-        price=price_for(system, chip, prices, kind=price_kind),
+        price=price_for(system, chip, prices, kind=price_kind, min_quality=min_quality),
         power=power_model_for(chip, overrides_w=powers, idle_fraction=idle_fraction),
         stack=stack,
     )
+
+
+def split_chip_system(name: str) -> tuple[str, str | None]:
+    """`chip@system` -> (chip, system); a chip alone -> (chip, None), its standard system."""
+    chip, sep, system = str(name).partition("@")
+    if sep and (not chip.strip() or not system.strip()):
+        raise InputError("on", name, "must be CHIP or CHIP@SYSTEM, e.g. trn2@trn2-ultraserver")
+    return chip.strip(), (system.strip() if sep else None)
 
 
 def target(
@@ -82,20 +103,26 @@ def target(
     idle_fraction: float | None = None,
     price_kind: str = "on-demand",
     stack: Any = None,
+    min_quality: str | None = None,
 ) -> Target:
-    """A target from a catalog chip id or alias, in its default system; `prices` and `powers`
-    (USD per chip-hour, W) are keyed by chip id (`economics.parse_chip_values`); the catalog price
-    is the published one of `price_kind` (`economics.PRICE_KINDS`), unknown where there is none."""
+    """A target from a catalog chip id or alias, in its standard system, or `chip@system` in a
+    catalog system (id or alias) that holds that chip (`InputError` naming both otherwise); `prices`
+    and `powers` (USD per chip-hour, W) are keyed by chip id (`economics.parse_chip_values`); the
+    catalog price is the published one of `price_kind` (`economics.PRICE_KINDS`) of grade
+    `min_quality` or better, unknown where there is none."""
     from twofold.hardware.catalog import get_chip, system_for
 
-    chip = get_chip(name)
-    system = system_for(chip, None)
+    chip_name, system_name = split_chip_system(name)
+    chip = get_chip(chip_name)
+    system = system_for(chip, system_name)
+    named = system_name is not None and system.id != chip.default_system
     return Target(
         chip=chip,
         system=system,
-        price=price_for(system, chip, prices, kind=price_kind),
+        price=price_for(system, chip, prices, kind=price_kind, min_quality=min_quality),
         power=power_model_for(chip, overrides_w=powers, idle_fraction=idle_fraction),
         stack=stack,
+        name=f"{chip.id}@{system.id}" if named else "",
     )
 
 

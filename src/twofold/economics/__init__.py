@@ -11,7 +11,9 @@ from twofold.economics.power import (
 )
 from twofold.economics.prices import (
     PRICE_KINDS,
+    PRICE_QUALITIES,
     Price,
+    check_min_quality,
     cost_usd,
     parse_chip_values,
     price_for,
@@ -22,9 +24,11 @@ from twofold.economics.prices import (
 __all__ = [
     "DEFAULT_IDLE_FRACTION",
     "PRICE_KINDS",
+    "PRICE_QUALITIES",
     "PowerModel",
     "Price",
     "busy_fraction",
+    "check_min_quality",
     "co2_kg",
     "cost_usd",
     "energy_kwh",

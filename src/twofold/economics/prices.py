@@ -10,6 +10,11 @@ the AWS Capacity Blocks pricing page). Where no price of the chosen kind is publ
 (dollars, perf/$) is reported as unknown, never as zero. The user supplies one with
 `--price trn2=USD` (USD per chip-hour), which wins over the catalog for any kind.
 
+Every catalog quote carries its provider and a quality grade (`PRICE_QUALITIES`: A vendor-derived, B
+reputable secondary, C a single third-party value; `shared/data/prices_power.md`). The grade is the
+quote's own and is shown next to every dollar figure; `min_quality` makes a weaker quote unknown
+(never a stronger quote of another kind or provider in its place). A user price has grade "user".
+
 Left out: savings plans, reserved-instance and committed-use discounts (not in the sources),
 storage, networking and support charges, and price differences between regions (each quote is for
 the one region it names; a capacity block may be quoted in a different region than on-demand).
@@ -23,11 +28,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from twofold.errors import InputError
-from twofold.hardware.types import PRICE_KINDS, Chip, System
+from twofold.hardware.types import PRICE_KINDS, PRICE_QUALITIES, Chip, System
 
 __all__ = [
     "PRICE_KINDS",
+    "PRICE_QUALITIES",
     "Price",
+    "check_min_quality",
     "cost_usd",
     "parse_chip_values",
     "price_for",
@@ -56,12 +63,16 @@ class Price:
     valid_until: str = ""
     instance: str = ""
     sources: tuple[str, ...] = ()
+    provider: str = ""
+    quality: str = ""  # A, B, C (catalog), "user" (--price), "" (unknown)
 
     def to_dict(self) -> dict[str, object]:
         return {
             "usd_per_chip_hour": self.usd_per_chip_hour,
             "source": self.source,
             "kind": self.kind,
+            "quality": self.quality or None,
+            "provider": self.provider,
             "region": self.region,
             "as_of": self.as_of,
             "valid_until": self.valid_until,
@@ -71,25 +82,53 @@ class Price:
         }
 
 
+def check_min_quality(value: str | None) -> str | None:
+    """`--min-quality`: None (every grade) or one of `PRICE_QUALITIES`, validated at the boundary."""
+    if value is None:
+        return None
+    grade = str(value).strip().upper()
+    if grade not in PRICE_QUALITIES:
+        raise InputError("min_quality", value, f"must be one of {', '.join(PRICE_QUALITIES)}")
+    return grade
+
+
 def price_for(
     system: System,
     chip: Chip,
     overrides: Mapping[str, float] | None = None,
     kind: str = "on-demand",
+    min_quality: str | None = None,
 ) -> Price:
     """The price of one chip-hour of `system` of one `kind`: the user's override for the chip id,
-    else the catalog's published price of that kind, else unknown (None, with the reason; no
-    fallback to another kind, since a spot or reserved price is not an on-demand one)."""
+    else the catalog's published price of that kind if its grade is at least `min_quality`, else
+    unknown (None, with the reason; no fallback to another kind or grade, since a spot or reserved
+    price is not an on-demand one and a C quote is no B quote)."""
     if kind not in PRICE_KINDS:
         raise InputError("price_kind", kind, f"must be one of {', '.join(PRICE_KINDS)}")
+    min_quality = check_min_quality(min_quality)
     if overrides and chip.id in overrides:
         return Price(
             usd_per_chip_hour=float(overrides[chip.id]),
             source="user",
             note=f"supplied with --price (used as the {kind} price)",
             kind=kind,
+            quality="user",
         )
     quote = system.price(kind)
+    if (
+        quote.usd_per_chip_hour is not None
+        and min_quality is not None
+        and PRICE_QUALITIES.index(quote.quality) > PRICE_QUALITIES.index(min_quality)
+    ):
+        return Price(
+            usd_per_chip_hour=None,
+            source="unknown",
+            note=(
+                f"{system.id}: the only {kind} price is grade {quote.quality}, weaker than "
+                f"--min-quality {min_quality} (excluded, not replaced)"
+            ),
+            kind=kind,
+        )
     if quote.usd_per_chip_hour is not None:
         return Price(
             usd_per_chip_hour=float(quote.usd_per_chip_hour),
@@ -101,6 +140,8 @@ def price_for(
             valid_until=quote.valid_until,
             instance=quote.instance,
             sources=quote.sources,
+            provider=quote.provider,
+            quality=quote.quality,
         )
     reason = quote.note or f"no published {kind} price"
     return Price(usd_per_chip_hour=None, source="unknown", note=f"{system.id}: {reason}", kind=kind)

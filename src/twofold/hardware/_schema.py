@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from twofold.errors import InputError
-from twofold.hardware.types import Chip, Figure, PriceQuote, Source, System, TopologyLevel
+from twofold.hardware.types import PRICE_QUALITIES, Chip, Figure, PriceQuote, Source, System, TopologyLevel
 
 __all__ = ["FIGURE_FIELDS", "parse_catalog_document"]
 
@@ -40,10 +40,16 @@ _SYSTEM_KEYS = frozenset(
     {"id", "name", "chip", "aliases", "node_chips", "max_chips", "sources", "levels", "notes"} | {"prices"}
 )
 # YAML key (as in shared/data/hardware_research.yaml) -> price kind (`types.PRICE_KINDS`).
-_PRICE_KEYS = {"on_demand": "on-demand", "capacity_block": "capacity-block", "spot": "spot"}
+_PRICE_KEYS = {
+    "on_demand": "on-demand",
+    "capacity_block": "capacity-block",
+    "spot": "spot",
+    "committed_1y": "committed-1y",
+    "committed_3y": "committed-3y",
+}
 _QUOTE_KEYS = frozenset(
     {"usd_per_chip_hour", "usd_per_instance_hour", "instance", "instance_chips", "region"}
-    | {"as_of", "valid_until", "src", "note"}
+    | {"as_of", "valid_until", "src", "note", "provider", "quality"}
 )
 # Published per-chip prices are rounded to a tenth of a cent; a larger gap is a typo.
 _PRICE_ROUNDING_USD = 5e-4
@@ -298,6 +304,14 @@ def _quote(
             raise InputError(where("prices", key, "note"), None, "an unknown price needs a note saying why")
         return PriceQuote(kind=kind, usd_per_chip_hour=None, note=note)  # type: ignore[arg-type]
     per_chip = _positive(where("prices", key, "usd_per_chip_hour"), per_chip)
+    quality = raw.get("quality")
+    if quality not in PRICE_QUALITIES:
+        raise InputError(
+            where("prices", key, "quality"),
+            quality,
+            f"a price needs a quality grade, one of {', '.join(PRICE_QUALITIES)} (prices_power.md)",
+        )
+    provider = _string(where("prices", key, "provider"), raw.get("provider"))
     keys = _source_keys(where("prices", key, "src"), raw.get("src"), sources)
     if not keys:
         raise InputError(where("prices", key, "src"), raw.get("src"), "a price needs at least one source key")
@@ -315,6 +329,8 @@ def _quote(
     return PriceQuote(
         kind=kind,  # type: ignore[arg-type]
         usd_per_chip_hour=per_chip,
+        provider=provider,
+        quality=quality,
         usd_per_instance_hour=per_instance,
         instance=_string(where("prices", key, "instance"), raw.get("instance", ""), required=False),
         instance_chips=chips,  # type: ignore[arg-type]

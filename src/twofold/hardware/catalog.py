@@ -284,6 +284,8 @@ def price_quote_to_dict(quote: PriceQuote) -> dict[str, Any]:
     return {
         "kind": quote.kind,
         "usd_per_chip_hour": quote.usd_per_chip_hour,
+        "quality": quote.quality or None,
+        "provider": quote.provider,
         "usd_per_instance_hour": quote.usd_per_instance_hour,
         "instance": quote.instance,
         "instance_chips": quote.instance_chips,

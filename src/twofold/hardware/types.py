@@ -17,6 +17,7 @@ from twofold.errors import InputError
 __all__ = [
     "PRECISIONS",
     "PRICE_KINDS",
+    "PRICE_QUALITIES",
     "Chip",
     "Figure",
     "Precision",
@@ -30,9 +31,14 @@ __all__ = [
 Precision = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "mxfp8", "fp4", "int8"]
 PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16", "fp8", "mxfp8", "fp4", "int8")
 # On-demand list price; AWS EC2 Capacity Blocks for ML (a reserved block of instances, paid ahead);
-# spot (interruptible, market price at the time of the snapshot).
-PriceKind = Literal["on-demand", "capacity-block", "spot"]
-PRICE_KINDS: tuple[str, ...] = ("on-demand", "capacity-block", "spot")
+# spot (interruptible, market price at the time of the snapshot); committed-use prices for a 1- or
+# 3-year term (Google Cloud CUDs), published for some systems only.
+PriceKind = Literal["on-demand", "capacity-block", "spot", "committed-1y", "committed-3y"]
+PRICE_KINDS: tuple[str, ...] = ("on-demand", "capacity-block", "spot", "committed-1y", "committed-3y")
+# Quality grade of a price quote, strongest first (shared/data/prices_power.md): A = vendor page or
+# a catalog built from the vendor's pricing API; B = a reputable secondary source reproducing vendor
+# figures; C = a single third-party page or a hand-entered value. Disputed (D) prices are not shipped.
+PRICE_QUALITIES: tuple[str, ...] = ("A", "B", "C")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -154,11 +160,15 @@ class PriceQuote:
     kind is published, `note` says why). `instance` is the instance the price was quoted for, which
     may differ from the system (a capacity block of p5e for an HGX H200 sold as p5en). `as_of` is
     when the price was published or seen ("" = not recorded), `valid_until` the end of its validity
-    where the source gives one; `sources` are keys into the system's sources.
+    where the source gives one; `sources` are keys into the system's sources. `provider` is who
+    sells it (aws, gcp, lambda) and `quality` its grade (`PRICE_QUALITIES`; "" for an unknown price):
+    a grade belongs to the quote and is never lent to another kind or provider.
     """
 
     kind: PriceKind
     usd_per_chip_hour: float | None
+    provider: str = ""
+    quality: str = ""
     usd_per_instance_hour: float | None = None
     instance: str = ""
     instance_chips: int | None = None
@@ -174,7 +184,9 @@ class PriceQuote:
             if self.note.lower().startswith("unknown"):
                 return f"{self.kind}: {self.note}"
             return f"{self.kind}: unknown; {self.note}".rstrip("; ")
-        parts = [self.kind]
+        parts = [f"{self.kind} (grade {self.quality or '?'})"]
+        if self.provider:
+            parts.append(self.provider)
         if self.usd_per_instance_hour is not None and self.instance_chips:
             usd = f"{self.usd_per_instance_hour:.5f}".rstrip("0").rstrip(".")
             parts.append(f"${usd}/h / {self.instance_chips} chips")

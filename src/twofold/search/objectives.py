@@ -93,23 +93,26 @@ def objective_inputs(
     price_kind: str = "on-demand",
     idle_fraction: float | None = None,
     tokens: float | None = None,
+    min_quality: str | None = None,
 ) -> ObjectiveInputs:
     """Resolve and validate the objective's inputs before any layout is evaluated.
 
     `prices` (USD per chip-hour) and `powers` (TDP in W) are keyed by chip id and win over the
-    catalog; `price_kind` is one of `economics.PRICE_KINDS`.
+    catalog; `price_kind` is one of `economics.PRICE_KINDS`; `min_quality` (A, B, C) makes a catalog
+    price of a weaker grade unknown.
     """
     check_objective(objective)
     _refuse_unused(
         objective,
         price=(dict(prices or {}), bool(prices), "cost"),
         price_kind=(price_kind, price_kind != "on-demand", "cost"),
+        min_quality=(min_quality, min_quality is not None, "cost"),
         power=(dict(powers or {}), bool(powers), "energy"),
         idle_fraction=(idle_fraction, idle_fraction is not None, "energy"),
         tokens=(tokens, tokens is not None, "time"),
     )
     if objective == "cost":
-        price = price_for(system, chip, prices, price_kind)
+        price = price_for(system, chip, prices, price_kind, min_quality=min_quality)
         if price.usd_per_chip_hour is None:
             reason = price.note.removeprefix(f"{system.id}: ")
             raise InputError(
