@@ -132,7 +132,8 @@ def test_compare_capacity_block_prices(capsys: pytest.CaptureFixture[str]) -> No
         rows["trn1"]["ratio_to_reference"]["perf_per_dollar"], rel=1e-9
     )
     code, out, _ = _run([*argv, "--price-kind", "capacity-block"], capsys)
-    assert "price h100: capacity-block $4.91625/chip-h grade B (aws, p5.48xlarge, us-east-1, as of 2024-12" in out
+    line = "price h100: capacity-block $4.91625/chip-h grade B (aws, p5.48xlarge, us-east-1, as of 2024-12"
+    assert line in out
     assert "price trn2: capacity-block unknown" in out
 
 

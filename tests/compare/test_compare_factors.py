@@ -110,8 +110,9 @@ def test_same_power_needs_and_uses_tdp(cache: dict) -> None:
 def test_unknown_price_and_power_are_none_not_zero(cache: dict) -> None:
     # trn2's only on-demand price is grade C: with min_quality B it is unknown, not another price.
     result = compare(
-        "llama3.1-8b", ["trn2", "h100"], chips=16, workload=SMALL, reference="h100", cache=cache, min_quality="B"
-    )
+        "llama3.1-8b", ["trn2", "h100"], chips=16, workload=SMALL, reference="h100", cache=cache,
+        min_quality="B",
+    )  # fmt: skip
     d = result.to_dict()
     trn2 = next(r for r in d["rows"] if r["chip"] == "trn2")
     for key in (
