@@ -244,3 +244,10 @@ def test_cli_claim_bad_text_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
         main(["claim", "trn2 rocks"])
     assert info.value.code == 2
     assert "error: claim=" in capsys.readouterr().err
+
+
+def test_claim_names_a_chip_in_a_system() -> None:
+    from twofold.compare.claim_parse import parse_claim
+
+    claim = parse_claim("trn2@trn2-ultraserver is 2x h100")
+    assert (claim.chip_a, claim.chip_b) == ("trn2@trn2-ultraserver", "h100")

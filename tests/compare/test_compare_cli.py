@@ -203,3 +203,32 @@ def test_same_cost_without_a_price_says_it_cannot_size(capsys: pytest.CaptureFix
     assert code == 0
     assert _table_cells(out, "tpu-v7")[-1] == "cannot size"
     assert "cannot size at same-cost: price of tpu-v7 is unknown" in out
+
+
+def test_chip_at_system_side_by_side(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 16: a Trn2 UltraServer next to a GB200 NVL72 and a p5; a chip alone keeps its standard
+    system (catalog: trn2 -> trn2.48xlarge, gb200 -> gb200-nvl72)."""
+    argv = ["compare", "llama3.1-8b", "--on", "trn2@trn2-ultraserver,gb200@gb200-nvl72,h100@p5,trn2"]
+    code, out, _ = _run([*argv, "--chips", "64", "--global-batch", "256", "--json"], capsys)
+    assert code == 0
+    rows = {r["chip"]: r["system"] for r in json.loads(out)["rows"]}
+    assert rows == {
+        "trn2@trn2-ultraserver": "trn2-ultraserver",
+        "gb200": "gb200-nvl72",  # its standard system: no suffix
+        "h100@p5.48xlarge": "p5.48xlarge",  # an alias resolves to the system id
+        "trn2": "trn2.48xlarge",
+    }
+
+
+@pytest.mark.parametrize(
+    ("on", "words"),
+    [
+        ("trn2@p5", ["p5", "trn2", "holds h100"]),
+        ("h100@nosuch", ["nosuch", "unknown system"]),
+        ("@p5", ["@p5"]),
+    ],
+)
+def test_bad_chip_system_pair_exits_2(on: str, words: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(["compare", "llama3.1-8b", "--on", on], capsys)
+    assert code == 2 and out == ""
+    assert all(w in err for w in words), err

@@ -39,7 +39,7 @@ _METRIC_WORDS: tuple[tuple[str, str], ...] = (
 )
 _TIMES = re.compile(r"(-?\d+(?:\.\d+)?)\s*(?:x\b|×|times\b)")
 _PERCENT = re.compile(r"(-?\d+(?:\.\d+)?)\s*%\s*(better|more|faster|higher|greater|cheaper|lower|less)")
-_TOKEN = re.compile(r"[a-z0-9][a-z0-9._-]*")
+_TOKEN = re.compile(r"[a-z0-9][a-z0-9._-]*(?:@[a-z0-9][a-z0-9._-]*)?")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,7 +55,8 @@ class Claim:
 
 def _chips_in(text: str) -> list[str]:
     """Catalog chip ids in the order the text names them; two-word names ("tpu v5p",
-    "trainium 2", "a100 40gb") are tried before single words."""
+    "trainium 2", "a100 40gb") are tried before single words. `chip@system` names a chip in a
+    catalog system other than its standard one (checked when the target is built)."""
     from twofold.hardware.catalog import default_catalog
 
     index = default_catalog().chip_index
@@ -63,6 +64,11 @@ def _chips_in(text: str) -> list[str]:
     found: list[str] = []
     i = 0
     while i < len(tokens):
+        chip, sep, system = tokens[i].partition("@")
+        if sep and chip in index:
+            found.append(f"{index[chip].id}@{system}")
+            i += 1
+            continue
         nxt = tokens[i + 1] if i + 1 < len(tokens) else None
         pairs = [f"{tokens[i]}-{nxt}", f"{tokens[i]}{nxt}"] if nxt else []
         hit = next((p for p in pairs if p in index), None)

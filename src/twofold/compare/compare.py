@@ -556,9 +556,9 @@ def _raw_row(
             if graded
             else f"no published {kind} price for {tgt.system.id}{instead}"
         )
-        notes.append(f"price unknown: {why}; pass --price {tgt.label}=USD")
+        notes.append(f"price unknown: {why}; pass --price {tgt.chip.id}=USD")
     if tgt.power.tdp_w is None:
-        notes.append(f"power unknown: no published TDP for {tgt.label}; pass --power {tgt.label}=W")
+        notes.append(f"power unknown: no published TDP for {tgt.chip.id}; pass --power {tgt.chip.id}=W")
     return row
 
 
