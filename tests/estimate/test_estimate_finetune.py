@@ -8,6 +8,10 @@ storage of QLoRA (Dettmers et al. 2023, section 3: 4 + 8/64 + 32/(64*256) bits p
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 import pytest
 
 from twofold.errors import InputError
@@ -16,6 +20,9 @@ from twofold.hardware.catalog import get_chip, system_for
 from twofold.parallel.layout import Layout, TrainingWorkload
 from twofold.workload.finetune import Finetune
 from twofold.workload.registry import get_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from cli_helpers import run_cli  # noqa: E402
 
 GIB = 2**30
 H, F, V, L = 4096, 14336, 128256, 32
@@ -106,3 +113,35 @@ def test_moe_fine_tuning_is_refused_naming_the_field() -> None:
     with pytest.raises(InputError) as err:
         estimate_training(get_model("mixtral-8x7b"), system_for(get_chip("h100")), Layout(dp=8), wl, chips=8)
     assert err.value.field == "finetune"
+
+
+BASE = ("--model", "llama3.1-8b", "--chip", "h100", "--seq-len", "2048", "--global-batch", "16")
+
+
+@pytest.mark.parametrize(
+    "verb", [("estimate", "--chips", "8", "--micro-batch", "2"), ("plan", "--chips", "8")]
+)
+def test_finetune_flags_on_estimate_and_plan(
+    capsys: pytest.CaptureFixture[str], verb: tuple[str, ...]
+) -> None:
+    code, out, _ = run_cli(capsys, *verb, *BASE, "--finetune", "qlora", "--lora-rank", "8", "--json")
+    assert code == 0
+    d = json.loads(out)
+    assert d["workload"]["finetune"] == {"method": "qlora", "rank": 8, "targets": "attention-mlp", "base_precision": "nf4"}
+
+
+@pytest.mark.parametrize(
+    ("flags", "field"),
+    [
+        (("--finetune", "prefix"), "finetune"),
+        (("--finetune", "lora", "--lora-targets", "mlp"), "lora_targets"),
+        (("--finetune", "lora", "--lora-rank", "0"), "lora_rank"),
+        (("--finetune", "qlora", "--base-precision", "fp4"), "base_precision"),
+        (("--base-precision", "nf4"), "base_precision"),
+    ],
+)
+def test_bad_finetune_flags_exit_2_naming_the_field(
+    capsys: pytest.CaptureFixture[str], flags: tuple[str, ...], field: str
+) -> None:
+    code, _, err = run_cli(capsys, "estimate", *BASE, *flags)
+    assert code == 2 and field in err

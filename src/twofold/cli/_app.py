@@ -12,6 +12,7 @@ import typer
 __all__ = [
     "DEFAULT_GLOBAL_BATCH",
     "DEFAULT_SEQ_LEN",
+    "FINETUNE_HELP",
     "GLOBAL_BATCH_HELP",
     "SERVING_DEFAULTS",
     "STACK_HELP",
@@ -19,6 +20,8 @@ __all__ = [
     "check_stack",
     "console",
     "emit_json",
+    "finetune_label",
+    "finetune_of",
     "refuse_serving_flags",
 ]
 
@@ -32,6 +35,30 @@ GLOBAL_BATCH_HELP = (
     f"Sequences per step (default {DEFAULT_GLOBAL_BATCH}, the same in estimate, plan and compare: "
     f"4M tokens at --seq-len {DEFAULT_SEQ_LEN}, whatever --micro-batch is)."
 )
+
+# --finetune and its companions (`workload.finetune`), the same on estimate, plan and sweep specs.
+FINETUNE_HELP = {
+    "finetune": "full (every weight trained), lora or qlora (frozen base, low-rank adapters).",
+    "lora_rank": "--finetune lora/qlora: adapter rank r.",
+    "lora_targets": "--finetune lora/qlora: attention, attention-mlp or all (+ LM head).",
+    "base_precision": "--finetune lora/qlora: base weights bf16, fp8, nf4 or int8 (qlora default nf4).",
+}
+
+
+def finetune_of(finetune: str, lora_rank: int, lora_targets: str, base_precision: str | None) -> Any:
+    """The `Finetune` of the flags (None for full training); bad values exit 2 naming the flag."""
+    from twofold.workload.finetune import finetune_from_flags
+
+    return finetune_from_flags(finetune, rank=lora_rank, targets=lora_targets, base_precision=base_precision)
+
+
+def finetune_label(workload: dict[str, Any]) -> str:
+    """`, lora r=16 attention-mlp, base nf4` for a fine-tuning run's workload; empty for full training."""
+    ft = workload.get("finetune")
+    if not ft:
+        return ""
+    return f", {ft['method']} r={ft['rank']} {ft['targets']}, base {ft['base_precision']}"
+
 
 # The serving flags' defaults, applied only with --infer (None marks "not given" without it).
 SERVING_DEFAULTS = {"batch": 1, "input_tokens": 1024, "output_tokens": 256}

@@ -9,6 +9,7 @@ import typer
 from twofold.cli._app import (
     DEFAULT_GLOBAL_BATCH,
     DEFAULT_SEQ_LEN,
+    FINETUNE_HELP,
     GLOBAL_BATCH_HELP,
     SERVING_DEFAULTS,
     STACK_HELP,
@@ -16,6 +17,8 @@ from twofold.cli._app import (
     check_stack,
     console,
     emit_json,
+    finetune_label,
+    finetune_of,
     refuse_serving_flags,
 )
 
@@ -104,6 +107,10 @@ def estimate(
     ),
     stack: str = typer.Option("auto", "--stack", help=STACK_HELP),
     mem_headroom: float | None = typer.Option(None, "--mem-headroom", help=_HEADROOM_HELP),
+    finetune: str = typer.Option("full", "--finetune", help=FINETUNE_HELP["finetune"]),
+    lora_rank: int = typer.Option(16, "--lora-rank", help=FINETUNE_HELP["lora_rank"]),
+    lora_targets: str = typer.Option("attention-mlp", "--lora-targets", help=FINETUNE_HELP["lora_targets"]),
+    base_precision: str | None = typer.Option(None, "--base-precision", help=FINETUNE_HELP["base_precision"]),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Estimate one training step: step time, tokens/s/chip, MFU, memory per chip, and where the time goes."""
@@ -119,6 +126,7 @@ def estimate(
         refuse_training_flags(
             seq_len=(seq_len, DEFAULT_SEQ_LEN), global_batch=(global_batch, None), vp=(vp, 1),
             cp=(cp, 1), zero=(zero, 1), micro_batch=(micro_batch, None), recompute=(recompute, "none"),
+            finetune=(finetune, "full"),
         )  # fmt: skip
         batch = SERVING_DEFAULTS["batch"] if batch is None else batch
         input_tokens = SERVING_DEFAULTS["input_tokens"] if input_tokens is None else input_tokens
@@ -145,6 +153,7 @@ def estimate(
         accept_rate=accept_rate or None, engine=None if engine == "vllm" else engine,
     )  # fmt: skip
     headroom = _headroom(mem_headroom)
+    the_finetune = finetune_of(finetune, lora_rank, lora_targets, base_precision)
     micro_batch = 1 if micro_batch is None else micro_batch
     for name, value in (("global_batch", global_batch), ("seq_len", seq_len), ("micro_batch", micro_batch)):
         if value is not None and value < 1:
@@ -181,7 +190,9 @@ def estimate(
         get_model(model),
         system_for(the_chip, system),
         layout,
-        TrainingWorkload(global_batch=global_batch, seq_len=seq_len, precision=precision),
+        TrainingWorkload(
+            global_batch=global_batch, seq_len=seq_len, precision=precision, finetune=the_finetune
+        ),
         chip=the_chip,
         chips=check_chips,
         stack=check_stack(stack),
@@ -222,7 +233,7 @@ def _render(d: dict[str, Any]) -> None:
     out.print(
         f"[bold]{d['model']}[/] on {d['chips']} x {d['chip']} ({d['system']}), {shape}, "
         f"recompute={lay['recompute']}; global_batch={w['global_batch']}, "
-        f"seq_len={w['seq_len']}, {w['precision']}"
+        f"seq_len={w['seq_len']}, {w['precision']}{finetune_label(w)}"
     )
     fits = "[green]fits[/]" if d["fits"] else "[red]does not fit[/]"
     # Imported models without tokens (a CNN) report samples: tokens_per_s_per_chip is null there.

@@ -9,6 +9,7 @@ import typer
 from twofold.cli._app import (
     DEFAULT_GLOBAL_BATCH,
     DEFAULT_SEQ_LEN,
+    FINETUNE_HELP,
     GLOBAL_BATCH_HELP,
     SERVING_DEFAULTS,
     STACK_HELP,
@@ -16,6 +17,8 @@ from twofold.cli._app import (
     check_stack,
     console,
     emit_json,
+    finetune_label,
+    finetune_of,
     refuse_serving_flags,
 )
 
@@ -89,6 +92,10 @@ def plan(
         [], "--input-shape", help="--model X.onnx: shape of a dynamic input, NAME=8x3x224x224 (repeatable)."
     ),
     stack: str = typer.Option("auto", "--stack", help=STACK_HELP),
+    finetune: str = typer.Option("full", "--finetune", help=FINETUNE_HELP["finetune"]),
+    lora_rank: int = typer.Option(16, "--lora-rank", help=FINETUNE_HELP["lora_rank"]),
+    lora_targets: str = typer.Option("attention-mlp", "--lora-targets", help=FINETUNE_HELP["lora_targets"]),
+    base_precision: str | None = typer.Option(None, "--base-precision", help=FINETUNE_HELP["base_precision"]),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Search every valid layout (dp, tp, pp, vp, cp, ep, ZeRO, micro-batch, recompute) and rank them."""
@@ -127,6 +134,7 @@ def plan(
             )  # fmt: skip
 
         refuse_training_flags(
+            finetune=(finetune, "full"),
             seq_len=(seq_len, DEFAULT_SEQ_LEN),
             global_batch=(global_batch, DEFAULT_GLOBAL_BATCH),
             price=(price, []),
@@ -176,7 +184,12 @@ def plan(
     the_model = get_model(model)
     the_chip = get_chip(chip)
     the_system = system_for(the_chip, system)
-    workload = TrainingWorkload(global_batch=global_batch, seq_len=seq_len, precision=precision)
+    workload = TrainingWorkload(
+        global_batch=global_batch,
+        seq_len=seq_len,
+        precision=precision,
+        finetune=finetune_of(finetune, lora_rank, lora_targets, base_precision),
+    )
     result = plan_training(
         the_model,
         the_system,
@@ -248,7 +261,7 @@ def _render(d: dict[str, Any]) -> None:
     w = d["workload"]
     title = (
         f"{d['model']} on {d['chips']} x {d['chip']} ({d['system']}), global_batch={w['global_batch']}, "
-        f"seq_len={w['seq_len']}, {w['precision']}: top layouts by {d['objective']}"
+        f"seq_len={w['seq_len']}, {w['precision']}{finetune_label(w)}: top layouts by {d['objective']}"
     )
     # ep only matters for MoE models; leaving it out of dense tables keeps the table in 80 columns.
     axes = ["dp", "tp", "pp", "vp", "cp"]
