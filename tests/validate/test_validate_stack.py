@@ -18,7 +18,9 @@ from twofold.validate.mapping import row_stack
 def test_a_stack_id_selects_its_rows() -> None:
     result = validate(stack="fsdp-compile")
     expected = {r.id for r in load_rows() if row_stack(r) == "fsdp-compile"}
-    predicted = {r.id for r in result.rows} | {u["id"] for u in result.unexpressible}
+    predicted = {r.id for r in (*result.rows, *result.finetune_rows)} | {
+        u["id"] for u in result.unexpressible
+    }
     assert predicted == expected and result.overall is not None
 
 

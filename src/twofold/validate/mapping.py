@@ -8,10 +8,14 @@ columns, architecture figures a row omits with their citation, per-source conven
 and the `stacks` rules of `row_stack`); this module applies them. No row is dropped: every row is one
 or the other.
 
-Rows that are not predicted by construction: LoRA/QLoRA fine-tuning (`task` finetune-lora /
-finetune-qlora: frozen base weights are not modelled), and training rows whose metric
-`validate.metrics` has no prediction for (peak memory, whole-job tokens/s or samples/s) or whose MFU
-is published as a fraction rather than a percentage.
+LoRA/QLoRA fine-tuning rows (`task` finetune-lora / finetune-qlora) become `Case`s of kind
+"finetune" (`_finetune_case`): the workload carries a `workload.finetune.Finetune` whose rank,
+targets and base format come from the row's notes where they state them, else stated defaults
+(caveats say which). Their throughput and peak-memory figures are summarised apart from the
+training rows (`validate.run`: `finetune_rows`) and never enter the training fit. Rows that are not
+predicted by construction: training rows whose metric `validate.metrics` has no prediction for
+(peak memory, whole-job tokens/s or samples/s) or whose MFU is published as a fraction rather than
+a percentage.
 
 Layout conventions applied here (each documented where it is applied):
 - `dp` empty: chips / (tp * pp * cp), as the dataset's `dp derived` note says.
@@ -40,7 +44,7 @@ from twofold.validate.dataset import PublishedRow
 
 __all__ = [
     "Case",
-    "LORA_REASON",
+    "FINETUNE_METRICS",
     "NotExpressible",
     "STACKS",
     "Unexpressible",
@@ -68,12 +72,19 @@ STACKS = (
     "other",
 )
 LORA_TASKS = ("finetune-lora", "finetune-qlora")
-LORA_REASON = "LoRA/QLoRA fine-tuning is not modelled (frozen base weights)"
+# Fine-tuning figures: the training throughput metrics, and peak memory per chip (GiB).
+FINETUNE_METRICS = (
+    "tokens_per_s_per_chip",
+    "tokens_per_s",
+    "sequences_per_s",
+    "step_time_s",
+    "peak_memory_gib",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Case:
-    """A row twofold can predict. `kind` is "train", "gemm" or "allreduce"; fields a kind does not
+    """A row twofold can predict. `kind` is "train", "finetune", "gemm" or "allreduce"; fields a kind does not
     use are None (a GEMM microbenchmark has no model or layout)."""
 
     row: PublishedRow
@@ -156,8 +167,6 @@ def express(row: PublishedRow) -> Case | Unexpressible:
     """Map one row onto twofold's objects, or say why it cannot be."""
     family = hardware_family(row)
     try:
-        if row.task in LORA_TASKS:
-            raise NotExpressible(LORA_REASON)
         reason = _unexpressible_rule(row)
         if reason:
             raise NotExpressible(reason)
@@ -166,6 +175,8 @@ def express(row: PublishedRow) -> Case | Unexpressible:
             raise NotExpressible("inference row: predicted by the serving estimator (validate.inference)")
         if row.task == "micro":
             case = _micro_case(row, family, chip, system, caveats)
+        elif row.task in LORA_TASKS:
+            case = _finetune_case(row, family, chip, system, caveats)
         else:
             case = _train_case(row, family, chip, system, caveats)
     except NotExpressible as skip:
@@ -281,6 +292,100 @@ def _train_case(row: PublishedRow, family: str, chip: Any, system: Any, caveats:
         steps=steps,
         caveats=tuple(caveats),
     )
+
+
+_LORA_RANK = re.compile(r"\b(?:lora )?rank (\d+)", re.IGNORECASE)
+_QV_MLP = re.compile(r"q/v/output_proj \+ MLP")
+
+
+def _finetune_case(row: PublishedRow, family: str, chip: Any, system: Any, caveats: list[str]) -> Case:
+    """A LoRA/QLoRA row: the training case with a `Finetune` (module docstring). Rank from the notes
+    ("rank 8", "lora rank 16"), else 16 (twofold's default; adapters are under 1% of the FLOPs, so
+    the rank hardly moves the figures); targets attention+MLP unless the notes say otherwise; QLoRA's
+    base NF4 (bitsandbytes `nf4` without double quantization stores 4.5 bits, not 4.127: noted)."""
+    from twofold.parallel.layout import TrainingWorkload
+    from twofold.workload.finetune import Finetune
+
+    if row.metric not in FINETUNE_METRICS:
+        raise NotExpressible(f"metric {row.metric!r} ({row.unit}): no fine-tuning prediction for it")
+    model = _model(row, caveats)
+    if row.seq_len is None:
+        raise NotExpressible("sequence length not published (examples of varying length, no fixed seq_len)")
+    if row.global_batch is None:
+        raise NotExpressible("global batch not published")
+    precision = _precision(row)
+    system = _row_network(row, system, caveats)
+    layout = layout_for(row, caveats, system=system)
+    if layout.recompute == "none" and re.search(r"activation checkpointing on", row.notes, re.IGNORECASE):
+        layout = replace(layout, recompute="full")
+        caveats.append("activation checkpointing from the row's notes: full recompute")
+    elif layout.recompute == "none" and not row.recompute and layout.chips > 1 and "torchtune" in row.notes:
+        layout = replace(layout, recompute="full")
+        caveats.append(
+            "recompute not published: full activation checkpointing assumed (torchtune's distributed "
+            "LoRA configs set enable_activation_checkpointing: True)"
+        )
+    match = _LORA_RANK.search(row.notes)
+    if match:
+        rank = int(match.group(1))
+        caveats.append(f"LoRA rank {rank} from the row's notes")
+    else:
+        rank = 16
+        caveats.append("LoRA rank not published: 16 assumed")
+    if _QV_MLP.search(row.notes):
+        caveats.append(
+            "adapters on q, v, output and MLP: twofold's attention-mlp also adapts k (r*(h+kv*d) more)"
+        )
+    else:
+        caveats.append("LoRA targets not published: attention and MLP projections assumed")
+    method = "qlora" if row.task == "finetune-qlora" else "lora"
+    if method == "qlora":
+        caveats.append("QLoRA base in NF4 with double quantization (4.127 bits per weight)")
+    if row.metric == "peak_memory_gib":
+        caveats.append("peak memory compared with the predicted memory per chip (allocator peak vs model)")
+        if re.search(r"\bGB\b", row.unit + " " + row.notes):
+            caveats.append("the source prints GB; read as GiB as its other rows are")
+    caveats.extend(_source_caveats(row))
+    workload = TrainingWorkload(
+        global_batch=row.global_batch,
+        seq_len=row.seq_len,
+        precision=precision,
+        finetune=Finetune(method=method, rank=rank),
+    )
+    row = _whole_job_if_beyond_peak(row, model, chip, workload, caveats)
+    return Case(
+        row=row,
+        kind="finetune",
+        family=family,
+        chip=chip,
+        system=system,
+        model=model,
+        layout=layout,
+        workload=workload,
+        caveats=tuple(caveats),
+    )
+
+
+def _whole_job_if_beyond_peak(
+    row: PublishedRow, model: Any, chip: Any, workload: Any, caveats: list[str]
+) -> PublishedRow:
+    """A per-chip tokens/s that would need more than the chip's dense peak (at the fine-tuning's
+    own model FLOPs per token, `estimate.training.model_flops_per_token`) cannot be per chip: it is
+    read as the whole job's (the torchtune README does not say which; its rows' notes guess per GPU)."""
+    from twofold.estimate.training import model_flops_per_token
+
+    if row.metric != "tokens_per_s_per_chip":
+        return row
+    per_token = model_flops_per_token(model, workload.seq_len, finetune=workload.finetune)
+    implied_tflops = row.value * per_token / 1e12
+    peak = chip.peak_tflops(workload.precision)
+    if implied_tflops <= peak:
+        return row
+    caveats.append(
+        f"{row.value:g} tokens/s per chip would need {implied_tflops:.0f} TFLOP/s per chip, above the "
+        f"{peak:g} TFLOP/s peak: read as the whole job's tokens/s"
+    )
+    return replace(row, metric="tokens_per_s")
 
 
 _NODE_NETWORK = re.compile(r"(\d+(?:\.\d+)?) ?Gbps inter-node", re.IGNORECASE)

@@ -125,6 +125,11 @@ class ValidationResult:
     inference_rows: tuple[RowResult, ...] = ()
     inference_overall: Summary | None = None
     inference_by_family: tuple[Summary, ...] = ()
+    # LoRA/QLoRA rows (throughput and peak memory per chip), kept apart from the training fit and
+    # figures: predicted with the calibration in force, never fitted on.
+    finetune_rows: tuple[RowResult, ...] = ()
+    finetune_overall: Summary | None = None
+    finetune_by_metric: tuple[Summary, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -188,6 +193,7 @@ def validate(
     raw: dict[str, tuple[Case, StepPrediction]] = {}
     unexpressible: list[Mapping[str, str]] = []
     micro: dict[str, Case] = {}
+    finetune: dict[str, Case] = {}
     infer: list[PublishedRow] = []
     selected_ids = {r.id for r in selected}
     for row in needed:
@@ -199,6 +205,10 @@ def validate(
         if isinstance(outcome, Unexpressible):
             if row.id in selected_ids:
                 unexpressible.append(_unexpressible_entry(row, outcome.family, outcome.reason))
+            continue
+        if outcome.kind == "finetune":  # summarised apart, never fitted on
+            if row.id in selected_ids:
+                finetune[row.id] = outcome
             continue
         if outcome.kind == "train" and row.metric not in TRAINING_METRICS:
             if row.id in selected_ids:  # e.g. peak memory: no time figure to predict
@@ -240,7 +250,58 @@ def validate(
             case = micro[row.id]
             results.append(_micro_result(case, predict_micro(case, chosen)))
     inference = [_inference_result(row, chosen, unexpressible) for row in infer]
-    return _summarise(results, [r for r in inference if r is not None], unexpressible, cal_info, set(held))
+    tuned = [_finetune_result(case, predictor, chosen, unexpressible) for case in finetune.values()]
+    return replace(
+        _summarise(results, [r for r in inference if r is not None], unexpressible, cal_info, set(held)),
+        **_finetune_summary([r for r in tuned if r is not None]),
+    )
+
+
+def _finetune_result(
+    case: Case,
+    predictor: Predictor,
+    calibration: TrainingCalibration,
+    unexpressible: list[Mapping[str, str]],
+) -> RowResult | None:
+    """A LoRA/QLoRA row: its throughput from the predicted step time (`validate.metrics`), or its
+    peak memory against the predicted memory per chip (GiB)."""
+    try:
+        pred = predictor(case, calibration)
+    except (InputError, NotImplementedError) as exc:
+        unexpressible.append(_unexpressible_entry(case.row, case.family, f"estimator: {exc}"))
+        return None
+    if case.row.metric == "peak_memory_gib":
+        value = pred.memory_per_chip_gib
+        if value is None:
+            unexpressible.append(_unexpressible_entry(case.row, case.family, "no memory prediction"))
+            return None
+    else:
+        value = predict_training_figure(case, pred.step_time_s)
+    return replace(
+        _compared(case.row, case.family, float(value)),
+        step_time_s=pred.step_time_s,
+        breakdown=dict(pred.breakdown),
+        layout=_layout_text(case),
+        chip=case.chip.id,
+        system=case.system.id,
+        caveats=case.caveats + pred.caveats,
+        stack=_stack(case),
+    )
+
+
+def _finetune_summary(rows: list[RowResult]) -> dict[str, Any]:
+    rows = sorted(rows, key=lambda r: r.id)
+    return {
+        "finetune_rows": tuple(rows),
+        "finetune_overall": Summary.of(
+            "LoRA/QLoRA rows (throughput and peak memory)", [r.ape_pct for r in rows]
+        )
+        if rows
+        else None,
+        "finetune_by_metric": _groups(
+            rows, lambda r: "peak memory" if r.metric == "peak_memory_gib" else "throughput", "ape_pct"
+        ),
+    }
 
 
 # The group each held-out pass leaves out (module docstring).
