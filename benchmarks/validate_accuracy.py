@@ -212,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{s.median_ape_pct:.1f} / {s.mean_ape_pct:.1f} |"
             )
         print()
+    if fitted.finetune_overall is not None:
+        print(_finetune_table(fitted) + "\n")
     print("**fitted factors (efficiency factor = 1 / time multiplier theta)**\n")
     print("rows: the rows whose step the parameter scales; theta over the leave-one-stack-out folds.\n")
     print("| parameter | theta | efficiency factor | rows | leave-stack-out theta range |")
@@ -232,6 +234,24 @@ def main(argv: list[str] | None = None) -> int:
     for r in fitted.worst:
         print(f"  {r.id} {r.model[:30]:30s} {r.chip:7s} {r.signed_error_pct:+7.1f}%  {r.layout}")
     return 0
+
+
+def _finetune_table(result) -> str:  # noqa: ANN001 - a ValidationResult
+    """LoRA/QLoRA rows, kept out of the fit and the training figures: each row, then the summaries."""
+    lines = [
+        "**LoRA/QLoRA fine-tuning rows (not fitted on; not in the training figures)**\n",
+        "| row | model | chips | metric | published | predicted | error % |",
+        "|---|---|---|---|---:|---:|---:|",
+    ]
+    for r in result.finetune_rows:
+        lines.append(
+            f"| {r.id} | {r.model} | {r.chip} ({r.layout.split(' ')[0]}) | {r.metric} | {r.published:g} | "
+            f"{r.predicted:.1f} | {r.signed_error_pct:+.1f} |"
+        )
+    lines += ["", "| group | rows | median / mean APE % |", "|---|---:|---:|"]
+    for s in (*result.finetune_by_metric, result.finetune_overall):
+        lines.append(f"| {s.group} | {s.rows} | {s.median_ape_pct:.1f} / {s.mean_ape_pct:.1f} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
