@@ -158,6 +158,8 @@ def estimate(
     for name, value in (("global_batch", global_batch), ("seq_len", seq_len), ("micro_batch", micro_batch)):
         if value is not None and value < 1:
             raise InputError(name, value, "must be a positive integer")
+    if model.endswith(".onnx") and the_finetune is not None:
+        raise InputError("finetune", finetune, "an ONNX model is estimated with full training only")
     if model.endswith(".onnx"):  # an imported model: data parallel and ZeRO/FSDP only
         from twofold.cli._imported import estimate_onnx
 

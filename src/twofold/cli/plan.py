@@ -168,6 +168,8 @@ def plan(
     token_budget = parse_tokens(tokens)
     if precision not in PRECISIONS:
         raise InputError("precision", precision, f"must be one of {', '.join(PRECISIONS)}")
+    if model.endswith(".onnx") and finetune != "full":
+        raise InputError("finetune", finetune, "an ONNX model is planned with full training only")
     if model.endswith(".onnx"):  # an imported model: dp = chips, ZeRO stage searched
         if objective != "throughput":
             raise InputError("objective", objective, "an ONNX model is planned by throughput only")

@@ -67,7 +67,10 @@ def identity_dict(estimate: _Identified) -> dict[str, Any]:
         "system": estimate.system,
         "chips": estimate.chips,
         "layout": asdict(estimate.layout),
-        "workload": estimate.workload.to_dict(),
+        # A training workload omits `finetune` for full training (`TrainingWorkload.to_dict`).
+        "workload": to_dict()
+        if (to_dict := getattr(estimate.workload, "to_dict", None))
+        else asdict(estimate.workload),
     }
 
 
