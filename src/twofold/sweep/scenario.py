@@ -87,6 +87,7 @@ def plan_scenario(scenario: Scenario) -> Outcome:
     from twofold.parallel.layout import TrainingWorkload
     from twofold.search.plan import plan_training
     from twofold.workload import get_model
+    from twofold.workload.finetune import Finetune
 
     t0 = time.perf_counter()
     try:
@@ -100,6 +101,7 @@ def plan_scenario(scenario: Scenario) -> Outcome:
                 global_batch=_given(scenario.global_batch),
                 seq_len=_given(scenario.seq_len),
                 precision=scenario.precision,
+                finetune=Finetune(**scenario.finetune) if scenario.finetune else None,
             )
             plan = plan_training(
                 model,

@@ -16,6 +16,8 @@ ids here, so `h100` and `h100-sxm` give the same scenario and the same result ke
       seq_lens: [4096]               # training only; default [4096]
       global_batches: [1024]         # training only; default [1024]
       precisions: [bf16]             # default [bf16]
+    finetune: {method: lora, rank: 16, targets: attention-mlp}   # optional, training only
+                                     # (or `finetune: qlora`; `workload.finetune.Finetune`)
 
 Inference sweeps (`mode: inference`, planned by `plan_inference`) take `input_tokens` and
 `output_tokens` axes instead of `seq_lens` and `global_batches` (both required: there is no
@@ -60,7 +62,15 @@ _MODE_AXES: dict[str, tuple[str, ...]] = {
 AXES: tuple[str, ...] = (*_COMMON_AXES, *_MODE_AXES["training"], *_MODE_AXES["inference"])
 MODES: tuple[str, ...] = tuple(_MODE_AXES)
 _TOP_LEVEL: tuple[str, ...] = (
-    "name", "mode", "objective", "top_k", "max_ttft_ms", "max_tpot_ms", "axes", "stack",
+    "name",
+    "mode",
+    "objective",
+    "top_k",
+    "max_ttft_ms",
+    "max_tpot_ms",
+    "axes",
+    "stack",
+    "finetune",
 )
 # Axes users ask for that twofold cannot sweep yet, with the reason (an unknown-axis error otherwise).
 _PLANNED_AXES: dict[str, str] = {"budgets": "needs the price model ($ per chip-hour)"}
@@ -94,9 +104,14 @@ class Scenario:
     # The software stack (`cost.stack`: a shipped id or a YAML file path; "auto" = each chip's
     # vendor reference stack).
     stack: str = "auto"
+    # LoRA/QLoRA (`Finetune.to_dict()`); None is full training and stays out of the key.
+    finetune: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if out["finetune"] is None:  # full training: the same key as before fine-tuning existed
+            del out["finetune"]
+        return out
 
     def canonical_json(self) -> str:
         """Sorted keys, no whitespace: the same scenario always gives the same bytes."""
@@ -129,6 +144,7 @@ class SweepSpec:
     workload_axes: tuple[tuple[str, tuple[int, ...]], ...]
     targets: tuple[tuple[str, float], ...] = ()  # inference latency targets that were given
     stack: str = "auto"  # the software stack of every scenario (`cost.stack`)
+    finetune: Mapping[str, Any] | None = None  # LoRA/QLoRA of every training scenario
 
     def scenarios(self) -> tuple[Scenario, ...]:
         """The cartesian product of the axes: models outermost, then hardware, chip counts, the
@@ -156,6 +172,7 @@ class SweepSpec:
                     **dict(zip(names, workload, strict=True)),
                     **dict(self.targets),
                     stack=self.stack,
+                    finetune=self.finetune,
                 )
             )
         return tuple(out)
@@ -200,6 +217,7 @@ def parse_spec(doc: object, *, base_dir: Path | None = None, default_name: str =
     top_k = _positive_int("top_k", doc.get("top_k", 10))
     targets = _targets(doc, mode)
     stack = _stack(doc.get("stack", "auto"), base_dir or Path.cwd())
+    finetune = _finetune(doc.get("finetune"), mode)
 
     axes = doc.get("axes")
     if not isinstance(axes, Mapping):
@@ -252,7 +270,32 @@ def parse_spec(doc: object, *, base_dir: Path | None = None, default_name: str =
         workload_axes=workload_axes,
         targets=targets,
         stack=stack,
+        finetune=finetune,
     )
+
+
+def _finetune(value: Any, mode: str) -> dict[str, Any] | None:
+    """The spec's `finetune`: `lora`/`qlora`/`full`, or a mapping of method, rank, targets,
+    base_precision (the `--finetune` flags), validated now; None for full training."""
+    from twofold.workload.finetune import Finetune
+
+    if value is None or value == "full":
+        return None
+    if mode != "training":
+        raise InputError("finetune", value, "applies to training sweeps only")
+    doc = {"method": value} if isinstance(value, str) else value
+    if not isinstance(doc, Mapping):
+        raise InputError("finetune", value, "must be lora, qlora or a mapping with a `method`")
+    known = ("method", "rank", "targets", "base_precision")
+    for key in doc:
+        if key not in known:
+            raise InputError(f"finetune.{key}", doc[key], f"unknown field; known: {', '.join(known)}")
+    try:
+        return Finetune(**doc).to_dict()
+    except TypeError:
+        raise InputError("finetune", value, "needs a `method` (lora or qlora)") from None
+    except InputError as exc:
+        raise _relabel(f"finetune.{exc.field}", exc) from None
 
 
 def _stack(value: Any, base_dir: Path) -> str:
