@@ -127,7 +127,8 @@ def test_finetune_flags_on_estimate_and_plan(
     code, out, _ = run_cli(capsys, *verb, *BASE, "--finetune", "qlora", "--lora-rank", "8", "--json")
     assert code == 0
     d = json.loads(out)
-    assert d["workload"]["finetune"] == {"method": "qlora", "rank": 8, "targets": "attention-mlp", "base_precision": "nf4"}
+    expected = {"method": "qlora", "rank": 8, "targets": "attention-mlp", "base_precision": "nf4"}
+    assert d["workload"]["finetune"] == expected
 
 
 @pytest.mark.parametrize(
@@ -145,3 +146,12 @@ def test_bad_finetune_flags_exit_2_naming_the_field(
 ) -> None:
     code, _, err = run_cli(capsys, "estimate", *BASE, *flags)
     assert code == 2 and field in err
+
+
+def test_compare_passes_finetune_through(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(
+        capsys, "compare", "llama3.1-8b", "--on", "h100", "--chips", "8", "--global-batch", "16",
+        "--seq-len", "2048", "--finetune", "lora", "--json",
+    )  # fmt: skip
+    assert code == 0
+    assert json.loads(out)["workload"]["finetune"]["method"] == "lora"

@@ -10,12 +10,14 @@ import typer
 from twofold.cli._app import (
     DEFAULT_GLOBAL_BATCH,
     DEFAULT_SEQ_LEN,
+    FINETUNE_HELP,
     GLOBAL_BATCH_HELP,
     STACK_HELP,
     app,
     check_stack,
     console,
     emit_json,
+    finetune_of,
 )
 
 __all__ = ["claim", "compare", "parse_tokens", "report"]
@@ -115,7 +117,7 @@ def _price_line(chip: str, p: dict[str, Any]) -> str:
     return f"price {chip}: {kind} ${p['usd_per_chip_hour']:g}/chip-h grade {grade} ({where})"
 
 
-def _workload(global_batch: int, seq_len: int, precision: str) -> Any:
+def _workload(global_batch: int, seq_len: int, precision: str, finetune: Any = None) -> Any:
     from twofold.errors import InputError
     from twofold.hardware.types import PRECISIONS
     from twofold.parallel.layout import TrainingWorkload
@@ -125,7 +127,9 @@ def _workload(global_batch: int, seq_len: int, precision: str) -> Any:
             raise InputError(name, value, "must be a positive integer")
     if precision not in PRECISIONS:
         raise InputError("precision", precision, f"must be one of {', '.join(PRECISIONS)}")
-    return TrainingWorkload(global_batch=global_batch, seq_len=seq_len, precision=precision)
+    return TrainingWorkload(
+        global_batch=global_batch, seq_len=seq_len, precision=precision, finetune=finetune
+    )
 
 
 def _chip_list(on: str) -> list[str]:
@@ -191,6 +195,10 @@ def compare(
     p99_itl_ms: float | None = typer.Option(None, "--p99-itl-ms", help="--infer: p99 ITL target."),
     input_tokens: int = typer.Option(1024, "--input-tokens", help="--infer: prompt tokens per request."),
     output_tokens: int = typer.Option(256, "--output-tokens", help="--infer: output tokens per request."),
+    finetune: str = typer.Option("full", "--finetune", help=FINETUNE_HELP["finetune"]),
+    lora_rank: int = typer.Option(16, "--lora-rank", help=FINETUNE_HELP["lora_rank"]),
+    lora_targets: str = typer.Option("attention-mlp", "--lora-targets", help=FINETUNE_HELP["lora_targets"]),
+    base_precision: str | None = typer.Option(None, "--base-precision", help=FINETUNE_HELP["base_precision"]),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Each chip at its best layout on the same workload; ratios to a reference split into causes."""
@@ -204,9 +212,12 @@ def compare(
     _check_price_kind(price_kind)
     min_quality = _check_min_quality(min_quality)
     name = _model_name(model_arg, model)
+    the_finetune = finetune_of(finetune, lora_rank, lora_targets, base_precision)
     if infer:  # serving capacity at a request rate, per chip (cli._inference.compare_capacity)
         from twofold.cli._inference import compare_capacity
 
+        if the_finetune is not None:
+            raise InputError("finetune", finetune, "is a training flag; compare --infer serves the model")
         if request_rate is None:
             raise InputError("request_rate", None, "compare --infer needs --request-rate (requests/s)")
         return compare_capacity(
@@ -215,7 +226,14 @@ def compare(
             p99_ttft_ms=p99_ttft_ms, p99_itl_ms=p99_itl_ms, prices=prices, as_json=as_json,
         )  # fmt: skip
     the_model, workload, budget = _resolve_model(
-        name, input_shape, samples, tokens, global_batch=global_batch, seq_len=seq_len, precision=precision
+        name,
+        input_shape,
+        samples,
+        tokens,
+        global_batch=global_batch,
+        seq_len=seq_len,
+        precision=precision,
+        finetune=the_finetune,
     )
     result = run_compare(
         the_model,
@@ -261,16 +279,20 @@ def _resolve_model(
     global_batch: int,
     seq_len: int,
     precision: str,
+    finetune: Any = None,
 ) -> tuple[Any, Any, dict[str, float | None]]:
     """(model, workload, budget) of `compare` / `report`: a catalog id or config.json by name, an
     ONNX file imported (data parallel and ZeRO/FSDP layouts, `compare.plans`) at its own sequence
-    length; `--input-shape` and `--samples` only for ONNX models."""
+    length; `--input-shape` and `--samples` only for ONNX models. `finetune` (`--finetune`): a
+    LoRA/QLoRA workload, catalog models only."""
     from twofold.errors import InputError
 
     budget: dict[str, float | None] = {"tokens": parse_tokens(tokens)}
     if name.endswith(".onnx"):
         from twofold.cli._imported import _check_seq_len, _import
 
+        if finetune is not None:
+            raise InputError("finetune", finetune.method, "an ONNX model is compared with full training only")
         imported = _import(name, input_shape or [], precision)
         _check_seq_len(imported, seq_len, _DEFAULT_SEQ_LEN)
         if samples is not None:
@@ -280,7 +302,7 @@ def _resolve_model(
         raise InputError("input_shape", ",".join(input_shape), "applies to an ONNX model (MODEL.onnx) only")
     if samples is not None:
         raise InputError("samples", samples, f"applies to an ONNX model without tokens; {name} counts tokens")
-    return name, _workload(global_batch, seq_len, precision), budget
+    return name, _workload(global_batch, seq_len, precision, finetune), budget
 
 
 def _console() -> Any:
