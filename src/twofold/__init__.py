@@ -35,6 +35,7 @@ _EXPORTS: dict[str, str] = {
     "plan_inference": "twofold.search.infer_plan",
     "Layout": "twofold.parallel.layout",
     "TrainingWorkload": "twofold.parallel.layout",
+    "Finetune": "twofold.workload.finetune",
     "check_layout": "twofold.parallel.rules",
     "PlanResult": "twofold.search.plan",
     "plan_training": "twofold.search.plan",
