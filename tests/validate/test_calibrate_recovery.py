@@ -32,7 +32,11 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> list:
 
 
 def test_a_fit_with_a_negligible_prior_recovers_the_hand_set_factors(runs: list) -> None:
-    fit = fit_stack(runs, name="found", base_stack="megatron", ridge_lambda=1e-6, leave_one_out=False)
+    # From the shipped calibration of the 290-row fit (issue 16) the re-linearisation reaches the
+    # hand-set truth in more passes than the default (3 passes stop at overlap 0.68, 10 reach 0.74).
+    fit = fit_stack(
+        runs, name="found", base_stack="megatron", ridge_lambda=1e-6, leave_one_out=False, anchor_passes=10
+    )
     assert fit.converged
     got = fit.stack.factors
     assert got["gemm_efficiency_factor"]["NVIDIA Ampere 16-bit"] == pytest.approx(0.78, rel=0.03)

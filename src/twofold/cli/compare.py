@@ -31,7 +31,8 @@ _IDLE_HELP = (
 # List options as module-level singletons (a call in an argument default is flagged by B008).
 _PRICE_OPTION = typer.Option(None, "--price", help=_PRICE_HELP)
 _PRICE_KIND_HELP = (
-    "Which published price: on-demand, capacity-block (AWS EC2 Capacity Blocks) or spot; a chip "
+    "Which published price: on-demand, capacity-block (AWS EC2 Capacity Blocks), spot, committed-1y "
+    "or committed-3y; a chip "
     "without one is unknown (never priced at another kind). --price wins."
 )
 _PRICE_KIND_OPTION = typer.Option("on-demand", "--price-kind", help=_PRICE_KIND_HELP)

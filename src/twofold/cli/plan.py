@@ -51,7 +51,9 @@ def plan(
     objective: str = typer.Option("throughput", "--objective", help=_OBJECTIVE_HELP),
     price: list[str] = typer.Option([], "--price", help=_PRICE_HELP),  # noqa: B008 - repeatable
     price_kind: str = typer.Option(
-        "on-demand", "--price-kind", help="--objective cost: on-demand, capacity-block or spot."
+        "on-demand",
+        "--price-kind",
+        help="--objective cost: on-demand, capacity-block, spot, committed-1y or committed-3y.",
     ),
     min_quality: str | None = typer.Option(
         None, "--min-quality", help="--objective cost: only catalog prices of grade A, B or C or better."

@@ -44,6 +44,7 @@ from twofold.economics.prices import cost_usd, tokens_per_usd, usd_per_million_t
 from twofold.errors import InputError, NoAnswer
 from twofold.estimate.result import BREAKDOWN_TERMS
 from twofold.estimate.uncertainty import Uncertainty
+from twofold.hardware.scale import scale_notes
 from twofold.parallel.layout import Layout, TrainingWorkload
 from twofold.workload.imported import ImportedModel
 from twofold.workload.model import ModelConfig
@@ -531,6 +532,7 @@ def _raw_row(
     }
     if plan is None:
         return row
+    notes.extend(scale_notes(tgt.system, plan.chips))
     if plan.layout is None or plan.metrics is None:
         notes.extend(plan.explanation or ("no valid layout",))
         return row

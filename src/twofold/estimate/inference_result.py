@@ -11,6 +11,7 @@ import numpy as np
 from twofold.estimate._result_fields import fit_note, gib_terms, identity_dict, seconds_terms, with_unit
 from twofold.estimate.inference_types import InferenceLayout, InferenceWorkload
 from twofold.estimate.uncertainty import Uncertainty, uncertainty_for
+from twofold.hardware.scale import check_scale, scale_notes
 from twofold.hardware.types import Chip, System
 from twofold.workload.model import ModelConfig
 
@@ -86,11 +87,12 @@ class InferenceEstimate:
     ) -> InferenceEstimate:
         """Build from one row of `estimate.inference.evaluate_batches`; `stack`: the serving stack
         id ("auto" when not known)."""
+        check_scale(system, layout.chips)
         mem = float(row["memory_per_chip_bytes"]) / 2**30
         per_chip = float(row["output_tokens_per_s_per_chip"])
         price = system.price_usd_per_chip_hour
         usd = None if price is None or per_chip <= 0 else price / 3600.0 / per_chip * 1e6
-        notes: list[str] = []
+        notes: list[str] = list(scale_notes(system, layout.chips))
         if not bool(row["fits"]):
             notes.append(f"{fit_note(mem, chip)} (largest batch that fits: {max_batch})")
         if served != model:

@@ -10,6 +10,7 @@ import numpy as np
 
 from twofold.estimate._result_fields import fit_note, gib_terms, identity_dict, seconds_terms, with_unit
 from twofold.estimate.uncertainty import Uncertainty, uncertainty_for
+from twofold.hardware.scale import check_scale, scale_notes
 from twofold.hardware.types import Chip, System
 from twofold.parallel.layout import Layout, TrainingWorkload
 from twofold.workload.model import ModelConfig
@@ -85,8 +86,9 @@ class TrainingEstimate:
     ) -> TrainingEstimate:
         """Build from one row of `evaluate_layouts`' output; `stack` (the software stack id, "auto"
         when not known) picks the evidence of the uncertainty."""
+        check_scale(system, layout.chips)
         mem = float(row["memory_per_chip_gib"])
-        notes: list[str] = []
+        notes: list[str] = list(scale_notes(system, layout.chips))
         if not bool(row["fits"]):
             notes.append(fit_note(mem, chip))
         if system.max_chips is not None and layout.chips > system.max_chips:

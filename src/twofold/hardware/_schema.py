@@ -55,6 +55,7 @@ _QUOTE_KEYS = frozenset(
 _PRICE_ROUNDING_USD = 5e-4
 _LEVEL_KEYS = frozenset(
     {"name", "kind", "domain_chips", "bandwidth_gb_s_per_chip", "latency_us", "torus_dims", "note", "sources"}
+    | {"assumed"}
 )
 _LEVEL_KINDS = ("switched", "torus", "mesh", "network")
 
@@ -264,7 +265,15 @@ def _level(where: _Where, i: int, raw: object, sources: Mapping[str, Source], in
             dims,
             f"product x inner domain ({inner}) must equal domain_chips={domain}",
         )
+    assumed = raw.get("assumed", False)
+    if not isinstance(assumed, bool):
+        raise InputError(where("levels", i, "assumed"), assumed, "must be true or false")
+    if assumed and not str(raw.get("note") or "").strip():
+        raise InputError(
+            where("levels", i, "note"), None, "an assumed level needs a note saying what is assumed"
+        )
     return TopologyLevel(
+        assumed=assumed,
         name=_string(where("levels", i, "name"), raw.get("name")),
         kind=kind,
         domain_chips=domain,  # type: ignore[arg-type]

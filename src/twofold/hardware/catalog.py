@@ -274,6 +274,7 @@ def _level_dict(level: TopologyLevel) -> dict[str, Any]:
         "bandwidth_gb_s_per_chip": level.bandwidth_gb_s_per_chip,
         "latency_us": level.latency_us,
         "torus_dims": list(level.torus_dims),
+        "assumed": level.assumed,
         "note": level.note,
         "sources": list(level.sources),
     }

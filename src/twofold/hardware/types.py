@@ -150,6 +150,9 @@ class TopologyLevel:
     torus_dims: tuple[int, ...] = ()
     note: str = ""
     sources: tuple[str, ...] = ()
+    # True for a level no source documents, stated as an assumption (`hardware.scale`): estimates
+    # that use it say so in their notes.
+    assumed: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from twofold.errors import InputError
+from twofold.hardware.scale import check_scale
 from twofold.hardware.types import Chip, System
 from twofold.parallel.layout import Layout, LayoutTable, TrainingWorkload
 from twofold.parallel.memory import DEFAULT_MEM_HEADROOM, usable_memory_bytes
@@ -307,6 +308,7 @@ def plan_training(
         model = get_model(model)
     check_context_length(model, workload.seq_len, allow_long_context=allow_long_context)
     system, chip = _resolve_hardware(system_or_chip, chip)
+    check_scale(system, chips)
     usable_gib = usable_memory_bytes(chip.hbm_capacity_bytes, mem_headroom) / 2**30
     inputs = objective_inputs(
         objective,
