@@ -232,3 +232,20 @@ def test_bad_chip_system_pair_exits_2(on: str, words: list[str], capsys: pytest.
     code, out, err = _run(["compare", "llama3.1-8b", "--on", on], capsys)
     assert code == 2 and out == ""
     assert all(w in err for w in words), err
+
+
+def test_other_clouds_side_by_side_with_their_grades(capsys: pytest.CaptureFixture[str]) -> None:
+    """prices_power.yaml: Lambda 8x H100 SXM $31.92/h / 8 = $3.99 (grade B, SkyPilot Lambda catalog)
+    next to AWS p5 $6.88 (grade A); each row keeps its own provider and grade."""
+    on = "h100,h100@lambda-8x-h100"
+    argv = ["compare", "llama3.1-8b", "--on", on, "--chips", "8", "--global-batch", "256"]
+    code, out, _ = _run([*argv, "--json"], capsys)
+    assert code == 0
+    prices = {r["chip"]: r["price"] for r in json.loads(out)["rows"]}
+    lam, aws = prices["h100@lambda-8x-h100"], prices["h100"]
+    assert (lam["usd_per_chip_hour"], lam["quality"], lam["provider"]) == (3.99, "B", "lambda")
+    assert (aws["usd_per_chip_hour"], aws["quality"], aws["provider"]) == (6.88, "A", "aws")
+    code, out, _ = _run([*argv, "--min-quality", "A", "--json"], capsys)
+    prices = {r["chip"]: r["price"] for r in json.loads(out)["rows"]}
+    assert prices["h100@lambda-8x-h100"]["usd_per_chip_hour"] is None  # B excluded, not replaced by A
+    assert prices["h100"]["usd_per_chip_hour"] == 6.88
