@@ -125,6 +125,7 @@ from typing import Any
 
 import yaml
 
+from twofold import yaml_strict
 from twofold.errors import InputError
 from twofold.workload.ops import EXPERT_GEMM_PREFIX  # the ops expert_gemm_efficiency_factor applies to
 
@@ -460,7 +461,7 @@ def shipped_calibration() -> TrainingCalibration:
     resource = resources.files("twofold.cost").joinpath(CALIBRATION_FILE)
     if not resource.is_file():
         return UNCALIBRATED
-    return calibration_from_dict(yaml.safe_load(resource.read_text(encoding="utf-8")))
+    return calibration_from_dict(yaml_strict.load(resource.read_text(encoding="utf-8")))
 
 
 def save_calibration(c: TrainingCalibration, path: Path | str, header: str = "") -> None:

@@ -30,8 +30,7 @@ from functools import cache
 from importlib import resources
 from types import MappingProxyType
 
-import yaml
-
+from twofold import yaml_strict
 from twofold.cost.calibration import TrainingCalibration, runs_eager, shipped_calibration
 from twofold.cost.profile import CalibrationProfile
 from twofold.cost.profile_io import profile_from_dict
@@ -94,7 +93,7 @@ def shipped_profile(chip_id: str) -> CalibrationProfile | None:
     resource = resources.files("twofold.cost").joinpath("profiles", f"{chip_id}.yaml")
     if not resource.is_file():
         return None
-    return profile_from_dict(yaml.safe_load(resource.read_text(encoding="utf-8")))
+    return profile_from_dict(yaml_strict.load(resource.read_text(encoding="utf-8")))
 
 
 def apply_calibration(

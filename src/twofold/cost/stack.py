@@ -327,7 +327,7 @@ def load_stack_file(path: Path | str) -> Stack:
 @cache
 def _shipped(stack_id: str) -> Stack:
     resource = resources.files("twofold.cost").joinpath("stacks", f"{stack_id}.yaml")
-    data = yaml.safe_load(resource.read_text(encoding="utf-8"))
+    data = yaml_strict.load(resource.read_text(encoding="utf-8"))
     return stack_from_dict(data, f"cost/stacks/{stack_id}.yaml")
 
 
@@ -335,7 +335,7 @@ def _shipped(stack_id: str) -> Stack:
 def auto_table() -> Mapping[str, str]:
     """Chip family (`Chip.family`) -> the stack `auto` picks (`cost/stacks/_auto.yaml`)."""
     resource = resources.files("twofold.cost").joinpath("stacks", "_auto.yaml")
-    data = yaml.safe_load(resource.read_text(encoding="utf-8"))
+    data = yaml_strict.load(resource.read_text(encoding="utf-8"))
     return MappingProxyType({str(k): str(v) for k, v in data["reference_stack"].items()})
 
 

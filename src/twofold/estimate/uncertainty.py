@@ -30,7 +30,7 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any
 
-import yaml
+from twofold import yaml_strict
 
 __all__ = [
     "Evidence",
@@ -107,7 +107,7 @@ class Uncertainty:
 def uncertainty_data() -> Mapping[str, Any]:
     """The shipped `estimate/uncertainty.yaml` (read once)."""
     text = resources.files("twofold.estimate").joinpath(UNCERTAINTY_FILE).read_text()
-    return MappingProxyType(yaml.safe_load(text))
+    return MappingProxyType(yaml_strict.load(text))
 
 
 def _family_of(chip_id: str) -> str | None:

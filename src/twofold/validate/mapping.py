@@ -37,8 +37,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-import yaml
-
+from twofold import yaml_strict
 from twofold.errors import InputError
 from twofold.validate.dataset import PublishedRow
 
@@ -118,7 +117,7 @@ class NotExpressible(Exception):
 def mapping_data() -> Mapping[str, Any]:
     """The parsed `validate/data/mapping.yaml`."""
     text = resources.files("twofold.validate").joinpath("data", "mapping.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    return yaml_strict.load(text)
 
 
 def hardware_family(row: PublishedRow) -> str:
