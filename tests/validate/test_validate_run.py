@@ -182,7 +182,7 @@ def test_loso_prediction_runs_the_estimator_with_the_refitted_factors() -> None:
     row = next(r for r in result.rows if r.source.startswith("Megatron-LM examples/llama"))
     # Refit without the source by hand from the uncalibrated fit rows, then run the estimator.
     from twofold.validate.predict import default_predictor
-    from twofold.validate.run import _fit_row, _is_throughput
+    from twofold.validate.run import _is_throughput, fit_row
 
     cases = [c for r in load_rows() if r.task == "train" for c in [express(r)] if hasattr(c, "kind")]
     fit_rows = []
@@ -190,7 +190,7 @@ def test_loso_prediction_runs_the_estimator_with_the_refitted_factors() -> None:
         if c.kind != "train" or not _is_throughput(c):
             continue
         try:
-            fit_rows.append(_fit_row(c, default_predictor(c)))
+            fit_rows.append(fit_row(c, default_predictor(c)))
         except (InputError, NotImplementedError):  # rows the estimator rejects are not in the fit
             continue
     factors = to_training(loso(fit_rows)[row.stack].theta, load_calibration())

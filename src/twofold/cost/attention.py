@@ -166,12 +166,11 @@ def _fill(
     if not fwd and fb:
         fwd = {s: r * (1.0 + BWD_FLOPS / RHO) / (1.0 + BWD_FLOPS) for s, r in fb.items()}
     bwd: dict[int, float] = dict(passes.get(f"bwd/{m}", {}))
+    unstated = passes.get("bwd/?", {})  # read as non-causal (module docstring)
     if not bwd:
-        stated = passes.get("bwd/?", {}) if not causal else {}
-        unstated = passes.get("bwd/?", {})
-        if stated:
-            bwd = dict(stated)
-        elif unstated and causal:
+        if unstated and not causal:
+            bwd = dict(unstated)
+        elif unstated:
             ratio = _causal_ratio(passes)
             bwd = {s: v * ratio[s] for s, v in unstated.items() if s in ratio}
         elif fb and passes.get(f"fwd/{m}"):

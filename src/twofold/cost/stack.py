@@ -182,10 +182,12 @@ def user_stack_dir() -> Path:
     return Path.home() / ".twofold" / "stacks"
 
 
-def _shipped_ids() -> list[str]:
+@cache
+def _shipped_ids() -> tuple[str, ...]:
+    """The ids of `cost/stacks/*.yaml` (read once: validate asks for every row)."""
     folder = resources.files("twofold.cost").joinpath("stacks")
     names = (p.name for p in folder.iterdir())
-    return sorted(n[: -len(".yaml")] for n in names if n.endswith(".yaml") and not n.startswith("_"))
+    return tuple(sorted(n[: -len(".yaml")] for n in names if n.endswith(".yaml") and not n.startswith("_")))
 
 
 def _check_value(where: str, mechanism: str, value: Any) -> Any:

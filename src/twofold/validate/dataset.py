@@ -28,7 +28,17 @@ from pathlib import Path
 
 from twofold.errors import InputError
 
-__all__ = ["PublishedRow", "load_rows", "parse_notes", "read_csv", "row_file", "DATA_FILE", "DATA_FILES"]
+__all__ = [
+    "COLUMNS",
+    "DATA_FILE",
+    "DATA_FILES",
+    "PublishedRow",
+    "load_rows",
+    "parse_notes",
+    "parse_row",
+    "read_csv",
+    "row_file",
+]
 
 # The shipped files, in the order `load_rows` reads them.
 DATA_FILES: tuple[str, ...] = (
@@ -40,7 +50,7 @@ DATA_FILES: tuple[str, ...] = (
 )
 DATA_FILE = DATA_FILES[0]  # the original file (kept for callers that name it)
 
-_COLUMNS: tuple[str, ...] = (
+COLUMNS: tuple[str, ...] = (
     "id,source,source_ref,year,task,model,params_b,layers,hidden,heads,kv_heads,ffn,vocab,seq_len,"
     "moe_experts,moe_topk,hardware,chips,dp,tp,pp,vp,cp,ep,zero_or_fsdp,micro_batch,global_batch,"
     "recompute,precision,metric,value,unit,notes"
@@ -168,14 +178,14 @@ def _float(row_id: str, column: str, raw: str) -> float | None:
         raise InputError(f"{row_id}.{column}", raw, "must be a number or empty") from None
 
 
-def _row(cells: Mapping[str, str]) -> PublishedRow:
+def parse_row(cells: Mapping[str, str]) -> PublishedRow:
     row_id = cells["id"].strip()
     if cells["task"] not in _TASKS:
         raise InputError(f"{row_id}.task", cells["task"], f"must be one of {', '.join(_TASKS)}")
     value = _float(row_id, "value", cells["value"])
     if value is None or value <= 0:
         raise InputError(f"{row_id}.value", cells["value"], "must be a positive number")
-    kw: dict[str, object] = {c: cells[c].strip() for c in _COLUMNS}
+    kw: dict[str, object] = {c: cells[c].strip() for c in COLUMNS}
     for column in _INT_COLUMNS:
         kw[column] = _int(row_id, column, cells[column])
     kw["params_b"] = _float(row_id, "params_b", cells["params_b"])
@@ -188,10 +198,10 @@ def read_csv(path: Path | str) -> tuple[PublishedRow, ...]:
     """Rows of a published-results CSV with the documented columns (validated, ids unique)."""
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
-        missing = [c for c in _COLUMNS if c not in (reader.fieldnames or [])]
+        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise InputError("columns", ",".join(missing), f"missing from {path}")
-        rows = tuple(_row(cells) for cells in reader)
+        rows = tuple(parse_row(cells) for cells in reader)
     seen: set[str] = set()
     for row in rows:
         if row.id in seen:

@@ -52,6 +52,7 @@ __all__ = [
     "layout_for",
     "mapping_data",
     "model_from_columns",
+    "row_network",
     "row_stack",
     "source_convention",
     "stack_rule",
@@ -275,7 +276,7 @@ def _train_case(row: PublishedRow, family: str, chip: Any, system: Any, caveats:
             raise NotExpressible("number of steps to the target (trained tokens) not published")
         steps = round(tokens / (row.global_batch * row.seq_len))
         caveats.append("time-to-train includes evaluation and initialisation that twofold does not model")
-    system = _row_network(row, system, caveats)
+    system = row_network(row, system, caveats)
     layout = layout_for(row, caveats, system=system)
     caveats.extend(_source_caveats(row))
     workload = TrainingWorkload(global_batch=row.global_batch, seq_len=row.seq_len, precision=precision)
@@ -313,7 +314,7 @@ def _finetune_case(row: PublishedRow, family: str, chip: Any, system: Any, cavea
     if row.global_batch is None:
         raise NotExpressible("global batch not published")
     precision = _precision(row)
-    system = _row_network(row, system, caveats)
+    system = row_network(row, system, caveats)
     layout = layout_for(row, caveats, system=system)
     if layout.recompute == "none" and re.search(r"activation checkpointing on", row.notes, re.IGNORECASE):
         layout = replace(layout, recompute="full")
@@ -390,7 +391,7 @@ def _whole_job_if_beyond_peak(
 _NODE_NETWORK = re.compile(r"(\d+(?:\.\d+)?) ?Gbps inter-node", re.IGNORECASE)
 
 
-def _row_network(row: PublishedRow, system: Any, caveats: list[str]) -> Any:
+def row_network(row: PublishedRow, system: Any, caveats: list[str]) -> Any:
     """The catalog system with its scale-out network set to what the row's notes state
     ("400 Gbps inter-node": per node, shared by the node's chips), where they state it. The
     catalog's systems carry the vendor reference network (e.g. one 200-400 Gb/s NIC per GPU);

@@ -285,7 +285,7 @@ def _finetune_result(
         chip=case.chip.id,
         system=case.system.id,
         caveats=case.caveats + pred.caveats,
-        stack=_stack(case),
+        stack=case.stack,
     )
 
 
@@ -335,11 +335,6 @@ def _folds(rows: Sequence[cal.FitRow], key: Callable[[cal.FitRow], str]) -> dict
     """The estimator's factors fitted without each group of `key`, by group."""
     base = shipped_calibration()
     return {g: cal.to_training(c.theta, base) for g, c in cal.held_out(rows, key).items()}
-
-
-def _stack(case: Case) -> str:
-    """The row's stack id; its source until the stack ids of `validate.mapping.row_stack` land."""
-    return getattr(case, "stack", None) or case.row.source
 
 
 def _inference_result(
@@ -434,13 +429,12 @@ def fit_row(case: Case, pred: StepPrediction) -> cal.FitRow:
         time_sign=_time_sign(case.row.metric),
         step_time_s=pred.step_time_s,
         groups=mechanism_groups(case, pred),
-        stack=_stack(case),
+        stack=case.stack,
         family=case.family,
         chip=case.chip.id,
     )
 
 
-_fit_row = fit_row  # the name tests and benchmarks imported before it was public
 
 
 def _calibration(mode: str, rows: list[cal.FitRow]) -> tuple[TrainingCalibration, dict[str, Any]]:
@@ -490,7 +484,7 @@ def _train_result(case: Case, pred: StepPrediction, held: Mapping[str, StepPredi
         chip=case.chip.id,
         system=case.system.id,
         caveats=case.caveats + pred.caveats,
-        stack=_stack(case),
+        stack=case.stack,
         **out_of_sample,
     )
 

@@ -48,8 +48,7 @@ import yaml
 
 from twofold import yaml_strict
 from twofold.errors import InputError
-from twofold.validate.dataset import _COLUMNS, PublishedRow
-from twofold.validate.dataset import _row as _parse_row  # the shipped files' own cell parser
+from twofold.validate.dataset import COLUMNS, PublishedRow, parse_row  # the shipped files' parser
 from twofold.validate.mapping import Case, mapping_data
 
 __all__ = [
@@ -98,7 +97,7 @@ class UserRun:
 
 
 def _cells(raw: Mapping[str, Any], index: int, source: str) -> dict[str, str]:
-    cells = {c: "" if raw.get(c) is None else str(raw.get(c)) for c in (*_COLUMNS, "chip", "config")}
+    cells = {c: "" if raw.get(c) is None else str(raw.get(c)) for c in (*COLUMNS, "chip", "config")}
     cells["id"] = cells["id"].strip() or f"run{index}"
     cells["task"] = cells["task"].strip() or "train"
     cells["source"] = cells["source"].strip() or source
@@ -137,7 +136,7 @@ def read_runs(path: Path | str) -> tuple[UserRun, ...]:
             raise InputError(f"{where}.id", cells["id"], "appears more than once")
         seen.add(cells["id"])
         try:
-            row = _parse_row({c: cells[c] for c in _COLUMNS})
+            row = parse_row({c: cells[c] for c in COLUMNS})
         except InputError as exc:
             raise InputError(f"{p.name} row {exc.field}", exc.value, exc.rule) from None
         out.append(UserRun(row=row, chip=cells["chip"].strip(), config=cells["config"].strip(), where=where))
@@ -298,13 +297,13 @@ def run_case(run: UserRun, stack: str = "auto") -> Case:
     from twofold.cost.calibration import shipped_calibration
     from twofold.hardware import catalog
     from twofold.parallel.layout import TrainingWorkload
-    from twofold.validate.mapping import _row_network, hardware_family  # validate's network rule
+    from twofold.validate.mapping import hardware_family, row_network  # validate's network rule
 
     chip = _chip(run)
     entry = None if run.chip else _hardware_entry(run)
     system = catalog.system_for(chip, entry.get("system") if entry else None)
     caveats: list[str] = []
-    system = _row_network(run.row, system, caveats)  # "400 Gbps inter-node" in the notes
+    system = row_network(run.row, system, caveats)  # "400 Gbps inter-node" in the notes
     family = shipped_calibration().family(chip.id) or hardware_family(run.row)
     row = run.row
     workload = TrainingWorkload(global_batch=row.global_batch, seq_len=row.seq_len, precision=_precision(run))
@@ -390,7 +389,7 @@ def runs_from_history(db_path: Path | str | None = None) -> tuple[tuple[UserRun,
                 "unit": "s",
             }
             full = _cells(cells, k, "history")
-            row = _parse_row({c: full[c] for c in _COLUMNS})
+            row = parse_row({c: full[c] for c in COLUMNS})
             runs.append(UserRun(row=row, chip=chip.id, where=f"history {row.id}", model_config=model))
     if runs:
         notes.append(
