@@ -360,8 +360,6 @@ def runs_eager(chip: Any, calibration: TrainingCalibration | None = None) -> boo
     """Whether a chip's training steps are priced as an eager framework's, i.e. whether
     `op_overhead_factor` and the unfused memory-bound factor apply: the stack's `runtime`
     (`cost.stack`; `auto`: GPUs run eager Megatron/PyTorch, TPU and Trainium compiled graphs)."""
-    if getattr(chip, "id", None) is None or not hasattr(chip, "family"):
-        return getattr(chip, "architecture", None) == "gpu"
     return (calibration or UNCALIBRATED).eager_on(chip)
 
 
