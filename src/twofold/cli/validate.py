@@ -35,6 +35,12 @@ def validate_command(
         help="A stack id: only the rows that ran it. A stack YAML file: every selected row run with it.",
     ),
     show_rows: bool = typer.Option(False, "--rows", help="List every predicted row."),
+    data: list[Path] | None = typer.Option(  # noqa: B008
+        None,
+        "--data",
+        help="A results CSV in the shipped files' columns (repeatable): predict its rows instead of "
+        "the shipped ones, with the shipped calibration (rows twofold was not fitted on).",
+    ),
 ) -> None:
     """Predict every published measurement twofold can express and report the error."""
     from twofold.validate import validate
@@ -44,8 +50,16 @@ def validate_command(
 
         check_output_path(plot, field="plot", suffixes=PLOT_SUFFIXES)
         require_matplotlib(plot)
+    rows = _data_rows(data, held_out=loso or lofo or loco) if data else None
     result = validate(
-        source=source, family=family, calibration=calibration, loso=loso, lofo=lofo, loco=loco, stack=stack
+        rows,
+        source=source,
+        family=family,
+        calibration=calibration,
+        loso=loso,
+        lofo=lofo,
+        loco=loco,
+        stack=stack,
     )
     if plot is not None:
         from twofold.validate.plot import plot_predicted_vs_published
@@ -55,6 +69,29 @@ def validate_command(
         emit_json(result.to_dict())
         return
     _render(result.to_dict(), show_rows=show_rows, plot=plot)
+
+
+def _data_rows(paths: list[Path], *, held_out: bool) -> tuple[Any, ...]:
+    """The rows of the `--data` files (checked as the shipped files are: columns, cells, unique ids)."""
+    from twofold.errors import InputError
+    from twofold.validate.dataset import read_csv
+
+    if held_out:
+        raise InputError(
+            "data", ",".join(map(str, paths)),
+            "--loso/--lofo/--loco refit on the shipped rows; with --data the rows are already held out",
+        )
+    rows: list[Any] = []
+    seen: dict[str, Path] = {}
+    for path in paths:
+        if not path.is_file():
+            raise InputError("data", str(path), "must be an existing CSV file")
+        for row in read_csv(path):
+            if row.id in seen:
+                raise InputError("data", row.id, f"row id appears in both {seen[row.id]} and {path}")
+            seen[row.id] = path
+            rows.append(row)
+    return tuple(rows)
 
 
 def _summary_table(title: str, summaries: list[dict[str, Any]], loso: list[dict[str, Any]]) -> Any:
@@ -122,6 +159,11 @@ def _render(d: dict[str, Any], *, show_rows: bool, plot: Path | None) -> None:
                 held = d[key]
                 line += f"; {label}: median {held['median_ape_pct']:.1f}%, mean {held['mean_ape_pct']:.1f}%"
         out.print(line)
+    if d.get("interval_coverage_pct") is not None:
+        out.print(
+            f"published figure inside the estimate's {d['interval_nominal_pct']:.0f}% interval: "
+            f"{d['interval_coverage_pct']:.0f}% of training-throughput rows"
+        )
     if overall and (d["loso_overall"] or d["lofo_overall"]):
         out.print(_held_out_table(d))
     out.print(_summary_table("by hardware family", d["by_family"], d["loso_by_family"]))

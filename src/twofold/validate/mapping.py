@@ -40,6 +40,7 @@ from typing import Any
 from twofold import yaml_strict
 from twofold.errors import InputError
 from twofold.validate.dataset import PublishedRow
+from twofold.validate.reading import read_hardware, read_model_id, read_precision, read_recompute, read_stack
 
 __all__ = [
     "Case",
@@ -121,9 +122,28 @@ def mapping_data() -> Mapping[str, Any]:
     return yaml_strict.load(text)
 
 
+def hardware_entry(row: PublishedRow) -> Mapping[str, Any] | None:
+    """The row's hardware as mapping.yaml gives it ({chip, system, family, cores_per_chip} or
+    {chip: None, reason}); for a spelling mapping.yaml does not list, what `validate.reading`
+    reads from the text (marked `read: True`), or None."""
+    entry = mapping_data()["hardware"].get(row.hardware)
+    if entry is not None:
+        return entry
+    reading = read_hardware(row.hardware)
+    if reading is None:
+        return None
+    return {
+        "chip": reading.chip,
+        "family": reading.family,
+        "reason": reading.reason,
+        "cores_per_chip": reading.cores_per_chip,
+        "read": True,
+    }
+
+
 def hardware_family(row: PublishedRow) -> str:
     """The summary family of a row's hardware ("NVIDIA Hopper", "Google TPU", ...)."""
-    entry = mapping_data()["hardware"].get(row.hardware)
+    entry = hardware_entry(row)
     return str(entry["family"]) if entry else "unknown"
 
 
@@ -146,9 +166,13 @@ def stack_rule(row: PublishedRow) -> Mapping[str, Any] | None:
 
 
 def row_stack(row: PublishedRow) -> str:
-    """The software stack the row ran, one of `STACKS` ("other" when no mapping.yaml rule matches)."""
+    """The software stack the row ran, one of `STACKS`: the first mapping.yaml rule that matches;
+    else the framework the row's notes or source name (`validate.reading.read_stack`); else "other"."""
     rule = stack_rule(row)
-    return str(rule["stack"]) if rule else "other"
+    if rule:
+        return str(rule["stack"])
+    read = read_stack(row.notes, row.source)
+    return read[0] if read else "other"
 
 
 def _unexpressible_rule(row: PublishedRow) -> str | None:
@@ -181,13 +205,20 @@ def express(row: PublishedRow) -> Case | Unexpressible:
             case = _train_case(row, family, chip, system, caveats)
     except NotExpressible as skip:
         return Unexpressible(row=row, family=family, reason=str(skip))
-    return replace(case, stack=row_stack(row))
+    stack = row_stack(row)
+    if stack_rule(row) is None and stack != "other":
+        why = read_stack(row.notes, row.source)
+        note = f"stack {stack!r} read from the row's text ({why[1] if why else ''})"
+        case = replace(case, caveats=(*case.caveats, note))
+    return replace(case, stack=stack)
 
 
 def _hardware(row: PublishedRow) -> tuple[Any, Any, list[str]]:
-    entry = mapping_data()["hardware"].get(row.hardware)
+    entry = hardware_entry(row)
     if entry is None:
-        raise NotExpressible(f"hardware string {row.hardware!r} has no entry in validate/data/mapping.yaml")
+        raise NotExpressible(
+            f"hardware string {row.hardware!r} names no catalog chip (and mapping.yaml has no entry)"
+        )
     if entry.get("chip") is None:
         raise NotExpressible(str(entry["reason"]))
     try:
@@ -199,6 +230,8 @@ def _hardware(row: PublishedRow) -> tuple[Any, Any, list[str]]:
     except InputError as exc:
         raise NotExpressible(f"chip {entry['chip']!r} not in the hardware catalog ({exc})") from None
     caveats: list[str] = []
+    if entry.get("read"):
+        caveats.append(f"hardware {row.hardware!r} read as {chip.id} on its standard system")
     try:
         system = catalog.system_for(chip, entry.get("system"))
     except InputError as exc:
@@ -234,11 +267,21 @@ def _micro_case(row: PublishedRow, family: str, chip: Any, system: Any, caveats:
     raise NotExpressible(f"metric {row.metric!r}: no model of host or peer-to-peer copies")
 
 
+def row_precision(row: PublishedRow) -> str | None:
+    """The row's precision: mapping.yaml's reading of its spelling (None there: not stated), else
+    the number format the text names (`validate.reading.read_precision`), else None."""
+    table = mapping_data()["precision"]
+    if row.precision in table:
+        value = table[row.precision]
+        return str(value) if value else None
+    return read_precision(row.precision)
+
+
 def _precision(row: PublishedRow) -> str:
-    value = mapping_data()["precision"].get(row.precision)
+    value = row_precision(row)
     if not value:
         raise NotExpressible("precision not published")
-    return str(value)
+    return value
 
 
 def _check_training_metric(row: PublishedRow) -> None:
@@ -455,14 +498,16 @@ def layout_for(row: PublishedRow, caveats: list[str] | None = None, system: Any 
     caveats = [] if caveats is None else caveats
     if row.global_batch is None:
         raise NotExpressible("global batch not published")
-    data = mapping_data()
     convention = source_convention(row)
     chips = row.chips
     if chips is None:
         raise NotExpressible("chip count not published")
-    cores = int(data["hardware"][row.hardware].get("cores_per_chip", 1))
+    entry = hardware_entry(row) or {}
+    cores = int(entry.get("cores_per_chip", 1))
     tp, pp, cp = row.tp or 1, row.pp or 1, row.cp or 1
     dp = row.dp
+    if entry.get("read") and cores > 1 and dp is not None and dp * tp * pp * cp == chips:
+        cores = 1  # a row read from its text that counts chips, not NeuronCores
     micro_batch = row.micro_batch or 1
     fsdp = bool(re.search(r"fsdp|zero-3|hybrid shard", row.zero_or_fsdp, re.IGNORECASE))
     if cores > 1:
@@ -532,7 +577,9 @@ def _recompute(row: PublishedRow) -> str:
     """The row's recompute mode (mapping.yaml `recompute`); raises NotExpressible."""
     entry = mapping_data()["recompute"].get(row.recompute)
     if entry is None:
-        raise NotExpressible(f"recompute mode {row.recompute!r} has no entry in mapping.yaml")
+        entry = read_recompute(row.recompute)
+    if entry is None:
+        raise NotExpressible(f"recompute mode {row.recompute!r}: not none/selective/full (or offloads)")
     if not isinstance(entry, Mapping):
         return str(entry)
     if entry.get("reason"):
@@ -559,6 +606,8 @@ def _model(row: PublishedRow, caveats: list[str]) -> Any:
     if reason:
         raise NotExpressible(str(reason))
     catalog_id = data["catalog_models"].get(row.model)
+    if not catalog_id and (catalog_id := read_model_id(row.model)):
+        caveats.append(f"model {row.model!r} read as catalog {catalog_id}")
     if catalog_id:
         from twofold.workload.registry import get_model
 

@@ -115,12 +115,12 @@ def _allreduce_busbw_gb_s(case: Case, efficiency: float = 1.0) -> float:
 def _gemm_tflops(case: Case) -> float:
     """TFLOP/s of one (m x k) @ (k x n) GEMM as the cost model times it (`cost.op_times_s`)."""
     from twofold.cost import op_times_s, profile_for
-    from twofold.validate.mapping import mapping_data
+    from twofold.validate.mapping import row_precision
     from twofold.workload.ops import Op
 
     assert case.gemm_mnk is not None
     m, n, k = case.gemm_mnk
-    dtype = str(mapping_data()["precision"][case.row.precision])
+    dtype = str(row_precision(case.row))
     size = _OPERAND_BYTES[dtype]
     flops = 2.0 * m * n * k
     op = Op(

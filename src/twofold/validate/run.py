@@ -45,7 +45,7 @@ from twofold.validate.inference import predict_inference
 from twofold.validate.mapping import Case, Unexpressible, express
 from twofold.validate.mechanisms import mechanism_groups
 from twofold.validate.metrics import THROUGHPUT_METRICS, TRAINING_METRICS, predict_training_figure
-from twofold.validate.predict import StepPrediction, default_predictor, predict_micro
+from twofold.validate.predict import StepPrediction, case_stack, default_predictor, predict_micro
 
 __all__ = ["RowResult", "Summary", "ValidationResult", "validate", "fit_row", "CALIBRATION_MODES"]
 
@@ -83,6 +83,10 @@ class RowResult:
     lofo_ape_pct: float | None = None
     loco_predicted: float | None = None
     loco_ape_pct: float | None = None
+    # The estimate's interval for the predicted figure (`estimate.uncertainty`, at its coverage) and
+    # whether the published figure falls inside it (training rows only).
+    interval: tuple[float, float] | None = None
+    inside_interval: bool | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -130,6 +134,10 @@ class ValidationResult:
     finetune_rows: tuple[RowResult, ...] = ()
     finetune_overall: Summary | None = None
     finetune_by_metric: tuple[Summary, ...] = ()
+    # Share of training-throughput rows whose published figure lies inside the estimate's interval,
+    # and the interval's nominal coverage (`estimate.uncertainty`).
+    interval_coverage_pct: float | None = None
+    interval_nominal_pct: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -475,8 +483,12 @@ def _train_result(case: Case, pred: StepPrediction, held: Mapping[str, StepPredi
         value = predict_training_figure(case, held_pred.step_time_s)
         out_of_sample[f"{name}_predicted"] = value
         out_of_sample[f"{name}_ape_pct"] = abs(_signed_pct(value, case.row.value))
+    value = predict_training_figure(case, pred.step_time_s)
+    interval = _interval(case, value)
     return replace(
-        _compared(case.row, case.family, predict_training_figure(case, pred.step_time_s)),
+        _compared(case.row, case.family, value),
+        interval=interval,
+        inside_interval=None if interval is None else interval[0] <= case.row.value <= interval[1],
         throughput=_is_throughput(case),
         step_time_s=pred.step_time_s,
         breakdown=dict(pred.breakdown),
@@ -487,6 +499,20 @@ def _train_result(case: Case, pred: StepPrediction, held: Mapping[str, StepPredi
         stack=case.stack,
         **out_of_sample,
     )
+
+
+def _interval(case: Case, value: float) -> tuple[float, float] | None:
+    """The interval `twofold estimate` would print for this figure: the chip's evidence level and
+    the row's stack (`estimate.uncertainty.uncertainty_for`); a time gets the inverse interval."""
+    from twofold.estimate.uncertainty import uncertainty_for
+
+    if not _is_throughput(case):
+        return None
+    u = uncertainty_for(case.chip.id, None, case_stack(case), {"tokens_per_s_per_chip": 1.0})
+    low, high = u.log_interval
+    if _time_sign(case.row.metric) > 0:  # a time: the throughput interval inverted
+        low, high = -high, -low
+    return (value * math.exp(low), value * math.exp(high))
 
 
 def _micro_result(case: Case, value: float) -> RowResult:
@@ -516,6 +542,7 @@ def _summarise(
 ) -> ValidationResult:
     train = [r for r in results if r.throughput]
     others = [r for r in results if not r.throughput]
+    judged = [r.inside_interval for r in train if r.inside_interval is not None]
 
     def overall(name: str, label: str) -> Summary | None:
         apes = [a for r in train if (a := getattr(r, f"{name}_ape_pct")) is not None]
@@ -545,4 +572,12 @@ def _summarise(
         if inference
         else None,
         inference_by_family=_groups(inference, lambda r: r.family, "ape_pct"),
+        interval_coverage_pct=100.0 * sum(judged) / len(judged) if judged else None,
+        interval_nominal_pct=_nominal_coverage_pct() if judged else None,
     )
+
+
+def _nominal_coverage_pct() -> float:
+    from twofold.estimate.uncertainty import uncertainty_data
+
+    return 100.0 * float(uncertainty_data()["coverage"])

@@ -49,7 +49,8 @@ import yaml
 from twofold import yaml_strict
 from twofold.errors import InputError
 from twofold.validate.dataset import COLUMNS, PublishedRow, parse_row  # the shipped files' parser
-from twofold.validate.mapping import Case, mapping_data
+from twofold.validate.mapping import Case, hardware_entry, mapping_data, row_precision
+from twofold.validate.reading import read_recompute
 
 __all__ = [
     "FITTED_METRICS",
@@ -144,7 +145,7 @@ def read_runs(path: Path | str) -> tuple[UserRun, ...]:
 
 
 def _hardware_entry(run: UserRun) -> Mapping[str, Any] | None:
-    return mapping_data()["hardware"].get(run.row.hardware)
+    return hardware_entry(run.row)
 
 
 def _chip(run: UserRun) -> Any:
@@ -157,7 +158,7 @@ def _chip(run: UserRun) -> Any:
             raise InputError(f"{run.where}.chip", run.chip, exc.rule) from None
     entry = _hardware_entry(run)
     if entry is None or entry.get("chip") is None:
-        why = "no `chip` column, and this hardware text is not mapped (validate/data/mapping.yaml)"
+        why = "no `chip` column, and this hardware text names no catalog chip"
         if entry is not None:
             why = f"{entry.get('reason', 'not in the catalog')}; give a `chip` column"
         raise InputError(f"{run.where}.hardware", run.row.hardware, why)
@@ -168,7 +169,7 @@ def _precision(run: UserRun) -> str:
     text = run.row.precision.strip()
     if text.lower() in _PRECISIONS:
         return text.lower()
-    mapped = mapping_data()["precision"].get(text)
+    mapped = row_precision(run.row)
     if not mapped:
         raise InputError(f"{run.where}.precision", text, f"must be one of {', '.join(_PRECISIONS)}")
     return str(mapped)
@@ -176,7 +177,7 @@ def _precision(run: UserRun) -> str:
 
 def _recompute(run: UserRun) -> str:
     text = run.row.recompute.strip()
-    mapped = mapping_data()["recompute"].get(text, text.lower())
+    mapped = mapping_data()["recompute"].get(text) or read_recompute(text) or text.lower()
     if mapped not in _RECOMPUTE:
         raise InputError(f"{run.where}.recompute", text, f"must be one of {', '.join(_RECOMPUTE)}")
     return str(mapped)

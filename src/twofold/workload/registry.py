@@ -19,7 +19,7 @@ from twofold.errors import InputError, near_matches
 from twofold.workload.hf_config import from_hf_config, load_hf_config
 from twofold.workload.model import ModelConfig
 
-__all__ = ["catalog_entry", "get_model", "list_models"]
+__all__ = ["catalog_entry", "catalog_names", "get_model", "list_models"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,6 +79,11 @@ def _catalog() -> tuple[dict[str, _Entry], dict[str, str]]:
             if other != entry.id:
                 raise ValueError(f"catalog: name {key!r} is used by both {other} and {entry.id}")
     return entries, names
+
+
+def catalog_names() -> dict[str, str]:
+    """Every catalog id and alias (lower case) -> its catalog id."""
+    return dict(_catalog()[1])
 
 
 def _resolve(name: str) -> _Entry | None:

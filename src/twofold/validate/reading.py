@@ -1,0 +1,230 @@
+"""Reading a published row that the curated mapping has never seen.
+
+`validate/data/mapping.yaml` maps the exact spellings of the shipped results files (hardware text,
+precision, recompute mode, model name, source) onto twofold's objects, each with its reason. A row
+from anywhere else (a team's own held-out rows given to `twofold validate --data`, a new results
+file) spells the same facts differently: "NVIDIA H100 80GB HBM3", "bf16 mixed precision",
+"activation checkpointing", "stack=torchtitan (FSDP2, torch.compile)". Refusing such a row would
+make every held-out check measure the spelling, not the model. The readers here interpret the text
+by rules a reader can check, and every interpretation becomes a caveat on the row:
+
+- hardware: a chip named in the text by a catalog id or alias ("H100", "MI300X", "Trillium",
+  "trn2"); variants the catalog does not hold (PCIe and NVL cards, GH200, A800, MI250X, Gaudi) are
+  refused by name rather than read as their SXM sibling;
+- precision: the number format named in the text (NVFP4/FP4, MXFP8, FP8, BF16, FP16, FP32);
+- recompute: none / selective / full from the usual words ("activation checkpointing",
+  "gradient checkpointing", "remat", "selective");
+- software stack: the framework named in the notes or source (torchtitan, Megatron/NeMo, DeepSpeed,
+  MaxText/JAX, nanotron, Neuron, PyTorch FSDP with or without torch.compile);
+- model: a catalog id matched after dropping case and punctuation ("Llama-3.1-8B" -> llama3.1-8b).
+
+Each reader returns None when the text does not decide; the caller then keeps refusing the row,
+with the reason. The shipped rows are the test: on every shipped spelling that the curated mapping
+decides, the reader must agree with it (tests/validate/test_validate_reading.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+
+__all__ = [
+    "HardwareReading",
+    "read_hardware",
+    "read_model_id",
+    "read_precision",
+    "read_recompute",
+    "read_stack",
+]
+
+
+@dataclass(frozen=True)
+class HardwareReading:
+    """What a hardware text names: a catalog chip (and family label), or why it cannot be one."""
+
+    chip: str | None
+    family: str
+    reason: str | None = None
+    cores_per_chip: int = 1
+
+
+# Parts the catalog does not hold, refused by name: (pattern, family label, reason). Checked before
+# the catalog aliases so that "H100 PCIe" is never read as the SXM part.
+_REFUSED: tuple[tuple[str, str, str], ...] = (
+    (r"\bgh200\b", "NVIDIA Hopper", "GH200 (Grace Hopper) is not in the hardware catalog"),
+    (r"\bh100\b.*\b(pcie|nvl)\b(?!\s*\d)|\b(pcie|nvl)\b(?!\s*\d).*\bh100\b", "NVIDIA Hopper",
+     "H100 PCIe/NVL (lower clocks, power and bandwidth than the SXM part) is not in the catalog"),
+    (r"\ba100\b.*\bpcie\b|\bpcie\b.*\ba100\b", "NVIDIA Ampere",
+     "A100 PCIe (lower clocks and power than SXM) is not in the hardware catalog"),
+    (r"\ba800\b", "NVIDIA Ampere", "A800 (A100 with 400 GB/s NVLink) has no catalog system"),
+    (r"\bh800\b", "NVIDIA Hopper", "H800 (H100 with 400 GB/s NVLink) has no catalog system"),
+    (r"\bmi250x?\b", "AMD Instinct", "MI250X (CDNA2, 2 GCDs per package) is not in the hardware catalog"),
+    (r"\bgaudi", "Intel Gaudi", "Intel Gaudi is not in the hardware catalog"),
+    (r"\brtx\b|\bgeforce\b", "NVIDIA (workstation)", "workstation and consumer GPUs are not in the catalog"),
+    (r"variant not stated", "unknown", "the text does not say which variant of the chip"),
+)
+
+# Words that name a chip but are not catalog aliases on their own.
+_PHRASES: tuple[tuple[str, str], ...] = (
+    (r"\btpu\s*v?7x?\b|\bironwood\b", "tpu-v7"),
+    (r"\btpu\s*v?6e?\b|\btrillium\b", "tpu-v6e"),
+    (r"\btpu\s*v?5p\b", "tpu-v5p"),
+    (r"\btpu\s*v?5\s*(e|lite)\b|\bv5litepod\b", "tpu-v5e"),
+    (r"\btpu\s*v?4\b", "tpu-v4"),
+    (r"\btrainium\s*3\b|\btrn3\b", "trn3"),
+    (r"\btrainium\s*2\b|\btrn2\b", "trn2"),
+    (r"\btrainium\s*1?\b|\btrn1n?\b", "trn1"),
+    (r"\binferentia\s*2\b|\binf2\b", "inf2"),
+)
+
+# NeuronCores per chip as AWS counts them in layouts: Trainium1 and Inferentia2 have 2; Trainium2
+# runs 4 logical cores under LNC=2 (the default: AWS Neuron docs, "Logical NeuronCore configuration").
+_NEURON_CORES = {"trn1": 2, "inf2": 2, "trn2": 4}
+
+
+def _family_label(chip_id: str) -> str:
+    from twofold.cost.calibration import shipped_calibration
+
+    return shipped_calibration().family(chip_id) or "unknown"
+
+
+@cache
+def _alias_index() -> Mapping[str, str]:
+    """Catalog ids and aliases (lower case) -> chip id."""
+    from twofold.hardware.catalog import list_chips
+
+    out: dict[str, str] = {}
+    for chip in list_chips():
+        for name in (chip.id, *chip.aliases):
+            out[name.lower()] = chip.id
+    return out
+
+
+def read_hardware(text: str) -> HardwareReading | None:
+    """The catalog chip a hardware text names, a refusal naming the part, or None (rules above)."""
+    low = text.lower()
+    for pattern, family, reason in _REFUSED:
+        if re.search(pattern, low):
+            return HardwareReading(chip=None, family=family, reason=reason)
+    named = [chip_id for pattern, chip_id in _PHRASES if re.search(pattern, low)]
+    if named:
+        chip_id = named[0]
+        return HardwareReading(chip=chip_id, family=_family_label(chip_id),
+                               cores_per_chip=_NEURON_CORES.get(chip_id, 1))
+    index = _alias_index()
+    found: list[str] = []
+    for word in re.findall(r"[a-z0-9]+(?:-[a-z0-9]+)*", low):
+        chip_id = index.get(word)
+        if chip_id is None and "-" in word:  # "h100-sxm5-80gb": the first part
+            chip_id = index.get(word.split("-")[0])
+        if chip_id is None or chip_id.startswith("tpu-") and "tpu" not in low:
+            continue
+        if chip_id == "a100" and re.search(r"\b40\s*gb\b|-40gb\b", low) and "assum" not in low:
+            chip_id = "a100-40gb"
+        if chip_id not in found:
+            found.append(chip_id)
+    if len(found) > 1:
+        return HardwareReading(chip=None, family=_family_label(found[0]),
+                               reason=f"the text names more than one chip ({', '.join(found)})")
+    if found:
+        return HardwareReading(chip=found[0], family=_family_label(found[0]))
+    return None
+
+
+_PRECISIONS: tuple[tuple[str, str], ...] = (
+    (r"nvfp4|mxfp4|\bfp4\b", "fp4"),
+    (r"mxfp8|fp8[-_ ]?mx", "mxfp8"),
+    (r"\bfp8|float8|e4m3", "fp8"),
+    (r"\bint8\b", "int8"),
+    (r"\bbf16|bfloat16", "bf16"),
+    (r"\bfp16\b|float16|\bhalf\b", "fp16"),
+    (r"\bfp32\b|float32|\btf32\b", "fp32"),
+)
+
+
+def read_precision(text: str) -> str | None:
+    """The training number format a precision text names. The format the matmuls run in decides
+    ("FP16 model, BF16 matmul" is BF16; "int8 (AQT) matmuls, BF16" is int8); a format the weights
+    were converted from does not ("BF16 (dequantized from MXFP4)" is BF16); parenthesised remarks
+    count only when the text outside them names nothing; "not stated" is no answer."""
+    low = text.lower()
+    if re.search(r"not stated|not published|not named|unknown", low):
+        return None
+    low = re.sub(r"(de)?quanti[sz]ed from \S+", " ", low)
+    matmul = re.search(r"([a-z0-9]+)(?:\s*\([^)]*\))?\s+matmuls?\b", low)
+    outside = re.sub(r"\([^)]*\)", " ", low)
+    for candidate in ((matmul.group(1),) if matmul else ()) + (outside, low):
+        for pattern, value in _PRECISIONS:
+            if re.search(pattern, candidate):
+                return value
+    return None
+
+
+def read_recompute(text: str) -> str | None:
+    """none / selective / full from a recompute text, or None (host offload: not modelled)."""
+    low = text.strip().lower()
+    if not low or re.match(r"(none|no|off|false|disabled)\b", low):
+        return "none"
+    if "offload" in low:
+        return None
+    if re.search(r"selective|minimal|save_dot|partial", low):
+        return "selective"
+    if re.search(r"\bfull\b|checkpoint|remat|recompute|\bon\b|\byes\b|\btrue\b", low):
+        return "full"
+    return None
+
+
+# (pattern, stack, why): the first that matches decides. Specific frameworks come before the
+# generic "FSDP" and "PyTorch" words that their descriptions also contain.
+_STACK_WORDS: tuple[tuple[str, str, str], ...] = (
+    (r"torchtitan|olmo-core", "torchtitan", "names torchtitan (FSDP2 + torch.compile)"),
+    (r"nanotron|picotron", "nanotron", "names nanotron"),
+    (r"neuron|\bnxd\b", "neuronx", "names AWS Neuron"),
+    (r"deepspeed|colossal", "deepspeed", "names DeepSpeed (ZeRO)"),
+    (r"maxtext|\bjax\b|\bxla\b|\bpax\b|easylm|maxdiffusion", "maxtext", "names a JAX/XLA stack"),
+    (r"megatron|\bnemo\b|primus", "megatron", "names Megatron-LM / NeMo"),
+    (r"fsdp|pytorch|torchtune|accelerate|lightning|litgpt|hugging\s*face|\bddp\b", "fsdp",
+     "names PyTorch (FSDP/DDP)"),
+)
+_COMPILED = r"torch\.?compile\s*[=:]?\s*(yes|on|true)\b|torch\.compile\b(?!\s*[=:]?\s*(no|off|false)\b)"
+
+
+def read_stack(notes: str, source: str) -> tuple[str, str] | None:
+    """(stack id, why) for the framework a row's notes or source name, or None. A `stack=...` (or
+    `framework: ...`) entry in the notes is read first, on its own, then the source, then the rest
+    of the notes; a PyTorch stack is `fsdp-compile` when the notes say torch.compile is on."""
+    stated = re.search(r"(?:stack|framework)\s*[=:]\s*([^;]*)", notes, re.IGNORECASE)
+    # "arch: maxtext src/.../llama3-8b.yml" cites where an architecture was read, not what ran.
+    own_notes = re.sub(r"arch(itecture)?\s*:[^;]*", " ", notes, flags=re.IGNORECASE)
+    for text in ((stated.group(1),) if stated else ()) + (source, own_notes):
+        low = text.lower()
+        for pattern, stack, why in _STACK_WORDS:
+            if re.search(pattern, low):
+                if stack == "fsdp" and re.search(_COMPILED, notes.lower()):
+                    return "fsdp-compile", "names PyTorch with torch.compile on"
+                return stack, why
+    return None
+
+
+def _squash(name: str) -> str:
+    return re.sub(r"[^a-z0-9.]", "", name.lower())
+
+
+@cache
+def _model_index() -> Mapping[str, str]:
+    from twofold.workload.registry import catalog_names
+
+    return {_squash(name): model_id for name, model_id in catalog_names().items()}
+
+
+def read_model_id(name: str) -> str | None:
+    """The catalog id a model name spells, ignoring case, spaces, dashes and underscores
+    ("Llama-3.1-8B" and "LLAMA3.1_8B" -> llama3.1-8b), or None."""
+    squashed = _squash(name)
+    index = _model_index()
+    if squashed in index:
+        return index[squashed]
+    base = re.sub(r"\(.*?\)|\[.*?\]", "", name)  # "Llama 3.1 8B (pre-training)" -> "Llama 3.1 8B"
+    return index.get(_squash(base))

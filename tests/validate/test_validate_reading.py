@@ -1,0 +1,171 @@
+"""Rows from outside the shipped files: the text readers and `twofold validate --data`.
+
+Reference: the curated mapping (`validate/data/mapping.yaml`), which a person wrote row by row for
+the shipped spellings. Where it decides a spelling, the readers must decide the same; a row whose
+spellings are changed must predict exactly what its curated original predicts.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from cli_helpers import run_cli  # noqa: E402
+from twofold.validate import validate  # noqa: E402
+from twofold.validate.dataset import COLUMNS, load_rows  # noqa: E402
+from twofold.validate.mapping import mapping_data, row_stack, stack_rule  # noqa: E402
+from twofold.validate.reading import (  # noqa: E402
+    read_hardware,
+    read_model_id,
+    read_precision,
+    read_recompute,
+    read_stack,
+)
+from twofold.workload.registry import catalog_names  # noqa: E402
+
+
+def test_hardware_reader_agrees_with_every_curated_spelling() -> None:
+    for text, entry in mapping_data()["hardware"].items():
+        reading = read_hardware(text)
+        if entry.get("chip") is None:  # curated refusal: never read as some catalog chip
+            assert reading is None or reading.chip is None, text
+            continue
+        assert reading is not None and reading.chip == entry["chip"], text
+        assert reading.family == entry["family"], text
+        assert reading.cores_per_chip == entry.get("cores_per_chip", 1), text
+
+
+@pytest.mark.parametrize(
+    ("text", "chip"),
+    [
+        ("NVIDIA H100 80GB HBM3", "h100"),
+        ("8x NVIDIA H100-SXM5-80GB", "h100"),
+        ("NVIDIA A100-SXM4-40GB", "a100-40gb"),
+        ("Cloud TPU v5p-1024", "tpu-v5p"),
+        ("TPU v5 lite pod", "tpu-v5e"),
+        ("Google TPU Ironwood", "tpu-v7"),
+        ("AWS trn2.48xlarge", "trn2"),
+        ("AMD Instinct MI325X", "mi325x"),
+        ("NVIDIA GB200 NVL72 rack", "gb200"),
+        ("NVIDIA H100 PCIe", None),  # a different part: refused, never read as the SXM chip
+        ("NVIDIA H100 NVL", None),
+        ("NVIDIA GH200", None),
+        ("A100 or H100", None),  # two chips named
+    ],
+)
+def test_hardware_reader_on_new_spellings(text: str, chip: str | None) -> None:
+    reading = read_hardware(text)
+    assert reading is not None
+    assert reading.chip == chip
+    if chip is None:
+        assert reading.reason
+
+
+def test_precision_reader_agrees_with_every_curated_spelling() -> None:
+    for text, value in mapping_data()["precision"].items():
+        assert read_precision(text) == (value or None), text
+
+
+def test_recompute_reader_agrees_with_every_curated_spelling() -> None:
+    for text, value in mapping_data()["recompute"].items():
+        if isinstance(value, dict):  # rules over the notes, not a spelling
+            continue
+        assert read_recompute(text) == value, text
+    assert read_recompute("gradient checkpointing") == "full"
+    assert read_recompute("full + CPU offload") is None
+
+
+def test_stack_reader_never_contradicts_the_curated_rules() -> None:
+    decided = 0
+    for row in load_rows():
+        rule = stack_rule(row)
+        if rule is None or rule["stack"] in ("serving", "other"):
+            continue
+        read = read_stack(row.notes, row.source)
+        if read is not None:
+            assert read[0] == rule["stack"], (row.id, read, rule["stack"])
+            decided += 1
+    # Only Narayanan et al.'s Table 2 (22 rows) names no framework in its text.
+    assert decided >= 300
+
+
+def test_model_reader_agrees_with_the_curated_names() -> None:
+    read = 0
+    for name, catalog_id in mapping_data()["catalog_models"].items():
+        got = read_model_id(name)
+        if got is not None:
+            assert got == catalog_names()[catalog_id], name
+            read += 1
+    assert read >= 30
+    assert read_model_id("Llama-3.1-8B") == "llama3.1-8b"
+    assert read_model_id("LLAMA3_70B") == catalog_names()["llama3-70b"]
+
+
+def _respelled(path: Path, ids: set[str]) -> list[dict[str, str]]:
+    """Shipped rows with new ids, a source no curated rule knows and new hardware spellings."""
+    out = []
+    for row in load_rows():
+        if row.id not in ids:
+            continue
+        cells = {c: str(getattr(row, c) if getattr(row, c) is not None else "") for c in COLUMNS}
+        cells["id"] = "HELD" + row.id
+        cells["source"] = "a team's held-out runs"
+        cells["hardware"] = row.hardware.replace("NVIDIA", "Nvidia") + " (team cluster)"
+        stack = {"megatron": "Megatron-LM", "maxtext": "MaxText"}[row_stack(row)]
+        cells["notes"] = f"stack={stack}; {row.notes}"
+        out.append(cells)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(COLUMNS))
+        writer.writeheader()
+        writer.writerows(out)
+    return out
+
+
+def test_respelled_rows_predict_what_their_curated_originals_predict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ids = {"GT0046", "GT0050", "GT0077", "GT0125"}  # sources without per-source conventions
+    _respelled(tmp_path / "held.csv", ids)
+    original = {r.id: r for r in validate([r for r in load_rows() if r.id in ids]).rows}
+    code, out, err = run_cli(capsys, "validate", "--data", str(tmp_path / "held.csv"), "--json")
+    assert code == 0, err
+    rows = {r["id"]: r for r in json.loads(out)["rows"]}
+    assert set(rows) == {"HELD" + i for i in ids}
+    for rid, ref in original.items():
+        got = rows["HELD" + rid]
+        assert got["chip"] == ref.chip and got["stack"] == ref.stack
+        assert math.isclose(got["predicted"], ref.predicted, rel_tol=1e-9), rid
+        assert any("read as" in c for c in got["caveats"])
+
+
+def test_interval_coverage_counts_rows_inside_their_interval() -> None:
+    result = validate([r for r in load_rows() if r.source.startswith("MaxText")])
+    judged = [r for r in result.rows if r.throughput]
+    inside = [r for r in judged if r.interval[0] <= r.published <= r.interval[1]]
+    assert result.interval_coverage_pct == pytest.approx(100.0 * len(inside) / len(judged))
+    # The interval is the estimate's: [x e^q_lo, x e^q_hi] for a throughput figure.
+    from twofold.estimate.uncertainty import uncertainty_for
+
+    row = judged[0]
+    low, high = uncertainty_for(row.chip, None, row.stack, {"x": 1.0}).log_interval
+    assert row.interval == pytest.approx((row.predicted * math.exp(low), row.predicted * math.exp(high)))
+
+
+def test_bad_data_files_exit_2_naming_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "validate", "--data", str(tmp_path / "nope.csv"))
+    assert code == 2 and "data" in err
+    (tmp_path / "short.csv").write_text("id,source\nA,b\n")
+    code, _, err = run_cli(capsys, "validate", "--data", str(tmp_path / "short.csv"))
+    assert code == 2 and "columns" in err
+    _respelled(tmp_path / "a.csv", {"GT0046"})
+    path = str(tmp_path / "a.csv")
+    code, _, err = run_cli(capsys, "validate", "--data", path, "--data", path)
+    assert code == 2 and "HELDGT0046" in err
+    code, _, err = run_cli(capsys, "validate", "--data", path, "--loso")
+    assert code == 2 and "--loso" in err
