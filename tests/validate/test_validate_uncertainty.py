@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 
 from twofold.validate import validate
-from twofold.validate.uncertainty import LEVELS, conformal_quantile, level_residuals, uncertainty_document
+from twofold.validate.uncertainty import (
+    LEVELS,
+    TAILS,
+    conformal_quantile,
+    level_residuals,
+    uncertainty_document,
+)
 
 
 def test_conformal_quantile_by_hand() -> None:
@@ -57,3 +63,28 @@ def test_stack_held_out_coverage_by_hand() -> None:
     # Without "a": [0, 8] from b and c covers every a; likewise for c; b's 4 is inside: all 19.
     assert stack_held_out_coverage(tagged) == 1.0
     assert stack_held_out_coverage([(0.1, "a"), (0.2, "a")]) is None
+
+
+def test_grouped_tail_by_hand() -> None:
+    """The narrowest tail whose stack-held-out coverage reaches 80% (hand-built residuals)."""
+    from twofold.validate.uncertainty import grouped_tail, stack_held_out_coverage
+
+    # Three stacks of 19 residuals 0..18; each left-out stack is scored against the other two (38
+    # values): tail 0.10 -> ranks 4 and 36 of 38 -> values 1 and 17: 17 of 19 covered (89%) -> 0.10.
+    tagged = [(float(x), g) for g in "abc" for x in range(19)]
+    assert stack_held_out_coverage(tagged, 0.10) == pytest.approx(17 / 19)
+    assert grouped_tail(tagged) == 0.10
+    # A fourth stack far off: the other three stacks' interval never reaches it, so at 0.10 the
+    # coverage is 3 * 17 / 76 = 67%, and no tail reaches 80% (at most 57 of 76 rows, 75%): the
+    # widest tail tried.
+    far = tagged + [(100.0 + x, "d") for x in range(19)]
+    assert stack_held_out_coverage(far, 0.10) == pytest.approx(51 / 76)
+    assert grouped_tail(far) == TAILS[-1]
+
+
+def test_shipped_levels_cover_a_left_out_stack(held_out) -> None:  # noqa: ANN001
+    """Each level's tail is chosen so that a stack left out of the quantiles is covered at 80%."""
+    doc = uncertainty_document(held_out)
+    for name in LEVELS:
+        entry = doc["training"][name]
+        assert entry["coverage_stack_held_out"] >= 0.8 - 1e-9 or entry["tail"] == TAILS[-1], name
