@@ -8,10 +8,13 @@ from typing import Any
 import typer
 
 from twofold.cli._app import (
+    BASE_PRECISION_OPTION,
     DEFAULT_GLOBAL_BATCH,
     DEFAULT_SEQ_LEN,
-    FINETUNE_HELP,
+    FINETUNE_OPTION,
     GLOBAL_BATCH_HELP,
+    LORA_RANK_OPTION,
+    LORA_TARGETS_OPTION,
     STACK_HELP,
     app,
     check_stack,
@@ -196,10 +199,10 @@ def compare(
     p99_itl_ms: float | None = typer.Option(None, "--p99-itl-ms", help="--infer: p99 ITL target."),
     input_tokens: int = typer.Option(1024, "--input-tokens", help="--infer: prompt tokens per request."),
     output_tokens: int = typer.Option(256, "--output-tokens", help="--infer: output tokens per request."),
-    finetune: str = typer.Option("full", "--finetune", help=FINETUNE_HELP["finetune"]),
-    lora_rank: int = typer.Option(16, "--lora-rank", help=FINETUNE_HELP["lora_rank"]),
-    lora_targets: str = typer.Option("attention-mlp", "--lora-targets", help=FINETUNE_HELP["lora_targets"]),
-    base_precision: str | None = typer.Option(None, "--base-precision", help=FINETUNE_HELP["base_precision"]),
+    finetune: str = FINETUNE_OPTION,
+    lora_rank: int = LORA_RANK_OPTION,
+    lora_targets: str = LORA_TARGETS_OPTION,
+    base_precision: str | None = BASE_PRECISION_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Each chip at its best layout on the same workload; ratios to a reference split into causes."""
