@@ -481,14 +481,20 @@ def claim(
     out: str | None = typer.Option(
         None, "--out", help="Keep the plans in this sweep store (default: a temporary one)."
     ),
+    finetune: str = FINETUNE_OPTION,
+    lora_rank: int = LORA_RANK_OPTION,
+    lora_targets: str = LORA_TARGETS_OPTION,
+    base_precision: str | None = BASE_PRECISION_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
-    """Check a vendor claim across the catalog's training workloads: where it holds, and why."""
+    """Check a vendor claim across the catalog's training workloads: where it holds, and why.
+    With --finetune lora/qlora, the training workloads are fine-tuning runs (serving ones left out)."""
     from twofold.compare.claim import evaluate_claim
     from twofold.errors import InputError
 
     _check_price_kind(price_kind)
     min_quality = _check_min_quality(min_quality)
+    the_finetune = finetune_of(finetune, lora_rank, lora_targets, base_precision)
     if workers is not None and workers < 1:
         raise InputError("workers", workers, "must be a positive integer")
     if workers is not None and ray is not None:
@@ -522,6 +528,7 @@ def claim(
         workers=workers if workers is not None or ray is not None else 1,
         ray_address=ray,
         store=out,
+        finetune=the_finetune,
     )
     if report_path is not None:
         from twofold.report import ReportData, write_report

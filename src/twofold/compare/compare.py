@@ -178,7 +178,7 @@ class CompareResult:
 
     def to_dict(self) -> dict[str, Any]:
         rows = [r.to_dict() for r in self.rows]
-        workload = asdict(self.workload)
+        workload = self.workload.to_dict()
         if self.unit == "samples":
             workload["seq_len"] = None  # as `ImportedTrainingEstimate`: no tokens
             for r in rows:
