@@ -177,6 +177,12 @@ def compare(
     samples: str | None = typer.Option(
         None, "--samples", help="Sample budget of an ONNX model without tokens (1.2M); no default."
     ),
+    deadline: str | None = typer.Option(
+        None,
+        "--deadline",
+        help="With --tokens: also each chip's cheapest count that trains them by then (48h, 3d), "
+        "at --price-kind, up to --chips chips.",
+    ),
     input_shape: list[str] | None = _SHAPE_OPTION,
     reference: str | None = typer.Option(
         None, "--reference", help="Chip the ratios divide by (default: first)."
@@ -217,6 +223,15 @@ def compare(
     min_quality = _check_min_quality(min_quality)
     name = _model_name(model_arg, model)
     the_finetune = finetune_of(finetune, lora_rank, lora_targets, base_precision)
+    deadline_s = None
+    if deadline is not None:
+        from twofold.search.deadline import parse_deadline
+
+        deadline_s = parse_deadline(deadline)
+        if infer:
+            raise InputError("deadline", deadline, "is a training budget; compare --infer serves the model")
+        if tokens is None:
+            raise InputError("tokens", None, "--deadline needs a token budget: --tokens N")
     if infer:  # serving capacity at a request rate, per chip (cli._inference.compare_capacity)
         from twofold.cli._inference import compare_capacity
 
@@ -254,12 +269,17 @@ def compare(
         grid_gco2_per_kwh=grid,
         stack=check_stack(stack),
         options=_search_bounds(max_vp=max_vp, max_cp=max_cp),
+        deadline_s=deadline_s,
         **budget,
     )
     if as_json:
         emit_json(result.to_dict())
         return
     render_compare(result.to_dict())
+    if deadline_s is not None:
+        from twofold.cli._deadline import render_deadline_column
+
+        render_deadline_column(result.to_dict())
 
 
 def _search_bounds(**bounds: int | None) -> Any:

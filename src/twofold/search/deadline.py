@@ -95,6 +95,9 @@ class DeadlineTarget:
     chip: Chip
     stack: Any = None  # `cost.stack` id, file or Stack; None = `auto`
     options: EnumerateOptions | None = None
+    # One price to use instead of the catalog's kinds (compare's row price, already resolved with
+    # its kind, grade and overrides); None: every kind of `plan_deadline`'s `price_kinds`.
+    price: Price | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -306,7 +309,10 @@ def _target_outcome(
     notes: list[str] = []
     if prices and tgt.chip.id in prices:
         kinds = kinds[:1]  # a user price is one price, whatever the kind
-    quotes = [price_for(tgt.system, tgt.chip, prices, k, min_quality=min_quality) for k in kinds]
+    if tgt.price is not None:
+        quotes = [tgt.price]
+    else:
+        quotes = [price_for(tgt.system, tgt.chip, prices, k, min_quality=min_quality) for k in kinds]
     priced = [p for p in quotes if p.usd_per_chip_hour is not None]
     unknown = [
         f"{p.kind} ({p.note.removeprefix(f'{tgt.system.id}: ').rstrip('.')})"
