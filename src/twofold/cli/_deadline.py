@@ -124,7 +124,7 @@ def _row_cells(t: dict[str, Any]) -> list[str]:
 
     o = t["best"] or t["fastest"]
     if o is None:
-        return [t["label"], "-", "-", "does not fit", "-", "-", "-", "-", t["status"]]
+        return [t["label"], "-", "-", "does not fit", "-", "-", "-", t["status"]]
     p = o["price"]
     priced = p["usd_per_chip_hour"] is not None
     lo, hi = o["time_range_s"]
@@ -137,8 +137,7 @@ def _row_cells(t: dict[str, Any]) -> list[str]:
         str(o["chips"]),
         str(o["billed_chips"]) if priced else "-",
         _layout(o["layout"]),
-        f"{p['kind']} {p['quality'] or '?'}" if priced else "no price",
-        f"{p['usd_per_chip_hour']:.3g}" if priced else "-",
+        f"{p['kind']} {p['quality'] or '?'} ${p['usd_per_chip_hour']:.3g}" if priced else "no price",
         f"{_hours(o['time_s'])} ({_hours(lo)}-{_hours(hi)})",
         cost,
         status,
@@ -159,32 +158,30 @@ def _render(d: dict[str, Any]) -> None:
         f"({w['global_batch']} x {w['seq_len']} tokens/step, {w['precision']}), cheapest per chip"
     )
     table = Table(title=title)
-    for col in ("chip", "chips", "billed", "layout", "price", "$/chip-h", "hours (80%)", "$ total (80%)", ""):
-        table.add_column(col, justify="left" if col in ("chip", "layout", "price", "") else "right")
+    for col in ("chip", "chips", "billed", "layout", "price/chip-h", "hours (80%)", "$ total (80%)", ""):
+        table.add_column(col, justify="left" if col in ("chip", "layout", "price/chip-h", "") else "right")
     for t in d["targets"]:
         table.add_row(*_row_cells(t))
     out.print(table)
     if d["best"] is not None:
-        hours = _hours(d["deadline_s"])
-        out.print(f"cheapest that meets {hours} h: {_option_line(d['best'])}", highlight=False)
+        line = f"cheapest that meets {_hours(d['deadline_s'])} h: {_option_line(d['best'])}"
+        out.print(line, highlight=False, soft_wrap=True)
     else:
-        out.print(f"[yellow]{_missed(d)}[/yellow]", highlight=False)
-    out.print(
-        "per chip: its cheapest option that meets the deadline, else its fastest; chips tried: 1, one "
-        f"node, then node x 2^k up to {d['max_chips']:,}; price kinds: {', '.join(d['price_kinds'])}"
-        + (f" of grade {d['min_quality']} or better" if d["min_quality"] else ""),
-        highlight=False,
-    )
-    out.print(
+        out.print(f"[yellow]{_missed(d)}[/yellow]", highlight=False, soft_wrap=True)
+    grade = f" of grade {d['min_quality']} or better" if d["min_quality"] else ""
+    lines = [
+        "per chip: its cheapest option that meets the deadline, else its fastest",
+        f"chips tried: 1, one node, then node x 2^k up to {d['max_chips']:,}; "
+        f"price kinds: {', '.join(d['price_kinds'])}{grade}",
         "billed: whole instances of the quoted size (docs/search.md); hours and $: 80% range from the "
         "throughput interval of the shipped rows",
-        highlight=False,
-    )
-    for n in d["notes"]:
-        out.print(n, highlight=False)
+        *d["notes"],
+    ]
+    for line in lines:
+        out.print(line, highlight=False, soft_wrap=True)
     for t in d["targets"]:
         for n in t["notes"]:
-            out.print(f"[yellow]{t['label']}: {n}[/yellow]", highlight=False)
+            out.print(f"[yellow]{t['label']}: {n}[/yellow]", highlight=False, soft_wrap=True)
 
 
 def render_deadline_column(d: dict[str, Any]) -> None:
@@ -204,4 +201,4 @@ def render_deadline_column(d: dict[str, Any]) -> None:
             line = f"{r['chip']}: {t['status']}; fastest {_option_line(t['fastest'])}"
         else:
             line = f"{r['chip']}: {t['status']}"
-        out.print(f"  {line}", highlight=False)
+        out.print(f"  {line}", highlight=False, soft_wrap=True)
