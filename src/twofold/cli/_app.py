@@ -10,10 +10,14 @@ from typing import Any
 import typer
 
 __all__ = [
+    "BASE_PRECISION_OPTION",
     "DEFAULT_GLOBAL_BATCH",
     "DEFAULT_SEQ_LEN",
     "FINETUNE_HELP",
+    "FINETUNE_OPTION",
     "GLOBAL_BATCH_HELP",
+    "LORA_RANK_OPTION",
+    "LORA_TARGETS_OPTION",
     "SERVING_DEFAULTS",
     "STACK_HELP",
     "app",
@@ -43,6 +47,13 @@ FINETUNE_HELP = {
     "lora_targets": "--finetune lora/qlora: attention, attention-mlp or all (+ LM head).",
     "base_precision": "--finetune lora/qlora: base weights bf16, fp8, nf4 or int8 (qlora default nf4).",
 }
+
+# The same four options on every verb that takes them (estimate, plan, compare, claim): one
+# definition, so a default or a help text cannot drift between verbs; `finetune_of` validates them.
+FINETUNE_OPTION = typer.Option("full", "--finetune", help=FINETUNE_HELP["finetune"])
+LORA_RANK_OPTION = typer.Option(16, "--lora-rank", help=FINETUNE_HELP["lora_rank"])
+LORA_TARGETS_OPTION = typer.Option("attention-mlp", "--lora-targets", help=FINETUNE_HELP["lora_targets"])
+BASE_PRECISION_OPTION = typer.Option(None, "--base-precision", help=FINETUNE_HELP["base_precision"])
 
 
 def finetune_of(finetune: str, lora_rank: int, lora_targets: str, base_precision: str | None) -> Any:

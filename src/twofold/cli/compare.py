@@ -8,10 +8,13 @@ from typing import Any
 import typer
 
 from twofold.cli._app import (
+    BASE_PRECISION_OPTION,
     DEFAULT_GLOBAL_BATCH,
     DEFAULT_SEQ_LEN,
-    FINETUNE_HELP,
+    FINETUNE_OPTION,
     GLOBAL_BATCH_HELP,
+    LORA_RANK_OPTION,
+    LORA_TARGETS_OPTION,
     STACK_HELP,
     app,
     check_stack,
@@ -174,6 +177,12 @@ def compare(
     samples: str | None = typer.Option(
         None, "--samples", help="Sample budget of an ONNX model without tokens (1.2M); no default."
     ),
+    deadline: str | None = typer.Option(
+        None,
+        "--deadline",
+        help="With --tokens: also each chip's cheapest count that trains them by then (48h, 3d), "
+        "at --price-kind, up to --chips chips.",
+    ),
     input_shape: list[str] | None = _SHAPE_OPTION,
     reference: str | None = typer.Option(
         None, "--reference", help="Chip the ratios divide by (default: first)."
@@ -196,10 +205,10 @@ def compare(
     p99_itl_ms: float | None = typer.Option(None, "--p99-itl-ms", help="--infer: p99 ITL target."),
     input_tokens: int = typer.Option(1024, "--input-tokens", help="--infer: prompt tokens per request."),
     output_tokens: int = typer.Option(256, "--output-tokens", help="--infer: output tokens per request."),
-    finetune: str = typer.Option("full", "--finetune", help=FINETUNE_HELP["finetune"]),
-    lora_rank: int = typer.Option(16, "--lora-rank", help=FINETUNE_HELP["lora_rank"]),
-    lora_targets: str = typer.Option("attention-mlp", "--lora-targets", help=FINETUNE_HELP["lora_targets"]),
-    base_precision: str | None = typer.Option(None, "--base-precision", help=FINETUNE_HELP["base_precision"]),
+    finetune: str = FINETUNE_OPTION,
+    lora_rank: int = LORA_RANK_OPTION,
+    lora_targets: str = LORA_TARGETS_OPTION,
+    base_precision: str | None = BASE_PRECISION_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Each chip at its best layout on the same workload; ratios to a reference split into causes."""
@@ -214,6 +223,15 @@ def compare(
     min_quality = _check_min_quality(min_quality)
     name = _model_name(model_arg, model)
     the_finetune = finetune_of(finetune, lora_rank, lora_targets, base_precision)
+    deadline_s = None
+    if deadline is not None:
+        from twofold.search.deadline import parse_deadline
+
+        deadline_s = parse_deadline(deadline)
+        if infer:
+            raise InputError("deadline", deadline, "is a training budget; compare --infer serves the model")
+        if tokens is None:
+            raise InputError("tokens", None, "--deadline needs a token budget: --tokens N")
     if infer:  # serving capacity at a request rate, per chip (cli._inference.compare_capacity)
         from twofold.cli._inference import compare_capacity
 
@@ -251,12 +269,17 @@ def compare(
         grid_gco2_per_kwh=grid,
         stack=check_stack(stack),
         options=_search_bounds(max_vp=max_vp, max_cp=max_cp),
+        deadline_s=deadline_s,
         **budget,
     )
     if as_json:
         emit_json(result.to_dict())
         return
     render_compare(result.to_dict())
+    if deadline_s is not None:
+        from twofold.cli._deadline import render_deadline_column
+
+        render_deadline_column(result.to_dict())
 
 
 def _search_bounds(**bounds: int | None) -> Any:
@@ -478,14 +501,20 @@ def claim(
     out: str | None = typer.Option(
         None, "--out", help="Keep the plans in this sweep store (default: a temporary one)."
     ),
+    finetune: str = FINETUNE_OPTION,
+    lora_rank: int = LORA_RANK_OPTION,
+    lora_targets: str = LORA_TARGETS_OPTION,
+    base_precision: str | None = BASE_PRECISION_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
-    """Check a vendor claim across the catalog's training workloads: where it holds, and why."""
+    """Check a vendor claim across the catalog's training workloads: where it holds, and why.
+    With --finetune lora/qlora, the training workloads are fine-tuning runs (serving ones left out)."""
     from twofold.compare.claim import evaluate_claim
     from twofold.errors import InputError
 
     _check_price_kind(price_kind)
     min_quality = _check_min_quality(min_quality)
+    the_finetune = finetune_of(finetune, lora_rank, lora_targets, base_precision)
     if workers is not None and workers < 1:
         raise InputError("workers", workers, "must be a positive integer")
     if workers is not None and ray is not None:
@@ -519,6 +548,7 @@ def claim(
         workers=workers if workers is not None or ray is not None else 1,
         ray_address=ray,
         store=out,
+        finetune=the_finetune,
     )
     if report_path is not None:
         from twofold.report import ReportData, write_report

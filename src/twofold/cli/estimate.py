@@ -7,10 +7,13 @@ from typing import Any
 import typer
 
 from twofold.cli._app import (
+    BASE_PRECISION_OPTION,
     DEFAULT_GLOBAL_BATCH,
     DEFAULT_SEQ_LEN,
-    FINETUNE_HELP,
+    FINETUNE_OPTION,
     GLOBAL_BATCH_HELP,
+    LORA_RANK_OPTION,
+    LORA_TARGETS_OPTION,
     SERVING_DEFAULTS,
     STACK_HELP,
     app,
@@ -107,10 +110,10 @@ def estimate(
     ),
     stack: str = typer.Option("auto", "--stack", help=STACK_HELP),
     mem_headroom: float | None = typer.Option(None, "--mem-headroom", help=_HEADROOM_HELP),
-    finetune: str = typer.Option("full", "--finetune", help=FINETUNE_HELP["finetune"]),
-    lora_rank: int = typer.Option(16, "--lora-rank", help=FINETUNE_HELP["lora_rank"]),
-    lora_targets: str = typer.Option("attention-mlp", "--lora-targets", help=FINETUNE_HELP["lora_targets"]),
-    base_precision: str | None = typer.Option(None, "--base-precision", help=FINETUNE_HELP["base_precision"]),
+    finetune: str = FINETUNE_OPTION,
+    lora_rank: int = LORA_RANK_OPTION,
+    lora_targets: str = LORA_TARGETS_OPTION,
+    base_precision: str | None = BASE_PRECISION_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Estimate one training step: step time, tokens/s/chip, MFU, memory per chip, and where the time goes."""

@@ -7,10 +7,13 @@ from typing import Any
 import typer
 
 from twofold.cli._app import (
+    BASE_PRECISION_OPTION,
     DEFAULT_GLOBAL_BATCH,
     DEFAULT_SEQ_LEN,
-    FINETUNE_HELP,
+    FINETUNE_OPTION,
     GLOBAL_BATCH_HELP,
+    LORA_RANK_OPTION,
+    LORA_TARGETS_OPTION,
     SERVING_DEFAULTS,
     STACK_HELP,
     app,
@@ -33,27 +36,38 @@ _PRICE_HELP = (
 )
 _POWER_HELP = "--objective energy: maximum (TDP) power in watts, CHIP=W (repeat or comma-separate)."
 _HEADROOM_HELP = "Fraction of each chip's memory kept free: fit within capacity x (1 - this); default 0.05."
+_ON_HELP = "--deadline: chips to choose from, comma-separated (chip or chip@system): trn2,h100,tpu-v5e."
+_DEADLINE_HELP = (
+    "Pick the cheapest chip, count, layout and price kind that trains --tokens by this time: 90m, 48h, 3d "
+    "(--objective cost; docs/search.md)."
+)
 _TIE_HELP = "Relative gap within which layouts tie on the objective; ties go to the simplest; default 0.03."
 
 
 @app.command("plan")
 def plan(
     model: str = typer.Option(..., "--model", help="Catalog model id or path to a config.json."),
-    chip: str = typer.Option(..., "--chip", help="Chip id or alias (implies its standard system)."),
+    chip: str | None = typer.Option(None, "--chip", help="Chip id or alias (implies its standard system)."),
     system: str | None = typer.Option(None, "--system", help="Another catalog system for the chip."),
-    chips: int = typer.Option(..., "--chips", help="Number of chips."),
+    chips: int | None = typer.Option(None, "--chips", help="Number of chips (with --deadline: the most)."),
+    on: str | None = typer.Option(None, "--on", help=_ON_HELP),
+    deadline: str | None = typer.Option(None, "--deadline", help=_DEADLINE_HELP),
+    samples: str | None = typer.Option(
+        None, "--samples", help="--deadline: budget in sequences (x --seq-len tokens), instead of --tokens."
+    ),
     global_batch: int = typer.Option(DEFAULT_GLOBAL_BATCH, "--global-batch", help=GLOBAL_BATCH_HELP),
     seq_len: int = typer.Option(DEFAULT_SEQ_LEN, "--seq-len", help="Tokens per sequence."),
     allow_long_context: bool = typer.Option(
         False, "--allow-long-context", help="Allow --seq-len past the model's max_position_embeddings."
     ),
     precision: str = typer.Option("bf16", "--precision", help="fp32, bf16, fp8, mxfp8, fp4."),
-    objective: str = typer.Option("throughput", "--objective", help=_OBJECTIVE_HELP),
+    objective: str | None = typer.Option(None, "--objective", help=_OBJECTIVE_HELP),
     price: list[str] = typer.Option([], "--price", help=_PRICE_HELP),  # noqa: B008 - repeatable
-    price_kind: str = typer.Option(
-        "on-demand",
+    price_kind: str | None = typer.Option(
+        None,
         "--price-kind",
-        help="--objective cost: on-demand, capacity-block, spot, committed-1y or committed-3y.",
+        help="--objective cost: on-demand (default), capacity-block, spot, committed-1y or committed-3y; "
+        "with --deadline: only this kind (default: on-demand, capacity-block and spot).",
     ),
     min_quality: str | None = typer.Option(
         None, "--min-quality", help="--objective cost: only catalog prices of grade A, B or C or better."
@@ -63,7 +77,9 @@ def plan(
         None, "--idle-fraction", help="--objective energy: idle power / TDP (default: catalog, else 0.2)."
     ),
     tokens: str | None = typer.Option(
-        None, "--tokens", help="--objective time: token budget (2e12, 2T); default 20 x params."
+        None,
+        "--tokens",
+        help="--objective time or --deadline: token budget (2e12, 2T); time: default 20 x params.",
     ),
     top: int = typer.Option(10, "--top", help="How many layouts to list."),
     mem_headroom: float | None = typer.Option(None, "--mem-headroom", help=_HEADROOM_HELP),
@@ -94,10 +110,10 @@ def plan(
         [], "--input-shape", help="--model X.onnx: shape of a dynamic input, NAME=8x3x224x224 (repeatable)."
     ),
     stack: str = typer.Option("auto", "--stack", help=STACK_HELP),
-    finetune: str = typer.Option("full", "--finetune", help=FINETUNE_HELP["finetune"]),
-    lora_rank: int = typer.Option(16, "--lora-rank", help=FINETUNE_HELP["lora_rank"]),
-    lora_targets: str = typer.Option("attention-mlp", "--lora-targets", help=FINETUNE_HELP["lora_targets"]),
-    base_precision: str | None = typer.Option(None, "--base-precision", help=FINETUNE_HELP["base_precision"]),
+    finetune: str = FINETUNE_OPTION,
+    lora_rank: int = LORA_RANK_OPTION,
+    lora_targets: str = LORA_TARGETS_OPTION,
+    base_precision: str | None = BASE_PRECISION_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Search every valid layout (dp, tp, pp, vp, cp, ep, ZeRO, micro-batch, recompute) and rank them."""
@@ -120,6 +136,66 @@ def plan(
     usable_memory_bytes(1.0, headroom)  # validates it before any model is read
     tolerance = DEFAULT_TIE_TOLERANCE if tie_tolerance is None else tie_tolerance
 
+    if deadline is not None or on is not None or samples is not None:  # search.deadline
+        from twofold.cli._deadline import plan_by_deadline, token_budget
+        from twofold.cli.compare import _chip_list
+
+        if deadline is None:
+            name, value = ("on", on) if on is not None else ("samples", samples)
+            raise InputError(name, value, "applies with --deadline (--chip and --chips plan one count)")
+        if infer:
+            raise InputError("deadline", deadline, "plans training; --infer has no deadline mode")
+        if objective not in (None, "cost"):
+            raise InputError("objective", objective, "--deadline picks the cheapest option: --objective cost")
+        if (on is None) == (chip is None):
+            raise InputError("on", on, "--deadline chooses among --on CHIP,CHIP,... or one --chip, not both")
+        if on is not None and system is not None:
+            raise InputError("system", system, "with --on, name each chip's system as chip@system")
+        if model.endswith(".onnx"):
+            raise InputError("model", model, "--deadline plans catalog models and config.json files")
+        refuse_serving_flags(
+            input_tokens=input_tokens, output_tokens=output_tokens, max_ttft_ms=max_ttft_ms,
+            max_tpot_ms=max_tpot_ms, weight_precision=weight_precision, kv_precision=kv_precision,
+            pad_heads=pad_heads or None,
+        )  # fmt: skip
+        for name, value in (("power", ",".join(power)), ("idle_fraction", idle_fraction)):
+            if value:
+                raise InputError(name, value, "applies to --objective energy, not to --deadline")
+        for name, value in (("chips", chips), ("global_batch", global_batch), ("seq_len", seq_len)):
+            if value is not None and value < 1:
+                raise InputError(name, value, "must be a positive integer")
+        if precision not in PRECISIONS:
+            raise InputError("precision", precision, f"must be one of {', '.join(PRECISIONS)}")
+        budget = token_budget(tokens, samples, seq_len)
+        workload = TrainingWorkload(
+            global_batch=global_batch,
+            seq_len=seq_len,
+            precision=precision,
+            finetune=finetune_of(finetune, lora_rank, lora_targets, base_precision),
+        )
+        return plan_by_deadline(
+            model=model,
+            names=_chip_list(on) if on is not None else [chip if system is None else f"{chip}@{system}"],
+            workload=workload,
+            tokens=budget,
+            deadline=deadline,
+            price_kind=price_kind,
+            prices=parse_chip_values(price, "price", "USD per chip-hour"),
+            min_quality=min_quality,
+            max_chips=chips,
+            stack=check_stack(stack),
+            options=EnumerateOptions(**bounds),
+            plan_kwargs={
+                "mem_headroom": headroom,
+                "tie_tolerance": tolerance,
+                "allow_long_context": allow_long_context,
+            },
+            as_json=as_json,
+        )
+    if chip is None or chips is None:
+        raise InputError("chip" if chip is None else "chips", None, "is required (or --deadline with --on)")
+    objective = "throughput" if objective is None else objective
+
     if infer:  # serving: twofold.search.infer_plan (objectives throughput, latency, cost)
         from twofold.cli._inference import plan_infer, refuse_training_flags
 
@@ -140,7 +216,7 @@ def plan(
             seq_len=(seq_len, DEFAULT_SEQ_LEN),
             global_batch=(global_batch, DEFAULT_GLOBAL_BATCH),
             price=(price, []),
-            price_kind=(price_kind, "on-demand"),
+            price_kind=(price_kind, None),
             min_quality=(min_quality, None),
             power=(power, []),
             idle_fraction=(idle_fraction, None),
@@ -204,7 +280,7 @@ def plan(
         chip=the_chip,
         prices=prices,
         powers=powers,
-        price_kind=price_kind,
+        price_kind="on-demand" if price_kind is None else price_kind,
         min_quality=min_quality,
         idle_fraction=idle_fraction,
         tokens=token_budget,

@@ -38,6 +38,7 @@ from twofold.compare.ranges import thin_evidence as thin_of
 from twofold.compare.workloads import CLAIM_WORKLOADS, ClaimWorkload
 from twofold.errors import InputError, NoAnswer
 from twofold.parallel.layout import TrainingWorkload
+from twofold.workload.finetune import Finetune
 
 __all__ = [
     "CLAIM_METRICS",
@@ -105,10 +106,13 @@ class ClaimResult:
     # holds / does not hold / holds on some workloads / cannot tell at this evidence (the ranges')
     overall: str = ""
     run: Mapping[str, Any] | None = None  # the sweep engine's summary; None when planned in process
+    finetune: Finetune | None = None  # LoRA/QLoRA of every training workload; None: full training
 
     def to_dict(self) -> dict[str, Any]:
+        fine = {} if self.finetune is None else {"finetune": self.finetune.to_dict()}
         return {
             "claim": asdict(self.claim),
+            **fine,
             "ratio_metric": self.ratio_metric,
             "tolerance": self.tolerance,
             "threshold": (1.0 - self.tolerance) * self.claim.multiplier,
@@ -174,10 +178,20 @@ def _ranged(bounds: tuple[float, float] | None, thin: str, threshold: float) -> 
     return {"ratio_range": bounds, "verdict": range_verdict(*bounds, threshold), "thin_evidence": thin}
 
 
-def _row(a: Target, b: Target, w: ClaimWorkload, key: str, threshold: float, cache: PlanCache) -> ClaimRow:
+def _row(
+    a: Target,
+    b: Target,
+    w: ClaimWorkload,
+    key: str,
+    threshold: float,
+    cache: PlanCache,
+    finetune: Finetune | None = None,
+) -> ClaimRow:
     from twofold.workload.registry import get_model
 
-    workload = TrainingWorkload(global_batch=w.global_batch, seq_len=w.seq_len, precision="bf16")
+    workload = TrainingWorkload(
+        global_batch=w.global_batch, seq_len=w.seq_len, precision="bf16", finetune=finetune
+    )
     try:
         result = compare_targets(
             get_model(w.model), [a, b], chips=w.chips, reference=b.label, workload=workload, cache=cache
@@ -251,17 +265,24 @@ def evaluate_ratio(
     ray_address: str | None = None,
     store: str | Path | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    finetune: Finetune | None = None,
 ) -> ClaimResult:
     """Check `claim` with chip A = `a` and chip B = `b` (objects: catalog or what-if chips).
 
     With `workers`, `ray_address` or `store` the plans run first on the sweep engine
     (`compare.claim_run`: a local pool, Ray, a sweep store; catalog chips only), then the rows are
     computed from them exactly as in process; otherwise everything is planned in this process.
+    `finetune` (LoRA/QLoRA, `workload.finetune`) makes every training workload a fine-tuning run;
+    serving workloads are then left out (serving a fine-tuned model is no fine-tuning run), and a
+    model LoRA is not modelled for (MoE) is a row "not evaluated" with the reason.
     """
     if not 0.0 <= tolerance < 1.0:
         raise InputError("tolerance", tolerance, "must be in [0, 1)")
+    if finetune is not None:
+        workloads = [w for w in workloads if w.phase == "training"]
     if not workloads:
-        raise InputError("workloads", workloads, "name at least one workload")
+        why = "a fine-tuning claim needs a training workload" if finetune is not None else ""
+        raise InputError("workloads", workloads, why or "name at least one workload")
     key = CLAIM_METRICS[claim.metric]
     threshold = (1.0 - tolerance) * claim.multiplier
     cache = {} if cache is None else cache
@@ -285,11 +306,12 @@ def evaluate_ratio(
                 ray_address=ray_address,
                 store=store,
                 on_progress=on_progress,
+                finetune=finetune,
             )
         rows = tuple(
             _inference_row(a, b, w, claim.metric, threshold, serving)
             if w.phase == "inference"
-            else _row(a, b, w, key, threshold, cache)
+            else _row(a, b, w, key, threshold, cache, finetune)
             for w in workloads
         )
     ratios = [r.ratio for r in rows if r.ratio is not None]
@@ -298,6 +320,12 @@ def evaluate_ratio(
     if ratios:
         summary = {"min": min(ratios), "median": statistics.median(ratios), "max": max(ratios)}
     notes = []
+    if finetune is not None:
+        ft = finetune.to_dict()
+        notes.append(
+            f"fine-tuning: {ft['method']} r={ft['rank']} {ft['targets']}, base {ft['base_precision']} on "
+            "every training workload; serving workloads left out"
+        )
     if claim.metric == "latency":
         notes.append(
             "latency: training step time at the same chip count and batch (= per-chip throughput ratio); "
@@ -317,6 +345,7 @@ def evaluate_ratio(
         notes=tuple(notes),
         run=run,
         overall=overall_verdict(rows),
+        finetune=finetune,
     )
 
 
@@ -384,13 +413,15 @@ def evaluate_claim(
     store: str | Path | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     stack: str | None = None,
+    finetune: Finetune | None = None,
 ) -> ClaimResult:
     """Parse `text` and check it on catalog chips (`evaluate_ratio`, on the sweep engine when
     `workers`, `ray_address` or `store` is given). `price_kind` picks the published price behind
     perf-per-dollar (on-demand, capacity-block, spot; `economics.PRICE_KINDS`): a chip without one
     of that kind is unknown, never priced at another kind; `min_quality` (A, B, C) excludes weaker
     catalog prices. A chip may be `chip@system`. `stack` (a `cost.stack` id or file;
-    None = `auto`, each chip's vendor reference stack) runs the training workloads on both chips."""
+    None = `auto`, each chip's vendor reference stack) runs the training workloads on both chips;
+    `finetune` makes them LoRA/QLoRA runs (`evaluate_ratio`)."""
     claim = parse_claim(text, metric=metric)
     a, b = (
         target(
@@ -415,4 +446,5 @@ def evaluate_claim(
         ray_address=ray_address,
         store=store,
         on_progress=on_progress,
+        finetune=finetune,
     )

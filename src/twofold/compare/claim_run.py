@@ -35,6 +35,7 @@ from twofold.errors import InputError
 from twofold.parallel.layout import Layout, TrainingWorkload
 from twofold.sweep.scenario import Outcome, canonical_result, plan_scenario
 from twofold.sweep.spec import Scenario
+from twofold.workload.finetune import Finetune
 
 __all__ = ["claim_scenarios", "is_catalog_target", "plan_claim_scenario", "run_claim_plans"]
 
@@ -56,10 +57,14 @@ def _serving_objective(metric: str) -> str:
 
 
 def claim_scenarios(
-    metric: str, targets: Sequence[Target], workloads: Sequence[ClaimWorkload]
+    metric: str,
+    targets: Sequence[Target],
+    workloads: Sequence[ClaimWorkload],
+    finetune: Finetune | None = None,
 ) -> list[Scenario]:
     """The scenarios a claim on `metric` plans: every workload on every target, in order.
-    Serving perf/W is not modelled (`infer_claim`), so it plans nothing."""
+    Serving perf/W is not modelled (`infer_claim`), so it plans nothing. `finetune` (LoRA/QLoRA)
+    is every training scenario's."""
     out = []
     for w in workloads:
         if w.phase == "inference" and metric == "perf-per-watt":
@@ -92,6 +97,7 @@ def claim_scenarios(
                         objective="throughput",
                         seq_len=w.seq_len,
                         global_batch=w.global_batch,
+                        finetune=None if finetune is None else finetune.to_dict(),
                         **common,
                     )
                 )
@@ -110,11 +116,7 @@ def plan_claim_scenario(scenario: Scenario) -> Outcome:
 
     t0 = time.perf_counter()
     try:
-        workload = TrainingWorkload(
-            global_batch=scenario.global_batch or 0,
-            seq_len=scenario.seq_len or 0,
-            precision=scenario.precision,
-        )
+        workload = _training_workload(scenario)
         result, unconstrained = search_chip(
             get_model(scenario.model),
             get_system(scenario.system),
@@ -141,6 +143,16 @@ def plan_claim_scenario(scenario: Scenario) -> Outcome:
         message="",
         elapsed_s=time.perf_counter() - t0,
         worker=_worker_name(),
+    )
+
+
+def _training_workload(scenario: Scenario) -> TrainingWorkload:
+    """The training workload of a claim scenario, fine-tuning included."""
+    return TrainingWorkload(
+        global_batch=scenario.global_batch or 0,
+        seq_len=scenario.seq_len or 0,
+        precision=scenario.precision,
+        finetune=Finetune(**scenario.finetune) if scenario.finetune else None,
     )
 
 
@@ -175,11 +187,7 @@ def _chip_plan(tgt: Target, scenario: Scenario, result: Mapping[str, Any]) -> Ch
     return ChipPlan(
         target=tgt,
         chips=scenario.chips,
-        workload=TrainingWorkload(
-            global_batch=scenario.global_batch or 0,
-            seq_len=scenario.seq_len or 0,
-            precision=scenario.precision,
-        ),
+        workload=_training_workload(scenario),
         layout=layout,
         metrics=metrics,
         unconstrained_layout=free_layout,
@@ -199,6 +207,7 @@ def run_claim_plans(
     ray_address: str | None = None,
     store: str | Path | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    finetune: Finetune | None = None,
 ) -> dict[str, Any]:
     """Plan a claim's scenarios on the sweep engine and fill `cache` (training, `PlanCache`) and
     `serving` (`infer_claim`'s cache); returns the run's summary (`SweepSummary.to_dict()`, with
@@ -216,7 +225,7 @@ def run_claim_plans(
                 "is not a catalog chip in a catalog system; what-if chips are planned in this process "
                 "(leave workers, ray and out unset)",
             )
-    scenarios = claim_scenarios(metric, targets, workloads)
+    scenarios = claim_scenarios(metric, targets, workloads, finetune)
     by_chip = {(t.chip.id, t.system.id): t for t in targets}
     with tempfile.TemporaryDirectory(prefix="twofold-claim-") as tmp:
         path = Path(store).expanduser() if store is not None else Path(tmp) / "claim.db"

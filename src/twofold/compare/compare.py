@@ -46,6 +46,7 @@ from twofold.estimate.result import BREAKDOWN_TERMS
 from twofold.estimate.uncertainty import Uncertainty
 from twofold.hardware.scale import scale_notes
 from twofold.parallel.layout import Layout, TrainingWorkload
+from twofold.search.deadline import TargetOutcome
 from twofold.workload.imported import ImportedModel
 from twofold.workload.model import ModelConfig
 
@@ -125,8 +126,11 @@ class CompareRow:
     thin_evidence: str = ""  # "trn2: inherited from AWS Trainium" for this chip or the reference
     stack: str = "auto"  # the software stack the chip's plan was priced with (`cost.stack`)
     stack_chosen_by: str = "auto"  # "auto" (the vendor's reference stack) or "--stack"
+    # With a deadline: the chip's cheapest option that meets it (`search.deadline`); None without.
+    deadline: TargetOutcome | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        by_deadline = {} if self.deadline is None else {"deadline": self.deadline.to_dict()}
         return {
             "chip": self.chip,
             "system": self.system,
@@ -146,6 +150,7 @@ class CompareRow:
             "uncertainty": None if self.uncertainty is None else self.uncertainty.to_dict(),
             "ratio_range": {k: (None if v is None else list(v)) for k, v in self.ratio_range.items()},
             "thin_evidence": self.thin_evidence,
+            **by_deadline,
         }
 
 
@@ -169,6 +174,7 @@ class CompareResult:
     unit: str = "tokens"
     samples: float | None = None
     price_kind: str = "on-demand"
+    deadline_s: float | None = None  # the deadline of each row's `deadline` option; None: none asked
 
     def row(self, chip: str) -> CompareRow:
         for r in self.rows:
@@ -178,7 +184,7 @@ class CompareResult:
 
     def to_dict(self) -> dict[str, Any]:
         rows = [r.to_dict() for r in self.rows]
-        workload = asdict(self.workload)
+        workload = self.workload.to_dict()
         if self.unit == "samples":
             workload["seq_len"] = None  # as `ImportedTrainingEstimate`: no tokens
             for r in rows:
@@ -195,6 +201,7 @@ class CompareResult:
             "samples": self.samples,
             "grid_gco2_per_kwh": self.grid_gco2_per_kwh,
             "price_kind": self.price_kind,
+            **({} if self.deadline_s is None else {"deadline_s": self.deadline_s}),
             "rows": rows,
             "notes": list(self.notes),
         }
@@ -319,12 +326,16 @@ def compare_targets(
     workload: TrainingWorkload | None = None,
     grid_gco2_per_kwh: float | None = None,
     cache: PlanCache | None = None,
+    deadline_s: float | None = None,
 ) -> CompareResult:
     """Compare `targets` (objects: catalog or what-if chips) on one training workload.
 
     `workload` defaults to `DEFAULT_WORKLOAD`; for an imported model, to the same global batch
     (sequences or samples) at the imported sequence length (1 without tokens) and precision.
     `samples`: the budget to train of an imported model without tokens (`tokens` for the others).
+    `deadline_s` (with `tokens`, catalog models): each row also gets its chip's cheapest option
+    that trains `tokens` by then (`search.deadline`: 1 chip, one node, node x 2^k up to `chips`,
+    at the row's own price, billed in whole instances), or why there is none.
     """
     unit = throughput_unit(model)
     if workload is None:
@@ -354,6 +365,8 @@ def compare_targets(
         raise InputError("tokens", tokens, "must be a positive number of tokens")
     if grid_gco2_per_kwh is not None and (not math.isfinite(grid_gco2_per_kwh) or grid_gco2_per_kwh < 0):
         raise InputError("grid_gco2_per_kwh", grid_gco2_per_kwh, "must be a non-negative number")
+    if deadline_s is not None:
+        deadline_s = _check_deadline(model, deadline_s, tokens)
     ref_label = labels[0] if reference is None else _resolve_reference(reference, targets)
     ref_target = targets[labels.index(ref_label)]
     budget_of = _budget_of(mode, ref_target)
@@ -387,6 +400,9 @@ def compare_targets(
     ref = raw[ref_label]
     if ref["metrics"] is None:
         raise NoAnswer(f"reference {ref_label} has no fitting layout: " + "; ".join(ref["notes"]))
+    by_deadline = {}
+    if deadline_s is not None and tokens is not None and isinstance(model, ModelConfig):
+        by_deadline = _deadline_outcomes(model, targets, workload, tokens, deadline_s, chips)
     rows = []
     sure = {t.label: _uncertainty(t, raw[t.label], unit) for t in targets}
     by_label = {t.label: t for t in targets}
@@ -417,6 +433,7 @@ def compare_targets(
                 thin_evidence=thin,
                 stack=stack_id(tgt),
                 stack_chosen_by="auto" if tgt.stack in (None, "auto") else "--stack",
+                deadline=by_deadline.get(tgt.label),
             )
         )
     return CompareResult(
@@ -432,7 +449,47 @@ def compare_targets(
         unit=unit,
         samples=budget if unit == "samples" else None,
         price_kind=_price_kind(targets),
+        deadline_s=deadline_s,
     )
+
+
+def _check_deadline(model: ModelConfig | ImportedModel, deadline_s: float, tokens: float | None) -> float:
+    """A deadline needs a token budget given (not the 20 x params default) and a catalog model."""
+    from twofold.search.deadline import parse_deadline
+
+    seconds = parse_deadline(deadline_s)
+    if isinstance(model, ImportedModel):
+        raise InputError("deadline", deadline_s, "applies to catalog models and config.json files")
+    if tokens is None:
+        raise InputError("tokens", None, "a deadline needs a token budget: --tokens N")
+    return seconds
+
+
+def _deadline_outcomes(
+    model: ModelConfig,
+    targets: Sequence[Target],
+    workload: TrainingWorkload,
+    tokens: float,
+    deadline_s: float,
+    chips: int,
+) -> dict[str, TargetOutcome]:
+    """Each target's cheapest option that meets the deadline, at the target's own price."""
+    from twofold.search.deadline import DeadlineTarget, plan_deadline
+
+    result = plan_deadline(
+        model,
+        [
+            DeadlineTarget(
+                label=t.label, system=t.system, chip=t.chip, stack=t.stack, options=t.options, price=t.price
+            )
+            for t in targets
+        ],
+        workload,
+        tokens=tokens,
+        deadline_s=deadline_s,
+        max_chips=chips,
+    )
+    return {t.label: t for t in result.targets}
 
 
 def _uncertainty(tgt: Target, row: Mapping[str, Any], unit: str) -> Uncertainty | None:
