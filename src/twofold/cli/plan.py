@@ -29,7 +29,8 @@ _OBJECTIVE_HELP = (
     "time (to train --tokens); with --infer: throughput, latency, cost."
 )
 _PRICE_HELP = (
-    "--objective cost: USD per chip-hour, CHIP=USD (repeat or comma-separate); overrides the catalog."
+    "--objective cost or --infer: USD per chip-hour, CHIP=USD (repeat or comma-separate); overrides the "
+    "catalog."
 )
 _POWER_HELP = "--objective energy: maximum (TDP) power in watts, CHIP=W (repeat or comma-separate)."
 _HEADROOM_HELP = "Fraction of each chip's memory kept free: fit within capacity x (1 - this); default 0.05."
@@ -41,7 +42,9 @@ def plan(
     model: str = typer.Option(..., "--model", help="Catalog model id or path to a config.json."),
     chip: str = typer.Option(..., "--chip", help="Chip id or alias (implies its standard system)."),
     system: str | None = typer.Option(None, "--system", help="Another catalog system for the chip."),
-    chips: int = typer.Option(..., "--chips", help="Number of chips."),
+    chips: int | None = typer.Option(
+        None, "--chips", help="Number of chips (--infer --request-rate: the most a replica takes)."
+    ),
     global_batch: int = typer.Option(DEFAULT_GLOBAL_BATCH, "--global-batch", help=GLOBAL_BATCH_HELP),
     seq_len: int = typer.Option(DEFAULT_SEQ_LEN, "--seq-len", help="Tokens per sequence."),
     allow_long_context: bool = typer.Option(
@@ -53,10 +56,13 @@ def plan(
     price_kind: str = typer.Option(
         "on-demand",
         "--price-kind",
-        help="--objective cost: on-demand, capacity-block, spot, committed-1y or committed-3y.",
+        help="--objective cost or --infer: on-demand, capacity-block, spot, committed-1y or committed-3y "
+        "(a chip without one is unknown, never priced at another kind).",
     ),
     min_quality: str | None = typer.Option(
-        None, "--min-quality", help="--objective cost: only catalog prices of grade A, B or C or better."
+        None,
+        "--min-quality",
+        help="--objective cost, --infer: only catalog prices of grade A, B or C or better.",
     ),
     power: list[str] = typer.Option([], "--power", help=_POWER_HELP),  # noqa: B008 - repeatable
     idle_fraction: float | None = typer.Option(
@@ -90,6 +96,10 @@ def plan(
     weight_precision: str | None = typer.Option(None, "--weight-precision", help="--infer: int8, fp8, ..."),
     kv_precision: str | None = typer.Option(None, "--kv-precision", help="--infer: KV-cache format."),
     pad_heads: bool = typer.Option(False, "--pad-heads", help="--infer: pad heads/FFN to a multiple of tp."),
+    neuron_cores: int | None = typer.Option(
+        None, "--neuron-cores", help="--infer on Neuron: --chips as logical NeuronCores (AWS docs' count)."
+    ),
+    lnc: int | None = typer.Option(None, "--lnc", help="--infer: logical NeuronCore config (trn2: 2)."),
     input_shape: list[str] = typer.Option(  # noqa: B008 - typer's repeatable option
         [], "--input-shape", help="--model X.onnx: shape of a dynamic input, NAME=8x3x224x224 (repeatable)."
     ),
@@ -122,26 +132,27 @@ def plan(
 
     if infer:  # serving: twofold.search.infer_plan (objectives throughput, latency, cost)
         from twofold.cli._inference import plan_infer, refuse_training_flags
+        from twofold.economics.prices import check_min_quality, price_for
 
+        prices = parse_chip_values(price, "price", "USD per chip-hour")
+        min_quality = check_min_quality(min_quality)
+        price_for(system_for(get_chip(chip), system), get_chip(chip), kind=price_kind)  # a bad kind: exit 2
         if request_rate is not None:  # capacity at a rate (serving.capacity); --chips caps one replica
-            from twofold.cli._inference import plan_capacity_infer
+            from twofold.cli._capacity import plan_capacity_infer
 
             return plan_capacity_infer(
                 model=model, chip=chip, system=system, precision=precision, max_replica_chips=chips,
                 input_tokens=1024 if input_tokens is None else input_tokens,
                 output_tokens=256 if output_tokens is None else output_tokens,
                 weight_precision=weight_precision, kv_precision=kv_precision, request_rate=request_rate,
-                p99_ttft_ms=p99_ttft_ms, p99_itl_ms=p99_itl_ms, as_json=as_json,
-                price=next(iter(parse_chip_values(price, "price", "USD per chip-hour").values()), None),
+                p99_ttft_ms=p99_ttft_ms, p99_itl_ms=p99_itl_ms, as_json=as_json, prices=prices,
+                price_kind=price_kind, min_quality=min_quality, neuron_cores=neuron_cores, lnc=lnc,
             )  # fmt: skip
 
         refuse_training_flags(
             finetune=(finetune, "full"),
             seq_len=(seq_len, DEFAULT_SEQ_LEN),
             global_batch=(global_batch, DEFAULT_GLOBAL_BATCH),
-            price=(price, []),
-            price_kind=(price_kind, "on-demand"),
-            min_quality=(min_quality, None),
             power=(power, []),
             idle_fraction=(idle_fraction, None),
             tokens=(tokens, None),
@@ -154,13 +165,16 @@ def plan(
             output_tokens=SERVING_DEFAULTS["output_tokens"] if output_tokens is None else output_tokens,
             precision=precision, weight_precision=weight_precision,
             kv_precision=kv_precision, max_ttft_ms=max_ttft_ms, max_tpot_ms=max_tpot_ms, objective=objective,
-            pad_heads=pad_heads, top=top, as_json=as_json, mem_headroom=headroom,
+            pad_heads=pad_heads, top=top, as_json=as_json, mem_headroom=headroom, prices=prices,
+            price_kind=price_kind, min_quality=min_quality, neuron_cores=neuron_cores, lnc=lnc,
         )  # fmt: skip
     refuse_serving_flags(
         input_tokens=input_tokens, output_tokens=output_tokens, max_ttft_ms=max_ttft_ms,
         max_tpot_ms=max_tpot_ms, weight_precision=weight_precision, kv_precision=kv_precision,
-        pad_heads=pad_heads or None,
+        pad_heads=pad_heads or None, neuron_cores=neuron_cores, lnc=lnc,
     )  # fmt: skip
+    if chips is None:
+        raise InputError("chips", None, "is required: the number of chips to plan for")
     for name, value in (("chips", chips), ("global_batch", global_batch), ("seq_len", seq_len), ("top", top)):
         if value < 1:
             raise InputError(name, value, "must be a positive integer")
