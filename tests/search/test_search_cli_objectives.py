@@ -91,8 +91,9 @@ def test_missing_or_misplaced_inputs_exit_2_naming_the_chip(
 
 def test_infer_refuses_the_training_objective_flags(capsys: pytest.CaptureFixture[str]) -> None:
     infer = ["plan", "--infer", "--model", "llama-tiny", "--chip", "h100", "--chips", "1"]
-    code, _, err = _run([*infer, "--objective", "cost", "--price", "h100=2"], capsys)
-    assert code == 2 and err.startswith("error: price=") and "is a training flag" in err
+    # --price is a serving flag too ($ per million output tokens); --power is training's only.
+    code, _, err = _run([*infer, "--objective", "cost", "--power", "h100=700"], capsys)
+    assert code == 2 and err.startswith("error: power=") and "is a training flag" in err
 
 
 def test_table_shows_the_objective_column(capsys: pytest.CaptureFixture[str]) -> None:

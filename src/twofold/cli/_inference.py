@@ -9,13 +9,16 @@ from twofold.cli._app import console, emit_json
 from twofold.cli.estimate import print_memory_and_notes
 
 __all__ = [
-    "compare_capacity",
+    "LOAD_DEFAULTS",
     "estimate_infer",
-    "plan_capacity_infer",
+    "is_neuron",
+    "neuron_chips",
+    "neuron_tp",
     "plan_infer",
+    "price_of",
     "refuse_training_flags",
-    "render_capacity",
     "serving_config",
+    "usd_text",
 ]
 
 
@@ -57,9 +60,10 @@ def neuron_tp(chip: Any, neuron_cores: int | None, lnc: int | None, tp: int) -> 
     """
     from twofold.errors import InputError
 
-    if chip.architecture != "systolic" or not chip.id.startswith(("trn", "inf")):
+    if not is_neuron(chip):
         if neuron_cores is not None or lnc is not None:
-            raise InputError("neuron_cores", neuron_cores, f"counts AWS NeuronCores; {chip.id} has none")
+            name, value = ("neuron_cores", neuron_cores) if neuron_cores is not None else ("lnc", lnc)
+            raise InputError(name, value, f"counts AWS NeuronCores; {chip.id} has none")
         return tp, ""
     cores = int(chip.compute_units or 1)
     lnc = lnc if lnc is not None else (2 if cores >= 8 else 1)
@@ -77,6 +81,33 @@ def neuron_tp(chip: Any, neuron_cores: int | None, lnc: int | None, tp: int) -> 
             f"is not a whole number of {chip.id} chips ({per_chip} logical NeuronCores a chip at LNC={lnc})",
         )
     return neuron_cores // per_chip, f"{neuron_cores} logical NeuronCores at LNC={lnc}"
+
+
+def is_neuron(chip: Any) -> bool:
+    """An AWS Trainium or Inferentia chip, whose tensor parallelism the Neuron docs count in cores."""
+    return chip.architecture == "systolic" and chip.id.startswith(("trn", "inf"))
+
+
+def neuron_chips(chip: Any, neuron_cores: int | None, lnc: int | None, chips: int | None) -> int | None:
+    """Chips from `--neuron-cores N [--lnc L]` (`neuron_tp`'s conversion) for `plan --infer` and
+    `compare --infer`: `chips` when --neuron-cores is not given; given both, they must agree."""
+    from twofold.errors import InputError
+
+    if neuron_cores is None:
+        neuron_tp(chip, None, lnc, 1)  # validates --lnc
+        return chips
+    n, _ = neuron_tp(chip, neuron_cores, lnc, 1)
+    if chips is not None and chips != n:
+        raise InputError("chips", chips, f"!= --neuron-cores {neuron_cores} ({n} {chip.id} chips); give one")
+    return n
+
+
+def price_of(chip: Any, system: Any, prices: dict[str, float], kind: str, min_quality: str | None) -> Any:
+    """The `economics.Price` a serving verb reports dollars at: `--price` for this chip, else the
+    catalog's price of `--price-kind` of grade `--min-quality` or better, else unknown."""
+    from twofold.economics.prices import price_for
+
+    return price_for(system, chip, prices, kind, min_quality=min_quality)
 
 
 def estimate_infer(
@@ -101,6 +132,9 @@ def estimate_infer(
     load: dict[str, Any] | None = None,
     neuron_cores: int | None = None,
     lnc: int | None = None,
+    prices: dict[str, float] | None = None,
+    price_kind: str = "on-demand",
+    min_quality: str | None = None,
 ) -> None:
     """`twofold estimate --infer`: dp from --chips / (tp*pp*ep) when --dp is not given. With `load`
     (--max-batch and --concurrency or --request-rate), the requests are simulated through the
@@ -115,6 +149,8 @@ def estimate_infer(
         if value is not None and value < 1:
             raise InputError(name, value, "must be a positive integer")
     the_chip = get_chip(chip)
+    the_system = system_for(the_chip, system)
+    price = price_of(the_chip, the_system, prices or {}, price_kind, min_quality)
     tp, cores_text = neuron_tp(the_chip, neuron_cores, lnc, tp)
     replica = tp * pp * ep
     if dp is None:
@@ -146,7 +182,7 @@ def estimate_infer(
 
         static, loaded = simulate_serving(
             get_model(model),
-            system_for(the_chip, system),
+            the_system,
             layout,
             _workload(1, input_tokens, output_tokens, precision, weight_precision, kv_precision),
             config,
@@ -156,7 +192,7 @@ def estimate_infer(
         )
         from twofold.cli.estimate import with_usable_memory
 
-        d = with_usable_memory(static.to_dict(), mem_headroom)
+        d = with_usable_memory(static.priced(price).to_dict(), mem_headroom)
         d["load"] = loaded.to_dict()
         usd = d.get("usd_per_million_output_tokens")  # same chips and price, the load's tokens/s
         d["load"]["usd_per_million_output_tokens"] = (
@@ -170,12 +206,12 @@ def estimate_infer(
         return
     result = estimate_inference(
         get_model(model),
-        system_for(the_chip, system),
+        the_system,
         layout,
         _workload(batch, input_tokens, output_tokens, precision, weight_precision, kv_precision),
         chip=the_chip,
         mem_headroom=mem_headroom,
-    )
+    ).priced(price)
     from twofold.cli.estimate import with_usable_memory
 
     d = with_usable_memory(result.to_dict(), mem_headroom)
@@ -185,7 +221,7 @@ def estimate_infer(
         _render_estimate(d)
 
 
-_LOAD_DEFAULTS: dict[str, Any] = {
+LOAD_DEFAULTS: dict[str, Any] = {
     "max_batch": None,
     "concurrency": None,
     "request_rate": None,
@@ -209,7 +245,7 @@ def serving_config(
     from twofold.errors import InputError
     from twofold.serving import ServingConfig
 
-    given = {k: v for k, v in load.items() if k in _LOAD_DEFAULTS and v != _LOAD_DEFAULTS[k]}
+    given = {k: v for k, v in load.items() if k in LOAD_DEFAULTS and v != LOAD_DEFAULTS[k]}
     if not given:
         return None
     if load.get("max_batch") is None:
@@ -218,7 +254,7 @@ def serving_config(
         raise InputError(name, given[name], rule)
     if batch is not None and batch != 1:
         raise InputError("batch", batch, "is the static estimate's batch; under load give --max-batch only")
-    args = {k: load.get(k, v) for k, v in _LOAD_DEFAULTS.items()}
+    args = {k: load.get(k, v) for k, v in LOAD_DEFAULTS.items()}
     return ServingConfig(
         input_tokens=1024 if input_tokens is None else input_tokens,
         output_tokens=256 if output_tokens is None else output_tokens,
@@ -244,17 +280,29 @@ def plan_infer(
     top: int,
     as_json: bool,
     mem_headroom: float,
+    prices: dict[str, float] | None = None,
+    price_kind: str = "on-demand",
+    min_quality: str | None = None,
+    neuron_cores: int | None = None,
+    lnc: int | None = None,
 ) -> None:
-    """`twofold plan --infer`: the serving layout and batch that maximise the objective under the targets."""
+    """`twofold plan --infer`: the serving layout and batch that maximise the objective under the
+    targets, with $ per million output tokens at the price asked for (`price_of`); `--neuron-cores`
+    gives the chips in logical NeuronCores (`neuron_chips`)."""
+    from twofold.errors import InputError
     from twofold.hardware.catalog import get_chip, system_for
     from twofold.search.infer_plan import plan_inference
     from twofold.workload import get_model
 
     the_chip = get_chip(chip)
+    the_system = system_for(the_chip, system)
+    n = neuron_chips(the_chip, neuron_cores, lnc, chips)
+    if n is None:
+        raise InputError("chips", None, "plan --infer needs --chips (or --neuron-cores on Neuron)")
     result = plan_inference(
         get_model(model),
-        system_for(the_chip, system),
-        chips,
+        the_system,
+        n,
         _workload(1, input_tokens, output_tokens, precision, weight_precision, kv_precision),
         max_ttft_ms=max_ttft_ms,
         max_tpot_ms=max_tpot_ms,
@@ -263,11 +311,14 @@ def plan_infer(
         top_k=top,
         chip=the_chip,
         mem_headroom=mem_headroom,
+        price=price_of(the_chip, the_system, prices or {}, price_kind, min_quality),
     )
+    d = result.to_dict()
+    d["neuron_cores"] = neuron_tp(the_chip, None, lnc, n)[1]  # "" off Neuron
     if as_json:
-        emit_json(result.to_dict())
+        emit_json(d)
     else:
-        _render_plan(result.to_dict())
+        _render_plan(d)
     if result.best is None:  # a valid question without an answer: exit 1 (`errors.NoAnswer`)
         from twofold.errors import NoAnswer
 
@@ -299,8 +350,8 @@ def _render_estimate(d: dict[str, Any]) -> None:
         f"largest batch that fits {d['max_batch']}, "
         f"KV capacity {d['kv_capacity_tokens']:,} tokens per replica"
     )
-    if d.get("usd_per_million_output_tokens") is not None:
-        out.print(f"${d['usd_per_million_output_tokens']:.2f} per million output tokens at the catalog price")
+    usd = usd_text(d.get("usd_per_million_output_tokens"), d.get("price"))
+    out.print(f"$ per million output tokens: {usd}")
     table = Table(title="where the time goes")
     for col in ("term", "prefill ms", "decode ms / token"):
         table.add_column(col, justify="left" if col == "term" else "right")
@@ -308,6 +359,18 @@ def _render_estimate(d: dict[str, Any]) -> None:
         table.add_row(key.removesuffix("_s"), f"{value * 1e3:.3f}", f"{d['breakdown_decode'][key] * 1e3:.4f}")
     out.print(table)
     print_memory_and_notes(out, d)
+
+
+def usd_text(usd: float | None, price: dict[str, Any] | None) -> str:
+    """The dollars and their price: "1.94 at $2.235/chip-h (on-demand, grade C, AWS)" or
+    "no price (spot): <why>"."""
+    p = price or {}
+    kind = p.get("kind", "on-demand")
+    if usd is None:
+        return f"no price ({kind})" + (f": {p['note']}" if p.get("note") else "")
+    grade = p.get("quality") or "?"
+    who = f", {p['provider']}" if p.get("provider") else ""
+    return f"{usd:.2f} at ${p['usd_per_chip_hour']:g}/chip-h ({kind}, grade {grade}{who})"
 
 
 def _render_load(load: dict[str, Any], config: Any) -> None:
@@ -326,6 +389,8 @@ def _render_load(load: dict[str, Any], config: Any) -> None:
     )
     if load.get("usd_per_million_output_tokens") is not None:
         out.print(f"${load['usd_per_million_output_tokens']:.2f} per million output tokens under this load")
+    else:
+        out.print("$ per million output tokens under this load: no price")
     table = Table()
     for col in ("latency", "mean", "p50", "p90", "p99"):
         table.add_column(col, justify="left" if col == "latency" else "right")
@@ -339,21 +404,26 @@ def _render_plan(d: dict[str, Any]) -> None:
     from rich.table import Table
 
     from twofold.cli._uncertainty import range_cell
+    from twofold.cli.compare import price_cell, price_line
 
     out = console()
+    if not out.is_terminal:  # piped: one line per row, the $ column included
+        out.width = 160
     w = d["workload"]
     targets = ", ".join(
         f"{name} <= {d[key]:g} ms"
         for name, key in (("TTFT", "max_ttft_ms"), ("TPOT", "max_tpot_ms"))
         if d[key]
     )
+    cores = f" ({d['neuron_cores']})" if d.get("neuron_cores") else ""
     out.print(
-        f"{d['model']} on {d['chips']} x {d['chip']} ({d['system']}), {w['input_tokens']} in / "
+        f"{d['model']} on {d['chips']} x {d['chip']}{cores} ({d['system']}), {w['input_tokens']} in / "
         f"{w['output_tokens']} out tokens, {w['precision']}; {targets or 'no latency target'}; "
         f"by {d['objective']}"
     )
     table = Table()
-    for col in ("#", "dp", "tp", "pp", "ep", "batch", "tokens/s/chip", "TTFT ms", "TPOT ms", "GiB/chip"):
+    for col in ("#", "dp", "tp", "pp", "ep", "batch", "tokens/s/chip", "TTFT ms", "TPOT ms", "GiB/chip",
+                "$/M out"):  # fmt: skip
         table.add_column(col, justify="right")
     for rank, row in enumerate(d["top"], start=1):
         lay = row["layout"]
@@ -365,9 +435,12 @@ def _render_plan(d: dict[str, Any]) -> None:
             f"{row['ttft_ms']:.1f}",
             f"{row['tpot_ms']:.2f}",
             f"{row['memory_per_chip_gib']:.1f}",
+            price_cell(row.get("usd_per_million_output_tokens"), d.get("price")),
         )
     if d["top"]:
         out.print(table)
+        if d.get("price"):
+            out.print(price_line(d["chip"], d["price"]), markup=False, highlight=False)
     u = (d.get("best") or {}).get("uncertainty")
     if u:
         out.print(
@@ -381,160 +454,3 @@ def _render_plan(d: dict[str, Any]) -> None:
     )
     for line in d["explanation"]:
         out.print(f"[yellow]{line}[/yellow]")
-
-
-def plan_capacity_infer(
-    *,
-    model: str,
-    chip: str,
-    system: str | None,
-    input_tokens: int,
-    output_tokens: int,
-    precision: str,
-    weight_precision: str | None,
-    kv_precision: str | None,
-    request_rate: float,
-    p99_ttft_ms: float | None,
-    p99_itl_ms: float | None,
-    price: float | None,
-    as_json: bool,
-    max_replica_chips: int | None = None,
-    load: dict[str, Any] | None = None,
-) -> None:
-    """`twofold plan --infer --request-rate R`: replicas, layout and batch meeting the p99 targets at least
-    cost (`serving.capacity`), with $ per million output tokens and per month when a price is known."""
-    from twofold.hardware.catalog import get_chip, system_for
-    from twofold.serving import ServingConfig
-    from twofold.serving.capacity import plan_capacity
-    from twofold.workload import get_model
-
-    extra = {
-        k: v
-        for k, v in (load or {}).items()
-        if k in _LOAD_DEFAULTS and k not in ("max_batch", "num_requests")
-    }
-    extra = {
-        k: v for k, v in extra.items() if v != _LOAD_DEFAULTS[k] and k not in ("concurrency", "request_rate")
-    }
-    shape = ServingConfig(
-        max_batch=1, concurrency=1, input_tokens=input_tokens, output_tokens=output_tokens, **extra
-    )
-    the_chip = get_chip(chip)
-    result = plan_capacity(
-        get_model(model),
-        system_for(the_chip, system),
-        _workload(1, input_tokens, output_tokens, precision, weight_precision, kv_precision),
-        shape,
-        request_rate=request_rate,
-        p99_ttft_ms=p99_ttft_ms,
-        p99_itl_ms=p99_itl_ms,
-        chip=the_chip,
-        price_usd_per_chip_hour=price,
-        max_replica_chips=max_replica_chips,
-    )
-    d = result.to_dict()
-    if as_json:
-        emit_json(d)
-    else:
-        render_capacity([d])
-    if d["best"] is None:
-        from twofold.errors import NoAnswer
-
-        raise NoAnswer(d["explanation"][-1])
-
-
-def render_capacity(plans: list[dict[str, Any]]) -> None:
-    """One row per chip: its cheapest plan for the rate (`serving.capacity.CapacityPlan.to_dict`)."""
-    from rich.table import Table
-
-    out = console()
-    first = plans[0]
-    targets = ", ".join(
-        f"p99 {name} <= {first[key]:g} ms"
-        for name, key in (("TTFT", "p99_ttft_ms"), ("ITL", "p99_itl_ms"))
-        if first[key]
-    )
-    out.print(
-        f"{first['model']} at {first['request_rate']:g} requests/s, {first['input_tokens']} in / "
-        f"{first['output_tokens']} out tokens; {targets or 'no latency target'}"
-    )
-    table = Table()
-    for col in ("chip", "tp", "max batch", "replicas", "chips", "req/s per replica (saturated)",
-                "p99 TTFT ms", "p99 ITL ms", "$/M output tokens", "$/month"):  # fmt: skip
-        table.add_column(col, justify="left" if col == "chip" else "right")
-    for d in plans:
-        b = d["best"]
-        if b is None:
-            table.add_row(d["chip"], *(["-"] * 9))
-            continue
-        usd = b["usd_per_million_output_tokens"]
-        month = b["usd_per_month"]
-        table.add_row(
-            d["chip"], str(b["layout"]["tp"]), str(b["max_batch"]), str(b["replicas"]), str(b["chips"]),
-            f"{b['rate_per_replica']:.2f} ({b['saturated_rate_per_replica']:.2f})",
-            f"{b['p99_ttft_ms']:,.0f}", f"{b['p99_itl_ms']:.1f}",
-            "no price" if usd is None else f"{usd:.2f}", "-" if month is None else f"{month:,.0f}",
-        )  # fmt: skip
-    out.print(table)
-    for d in plans:
-        if d["best"] is None:
-            out.print(f"[yellow]{d['chip']}: {d['explanation'][-1]}[/yellow]")
-
-
-def compare_capacity(
-    *,
-    model: str,
-    chips: list[str],
-    reference: str | None,
-    input_tokens: int,
-    output_tokens: int,
-    precision: str,
-    request_rate: float,
-    p99_ttft_ms: float | None,
-    p99_itl_ms: float | None,
-    prices: dict[str, float],
-    as_json: bool,
-) -> None:
-    """`twofold compare MODEL --on A,B --infer --request-rate R`: each chip's capacity plan for the rate
-    side by side, and each one's cost against the reference split into chips x price
-    (`compare.infer_claim.capacity_ratio`)."""
-    from twofold.compare.infer_claim import capacity_ratio
-    from twofold.hardware.catalog import get_chip, system_for
-    from twofold.serving import ServingConfig
-    from twofold.serving.capacity import plan_capacity
-    from twofold.workload import get_model
-
-    the_model = get_model(model)
-    shape = ServingConfig(max_batch=1, concurrency=1, input_tokens=input_tokens, output_tokens=output_tokens)
-    plans = []
-    for name in chips:
-        chip = get_chip(name)
-        plan = plan_capacity(
-            the_model,
-            system_for(chip),
-            _workload(1, input_tokens, output_tokens, precision, None, None),
-            shape,
-            request_rate=request_rate,
-            p99_ttft_ms=p99_ttft_ms,
-            p99_itl_ms=p99_itl_ms,
-            chip=chip,
-            price_usd_per_chip_hour=prices.get(chip.id),
-        )
-        plans.append(plan.to_dict())
-    ref_id = get_chip(reference).id if reference else plans[0]["chip"]
-    ref = next((p for p in plans if p["chip"] == ref_id), plans[0])
-    ratios = {p["chip"]: capacity_ratio(p, ref) for p in plans}
-    if as_json:
-        emit_json({"reference": ref["chip"], "plans": plans, "ratios_to_reference": ratios})
-        return
-    render_capacity(plans)
-    out = console()
-    for chip_id, r in ratios.items():
-        if chip_id == ref["chip"] or r["chips"] is None:
-            continue
-        cost = "cost unknown (no price)" if r["cost"] is None else f"cost x{r['cost']:.2f}"
-        price = "" if r["price"] is None else f" x price x{r['price']:.2f}"
-        out.print(
-            f"{chip_id} vs {ref['chip']}: {cost} = chips x{r['chips']:.2f}{price} (a replica of "
-            f"x{r['replica_chips']:.2f} chips sustains x{r['per_replica_rate']:.2f} the requests/s)"
-        )

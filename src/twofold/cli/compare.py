@@ -23,7 +23,7 @@ from twofold.cli._app import (
     finetune_of,
 )
 
-__all__ = ["claim", "compare", "parse_tokens", "report"]
+__all__ = ["claim", "compare", "parse_tokens", "price_cell", "price_line", "report"]
 
 _SUFFIX = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12, "p": 1e15}
 _PRICE_HELP = "USD per chip-hour for a chip, CHIP=USD (repeat or comma-separate); overrides the catalog."
@@ -98,7 +98,17 @@ def _check_min_quality(value: str | None) -> str | None:
     return check_min_quality(value)
 
 
-def _price_line(chip: str, p: dict[str, Any]) -> str:
+def price_cell(usd: float | None, p: dict[str, Any] | None, spec: str = ".2f") -> str:
+    """A dollar figure with its price's grade ("1.94 (C)", "2.10 (user)"), or "no price (<kind>)"
+    when that kind of price is unknown (`price_line` gives the quote in full)."""
+    kind = (p or {}).get("kind", "on-demand")
+    if usd is None:
+        return f"no price ({kind})"
+    grade = (p or {}).get("quality")
+    return format(usd, spec) + (f" ({grade})" if grade else "")
+
+
+def price_line(chip: str, p: dict[str, Any]) -> str:
     """One table note per row: the price used, its kind, quote, region, date and source keys."""
     kind = p.get("kind", "on-demand")
     if p["usd_per_chip_hour"] is None:
@@ -205,6 +215,10 @@ def compare(
     p99_itl_ms: float | None = typer.Option(None, "--p99-itl-ms", help="--infer: p99 ITL target."),
     input_tokens: int = typer.Option(1024, "--input-tokens", help="--infer: prompt tokens per request."),
     output_tokens: int = typer.Option(256, "--output-tokens", help="--infer: output tokens per request."),
+    neuron_cores: int | None = typer.Option(
+        None, "--neuron-cores", help="--infer: the most logical NeuronCores a Neuron chip's replica takes."
+    ),
+    lnc: int | None = typer.Option(None, "--lnc", help="--infer: logical NeuronCore config (trn2: 2)."),
     finetune: str = FINETUNE_OPTION,
     lora_rank: int = LORA_RANK_OPTION,
     lora_targets: str = LORA_TARGETS_OPTION,
@@ -232,8 +246,8 @@ def compare(
             raise InputError("deadline", deadline, "is a training budget; compare --infer serves the model")
         if tokens is None:
             raise InputError("tokens", None, "--deadline needs a token budget: --tokens N")
-    if infer:  # serving capacity at a request rate, per chip (cli._inference.compare_capacity)
-        from twofold.cli._inference import compare_capacity
+    if infer:  # serving capacity at a request rate, per chip (cli._capacity.compare_capacity)
+        from twofold.cli._capacity import compare_capacity
 
         if the_finetune is not None:
             raise InputError("finetune", finetune, "is a training flag; compare --infer serves the model")
@@ -242,8 +256,13 @@ def compare(
         return compare_capacity(
             model=name, chips=_chip_list(on), reference=reference, input_tokens=input_tokens,
             output_tokens=output_tokens, precision=precision, request_rate=request_rate,
-            p99_ttft_ms=p99_ttft_ms, p99_itl_ms=p99_itl_ms, prices=prices, as_json=as_json,
+            p99_ttft_ms=p99_ttft_ms, p99_itl_ms=p99_itl_ms, prices=prices, price_kind=price_kind,
+            min_quality=min_quality, as_json=as_json, neuron_cores=neuron_cores, lnc=lnc,
         )  # fmt: skip
+    if neuron_cores is not None or lnc is not None:
+        name = "neuron_cores" if neuron_cores is not None else "lnc"
+        value = neuron_cores if neuron_cores is not None else lnc
+        raise InputError(name, value, "applies to compare --infer")
     the_model, workload, budget = _resolve_model(
         name,
         input_shape,
@@ -469,7 +488,7 @@ def render_compare(d: dict[str, Any]) -> None:
             )
         out.print(ft)
     for r in d["rows"]:
-        out.print(_price_line(r["chip"], r["price"]), markup=False, highlight=False)
+        out.print(price_line(r["chip"], r["price"]), markup=False, highlight=False)
     for r in d["rows"]:
         for n in r["notes"]:
             out.print(f"[yellow]{r['chip']}: {n}[/yellow]")
@@ -562,6 +581,16 @@ def claim(
     _render_claim(result.to_dict(), report_path)
 
 
+def _serving_usd(r: dict[str, Any]) -> str:
+    """A serving row's "$/M out (on-demand): trn2 1.94, h100 no price": each chip's $ per million
+    output tokens at its price of the claim's kind."""
+    usd = r.get("usd_per_million_output_tokens")
+    if not usd:
+        return ""
+    cells = ", ".join(f"{chip} {'no price' if v is None else format(v, '.2f')}" for chip, v in usd.items())
+    return f"$/M out ({r.get('price_kind') or 'on-demand'}): {cells}"
+
+
 def _render_claim(d: dict[str, Any], report_path: str | None) -> None:
     from rich.table import Table
 
@@ -589,7 +618,7 @@ def _render_claim(d: dict[str, Any], report_path: str | None) -> None:
             verdict.replace(" at this evidence", ""),
             r["dominant_cause"] or "",
             r["secondary_cause"] or "",
-            r["note"],
+            "; ".join(x for x in (r["note"], _serving_usd(r)) if x),
         )
     out.print(table)
     out.print(d["verdict"])

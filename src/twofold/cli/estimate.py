@@ -105,6 +105,15 @@ def estimate(
         None, "--neuron-cores", help="--infer on Neuron: tp as logical NeuronCores (AWS docs' TP_DEGREE)."
     ),
     lnc: int | None = typer.Option(None, "--lnc", help="--infer: logical NeuronCore config (trn2: 2)."),
+    price: list[str] = typer.Option(  # noqa: B008 - typer's repeatable option
+        [], "--price", help="--infer: USD per chip-hour, CHIP=USD; overrides the catalog."
+    ),
+    price_kind: str = typer.Option(
+        "on-demand", "--price-kind", help="--infer: on-demand, capacity-block, spot, committed-1y or -3y."
+    ),
+    min_quality: str | None = typer.Option(
+        None, "--min-quality", help="--infer: only catalog prices of grade A, B or C or better."
+    ),
     input_shape: list[str] = typer.Option(  # noqa: B008 - typer's repeatable option
         [], "--input-shape", help="--model X.onnx: shape of a dynamic input, NAME=8x3x224x224 (repeatable)."
     ),
@@ -125,6 +134,7 @@ def estimate(
 
     if infer:  # serving: twofold.estimate.inference (training-only flags do not apply)
         from twofold.cli._inference import estimate_infer, refuse_training_flags
+        from twofold.economics.prices import check_min_quality, parse_chip_values
 
         refuse_training_flags(
             seq_len=(seq_len, DEFAULT_SEQ_LEN), global_batch=(global_batch, None), vp=(vp, 1),
@@ -144,7 +154,9 @@ def estimate(
                       chunked_prefill=chunked_prefill, prefix_cache_hit=prefix_cache_hit,
                       spec_decode=spec_decode, spec_tokens=spec_tokens, accept_rate=accept_rate,
                       engine=engine),
-            neuron_cores=neuron_cores, lnc=lnc,
+            neuron_cores=neuron_cores, lnc=lnc, price_kind=price_kind,
+            prices=parse_chip_values(price, "price", "USD per chip-hour"),
+            min_quality=check_min_quality(min_quality),
         )  # fmt: skip
     refuse_serving_flags(
         batch=batch, input_tokens=input_tokens, output_tokens=output_tokens,
@@ -154,6 +166,8 @@ def estimate(
         output_std=output_std or None, chunked_prefill=chunked_prefill,
         prefix_cache_hit=prefix_cache_hit or None, spec_decode=spec_decode, spec_tokens=spec_tokens or None,
         accept_rate=accept_rate or None, engine=None if engine == "vllm" else engine,
+        neuron_cores=neuron_cores, lnc=lnc, price=",".join(price) or None,
+        price_kind=None if price_kind == "on-demand" else price_kind, min_quality=min_quality,
     )  # fmt: skip
     headroom = _headroom(mem_headroom)
     the_finetune = finetune_of(finetune, lora_rank, lora_targets, base_precision)

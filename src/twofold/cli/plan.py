@@ -32,7 +32,8 @@ _OBJECTIVE_HELP = (
     "time (to train --tokens); with --infer: throughput, latency, cost."
 )
 _PRICE_HELP = (
-    "--objective cost: USD per chip-hour, CHIP=USD (repeat or comma-separate); overrides the catalog."
+    "--objective cost or --infer: USD per chip-hour, CHIP=USD (repeat or comma-separate); overrides the "
+    "catalog."
 )
 _POWER_HELP = "--objective energy: maximum (TDP) power in watts, CHIP=W (repeat or comma-separate)."
 _HEADROOM_HELP = "Fraction of each chip's memory kept free: fit within capacity x (1 - this); default 0.05."
@@ -49,7 +50,11 @@ def plan(
     model: str = typer.Option(..., "--model", help="Catalog model id or path to a config.json."),
     chip: str | None = typer.Option(None, "--chip", help="Chip id or alias (implies its standard system)."),
     system: str | None = typer.Option(None, "--system", help="Another catalog system for the chip."),
-    chips: int | None = typer.Option(None, "--chips", help="Number of chips (with --deadline: the most)."),
+    chips: int | None = typer.Option(
+        None,
+        "--chips",
+        help="Number of chips (with --deadline: the most; --infer --request-rate: the most a replica takes).",
+    ),
     on: str | None = typer.Option(None, "--on", help=_ON_HELP),
     deadline: str | None = typer.Option(None, "--deadline", help=_DEADLINE_HELP),
     samples: str | None = typer.Option(
@@ -66,11 +71,14 @@ def plan(
     price_kind: str | None = typer.Option(
         None,
         "--price-kind",
-        help="--objective cost: on-demand (default), capacity-block, spot, committed-1y or committed-3y; "
-        "with --deadline: only this kind (default: on-demand, capacity-block and spot).",
+        help="--objective cost or --infer: on-demand (default), capacity-block, spot, committed-1y or "
+        "committed-3y (a chip without one is unknown, never priced at another kind); with --deadline: "
+        "only this kind (default: on-demand, capacity-block and spot).",
     ),
     min_quality: str | None = typer.Option(
-        None, "--min-quality", help="--objective cost: only catalog prices of grade A, B or C or better."
+        None,
+        "--min-quality",
+        help="--objective cost, --infer: only catalog prices of grade A, B or C or better.",
     ),
     power: list[str] = typer.Option([], "--power", help=_POWER_HELP),  # noqa: B008 - repeatable
     idle_fraction: float | None = typer.Option(
@@ -106,6 +114,10 @@ def plan(
     weight_precision: str | None = typer.Option(None, "--weight-precision", help="--infer: int8, fp8, ..."),
     kv_precision: str | None = typer.Option(None, "--kv-precision", help="--infer: KV-cache format."),
     pad_heads: bool = typer.Option(False, "--pad-heads", help="--infer: pad heads/FFN to a multiple of tp."),
+    neuron_cores: int | None = typer.Option(
+        None, "--neuron-cores", help="--infer on Neuron: --chips as logical NeuronCores (AWS docs' count)."
+    ),
+    lnc: int | None = typer.Option(None, "--lnc", help="--infer: logical NeuronCore config (trn2: 2)."),
     input_shape: list[str] = typer.Option(  # noqa: B008 - typer's repeatable option
         [], "--input-shape", help="--model X.onnx: shape of a dynamic input, NAME=8x3x224x224 (repeatable)."
     ),
@@ -192,32 +204,36 @@ def plan(
             },
             as_json=as_json,
         )
-    if chip is None or chips is None:
-        raise InputError("chip" if chip is None else "chips", None, "is required (or --deadline with --on)")
+    if chip is None:
+        raise InputError("chip", None, "is required (or --deadline with --on)")
+    if chips is None and not (infer and neuron_cores is not None):
+        raise InputError("chips", None, "is required (or --deadline with --on; --infer: or --neuron-cores)")
     objective = "throughput" if objective is None else objective
+    price_kind = "on-demand" if price_kind is None else price_kind
 
     if infer:  # serving: twofold.search.infer_plan (objectives throughput, latency, cost)
         from twofold.cli._inference import plan_infer, refuse_training_flags
+        from twofold.economics.prices import check_min_quality, price_for
 
+        prices = parse_chip_values(price, "price", "USD per chip-hour")
+        min_quality = check_min_quality(min_quality)
+        price_for(system_for(get_chip(chip), system), get_chip(chip), kind=price_kind)  # a bad kind: exit 2
         if request_rate is not None:  # capacity at a rate (serving.capacity); --chips caps one replica
-            from twofold.cli._inference import plan_capacity_infer
+            from twofold.cli._capacity import plan_capacity_infer
 
             return plan_capacity_infer(
                 model=model, chip=chip, system=system, precision=precision, max_replica_chips=chips,
                 input_tokens=1024 if input_tokens is None else input_tokens,
                 output_tokens=256 if output_tokens is None else output_tokens,
                 weight_precision=weight_precision, kv_precision=kv_precision, request_rate=request_rate,
-                p99_ttft_ms=p99_ttft_ms, p99_itl_ms=p99_itl_ms, as_json=as_json,
-                price=next(iter(parse_chip_values(price, "price", "USD per chip-hour").values()), None),
+                p99_ttft_ms=p99_ttft_ms, p99_itl_ms=p99_itl_ms, as_json=as_json, prices=prices,
+                price_kind=price_kind, min_quality=min_quality, neuron_cores=neuron_cores, lnc=lnc,
             )  # fmt: skip
 
         refuse_training_flags(
             finetune=(finetune, "full"),
             seq_len=(seq_len, DEFAULT_SEQ_LEN),
             global_batch=(global_batch, DEFAULT_GLOBAL_BATCH),
-            price=(price, []),
-            price_kind=(price_kind, None),
-            min_quality=(min_quality, None),
             power=(power, []),
             idle_fraction=(idle_fraction, None),
             tokens=(tokens, None),
@@ -230,13 +246,16 @@ def plan(
             output_tokens=SERVING_DEFAULTS["output_tokens"] if output_tokens is None else output_tokens,
             precision=precision, weight_precision=weight_precision,
             kv_precision=kv_precision, max_ttft_ms=max_ttft_ms, max_tpot_ms=max_tpot_ms, objective=objective,
-            pad_heads=pad_heads, top=top, as_json=as_json, mem_headroom=headroom,
+            pad_heads=pad_heads, top=top, as_json=as_json, mem_headroom=headroom, prices=prices,
+            price_kind=price_kind, min_quality=min_quality, neuron_cores=neuron_cores, lnc=lnc,
         )  # fmt: skip
     refuse_serving_flags(
         input_tokens=input_tokens, output_tokens=output_tokens, max_ttft_ms=max_ttft_ms,
         max_tpot_ms=max_tpot_ms, weight_precision=weight_precision, kv_precision=kv_precision,
-        pad_heads=pad_heads or None,
+        pad_heads=pad_heads or None, neuron_cores=neuron_cores, lnc=lnc,
     )  # fmt: skip
+    if chips is None:
+        raise InputError("chips", None, "is required: the number of chips to plan for")
     for name, value in (("chips", chips), ("global_batch", global_batch), ("seq_len", seq_len), ("top", top)):
         if value < 1:
             raise InputError(name, value, "must be a positive integer")

@@ -72,6 +72,9 @@ class ClaimRow:
     ratio_range: tuple[float, float] | None = None  # 80% range of `ratio` (`compare.ranges`)
     verdict: str | None = None  # holds / does not hold / cannot tell at this evidence (the range's)
     thin_evidence: str = ""  # "trn2: inherited from AWS Trainium": a chip without rows of its own
+    # Serving rows: each chip's $ per million output tokens at its price of `price_kind` (None: unknown)
+    usd_per_million_output_tokens: Mapping[str, float | None] | None = None
+    price_kind: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -87,6 +90,10 @@ class ClaimRow:
             "layout_a": None if self.layout_a is None else dict(self.layout_a),
             "layout_b": None if self.layout_b is None else dict(self.layout_b),
             "note": self.note,
+            "usd_per_million_output_tokens": (
+                None if (usd := self.usd_per_million_output_tokens) is None else dict(usd)
+            ),
+            "price_kind": self.price_kind,
         }
 
 
@@ -143,7 +150,7 @@ def _inference_row(
 ) -> ClaimRow:
     from twofold.compare.infer_claim import inference_ratio
 
-    ratio, factors, lay_a, lay_b, note = inference_ratio(
+    r = inference_ratio(
         a,
         b,
         model=w.model,
@@ -153,6 +160,7 @@ def _inference_row(
         metric=metric,
         cache=cache,
     )
+    ratio = r.ratio
     ranged: dict[str, Any] = {}
     if ratio is not None:
         serving = {"output_tokens_per_s": 1.0}  # the relative interval: any positive value
@@ -162,11 +170,13 @@ def _inference_row(
         workload=w,
         ratio=ratio,
         holds=None if ratio is None else ratio >= threshold,
-        factors=factors,
-        **_causes(factors),
-        layout_a=lay_a,
-        layout_b=lay_b,
-        note=note,
+        factors=r.factors,
+        **_causes(r.factors),
+        layout_a=r.layout_a,
+        layout_b=r.layout_b,
+        note=r.note,
+        usd_per_million_output_tokens=r.usd_per_million_output_tokens or None,
+        price_kind=a.price.kind,
         **ranged,
     )
 

@@ -22,17 +22,20 @@ B's phases by A's one at a time:
 `latency` claims use each chip's lowest-latency plan (objective "latency") and the ratio E_B / E_A
 = decode * prefill. Perf per dollar multiplies the throughput ratio by `price` = price_B / price_A.
 Perf per watt is not evaluated for inference (no utilisation model for serving yet): the row says so.
+Each row also carries each chip's $ per million output tokens at its own `Target.price` (the kind
+and grade asked for; None when that price is unknown, never another kind's).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from twofold.compare.plans import Target
 from twofold.errors import InputError
 
-__all__ = ["capacity_ratio", "inference_factors", "inference_ratio"]
+__all__ = ["InferenceRatio", "inference_factors", "inference_ratio"]
 
 _Cache = dict[tuple[str, str, str, int, int, int, str], Any]
 
@@ -76,6 +79,19 @@ def inference_factors(a: Mapping[str, Any], b: Mapping[str, Any], chips: int) ->
     }
 
 
+@dataclass(frozen=True, kw_only=True)
+class InferenceRatio:
+    """One inference workload of a claim: the ratio (None: not evaluated, `note` says why), its
+    factors, both chips' layouts and each chip's $ per million output tokens (keyed by label)."""
+
+    ratio: float | None = None
+    factors: dict[str, float] | None = None
+    layout_a: dict[str, Any] | None = None
+    layout_b: dict[str, Any] | None = None
+    note: str = ""
+    usd_per_million_output_tokens: dict[str, float | None] = field(default_factory=dict)
+
+
 def inference_ratio(
     a: Target,
     b: Target,
@@ -86,59 +102,41 @@ def inference_ratio(
     output_tokens: int,
     metric: str,
     cache: _Cache,
-) -> tuple[float | None, dict[str, float] | None, dict[str, Any] | None, dict[str, Any] | None, str]:
-    """(ratio, factors, layout A, layout B, note) of one inference workload for a claim `metric`
-    (throughput, latency, perf-per-dollar, perf-per-watt); ratio None with a note when it cannot be
-    evaluated."""
+) -> InferenceRatio:
+    """The `InferenceRatio` of one inference workload for a claim `metric` (throughput, latency,
+    perf-per-dollar, perf-per-watt)."""
+    from twofold.economics.prices import usd_per_million_tokens
+
     if metric == "perf-per-watt":
-        return None, None, None, None, "not evaluated: perf/W of serving is not modelled yet"
+        return InferenceRatio(note="not evaluated: perf/W of serving is not modelled yet")
     objective = "latency" if metric == "latency" else "throughput"
     try:
         plan_a = _plan(model, a, chips, input_tokens, output_tokens, objective, cache)
         plan_b = _plan(model, b, chips, input_tokens, output_tokens, objective, cache)
     except InputError as exc:
-        return None, None, None, None, f"not evaluated: {exc}"
+        return InferenceRatio(note=f"not evaluated: {exc}")
     if plan_a.best is None or plan_b.best is None:
         why = "; ".join((*plan_a.explanation, *plan_b.explanation)) or "no serving layout fits"
-        return None, None, None, None, f"not evaluated: {why}"
+        return InferenceRatio(note=f"not evaluated: {why}")
     ea, eb = plan_a.best.to_dict(), plan_b.best.to_dict()
     # The estimate's own layout record: the same for a plan made here or read from a sweep store.
-    layouts = dict(ea["layout"]), dict(eb["layout"])
+    layouts = {"layout_a": dict(ea["layout"]), "layout_b": dict(eb["layout"])}
+    usd = {
+        t.label: usd_per_million_tokens(t.price, e["output_tokens_per_s_per_chip"])
+        for t, e in ((a, ea), (b, eb))
+    }
     factors = inference_factors(ea, eb, chips)
     if metric == "latency":
         del factors["batch_per_chip"]
-        return eb["e2e_latency_s"] / ea["e2e_latency_s"], factors, *layouts, ""
+        ratio = eb["e2e_latency_s"] / ea["e2e_latency_s"]
+        return InferenceRatio(ratio=ratio, factors=factors, usd_per_million_output_tokens=usd, **layouts)
     ratio = ea["output_tokens_per_s_per_chip"] / eb["output_tokens_per_s_per_chip"]
     if metric == "perf-per-dollar":
         pa, pb = a.price.usd_per_chip_hour, b.price.usd_per_chip_hour
         if pa is None or pb is None:
-            return None, None, *layouts, "not evaluated: price unknown"
+            return InferenceRatio(
+                note="not evaluated: price unknown", usd_per_million_output_tokens=usd, **layouts
+            )
         factors["price"] = pb / pa
         ratio *= pb / pa
-    return ratio, factors, *layouts, ""
-
-
-def capacity_ratio(plan: Mapping[str, Any], reference: Mapping[str, Any]) -> dict[str, float | None]:
-    """A chip's capacity plan at a request rate against the reference's (`serving.capacity`, dicts of
-    `CapacityPlan.to_dict`), as exact multiplicative factors of the cost of serving the same rate:
-
-        cost_A / cost_B = (chips_A / chips_B) * (price_A / price_B)
-
-    `chips`: chips needed for the rate under the targets (bandwidth, capacity and compute all act
-    here, through the replica's saturated rate and the batch its memory holds); `per_replica_rate`:
-    requests/s one replica sustains under the targets, and `replica_chips`: its size, with
-    chips = replicas * replica_chips; `price`: the chip-hour price ratio (None without both prices).
-    None throughout when either plan has no answer."""
-    a, b = plan.get("best"), reference.get("best")
-    if a is None or b is None:
-        return {"cost": None, "chips": None, "price": None, "per_replica_rate": None, "replica_chips": None}
-    pa, pb = plan.get("price_usd_per_chip_hour"), reference.get("price_usd_per_chip_hour")
-    price = None if pa is None or pb is None else float(pa) / float(pb)
-    chips = float(a["chips"]) / float(b["chips"])
-    return {
-        "cost": None if price is None else chips * price,
-        "chips": chips,
-        "price": price,
-        "per_replica_rate": float(a["rate_per_replica"]) / float(b["rate_per_replica"]),
-        "replica_chips": (float(a["chips"]) / a["replicas"]) / (float(b["chips"]) / b["replicas"]),
-    }
+    return InferenceRatio(ratio=ratio, factors=factors, usd_per_million_output_tokens=usd, **layouts)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from twofold.economics.prices import Price, price_for, usd_per_million_tokens
 from twofold.estimate._result_fields import fit_note, gib_terms, identity_dict, seconds_terms, with_unit
 from twofold.estimate.inference_types import InferenceLayout, InferenceWorkload
 from twofold.estimate.uncertainty import Uncertainty, uncertainty_for
@@ -30,6 +31,7 @@ BREAKDOWN_TERMS: tuple[str, ...] = (
     "pipeline_bubble",
 )
 MEMORY_PARTS: tuple[str, ...] = ("weights", "kv_cache", "activations", "headroom")
+_NO_PRICE = "no price"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,7 +43,8 @@ class InferenceEstimate:
     output tokens: `output_tokens_per_s` over the whole system (dp replicas), including the
     prefill time; `decode_tokens_per_s` during decode only. `kv_capacity_tokens` is per replica.
     `uncertainty`: 80% intervals of TTFT, TPOT and output tokens/s (`estimate.uncertainty`; one
-    level for serving, from the serving rows' in-sample error).
+    level for serving, from the serving rows' in-sample error). `usd_per_million_output_tokens` is
+    at `price` (the catalog on-demand price unless `priced` gave another; None when unknown).
     """
 
     model: str
@@ -69,6 +72,16 @@ class InferenceEstimate:
     memory_gib: Mapping[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     uncertainty: Uncertainty | None = None
+    price: Price | None = None
+
+    def priced(self, price: Price) -> InferenceEstimate:
+        """The same estimate with its dollars at `price` (`economics.price_for`: a kind, a grade, or
+        the user's); unknown stays unknown, never another kind's figure."""
+        notes = [n for n in self.notes if not n.startswith(_NO_PRICE)]
+        if price.usd_per_chip_hour is None:
+            notes.append(f"{_NO_PRICE} ({price.kind}): {price.note}; cost per token unknown")
+        usd = usd_per_million_tokens(price, self.output_tokens_per_s_per_chip)
+        return replace(self, price=price, usd_per_million_output_tokens=usd, notes=tuple(notes))
 
     @classmethod
     def from_row(
@@ -90,8 +103,8 @@ class InferenceEstimate:
         check_scale(system, layout.chips)
         mem = float(row["memory_per_chip_bytes"]) / 2**30
         per_chip = float(row["output_tokens_per_s_per_chip"])
-        price = system.price_usd_per_chip_hour
-        usd = None if price is None or per_chip <= 0 else price / 3600.0 / per_chip * 1e6
+        price = price_for(system, chip)
+        usd = usd_per_million_tokens(price, per_chip)
         notes: list[str] = list(scale_notes(system, layout.chips))
         if not bool(row["fits"]):
             notes.append(f"{fit_note(mem, chip)} (largest batch that fits: {max_batch})")
@@ -106,8 +119,8 @@ class InferenceEstimate:
             notes.append(
                 f"{layout.chips} chips exceed the largest documented {system.id} ({system.max_chips})"
             )
-        if price is None:
-            notes.append(f"no price for {system.id}: cost per token unknown")
+        if price.usd_per_chip_hour is None:
+            notes.append(f"{_NO_PRICE} ({price.kind}): {price.note}; cost per token unknown")
         return cls(
             model=model.name,
             chip=chip.id,
@@ -133,6 +146,7 @@ class InferenceEstimate:
             breakdown_decode=seconds_terms(row, "decode_", BREAKDOWN_TERMS),
             memory_gib=gib_terms(row, MEMORY_PARTS),
             notes=tuple(notes),
+            price=price,
             uncertainty=uncertainty_for(
                 chip.id,
                 None,
@@ -165,6 +179,7 @@ class InferenceEstimate:
             "max_batch": self.max_batch,
             "kv_capacity_tokens": self.kv_capacity_tokens,
             "usd_per_million_output_tokens": self.usd_per_million_output_tokens,
+            "price": None if self.price is None else self.price.to_dict(),
             "breakdown_prefill": with_unit(self.breakdown_prefill, "s"),
             "breakdown_decode": with_unit(self.breakdown_decode, "s"),
             "memory": with_unit(self.memory_gib, "gib"),

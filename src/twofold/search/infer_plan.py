@@ -12,9 +12,12 @@ sizes of a layout in one call): first ep x 1, 2, 4, ... up to the largest batch 
 (TTFT and TPOT grow with the batch, so the best feasible batch lies there).
 
 Objectives: `throughput` (output tokens/s per chip, the default), `latency` (end-to-end latency,
-then throughput), `cost` ($ per million output tokens: the system's price per chip-hour over
-throughput per chip; needs a price). Left out: heterogeneous prefill/decode pools
-(disaggregated serving) and per-request latency distributions under load.
+then throughput), `cost` ($ per million output tokens: the price per chip-hour over throughput per
+chip; needs a price, and ranks as throughput does, since every layout pays the same per chip). Every
+row carries $ per million output tokens at `price` (`economics.price_for`: the catalog on-demand
+price by default, or the kind, grade or user price asked for; None when unknown). Left out:
+heterogeneous prefill/decode pools (disaggregated serving) and per-request latency distributions
+under load.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from twofold.economics.prices import Price, price_for, usd_per_million_tokens
 from twofold.errors import InputError
 from twofold.estimate.inference import estimate_inference, evaluate_batches
 from twofold.estimate.inference_memory import activation_bytes_per_sequence, capacity
@@ -66,6 +70,7 @@ class InferencePlan:
     rejected: Mapping[str, int] = field(default_factory=dict)
     explanation: tuple[str, ...] = ()
     elapsed_s: float = 0.0
+    price: Price | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -75,6 +80,7 @@ class InferencePlan:
             "chips": self.chips,
             "workload": asdict(self.workload),
             "objective": self.objective,
+            "price": None if self.price is None else self.price.to_dict(),
             "max_ttft_ms": self.max_ttft_ms,
             "max_tpot_ms": self.max_tpot_ms,
             "best": None if self.best is None else self.best.to_dict(),
@@ -180,11 +186,13 @@ def plan_inference(
     top_k: int = 10,
     chip: Chip | None = None,
     mem_headroom: float = DEFAULT_MEM_HEADROOM,
+    price: Price | None = None,
 ) -> InferencePlan:
     """Search serving layouts and batch sizes (module docstring); `workload.batch` is replaced by
     the searched batch, `batch_limit` caps it (e.g. an engine's maximum concurrency). `chip`
     overrides the system's catalog chip (a what-if or measured chip). Memory fits within capacity
-    * (1 - `mem_headroom`) (`parallel.memory`)."""
+    * (1 - `mem_headroom`) (`parallel.memory`). `price`: the dollars' price (default the catalog
+    on-demand one)."""
     from twofold.hardware.catalog import chip_of, system_for
 
     start = time.perf_counter()
@@ -199,9 +207,10 @@ def plan_inference(
         isinstance(batch_limit, bool) or not isinstance(batch_limit, int) or batch_limit < 1
     ):
         raise InputError("batch_limit", batch_limit, "must be a positive integer")
-    if objective == "cost" and system.price_usd_per_chip_hour is None:
+    price = price if price is not None else price_for(system, chip)
+    if objective == "cost" and price.usd_per_chip_hour is None:
         raise InputError(
-            "objective", objective, f"system {system.id} has no price ({system.price_note or 'unknown'})"
+            "objective", objective, f"no price ({price.kind}) for {system.id}: {price.note or 'unknown'}"
         )
     check_inference(model, system, InferenceLayout(), replace(workload, batch=1))
     usable = usable_memory_bytes(chip.hbm_capacity_bytes, mem_headroom)
@@ -255,6 +264,9 @@ def plan_inference(
             "output_tokens_per_s_per_chip": float(row["output_tokens_per_s_per_chip"][i]),
             "output_tokens_per_s": float(row["output_tokens_per_s"][i]),
             "memory_per_chip_gib": float(row["memory_per_chip_bytes"][i]) / 2**30,
+            "usd_per_million_output_tokens": usd_per_million_tokens(
+                price, float(row["output_tokens_per_s_per_chip"][i])
+            ),
         }
         ranked.append((float(score[i]), layout, int(batches[i]), metrics))
 
@@ -265,7 +277,7 @@ def plan_inference(
         _, layout, batch, _ = ranked[0]
         best = estimate_inference(
             model, system, layout, replace(workload, batch=batch), chip=chip, mem_headroom=mem_headroom
-        )
+        ).priced(price)
     else:
         explanation.append(f"no layout of {chips} x {chip.id} serves {model.name} under the targets")
         if fastest is not None:
@@ -292,4 +304,5 @@ def plan_inference(
         rejected=rejected,
         explanation=tuple(explanation),
         elapsed_s=time.perf_counter() - start,
+        price=price,
     )
