@@ -50,6 +50,7 @@ __all__ = [
     "express",
     "hardware_family",
     "layout_for",
+    "row_hardware",
     "mapping_data",
     "model_from_columns",
     "row_network",
@@ -182,6 +183,12 @@ def express(row: PublishedRow) -> Case | Unexpressible:
     except NotExpressible as skip:
         return Unexpressible(row=row, family=family, reason=str(skip))
     return replace(case, stack=row_stack(row))
+
+
+def row_hardware(row: PublishedRow) -> tuple[Any, Any]:
+    """The catalog chip and system of a row's hardware (mapping.yaml); `NotExpressible` with the reason."""
+    chip, system, _ = _hardware(row)
+    return chip, system
 
 
 def _hardware(row: PublishedRow) -> tuple[Any, Any, list[str]]:
