@@ -212,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{s.median_ape_pct:.1f} / {s.mean_ape_pct:.1f} |"
             )
         print()
+    if fitted.inference_rows:
+        print(_serving_table(fitted) + "\n")
     if fitted.finetune_overall is not None:
         print(_finetune_table(fitted) + "\n")
     print("**fitted factors (efficiency factor = 1 / time multiplier theta)**\n")
@@ -234,6 +236,33 @@ def main(argv: list[str] | None = None) -> int:
     for r in fitted.worst:
         print(f"  {r.id} {r.model[:30]:30s} {r.chip:7s} {r.signed_error_pct:+7.1f}%  {r.layout}")
     return 0
+
+
+def _serving_table(result) -> str:  # noqa: ANN001 - a ValidationResult
+    """Serving rows by engine and chip family (calibrated): rows, median / mean APE, mean signed error."""
+    from statistics import mean, median
+
+    from twofold.validate.dataset import load_rows
+    from twofold.validate.serving_rows import row_engine
+
+    by_id = {row.id: row for row in load_rows()}
+    groups: dict[tuple[str, str], list] = {}
+    for r in result.inference_rows:
+        groups.setdefault((row_engine(by_id[r.id]), r.family), []).append(r)
+    lines = [
+        "**serving rows by engine and chip family (calibrated)**\n",
+        "| engine | chip family | rows | median / mean APE % | mean signed error % |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for (engine, family), rows in sorted(groups.items()):
+        ape = [r.ape_pct for r in rows]
+        signed = mean(r.signed_error_pct for r in rows)
+        lines.append(
+            f"| {engine} | {family} | {len(rows)} | {median(ape):.1f} / {mean(ape):.1f} | {signed:+.1f} |"
+        )
+    unexpressed = [u for u in result.unexpressible if by_id[u["id"]].task == "infer"]
+    lines.append(f"\n{len(unexpressed)} serving rows not expressible (reasons: `twofold validate --json`).")
+    return "\n".join(lines)
 
 
 def _finetune_table(result) -> str:  # noqa: ANN001 - a ValidationResult

@@ -250,6 +250,52 @@ def test_gpt_oss_accepts_num_experts_per_tok_alone_but_not_a_disagreement() -> N
         from_hf_config(_gpt_oss(num_experts_per_tok=3))
 
 
+def _llama4(**text: Any) -> dict[str, Any]:
+    return {
+        "model_type": "llama4",
+        "text_config": _llama(
+            model_type="llama4_text",
+            hidden_size=512,
+            num_hidden_layers=8,
+            num_attention_heads=8,
+            num_key_value_heads=2,
+            head_dim=64,
+            intermediate_size=256,
+            intermediate_size_mlp=1024,
+            num_local_experts=16,
+            num_experts_per_tok=1,
+            **text,
+        ),
+    }
+
+
+def test_llama4_interleaved_moe_shared_expert_and_chunked_layers() -> None:
+    # Llama4TextConfig: moe_layers = range(step - 1, L, step); no_rope_layers default: every 4th is NoPE.
+    m = from_hf_config(_llama4(interleave_moe_layer_step=2, attention_chunk_size=2048))
+    assert (m.num_moe_layers, m.num_dense_layers, m.intermediate_size) == (4, 4, 1024)
+    assert (m.num_experts, m.num_experts_per_tok, m.moe_intermediate_size) == (16, 1, 256)
+    assert (m.num_shared_experts, m.shared_expert_intermediate_size) == (1, 256)
+    assert (m.sliding_window, m.sliding_window_layers) == (2048, 6)  # chunked = windowed, 6 of 8
+    every = from_hf_config(_llama4(no_rope_layers=[1, 0, 1, 0, 1, 0, 1, 0]))
+    assert every.num_moe_layers == 8 and every.sliding_window_layers == 4 and every.sliding_window == 8192
+    with pytest.raises(InputError, match="no_rope_layers"):
+        from_hf_config(_llama4(no_rope_layers=[1, 0]))
+    with pytest.raises(InputError, match="num_local_experts"):
+        text = {**_llama4()["text_config"], "num_local_experts": None}
+        from_hf_config({"model_type": "llama4", "text_config": text})
+
+
+def test_gemma3_text_config_window_pattern_and_defaults() -> None:
+    text = _llama(model_type="gemma3_text", num_hidden_layers=12, head_dim=256, num_key_value_heads=4)
+    text["sliding_window"] = 1024
+    m = from_hf_config({"model_type": "gemma3", "text_config": text})
+    assert m.family == "gemma3" and m.head_dim == 256 and m.qk_norm and m.tie_word_embeddings
+    assert (m.sliding_window, m.sliding_window_layers) == (1024, 10)  # layers 5 and 11 are global
+    assert m.activation == "gelu_pytorch_tanh" and m.mlp_gated
+    flat = from_hf_config({**text, "sliding_window_pattern": 3})
+    assert flat.family == "gemma3_text" and flat.sliding_window_layers == 8
+
+
 def test_name_and_source() -> None:
     assert from_hf_config(_llama()).name == "llama"
     assert from_hf_config(_llama(_name_or_path="org/model")).name == "org/model"
@@ -259,7 +305,7 @@ def test_name_and_source() -> None:
 
 def test_every_supported_family_has_a_test_above() -> None:
     tested = {"gpt2", "gpt_neox", "mpt", "bert", "llama", "mistral", "qwen2", "qwen3", "mixtral"}
-    tested |= {"qwen3_moe", "deepseek_v3", "gpt_oss"}
+    tested |= {"qwen3_moe", "deepseek_v3", "gpt_oss", "llama4", "gemma3", "gemma3_text"}
     assert set(SUPPORTED_MODEL_TYPES) == tested
 
 

@@ -20,6 +20,10 @@ compared on their own metric (TTFT p50, TPOT p50 or output tokens/s over the run
   queued at once: a closed loop of R with trtllm-bench's default max batch 2048 and max tokens per
   step 8192 (chunked context), FP8 weights, activations and KV cache for the FP8 checkpoints
   (ModelOpt FP8 checkpoints quantize the KV cache too: an assumption where the row does not say).
+  NVFP4 checkpoints on chips with a catalog FP4 rate (B200, GB200) run FP4 GEMMs, NVFP4 weight
+  bytes and an FP8 KV cache (`validate.serving_rows`).
+The other serving rows on NVIDIA, AMD and TPU (TensorRT-LLM 0.9 static batches, vLLM on MI300X,
+vLLM TPU on v6e, MLPerf) are mapped, or refused with the reason, in `validate.serving_rows`.
 Speculative decoding (draft model or EAGLE heads not in the catalog), prefix-cache rows without
 prompt lengths, and models missing from the catalog are unexpressible, with the reason.
 """
@@ -31,16 +35,19 @@ from typing import Any
 
 from twofold.errors import InputError
 from twofold.validate.dataset import PublishedRow
+from twofold.validate.serving_rows import (
+    NotInferenceRow,
+    chip_and_system,
+    load_call,
+    static_call,
+    unexpressible_reason,
+)
 
-__all__ = ["inference_call", "predict_inference", "serving_call"]
+__all__ = ["NotInferenceRow", "inference_call", "predict_inference", "row_chip", "serving_call"]
 
 _SHAPE = re.compile(r"input (\d+) / output (\d+) tokens; batch (\d+)")
 _CHIPS = {"Trainium1": "trn1", "Inferentia2": "inf2"}
 _CORES_PER_CHIP = 2
-
-
-class NotInferenceRow(NotImplementedError):
-    """The row lacks what the inference estimator needs (its reason is reported)."""
 
 
 def inference_call(row: PublishedRow) -> dict[str, Any]:
@@ -83,12 +90,13 @@ _SERVING_MODELS = {
     "Llama-3.1-8B-Instruct": "llama3.1-8b",
     "Llama-3.1-405B-Instruct": "llama3.1-405b",
     "gpt-oss-120b": "gpt-oss-120b",
+    "Qwen3-32B": "qwen3-32b",
 }
-_GPU_CHIPS = {"H100 SXM": "h100", "H200 SXM": "h200", "B200": "b200", "GB200": "gb200"}
 _SERVING_METRICS = {
     "ttft_ms": "ttft_ms",
     "tpot_p50_ms": "tpot_ms",
     "output_tokens_per_s": "output_tokens_per_s",
+    "tokens_per_s": "output_tokens_per_s",  # vLLM benchmark_throughput rows (validate.serving_rows)
 }
 
 
@@ -100,6 +108,9 @@ def serving_call(row: PublishedRow) -> dict[str, Any] | None:
     from twofold.serving import ServingConfig
     from twofold.workload.registry import get_model
 
+    other = load_call(row)
+    if other is not None:
+        return other
     load = next((m for m in (p.search(row.notes) for p in _LOAD_SHAPES) if m), None)
     bench = _TRTLLM_BENCH.search(row.notes) if "trtllm-bench throughput" in row.notes else None
     if load is None and bench is None:
@@ -115,6 +126,7 @@ def serving_call(row: PublishedRow) -> dict[str, Any] | None:
         if "Trainium2" not in row.hardware or not row.chips:
             raise NotInferenceRow(f"no serving mapping for {row.hardware!r}")
         chip, k = get_chip("trn2"), int(load["k"])
+        system = system_for(chip)
         count = int(load["count"]) if "count" in load.groupdict() and load["count"] else 10
         n_in, n_out, precision = int(load["n_in"]), int(load["n_out"]), "bf16"
         config = ServingConfig(
@@ -123,10 +135,14 @@ def serving_call(row: PublishedRow) -> dict[str, Any] | None:
         tp = int(row.chips)
     else:
         assert bench is not None  # one of the two matched
-        chip_id = next((c for key, c in _GPU_CHIPS.items() if key in row.hardware), None)
-        if chip_id is None or "FP8" not in row.precision:
+        if not ("FP8" in row.precision or "NVFP4" in row.precision):
             raise NotInferenceRow(f"no serving mapping for {row.hardware!r} in {row.precision!r}")
-        chip, precision = get_chip(chip_id), "fp8"
+        chip, system = chip_and_system(row)  # mapping.yaml: GB200 is the NVL72 part, not a B200
+        precision = "fp8"
+        if "NVFP4" in row.precision:
+            if chip.fp4_dense_tflops is None:
+                raise NotInferenceRow(f"NVFP4 on {chip.id}: the catalog has no FP4 rate for it")
+            precision = "fp4"
         n_in, n_out, count = int(bench["n_in"]), int(bench["n_out"]), int(bench["count"])
         config = ServingConfig(
             max_batch=2048, concurrency=count, num_requests=count, input_tokens=n_in, output_tokens=n_out,
@@ -135,9 +151,17 @@ def serving_call(row: PublishedRow) -> dict[str, Any] | None:
         tp = int(row.tp or 1)
     return {
         "model": model,
-        "system": system_for(chip),
+        "system": system,
         "layout": InferenceLayout(tp=tp),
-        "workload": InferenceWorkload(batch=1, input_tokens=n_in, output_tokens=n_out, precision=precision),
+        "workload": InferenceWorkload(
+            batch=1,
+            input_tokens=n_in,
+            output_tokens=n_out,
+            precision=precision,
+            # ModelOpt NVFP4 checkpoints: one FP8 scale per 16 weights, the KV cache in FP8.
+            weight_precision="nvfp4" if precision == "fp4" else None,
+            kv_precision="fp8" if precision == "fp4" else None,
+        ),
         "config": config,
         "chip": chip,
     }
@@ -147,6 +171,9 @@ def predict_inference(row: PublishedRow, calibration: Any = None) -> tuple[float
     """(predicted output tokens/s of the instance, TTFT/TPOT and breakdown seconds) for one row."""
     from twofold.estimate.inference import estimate_inference
 
+    reason = unexpressible_reason(row)
+    if reason is not None:
+        raise NotInferenceRow(reason)
     call = serving_call(row)
     if call is not None:
         from twofold.serving import simulate_serving
@@ -159,6 +186,13 @@ def predict_inference(row: PublishedRow, calibration: Any = None) -> tuple[float
         value = figure if isinstance(figure, float) else figure.p50
         detail = {"ttft_s": load.ttft_ms.p50 / 1e3, "tpot_s": load.tpot_ms.p50 / 1e3}
         return float(value), detail
+    static = static_call(row)
+    if static is not None:
+        try:
+            est = estimate_inference(**static.kwargs, calibration=calibration)
+        except InputError as exc:
+            raise NotInferenceRow(f"estimator: {exc}") from exc
+        return static.figure(est), {"ttft_s": float(est.ttft_s), "tpot_s": float(est.tpot_s)}
     if row.metric != "output_tokens_per_s":
         raise NotInferenceRow(f"metric {row.metric} has no inference prediction")
     try:
@@ -167,3 +201,16 @@ def predict_inference(row: PublishedRow, calibration: Any = None) -> tuple[float
         raise NotInferenceRow(f"estimator: {exc}") from exc
     detail = {"ttft_s": float(est.ttft_s), "tpot_s": float(est.tpot_s)}
     return float(est.output_tokens_per_s), detail
+
+
+def row_chip(row: PublishedRow) -> str:
+    """The catalog chip a serving row is predicted on ("" where none can be named)."""
+    for call in (lambda: serving_call(row), lambda: static_call(row), lambda: inference_call(row)):
+        try:
+            found = call()
+        except (InputError, NotImplementedError):
+            continue
+        if found is not None:
+            chip = found.kwargs["chip"] if hasattr(found, "kwargs") else found["chip"]
+            return str(chip.id)
+    return ""

@@ -51,6 +51,7 @@ __all__ = [
     "express",
     "hardware_family",
     "layout_for",
+    "row_hardware",
     "mapping_data",
     "model_from_columns",
     "row_network",
@@ -211,6 +212,12 @@ def express(row: PublishedRow) -> Case | Unexpressible:
         note = f"stack {stack!r} read from the row's text ({why[1] if why else ''})"
         case = replace(case, caveats=(*case.caveats, note))
     return replace(case, stack=stack)
+
+
+def row_hardware(row: PublishedRow) -> tuple[Any, Any]:
+    """The catalog chip and system of a row's hardware (mapping.yaml); `NotExpressible` with the reason."""
+    chip, system, _ = _hardware(row)
+    return chip, system
 
 
 def _hardware(row: PublishedRow) -> tuple[Any, Any, list[str]]:

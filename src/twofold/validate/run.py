@@ -361,12 +361,9 @@ def _inference_result(
 
 def _inference_chip(row: PublishedRow) -> str:
     """The catalog chip of a serving row ("" where `validate.inference` cannot name one)."""
-    from twofold.validate.inference import inference_call
+    from twofold.validate.inference import row_chip
 
-    try:
-        return str(inference_call(row)["chip"].id)
-    except (InputError, NotImplementedError):
-        return ""
+    return row_chip(row)
 
 
 def _with_stack(

@@ -414,7 +414,9 @@ def decode_ops(
     """One decode step: one new token for each of `batch` sequences holding `context_len` tokens
     (the new one included) in the KV cache. Attention reads the whole cache in `kv_precision`
     (sliding-window layers a rolling cache of the window); every GEMM reads its full weight, and
-    each expert that receives a token reads its own. MLA uses the absorbed form (`layers._mla_ops`).
+    each expert that receives a token reads its own: the expected number of distinct experts the
+    step's tokens touch under uniform routing (`layers.touched_experts`), not all of them. MLA
+    uses the absorbed form (`layers._mla_ops`).
     """
     _positive("context_len", context_len)
     plan = _plan(

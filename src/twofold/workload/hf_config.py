@@ -12,7 +12,9 @@ default model. Keys that only refine the architecture (`num_key_value_heads`, bi
 context length) fall back to the `transformers` default of that family.
 
 What is not represented: layer positions of dense vs MoE layers (only their count, as
-`first_k_dense_layers`), partial rotary (`rotary_pct`), parallel residuals, rope scaling,
+`first_k_dense_layers`), which layers skip rope (Llama 4's NoPE layers), Gemma's extra
+pre/post-feed-forward norms and embedding scale, vision towers of multimodal checkpoints,
+partial rotary (`rotary_pct`), parallel residuals, rope scaling,
 DeepSeek's multi-token-prediction module and router score-correction bias, BERT's pooler and
 next-sentence head, the checkpoint's weight quantization. None changes a GEMM shape of the main model.
 """
@@ -40,6 +42,9 @@ _DEFAULT_MAX_POSITIONS = {
     "qwen3_moe": 32768,
     "deepseek_v3": 4096,
     "gpt_oss": 131072,
+    "llama4_text": 4096 * 32,
+    "gemma3": 131072,
+    "gemma3_text": 131072,
     "gpt_neox": 2048,
     "bert": 512,
 }
@@ -72,7 +77,8 @@ def _sliding_window(r: ConfigReader, num_layers: int) -> dict[str, Any]:
 
     `layer_types` (newer configs) lists each layer; otherwise the family rule of `transformers`:
     mistral/mixtral window every layer; qwen2/qwen3 only with `use_sliding_window`, on layers
-    >= `max_window_layers`; gpt_oss alternates, starting with a sliding layer.
+    >= `max_window_layers`; gpt_oss alternates, starting with a sliding layer; gemma3 has one
+    global layer in every `sliding_window_pattern` (6), the others slide.
     """
     window = r.int("sliding_window", None)
     if r.model_type in ("qwen2", "qwen3", "qwen3_moe") and not r.bool("use_sliding_window", False):
@@ -93,6 +99,9 @@ def _sliding_window(r: ConfigReader, num_layers: int) -> dict[str, Any]:
         count = max(0, num_layers - first)
     elif r.model_type == "gpt_oss":
         count = (num_layers + 1) // 2
+    elif r.model_type in ("gemma3", "gemma3_text"):
+        # Gemma3TextConfig: layer i is global when (i + 1) % sliding_window_pattern == 0.
+        count = num_layers - num_layers // r.int("sliding_window_pattern", 6)
     else:
         count = num_layers
     if count and window is None:
@@ -266,6 +275,89 @@ def _gpt_oss(r: ConfigReader) -> dict[str, Any]:
     return fields
 
 
+def _text_config(r: ConfigReader, text_type: str) -> ConfigReader:
+    """The language model's keys of a multimodal config.json (`text_config`), or the config itself."""
+    text = r.mapping("text_config")
+    return ConfigReader(text, text_type) if text else r
+
+
+def _llama4(r: ConfigReader) -> dict[str, Any]:
+    """Llama 4 (HF `Llama4TextConfig` / `Llama4TextDecoderLayer`), read from `text_config`.
+
+    MoE layers are every `interleave_moe_layer_step`-th (HF: `moe_layers = range(step - 1, L,
+    step)`, or an explicit `moe_layers` list): `num_local_experts` routed experts and one shared
+    expert, all `intermediate_size` wide, top-`num_experts_per_tok` (1) routing; dense layers are
+    `intermediate_size_mlp` wide. Layers that use rope (`no_rope_layers[i] == 1`; by default all
+    but every 4th) attend within chunks of `attention_chunk_size` (8192) tokens; the others (NoPE)
+    attend globally. A chunked layer is modelled as a sliding window of the chunk size: the same
+    keys while the context is within one chunk and the same cache bound (at most one chunk), but
+    beyond the first chunk a query sees `pos mod chunk + 1` keys, not the full window, so prefill
+    attention FLOPs of longer prompts are over-counted (at most 2x on those layers). Left out: the
+    weightless L2 q/k norm (`use_qk_norm`), attention temperature tuning on NoPE layers, the vision
+    tower and projector.
+    """
+    t = _text_config(r, "llama4_text")
+    fields = _decoder(t, intermediate_key="intermediate_size_mlp")
+    layers = fields["num_layers"]
+    fields["tie_word_embeddings"] = r.bool("tie_word_embeddings", t.bool("tie_word_embeddings", False))
+    fields.update(_heads(t, fields["hidden_size"]))
+    bias = t.bool("attention_bias", False)
+    fields.update(qkv_bias=bias, attn_out_bias=bias)
+    experts = t.int("num_local_experts")
+    step = t.int("interleave_moe_layer_step", 1)
+    moe_layers = t.config.get("moe_layers") or list(range(step - 1, layers, step))
+    if not isinstance(moe_layers, list) or any(
+        isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < layers for i in moe_layers
+    ):
+        raise InputError("moe_layers", moe_layers, f"must be a list of layer indices in 0..{layers - 1}")
+    rope_flags = t.config.get("no_rope_layers") or [int((i + 1) % 4 != 0) for i in range(layers)]
+    if not isinstance(rope_flags, list) or len(rope_flags) != layers or not set(rope_flags) <= {0, 1}:
+        raise InputError("no_rope_layers", rope_flags, f"must be a list of {layers} flags (1: rope, 0: NoPE)")
+    chunk = t.int("attention_chunk_size", 8192)
+    width = t.int("intermediate_size")
+    fields.update(
+        sliding_window=chunk if sum(rope_flags) else None,
+        sliding_window_layers=sum(rope_flags),
+        num_experts=experts,
+        num_experts_per_tok=_top_k(t, "num_experts_per_tok", experts, "num_local_experts"),
+        moe_intermediate_size=width,
+        num_shared_experts=1,
+        shared_expert_intermediate_size=width,
+        first_k_dense_layers=layers - len(set(moe_layers)),
+    )
+    return fields
+
+
+def _gemma3(r: ConfigReader) -> dict[str, Any]:
+    """Gemma 3 (HF `Gemma3TextConfig`; the 4B-27B checkpoints nest it in `text_config`).
+
+    GeGLU MLP (`hidden_activation`, gelu tanh), q/k RMSNorm, tied embeddings, `head_dim` given
+    (not hidden/heads), one global layer in `sliding_window_pattern` (6) and the others sliding
+    over `sliding_window` keys (Gemma Team 2025, Gemma 3 Technical Report, arXiv:2503.19786,
+    section 2.1). Left out: the post-attention and pre/post-feed-forward norms (two more RMSNorms
+    per layer), the sqrt(hidden) embedding scale, the SigLIP vision tower.
+    """
+    t = _text_config(r, "gemma3_text")
+    hidden = t.int("hidden_size")
+    layers = t.int("num_hidden_layers")
+    fields: dict[str, Any] = {
+        "num_layers": layers,
+        "hidden_size": hidden,
+        "intermediate_size": t.int("intermediate_size"),
+        "vocab_size": t.int("vocab_size", 262208),  # Gemma3TextConfig default
+        "max_position_embeddings": t.int("max_position_embeddings", 131072),
+        "mlp_gated": True,
+        "activation": t.str("hidden_activation", "gelu_pytorch_tanh"),
+        "norm": "rmsnorm",
+        "position_embedding": "rope",
+        "tie_word_embeddings": r.bool("tie_word_embeddings", t.bool("tie_word_embeddings", True)),
+        "qk_norm": True,
+    }
+    bias = t.bool("attention_bias", False)
+    fields.update(_heads(t, hidden), qkv_bias=bias, attn_out_bias=bias, **_sliding_window(t, layers))
+    return fields
+
+
 def _gpt2(r: ConfigReader) -> dict[str, Any]:
     hidden = r.int("n_embd")
     inner = r.int("n_inner", None)
@@ -391,8 +483,11 @@ _FAMILIES: dict[str, Callable[[ConfigReader], dict[str, Any]]] = {
     "deepseek_v3": _deepseek_v3,
     "gpt2": _gpt2,
     "gpt_neox": _gpt_neox,
+    "gemma3": _gemma3,
+    "gemma3_text": _gemma3,
     "gpt_oss": _gpt_oss,
     "llama": _llama,
+    "llama4": _llama4,
     "mistral": _mistral,
     "mixtral": _mixtral,
     "mpt": _mpt,

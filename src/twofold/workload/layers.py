@@ -36,7 +36,15 @@ from dataclasses import dataclass, replace
 from twofold.workload.model import ModelConfig
 from twofold.workload.ops import EXPERT_GEMM_PREFIX, Op, OpKind
 
-__all__ = ["ACTIVATION_FLOPS", "NORM_FLOPS", "Plan", "attention_layer_ops", "ffn_layer_ops", "gemm"]
+__all__ = [
+    "ACTIVATION_FLOPS",
+    "NORM_FLOPS",
+    "Plan",
+    "attention_layer_ops",
+    "ffn_layer_ops",
+    "gemm",
+    "touched_experts",
+]
 
 # Nominal FLOPs per element; these ops are memory-bound, so the figure only matters for roofline
 # completeness. rmsnorm: square, accumulate, scale by 1/rms, scale by weight. layernorm: mean
@@ -466,11 +474,30 @@ def _mlp(prefix: str, plan: Plan, *, tokens: int, width: int, count: int) -> lis
     ]
 
 
+def touched_experts(num_experts: int, top_k: int, tokens: float) -> float:
+    """Expected number of distinct experts of one MoE layer that `tokens` tokens route to.
+
+    Under uniform routing each token picks `top_k` of `num_experts` experts, so a given expert is
+    missed by one token with probability 1 - k/E and by all of them with (1 - k/E)^B; the expected
+    number touched is E * (1 - (1 - k/E)^B): k at B = 1, approaching E as B grows, never falling
+    with B (linearity of expectation; the per-token choices are taken as independent across
+    tokens, which treats the k draws of one token as independent too, exact at B = 1). Real
+    routers are skewed (popular experts), which touches fewer experts than this; left out.
+    """
+    if tokens <= 0:
+        return 0.0
+    return num_experts * (1.0 - (1.0 - top_k / num_experts) ** tokens)
+
+
 def expert_token_counts(plan: Plan) -> dict[int, int]:
     """{tokens routed to an expert: number of local experts with that many}, zero-token experts left out.
 
     Default: balanced routing of the chip's `tokens * top_k` assignments over its `E/ep` experts
     (as even as integers allow); `plan.expert_tokens` gives observed per-expert counts instead.
+    Decode: a step's few tokens touch only some experts, and only those experts' weights are read.
+    The assignments are spread evenly over the expected number touched (`touched_experts` of the
+    EP group's `routed_tokens * ep` tokens, times this chip's share `1/ep` of the experts, rounded
+    to a whole expert), so expert weight bytes follow that count.
     """
     model = plan.model
     if plan.expert_tokens is not None:
@@ -480,8 +507,13 @@ def expert_token_counts(plan: Plan) -> dict[int, int]:
                 counts[m] = counts.get(m, 0) + 1
         return counts
     local = model.num_experts // plan.ep
-    q, r = divmod(plan.routed_tokens * model.num_experts_per_tok, local)
-    return {m: n for m, n in ((q + 1, r), (q, local - r)) if m and n}
+    assigned = plan.routed_tokens * model.num_experts_per_tok
+    used = local
+    if plan.decode and assigned:
+        expected = touched_experts(model.num_experts, model.num_experts_per_tok, plan.routed_tokens * plan.ep)
+        used = min(local, assigned, max(1, round(expected / plan.ep)))
+    q, r = divmod(assigned, max(used, 1))
+    return {m: n for m, n in ((q + 1, r), (q, used - r)) if m and n}
 
 
 def ffn_layer_ops(plan: Plan) -> list[Op]:

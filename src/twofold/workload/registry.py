@@ -3,7 +3,8 @@
 Each `<id>.json` is the model's config.json as published (or, for models without one, written in
 the form of the closest family) plus a `"_twofold"` object: `source` (HF repository or paper),
 `published_params_b` (the parameter count its authors publish, in billions; null when there is
-none) and `aliases`. Adding a model is adding one file; `docs/models.md` says how.
+none), `unmodelled_params_b` (the part of that count `ModelConfig` does not describe, e.g. a
+vision tower; 0 when absent) and `aliases`. Adding a model is adding one file; `docs/models.md` says how.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class _Entry:
     model: ModelConfig
     published_params_b: float | None
     published_active_params_b: float | None
+    unmodelled_params_b: float
     params_source: str
     aliases: tuple[str, ...]
     source: str
@@ -40,7 +42,8 @@ def _parse_entry(model_id: str, text: str) -> _Entry:
     meta = raw.pop("_twofold", None)
     if not isinstance(meta, dict) or not isinstance(meta.get("source"), str) or not meta["source"]:
         raise ValueError(f"catalog/{model_id}.json: '_twofold' must be an object with a 'source'")
-    counts = {key: meta.get(key) for key in ("published_params_b", "published_active_params_b")}
+    keys = ("published_params_b", "published_active_params_b", "unmodelled_params_b")
+    counts = {key: meta.get(key) for key in keys}
     for key, value in counts.items():
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise ValueError(f"catalog/{model_id}.json: {key} must be a number or null")
@@ -52,6 +55,7 @@ def _parse_entry(model_id: str, text: str) -> _Entry:
         model=from_hf_config(raw, name=model_id, source=meta["source"]),
         published_params_b=_float_or_none(counts["published_params_b"]),
         published_active_params_b=_float_or_none(counts["published_active_params_b"]),
+        unmodelled_params_b=float(counts["unmodelled_params_b"] or 0.0),
         params_source=str(meta.get("params_source", "")),
         aliases=tuple(aliases),
         source=meta["source"],
@@ -133,6 +137,7 @@ def catalog_entry(name: str) -> dict[str, Any]:
         "id": entry.id,
         "published_params_b": entry.published_params_b,
         "published_active_params_b": entry.published_active_params_b,
+        "unmodelled_params_b": entry.unmodelled_params_b,
         "params_source": entry.params_source,
         "aliases": list(entry.aliases),
         "source": entry.source,
