@@ -31,14 +31,21 @@ from twofold.workload.registry import catalog_names  # noqa: E402
 
 
 def test_hardware_reader_agrees_with_every_curated_spelling() -> None:
+    refused = []
     for text, entry in mapping_data()["hardware"].items():
         reading = read_hardware(text)
         if entry.get("chip") is None:  # curated refusal: never read as some catalog chip
             assert reading is None or reading.chip is None, text
             continue
-        assert reading is not None and reading.chip == entry["chip"], text
+        assert reading is not None, text
+        if reading.chip is None:  # the curated entry decided on evidence outside the text
+            refused.append(text)
+            continue
+        assert reading.chip == entry["chip"], text
         assert reading.family == entry["family"], text
         assert reading.cores_per_chip == entry.get("cores_per_chip", 1), text
+    # "NVIDIA A100 (variant not stated)": mapping.yaml reads 80 GB from the rows' memory needs.
+    assert refused == ["NVIDIA A100 (variant not stated)"]
 
 
 @pytest.mark.parametrize(
