@@ -176,3 +176,24 @@ def test_bad_data_files_exit_2_naming_the_field(tmp_path: Path, capsys: pytest.C
     assert code == 2 and "HELDGT0046" in err
     code, _, err = run_cli(capsys, "validate", "--data", path, "--loso")
     assert code == 2 and "--loso" in err
+
+
+def test_data_rows_run_the_stack_named_with_stack(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--data FILE --stack ID` runs every row with that stack (reference: the estimator called on the
+    curated original's case with the stack replaced)."""
+    from dataclasses import replace
+
+    from twofold.cost.calibration import shipped_calibration
+    from twofold.validate.mapping import express
+    from twofold.validate.metrics import predict_training_figure
+    from twofold.validate.predict import default_predictor
+
+    _respelled(tmp_path / "held.csv", {"GT0046"})
+    data = str(tmp_path / "held.csv")
+    code, out, err = run_cli(capsys, "validate", "--data", data, "--stack", "fsdp", "--json")
+    assert code == 0, err
+    (row,) = json.loads(out)["rows"]
+    assert row["stack"] == "fsdp"
+    case = replace(express(next(r for r in load_rows() if r.id == "GT0046")), stack="fsdp")
+    expected = predict_training_figure(case, default_predictor(case, shipped_calibration()).step_time_s)
+    assert math.isclose(row["predicted"], expected, rel_tol=1e-9)

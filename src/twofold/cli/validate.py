@@ -32,7 +32,8 @@ def validate_command(
     stack: str | None = typer.Option(
         None,
         "--stack",
-        help="A stack id: only the rows that ran it. A stack YAML file: every selected row run with it.",
+        help="A stack id: only the rows that ran it (with --data: every row run with it). A stack YAML "
+        "file: every selected row run with it.",
     ),
     show_rows: bool = typer.Option(False, "--rows", help="List every predicted row."),
     data: list[Path] | None = typer.Option(  # noqa: B008
@@ -60,6 +61,7 @@ def validate_command(
         lofo=lofo,
         loco=loco,
         stack=stack,
+        force_stack=bool(data),
     )
     if plot is not None:
         from twofold.validate.plot import plot_predicted_vs_published

@@ -171,6 +171,7 @@ def validate(
     loco: bool = False,
     predictor: Predictor | None = None,
     stack: str | None = None,
+    force_stack: bool = False,
 ) -> ValidationResult:
     """Predict the published rows (all, or one source / hardware family) and summarise the error.
 
@@ -186,14 +187,22 @@ def validate(
     `stack`: a shipped stack id selects the rows that ran that stack (`mapping.row_stack`; every row
     is always predicted with its own stack); a stack file (or a user stack, `cost.stack.get_stack`)
     predicts the selected rows with that stack instead, with the shipped calibration (refitting a
-    stack of one's own is `twofold calibrate`'s job).
+    stack of one's own is `twofold calibrate`'s job). `force_stack=True` runs every selected row with
+    the shipped stack `stack` instead of selecting by it (rows from elsewhere, `twofold validate
+    --data FILE --stack ID`: the team names the stack its runs used).
     """
     if calibration not in CALIBRATION_MODES:
         raise InputError("calibration", calibration, f"must be one of {', '.join(CALIBRATION_MODES)}")
     all_rows = tuple(load_rows() if rows is None else rows)
     selected = _select(all_rows, source=source, family=family)
     predictor = predictor or default_predictor
-    if stack is not None and stack != "auto":
+    forced_id = None
+    if force_stack and stack is not None and stack != "auto":
+        from twofold.cost.stack import list_stacks
+
+        if stack in list_stacks():
+            forced_id = stack
+    if stack is not None and stack != "auto" and forced_id is None:
         selected, predictor = _with_stack(stack, selected, predictor, calibration, loso or lofo or loco)
     # The fit needs the uncalibrated prediction of every row it uses (LOSO: the whole dataset).
     held = {name: on for name, on in (("loso", loso), ("lofo", lofo), ("loco", loco)) if on}
@@ -210,6 +219,8 @@ def validate(
                 infer.append(row)
             continue
         outcome = express(row)
+        if forced_id is not None and isinstance(outcome, Case):
+            outcome = replace(outcome, stack=forced_id)
         if isinstance(outcome, Unexpressible):
             if row.id in selected_ids:
                 unexpressible.append(_unexpressible_entry(row, outcome.family, outcome.reason))
