@@ -197,3 +197,19 @@ def test_data_rows_run_the_stack_named_with_stack(tmp_path: Path, capsys: pytest
     case = replace(express(next(r for r in load_rows() if r.id == "GT0046")), stack="fsdp")
     expected = predict_training_figure(case, default_predictor(case, shipped_calibration()).step_time_s)
     assert math.isclose(row["predicted"], expected, rel_tol=1e-9)
+
+
+@pytest.mark.parametrize(("row_id", "gated"), [("GT0046", True), ("GT0012", False)])
+def test_unknown_model_name_takes_the_mlp_its_parameter_count_says(row_id: str, gated: bool) -> None:
+    """A renamed row (no catalog entry, no column rule) is built as the decoder whose parameter count
+    matches `params_b`: Llama 3 8B (SwiGLU) and Narayanan's GPT 1.7B (plain GELU) - the reference is
+    the architecture the curated mapping gives the original row."""
+    from dataclasses import replace
+
+    from twofold.validate.mapping import model_from_columns
+
+    original = next(r for r in load_rows() if r.id == row_id)
+    caveats: list[str] = []
+    model = model_from_columns(replace(original, model="A lab's own model"), caveats)
+    assert model.mlp_gated is gated
+    assert caveats and "parameters against" in caveats[0]

@@ -627,10 +627,10 @@ def _model(row: PublishedRow, caveats: list[str]) -> Any:
                     "structure (MLA / shared experts / leading dense layers)"
                 ) from None
             caveats.append(f"model catalog has no {catalog_id!r}; built from the row's columns")
-            return model_from_columns(row)
+            return model_from_columns(row, caveats)
         caveats.extend(_catalog_mismatches(row, model))
         return model
-    model = model_from_columns(row)
+    model = model_from_columns(row, caveats)
     arch = data.get("architectures", {}).get(row.model)
     if arch:
         caveats.append(f"architecture not in the row: taken from {arch['citation']}")
@@ -663,16 +663,44 @@ def _supplement(row: PublishedRow, what: str) -> int | None:
     return None
 
 
-def model_from_columns(row: PublishedRow) -> Any:
+# A model name no `column_families` rule knows (a row from elsewhere): a pre-norm decoder with
+# RMSNorm and RoPE, its MLP gated (SwiGLU) or plain (GELU, two matrices) by which of the two gives
+# the row's published parameter count (`params_b`); gated when the row has none.
+_DECODER = {"norm": "rmsnorm", "position_embedding": "rope"}
+_DECODER_RULES = (
+    {"family": "llama", "mlp_gated": True, "activation": "silu", **_DECODER},
+    {"family": "gpt2", "mlp_gated": False, "activation": "gelu", **_DECODER},
+)
+
+
+def model_from_columns(row: PublishedRow, caveats: list[str] | None = None) -> Any:
     """A ModelConfig from the row's architecture columns and the first matching `column_families`
     rule of mapping.yaml (which decides gated vs plain MLP, norm and positions; see the comment
     there). Figures the row omits come from `supplements` or `architectures` (cited there) or make
-    the row unexpressible."""
+    the row unexpressible. A name no rule matches gets the decoder of `_DECODER_RULES` whose
+    parameter count is nearer the row's `params_b` (a caveat says which)."""
+    rule = next((r for r in mapping_data()["column_families"] if re.search(r["match"], row.model)), None)
+    if rule is not None:
+        return _columns_model(row, rule)
+    from twofold.workload.params import param_counts
+
+    candidates = [_columns_model(row, r) for r in _DECODER_RULES]
+    chosen = candidates[0]
+    why = "no published parameter count: gated (SwiGLU) assumed"
+    if row.params_b:
+        target = row.params_b * 1e9
+        chosen = min(candidates, key=lambda m: abs(param_counts(m).total - target))
+        total = param_counts(chosen).total / 1e9
+        why = f"{total:.2f}B parameters against {row.params_b:g}B published"
+    if caveats is not None:
+        kind = "gated (SwiGLU)" if chosen.mlp_gated else "plain GELU"
+        caveats.append(f"model {row.model!r} built from the columns as a {kind} RMSNorm/RoPE decoder ({why})")
+    return chosen
+
+
+def _columns_model(row: PublishedRow, rule: Mapping[str, Any]) -> Any:
     from twofold.workload.model import ModelConfig
 
-    rule = next((r for r in mapping_data()["column_families"] if re.search(r["match"], row.model)), None)
-    if rule is None:
-        raise NotExpressible(f"no model catalog entry or column rule for {row.model!r}")
     arch = mapping_data().get("architectures", {}).get(row.model, {})
     layers = row.layers or arch.get("layers")
     hidden = row.hidden or arch.get("hidden")
