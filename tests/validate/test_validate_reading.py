@@ -213,3 +213,14 @@ def test_unknown_model_name_takes_the_mlp_its_parameter_count_says(row_id: str, 
     model = model_from_columns(replace(original, model="A lab's own model"), caveats)
     assert model.mlp_gated is gated
     assert caveats and "parameters against" in caveats[0]
+
+
+def test_metric_spellings() -> None:
+    from twofold.validate.metrics import TRAINING_METRICS
+    from twofold.validate.reading import read_metric
+
+    assert read_metric("tokens_per_s_per_GPU") == "tokens_per_s_per_chip"
+    assert read_metric("TFLOPS_per_gpu") == "tflops_per_chip"
+    assert read_metric("mfu") == "mfu"
+    for name in TRAINING_METRICS:  # twofold's own names are kept
+        assert read_metric(name) == name

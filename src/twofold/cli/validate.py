@@ -74,9 +74,13 @@ def validate_command(
 
 
 def _data_rows(paths: list[Path], *, held_out: bool) -> tuple[Any, ...]:
-    """The rows of the `--data` files (checked as the shipped files are: columns, cells, unique ids)."""
+    """The rows of the `--data` files (checked as the shipped files are: columns, cells, unique ids),
+    with other spellings of a metric name read as twofold's (`validate.reading.read_metric`)."""
+    from dataclasses import replace
+
     from twofold.errors import InputError
     from twofold.validate.dataset import read_csv
+    from twofold.validate.reading import read_metric
 
     if held_out:
         raise InputError(
@@ -92,7 +96,7 @@ def _data_rows(paths: list[Path], *, held_out: bool) -> tuple[Any, ...]:
             if row.id in seen:
                 raise InputError("data", row.id, f"row id appears in both {seen[row.id]} and {path}")
             seen[row.id] = path
-            rows.append(row)
+            rows.append(replace(row, metric=read_metric(row.metric)))
     return tuple(rows)
 
 

@@ -33,6 +33,7 @@ from functools import cache
 __all__ = [
     "HardwareReading",
     "read_hardware",
+    "read_metric",
     "read_model_id",
     "read_precision",
     "read_recompute",
@@ -206,6 +207,29 @@ def read_stack(notes: str, source: str) -> tuple[str, str] | None:
                     return "fsdp-compile", "names PyTorch with torch.compile on"
                 return stack, why
     return None
+
+
+# Other spellings of the training metrics `validate.metrics` predicts (same quantity, same unit).
+_METRIC_ALIASES = {
+    "tokens_per_s_per_gpu": "tokens_per_s_per_chip",
+    "tokens_per_s_per_device": "tokens_per_s_per_chip",
+    "tokens_per_sec_per_gpu": "tokens_per_s_per_chip",
+    "tgs": "tokens_per_s_per_chip",
+    "tokens_per_sec": "tokens_per_s",
+    "tflops_per_gpu": "tflops_per_chip",
+    "tflops_per_device": "tflops_per_chip",
+    "model_tflops_per_gpu": "tflops_per_chip",
+    "samples_per_s": "sequences_per_s",
+    "sequences_per_sec": "sequences_per_s",
+    "step_time": "step_time_s",
+    "iteration_time_s": "step_time_s",
+}
+
+
+def read_metric(name: str) -> str:
+    """The metric name `validate.metrics` uses for another spelling of it (unchanged if unknown)."""
+    key = name.strip().lower()
+    return _METRIC_ALIASES.get(key, key)
 
 
 def _squash(name: str) -> str:
