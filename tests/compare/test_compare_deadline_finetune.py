@@ -126,3 +126,18 @@ def test_claim_bad_finetune_exits_2(extra: list[str], field: str, capsys: pytest
     code, out, err = run_cli(capsys, "claim", "h100 is 2x a100", *extra)
     assert code == 2 and out == ""
     assert err.startswith(f"error: {field}="), err
+
+
+def test_a_chip_past_its_systems_scale_limit_is_a_row_not_a_failure(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`hardware.scale.check_scale`: l4-workstation holds one chip (no interconnect in the catalog).
+    At 16 chips its row says so and the others are compared; as the reference it stays exit 2."""
+    result = compare("llama-tiny", ["h100", "l4"], chips=16, workload=SMALL, tokens=1e9, deadline_s=DAYS_3)
+    l4 = result.row("l4")
+    assert l4.layout is None and l4.ratio_to_reference["throughput_per_chip"] is None
+    assert any("not possible at this chip count: l4-workstation" in n for n in l4.notes)
+    assert result.row("h100").metrics and l4.deadline is not None and l4.deadline.fastest.chips == 1
+    args = ("compare", "llama-tiny", "--on", "l4,h100", "--chips", "16", "--seq-len", "256")
+    code, out, err = run_cli(capsys, *args, "--global-batch", "16")
+    assert code == 2 and err.startswith("error: chips=16: l4-workstation"), err

@@ -36,6 +36,24 @@ def test_billing_unit_is_the_quoted_instance(chip: str, kind: str, unit: int) ->
     assert billing_unit_chips(system, price_for(system, c, None, kind)) == unit
 
 
+@pytest.mark.parametrize(
+    ("chip", "system", "usd_per_hour"),
+    [
+        ("tpu-v5e", None, 1.2),  # tpu-v5litepod-1: a 1-chip slice, though the pod's node is 8 chips
+        ("trn1", "trn1.2xlarge", 1.34375),  # prices_power.yaml / hardware_research.yaml trn1 notes
+        ("h100", "p5.4xlarge", 6.88),  # hardware_research.yaml: p5.4xlarge (1x H100) also $6.88/h
+    ],
+)
+def test_one_chip_runs_on_one_chip_instances_bill_one_chip(
+    chip: str, system: str | None, usd_per_hour: float
+) -> None:
+    c = get_chip(chip)
+    s = system_for(c, system)
+    price = price_for(s, c, None, "on-demand")
+    assert billing_unit_chips(s, price) == 1
+    assert billed_cost_usd(price, s, 1, 1800.0) == pytest.approx(usd_per_hour / 2)
+
+
 def test_a_user_price_is_billed_by_the_systems_node() -> None:
     c = get_chip("h100")
     system = system_for(c, None)

@@ -68,3 +68,16 @@ def test_user_mistakes_exit_2(
     assert code == 2
     assert err.startswith("error: ") and message in err
     assert out == ""
+
+
+def test_v100_estimates_in_fp16_and_refuses_bf16(capsys: pytest.CaptureFixture[str]) -> None:
+    """Catalog V100: FP16 tensor cores only (NVIDIA Volta whitepaper); bf16 exits 2 naming the field."""
+    args = ("estimate", "--model", "llama-tiny", "--chip", "v100", "--chips", "8", "--seq-len", "256")
+    code, out, err = run_cli(capsys, *args, "--global-batch", "16", "--precision", "fp16", "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert (d["chip"], d["system"], d["workload"]["precision"]) == ("v100", "dgx-1v", "fp16")
+    assert 0 < d["mfu"] < 1
+    code, out, err = run_cli(capsys, *args, "--global-batch", "16", "--precision", "bf16")
+    assert code == 2 and out == ""
+    assert err.startswith("error: precision='bf16'") and "v100" in err

@@ -34,7 +34,7 @@ from twofold.hardware.catalog import DATA_DIR
 # Every chip the research file covers (plus the A100 40GB), by the ids other modules use.
 EXPECTED_CHIPS = (
     "trn1 trn2 trn3 inf2 a100 a100-40gb h100 h200 b200 gb200 l40s l4 "
-    "tpu-v4 tpu-v5e tpu-v5p tpu-v6e tpu-v7 mi300x mi325x mi355x m2-ultra m4-max"
+    "tpu-v4 tpu-v5e tpu-v5p tpu-v6e tpu-v7 mi300x mi325x mi355x m2-ultra m4-max v100"
 ).split()
 EXPECTED_FILES = {"aws.yaml", "nvidia.yaml", "google.yaml", "amd.yaml", "apple.yaml"}
 
@@ -146,6 +146,24 @@ def test_h100_and_a100_dense_bf16_from_tensor_cores_and_clock() -> None:
     a40 = get_chip("a100-40gb")
     assert a40.bf16_dense_tflops == a100.bf16_dense_tflops and a40.hbm_bandwidth_tb_s == 1.555
     assert a40.hbm_capacity_gib == 40
+
+
+def test_v100_fp16_from_tensor_cores_and_clock_and_no_bf16() -> None:
+    """NVIDIA Volta whitepaper (2017): 80 SMs x 8 tensor cores, 64 FP16 FMA/clk each, 1.53 GHz
+    boost = 125.3 TF, the datasheet's 125; Volta has no BF16, TF32 or FP8 (refused, never the FP16
+    rate); DGX-2: 8 x 100 Gb/s EDR per 16 GPUs = 6.25 GB/s per GPU."""
+    v100 = get_chip("v100")
+    assert v100.compute_units * 8 == v100.matrix_units == 640
+    assert v100.matrix_units * 64 * 2 * v100.clock_ghz * 1e9 / 1e12 == pytest.approx(125, rel=0.01)
+    assert v100.peak_tflops("fp16") == 125 and v100.peak_tflops("fp32") == 15.7
+    for precision in ("bf16", "tf32", "fp8"):
+        with pytest.raises(InputError, match=f"publishes no dense {precision} rate"):
+            v100.peak_tflops(precision)
+    assert get_chip("h100").peak_tflops("fp16") == get_chip("h100").peak_tflops("bf16")  # unchanged
+    dgx2, dgx1 = get_system("dgx-2"), get_system("dgx-1v")
+    assert (dgx2.node_chips, dgx1.node_chips) == (16, 8)
+    assert dgx2.levels[-1].bandwidth_gb_s_per_chip == pytest.approx(8 * 100 / 8 / 16)
+    assert "ASSUMED topology" in dgx1.levels[0].note  # hybrid cube-mesh modelled as switched
 
 
 @pytest.mark.parametrize(

@@ -37,7 +37,10 @@ def test_json_is_the_api_result_and_an_unpriced_chip_is_listed(capsys: pytest.Ca
     )
     assert code == 0, err
     d = json.loads(out)
-    api = _api(["h100", "l4"], 1e9, 3 * 86400.0)
+    # h100 named alone brings its priced one-chip instances (catalog: p5.4xlarge, Lambda 1x H100)
+    expanded = ["h100", "h100@p5.4xlarge", "h100@lambda-1x-h100", "l4"]
+    assert [t["label"] for t in d["targets"]] == expanded
+    api = _api(expanded, 1e9, 3 * 86400.0)
     assert d["mode"] == "deadline" and d["deadline_s"] == 3 * 86400.0 and d["tokens"] == 1e9
     assert d["best"]["label"] == api.best.label and d["best"]["chips"] == api.best.chips
     assert d["best"]["price"]["kind"] == api.best.price.kind
@@ -47,6 +50,35 @@ def test_json_is_the_api_result_and_an_unpriced_chip_is_listed(capsys: pytest.Ca
     assert "finetune" not in d["workload"]
 
 
+def test_a_one_chip_instance_bills_one_chip_where_the_node_bills_sixteen(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Catalog: trn1.2xlarge (1 chip, $1.34375/h) and trn1.32xlarge (16 chips, $21.50/h): the
+    same one-chip run costs 16x more on the 16-chip instance. A named system brings no others."""
+    args = [
+        *BASE,
+        "--tokens",
+        "1e7",
+        "--deadline",
+        "30d",
+        "--chips",
+        "1",
+        "--price-kind",
+        "on-demand",
+        "--json",
+    ]
+    code, out, err = run_cli(capsys, *args, "--on", "trn1")
+    assert code == 0, err
+    by_label = {t["label"]: t["best"] for t in json.loads(out)["targets"]}
+    small, node = by_label["trn1@trn1.2xlarge"], by_label["trn1"]
+    assert (small["chips"], small["billed_chips"], node["chips"], node["billed_chips"]) == (1, 1, 1, 16)
+    assert small["price"]["usd_per_chip_hour"] == 1.34375 and small["price"]["quality"] == "A"
+    assert node["cost_usd"] / small["cost_usd"] == pytest.approx(16 * 21.5 / 16 / 1.34375, rel=1e-3)
+    code, out, err = run_cli(capsys, *args, "--on", "trn1@trn1.32xlarge")
+    assert code == 0, err
+    assert [t["label"] for t in json.loads(out)["targets"]] == ["trn1"]  # its standard system, alone
+
+
 def test_samples_are_sequences_of_seq_len_tokens(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_cli(capsys, *BASE, "--on", "h100", "--samples", "4000", "--deadline", "3d", "--json")
     assert code == 0, err
@@ -54,7 +86,8 @@ def test_samples_are_sequences_of_seq_len_tokens(capsys: pytest.CaptureFixture[s
 
 
 def test_finetune_combines_with_the_deadline(capsys: pytest.CaptureFixture[str]) -> None:
-    args = [*BASE, "--on", "h100", "--tokens", "1e9", "--deadline", "3d", "--json"]
+    # h100 in its standard system only (named, so its one-chip instances are not added)
+    args = [*BASE, "--on", "h100@hgx-h100", "--tokens", "1e9", "--deadline", "3d", "--json"]
     code, out, err = run_cli(capsys, *args, "--finetune", "lora", "--lora-rank", "8")
     assert code == 0, err
     d = json.loads(out)

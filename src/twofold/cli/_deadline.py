@@ -27,10 +27,12 @@ def token_budget(tokens: str | None, samples: str | None, seq_len: int) -> float
 
 
 def deadline_targets(names: list[str], stack: str | None, options: Any) -> list[Any]:
-    """`search.deadline.DeadlineTarget`s of `--on` names (`chip` or `chip@system`, as compare)."""
-    from twofold.compare.plans import target
+    """`search.deadline.DeadlineTarget`s of `--on` names (`chip` or `chip@system`, as compare).
+    A chip named alone also brings its priced one-chip instances (`search.one_chip_instances`),
+    each its own target `chip@system` right after it, unless `--on` names that system itself."""
+    from twofold.compare.plans import split_chip_system, target
     from twofold.errors import InputError
-    from twofold.search.deadline import DeadlineTarget
+    from twofold.search.deadline import DeadlineTarget, one_chip_instances
 
     out = []
     for name in names:
@@ -39,7 +41,24 @@ def deadline_targets(names: list[str], stack: str | None, options: Any) -> list[
     labels = [t.label for t in out]
     if len(set(labels)) != len(labels):
         raise InputError("on", ",".join(names), "names a chip twice")
-    return out
+    named = {(t.chip.id, t.system.id) for t in out}
+    expanded = []
+    for name, tgt in zip(names, out, strict=True):
+        expanded.append(tgt)
+        if split_chip_system(name)[1] is not None:
+            continue
+        for system in one_chip_instances(tgt.chip):
+            if (tgt.chip.id, system.id) not in named:
+                expanded.append(
+                    DeadlineTarget(
+                        label=f"{tgt.chip.id}@{system.id}",
+                        system=system,
+                        chip=tgt.chip,
+                        stack=stack,
+                        options=options,
+                    )
+                )
+    return expanded
 
 
 def plan_by_deadline(

@@ -524,12 +524,24 @@ def claim(
     lora_rank: int = LORA_RANK_OPTION,
     lora_targets: str = LORA_TARGETS_OPTION,
     base_precision: str | None = BASE_PRECISION_OPTION,
+    tokens: str | None = typer.Option(None, "--tokens", help="With --deadline: tokens to train (1e9, 2B)."),
+    deadline: str | None = typer.Option(
+        None, "--deadline", help="Cost claims: the cheapest bills to train --tokens by then (48h, 3d)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Check a vendor claim across the catalog's training workloads: where it holds, and why.
-    With --finetune lora/qlora, the training workloads are fine-tuning runs (serving ones left out)."""
+    With --finetune lora/qlora, the training workloads are fine-tuning runs (serving ones left out).
+    With --deadline and --tokens, a cost claim compares each chip's cheapest run that trains the
+    tokens by the deadline (serving workloads left out; other metrics exit 2)."""
     from twofold.compare.claim import evaluate_claim
     from twofold.errors import InputError
+
+    budget = None if tokens is None else _parse_budget(tokens, "tokens")
+    if deadline is not None and (workers is not None or ray is not None or out is not None):
+        raise InputError(
+            "deadline", deadline, "is planned in this process: leave --workers, --ray and --out unset"
+        )
 
     _check_price_kind(price_kind)
     min_quality = _check_min_quality(min_quality)
@@ -568,6 +580,8 @@ def claim(
         ray_address=ray,
         store=out,
         finetune=the_finetune,
+        tokens=budget,
+        deadline_s=deadline,
     )
     if report_path is not None:
         from twofold.report import ReportData, write_report

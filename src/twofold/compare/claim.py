@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ __all__ = [
     "ClaimResult",
     "ClaimRow",
     "ClaimWorkload",
+    "check_deadline_claim",
     "evaluate_claim",
     "evaluate_ratio",
     "overall_verdict",
@@ -75,6 +76,8 @@ class ClaimRow:
     # Serving rows: each chip's $ per million output tokens at its price of `price_kind` (None: unknown)
     usd_per_million_output_tokens: Mapping[str, float | None] | None = None
     price_kind: str = ""
+    # With a deadline (`compare.claim_deadline`): each chip's cheapest option that meets it.
+    deadline: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -94,6 +97,7 @@ class ClaimRow:
                 None if (usd := self.usd_per_million_output_tokens) is None else dict(usd)
             ),
             "price_kind": self.price_kind,
+            **({} if self.deadline is None else {"deadline": dict(self.deadline)}),
         }
 
 
@@ -114,9 +118,14 @@ class ClaimResult:
     overall: str = ""
     run: Mapping[str, Any] | None = None  # the sweep engine's summary; None when planned in process
     finetune: Finetune | None = None  # LoRA/QLoRA of every training workload; None: full training
+    # `claim --deadline`: the token budget and the deadline every ratio is a bill for; None: none
+    tokens: float | None = None
+    deadline_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         fine = {} if self.finetune is None else {"finetune": self.finetune.to_dict()}
+        if self.deadline_s is not None:
+            fine |= {"tokens": self.tokens, "deadline_s": self.deadline_s}
         return {
             "claim": asdict(self.claim),
             **fine,
@@ -228,6 +237,74 @@ def _row(
     )
 
 
+def _deadline_row(
+    a: Target,
+    b: Target,
+    w: ClaimWorkload,
+    threshold: float,
+    budget: tuple[float, float],
+    finetune: Finetune | None = None,
+) -> ClaimRow:
+    """A cost claim on one workload under a deadline (`compare.claim_deadline`): B's cheapest
+    bill for the budget by the deadline over A's, each on up to the workload's chips."""
+    from twofold.compare.claim_deadline import deadline_cost_ratio, deadline_json
+
+    workload = TrainingWorkload(
+        global_batch=w.global_batch, seq_len=w.seq_len, precision="bf16", finetune=finetune
+    )
+    tokens, deadline_s = budget
+    try:
+        r = deadline_cost_ratio(a, b, w.model, workload, chips=w.chips, tokens=tokens, deadline_s=deadline_s)
+    except (InputError, NoAnswer) as exc:
+        return _not_evaluated(w, str(exc))
+    layouts = {
+        key: None if o.best is None else asdict(o.best.layout)
+        for key, o in (("layout_a", r.outcome_a), ("layout_b", r.outcome_b))
+    }
+    if r.ratio is None:
+        row = _not_evaluated(w, r.note, **layouts)
+        return replace(row, deadline=deadline_json(r), price_kind=a.price.kind)
+    return ClaimRow(
+        workload=w,
+        ratio=r.ratio,
+        holds=r.ratio >= threshold,
+        factors=None,
+        dominant_cause=None,
+        secondary_cause=None,
+        **layouts,
+        note=r.note,
+        **_ranged(r.ratio_range, r.thin_evidence, threshold),
+        price_kind=a.price.kind,
+        deadline=deadline_json(r),
+    )
+
+
+def check_deadline_claim(
+    claim: Claim, tokens: float | None, deadline_s: float | str | None
+) -> tuple[float, float] | None:
+    """(tokens, deadline seconds) of a `claim --deadline`, None without one. A deadline applies
+    to cost claims only (perf-per-dollar, "cheaper"): it decides which chip count and price kind is
+    cheapest, not a chip's throughput or perf/W at a fixed count; anything else exits 2."""
+    from twofold.search.deadline import parse_deadline
+
+    if deadline_s is None:
+        if tokens is not None:
+            raise InputError("tokens", tokens, "a claim's token budget goes with --deadline")
+        return None
+    seconds = parse_deadline(deadline_s)
+    if claim.metric != "perf-per-dollar":
+        raise InputError(
+            "deadline",
+            deadline_s,
+            f"applies to cost claims only (perf-per-dollar, 'cheaper'), not {claim.metric}: a deadline "
+            "decides which chip count and price kind is cheapest, not throughput or perf/W at a fixed count",
+        )
+    number = isinstance(tokens, (int, float)) and not isinstance(tokens, bool)
+    if tokens is None or not number or not tokens > 0:
+        raise InputError("tokens", tokens, "--deadline needs a token budget: --tokens N")
+    return float(tokens), seconds
+
+
 def _not_evaluated(
     w: ClaimWorkload,
     reason: str,
@@ -276,6 +353,8 @@ def evaluate_ratio(
     store: str | Path | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     finetune: Finetune | None = None,
+    tokens: float | None = None,
+    deadline_s: float | str | None = None,
 ) -> ClaimResult:
     """Check `claim` with chip A = `a` and chip B = `b` (objects: catalog or what-if chips).
 
@@ -285,10 +364,18 @@ def evaluate_ratio(
     `finetune` (LoRA/QLoRA, `workload.finetune`) makes every training workload a fine-tuning run;
     serving workloads are then left out (serving a fine-tuned model is no fine-tuning run), and a
     model LoRA is not modelled for (MoE) is a row "not evaluated" with the reason.
+    `tokens` and `deadline_s` (a cost claim only, `check_deadline_claim`): each training
+    workload's ratio is the two chips' cheapest bills for `tokens` by the deadline
+    (`compare.claim_deadline`), planned in this process; serving workloads are left out.
     """
     if not 0.0 <= tolerance < 1.0:
         raise InputError("tolerance", tolerance, "must be in [0, 1)")
-    if finetune is not None:
+    budget = check_deadline_claim(claim, tokens, deadline_s)
+    if budget is not None and (ray_address is not None or store is not None or (workers or 1) > 1):
+        raise InputError(
+            "deadline", deadline_s, "is planned in this process: leave --workers, --ray and --out unset"
+        )
+    if finetune is not None or budget is not None:
         workloads = [w for w in workloads if w.phase == "training"]
     if not workloads:
         why = "a fine-tuning claim needs a training workload" if finetune is not None else ""
@@ -303,6 +390,8 @@ def evaluate_ratio(
         rows = tuple(_not_evaluated(w, unpublished) for w in workloads)
     else:
         serving: dict = {}
+        if budget is not None:
+            workers = None  # the deadline search plans several counts per chip, in this process
         if workers is not None or ray_address is not None or store is not None:
             from twofold.compare.claim_run import run_claim_plans
 
@@ -322,6 +411,8 @@ def evaluate_ratio(
             _inference_row(a, b, w, claim.metric, threshold, serving)
             if w.phase == "inference"
             else _row(a, b, w, key, threshold, cache, finetune)
+            if budget is None
+            else _deadline_row(a, b, w, threshold, budget, finetune)
             for w in workloads
         )
     ratios = [r.ratio for r in rows if r.ratio is not None]
@@ -335,6 +426,12 @@ def evaluate_ratio(
         notes.append(
             f"fine-tuning: {ft['method']} r={ft['rank']} {ft['targets']}, base {ft['base_precision']} on "
             "every training workload; serving workloads left out"
+        )
+    if budget is not None:
+        notes.append(
+            f"deadline: each ratio is {claim.chip_b}'s cheapest bill over {claim.chip_a}'s to train "
+            f"{budget[0]:.3g} tokens by {budget[1] / 3600.0:.3g} h ({a.price.kind} price; 1 chip, one node, "
+            "then node x 2^k up to the workload's chips; whole instances billed); serving workloads left out"
         )
     if claim.metric == "latency":
         notes.append(
@@ -356,6 +453,8 @@ def evaluate_ratio(
         run=run,
         overall=overall_verdict(rows),
         finetune=finetune,
+        tokens=None if budget is None else budget[0],
+        deadline_s=None if budget is None else budget[1],
     )
 
 
@@ -424,6 +523,8 @@ def evaluate_claim(
     on_progress: Callable[[int, int], None] | None = None,
     stack: str | None = None,
     finetune: Finetune | None = None,
+    tokens: float | None = None,
+    deadline_s: float | str | None = None,
 ) -> ClaimResult:
     """Parse `text` and check it on catalog chips (`evaluate_ratio`, on the sweep engine when
     `workers`, `ray_address` or `store` is given). `price_kind` picks the published price behind
@@ -431,7 +532,8 @@ def evaluate_claim(
     of that kind is unknown, never priced at another kind; `min_quality` (A, B, C) excludes weaker
     catalog prices. A chip may be `chip@system`. `stack` (a `cost.stack` id or file;
     None = `auto`, each chip's vendor reference stack) runs the training workloads on both chips;
-    `finetune` makes them LoRA/QLoRA runs (`evaluate_ratio`)."""
+    `finetune` makes them LoRA/QLoRA runs; `tokens` and `deadline_s` make a cost claim a bill
+    under a deadline (`evaluate_ratio`)."""
     claim = parse_claim(text, metric=metric)
     a, b = (
         target(
@@ -457,4 +559,6 @@ def evaluate_claim(
         store=store,
         on_progress=on_progress,
         finetune=finetune,
+        tokens=tokens,
+        deadline_s=deadline_s,
     )

@@ -379,20 +379,28 @@ def compare_targets(
     for tgt in targets:
         notes: list[str] = []
         budget_ratio = None if mode == "chips" else 1.0
-        if tgt is ref_target or mode == "chips":
-            plan = plan_chip(model, tgt, chips, workload, cache)
-        else:
-            budget_ratio = _budget_ratio(budget_of, ref_target, tgt)
-            if budget_ratio is None:
-                notes.append(
-                    f"cannot size at {mode}: {_budget_name(mode)} of {tgt.label} is unknown; "
-                    f"planned at {chips} chips, system ratio unknown"
-                )
+        try:
+            if tgt is ref_target or mode == "chips":
                 plan = plan_chip(model, tgt, chips, workload, cache)
             else:
-                plan = _sized_plan(model, tgt, chips * budget_ratio, workload, cache)
-                if plan is None:
-                    notes.append(f"the {mode} budget buys no {tgt.label} chip")
+                budget_ratio = _budget_ratio(budget_of, ref_target, tgt)
+                if budget_ratio is None:
+                    notes.append(
+                        f"cannot size at {mode}: {_budget_name(mode)} of {tgt.label} is unknown; "
+                        f"planned at {chips} chips, system ratio unknown"
+                    )
+                    plan = plan_chip(model, tgt, chips, workload, cache)
+                else:
+                    plan = _sized_plan(model, tgt, chips * budget_ratio, workload, cache)
+                    if plan is None:
+                        notes.append(f"the {mode} budget buys no {tgt.label} chip")
+        except InputError as exc:
+            # A system's scale limit (`hardware.scale.check_scale`) makes this row impossible at the
+            # count, not the whole comparison; the reference's own limit stays an input error.
+            if tgt is ref_target or exc.field != "chips":
+                raise
+            plan = None
+            notes.append(f"not possible at this chip count: {exc.rule}")
         raw[tgt.label] = _raw_row(
             model, tgt, plan, workload, budget, grid_gco2_per_kwh, notes, budget_ratio, unit
         )

@@ -79,6 +79,8 @@ class Chip:
     fp32_dense_tflops: float | None = None
     tf32_dense_tflops: float | None = None
     bf16_dense_tflops: float | None = None
+    # Only where FP16 differs from BF16 (V100: FP16 tensor cores, no BF16); None = the bf16 rate.
+    fp16_dense_tflops: float | None = None
     fp8_dense_tflops: float | None = None
     mxfp8_dense_tflops: float | None = None
     fp4_dense_tflops: float | None = None
@@ -109,9 +111,12 @@ class Chip:
     def peak_tflops(self, precision: str) -> float:
         """Dense peak TFLOPS for a precision; raises InputError if the chip has no such rate.
 
-        fp16 runs at the bf16 rate on every catalogued chip; mxfp8 falls back to the fp8 rate
-        where the vendor publishes no separate microscaling figure.
+        fp16 runs at the bf16 rate on every catalogued chip that has no fp16 figure of its own (a
+        chip without BF16, the V100, has one); mxfp8 falls back to the fp8 rate where the vendor
+        publishes no separate microscaling figure.
         """
+        if precision == "fp16" and self.fp16_dense_tflops is not None:
+            return float(self.fp16_dense_tflops)
         name = {"fp16": "bf16"}.get(precision, precision)
         value = getattr(self, f"{name}_dense_tflops", None) if name != "int8" else self.int8_dense_tops
         if value is None and name == "mxfp8":

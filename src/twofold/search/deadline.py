@@ -61,6 +61,7 @@ __all__ = [
     "DeadlineTarget",
     "TargetOutcome",
     "candidate_counts",
+    "one_chip_instances",
     "parse_deadline",
     "plan_deadline",
 ]
@@ -203,6 +204,22 @@ class DeadlineResult:
             "notes": list(self.notes),
             "elapsed_s": self.elapsed_s,
         }
+
+
+def one_chip_instances(chip: Chip) -> tuple[System, ...]:
+    """The catalog's priced one-chip instances of `chip` other than its standard system
+    (trn1.2xlarge for trn1, p5.4xlarge and Lambda's 1x H100 for h100): `twofold plan --deadline`
+    tries each as its own target (`chip@system`) when the chip is named alone, so a one-chip run
+    is billed one chip where such an instance is sold, not a whole node."""
+    from twofold.hardware.catalog import systems_for_chip
+
+    return tuple(
+        s
+        for s in systems_for_chip(chip)
+        if s.id != chip.default_system
+        and s.max_chips == 1
+        and any(q.usd_per_chip_hour is not None for q in s.prices.values())
+    )
 
 
 def candidate_counts(system: System, max_chips: int = DEFAULT_MAX_CHIPS) -> tuple[int, ...]:
