@@ -3,10 +3,14 @@
 The PyTorch FSDP rows of IBM fms-fsdp (stacks `fsdp` and `fsdp-compile`; Llama 2 7B/13B, a 34B and
 Llama 2 70B at 4k tokens, on 128 A100 and 96 H100) are the shipped rows of one stack on two chips.
 For each stack and each direction (A100 -> H100, H100 -> A100), the calibration chip's rows are the
-team's runs: `validate.user_fit.fit_stack` fits the stack's software factors (its communication
-factor, attention, memory-bound, per-op overhead, the FSDP overlap of its flavour) and the GEMM
-factor of the runs' family from the base stack (default `auto`: Megatron on NVIDIA), and the other
-chip's rows are predicted with the written stack.
+team's runs: `validate.user_fit.fit_stack` fits the GEMM factor of the runs' family and the
+software factors its selection rule frees (`validate.user_select`: of the stack's communication
+factor, attention, memory-bound, per-op overhead and the FSDP overlap of its flavour, those that
+lower the leave-one-run-out error by more than its noise) from the base stack (default `auto`:
+Megatron on NVIDIA), and the other chip's rows are predicted with the written stack. Three fits
+are compared (`VARIANTS`): every factor free (before the rule), the rule, and the rule with a 100x
+weaker prior on the chip's GEMM factor (the alternative evaluated). The "left out" row of a
+selected fit is nested: each run is predicted by a fit, selection included, that never saw it.
 
 The runs are the tokens/s/GPU rows (4 per chip and stack); the MFU rows the same source publishes
 are the same runs in another unit, so they would count every run twice in the leave-one-run-out
@@ -29,6 +33,7 @@ import statistics
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import numpy
 
@@ -83,60 +88,80 @@ def _mape(cases: Sequence[Case], calibration: TrainingCalibration) -> float:
     return statistics.fmean(apes)
 
 
+# The fits compared: every factor free (what `calibrate` did before the selection rule), the rule
+# `calibrate` applies now (`validate.user_select`: forward selection by leave-one-run-out error,
+# every factor worth one pseudo-run at its prior), and the alternative evaluated against it: the
+# same selection with a 100x weaker prior on the chip's GEMM factor, so that a uniform error goes
+# to the chip alone.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "all free (before)": {"select": False},
+    "selected (the rule)": {"select": True},
+    "selected, weak chip prior": {"select": True, "ridge_scale": {"gemm": 0.01}},
+}
+RULE = "selected (the rule)"
+
+
+def nested_loo(cases: Sequence[Case], base: TrainingCalibration, base_stack: str, **kw: Any) -> float:
+    """Mean APE of each run predicted by a fit, selection included, that never saw it."""
+    apes = []
+    for i, case in enumerate(cases):
+        fit = fit_stack([*cases[:i], *cases[i + 1 :]], name="held", base_stack=base_stack, base=base, **kw)
+        apes.append(_mape([case], base.with_stack(fit.stack)))
+    return statistics.fmean(apes)
+
+
 def experiment(
     stack: str, base_name: str, base: TrainingCalibration, base_stack: str, metrics: Sequence[str]
 ) -> None:
     cases = _cases(stack, metrics)
     print(f"\n### stack `{stack}` ({sum(map(len, cases.values()))} rows), base calibration: {base_name}\n")
-    header = (
-        "calibrated on",
-        "predicted",
-        "rows",
-        "own shipped stack",
-        "base stack",
-        "calibrated",
-        "left out",
-    )
+    header = ("calibrated on", "predicted", "rows", "own shipped stack", "base stack", *VARIANTS)
     print("| " + " | ".join(header) + " |")
-    print("|---|---|---:|---:|---:|---:|---:|")
-    fits = {}
+    print("|---|---|" + "---:|" * (len(header) - 2))
+    rule = {}
     for fit_chip in CHIPS:
         other = next(c for c in CHIPS if c != fit_chip)
-        fit = fit_stack(cases[fit_chip], name=f"{stack}-{fit_chip}", base_stack=base_stack, base=base)
-        fits[fit_chip] = fit
-        calibrated = base.with_stack(fit.stack)
-        loo = [r.loo_ape_pct for r in fit.runs if r.loo_ape_pct is not None]
-        for chip in (fit_chip, other):
+        fits = {
+            v: fit_stack(cases[fit_chip], name=f"{stack}-{fit_chip}", base_stack=base_stack, base=base, **kw)
+            for v, kw in VARIANTS.items()
+        }
+        rule[fit_chip] = fits[RULE]
+        base_stack_id = rule[fit_chip].base_stack
+        for chip, label in ((fit_chip, "in-sample"), (fit_chip, "left out"), (other, "transfer")):
             rows = cases[chip]
             own = _mape(rows, base)  # each row with its own shipped stack (what validate reports)
-            with_base = _mape(rows, base.with_stack(fit.base_stack))
-            after = _mape(rows, calibrated)
-            loo_cell = f"{statistics.fmean(loo):.1f}" if chip == fit_chip and loo else "-"
-            label = "in-sample" if chip == fit_chip else "transfer"
-            cells = (
-                fit_chip,
-                f"{chip} ({label})",
-                len(rows),
-                f"{own:.1f}",
-                f"{with_base:.1f}",
-                f"{after:.1f}",
+            with_base = _mape(rows, base.with_stack(base_stack_id))
+            cells = []
+            for v, kw in VARIANTS.items():
+                if label != "left out":
+                    cells.append(_mape(rows, base.with_stack(fits[v].stack)))
+                elif kw["select"]:  # the selection saw every run: leave each out of it too
+                    cells.append(nested_loo(rows, base, base_stack, **kw))
+                else:
+                    cells.append(statistics.fmean(r.loo_ape_pct or 0.0 for r in fits[v].runs))
+            first = (fit_chip, f"{chip} ({label})", len(rows))
+            refs = ("-", "-") if label == "left out" else (f"{own:.1f}", f"{with_base:.1f}")
+            print("| " + " | ".join(map(str, (*first, *refs, *(f"{c:.1f}" for c in cells)))) + " |")
+    for fit_chip, fit in rule.items():
+        where = f"{fit_chip} runs (base stack {fit.base_stack}; converged: {fit.converged})"
+        print(f"\nthe rule on {where} freed: {', '.join(fit.freed)}")
+        for step in fit.selection:
+            verdict = ("freed" if step.freed else "kept at prior") if step.parameter else "always free"
+            model = f"+ {step.parameter}" if step.parameter else "chip factors alone"
+            print(
+                f"- path: {model}: leave-one-run-out {step.loo_mean_ape_pct:.2f}%, "
+                f"{step.excess_pct:.2f} (se {step.excess_se_pct:.2f}) points above the best: {verdict}"
             )
-            print("| " + " | ".join(map(str, (*cells, loo_cell))) + " |")
-    for fit_chip, fit in fits.items():
-        print(
-            f"\nfitted on {fit_chip} (base stack {fit.base_stack}; converged: {fit.converged}; moved: "
-            f"{', '.join(fit.moved) or 'nothing'}):\n"
-        )
-        print("| parameter | prior theta | fitted theta | leave-one-run-out range |")
+        print("\n| parameter | prior theta | fitted theta | leave-one-run-out range |")
         print("|---|---:|---:|---|")
         for p, theta in fit.theta.items():
+            if p not in fit.freed:
+                continue
             lo_hi = fit.loo_theta_range.get(p)
             rng = f"{lo_hi[0]:.3f}-{lo_hi[1]:.3f}" if lo_hi else "-"
             print(f"| {p} | {fit.prior[p]:.3f} | {theta:.3f} | {rng} |")
-        factors = {k: dict(v) if hasattr(v, "items") else v for k, v in fit.stack.factors.items()}
-        print(f"\nstack file factors: {factors}")
         intervals = {k: dict(v) for k, v in fit.stack.intervals.items()} or "none (fewer than 4 runs)"
-        print(f"leave-one-run-out interval (log measured / predicted, q10 q90): {intervals}")
+        print(f"\nleave-one-run-out interval (log measured / predicted, q10 q90): {intervals}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

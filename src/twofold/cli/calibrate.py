@@ -108,7 +108,7 @@ def _render(r: dict[str, Any]) -> None:
         )
     out.print(table)
     factors = Table(title="fitted parameters (time multiplier theta; prior = base value)")
-    for col in ("parameter", "prior", "fitted", "leave-one-run-out range", "moved"):
+    for col in ("parameter", "prior", "fitted", "leave-one-run-out range", "freed", "moved"):
         factors.add_column(col, justify="left" if col == "parameter" else "right")
     for p, theta in r["theta"].items():
         lo_hi = r["loo_theta_range"].get(p)
@@ -117,9 +117,17 @@ def _render(r: dict[str, Any]) -> None:
             f"{r['prior'][p]:.3f}",
             f"{theta:.3f}",
             "-" if lo_hi is None else f"{lo_hi[0]:.3f}-{lo_hi[1]:.3f}",
+            "yes" if p in r["freed"] else "",
             "yes" if p in r["moved"] else "",
         )
     out.print(factors)
+    for step in r["selection"]:
+        model = f"+ {step['parameter']}" if step["parameter"] else "chip factors alone"
+        verdict = ("freed" if step["freed"] else "kept at prior") if step["parameter"] else "always free"
+        out.print(
+            f"selection path: {model}: leave-one-run-out {step['loo_mean_ape_pct']:.2f}%, "
+            f"{step['excess_pct']:.2f} (se {step['excess_se_pct']:.2f}) points above the best: {verdict}"
+        )
     loo = s["loo_mean_ape_pct"]
     out.print(
         f"mean APE: base {s['base_mean_ape_pct']:.1f}%, in-sample {s['in_sample_mean_ape_pct']:.1f}%, "

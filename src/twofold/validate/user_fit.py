@@ -17,14 +17,22 @@ The parameters it moves:
 
 Everything else (the shared collective efficiency, ZeRO-3 efficiency, TP/EP overlap per family,
 expert GEMMs) stays at the base value. The ridge term is centred on the base values
-(`fit(prior=...)`), so a handful of runs moves few parameters and many runs move more.
+(`fit(prior=...)`).
 
-What comes back (`StackFit`) is a stack (`cost.stack.Stack`) carrying the fitted factors, with the
-in-sample and leave-one-run-out error of every run (each run predicted by the estimator with the
-factors fitted without it), the range of each factor over those fits, and per measured family the
-10% and 90% quantiles of the leave-one-run-out log(measured / predicted) throughput, the interval
-`estimate.uncertainty` then gives on that family (`MIN_INTERVAL_RUNS` runs at least). A fit that
-does not converge is returned with `converged=False` and is never written (`write_stack`).
+Of those, the GEMM factors (the chip's) are always free, and a software factor is freed only when
+forward selection by leave-one-run-out error frees it (`validate.user_select`): runs of one chip
+that do not vary what a software factor scales cannot tell it from the chip's GEMM factor, and a
+software factor fitted to such runs carries that chip's error to every other chip. So a handful of
+runs frees few parameters and runs that vary models, sequence lengths and layouts free more;
+`StackFit.freed` and `StackFit.selection` say which and why. `select=False` frees them all.
+
+What comes back (`StackFit`) is a stack (`cost.stack.Stack`) carrying the fitted factors (those
+not freed at their base values), with the in-sample and leave-one-run-out error of every run (each
+run predicted by the estimator with the factors fitted without it), the range of each factor over
+those fits, and per measured family the 10% and 90% quantiles of the leave-one-run-out
+log(measured / predicted) throughput, the interval `estimate.uncertainty` then gives on that
+family (`MIN_INTERVAL_RUNS` runs at least). A fit that does not converge is returned with
+`converged=False` and is never written (`write_stack`).
 """
 
 from __future__ import annotations
@@ -51,20 +59,36 @@ from twofold.validate.mechanisms import fsdp_overlap_parameter
 from twofold.validate.metrics import THROUGHPUT_METRICS, predict_training_figure
 from twofold.validate.predict import StepPrediction, default_predictor
 from twofold.validate.run import fit_row
+from twofold.validate.user_select import Score, SelectionStep, forward_select, loo_score
 
-__all__ = ["MIN_INTERVAL_RUNS", "RunError", "StackFit", "fit_stack", "stack_document", "write_stack"]
+__all__ = [
+    "ANCHOR_TOLERANCE",
+    "MIN_INTERVAL_RUNS",
+    "RunError",
+    "StackFit",
+    "fit_stack",
+    "stack_document",
+    "write_stack",
+]
 
 Predictor = Callable[[Case, TrainingCalibration], StepPrediction]
 # A family's interval from fewer leave-one-run-out residuals than this is not stored: its 10% and
 # 90% quantiles would be the extremes of two or three runs.
 MIN_INTERVAL_RUNS = 4
-# Ridge weight per parameter kind relative to `calibrate.RIDGE_LAMBDA`. The shipped fit holds the
-# per-op overhead and the FSDP overlap with a 100x weaker prior because their defaults are
-# assumptions; here the prior is the shipped fit itself (hundreds of rows), so every kind gets the
-# same weight, and a chip's error the runs show goes first to what the runs identify on that chip.
+# Ridge weight per parameter kind relative to `calibrate.RIDGE_LAMBDA` (1 when absent). The shipped
+# fit holds the per-op overhead and the FSDP overlap with a 100x weaker prior because their
+# defaults are assumptions; here the prior is the shipped fit itself (hundreds of rows), so every
+# factor, the chip's GEMM factor included, is worth one pseudo-run. A uniform error the runs show
+# is then shared between the GEMM factor and the software factors (two parameters pay less ridge
+# than one for the same move), and leave-one-run-out selection keeps a software factor's share
+# only where it predicts unseen runs better. The alternative, a 100x weaker prior on the chip's
+# factor so that a chip's error goes to the chip alone, was evaluated and is worse out of sample
+# on the published rows (`benchmarks/calibrate_transfer.py`, docs/calibrate.md).
 RIDGE_SCALE: Mapping[str, float] = MappingProxyType({})
 # Gauss-Newton fits of the linearisation, each anchored at the estimator's prediction with the last.
 ANCHOR_PASSES = 4
+# Re-anchoring stops once no factor's multiplier moves by more than this (log): 0.1%.
+ANCHOR_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,7 +138,9 @@ class StackFit:
     converged: bool
     theta: Mapping[str, float]  # fitted time multipliers of the free parameters (validate.calibrate)
     prior: Mapping[str, float]  # their base values
-    moved: tuple[str, ...]  # parameters whose multiplier moved by more than 1% from the prior
+    freed: tuple[str, ...]  # parameters the fit could move (`validate.user_select`)
+    moved: tuple[str, ...]  # freed parameters whose multiplier moved by more than 1% from the prior
+    selection: tuple[SelectionStep, ...] = ()  # the forward-selection rounds that chose `freed`
     runs: tuple[RunError, ...]
     loo_theta_range: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
@@ -138,7 +164,9 @@ class StackFit:
             "converged": self.converged,
             "theta": dict(self.theta),
             "prior": dict(self.prior),
+            "freed": list(self.freed),
             "moved": list(self.moved),
+            "selection": [step.to_dict() for step in self.selection],
             "loo_theta_range": {k: list(v) for k, v in self.loo_theta_range.items()},
             "summary": self.summary(),
             "runs": [r.to_dict() for r in self.runs],
@@ -246,13 +274,19 @@ def fit_stack(
     base_stack: str = AUTO,
     base: TrainingCalibration | None = None,
     predictor: Predictor | None = None,
+    select: bool = True,
     leave_one_out: bool = True,
     provenance: Mapping[str, Any] | None = None,
     ridge_lambda: float = cal.RIDGE_LAMBDA,
+    ridge_scale: Mapping[str, float] = RIDGE_SCALE,
     anchor_passes: int = ANCHOR_PASSES,
 ) -> StackFit:
     """Fit the stack `name` from training `cases` (module docstring). `base`: the calibration the
-    prior comes from and the other factors stay at (None: the shipped one). The linearisation is
+    prior comes from and the other factors stay at (None: the shipped one). `select`: free the
+    chip factors and only the software factors forward selection by leave-one-run-out error frees
+    (`validate.user_select`); False frees every factor of the stack the runs touch.
+    `leave_one_out`: report each run's leave-one-run-out prediction (the estimator's).
+    `ridge_scale`: the prior's weight per parameter kind (`RIDGE_SCALE`). The linearisation is
     re-anchored at the estimator's prediction with the last fit up to `anchor_passes` times (until
     no factor moves by 0.1%); leave-one-run-out fits reuse the last anchor."""
     if not cases:
@@ -269,10 +303,13 @@ def fit_stack(
     for case, pred in zip(fit_cases, raw, strict=True):
         row = fit_row(case, pred)
         rows.append(replace(row, groups=_renamed(row.groups, stack0.id, name), stack=name))
-    prior, free = _prior_and_free(fit_cases, base, stack0, name)
+    prior, stack_free = _prior_and_free(fit_cases, base, stack0, name)
 
     def figure(case: Case, factors: TrainingCalibration) -> float:
         return predict_training_figure(case, predictor(case, factors).step_time_s)
+
+    def stack_of(theta: Mapping[str, float]) -> Stack:
+        return _with_factors(own, _factors(theta, used, stack0, name))
 
     def anchored(at: Mapping[str, float], figures: Sequence[float]) -> list[cal.FitRow]:
         """The rows with the linearisation anchored at `at`: each row's error there is the
@@ -282,23 +319,48 @@ def fit_stack(
             for r, case, value in zip(rows, fit_cases, figures, strict=True)
         ]
 
-    used = {p for r in rows for g, s in r.groups.items() if s > 0 for p in cal.group_parameters(g)} & free
-    used.add(f"comm_stack[{name}]")
+    touched = {
+        p for r in rows for g, s in r.groups.items() if s > 0 for p in cal.group_parameters(g)
+    } & stack_free
+    used = touched | {f"comm_stack[{name}]"}  # the stack file names its own collective factor
     base_figures = [figure(case, base.with_stack(stack0)) for case in fit_cases]
-    anchor, figures = dict(prior), base_figures
-    for _ in range(anchor_passes):
-        rows_at = anchored(anchor, figures)
-        fitted = cal.fit(rows_at, prior=prior, free=free, ridge_lambda=ridge_lambda, ridge_scale=RIDGE_SCALE)
-        change = max(abs(math.log(fitted.theta[p] / anchor.get(p, 1.0))) for p in used)
-        anchor = {**prior, **fitted.theta}
-        if not fitted.converged or change < 1e-3:
-            break
-        trial = _with_factors(own, _factors(fitted.theta, used, stack0, name))
-        figures = [figure(case, base.with_stack(trial)) for case in fit_cases]
+    fits: dict[frozenset[str], tuple[cal.Calibration, list[cal.FitRow]]] = {}
+
+    def fit_free(free: frozenset[str]) -> tuple[cal.Calibration, list[cal.FitRow]]:
+        """The fit with `free` freed, and the rows anchored where its last pass started."""
+        if free not in fits:
+            anchor, figures = dict(prior), base_figures
+            for _ in range(anchor_passes):
+                rows_at = anchored(anchor, figures)
+                fitted = cal.fit(
+                    rows_at, prior=prior, free=free, ridge_lambda=ridge_lambda, ridge_scale=ridge_scale
+                )
+                change = max(abs(math.log(fitted.theta[p] / anchor.get(p, 1.0))) for p in used)
+                anchor = {**prior, **fitted.theta}
+                if not fitted.converged or change < ANCHOR_TOLERANCE:
+                    break
+                figures = [figure(case, base.with_stack(stack_of(fitted.theta))) for case in fit_cases]
+            fits[free] = (fitted, rows_at)
+        return fits[free]
+
+    def round_score(free: frozenset[str]) -> Score:
+        fitted, rows_at = fit_free(free)
+        if not fitted.converged:
+            return lambda _: None
+        return loo_score(rows_at, prior=prior, ridge_lambda=ridge_lambda, ridge_scale=ridge_scale)
+
+    chip = {p for p in touched if p.startswith("gemm[")}
+    steps: tuple[SelectionStep, ...] = ()
+    if select:  # a software factor no run spends time in has nothing to gain: not a candidate
+        free, steps = forward_select(chip, touched - chip, round_score)
+    else:
+        free = frozenset(used)
+    fitted, rows_at = fit_free(free)
     rows = rows_at
     theta = {p: fitted.theta[p] for p in sorted(used)}
-    moved = tuple(p for p in sorted(used) if abs(math.log(theta[p] / prior[p])) > 0.01)
-    stack = _with_factors(own, _factors(fitted.theta, used, stack0, name))
+    freed = tuple(sorted(free & used))
+    moved = tuple(p for p in freed if abs(math.log(theta[p] / prior[p])) > 0.01)
+    stack = stack_of(fitted.theta)
     if not fitted.converged:
         note = f"the fit did not converge in {fitted.iterations} iterations; nothing is written"
         return StackFit(
@@ -307,7 +369,9 @@ def fit_stack(
             converged=False,
             theta=theta,
             prior={p: prior[p] for p in used},
+            freed=freed,
             moved=moved,
+            selection=steps,
             runs=(),
             notes=(note,),
         )
@@ -321,12 +385,11 @@ def fit_stack(
                 prior=prior,
                 free=free,
                 ridge_lambda=ridge_lambda,
-                ridge_scale=RIDGE_SCALE,
+                ridge_scale=ridge_scale,
             )
             for p in used:
                 ranges.setdefault(p, []).append(held.theta.get(p, prior[p]))
-            held_stack = _with_factors(own, _factors(held.theta, used, stack0, name))
-            loo_pred[i] = figure(case, base.with_stack(held_stack))
+            loo_pred[i] = figure(case, base.with_stack(stack_of(held.theta)))
     intervals = _intervals(rows, fit_cases, loo_pred)
     stack = replace(
         stack, intervals=MappingProxyType(intervals), provenance=MappingProxyType(dict(provenance or {}))
@@ -357,12 +420,16 @@ def fit_stack(
         converged=True,
         theta=theta,
         prior={p: prior[p] for p in used},
+        freed=freed,
         moved=moved,
+        selection=steps,
         runs=errors,
         loo_theta_range={p: (min(v), max(v)) for p, v in ranges.items()},
         notes=notes,
     )
-    fit_info = {"fit": {**result.summary(), "moved": list(moved), "base_stack": stack0.id}}
+    fit_info = {
+        "fit": {**result.summary(), "freed": list(freed), "moved": list(moved), "base_stack": stack0.id}
+    }
     return replace(
         result, stack=replace(stack, provenance=MappingProxyType({**stack.provenance, **fit_info}))
     )
