@@ -154,3 +154,13 @@ def test_bad_configs_name_the_field(kw: dict, field: str) -> None:
     with pytest.raises(InputError) as info:
         ServingConfig(**kw)
     assert info.value.field == field
+
+
+def test_a_chunk_longer_than_any_request_is_priced_at_its_tokens() -> None:
+    # By hand: 8 prompts of 1024 tokens, one output token each, budget 8192: one mixed step prefills
+    # all 8192 prompt tokens at once, priced as one 8192-token prefill (serving.costs), so every TTFT
+    # is estimate_inference's TTFT of an 8192-token prompt, not of the longest request (1026 tokens).
+    _, load = _serve(
+        max_batch=8, concurrency=8, num_requests=8, input_tokens=1024, output_tokens=1, chunked_prefill=8192
+    )
+    assert load.ttft_ms.p50 == pytest.approx(_static(1, 8192, 1).ttft_s * 1e3, rel=1e-6)
