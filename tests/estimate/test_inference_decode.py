@@ -118,3 +118,29 @@ def test_batch_one_tpot_by_hand() -> None:
     hand = weights_s + kv_s + launches_s + allreduce_s
     assert _decode("h100").tpot_s == pytest.approx(hand, rel=0.2)
     assert _decode("h100").tpot_s == pytest.approx(hand, rel=0.02)  # and in fact within 2%
+
+
+def test_fp8_serving_keeps_bf16_activations_and_all_reduces() -> None:
+    # Reference: ModelOpt / TensorRT-LLM and vLLM FP8 checkpoints quantize only the linear layers'
+    # inputs (graph.activation_bytes). By hand, Llama-3.1-70B tp 8, batch 256: every all-reduce moves
+    # 256 tokens x 8192 x 2 bytes = 4 MiB in FP8 as in BF16, so the all-reduce term is the same; the
+    # final norm reads and writes 256 x 8192 BF16 elements; the GEMMs read 1-byte inputs.
+    from twofold.workload.graph import activation_bytes, decode_ops
+
+    assert activation_bytes("fp8") == activation_bytes("nvfp4") == 2.0
+    assert activation_bytes("fp32") == 4.0
+    fp8 = estimate_inference(
+        SEVENTY_B, system_for(get_chip("h100")), InferenceLayout(tp=8),
+        replace(WORKLOAD, batch=256, precision="fp8"), chip=get_chip("h100"),
+    )  # fmt: skip
+    bf16 = _decode("h100", batch=256)
+    all_reduce = bf16.breakdown_decode["tp_allreduce"]
+    assert fp8.breakdown_decode["tp_allreduce"] == pytest.approx(all_reduce, rel=1e-12)
+    ops = {op.name: op for op in decode_ops(SEVENTY_B, batch=256, context_len=1024, precision="fp8", tp=8)}
+    norm = ops["final_norm"]
+    assert norm.bytes_written == 256 * 8192 * 2
+    assert ops["layer.attn.core"].dtype == "bf16"
+    up = ops["layer.mlp.up_gate"]
+    assert up.dtype == "fp8"
+    k, n = up.dims["k"], up.dims["n"]
+    assert up.bytes_read == 256 * k * 1 + k * n * 1  # FP8 inputs and FP8 weights

@@ -154,3 +154,36 @@ def test_bad_configs_name_the_field(kw: dict, field: str) -> None:
     with pytest.raises(InputError) as info:
         ServingConfig(**kw)
     assert info.value.field == field
+
+
+def test_a_chunk_longer_than_any_request_is_priced_at_its_tokens() -> None:
+    # By hand: 8 prompts of 1024 tokens, one output token each, budget 8192: one mixed step prefills
+    # all 8192 prompt tokens at once, priced as one 8192-token prefill (serving.costs), so every TTFT
+    # is estimate_inference's TTFT of an 8192-token prompt, not of the longest request (1026 tokens).
+    _, load = _serve(
+        max_batch=8, concurrency=8, num_requests=8, input_tokens=1024, output_tokens=1, chunked_prefill=8192
+    )
+    assert load.ttft_ms.p50 == pytest.approx(_static(1, 8192, 1).ttft_s * 1e3, rel=1e-6)
+
+
+def test_trtllm_admits_only_requests_it_can_finish() -> None:
+    # TensorRT-LLM's default GUARANTEED_NO_EVICT: by hand, a request of 100 + 100 tokens holds
+    # ceil(201 / 16) = 13 blocks at its end; a pool of 39 blocks runs exactly 3 at a time (max batch 8),
+    # so 6 equal requests go in two waves of 3: occupancy 3/8 throughout and no preemption. vLLM's
+    # admission (what the prompt needs now) starts more and preempts when they outgrow the pool.
+    base = dict(max_batch=8, concurrency=6, num_requests=6, input_tokens=100, output_tokens=100)
+    trt = simulate(_toy_costs(39 * 16), ServingConfig(**base, engine="trtllm"))
+    assert trt.preemptions == 0
+    assert trt.batch_occupancy == pytest.approx(3 / 8, rel=1e-9)
+    vllm = simulate(_toy_costs(39 * 16), ServingConfig(**base, engine="vllm"))
+    assert vllm.preemptions > 0
+
+
+def test_running_batch_never_exceeds_the_engine_cap() -> None:
+    # 20 equal requests at once, max batch 4 (vLLM max_num_seqs, TensorRT-LLM max_batch_size), KV for
+    # all: five waves of exactly 4, so the time-mean of running sequences is the cap itself.
+    for engine in ("vllm", "trtllm"):
+        cfg = ServingConfig(
+            max_batch=4, concurrency=20, num_requests=20, input_tokens=64, output_tokens=32, engine=engine
+        )
+        assert simulate(_toy_costs(10**6), cfg).batch_occupancy == pytest.approx(1.0, rel=1e-9)

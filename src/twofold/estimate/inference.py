@@ -15,6 +15,10 @@ Agrawal et al., "Sarathi-Serve", OSDI 2024, arXiv 2403.02310, section 2):
   dp * batch * M / latency, the request-level rate of a batch served to completion (what the
   AWS Neuron benchmark tables report); `decode_tokens_per_s` = dp * batch / TPOT.
 
+Precisions: FP8/FP4 apply to the GEMMs (weights and GEMM inputs); attention, norms, the residual
+stream and the tensor-parallel all-reduces stay in BF16 (`workload.graph.activation_bytes`: how
+TensorRT-LLM / ModelOpt and vLLM run FP8 and NVFP4 checkpoints), the KV cache in its own precision.
+
 Per operator the single-chip cost model (`cost.op_time_terms`) gives max(compute, memory) plus a
 fixed overhead. The breakdown charges a compute-bound operator's time to `compute`, a memory-bound
 one's to `weight_read`, `kv_cache` and `activation_io` in proportion to the bytes it moves (GEMM
@@ -72,7 +76,7 @@ from twofold.estimate.inference_types import (
 from twofold.hardware.types import Chip, System
 from twofold.parallel.comm import Group, LevelArrays, all_reduce_s, all_to_all_s, send_recv_s
 from twofold.parallel.memory import DEFAULT_MEM_HEADROOM, usable_memory_bytes
-from twofold.workload.graph import decode_ops, prefill_ops
+from twofold.workload.graph import activation_bytes, decode_ops, prefill_ops
 from twofold.workload.model import ModelConfig
 from twofold.workload.ops import Op
 from twofold.workload.precision import bytes_per_element
@@ -213,7 +217,7 @@ def evaluate_batches(
     prefill = [prefill_ops(served, batch=int(s), seq_len=n_in, **kw) for s in sizes]
     decode = [decode_ops(served, batch=int(s), context_len=ctx, **kw) for s in sizes]
 
-    ab = bytes_per_element(workload.precision)
+    ab = activation_bytes(workload.precision)  # what the all-reduces and pipeline sends carry
     wb = bytes_per_element(workload.weights, "weight_precision")
     layers = math.ceil(served.num_layers / pp)
     share = layers / served.num_layers

@@ -28,7 +28,7 @@ import numpy as np
 from twofold.estimate.inference_types import InferenceLayout, InferenceWorkload, micro_batches
 from twofold.estimate.kv import kv_cache_bytes
 from twofold.parallel.memory import FRAGMENTATION_FRACTION, WORKSPACE_FIXED_GIB, stage_params
-from twofold.workload.graph import prefill_ops
+from twofold.workload.graph import activation_bytes, prefill_ops
 from twofold.workload.model import ModelConfig
 from twofold.workload.ops import Op
 from twofold.workload.params import param_counts
@@ -69,7 +69,7 @@ def activation_bytes_per_sequence(
 ) -> float:
     """Prefill working set of one sequence on one chip (module docstring): residual stream plus
     the largest operator's activation traffic."""
-    ab = bytes_per_element(workload.precision)
+    ab = activation_bytes(workload.precision)
     wb = bytes_per_element(workload.weights, "weight_precision")
     ops = prefill_ops(
         model,

@@ -67,7 +67,9 @@ def simulate_serving(
     tables = dict(
         max_batch=batch,
         max_context=max_context,
-        max_prompt=max_context,
+        # A mixed step prefills up to the whole token budget: the prefill table must reach it (the
+        # tables clamp past their ends, so a shorter one would price every chunk as the longest prompt).
+        max_prompt=max(max_context, config.chunked_prefill or 0),
         exact_contexts=exact,
         exact_prompts=(config.input_tokens,),
         kv_capacity_tokens=kv_tokens,

@@ -12,7 +12,10 @@ __all__ = ["ENGINES", "ServingConfig"]
 #   steps (Sarathi-Serve; vLLM V1 and TensorRT-LLM with chunked context), paged KV blocks, preemption
 #   by recomputation of the newest request when blocks run out (Kwon et al., "PagedAttention",
 #   SOSP 2023, arXiv 2309.06180, section 4.5).
-# trtllm: TensorRT-LLM in-flight batching: the same scheduler.
+# trtllm: TensorRT-LLM in-flight batching: the same steps, admitted by the default capacity policy
+#   GUARANTEED_NO_EVICT (`SchedulerConfig.capacity_scheduler_policy`, TensorRT-LLM docs "Scheduler"):
+#   a request starts only when KV blocks for its prompt and all its output tokens are free beside
+#   those reserved for the running requests, so none is ever evicted (no preemption).
 # neuron: NxD Inference: the decode ("token generation") graph compiled for one batch size and
 #   sequence buckets; a step runs the whole compiled batch, padded, at the bucket above the longest
 #   context; prompts are encoded one at a time ("context encoding" batch 1), padded to their bucket.

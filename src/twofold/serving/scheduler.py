@@ -13,6 +13,10 @@ Each iteration is one engine step (or a run of identical-shape decode steps, adv
 4. KV blocks (`block_tokens` each; capacity from `estimate.inference`'s `kv_capacity_tokens`) are
    allocated as sequences grow; when a step needs more than are free, the newest running request
    is preempted and recomputed later (vLLM's recompute policy, Kwon et al., arXiv 2309.06180 s4.5).
+   TensorRT-LLM (`engine="trtllm"`) admits by GUARANTEED_NO_EVICT instead, its default capacity
+   policy: a request starts only if the blocks of every running request at its last token plus
+   its own fit (`max_need`), so the running batch is at most blocks / blocks-per-request and
+   nothing is preempted.
 
 Neuron (`engine="neuron"`): the decode step runs the compiled batch (`max_batch`) whatever the
 number of live sequences, at the sequence bucket (a power of two >= 128) above the longest
@@ -105,6 +109,7 @@ class _Replica:
         self.itl_w: list[float] = []
         self.g = cfg.tokens_per_verify
         self.hit = cfg.prefix_cache_hit
+        self.no_evict = cfg.engine == "trtllm"  # GUARANTEED_NO_EVICT admission (module docstring)
 
     # -- bookkeeping -------------------------------------------------------------------------
     def _advance(self, dt: float, busy: int, steps: int = 1) -> None:
@@ -134,10 +139,13 @@ class _Replica:
         if not self.waiting or len(self.run) >= self.cfg.max_batch:
             return out
         used = None  # blocks held now, counted only when the bound (every sequence at its end) is short
+        # and the engine admits on what is held now (vLLM); GUARANTEED_NO_EVICT stops at the bound.
         while self.waiting and len(out) < limit and len(self.run) + len(out) < self.cfg.max_batch:
             r = self.waiting[0]
             need = math.ceil((self.n_in[r] + self.gen[r] + 1) / self.bt)
             if self.max_need + self.full[r] > self.total_blocks:
+                if self.no_evict:
+                    break
                 if used is None:  # the bound only grows: once short, count exactly from here on
                     held = sum(math.ceil((self.n_in[q] + self.gen[q] + 1) / self.bt) for q in out)
                     used = self._used() + held

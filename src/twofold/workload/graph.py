@@ -28,6 +28,7 @@ from twofold.workload.precision import bytes_per_element
 __all__ = [
     "GEMM_ONLY_PRECISIONS",
     "RECOMPUTE_MODES",
+    "activation_bytes",
     "decode_ops",
     "forward_ops",
     "optimizer_ops",
@@ -44,6 +45,19 @@ RECOMPUTE_MODES = ("none", "selective", "full")
 GEMM_ONLY_PRECISIONS = frozenset({"fp8", "mxfp8", "fp4", "mxfp4", "nvfp4"})
 LOSS_FLOPS = 4  # per logit: max, subtract+exp, accumulate, (log and pick per row)
 ADAMW_FLOPS = 16  # per parameter: two moment updates, bias corrections, sqrt, divide, decay, step
+
+
+def activation_bytes(precision: str) -> float:
+    """Bytes per element of the activations between GEMMs (residual stream, norms, attention's
+    inputs and outputs, tensor-parallel all-reduces) under `precision`: 2 (BF16) for the
+    GEMM-only precisions above, whose recipes cast to FP8/FP4 only at a GEMM's input; otherwise
+    the precision's own width. Serving recipes are the same: TensorRT-LLM / ModelOpt FP8 and NVFP4
+    checkpoints quantize the inputs of the linear layers and keep the rest in BF16 (NVIDIA
+    TensorRT Model Optimizer docs, "Quantization formats"), as does vLLM's FP8 (dynamic per-token
+    activation scales at each linear layer; vLLM docs, "FP8 W8A8"). Left out: FP8 attention
+    kernels (TensorRT-LLM's FP8 context FMHA with an FP8 KV cache), priced at BF16 here; the KV
+    cache's own precision is a separate setting (`kv_precision`)."""
+    return 2.0 if precision in GEMM_ONLY_PRECISIONS else bytes_per_element(precision)
 
 
 def _positive(field: str, value: object) -> int:
@@ -341,7 +355,7 @@ def training_ops(
         etp=etp,
     )
     # Low-precision recipes keep non-GEMM activations (attention's inputs) in BF16.
-    act = 2.0 if precision in GEMM_ONLY_PRECISIONS else bytes_per_element(precision)
+    act = activation_bytes(precision)
     gemm_act = bytes_per_element(precision)
     weight = bytes_per_element(weight_precision or precision, "weight_precision")
     if finetune is not None:
@@ -379,7 +393,9 @@ def prefill_ops(
 ) -> tuple[Op, ...]:
     """Inference prefill: forward over the prompt, keys/values written to the cache, logits only
     for the last position of each sequence (what serving engines sample from), no loss. No
-    sequence parallelism: norms and residuals are replicated across the `tp` ranks.
+    sequence parallelism: norms and residuals are replicated across the `tp` ranks. FP8/FP4
+    precisions apply to the GEMMs only (`activation_bytes`): attention, norms and the residual
+    stream run in BF16, the KV cache in `kv_precision`.
     """
     _positive("seq_len", seq_len)
     plan = _plan(
@@ -395,6 +411,7 @@ def prefill_ops(
         sequence_parallel=False,
         kv_cache_precision=kv_precision,
         expert_tokens=expert_tokens,
+        gemm_only=True,
     )
     return _forward(plan, logits_tokens=batch, loss=False)
 
@@ -416,7 +433,8 @@ def decode_ops(
     (sliding-window layers a rolling cache of the window); every GEMM reads its full weight, and
     each expert that receives a token reads its own: the expected number of distinct experts the
     step's tokens touch under uniform routing (`layers.touched_experts`), not all of them. MLA
-    uses the absorbed form (`layers._mla_ops`).
+    uses the absorbed form (`layers._mla_ops`). FP8/FP4 apply to the GEMMs only, as in
+    `prefill_ops`.
     """
     _positive("context_len", context_len)
     plan = _plan(
@@ -433,6 +451,7 @@ def decode_ops(
         kv_cache_precision=kv_precision,
         decode=True,
         expert_tokens=expert_tokens,
+        gemm_only=True,
     )
     return _forward(plan, logits_tokens=batch, loss=False)
 
