@@ -516,7 +516,7 @@ def layout_for(row: PublishedRow, caveats: list[str] | None = None, system: Any 
     if entry.get("read") and cores > 1 and dp is not None and dp * tp * pp * cp == chips:
         cores = 1  # a row read from its text that counts chips, not NeuronCores
     micro_batch = row.micro_batch or 1
-    fsdp = bool(re.search(r"fsdp|zero-3|hybrid shard", row.zero_or_fsdp, re.IGNORECASE))
+    fsdp = bool(re.search(r"fsdp|zero[-_ ]?(stage[-_ ]?)?3|hybrid shard", row.zero_or_fsdp, re.IGNORECASE))
     if cores > 1:
         # NeuronCore counts -> chips: fold the cores of a chip into tensor parallelism when it is a
         # multiple of the cores per chip, otherwise into data parallelism (micro-batches merge).
@@ -552,7 +552,7 @@ def layout_for(row: PublishedRow, caveats: list[str] | None = None, system: Any 
         raise NotExpressible(
             f"global batch {row.global_batch} is not a multiple of dp*micro_batch={dp * micro_batch}"
         )
-    stage = re.search(r"ZeRO-([0-2])\b", row.zero_or_fsdp)
+    stage = re.search(r"zero[-_ ]?(?:stage[-_ ]?)?([0-2])\b", row.zero_or_fsdp, re.IGNORECASE)
     zero = 3 if fsdp else int(stage.group(1)) if stage else int(convention.get("zero", 1))
     recompute = _recompute(row)
     sequence_parallel = bool(convention.get("sequence_parallel", True)) and tp > 1
