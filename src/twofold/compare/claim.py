@@ -134,7 +134,7 @@ class ClaimResult:
         }
 
 
-def _causes(factors: Mapping[str, float] | None) -> dict[str, str | None]:
+def _causes(factors: Mapping[str, float] | None) -> dict[str, Any]:
     """The dominant cause (largest |log factor|) and the next one after it."""
     if factors is None:
         return {"dominant_cause": None, "secondary_cause": None}
@@ -209,7 +209,7 @@ def _row(
     except (InputError, NoAnswer) as exc:  # the reference chip cannot run this workload
         return _not_evaluated(w, str(exc))
     ra, rb = result.row(a.label), result.row(b.label)
-    layouts = {
+    layouts: dict[str, Any] = {
         "layout_a": None if ra.layout is None else asdict(ra.layout),
         "layout_b": None if rb.layout is None else asdict(rb.layout),
     }
@@ -257,9 +257,9 @@ def _missing(a: Target, b: Target, key: str, notes: Sequence[str]) -> str:
     if key == "perf_per_dollar":
         unpriced = [t for t in (a, b) if t.price.usd_per_chip_hour is None]
         if unpriced:
-            chips = ", ".join(t.label for t in unpriced)
+            names = ", ".join(t.label for t in unpriced)
             kind = unpriced[0].price.kind
-            return f"price unknown for {chips} (no published {kind} price; pass --price CHIP=USD)"
+            return f"price unknown for {names} (no published {kind} price; pass --price CHIP=USD)"
     return "; ".join(notes) or "no fitting layout"
 
 

@@ -369,6 +369,7 @@ def compare_targets(
     for tgt in targets:
         notes: list[str] = []
         budget_ratio = None if mode == "chips" else 1.0
+        plan: ChipPlan | None
         if tgt is ref_target or mode == "chips":
             plan = plan_chip(model, tgt, chips, workload, cache)
         else:

@@ -58,6 +58,7 @@ ATTENTION_BACKWARD_RATIO = 0.63 / 0.73
 
 __all__ = ["OpTimeTerms", "op_time_terms", "op_times_s", "ops_time_s", "time_breakdown", "causal_fraction"]
 
+
 @dataclass(frozen=True, kw_only=True)
 class OpTimeTerms:
     """Per-op seconds for ONE execution, split into its roofline terms (arrays aligned with ops)."""
@@ -116,7 +117,7 @@ def _peaks_flops_per_s(
     rates = np.full(len(ops), np.nan)
     cache: dict[str, float] = {}
     for i in np.flatnonzero(mask):
-        dtype = ops[i].dtype
+        dtype = ops[int(i)].dtype
         if dtype not in cache:
             cache[dtype] = chip.peak_tflops(dtype) * 1e12 * gemm_efficiency(profile, dtype)
         rates[i] = cache[dtype]
@@ -204,11 +205,13 @@ def op_time_terms(ops: Sequence[Op], chip: Chip, profile: CalibrationProfile | N
         compute_s[gemm_idx] = _gemm_compute_flops(ops, chip, profile, gemm_idx) / rates[gemm_idx]
         expert = float(profile.extra.get("expert_gemm_efficiency", 1.0))
         if expert != 1.0:
-            grouped = np.array([ops[i].name.startswith(EXPERT_GEMM_PREFIX) for i in gemm_idx], dtype=bool)
+            grouped = np.array(
+                [ops[int(i)].name.startswith(EXPERT_GEMM_PREFIX) for i in gemm_idx], dtype=np.bool_
+            )
             compute_s[gemm_idx[grouped]] /= expert
     attn_idx = np.flatnonzero(is_attention)
     if attn_idx.size:
-        sub = [ops[i] for i in attn_idx]
+        sub = [ops[int(i)] for i in attn_idx]
         bwd_ratio = float(profile.extra.get("attention_backward_ratio", ATTENTION_BACKWARD_RATIO))
         eff = (
             np.array([bwd_ratio if op.phase == "backward" else 1.0 for op in sub])
