@@ -267,7 +267,7 @@ def plan_infer(
     model: str,
     chip: str,
     system: str | None,
-    chips: int,
+    chips: int | None,
     input_tokens: int,
     output_tokens: int,
     precision: str,

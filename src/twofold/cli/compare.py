@@ -309,7 +309,7 @@ def _search_bounds(**bounds: int | None) -> Any:
     for name, value in bounds.items():
         if value is not None and value < 1:
             raise InputError(name, value, "must be a positive integer")
-    given = {k: v for k, v in bounds.items() if v is not None}
+    given: dict[str, Any] = {k: v for k, v in bounds.items() if v is not None}
     return EnumerateOptions(**given) if given else None
 
 
@@ -323,14 +323,14 @@ def _resolve_model(
     seq_len: int,
     precision: str,
     finetune: Any = None,
-) -> tuple[Any, Any, dict[str, float | None]]:
+) -> tuple[Any, Any, dict[str, Any]]:
     """(model, workload, budget) of `compare` / `report`: a catalog id or config.json by name, an
     ONNX file imported (data parallel and ZeRO/FSDP layouts, `compare.plans`) at its own sequence
     length; `--input-shape` and `--samples` only for ONNX models. `finetune` (`--finetune`): a
     LoRA/QLoRA workload, catalog models only."""
     from twofold.errors import InputError
 
-    budget: dict[str, float | None] = {"tokens": parse_tokens(tokens)}
+    budget: dict[str, Any] = {"tokens": parse_tokens(tokens)}
     if name.endswith(".onnx"):
         from twofold.cli._imported import _check_seq_len, _import
 
@@ -709,7 +709,7 @@ def report(
     )
     if isinstance(the_model, str):
         the_model = get_model(the_model)
-    economics = {
+    economics: dict[str, Any] = {
         "prices": prices,
         "powers": powers,
         "idle_fraction": idle_fraction,

@@ -200,8 +200,8 @@ def estimate(
         ep=ep,
         zero=zero,
         micro_batch=micro_batch,
-        recompute=recompute,
-        sequence_parallel=sequence_parallel,  # type: ignore[arg-type]
+        recompute=recompute,  # type: ignore[arg-type]  # a flag string; check_layout refuses other values
+        sequence_parallel=sequence_parallel,
         shard=shard,
     )
     the_chip = get_chip(chip)

@@ -140,7 +140,15 @@ def plan(
     from twofold.search.plan import DEFAULT_TIE_TOLERANCE, check_objective, plan_training
     from twofold.workload import get_model
 
-    bounds = {"tp": tp, "pp": pp, "cp": cp, "ep": ep, "vp": vp, "max_vp": max_vp, "max_cp": max_cp}
+    bounds: dict[str, Any] = {
+        "tp": tp,
+        "pp": pp,
+        "cp": cp,
+        "ep": ep,
+        "vp": vp,
+        "max_vp": max_vp,
+        "max_cp": max_cp,
+    }
     for name, value in bounds.items():
         if value is not None and value < 1:
             raise InputError(name, value, "must be a positive integer")
@@ -185,9 +193,14 @@ def plan(
             precision=precision,
             finetune=finetune_of(finetune, lora_rank, lora_targets, base_precision),
         )
+        if on is not None:
+            names = _chip_list(on)
+        else:
+            assert chip is not None  # (on is None) == (chip is None) was refused above
+            names = [chip if system is None else f"{chip}@{system}"]
         return plan_by_deadline(
             model=model,
-            names=_chip_list(on) if on is not None else [chip if system is None else f"{chip}@{system}"],
+            names=names,
             workload=workload,
             tokens=budget,
             deadline=deadline,
@@ -262,7 +275,7 @@ def plan(
     check_objective(objective)
     prices = parse_chip_values(price, "price", "USD per chip-hour")
     powers = parse_chip_values(power, "power", "W")
-    token_budget = parse_tokens(tokens)
+    tokens_to_train = parse_tokens(tokens)
     if precision not in PRECISIONS:
         raise InputError("precision", precision, f"must be one of {', '.join(PRECISIONS)}")
     if model.endswith(".onnx") and finetune != "full":
@@ -302,7 +315,7 @@ def plan(
         price_kind="on-demand" if price_kind is None else price_kind,
         min_quality=min_quality,
         idle_fraction=idle_fraction,
-        tokens=token_budget,
+        tokens=tokens_to_train,
         mem_headroom=headroom,
         tie_tolerance=tolerance,
         options=EnumerateOptions(**bounds),

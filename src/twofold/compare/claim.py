@@ -123,7 +123,7 @@ class ClaimResult:
     deadline_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        fine = {} if self.finetune is None else {"finetune": self.finetune.to_dict()}
+        fine: dict[str, Any] = {} if self.finetune is None else {"finetune": self.finetune.to_dict()}
         if self.deadline_s is not None:
             fine |= {"tokens": self.tokens, "deadline_s": self.deadline_s}
         return {
@@ -143,7 +143,7 @@ class ClaimResult:
         }
 
 
-def _causes(factors: Mapping[str, float] | None) -> dict[str, str | None]:
+def _causes(factors: Mapping[str, float] | None) -> dict[str, Any]:
     """The dominant cause (largest |log factor|) and the next one after it."""
     if factors is None:
         return {"dominant_cause": None, "secondary_cause": None}
@@ -218,7 +218,7 @@ def _row(
     except (InputError, NoAnswer) as exc:  # the reference chip cannot run this workload
         return _not_evaluated(w, str(exc))
     ra, rb = result.row(a.label), result.row(b.label)
-    layouts = {
+    layouts: dict[str, Any] = {
         "layout_a": None if ra.layout is None else asdict(ra.layout),
         "layout_b": None if rb.layout is None else asdict(rb.layout),
     }
@@ -257,7 +257,7 @@ def _deadline_row(
         r = deadline_cost_ratio(a, b, w.model, workload, chips=w.chips, tokens=tokens, deadline_s=deadline_s)
     except (InputError, NoAnswer) as exc:
         return _not_evaluated(w, str(exc))
-    layouts = {
+    layouts: dict[str, Any] = {
         key: None if o.best is None else asdict(o.best.layout)
         for key, o in (("layout_a", r.outcome_a), ("layout_b", r.outcome_b))
     }
@@ -334,9 +334,9 @@ def _missing(a: Target, b: Target, key: str, notes: Sequence[str]) -> str:
     if key == "perf_per_dollar":
         unpriced = [t for t in (a, b) if t.price.usd_per_chip_hour is None]
         if unpriced:
-            chips = ", ".join(t.label for t in unpriced)
+            names = ", ".join(t.label for t in unpriced)
             kind = unpriced[0].price.kind
-            return f"price unknown for {chips} (no published {kind} price; pass --price CHIP=USD)"
+            return f"price unknown for {names} (no published {kind} price; pass --price CHIP=USD)"
     return "; ".join(notes) or "no fitting layout"
 
 

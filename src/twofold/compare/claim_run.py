@@ -70,7 +70,7 @@ def claim_scenarios(
         if w.phase == "inference" and metric == "perf-per-watt":
             continue
         for t in targets:
-            common = {
+            common: dict[str, Any] = {
                 "model": w.model,
                 "chip": t.chip.id,
                 "system": t.system.id,

@@ -47,6 +47,7 @@ from twofold.estimate.uncertainty import Uncertainty
 from twofold.hardware.scale import scale_notes
 from twofold.parallel.layout import Layout, TrainingWorkload
 from twofold.search.deadline import TargetOutcome
+from twofold.workload.budget import default_tokens
 from twofold.workload.imported import ImportedModel
 from twofold.workload.model import ModelConfig
 
@@ -72,17 +73,6 @@ RATIO_METRICS: tuple[str, ...] = (
 DEFAULT_CHIPS = 64
 # 4M tokens per step: Llama 2's pretraining batch (Touvron et al. 2023, "Llama 2", section 2.2).
 DEFAULT_WORKLOAD = TrainingWorkload(global_batch=1024, seq_len=4096, precision="bf16")
-CHINCHILLA_TOKENS_PER_PARAM = 20.0
-
-
-def default_tokens(model: ModelConfig | ImportedModel) -> float:
-    """Chinchilla-optimal token budget: 20 x (active) parameters (module docstring); all the
-    parameters of an imported model (its experts, if any, are not known as such)."""
-    if isinstance(model, ImportedModel):
-        return CHINCHILLA_TOKENS_PER_PARAM * float(model.param_count)
-    from twofold.workload.params import param_counts
-
-    return CHINCHILLA_TOKENS_PER_PARAM * float(param_counts(model).active)
 
 
 def throughput_unit(model: ModelConfig | ImportedModel) -> str:
@@ -379,6 +369,7 @@ def compare_targets(
     for tgt in targets:
         notes: list[str] = []
         budget_ratio = None if mode == "chips" else 1.0
+        plan: ChipPlan | None
         try:
             if tgt is ref_target or mode == "chips":
                 plan = plan_chip(model, tgt, chips, workload, cache)

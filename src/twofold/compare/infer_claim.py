@@ -120,7 +120,7 @@ def inference_ratio(
         return InferenceRatio(note=f"not evaluated: {why}")
     ea, eb = plan_a.best.to_dict(), plan_b.best.to_dict()
     # The estimate's own layout record: the same for a plan made here or read from a sweep store.
-    layouts = {"layout_a": dict(ea["layout"]), "layout_b": dict(eb["layout"])}
+    layouts: dict[str, Any] = {"layout_a": dict(ea["layout"]), "layout_b": dict(eb["layout"])}
     usd = {
         t.label: usd_per_million_tokens(t.price, e["output_tokens_per_s_per_chip"])
         for t, e in ((a, ea), (b, eb))

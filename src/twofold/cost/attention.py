@@ -105,7 +105,8 @@ _Table = Mapping[tuple[str, str, str, bool], Mapping[int, KernelCurve]]
 
 def _read_rows() -> list[dict[str, str]]:
     path = resources.files("twofold.cost").joinpath("data", "kernels.csv")
-    with path.open(encoding="utf-8", newline="") as handle:
+    # typeshed's Traversable.open omits `newline`, which files() paths pass on to open().
+    with path.open(encoding="utf-8", newline="") as handle:  # type: ignore[call-overload]
         return [r for r in csv.DictReader(handle) if r["kind"] == "attention" and r["metric"] == "tflops"]
 
 

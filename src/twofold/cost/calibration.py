@@ -401,7 +401,7 @@ def calibration_from_dict(data: Any) -> TrainingCalibration:
     if not isinstance(gemm_raw, Mapping) or not isinstance(families_raw, Mapping):
         raise InputError("calibration", "gemm_efficiency_factor/chip_families", "must be mappings")
     gemm = _positives(data, "gemm_efficiency_factor")
-    scalars = {
+    scalars: dict[str, Any] = {
         name: _positive(f"calibration.{name}", data.get(name, 1.0))
         for name in (
             "expert_gemm_efficiency_factor",

@@ -32,9 +32,10 @@ from types import MappingProxyType
 
 from twofold import yaml_strict
 from twofold.cost.calibration import TrainingCalibration, runs_eager, shipped_calibration
-from twofold.cost.profile import CalibrationProfile
+from twofold.cost.profile import CalibrationProfile, gemm_efficiency
 from twofold.cost.profile_io import profile_from_dict
-from twofold.hardware.types import Chip
+from twofold.errors import InputError
+from twofold.hardware.types import PRECISIONS, Chip
 
 # FP8 recipes that scale each tensor from its current amax (a reduction pass before the cast).
 DYNAMIC_FP8_RECIPES = frozenset({"torchao-tensorwise", "torchao-rowwise", "te-current"})
@@ -108,10 +109,6 @@ def apply_calibration(
     a graph). The stack's attention kernel and the family whose measurements price it are set
     (`cost.attention`), with the fitted attention factor as `extra["attention_kernel_factor"]`.
     memory_efficiency is unchanged."""
-    from twofold.cost.roofline import gemm_efficiency  # roofline imports this module
-    from twofold.errors import InputError
-    from twofold.hardware.types import PRECISIONS
-
     gemm: dict[str, float] = {}
     for precision in dict.fromkeys((*profile.gemm_efficiency, *PRECISIONS)):
         try:

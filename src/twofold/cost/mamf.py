@@ -98,14 +98,14 @@ def mamf_profiles(
             )
         peak = chip.peak_tflops(precision)
         value = float(row["value"])
-        efficiency = value / peak
-        if not 0.0 < efficiency <= 1.0:
+        fraction = value / peak
+        if not 0.0 < fraction <= 1.0:
             raise InputError(
                 f"{row['id']}.value", value, f"exceeds {chip.id}'s {precision} peak {peak} TFLOPS"
             )
         chips[chip.id] = chip
         note = f"{row['id']}: {value:g} TFLOPS / {peak:g} peak; {row['source']}; {row['source_ref']}"
-        found.setdefault(chip.id, {})[precision] = (efficiency, note)
+        found.setdefault(chip.id, {})[precision] = (fraction, note)
 
     profiles: dict[str, CalibrationProfile] = {}
     for chip_id, by_precision in sorted(found.items()):

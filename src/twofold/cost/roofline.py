@@ -43,7 +43,7 @@ import numpy as np
 from twofold.cost.calibration import EXPERT_GEMM_PREFIX, MEMORY_BOUND_KINDS
 from twofold.cost.defaults import profile_for
 from twofold.cost.gemm import gpu_padded_flops, ramp_flops, skinny_padded_flops, systolic_padded_flops
-from twofold.cost.profile import CalibrationProfile
+from twofold.cost.profile import CalibrationProfile, gemm_efficiency
 from twofold.errors import InputError
 from twofold.hardware.types import Chip
 from twofold.workload.ops import Op
@@ -57,19 +57,6 @@ from twofold.workload.ops import Op
 ATTENTION_BACKWARD_RATIO = 0.63 / 0.73
 
 __all__ = ["OpTimeTerms", "op_time_terms", "op_times_s", "ops_time_s", "time_breakdown", "causal_fraction"]
-
-# Where a profile has no entry for an op's dtype, the efficiency of a related precision is used:
-# fp16 runs on the bf16 datapath; microscaled fp8 on the fp8 one; fp8 efficiency is assumed to
-# be the bf16 fraction (stated in docs/cost-model.md) unless a profile gives it.
-_EFFICIENCY_FALLBACK: dict[str, tuple[str, ...]] = {
-    "fp16": ("bf16",),
-    "mxfp8": ("fp8", "bf16"),
-    "fp8": ("bf16",),
-    "fp4": ("fp8", "bf16"),
-    "int8": ("fp8", "bf16"),
-    "tf32": ("bf16", "fp32"),
-    "fp32": ("bf16",),
-}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,18 +72,6 @@ class OpTimeTerms:
     def compute_bound(self) -> np.ndarray:
         # An op with no compute term (a norm, or an empty op) counts as memory-bound.
         return (self.compute_s >= self.memory_s) & (self.compute_s > 0)
-
-
-def gemm_efficiency(profile: CalibrationProfile, dtype: str) -> float:
-    """The profile's large-GEMM efficiency for `dtype`, falling back along related precisions."""
-    for name in (dtype, *_EFFICIENCY_FALLBACK.get(dtype, ("bf16",))):
-        if name in profile.gemm_efficiency:
-            return float(profile.gemm_efficiency[name])
-    raise InputError(
-        "gemm_efficiency",
-        dict(profile.gemm_efficiency),
-        f"profile {profile.chip_id} has no entry usable for {dtype}",
-    )
 
 
 def causal_fraction(q_len: np.ndarray, kv_len: np.ndarray) -> np.ndarray:
@@ -142,7 +117,7 @@ def _peaks_flops_per_s(
     rates = np.full(len(ops), np.nan)
     cache: dict[str, float] = {}
     for i in np.flatnonzero(mask):
-        dtype = ops[i].dtype
+        dtype = ops[int(i)].dtype
         if dtype not in cache:
             cache[dtype] = chip.peak_tflops(dtype) * 1e12 * gemm_efficiency(profile, dtype)
         rates[i] = cache[dtype]
@@ -230,11 +205,13 @@ def op_time_terms(ops: Sequence[Op], chip: Chip, profile: CalibrationProfile | N
         compute_s[gemm_idx] = _gemm_compute_flops(ops, chip, profile, gemm_idx) / rates[gemm_idx]
         expert = float(profile.extra.get("expert_gemm_efficiency", 1.0))
         if expert != 1.0:
-            grouped = np.array([ops[i].name.startswith(EXPERT_GEMM_PREFIX) for i in gemm_idx], dtype=bool)
+            grouped = np.array(
+                [ops[int(i)].name.startswith(EXPERT_GEMM_PREFIX) for i in gemm_idx], dtype=np.bool_
+            )
             compute_s[gemm_idx[grouped]] /= expert
     attn_idx = np.flatnonzero(is_attention)
     if attn_idx.size:
-        sub = [ops[i] for i in attn_idx]
+        sub = [ops[int(i)] for i in attn_idx]
         bwd_ratio = float(profile.extra.get("attention_backward_ratio", ATTENTION_BACKWARD_RATIO))
         eff = (
             np.array([bwd_ratio if op.phase == "backward" else 1.0 for op in sub])

@@ -53,6 +53,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import replace
 from types import MappingProxyType
+from typing import Any, cast
 
 import numpy as np
 
@@ -207,7 +208,7 @@ def evaluate_batches(
     sizes = np.unique(b).astype(int)
     idx = np.searchsorted(sizes, b)
     n_in, ctx = workload.input_tokens, workload.decode_context_len
-    kw = dict(
+    kw: dict[str, Any] = dict(
         precision=workload.precision,
         kv_precision=workload.kv,
         weight_precision=workload.weights,
@@ -221,7 +222,7 @@ def evaluate_batches(
     wb = bytes_per_element(workload.weights, "weight_precision")
     layers = math.ceil(served.num_layers / pp)
     share = layers / served.num_layers
-    costs = dict(layer_share=share, pp=pp, act_bytes=ab, weight_bytes=wb)
+    costs: dict[str, Any] = dict(layer_share=share, pp=pp, act_bytes=ab, weight_bytes=wb)
     stage_p = _stage_terms(prefill, chip, profile, **costs)
     stage_d = _stage_terms(decode, chip, profile, **costs)
 
@@ -243,8 +244,8 @@ def evaluate_batches(
     per_batch_d = {k: v[idx] for k, v in stage_d.items()}
     pre = _phase(per_batch_p, m + pp - 1.0, m)
     dec = _phase(per_batch_d, np.full_like(m, float(pp)), m)
-    ttft = sum(pre[k] for k in BREAKDOWN_TERMS)
-    tpot = sum(dec[k] for k in BREAKDOWN_TERMS)
+    ttft = cast(np.ndarray, sum(pre[k] for k in BREAKDOWN_TERMS))
+    tpot = cast(np.ndarray, sum(dec[k] for k in BREAKDOWN_TERMS))
     e2e = ttft + (workload.output_tokens - 1) * tpot
     tokens_per_s = layout.dp * batch * workload.output_tokens / e2e
 

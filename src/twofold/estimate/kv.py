@@ -70,5 +70,7 @@ def kv_cache_bytes(
     sliding = model.sliding_window_layers if window is not None else 0
     share = (n if layers is None else float(layers)) / n
     ctx = np.asarray(context_len, dtype=float)
-    tokens = (n - sliding) * ctx + sliding * (np.minimum(ctx, window) if sliding else 0.0)
+    tokens = (n - sliding) * ctx + sliding * (
+        np.minimum(ctx, window) if sliding and window is not None else 0.0
+    )
     return share * tokens * per * np.asarray(sequences, dtype=float)

@@ -151,7 +151,11 @@ def from_onnx(
     fused_backward = [b for op in fused_forward for b in _fused_backward(op, grad_flags)]
     first_input = shapes.get(inputs[0].name, ()) if inputs else ()
     tokens = next(
-        (shapes[i.name] for i in inputs if len(shapes.get(i.name, ())) == 2 and types.get(i.name) in (6, 7)),
+        (
+            shapes[i.name]
+            for i in inputs
+            if len(shapes.get(i.name) or ()) == 2 and types.get(i.name) in (6, 7)
+        ),
         None,
     )
     params = sum(math.prod(initializers[n].dims) for n in trainable)
@@ -251,6 +255,12 @@ class _NodeReader:
     def shape(self, name: str) -> tuple[int, ...] | None:
         return self.shapes.get(name)
 
+    def dims(self, name: str) -> tuple[int, ...]:
+        """The shape of a tensor of a node whose shapes are `known()`."""
+        shape = self.shapes.get(name)
+        assert shape is not None, f"{name}: dims() called before known()"
+        return shape
+
     def known(self) -> bool:
         return all(self.shape(n) is not None for n in (*self.node.input, *self.node.output) if n)
 
@@ -299,40 +309,45 @@ def _node_ops(
     ins = [i for i in node.input if i]
     outs = [o for o in node.output if o]
     read, written = r.nbytes(ins), r.nbytes(outs)
-    common = {"phase": "forward", "dtype": r.precision, "bytes_read": read, "bytes_written": written}
+    common: dict[str, Any] = {
+        "phase": "forward",
+        "dtype": r.precision,
+        "bytes_read": read,
+        "bytes_written": written,
+    }
     if op_type in ("MatMul", "Gemm", "FusedMatMul"):
-        a, b = r.shape(ins[0]), r.shape(ins[1])
+        a, b = r.dims(ins[0]), r.dims(ins[1])
         if op_type == "Gemm":
             m, k = (a[1], a[0]) if _attr(node, "transA", 0) else a
             n = b[0] if _attr(node, "transB", 0) else b[1]
             return [gemm_op(name, m=m, n=n, k=k, **common)]
         return [_matmul(name, a, b, common)]
     if op_type in ("Conv", "ConvTranspose"):
-        x, w, y = r.shape(ins[0]), r.shape(ins[1]), r.shape(outs[0])
+        x, w, y = r.dims(ins[0]), r.dims(ins[1]), r.dims(outs[0])
         groups = int(_attr(node, "group", 1))
         if op_type == "Conv":
-            geometry = {"in_channels": x[1], "out_channels": w[0], "out_spatial": y[2:]}
+            geometry: dict[str, Any] = {"in_channels": x[1], "out_channels": w[0], "out_spatial": y[2:]}
         else:  # the input gradient of the convolution it transposes (see conv_op)
             geometry = {"in_channels": y[1], "out_channels": x[1], "out_spatial": x[2:]}
         role = 0 if op_type == "Conv" else 1
         return [conv_op(name, role=role, batch=x[0], kernel=w[2:], groups=groups, **geometry, **common)]
-    if op_type == "Attention" and len(r.shape(ins[0])) == 4:  # ai.onnx opset 23: (b, heads, seq, d)
-        q, k, v = (r.shape(i) for i in ins[:3])
+    if op_type == "Attention" and len(r.dims(ins[0])) == 4:  # ai.onnx opset 23: (b, heads, seq, d)
+        q, key, v = (r.dims(i) for i in ins[:3])
         return [
             attention_op(
                 name,
                 batch=q[0],
                 heads=q[1],
-                kv_heads=k[1],
+                kv_heads=key[1],
                 q_len=q[2],
-                kv_len=k[2],
+                kv_len=key[2],
                 head_dim=q[3],
                 v_head_dim=v[3],
                 causal=bool(_attr(node, "is_causal", 0)),
                 **common,
             )
         ]
-    elements = max((math.prod(r.shape(o)) for o in outs), default=0)
+    elements = max((math.prod(r.dims(o)) for o in outs), default=0)
     kind: OpKind
     if op_type in _NORM:
         kind = "norm"

@@ -281,7 +281,7 @@ def _level(where: _Where, i: int, raw: object, sources: Mapping[str, Source], in
             where("levels", i, "bandwidth_gb_s_per_chip"), raw.get("bandwidth_gb_s_per_chip")
         ),
         latency_us=_positive(where("levels", i, "latency_us"), raw.get("latency_us")),
-        torus_dims=tuple(dims),  # type: ignore[arg-type]
+        torus_dims=tuple(dims),
         note=_string(where("levels", i, "note"), raw.get("note", ""), required=False),
         sources=_source_keys(where("levels", i, "sources"), raw.get("sources"), sources),
     )
@@ -409,7 +409,7 @@ def _system(file: str, index: int, raw: object, table: Mapping[str, Source]) -> 
         node_chips=node_chips,  # type: ignore[arg-type]
         max_chips=max_chips,  # type: ignore[arg-type]
         levels=tuple(levels),
-        price_usd_per_chip_hour=price,  # type: ignore[arg-type]
+        price_usd_per_chip_hour=price,
         price_note=price_note,
         prices=quotes,
         notes=_strings(where("notes"), raw.get("notes")),

@@ -101,7 +101,8 @@ def load_catalog(paths: Iterable[str | Path] | None = None) -> Catalog:
     origin: dict[str, str] = {}
     for path in files:
         file_chips, file_systems = parse_catalog_document(path, _read_yaml(path))
-        for entry in (*file_chips, *file_systems):
+        entries: tuple[Chip | System, ...] = (*file_chips, *file_systems)
+        for entry in entries:
             origin.setdefault(entry.id, path.name)
         chips += file_chips
         systems += file_systems
@@ -114,18 +115,18 @@ def load_catalog(paths: Iterable[str | Path] | None = None) -> Catalog:
                 f"{origin[system.id]}:systems[{system.id}].chip", system.chip_id, "no chip with this id"
             )
     for chip in chips:
-        system = system_index.get(chip.default_system.lower())
-        if system is None or system.id != chip.default_system:
+        default = system_index.get(chip.default_system.lower())
+        if default is None or default.id != chip.default_system:
             raise InputError(
                 f"{origin[chip.id]}:chips[{chip.id}].default_system",
                 chip.default_system,
                 "no system with this id",
             )
-        if system.chip_id != chip.id:
+        if default.chip_id != chip.id:
             raise InputError(
                 f"{origin[chip.id]}:chips[{chip.id}].default_system",
                 chip.default_system,
-                f"holds {system.chip_id}",
+                f"holds {default.chip_id}",
             )
     return Catalog(
         chips=tuple(chips), systems=tuple(systems), chip_index=chip_index, system_index=system_index

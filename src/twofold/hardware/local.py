@@ -8,7 +8,7 @@ device, the software versions, the date and the run it came from, and holds
   figures: the peak of a precision is the best GEMM throughput the run reached (or the fitted
   asymptote, whichever is larger, so that every fitted efficiency is <= 1), and the memory bandwidth
   is the measured streaming-copy bandwidth.
-- `calibration`: the fitted `CalibrationProfile` parameters (see `cost.profile`).
+- `calibration`: the fitted `CalibrationProfile` parameters (see `hardware.profile`).
 - `provenance`: where it came from (run id, date, device name, versions, threads).
 
 `--chip local` loads the default file; `--chip path/to/profile.yaml` loads that file.
@@ -24,10 +24,11 @@ from typing import Any
 
 import yaml
 
-from twofold.cost.profile import CalibrationProfile
-from twofold.cost.profile_io import profile_from_dict, profile_to_dict
 from twofold.errors import InputError
+from twofold.hardware.profile import CalibrationProfile
+from twofold.hardware.profile_io import profile_from_dict, profile_to_dict
 from twofold.hardware.types import Chip, Figure
+from twofold.yaml_strict import load as load_yaml
 
 __all__ = [
     "PROFILE_FORMAT",
@@ -109,8 +110,6 @@ def read_profile_file(path: str | Path) -> dict[str, Any]:
     """Parse a profile file; unreadable or malformed files are `InputError`s naming the file."""
     path = Path(path).expanduser()
     try:
-        from twofold.yaml_strict import load as load_yaml
-
         doc = load_yaml(path.read_text())  # a duplicate key is an error, not "the last one wins"
     except OSError as exc:
         raise InputError("chip", str(path), f"cannot read profile file ({exc.strerror})") from exc

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from twofold.errors import InputError
+from twofold.hardware.profile import CalibrationProfile
 
 __all__ = [
     "PRECISIONS",
@@ -103,9 +104,9 @@ class Chip:
     default_system: str = ""
     figures: Mapping[str, Figure] = field(default_factory=dict)
     sources: tuple[Source, ...] = ()
-    # A fitted `cost.profile.CalibrationProfile` (set for the measured `local` chip); None = the
-    # cost model uses the chip's shipped default profile.
-    calibration: object | None = None
+    # A fitted calibration profile, or its dict form (set for the measured `local` chip); None = the
+    # cost model uses the chip's shipped default profile (`cost.defaults.profile_for`).
+    calibration: CalibrationProfile | Mapping[str, Any] | None = None
     notes: tuple[str, ...] = ()  # chip-level caveats that belong to no single figure
 
     def peak_tflops(self, precision: str) -> float:

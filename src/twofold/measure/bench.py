@@ -105,7 +105,8 @@ def _versions() -> dict[str, str]:
 
 def _cpuinfo() -> tuple[str, str, set[str]]:
     """(model name, vendor, flags) from /proc/cpuinfo; platform fallbacks elsewhere."""
-    name, vendor, flags = platform.processor() or platform.machine(), "", set()
+    name, vendor = platform.processor() or platform.machine(), ""
+    flags: set[str] = set()
     try:
         with open("/proc/cpuinfo") as fh:
             text = fh.read()

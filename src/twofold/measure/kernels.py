@@ -67,7 +67,14 @@ class Kernel:
 
 
 def _model_dict(model: ModelConfig) -> dict[str, object]:
-    keys = ("name", "num_layers", "hidden_size", "num_attention_heads", "num_kv_heads", "head_dim")
+    keys: tuple[str, ...] = (
+        "name",
+        "num_layers",
+        "hidden_size",
+        "num_attention_heads",
+        "num_kv_heads",
+        "head_dim",
+    )
     keys += ("intermediate_size", "vocab_size", "tie_word_embeddings")
     return {k: getattr(model, k) for k in keys}
 
@@ -154,7 +161,9 @@ def plan_kernels(*, quick: bool, bf16: bool) -> tuple[Kernel, ...]:
     kernels += [Kernel(kind="rmsnorm", dims={"rows": r, "hidden": h}) for r, h in norm_shapes]
     if not quick:
         kernels += [Kernel(kind="layernorm", dims={"rows": r, "hidden": h}) for r, h in norm_shapes]
-    attn = ((2, 4, 2, 256, 64), (1, 8, 4, 512, 64)) if quick else ((4, 4, 2, 128, 64), (2, 6, 2, 256, 64))
+    attn: tuple[tuple[int, int, int, int, int], ...] = (
+        ((2, 4, 2, 256, 64), (1, 8, 4, 512, 64)) if quick else ((4, 4, 2, 128, 64), (2, 6, 2, 256, 64))
+    )
     if not quick:
         attn += ((1, 8, 8, 512, 64), (2, 10, 2, 384, 64))
     for b, h, kv, s, d in attn:

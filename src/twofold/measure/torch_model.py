@@ -59,11 +59,12 @@ def build_model(model: ModelConfig, *, device: str = "cpu", dtype: Any = None) -
 
     check_supported(model)
     dtype = dtype or torch.float32
-    act = {"silu": F.silu, "relu": F.relu, "gelu": F.gelu}.get(model.activation)
-    if act is None:  # the tanh-approximated GELU variants
 
-        def act(x: Any) -> Any:
-            return F.gelu(x, approximate="tanh")
+    def tanh_gelu(x: Any) -> Any:  # the tanh-approximated GELU variants
+        return F.gelu(x, approximate="tanh")
+
+    activations: dict[str, Callable[[Any], Any]] = {"silu": F.silu, "relu": F.relu, "gelu": F.gelu}
+    act = activations.get(model.activation, tanh_gelu)
 
     def norm() -> nn.Module:
         if model.norm == "rmsnorm":

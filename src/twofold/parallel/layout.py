@@ -132,7 +132,7 @@ class LayoutTable:
         return cls(**cols)
 
     def row(self, i: int) -> Layout:
-        kw = {
+        kw: dict[str, Any] = {
             f.name: int(getattr(self, f.name)[i]) for f in fields(self) if getattr(self, f.name) is not None
         }
         kw["recompute"] = RECOMPUTE_MODES[kw["recompute"]]
@@ -145,9 +145,8 @@ class LayoutTable:
         return self.tp if self.etp is None else self.etp
 
     def take(self, index: np.ndarray) -> LayoutTable:
-        return LayoutTable(
-            **{
-                f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[index]
-                for f in fields(self)
-            }
-        )
+        columns: dict[str, Any] = {
+            f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[index]
+            for f in fields(self)
+        }
+        return LayoutTable(**columns)

@@ -16,6 +16,7 @@ fp32 gradient accumulation buffers (`main_grad`, 4 bytes instead of 2) and the D
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -208,7 +209,9 @@ def model_states_bytes(
     return w, gr, opt
 
 
-def stage_params(counts: ParamCounts, model: ModelConfig, layers_on_stage: np.ndarray):
+def stage_params(
+    counts: ParamCounts, model: ModelConfig, layers_on_stage: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Parameters of the layers on a stage of `layers_on_stage` layers, averaged over layer types:
     (non-expert, routed-expert). A stage of a model with leading dense layers holds them in the
     proportion of the whole model (left out: a stage made only of MoE layers is heavier)."""
@@ -291,7 +294,7 @@ def memory_per_chip(
 
     # Activations of one micro-batch through one (average) layer of this model.
     n = max(model.num_layers, 1)
-    kw = dict(
+    kw: dict[str, Any] = dict(
         micro_batch=lay.micro_batch,
         seq_len=seq_len,
         tp=tp,

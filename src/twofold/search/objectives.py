@@ -14,7 +14,7 @@ Python loop per layout), with the formulas of `twofold.economics`:
   the same definition as `economics.power.busy_fraction`). A layout that waits more (bubble,
   exposed communication) draws less power per second, so this ranking can differ from throughput.
 - `time`: seconds to train `tokens` tokens = tokens / (tokens/s/chip * chips); default budget
-  20 x (active) parameters (`compare.compare.default_tokens`, Chinchilla). Same order as throughput.
+  20 x (active) parameters (`workload.budget.default_tokens`, Chinchilla). Same order as throughput.
 
 Unknown prices and TDPs are never guessed: asking for `cost` or `energy` without one is an
 `InputError` naming the chip and the flag that supplies it. Left out: everything
@@ -33,6 +33,7 @@ from twofold.economics.power import BUSY_TERMS, PowerModel, power_model_for
 from twofold.economics.prices import SECONDS_PER_HOUR, Price, price_for
 from twofold.errors import InputError
 from twofold.hardware.types import Chip, System
+from twofold.workload.budget import default_tokens
 from twofold.workload.model import ModelConfig
 
 __all__ = ["OBJECTIVES", "ObjectiveInputs", "check_objective", "objective_inputs", "objective_metrics"]
@@ -132,8 +133,6 @@ def objective_inputs(
         return ObjectiveInputs(objective=objective, power=power)
     if objective == "time":
         if tokens is None:
-            from twofold.compare.compare import default_tokens
-
             tokens = default_tokens(model)
         elif (
             isinstance(tokens, bool)

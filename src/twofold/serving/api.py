@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from typing import Any
 
 from twofold.cost.calibration import TrainingCalibration
 from twofold.cost.profile import CalibrationProfile
@@ -46,7 +47,7 @@ def simulate_serving(
     static_workload = replace(
         workload, batch=batch, input_tokens=config.input_tokens, output_tokens=config.output_tokens
     )
-    kw = dict(chip=chip, profile=profile, calibration=calibration)
+    kw: dict[str, Any] = dict(chip=chip, profile=profile, calibration=calibration)
     static = estimate_inference(model, system, layout, static_workload, mem_headroom=mem_headroom, **kw)
     kv_tokens = static.kv_capacity_tokens
     if config.chunked_prefill is not None:  # a step's activations are those of its token budget
@@ -64,7 +65,7 @@ def simulate_serving(
     spread_out = math.ceil(4 * config.output_std)
     max_context = config.input_tokens + config.output_tokens + spread_in + spread_out + 2
     exact = (static.decode_context_len, config.input_tokens + 1)
-    tables = dict(
+    tables: dict[str, Any] = dict(
         max_batch=batch,
         max_context=max_context,
         # A mixed step prefills up to the whole token budget: the prefill table must reach it (the

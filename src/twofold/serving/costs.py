@@ -20,6 +20,7 @@ the attention over the cached part is not charged.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -118,7 +119,7 @@ def step_costs(
     """The tables for one replica of `layout` (`workload` gives the precisions; its shape is not used).
     Batches are per replica and multiples of ep."""
     one = replace(layout, dp=1)
-    kw = dict(chip=chip, profile=profile, calibration=calibration)
+    kw: dict[str, Any] = dict(chip=chip, profile=profile, calibration=calibration)
     batches = _batch_grid(max_batch, layout.ep)
     contexts = _grid(max_context, exact_contexts, 10, start=2)
     decode = np.empty((len(batches), len(contexts)))

@@ -130,8 +130,9 @@ def ratio_values(rows: Sequence[ScaleRow]) -> tuple[str | None, dict[str, list[f
         figures = {label: value for label, value, _ in row.values}
         ref = figures.get(reference)
         for label in ratios:
-            if ref and figures.get(label) is not None:
-                ratios[label].append(figures[label] / ref)
+            value = figures.get(label)
+            if ref and value is not None:
+                ratios[label].append(value / ref)
     return reference, ratios
 
 

@@ -117,11 +117,11 @@ def run_local(scenarios: Sequence[Any], plan_fn: PlanFn, workers: int) -> Finish
         futures = {pool.submit(plan_fn, s): i for i, s in enumerate(scenarios)}
         lost = 0
         for future in as_completed(futures):
-            exc = future.exception()
-            if isinstance(exc, BrokenProcessPool):
+            error = future.exception()
+            if isinstance(error, BrokenProcessPool):
                 lost += 1
                 continue
-            yield futures[future], exc if exc is not None else future.result()
+            yield futures[future], error if error is not None else future.result()
         if lost:
             raise WorkerLost(lost)
     finally:
@@ -174,7 +174,9 @@ def run_scenarios(
     if workers is not None and (isinstance(workers, bool) or workers < 1):
         raise InputError("workers", workers, "must be a positive integer")
     if version is None:
-        from twofold import __version__ as version
+        from twofold import __version__
+
+        version = __version__
     t0 = time.perf_counter()
     keys = tuple(scenario_key(s, version) for s in scenarios)
     if ray_address is not None:

@@ -21,7 +21,7 @@ from typing import Any
 from twofold.errors import InputError
 from twofold.sweep.spec import Scenario
 
-__all__ = ["TIMING_FIELDS", "Outcome", "PlanFn", "canonical_result", "inference_planner", "plan_scenario"]
+__all__ = ["TIMING_FIELDS", "Outcome", "PlanFn", "canonical_result", "plan_scenario"]
 
 # Wall-clock fields of `PlanResult.to_dict()`: they differ between runs, so they are kept out of the
 # stored result (the outcome's `elapsed_s` records the time instead).
@@ -61,20 +61,6 @@ def canonical_result(result: dict[str, Any]) -> str:
     """A plan's `to_dict()` as sorted, compact JSON, without the wall-clock fields."""
     kept = {k: v for k, v in result.items() if k not in TIMING_FIELDS}
     return json.dumps(_finite(kept), sort_keys=True, separators=(",", ":"), allow_nan=False)
-
-
-def inference_planner() -> Callable[..., Any]:
-    """The inference planner, or an InputError while this twofold version has none."""
-    try:
-        from twofold.search.infer_plan import plan_inference  # type: ignore[import-not-found]
-    except ImportError:
-        raise InputError(
-            "mode",
-            "inference",
-            "inference sweeps need the inference planner (twofold.search.infer_plan), "
-            "which this version does not have yet; use mode: training",
-        ) from None
-    return plan_inference
 
 
 def _worker_name() -> str:
@@ -138,8 +124,8 @@ def _given(value: int | None) -> int:
 
 def _plan_inference(scenario: Scenario, model: Any, system: Any, chip: Any) -> Any:
     from twofold.estimate.inference_types import InferenceWorkload
+    from twofold.search.infer_plan import plan_inference
 
-    plan_inference = inference_planner()
     # batch=1 is a placeholder: plan_inference searches the batch and reports the one it chose.
     workload = InferenceWorkload(
         batch=1,

@@ -30,7 +30,7 @@ import hashlib
 import itertools
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -151,13 +151,14 @@ class SweepSpec:
         workload axes, precisions innermost."""
         names = [name for name, _ in self.workload_axes]
         out = []
-        for (model, digest), (chip, system), chips, *workload, precision in itertools.product(
+        axes: list[Iterable[Any]] = [
             zip(self.models, self.model_digests, strict=True),
             self.hardware,
             self.chip_counts,
             *(values for _, values in self.workload_axes),
             self.precisions,
-        ):
+        ]
+        for (model, digest), (chip, system), chips, *workload, precision in itertools.product(*axes):
             out.append(
                 Scenario(
                     mode=self.mode,
@@ -169,8 +170,8 @@ class SweepSpec:
                     precision=precision,
                     objective=self.objective,
                     top_k=self.top_k,
-                    **dict(zip(names, workload, strict=True)),
-                    **dict(self.targets),
+                    **dict[str, Any](zip(names, workload, strict=True)),
+                    **dict[str, Any](self.targets),
                     stack=self.stack,
                     finetune=self.finetune,
                 )
@@ -352,10 +353,6 @@ def _positive_int(field: str, value: Any) -> int:
 def _check_mode(mode: Any) -> str:
     if mode not in MODES:
         raise InputError("mode", mode, f"must be one of {', '.join(MODES)}")
-    if mode == "inference":
-        from twofold.sweep.scenario import inference_planner
-
-        inference_planner()  # raises InputError if this twofold has no inference planner
     return mode
 
 

@@ -50,7 +50,7 @@ DATA_FILES: tuple[str, ...] = (
 )
 DATA_FILE = DATA_FILES[0]  # the original file (kept for callers that name it)
 
-COLUMNS: tuple[str, ...] = (
+COLUMNS: list[str] = (
     "id,source,source_ref,year,task,model,params_b,layers,hidden,heads,kv_heads,ffn,vocab,seq_len,"
     "moe_experts,moe_topk,hardware,chips,dp,tp,pp,vp,cp,ep,zero_or_fsdp,micro_batch,global_batch,"
     "recompute,precision,metric,value,unit,notes"

@@ -186,13 +186,13 @@ def predict_inference(row: PublishedRow, calibration: Any = None) -> tuple[float
         value = figure if isinstance(figure, float) else figure.p50
         detail = {"ttft_s": load.ttft_ms.p50 / 1e3, "tpot_s": load.tpot_ms.p50 / 1e3}
         return float(value), detail
-    static = static_call(row)
-    if static is not None:
+    fixed = static_call(row)
+    if fixed is not None:
         try:
-            est = estimate_inference(**static.kwargs, calibration=calibration)
+            est = estimate_inference(**fixed.kwargs, calibration=calibration)
         except InputError as exc:
             raise NotInferenceRow(f"estimator: {exc}") from exc
-        return static.figure(est), {"ttft_s": float(est.ttft_s), "tpot_s": float(est.tpot_s)}
+        return fixed.figure(est), {"ttft_s": float(est.ttft_s), "tpot_s": float(est.tpot_s)}
     if row.metric != "output_tokens_per_s":
         raise NotInferenceRow(f"metric {row.metric} has no inference prediction")
     try:

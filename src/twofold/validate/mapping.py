@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
 from twofold import yaml_strict
 from twofold.errors import InputError
@@ -388,7 +388,7 @@ def _finetune_case(row: PublishedRow, family: str, chip: Any, system: Any, cavea
         )
     else:
         caveats.append("LoRA targets not published: attention and MLP projections assumed")
-    method = "qlora" if row.task == "finetune-qlora" else "lora"
+    method: Literal["lora", "qlora"] = "qlora" if row.task == "finetune-qlora" else "lora"
     if method == "qlora":
         caveats.append("QLoRA base in NF4 with double quantization (4.127 bits per weight)")
     if row.metric == "peak_memory_gib":
@@ -580,7 +580,7 @@ def layout_for(row: PublishedRow, caveats: list[str] | None = None, system: Any 
     )
 
 
-def _recompute(row: PublishedRow) -> str:
+def _recompute(row: PublishedRow) -> Any:  # a RECOMPUTE_MODES entry, checked by Layout
     """The row's recompute mode (mapping.yaml `recompute`); raises NotExpressible."""
     entry = mapping_data()["recompute"].get(row.recompute)
     if entry is None:
@@ -722,7 +722,7 @@ def _columns_model(row: PublishedRow, rule: Mapping[str, Any]) -> Any:
         raise NotExpressible(f"architecture not published in the row ({', '.join(missing)} empty)")
     assert layers and hidden and heads and ffn and vocab  # narrowed above
     head_dim = int(rule.get("head_dim") or hidden // heads)
-    moe = {}
+    moe: dict[str, Any] = {}
     if row.moe_experts:
         moe = dict(
             num_experts=row.moe_experts, num_experts_per_tok=row.moe_topk or 1, moe_intermediate_size=ffn

@@ -111,9 +111,9 @@ def read_hardware(text: str) -> HardwareReading | None:
             return HardwareReading(chip=None, family=family, reason=reason)
     named = [chip_id for pattern, chip_id in _PHRASES if re.search(pattern, low)]
     if named:
-        chip_id = named[0]
-        return HardwareReading(chip=chip_id, family=_family_label(chip_id),
-                               cores_per_chip=_NEURON_CORES.get(chip_id, 1))
+        first = named[0]
+        return HardwareReading(chip=first, family=_family_label(first),
+                               cores_per_chip=_NEURON_CORES.get(first, 1))
     index = _alias_index()
     found: list[str] = []
     for word in re.findall(r"[a-z0-9]+(?:-[a-z0-9]+)*", low):

@@ -486,7 +486,7 @@ def _compared(row: PublishedRow, family: str, value: float) -> RowResult:
 
 def _train_result(case: Case, pred: StepPrediction, held: Mapping[str, StepPrediction]) -> RowResult:
     """The row's in-sample result, with its held-out predictions (`held`: pass name -> prediction)."""
-    out_of_sample: dict[str, float] = {}
+    out_of_sample: dict[str, Any] = {}
     for name, held_pred in held.items():
         value = predict_training_figure(case, held_pred.step_time_s)
         out_of_sample[f"{name}_predicted"] = value

@@ -141,7 +141,7 @@ def _model(row: PublishedRow) -> Any:
     return get_model(model_id)
 
 
-def _precisions(row: PublishedRow, chip: Any) -> dict[str, str | None]:
+def _precisions(row: PublishedRow, chip: Any) -> dict[str, Any]:
     text = row.precision
     if "NVFP4" in text:
         if chip.fp4_dense_tflops is None:

@@ -307,6 +307,7 @@ def run_case(run: UserRun, stack: str = "auto") -> Case:
     system = row_network(run.row, system, caveats)  # "400 Gbps inter-node" in the notes
     family = shipped_calibration().family(chip.id) or hardware_family(run.row)
     row = run.row
+    assert row.global_batch is not None and row.seq_len is not None  # check_run requires both
     workload = TrainingWorkload(global_batch=row.global_batch, seq_len=row.seq_len, precision=_precision(run))
     return Case(
         row=row,

@@ -124,11 +124,12 @@ def forward_select(
         p = min(scored, key=lambda q: (scored[q], q))
         path.append((current | {p}, p))
         left.remove(p)
-    own = [round_score(free)(free) for free, _ in path]
-    if any(v is None for v in own[1:]):
-        path, own = path[: own.index(None, 1)], own[: own.index(None, 1)]
-    if own[0] is None:
+    scores = [round_score(free)(free) for free, _ in path]
+    if any(v is None for v in scores[1:]):
+        path, scores = path[: scores.index(None, 1)], scores[: scores.index(None, 1)]
+    if scores[0] is None:
         return start, ()
+    own = [v for v in scores if v is not None]  # every entry, after the cut above
     means = [float(np.mean(v)) for v in own]
     best = own[int(np.argmin(means))]
     excess = [paired_excess(v, best) for v in own]

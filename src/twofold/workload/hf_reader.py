@@ -3,6 +3,7 @@ every missing required key or malformed value becomes an `InputError` naming the
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,7 +45,7 @@ class ConfigReader:
             raise InputError(key, value, rule)
         return value
 
-    def nullable_int(self, key: str, why_null: str) -> int | None:
+    def nullable_int(self, key: str, why_null: str) -> builtins.int | None:
         """A key that must be present but may be null (e.g. DeepSeek's q_lora_rank)."""
         if key not in self.config:
             raise InputError(
@@ -64,7 +65,7 @@ class ConfigReader:
             raise InputError(key, value, "must be a non-empty string")
         return value
 
-    def mapping(self, key: str) -> Mapping[str, Any]:
+    def mapping(self, key: builtins.str) -> Mapping[builtins.str, Any]:
         value = self._get(key, {})
         if value is None:
             return {}

@@ -32,6 +32,7 @@ Conventions (derivations in docs/operators.md):
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from twofold.workload.model import ModelConfig
 from twofold.workload.ops import EXPERT_GEMM_PREFIX, Op, OpKind
@@ -272,7 +273,13 @@ def _core_ops(plan: Plan, *, heads: int, kv_heads: int, d_qk: int, d_v: int, sha
     model = plan.model
     window = model.sliding_window
     sliding = model.sliding_window_layers if window is not None else 0
-    kw = {"heads": heads, "kv_heads": kv_heads, "d_qk": d_qk, "d_v": d_v, "shared_kv": shared_kv}
+    kw: dict[str, Any] = {
+        "heads": heads,
+        "kv_heads": kv_heads,
+        "d_qk": d_qk,
+        "d_v": d_v,
+        "shared_kv": shared_kv,
+    }
     ops = []
     if model.num_layers - sliding:
         ops.append(
@@ -287,6 +294,7 @@ def _core_ops(plan: Plan, *, heads: int, kv_heads: int, d_qk: int, d_v: int, sha
         )
     if sliding:
         # A decode step reads a rolling cache of the window; training/prefill mask a full-length one.
+        assert window is not None  # sliding > 0 only with a window
         kv = min(plan.kv_len, window) if plan.decode else plan.kv_len
         ops.append(
             attention_core("layer.attn.core.sliding", plan, kv_len=kv, window=window, count=sliding, **kw)
