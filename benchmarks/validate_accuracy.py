@@ -54,13 +54,15 @@ def _table(title: str, rows: tuple[Summary, ...], columns: dict[str, tuple[Summa
 
 
 def _family_mean_table(result: ValidationResult) -> str:
-    """Per family: rows and mean APE in-sample, leave-one-stack-out and leave-one-family-out."""
+    """Per family: rows and mean APE in-sample, leave-one-source-out (the stack known),
+    leave-one-stack-out and leave-one-family-out."""
     lines = [
         "**mean APE % by hardware family, in-sample and held out**",
         "",
-        "| family | rows | in-sample | leave-stack-out | leave-family-out |",
-        "|---|---:|---:|---:|---:|",
+        "| family | rows | in-sample | leave-source-out | leave-stack-out | leave-family-out |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
+    losrc = {s.group: s for s in result.losrc_by_family}
     loso = {s.group: s for s in result.loso_by_family}
     lofo = {s.group: s for s in result.lofo_by_family}
 
@@ -69,18 +71,24 @@ def _family_mean_table(result: ValidationResult) -> str:
 
     for s in result.by_family:
         lines.append(
-            f"| {s.group} | {s.rows} | {cell(s)} | {cell(loso.get(s.group))} | {cell(lofo.get(s.group))} |"
+            f"| {s.group} | {s.rows} | {cell(s)} | {cell(losrc.get(s.group))} | {cell(loso.get(s.group))} | "
+            f"{cell(lofo.get(s.group))} |"
         )
     o = result.overall
     lines.append(
-        f"| all | {o.rows if o else 0} | {cell(o)} | {cell(result.loso_overall)} | "
-        f"{cell(result.lofo_overall)} |"
+        f"| all | {o.rows if o else 0} | {cell(o)} | {cell(result.losrc_overall)} | "
+        f"{cell(result.loso_overall)} | {cell(result.lofo_overall)} |"
     )
     return "\n".join(lines)
 
 
 def _overall(result: ValidationResult, held: str = "") -> str:
-    s = {"": result.overall, "loso": result.loso_overall, "lofo": result.lofo_overall}[held]
+    s = {
+        "": result.overall,
+        "loso": result.loso_overall,
+        "lofo": result.lofo_overall,
+        "losrc": result.losrc_overall,
+    }[held]
     return "-" if s is None else f"{s.median_ape_pct:.1f} / {s.mean_ape_pct:.1f} ({s.rows} rows)"
 
 
@@ -142,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.perf_counter()
     raw = validate(calibration="none")
-    fitted = validate(calibration="in-sample", loso=True, lofo=True)
+    fitted = validate(calibration="in-sample", loso=True, lofo=True, losrc=True)
     elapsed = time.perf_counter() - start
     if args.fit:
         from twofold.cost.calibration import save_calibration
@@ -171,11 +179,13 @@ def main(argv: list[str] | None = None) -> int:
 
     print(
         f"twofold {__version__}, Python {platform.python_version()}, NumPy {numpy.__version__}, "
-        f"{platform.machine()} {platform.system()}; two validate runs + LOSO + LOFO in {elapsed:.2f} s\n"
+        f"{platform.machine()} {platform.system()}; two validate runs + LOSO + LOFO + leave-source-out "
+        f"in {elapsed:.2f} s\n"
     )
     print("| training-throughput rows | median / mean APE % |\n|---|---:|")
     print(f"| uncalibrated | {_overall(raw)} |")
     print(f"| calibrated, in-sample | {_overall(fitted)} |")
+    print(f"| calibrated, leave-one-source-out (stack known) | {_overall(fitted, 'losrc')} |")
     print(f"| calibrated, leave-one-stack-out | {_overall(fitted, 'loso')} |")
     print(f"| calibrated, leave-one-family-out | {_overall(fitted, 'lofo')} |\n")
     columns = {
@@ -191,6 +201,15 @@ def main(argv: list[str] | None = None) -> int:
     print(_table("by source", fitted.by_source, columns) + "\n")
     stacks = fitted.loso_by_stack
     print(_table("leave-one-stack-out, by stack", stacks, {"LOSO": stacks}) + "\n")
+    known = fitted.losrc_by_stack
+    print(
+        _table(
+            "leave-one-source-out (the stack keeps its other sources' rows), by stack",
+            known,
+            {"leave-source-out": known},
+        )
+        + "\n"
+    )
     print(
         _table(
             "other rows (not in the target), by metric",

@@ -224,3 +224,18 @@ def test_metric_spellings() -> None:
     assert read_metric("mfu") == "mfu"
     for name in TRAINING_METRICS:  # twofold's own names are kept
         assert read_metric(name) == name
+
+
+def test_leave_source_out_equals_leave_stack_out_where_a_stack_has_one_source() -> None:
+    """A stack with one source (neuronx: the AWS Neuron trn1 table; nanotron) leaves out the same rows
+    in both passes, so both refits see the same data and predict the same; a stack with several
+    sources (megatron) keeps its other sources' rows in the leave-source-out refit."""
+    result = validate(loso=True, losrc=True)
+    rows = [r for r in result.rows if r.throughput]
+    assert all(r.losrc_predicted is not None for r in rows)
+    for r in rows:
+        if r.stack in ("neuronx", "nanotron"):
+            assert math.isclose(r.losrc_predicted, r.loso_predicted, rel_tol=1e-9), r.id
+    megatron = [r for r in rows if r.stack == "megatron"]
+    assert any(not math.isclose(r.losrc_predicted, r.loso_predicted, rel_tol=1e-6) for r in megatron)
+    assert result.losrc_overall is not None and result.losrc_overall.rows == len(rows)

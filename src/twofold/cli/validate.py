@@ -28,6 +28,12 @@ def validate_command(
     loco: bool = typer.Option(
         False, "--loco", help="Add leave-one-chip-out error (refit without each chip)."
     ),
+    losrc: bool = typer.Option(
+        False,
+        "--losrc",
+        help="Add leave-one-source-out error (refit without each publisher's table; its stack keeps "
+        "the other sources' rows).",
+    ),
     calibration: str = typer.Option("shipped", "--calibration", help="shipped, none or in-sample."),
     stack: str | None = typer.Option(
         None,
@@ -51,7 +57,7 @@ def validate_command(
 
         check_output_path(plot, field="plot", suffixes=PLOT_SUFFIXES)
         require_matplotlib(plot)
-    rows = _data_rows(data, held_out=loso or lofo or loco) if data else None
+    rows = _data_rows(data, held_out=loso or lofo or loco or losrc) if data else None
     result = validate(
         rows,
         source=source,
@@ -60,6 +66,7 @@ def validate_command(
         loso=loso,
         lofo=lofo,
         loco=loco,
+        losrc=losrc,
         stack=stack,
         force_stack=bool(data),
     )
@@ -85,7 +92,7 @@ def _data_rows(paths: list[Path], *, held_out: bool) -> tuple[Any, ...]:
     if held_out:
         raise InputError(
             "data", ",".join(map(str, paths)),
-            "--loso/--lofo/--loco refit on the shipped rows; with --data the rows are already held out",
+            "--loso/--lofo/--loco/--losrc refit on the shipped rows; --data rows are already held out",
         )
     rows: list[Any] = []
     seen: dict[str, Path] = {}
@@ -160,6 +167,7 @@ def _render(d: dict[str, Any], *, show_rows: bool, plot: Path | None) -> None:
             ("loso_overall", "leave-one-stack-out"),
             ("lofo_overall", "leave-one-family-out"),
             ("loco_overall", "leave-one-chip-out"),
+            ("losrc_overall", "leave-one-source-out"),
         ):
             if d[key]:
                 held = d[key]

@@ -18,6 +18,10 @@ uncalibrated predictions of every row are made once and reused by every fold):
 - leave-one-family-out (`lofo`): the group is the hardware family; the family's own GEMM and overlap
   factors drop out of the fit, so its chips run at the priors of `TrainingCalibration.gemm_factor`:
   a chip known only from its specifications;
+- leave-one-source-out within stacks (`losrc`): the group is the row's source (publisher and
+  table); the source's stack keeps its rows from other sources. The situation of a new publisher
+  running a stack twofold knows (`--stack` named): what `twofold validate --data FILE --stack ID`
+  measures on a team's own rows;
 - leave-one-chip-out (`loco`): the group is the chip id; a chip whose family has other measured chips
   inherits the family's factors (used for the uncertainty of such chips, `validate.uncertainty`).
 
@@ -83,6 +87,8 @@ class RowResult:
     lofo_ape_pct: float | None = None
     loco_predicted: float | None = None
     loco_ape_pct: float | None = None
+    losrc_predicted: float | None = None
+    losrc_ape_pct: float | None = None
     # The estimate's interval for the predicted figure (`estimate.uncertainty`, at its coverage) and
     # whether the published figure falls inside it (training rows only).
     interval: tuple[float, float] | None = None
@@ -124,6 +130,9 @@ class ValidationResult:
     lofo_overall: Summary | None = None
     lofo_by_family: tuple[Summary, ...] = ()
     loco_overall: Summary | None = None
+    losrc_overall: Summary | None = None
+    losrc_by_family: tuple[Summary, ...] = ()
+    losrc_by_stack: tuple[Summary, ...] = ()
     other_metrics: tuple[Summary, ...] = ()  # time-to-train and microbenchmarks, by metric
     # Serving rows (output tokens/s of the instance), kept apart from the training figures.
     inference_rows: tuple[RowResult, ...] = ()
@@ -169,6 +178,7 @@ def validate(
     loso: bool = False,
     lofo: bool = False,
     loco: bool = False,
+    losrc: bool = False,
     predictor: Predictor | None = None,
     stack: str | None = None,
     force_stack: bool = False,
@@ -180,9 +190,10 @@ def validate(
     rows and runs the estimator with the fitted factors. `loso=True` adds leave-one-stack-out
     predictions: for each stack, the factors are refitted on every other stack's rows of the whole
     dataset and the estimator predicts that stack with them; `lofo=True` the same per hardware
-    family, `loco=True` per chip (module docstring). Every reported prediction comes from
-    the estimator with the factors in place; the fit's linearisation (`validate.mechanisms`) only
-    finds the factors. `source` and `family` match case-insensitively on a substring.
+    family, `loco=True` per chip, `losrc=True` per source (module docstring). Every reported
+    prediction comes from the estimator with the factors in place; the fit's linearisation
+    (`validate.mechanisms`) only finds the factors. `source` and `family` match case-insensitively
+    on a substring.
 
     `stack`: a shipped stack id selects the rows that ran that stack (`mapping.row_stack`; every row
     is always predicted with its own stack); a stack file (or a user stack, `cost.stack.get_stack`)
@@ -203,9 +214,11 @@ def validate(
         if stack in list_stacks():
             forced_id = stack
     if stack is not None and stack != "auto" and forced_id is None:
-        selected, predictor = _with_stack(stack, selected, predictor, calibration, loso or lofo or loco)
+        held_out = loso or lofo or loco or losrc
+        selected, predictor = _with_stack(stack, selected, predictor, calibration, held_out)
     # The fit needs the uncalibrated prediction of every row it uses (LOSO: the whole dataset).
-    held = {name: on for name, on in (("loso", loso), ("lofo", lofo), ("loco", loco)) if on}
+    passes = (("loso", loso), ("lofo", lofo), ("loco", loco), ("losrc", losrc))
+    held = {name: on for name, on in passes if on}
     needed = all_rows if held or calibration == "in-sample" else selected
     raw: dict[str, tuple[Case, StepPrediction]] = {}
     unexpressible: list[Mapping[str, str]] = []
@@ -328,6 +341,7 @@ _FOLD_KEYS: dict[str, Callable[[cal.FitRow], str]] = {
     "loso": cal.stack_of,
     "lofo": lambda r: r.family,
     "loco": lambda r: r.chip,
+    "losrc": lambda r: r.source,
 }
 
 
@@ -574,6 +588,9 @@ def _summarise(
         lofo_overall=overall("lofo", "leave-one-family-out"),
         lofo_by_family=by("lofo", lambda r: r.family),
         loco_overall=overall("loco", "leave-one-chip-out"),
+        losrc_overall=overall("losrc", "leave-one-source-out"),
+        losrc_by_family=by("losrc", lambda r: r.family),
+        losrc_by_stack=by("losrc", lambda r: r.stack),
         other_metrics=_groups(others, lambda r: r.metric, "ape_pct"),
         inference_rows=tuple(inference),
         inference_overall=Summary.of("inference rows (output tokens/s)", [r.ape_pct for r in inference])
