@@ -176,3 +176,20 @@ def test_cli_stacks_lists_user_stacks(
     assert code == 0
     users = [s for s in json.loads(out)["stacks"] if s.get("user")]
     assert [s["id"] for s in users] == ["ours"]
+
+
+def test_fsdp2_inherits_the_fsdp1_overlap_until_it_has_rows() -> None:
+    """torchtitan (FSDP2) has no fitted overlap: it takes FSDP1's (same prefetching), not the shared
+    Megatron/DeepSpeed value; an FSDP2 value of its own, once fitted, wins."""
+    from twofold.cost.calibration import shipped_calibration
+    from twofold.cost.stack import get_stack
+    from twofold.hardware.catalog import get_chip
+
+    shipped = shipped_calibration()
+    h100 = get_chip("h100")
+    fsdp1 = shipped.fsdp_comm_overlap_by_flavour["fsdp1"]
+    assert "fsdp2" not in shipped.fsdp_comm_overlap_by_flavour
+    assert shipped.with_stack(get_stack("torchtitan")).fsdp_overlap_on(h100) == fsdp1
+    assert shipped.with_stack(get_stack("megatron")).fsdp_overlap_on(h100) == shipped.fsdp_comm_overlap
+    own = shipped.with_factors(fsdp_comm_overlap_by_flavour={"fsdp1": fsdp1, "fsdp2": 0.9})
+    assert own.with_stack(get_stack("torchtitan")).fsdp_overlap_on(h100) == 0.9

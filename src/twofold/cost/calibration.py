@@ -139,6 +139,7 @@ __all__ = [
     "save_calibration",
     "precision_bits",
     "runs_eager",
+    "FSDP_FLAVOUR_PRIOR",
     "gemm_key",
     "MEMORY_BOUND_KINDS",
     "EXPERT_GEMM_PREFIX",
@@ -174,6 +175,15 @@ def precision_bits(precision: str) -> str:
 def gemm_key(family: str, precision: str) -> str:
     """The `gemm_efficiency_factor` key of a family and precision, e.g. "NVIDIA Hopper 8-bit"."""
     return f"{family} {precision_bits(precision)}"
+
+
+# FSDP flavours without fitted rows -> the flavour whose overlap they inherit. FSDP2 (`fully_shard`)
+# keeps FSDP1's prefetching: the next module's all-gather is issued on a separate stream one module
+# ahead in the forward (implicit forward prefetch) and in the backward (BACKWARD_PRE), with explicit
+# prefetch optional (PyTorch FSDP2 RFC, pytorch/pytorch#114299, "Prefetching"; torch.distributed.fsdp
+# `fully_shard` docs), so its overlap is expected to be FSDP1's, not the shared Megatron/DeepSpeed
+# value. Measured on no shipped row: torchtitan's rows are not expressible yet.
+FSDP_FLAVOUR_PRIOR: Mapping[str, str] = MappingProxyType({"fsdp2": "fsdp1"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -289,9 +299,14 @@ class TrainingCalibration:
         return self.stack_for(chip).fsdp_flavour(self.stack_family(chip.id)) == "deepspeed"
 
     def fsdp_overlap_on(self, chip: Any) -> float:
-        """The fitted overlap fraction of the stack's FSDP flavour (`fsdp_comm_overlap` without one)."""
-        flavour = self.stack_for(chip).fsdp_flavour(self.stack_family(chip.id))
-        return float(self.fsdp_comm_overlap_by_flavour.get(flavour, self.fsdp_comm_overlap))
+        """The fitted overlap fraction of the stack's FSDP flavour; a flavour without rows takes the
+        flavour it inherits its prefetching from (`FSDP_FLAVOUR_PRIOR`), else `fsdp_comm_overlap`."""
+        flavour: str | None = self.stack_for(chip).fsdp_flavour(self.stack_family(chip.id))
+        while flavour is not None:
+            if flavour in self.fsdp_comm_overlap_by_flavour:
+                return float(self.fsdp_comm_overlap_by_flavour[flavour])
+            flavour = FSDP_FLAVOUR_PRIOR.get(flavour)
+        return float(self.fsdp_comm_overlap)
 
     def gemm_factor(self, chip_id: str, precision: str) -> float:
         """The family's fitted factor; where it has none for this precision class, the prior below.
