@@ -42,7 +42,6 @@ from twofold.compare.ranges import chip_uncertainty, ratio_range, siblings, stac
 from twofold.economics.power import busy_fraction, co2_kg, energy_kwh, energy_per_token_j
 from twofold.economics.prices import cost_usd, tokens_per_usd, usd_per_million_tokens
 from twofold.errors import InputError, NoAnswer
-from twofold.estimate.result import BREAKDOWN_TERMS
 from twofold.estimate.uncertainty import Uncertainty
 from twofold.hardware.scale import scale_notes
 from twofold.parallel.layout import Layout, TrainingWorkload
@@ -233,23 +232,22 @@ def _metrics(
     plan: ChipPlan, tgt: Target, budget: float | None, grid: float | None, unit: str
 ) -> dict[str, float | None]:
     """Per-row figures; `budget` tokens (or samples, `unit`) to train, None: unknown."""
-    m = plan.metrics
+    m = plan.step
     assert m is not None  # programmer invariant: only called for plans with a fitting layout
     k = metric_names(unit)
-    thr = m[k["thr"]]
+    thr = plan.per_chip_per_s()
     system_thr = thr * plan.chips
     seconds = None if budget is None else budget / system_thr
-    breakdown = {t: m[f"breakdown_{t}_s"] for t in BREAKDOWN_TERMS}
-    u = busy_fraction(breakdown, m["step_time_s"])
+    u = busy_fraction(m.breakdown_s, m.step_time_s)
     power = tgt.power.power_w(u)
     kwh = None if seconds is None else energy_kwh(power, plan.chips, seconds)
     return {
-        "step_time_s": m["step_time_s"],
+        "step_time_s": m.step_time_s,
         **({"tokens_per_s_per_chip": None} if unit != "tokens" else {}),
         k["thr"]: thr,
         k["system"]: system_thr,
-        "mfu": m["mfu"],
-        "memory_per_chip_gib": m["memory_per_chip_gib"],
+        "mfu": m.mfu,
+        "memory_per_chip_gib": m.memory_per_chip_gib,
         "time_to_train_s": seconds,
         "time_to_train_days": None if seconds is None else seconds / 86400.0,
         "price_usd_per_chip_hour": tgt.price.usd_per_chip_hour,
@@ -589,21 +587,21 @@ def _raw_row(
     if plan is None:
         return row
     notes.extend(scale_notes(tgt.system, plan.chips))
-    if plan.layout is None or plan.metrics is None:
+    if plan.layout is None or plan.step is None:
         notes.extend(plan.explanation or ("no valid layout",))
         return row
     row["layout"] = plan.layout
     row["metrics"] = _metrics(plan, tgt, budget, grid, unit)
-    row["breakdown"] = {t: plan.metrics[f"breakdown_{t}_s"] for t in BREAKDOWN_TERMS}
-    assert plan.unconstrained_layout is not None and plan.unconstrained_metrics is not None
+    row["breakdown"] = plan.step.breakdown_s
+    assert plan.unconstrained_layout is not None and plan.unconstrained_step is not None
     row["terms"] = chip_terms(
         model,
         tgt.chip,
         workload,
         chips=plan.chips,
-        metrics=plan.metrics,
+        step=plan.step,
         unconstrained_layout=plan.unconstrained_layout,
-        unconstrained_metrics=plan.unconstrained_metrics,
+        unconstrained_step=plan.unconstrained_step,
     )
     if tgt.price.usd_per_chip_hour is None:
         kind = tgt.price.kind
