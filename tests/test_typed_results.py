@@ -25,9 +25,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("search/infer_plan.py", "fits"): "the serving estimator's arrays (`estimate.inference`), still a "
     "dict: typing them is the serving half of issue 18",
     ("search/infer_plan.py", "memory_per_chip_bytes"): "same serving arrays as above",
-    ("compare/compare.py", "step_time_s"): "compare's own per-row figures (`CompareRow.metrics`, keys "
-    "that depend on the unit), read back for the row's uncertainty",
-    ("compare/compare.py", "mfu"): "same compare row figures as above",
     ("report/html.py", "step_time_s"): "the report renders `CompareResult.to_dict()`, the compare JSON",
     ("report/html.py", "mfu"): "same compare JSON as above",
     ("report/html.py", "memory_per_chip_gib"): "same compare JSON as above",
