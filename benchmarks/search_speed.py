@@ -83,8 +83,8 @@ def main() -> int:
             print(
                 f"  best: dp={lay.dp} tp={lay.tp} pp={lay.pp} vp={lay.vp} cp={lay.cp} zero={lay.zero} "
                 f"mb={lay.micro_batch} recompute={lay.recompute}: "
-                f"{r.best.metrics['tokens_per_s_per_chip']:,.0f} tokens/s/chip, "
-                f"{r.best.metrics['memory_per_chip_gib']:.1f} GiB/chip"
+                f"{r.best.step.tokens_per_s_per_chip:,.0f} tokens/s/chip, "
+                f"{r.best.step.memory_per_chip_gib:.1f} GiB/chip"
             )
         else:
             print("  nothing fits: " + "; ".join(r.explanation))

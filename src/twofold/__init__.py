@@ -23,6 +23,8 @@ _EXPORTS: dict[str, str] = {
     "list_systems": "twofold.hardware.catalog",
     "system_for": "twofold.hardware.catalog",
     "TrainingEstimate": "twofold.estimate.result",
+    "StepArrays": "twofold.estimate.step",
+    "StepTerms": "twofold.estimate.step",
     "estimate_training": "twofold.estimate.training",
     "evaluate_layouts": "twofold.estimate.training",
     "estimate_imported_training": "twofold.estimate.imported",

@@ -82,7 +82,7 @@ def _by_hand(chip: str, finetune: Finetune | None) -> float:
     workload = TrainingWorkload(global_batch=1024, seq_len=4096, precision="bf16", finetune=finetune)
     best = plan_training("llama3.1-8b", t.system, 8, workload, top_k=1, chip=t.chip).best
     assert best is not None
-    return float(best.metrics["tokens_per_s_per_chip"])
+    return best.step.tokens_per_s_per_chip
 
 
 @pytest.fixture(scope="module")

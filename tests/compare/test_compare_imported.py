@@ -121,7 +121,7 @@ def test_compare_onnx_cnn_picks_what_plan_imported_picks(onnx_cnn: str, capsys) 
         best = plan_imported(imported, system_for(chip, None), 4, 256, chip=chip).best
         assert best is not None
         assert rows[name]["layout"]["zero"] == best.layout.zero
-        assert rows[name]["samples_per_s_per_chip"] == pytest.approx(best.metrics["samples_per_s_per_chip"])
+        assert rows[name]["samples_per_s_per_chip"] == pytest.approx(best.estimate.samples_per_s_per_chip)
         assert rows[name]["time_to_train_s"] is None  # no --samples: unknown, never a made-up budget
 
 

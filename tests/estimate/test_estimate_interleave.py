@@ -62,9 +62,9 @@ def test_chunk_steps_cost_latency_plus_op_overhead_by_hand() -> None:
     m = 32
     for i, vp in enumerate(vps):
         hand = m * 2 * (vp - 1) * (latency_s + OP_OVERHEAD_S)
-        assert r["breakdown_pp_s"][i] == pytest.approx(hand, rel=1e-12)
-        assert r["hidden_pp_s"][i] > 0.0
-    assert r["breakdown_pp_s"][1] == pytest.approx(5.184e-3, rel=1e-12)
+        assert r.breakdown_pp_s[i] == pytest.approx(hand, rel=1e-12)
+        assert r.hidden_pp_s[i] > 0.0
+    assert r.breakdown_pp_s[1] == pytest.approx(5.184e-3, rel=1e-12)
 
 
 def test_one_layer_per_chunk_is_no_longer_free() -> None:
@@ -76,8 +76,8 @@ def test_one_layer_per_chunk_is_no_longer_free() -> None:
     chunk_mb = np.array([2 * (vp - 1) * (2e-6 + OP_OVERHEAD_S) for vp in vps])
     # The chunk steps are paid by each of the m micro-batches and, through t_mb, by the bubble.
     bubble_share = (PP - 1) / np.array(vps, dtype=float)
-    without = r["step_time_s"] - (m + bubble_share) * chunk_mb
+    without = r.step_time_s - (m + bubble_share) * chunk_mb
     assert vps[int(np.argmin(without))] == 12
-    best = vps[int(np.argmin(r["step_time_s"]))]
+    best = vps[int(np.argmin(r.step_time_s))]
     assert 1 < best < 12
-    assert r["bubble_fraction"][vps.index(12)] < r["bubble_fraction"][vps.index(best)]
+    assert r.bubble_fraction[vps.index(12)] < r.bubble_fraction[vps.index(best)]

@@ -69,11 +69,11 @@ def test_loop_of_single_estimates_equals_vectorised() -> None:
     rows = evaluate_layouts(DENSE, HGX, WL, LayoutTable.from_layouts(LAYOUTS), chip=H100)
     for i, layout in enumerate(LAYOUTS):
         one = estimate_training(DENSE, HGX, layout, WL, chip=H100, chips=64)
-        assert one.step_time_s == rows["step_time_s"][i]
-        assert one.mfu == rows["mfu"][i]
-        assert one.memory_per_chip_gib == rows["memory_per_chip_gib"][i]
+        assert one.step_time_s == rows.step_time_s[i]
+        assert one.mfu == rows.mfu[i]
+        assert one.memory_per_chip_gib == rows.memory_per_chip_gib[i]
         for term in BREAKDOWN_TERMS:
-            assert one.breakdown[term] == rows[f"breakdown_{term}_s"][i]
+            assert one.breakdown[term] == rows.breakdown_s[term][i]
 
 
 def test_breakdown_adds_up_and_dict_has_the_contract() -> None:
@@ -243,14 +243,14 @@ def test_invariants(layout, model, system, factor, precision) -> None:
     table = LayoutTable.from_layouts([layout])
     assume(bool(valid_mask(model, table, wl)[0]))
     base = evaluate_layouts(model, sys_, wl, table, chip=chip)
-    for key, value in base.items():
+    for key, value in base.to_dict().items():
         assert np.all(np.isfinite(value.astype(float))), key
-    terms = np.array([base[f"breakdown_{t}_s"][0] for t in BREAKDOWN_TERMS])
+    terms = np.array([base.breakdown_s[t][0] for t in BREAKDOWN_TERMS])
     assert np.all(terms >= 0)
-    assert terms.sum() == pytest.approx(base["step_time_s"][0], rel=1e-12)
-    assert base["step_time_s"][0] > 0 and 0 < base["mfu"][0] < 1
+    assert terms.sum() == pytest.approx(base.step_time_s[0], rel=1e-12)
+    assert base.step_time_s[0] > 0 and 0 < base.mfu[0] < 1
     fast = evaluate_layouts(model, _scaled(sys_, factor), wl, table, chip=chip)
-    assert fast["step_time_s"][0] <= base["step_time_s"][0] * (1 + 1e-12)
+    assert fast.step_time_s[0] <= base.step_time_s[0] * (1 + 1e-12)
 
 
 def test_context_parallel_costs_its_ring_launches_when_nothing_else_differs() -> None:

@@ -1,14 +1,17 @@
 """A stand-in for `twofold.estimate.evaluate_layouts` and a toy system, for the search tests only.
 
 The formulas are deliberately simple (not a cost model): what the search tests need is a
-deterministic function of the layout with the same signature and keys as the real evaluator,
-whose per-row values the tests can recompute in a plain loop.
+deterministic function of the layout with the same signature and result type (`StepArrays`) as
+the real evaluator, whose per-row values the tests can recompute in a plain loop. `fake_terms`
+gives the figures as a dict (for the loops and for tests that alter one figure);
+`as_step_arrays` makes the result, every term the fake leaves out zero.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from twofold.estimate.step import STEP_FIELDS, StepArrays
 from twofold.hardware.types import Chip, System, TopologyLevel
 from twofold.parallel.layout import LayoutTable, TrainingWorkload
 from twofold.workload.model import ModelConfig
@@ -61,7 +64,24 @@ def toy_model(layers: int = 8, heads: int = 8, kv: int = 8, hidden: int = 1024) 
     )
 
 
+def as_step_arrays(terms: dict[str, np.ndarray]) -> StepArrays:
+    """`terms` as the evaluator's result; a field it lacks is zero for every layout."""
+    n = len(terms["step_time_s"])
+    return StepArrays(**{name: terms.get(name, np.zeros(n)) for name in STEP_FIELDS})
+
+
 def fake_evaluate(
+    model: ModelConfig,
+    system: System,
+    workload: TrainingWorkload,
+    table: LayoutTable,
+    *,
+    chip: Chip | None = None,
+) -> StepArrays:
+    return as_step_arrays(fake_terms(model, system, workload, table, chip=chip))
+
+
+def fake_terms(
     model: ModelConfig,
     system: System,
     workload: TrainingWorkload,

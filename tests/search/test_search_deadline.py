@@ -79,7 +79,7 @@ def _brute_force(deadline_s: float, kinds=DEFAULT_PRICE_KINDS):
         plan = plan_training(toy_model(), tgt.system, chips, WORKLOAD, chip=tgt.chip, evaluate=fake_evaluate)
         if plan.best is None:
             continue
-        seconds = TOKENS / (plan.best.metrics["tokens_per_s_per_chip"] * chips)
+        seconds = TOKENS / (plan.best.step.tokens_per_s_per_chip * chips)
         for kind in kinds:
             q = QUOTES[kind]
             rows.append(

@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from _search_fakes import fake_evaluate, toy_chip, toy_model, toy_system
+from _search_fakes import as_step_arrays, fake_evaluate, fake_terms, toy_chip, toy_model, toy_system
 
 from twofold.economics.power import busy_fraction, energy_per_token_j, power_model_for
 from twofold.economics.prices import price_for, usd_per_million_tokens
@@ -49,7 +49,7 @@ def _fitting_rows():
     out = []
     for i in range(len(table)):
         one = LayoutTable.from_layouts([table.row(i)])
-        r = fake_evaluate(toy_model(), toy_system(), WORKLOAD, one, chip=toy_chip(CAPACITY_GIB))
+        r = fake_terms(toy_model(), toy_system(), WORKLOAD, one, chip=toy_chip(CAPACITY_GIB))
         if bool(r["fits"][0]):
             out.append((i, table.row(i), {k: float(v[0]) for k, v in r.items()}))
     return out
@@ -70,7 +70,7 @@ def test_energy_ranking_equals_a_per_layout_loop_with_the_scalar_power_model() -
         ref.append((j, r["memory_per_chip_gib"], i, layout))
     ref.sort(key=lambda x: (x[0], x[1], x[2]))
     assert [row.layout for row in result.top] == [x[3] for x in ref[:8]]
-    got = [row.metrics["energy_per_token_j"] for row in result.top]
+    got = [row.objective.energy_per_token_j for row in result.top]
     assert got == pytest.approx([x[0] for x in ref[:8]], rel=1e-12)
     assert result.to_dict()["objective_inputs"]["power"]["tdp_w"] == 800.0
 
@@ -78,7 +78,7 @@ def test_energy_ranking_equals_a_per_layout_loop_with_the_scalar_power_model() -
 def _two_kinds(model, system, workload, table, *, chip=None):
     """Constructed case: tp = 1 layouts run 100 tokens/s/chip busy all the step; tp > 1 layouts
     run 95 tokens/s/chip and wait for tp traffic 20% of the step."""
-    r = fake_evaluate(model, system, workload, table, chip=chip)
+    r = fake_terms(model, system, workload, table, chip=chip)
     split = table.tp > 1
     r["tokens_per_s_per_chip"] = np.where(split, 95.0, 100.0)
     busy = np.where(split, 0.8, 1.0)
@@ -91,7 +91,7 @@ def _two_kinds(model, system, workload, table, *, chip=None):
         breakdown_tp_s=(1.0 - busy) * step,
         breakdown_bubble_s=np.zeros_like(step),
     )
-    return r
+    return as_step_arrays(r)
 
 
 def test_energy_can_prefer_a_slower_layout() -> None:
@@ -104,25 +104,25 @@ def test_energy_can_prefer_a_slower_layout() -> None:
         idle_fraction=0.2, **kw,
     ).best  # fmt: skip
     assert fast.layout.tp == 1 and frugal.layout.tp > 1
-    assert frugal.metrics["energy_per_token_j"] == pytest.approx(840.0 / 95.0, rel=1e-12)
+    assert frugal.objective.energy_per_token_j == pytest.approx(840.0 / 95.0, rel=1e-12)
     by_energy_all = plan_training(
         toy_model(), toy_system(), 16, WORKLOAD, objective="energy", powers={"toy-chip": 1000.0},
         idle_fraction=0.2, top_k=100000, **kw,
     ).top  # fmt: skip
     worst = by_energy_all[-1]
-    assert worst.layout.tp == 1 and worst.metrics["energy_per_token_j"] == pytest.approx(10.0, rel=1e-12)
+    assert worst.layout.tp == 1 and worst.objective.energy_per_token_j == pytest.approx(10.0, rel=1e-12)
 
 
 def test_best_energy_per_token_by_hand() -> None:
     result = _plan(objective="energy", powers={"toy-chip": 1000.0}, idle_fraction=0.25)
-    m = result.best.metrics
+    step, m = result.best.step, result.best.objective
     # P(u) = P_idle + (P_max - P_idle) * u with P_idle = 0.25 * 1000 W, u = kernel seconds / step
-    u = sum(m[f"breakdown_{t}_s"] for t in BUSY) / m["step_time_s"]
+    u = sum(step.breakdown_s[t] for t in BUSY) / step.step_time_s
     power_w = 250.0 + (1000.0 - 250.0) * u
     assert 0.0 < u < 1.0
-    assert m["busy_fraction"] == pytest.approx(u, rel=1e-12)
-    assert m["power_w"] == pytest.approx(power_w, rel=1e-12)
-    assert m["energy_per_token_j"] == pytest.approx(power_w / m["tokens_per_s_per_chip"], rel=1e-12)
+    assert m.busy_fraction == pytest.approx(u, rel=1e-12)
+    assert m.power_w == pytest.approx(power_w, rel=1e-12)
+    assert m.energy_per_token_j == pytest.approx(power_w / step.tokens_per_s_per_chip, rel=1e-12)
 
 
 def test_cost_ranks_as_throughput_and_reports_dollars_per_million_tokens() -> None:
@@ -131,12 +131,12 @@ def test_cost_ranks_as_throughput_and_reports_dollars_per_million_tokens() -> No
     assert [r.layout for r in result.top] == [r.layout for r in thr.top]
     for row in result.top:
         # $2.5 per chip-hour / (tokens/s/chip * 3600 s/h) * 1e6 tokens
-        hand = 2.5 / (row.metrics["tokens_per_s_per_chip"] * 3600.0) * 1e6
-        assert row.metrics["usd_per_million_tokens"] == pytest.approx(hand, rel=1e-12)
+        hand = 2.5 / (row.step.tokens_per_s_per_chip * 3600.0) * 1e6
+        assert row.objective.usd_per_million_tokens == pytest.approx(hand, rel=1e-12)
         scalar = usd_per_million_tokens(
-            price_for(toy_system(), toy_chip(), {"toy-chip": 2.5}), row.metrics["tokens_per_s_per_chip"]
+            price_for(toy_system(), toy_chip(), {"toy-chip": 2.5}), row.step.tokens_per_s_per_chip
         )
-        assert row.metrics["usd_per_million_tokens"] == pytest.approx(scalar, rel=1e-12)
+        assert row.objective.usd_per_million_tokens == pytest.approx(scalar, rel=1e-12)
     price = result.to_dict()["objective_inputs"]["price"]
     assert (price["usd_per_chip_hour"], price["source"]) == (2.5, "user")
 
@@ -152,9 +152,9 @@ def test_cost_uses_the_catalog_price_of_the_chosen_kind() -> None:
             toy_model(), priced, 16, WORKLOAD, chip=toy_chip(CAPACITY_GIB), evaluate=fake_evaluate,
             objective="cost", price_kind=kind,
         )  # fmt: skip
-        m = result.best.metrics
-        assert m["usd_per_million_tokens"] == pytest.approx(
-            usd / (m["tokens_per_s_per_chip"] * 3600.0) * 1e6, rel=1e-12
+        best = result.best
+        assert best.objective.usd_per_million_tokens == pytest.approx(
+            usd / (best.step.tokens_per_s_per_chip * 3600.0) * 1e6, rel=1e-12
         )
     with pytest.raises(InputError, match="capacity-block"):
         plan_training(
@@ -166,18 +166,20 @@ def test_cost_uses_the_catalog_price_of_the_chosen_kind() -> None:
 def test_time_to_train_by_hand() -> None:
     result = _plan(objective="time", tokens=2.0e12, top_k=4)
     assert [r.layout for r in result.top] == [r.layout for r in _plan(top_k=4).top]
-    m = result.best.metrics
-    seconds = 2.0e12 / (m["tokens_per_s_per_chip"] * 16)  # tokens / (tokens/s/chip * chips)
-    assert m["time_to_train_s"] == pytest.approx(seconds, rel=1e-12)
-    assert m["time_to_train_days"] == pytest.approx(seconds / 86400.0, rel=1e-12)
+    best = result.best
+    seconds = 2.0e12 / (best.step.tokens_per_s_per_chip * 16)  # tokens / (tokens/s/chip * chips)
+    assert best.objective.time_to_train_s == pytest.approx(seconds, rel=1e-12)
+    assert best.objective.time_to_train_days == pytest.approx(seconds / 86400.0, rel=1e-12)
 
 
 def test_time_defaults_to_twenty_tokens_per_parameter() -> None:
     result = _plan(objective="time")
     tokens = 20.0 * param_counts(toy_model()).active  # Chinchilla (Hoffmann et al. 2022)
     assert result.to_dict()["objective_inputs"] == {"tokens": tokens}
-    m = result.best.metrics
-    assert m["time_to_train_s"] == pytest.approx(tokens / (m["tokens_per_s_per_chip"] * 16), rel=1e-12)
+    best = result.best
+    assert best.objective.time_to_train_s == pytest.approx(
+        tokens / (best.step.tokens_per_s_per_chip * 16), rel=1e-12
+    )
 
 
 @pytest.mark.parametrize(

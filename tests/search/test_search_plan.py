@@ -11,7 +11,7 @@ import json
 
 import numpy as np
 import pytest
-from _search_fakes import fake_evaluate, toy_chip, toy_model, toy_system
+from _search_fakes import fake_evaluate, fake_terms, toy_chip, toy_model, toy_system
 
 from twofold.errors import InputError
 from twofold.parallel.layout import LayoutTable, TrainingWorkload
@@ -43,7 +43,7 @@ def _per_layout_reference(capacity_gib: float):
     rows = []
     for i in range(len(table)):
         one = LayoutTable.from_layouts([table.row(i)])
-        r = fake_evaluate(toy_model(), toy_system(), WORKLOAD, one, chip=toy_chip(capacity_gib))
+        r = fake_terms(toy_model(), toy_system(), WORKLOAD, one, chip=toy_chip(capacity_gib))
         if bool(r["fits"][0]):
             rows.append(
                 (float(r["tokens_per_s_per_chip"][0]), float(r["memory_per_chip_gib"][0]), i, table.row(i))
@@ -59,10 +59,10 @@ def test_best_and_top_equal_a_per_layout_loop() -> None:
     assert result.valid_layouts == result.evaluated_layouts == len(table)
     assert result.fitting_layouts == len(rows) > 0
     assert [r.layout for r in result.top] == [r[3] for r in ranked[:7]]
-    assert [r.metrics["tokens_per_s_per_chip"] for r in result.top] == [r[0] for r in ranked[:7]]
+    assert [r.step.tokens_per_s_per_chip for r in result.top] == [r[0] for r in ranked[:7]]
     assert result.best is not None and result.best.layout == ranked[0][3]
-    assert result.best.metrics["fits"] is True
-    assert result.best.metrics["memory_per_chip_gib"] <= capacity
+    assert result.best.step.fits is True
+    assert result.best.step.memory_per_chip_gib <= capacity
     assert result.explanation == ()
 
 
@@ -76,7 +76,7 @@ def test_pareto_front_equals_pairwise_definition() -> None:
     }
     got = [p.layout for p in result.pareto]
     assert set(got) == expected and len(got) == len(expected)
-    mem = [p.metrics["memory_per_chip_gib"] for p in result.pareto]
+    mem = [p.step.memory_per_chip_gib for p in result.pareto]
     assert mem == sorted(mem)
     # the best layout by throughput is always on the throughput/memory front
     assert result.best.layout in set(got)
@@ -107,7 +107,7 @@ def test_nothing_fits_is_explained() -> None:
     text = " ".join(result.explanation)
     # reference: the least-memory layout of the whole table and its largest memory term
     table, _ = enumerate_layouts(toy_model(), WORKLOAD, 16, system=toy_system())
-    r = fake_evaluate(toy_model(), toy_system(), WORKLOAD, table)
+    r = fake_terms(toy_model(), toy_system(), WORKLOAD, table)
     i = int(np.argmin(r["memory_per_chip_gib"]))
     parts = {"weights": 0, "gradients": 0, "optimizer_states": 0, "activations": 0}
     parts = {k: r[f"memory_{k}_bytes"][i] for k in parts}
@@ -175,18 +175,16 @@ def test_bad_input_raises_input_error(kw, field, words) -> None:
     assert exc.value.field == field and words in exc.value.rule
 
 
-def test_evaluator_missing_a_key_is_a_programming_error() -> None:
+def test_evaluator_returning_a_dict_is_a_programming_error() -> None:
     def broken(*args, **kw):
-        r = fake_evaluate(*args, **kw)
-        del r["memory_per_chip_gib"]
-        return r
+        return fake_terms(*args, **kw)  # string keys, not the typed `StepArrays`
 
-    with pytest.raises(KeyError):
+    with pytest.raises(TypeError, match="StepArrays"):
         plan_training(toy_model(), toy_system(), 16, WORKLOAD, chip=toy_chip(), evaluate=broken)
 
 
 def test_top_is_sorted_and_fits() -> None:
     result = _plan(20.0, top_k=50)
-    thr = np.array([r.metrics["tokens_per_s_per_chip"] for r in result.top])
+    thr = np.array([r.step.tokens_per_s_per_chip for r in result.top])
     assert (np.diff(thr) <= 0).all()
-    assert all(r.metrics["fits"] for r in result.top)
+    assert all(r.step.fits for r in result.top)

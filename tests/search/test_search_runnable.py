@@ -11,7 +11,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from _search_fakes import fake_evaluate, toy_chip, toy_model, toy_system
+from _search_fakes import as_step_arrays, fake_evaluate, fake_terms, toy_chip, toy_model, toy_system
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -46,8 +46,8 @@ def test_plan_never_returns_a_layout_over_the_headroom(model_id, chip_id, chips,
     usable_gib = chip.hbm_capacity_gib * (1.0 - headroom)
     rows = [*result.top, *result.pareto, *([result.best] if result.best else [])]
     for row in rows:
-        assert row.metrics["memory_per_chip_gib"] <= usable_gib
-        assert row.metrics["fits"] is True
+        assert row.step.memory_per_chip_gib <= usable_gib
+        assert row.step.fits is True
     assert result.to_dict()["usable_memory_gib"] == pytest.approx(usable_gib, rel=1e-12)
     assert result.mem_headroom == headroom
 
@@ -57,10 +57,10 @@ def test_headroom_zero_is_the_old_fit_rule_and_the_default_keeps_five_percent() 
     system = system_for(chip)
     table, _ = enumerate_layouts(model, WORKLOAD, 16, system=system)
     old = evaluate_layouts(model, system, WORKLOAD, table, chip=chip, mem_headroom=0.0)
-    total = old["memory_per_chip_bytes"]
-    np.testing.assert_array_equal(old["fits"], total <= chip.hbm_capacity_bytes)
+    total = old.memory_per_chip_bytes
+    np.testing.assert_array_equal(old.fits, total <= chip.hbm_capacity_bytes)
     new = evaluate_layouts(model, system, WORKLOAD, table, chip=chip)
-    np.testing.assert_array_equal(new["fits"], total <= 0.95 * chip.hbm_capacity_bytes)
+    np.testing.assert_array_equal(new.fits, total <= 0.95 * chip.hbm_capacity_bytes)
     assert DEFAULT_MEM_HEADROOM == 0.05
     # Some layouts sit between 95% and 100% of the capacity: the headroom changes the answer.
     tight = dataclasses.replace(chip, hbm_capacity_gib=float(np.median(total)) / 2**30)
@@ -103,12 +103,12 @@ def test_bad_headroom_is_an_input_error(bad) -> None:
 def _one_percent_apart(model, system, workload, table, *, chip=None):
     """Constructed case: every layout runs 50 tokens/s/chip except two, plain dp = 16 at 100 and
     dp = 8 x tp = 2 at 101 (1% faster, one more parallel dimension)."""
-    r = fake_evaluate(model, system, workload, table, chip=chip)
+    r = fake_terms(model, system, workload, table, chip=chip)
     plain = (table.dp == 16) & (table.zero == 1) & (table.micro_batch == 1) & (table.recompute == 0)
     split = (table.dp == 8) & (table.tp == 2) & (table.zero == 1) & (table.micro_batch == 1)
     split &= table.recompute == 0
     r["tokens_per_s_per_chip"] = np.where(plain, 100.0, np.where(split, 101.0, 50.0))
-    return r
+    return as_step_arrays(r)
 
 
 def _plan_ties(**kw):
@@ -135,9 +135,9 @@ def test_among_ties_the_order_is_dimensions_vp_cp_tp_pp_memory() -> None:
     against Python's `sorted` on the same keys."""
 
     def flat(model, system, workload, table, *, chip=None):
-        r = fake_evaluate(model, system, workload, table, chip=chip)
+        r = fake_terms(model, system, workload, table, chip=chip)
         r["tokens_per_s_per_chip"] = np.full(len(table), 100.0)
-        return r
+        return as_step_arrays(r)
 
     result = plan_training(
         toy_model(), toy_system(), 16, WORKLOAD, chip=toy_chip(80.0), evaluate=flat, top_k=100000
@@ -147,7 +147,7 @@ def test_among_ties_the_order_is_dimensions_vp_cp_tp_pp_memory() -> None:
     def key(row):
         lay = row.layout
         dims = sum(getattr(lay, d) > 1 for d in PARALLEL_DIMENSIONS)
-        return (dims, lay.vp, lay.cp, lay.tp * lay.pp, row.metrics["memory_per_chip_gib"])
+        return (dims, lay.vp, lay.cp, lay.tp * lay.pp, row.step.memory_per_chip_gib)
 
     keys = [key(r) for r in result.top]
     assert keys == sorted(keys)
@@ -156,9 +156,9 @@ def test_among_ties_the_order_is_dimensions_vp_cp_tp_pp_memory() -> None:
 
 def test_outside_the_tolerance_the_objective_order_stands() -> None:
     result = _plan_ties(top_k=50)
-    thr = [r.metrics["tokens_per_s_per_chip"] for r in result.top]
+    thr = [r.step.tokens_per_s_per_chip for r in result.top]
     assert thr[:2] == [100.0, 101.0] and all(t == 50.0 for t in thr[2:])
-    mem = [r.metrics["memory_per_chip_gib"] for r in result.top[2:]]
+    mem = [r.step.memory_per_chip_gib for r in result.top[2:]]
     assert mem == sorted(mem)
 
 

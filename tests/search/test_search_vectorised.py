@@ -53,14 +53,14 @@ def test_plan_numbers_equal_per_layout_estimates(make_model, chip_id, chips, wor
     system = system_for(base)
     table, _ = enumerate_layouts(model, workload, chips, system=system)
     # Usable memory at the median footprint, so that about half the layouts fit and half do not.
-    mem = evaluate_layouts(model, system, workload, table, chip=base)["memory_per_chip_gib"]
+    mem = evaluate_layouts(model, system, workload, table, chip=base).memory_per_chip_gib
     capacity = float(np.median(mem)) / (1.0 - DEFAULT_MEM_HEADROOM)
     chip = dataclasses.replace(base, hbm_capacity_gib=capacity)
     monkeypatch.setattr(plan_module, "CHUNK_LAYOUTS", 97)  # several chunks, the last one short
 
     result = plan_training(model, system, chips, workload, chip=chip, top_k=len(table))
     assert 0 < result.fitting_layouts < result.evaluated_layouts == len(table)
-    by_layout = {r.layout: r.metrics for r in result.top}
+    by_layout = {r.layout: r.step for r in result.top}
     assert len(by_layout) == result.fitting_layouts
 
     n_fit = 0
@@ -72,10 +72,10 @@ def test_plan_numbers_equal_per_layout_estimates(make_model, chip_id, chips, wor
             continue
         n_fit += 1
         got = by_layout[layout]
-        assert got["step_time_s"] == est.step_time_s
-        assert got["tokens_per_s_per_chip"] == est.tokens_per_s_per_chip
-        assert got["mfu"] == est.mfu
-        assert got["memory_per_chip_gib"] == est.memory_per_chip_gib
+        assert got.step_time_s == est.step_time_s
+        assert got.tokens_per_s_per_chip == est.tokens_per_s_per_chip
+        assert got.mfu == est.mfu
+        assert got.memory_per_chip_gib == est.memory_per_chip_gib
         for term in BREAKDOWN_TERMS:
-            assert got[f"breakdown_{term}_s"] == est.breakdown[term]
+            assert got.breakdown_s[term] == est.breakdown[term]
     assert n_fit == result.fitting_layouts

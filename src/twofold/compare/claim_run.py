@@ -21,7 +21,6 @@ What-if chips (not in the catalog) cannot be named in a scenario, so they are pl
 
 from __future__ import annotations
 
-import math
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -32,6 +31,7 @@ from typing import Any
 from twofold.compare.plans import ChipPlan, PlanCache, Target, stack_key
 from twofold.compare.workloads import ClaimWorkload
 from twofold.errors import InputError
+from twofold.estimate.step import StepTerms
 from twofold.parallel.layout import Layout, TrainingWorkload
 from twofold.sweep.scenario import Outcome, canonical_result, plan_scenario
 from twofold.sweep.spec import Scenario
@@ -134,9 +134,12 @@ def plan_claim_scenario(scenario: Scenario) -> Outcome:
             worker=_worker_name(),
         )
     record = result.to_dict()
-    record["unconstrained"] = (
-        None if unconstrained is None else {"layout": asdict(unconstrained[0]), **unconstrained[1]}
-    )
+    # The stored record keeps its format: every figure of the unconstrained layout a float, `fits` too.
+    record["unconstrained"] = None
+    if unconstrained is not None:
+        free_layout, free_step = unconstrained
+        figures = {k: float(v) for k, v in free_step.to_dict().items()}
+        record["unconstrained"] = {"layout": asdict(free_layout), **figures}
     return Outcome(
         status="ok",
         result_json=canonical_result(record),
@@ -174,24 +177,23 @@ class _StoredServing:
     explanation: tuple[str, ...]
 
 
-def _figures(record: Mapping[str, Any]) -> tuple[Layout, dict[str, float]]:
+def _figures(record: Mapping[str, Any]) -> tuple[Layout, StepTerms]:
     # A non-finite figure is stored as null (`canonical_result`); it reads back as NaN, unknown.
-    metrics = {k: math.nan if v is None else float(v) for k, v in record.items() if k != "layout"}
-    return Layout(**record["layout"]), metrics
+    return Layout(**record["layout"]), StepTerms.from_dict(record)
 
 
 def _chip_plan(tgt: Target, scenario: Scenario, result: Mapping[str, Any]) -> ChipPlan:
     best, free = result["best"], result["unconstrained"]
-    layout, metrics = (None, None) if best is None else _figures(best)
-    free_layout, free_metrics = (None, None) if free is None else _figures(free)
+    layout, step = (None, None) if best is None else _figures(best)
+    free_layout, free_step = (None, None) if free is None else _figures(free)
     return ChipPlan(
         target=tgt,
         chips=scenario.chips,
         workload=_training_workload(scenario),
         layout=layout,
-        metrics=metrics,
+        step=step,
         unconstrained_layout=free_layout,
-        unconstrained_metrics=free_metrics,
+        unconstrained_step=free_step,
         explanation=tuple(result["explanation"]),
     )
 

@@ -42,7 +42,7 @@ from twofold.compare.ranges import chip_uncertainty, ratio_range, siblings, stac
 from twofold.economics.power import busy_fraction, co2_kg, energy_kwh, energy_per_token_j
 from twofold.economics.prices import cost_usd, tokens_per_usd, usd_per_million_tokens
 from twofold.errors import InputError, NoAnswer
-from twofold.estimate.result import BREAKDOWN_TERMS
+from twofold.estimate.step import StepTerms
 from twofold.estimate.uncertainty import Uncertainty
 from twofold.hardware.scale import scale_notes
 from twofold.parallel.layout import Layout, TrainingWorkload
@@ -233,23 +233,22 @@ def _metrics(
     plan: ChipPlan, tgt: Target, budget: float | None, grid: float | None, unit: str
 ) -> dict[str, float | None]:
     """Per-row figures; `budget` tokens (or samples, `unit`) to train, None: unknown."""
-    m = plan.metrics
+    m = plan.step
     assert m is not None  # programmer invariant: only called for plans with a fitting layout
     k = metric_names(unit)
-    thr = m[k["thr"]]
+    thr = plan.per_chip_per_s()
     system_thr = thr * plan.chips
     seconds = None if budget is None else budget / system_thr
-    breakdown = {t: m[f"breakdown_{t}_s"] for t in BREAKDOWN_TERMS}
-    u = busy_fraction(breakdown, m["step_time_s"])
+    u = busy_fraction(m.breakdown_s, m.step_time_s)
     power = tgt.power.power_w(u)
     kwh = None if seconds is None else energy_kwh(power, plan.chips, seconds)
     return {
-        "step_time_s": m["step_time_s"],
+        "step_time_s": m.step_time_s,
         **({"tokens_per_s_per_chip": None} if unit != "tokens" else {}),
         k["thr"]: thr,
         k["system"]: system_thr,
-        "mfu": m["mfu"],
-        "memory_per_chip_gib": m["memory_per_chip_gib"],
+        "mfu": m.mfu,
+        "memory_per_chip_gib": m.memory_per_chip_gib,
         "time_to_train_s": seconds,
         "time_to_train_days": None if seconds is None else seconds / 86400.0,
         "price_usd_per_chip_hour": tgt.price.usd_per_chip_hour,
@@ -270,36 +269,41 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def _ratios(
-    row: dict[str, Any], ref: dict[str, Any], mode: str
+    row: _RawRow, ref: _RawRow, mode: str
 ) -> tuple[dict[str, float | None], dict[str, dict[str, float] | None]]:
     """Totals and factors of every ratio metric for one row against the reference row."""
-    ma, mb = row["metrics"], ref["metrics"]
-    ta, tb = row["terms"], ref["terms"]
-    k = metric_names(row["unit"])
+    ma, mb = row.metrics, ref.metrics
+    ta, tb = row.terms, ref.terms
+    k = metric_names(row.unit)
     totals: dict[str, float | None] = dict.fromkeys(RATIO_METRICS)
     factors: dict[str, dict[str, float] | None] = dict.fromkeys(RATIO_METRICS)
-    if ta is None or tb is None:
+    if ta is None or tb is None or ma is None or mb is None or row.step is None or ref.step is None:
         return totals, factors
+    # Per-chip throughput in the row's unit (samples: the same number, `ChipPlan.per_chip_per_s`).
+    thr_a, thr_b = row.step.tokens_per_s_per_chip, ref.step.tokens_per_s_per_chip
     base = ratio_factors(ta, tb)
-    totals["throughput_per_chip"] = ma[k["thr"]] / mb[k["thr"]]
+    totals["throughput_per_chip"] = thr_a / thr_b
     factors["throughput_per_chip"] = base
-    pa, pb = row["target"].price.usd_per_chip_hour, ref["target"].price.usd_per_chip_hour
+    pa, pb = row.target.price.usd_per_chip_hour, ref.target.price.usd_per_chip_hour
     totals["perf_per_dollar"] = _ratio(ma[k["per_dollar"]], mb[k["per_dollar"]])
     if totals["perf_per_dollar"] is not None:
+        assert pa is not None and pb is not None  # programmer invariant: perf/$ needs both prices
         factors["perf_per_dollar"] = base | {"price": pb / pa}
     wa, wb = ma["power_w_per_chip"], mb["power_w_per_chip"]
     totals["perf_per_watt"] = _ratio(ma[k["per_watt"]], mb[k["per_watt"]])
     if totals["perf_per_watt"] is not None:
-        tdp_a, tdp_b = row["target"].power.tdp_w, ref["target"].power.tdp_w
+        tdp_a, tdp_b = row.target.power.tdp_w, ref.target.power.tdp_w
+        # programmer invariant: perf/W needs both chips' power, hence their TDPs
+        assert wa is not None and wb is not None and tdp_a is not None and tdp_b is not None
         factors["perf_per_watt"] = base | {"tdp": tdp_b / tdp_a, "power_draw": (wb / tdp_b) / (wa / tdp_a)}
-    na, nb = row["chips"], ref["chips"]
-    totals["system_throughput"] = ma[k["system"]] / mb[k["system"]]
+    na, nb = row.chips, ref.chips
+    totals["system_throughput"] = (thr_a * na) / (thr_b * nb)  # the rows' system throughputs
     if mode == "chips":
         factors["system_throughput"] = base | {"chip_count": na / nb}
-    elif row["budget_ratio"] is None:
+    elif row.budget_ratio is None:
         totals["system_throughput"] = None  # planned at the reference's count: no budget to compare at
     else:
-        budget = row["budget_ratio"]
+        budget = row.budget_ratio
         factors["system_throughput"] = base | {"budget": budget, "rounding": (na / nb) / budget}
     return totals, factors
 
@@ -365,7 +369,7 @@ def compare_targets(
     budget = tokens if unit == "tokens" else None if samples is None else float(samples)
     cache = {} if cache is None else cache
 
-    raw: dict[str, dict[str, Any]] = {}
+    raw: dict[str, _RawRow] = {}
     for tgt in targets:
         notes: list[str] = []
         budget_ratio = None if mode == "chips" else 1.0
@@ -397,17 +401,17 @@ def compare_targets(
         )
 
     ref = raw[ref_label]
-    if ref["metrics"] is None:
-        raise NoAnswer(f"reference {ref_label} has no fitting layout: " + "; ".join(ref["notes"]))
+    if ref.metrics is None:
+        raise NoAnswer(f"reference {ref_label} has no fitting layout: " + "; ".join(ref.notes))
     by_deadline = {}
     if deadline_s is not None and tokens is not None and isinstance(model, ModelConfig):
         by_deadline = _deadline_outcomes(model, targets, workload, tokens, deadline_s, chips)
     rows = []
-    sure = {t.label: _uncertainty(t, raw[t.label], unit) for t in targets}
+    sure = {t.label: _uncertainty(t, raw[t.label].step, unit) for t in targets}
     by_label = {t.label: t for t in targets}
     for tgt in targets:
         r = raw[tgt.label]
-        if r["metrics"] is not None:
+        if r.metrics is not None:
             totals, factors = _ratios(r, ref, mode)
         else:
             totals, factors = dict.fromkeys(RATIO_METRICS), dict.fromkeys(RATIO_METRICS)
@@ -416,17 +420,17 @@ def compare_targets(
             CompareRow(
                 chip=tgt.label,
                 system=tgt.system.id,
-                chips=r["chips"],
-                layout=r["layout"],
-                metrics=r["metrics"] or {},
-                breakdown_s=r["breakdown"],
+                chips=r.chips,
+                layout=r.layout,
+                metrics=r.metrics or {},
+                breakdown_s=r.breakdown,
                 price=tgt.price.to_dict(),
                 power=tgt.power.to_dict(),
-                terms=r["terms"],
+                terms=r.terms,
                 ratio_to_reference=totals,
                 factors=factors,
                 dominant_cause={k: (None if v is None else dominant_factor(v)) for k, v in factors.items()},
-                notes=tuple(r["notes"]),
+                notes=tuple(r.notes),
                 uncertainty=sure[tgt.label],
                 ratio_range=ranges,
                 thin_evidence=thin,
@@ -491,13 +495,14 @@ def _deadline_outcomes(
     return {t.label: t for t in result.targets}
 
 
-def _uncertainty(tgt: Target, row: Mapping[str, Any], unit: str) -> Uncertainty | None:
-    """The intervals of a row's throughput, step time and MFU (None without a fitting layout)."""
-    m = row["metrics"]
-    if m is None:
+def _uncertainty(tgt: Target, step: StepTerms | None, unit: str) -> Uncertainty | None:
+    """The intervals of a row's throughput, step time and MFU (None without a fitting layout).
+    The throughput is named in the row's unit; for samples it is the same number (`ChipPlan`)."""
+    if step is None:
         return None
     thr = metric_names(unit)["thr"]
-    return chip_uncertainty(tgt, {thr: m[thr], "step_time_s": m["step_time_s"], "mfu": m["mfu"]})
+    figures = {thr: step.tokens_per_s_per_chip, "step_time_s": step.step_time_s, "mfu": step.mfu}
+    return chip_uncertainty(tgt, figures)
 
 
 def _ranges(
@@ -564,6 +569,24 @@ def _budget_ratio(mode: str | None, ref: Target, tgt: Target) -> float | None:
     return None if a is None or b is None else b / a
 
 
+@dataclass(kw_only=True)
+class _RawRow:
+    """One chip's plan and figures before the ratios to the reference (`compare_targets`).
+    `step` is the estimator's terms of the best layout; `metrics` the row's figures
+    (`_metrics`); both None without a fitting layout."""
+
+    target: Target
+    chips: int
+    unit: str
+    notes: list[str]
+    budget_ratio: float | None
+    layout: Layout | None = None
+    step: StepTerms | None = None
+    metrics: dict[str, float | None] | None = None
+    terms: ChipTerms | None = None
+    breakdown: dict[str, float] = field(default_factory=dict)
+
+
 def _raw_row(
     model: ModelConfig | ImportedModel,
     tgt: Target,
@@ -574,36 +597,33 @@ def _raw_row(
     notes: list[str],
     budget_ratio: float | None,
     unit: str,
-) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "target": tgt,
-        "chips": 0 if plan is None else plan.chips,
-        "layout": None,
-        "metrics": None,
-        "terms": None,
-        "breakdown": {},
-        "notes": notes,
-        "budget_ratio": budget_ratio,
-        "unit": unit,
-    }
+) -> _RawRow:
+    row = _RawRow(
+        target=tgt,
+        chips=0 if plan is None else plan.chips,
+        unit=unit,
+        notes=notes,
+        budget_ratio=budget_ratio,
+    )
     if plan is None:
         return row
     notes.extend(scale_notes(tgt.system, plan.chips))
-    if plan.layout is None or plan.metrics is None:
+    if plan.layout is None or plan.step is None:
         notes.extend(plan.explanation or ("no valid layout",))
         return row
-    row["layout"] = plan.layout
-    row["metrics"] = _metrics(plan, tgt, budget, grid, unit)
-    row["breakdown"] = {t: plan.metrics[f"breakdown_{t}_s"] for t in BREAKDOWN_TERMS}
-    assert plan.unconstrained_layout is not None and plan.unconstrained_metrics is not None
-    row["terms"] = chip_terms(
+    row.layout = plan.layout
+    row.step = plan.step
+    row.metrics = _metrics(plan, tgt, budget, grid, unit)
+    row.breakdown = plan.step.breakdown_s
+    assert plan.unconstrained_layout is not None and plan.unconstrained_step is not None
+    row.terms = chip_terms(
         model,
         tgt.chip,
         workload,
         chips=plan.chips,
-        metrics=plan.metrics,
+        step=plan.step,
         unconstrained_layout=plan.unconstrained_layout,
-        unconstrained_metrics=plan.unconstrained_metrics,
+        unconstrained_step=plan.unconstrained_step,
     )
     if tgt.price.usd_per_chip_hour is None:
         kind = tgt.price.kind

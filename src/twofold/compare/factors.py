@@ -53,6 +53,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from twofold.estimate.step import StepTerms
 from twofold.hardware.types import Chip
 from twofold.parallel.layout import Layout, TrainingWorkload
 from twofold.workload.imported import ImportedModel
@@ -69,8 +70,6 @@ THROUGHPUT_FACTORS: tuple[str, ...] = (
     "pipeline_and_optimizer",
     "memory_capacity",
 )
-_KERNEL_TERMS = ("compute_forward", "compute_backward", "compute_recompute")
-_COMM_TERMS = ("tp", "cp", "ep", "pp", "dp", "fsdp")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -140,20 +139,21 @@ def chip_terms(
     workload: TrainingWorkload,
     *,
     chips: int,
-    metrics: Mapping[str, float],
+    step: StepTerms,
     unconstrained_layout: Layout,
-    unconstrained_metrics: Mapping[str, float],
+    unconstrained_step: StepTerms,
 ) -> ChipTerms:
-    """The terms of `metrics` (the best fitting layout's estimate), built from the unconstrained
-    layout's breakdown and the ratio of the two throughputs (module docstring)."""
-    u = unconstrained_metrics
+    """The terms of `step` (the best fitting layout's estimate), built from the unconstrained
+    layout's priced terms and the ratio of the two throughputs (module docstring). The step time,
+    kernel time K, exposed communication X and model FLOPs are the estimator's own figures; only
+    the roofline shares rho_c and rho_r are priced here (`roofline_shares`)."""
+    u = unconstrained_step
     peak = chip.peak_tflops(workload.precision) * 1e12
     tokens_per_step = float(workload.global_batch) * workload.seq_len
-    flops_per_token = u["model_flops_per_step"] / tokens_per_step
-    t_ideal = u["model_flops_per_step"] / (chips * peak)
-    step = u["step_time_s"]
-    kernels = sum(u[f"breakdown_{t}_s"] for t in _KERNEL_TERMS)
-    exposed = sum(u[f"breakdown_{t}_s"] for t in _COMM_TERMS)
+    flops_per_token = u.model_flops_per_step / tokens_per_step
+    t_ideal = u.model_flops_per_step / (chips * peak)
+    kernels = u.kernel_s
+    exposed = u.exposed_comm_s
     rho_c, rho_r = roofline_shares(model, chip, unconstrained_layout, workload)
     compute, roofline = rho_c * kernels, rho_r * kernels
     return ChipTerms(
@@ -163,8 +163,8 @@ def chip_terms(
         memory_bandwidth=compute / roofline,
         op_overhead=roofline / kernels,
         exposed_communication=kernels / (kernels + exposed),
-        pipeline_and_optimizer=(kernels + exposed) / step,
-        memory_capacity=metrics["tokens_per_s_per_chip"] / u["tokens_per_s_per_chip"],
+        pipeline_and_optimizer=(kernels + exposed) / u.step_time_s,
+        memory_capacity=step.tokens_per_s_per_chip / u.tokens_per_s_per_chip,
     )
 
 

@@ -18,17 +18,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from twofold.economics.power import PowerModel, power_model_for
 from twofold.economics.prices import Price, price_for
 from twofold.errors import InputError
+from twofold.estimate.step import StepArrays, StepTerms
 from twofold.hardware.types import Chip, System
 from twofold.parallel.layout import Layout, LayoutTable, TrainingWorkload
 from twofold.workload.imported import ImportedModel
 from twofold.workload.model import ModelConfig
+
+if TYPE_CHECKING:
+    from twofold.search.plan import PlanResult, RankedLayout
 
 __all__ = [
     "ChipPlan",
@@ -130,26 +134,32 @@ def target(
 class ChipPlan:
     """The best fitting layout of a target at a chip count, and the best layout ignoring memory.
 
-    `metrics` / `unconstrained_metrics` are the estimator's per-layout figures (step_time_s,
-    tokens_per_s_per_chip, mfu, memory_per_chip_gib, breakdown_<term>_s, ...); `layout` and
-    `metrics` are None when nothing fits (`explanation` says why).
+    `step` / `unconstrained_step` are the estimator's terms of those layouts (`estimate.StepTerms`);
+    `layout` and `step` are None when nothing fits (`explanation` says why).
     """
 
     target: Target
     chips: int
     workload: TrainingWorkload
     layout: Layout | None
-    metrics: Mapping[str, float] | None
+    step: StepTerms | None
     unconstrained_layout: Layout | None
-    unconstrained_metrics: Mapping[str, float] | None
+    unconstrained_step: StepTerms | None
     explanation: tuple[str, ...]
+
+    def per_chip_per_s(self) -> float:
+        """The best layout's throughput per chip: tokens per second, or samples per second for an
+        imported model without tokens, whose workload has seq_len = 1 so that its tokens per
+        second are its samples per second, the same number (`estimate.imported`)."""
+        assert self.step is not None  # programmer invariant: asked only of a plan that fits
+        return self.step.tokens_per_s_per_chip
 
 
 class _Recorder:
     """Estimator seam wrapper: keeps the best layout over every evaluated row, fitting or not."""
 
     def __init__(self, stack: Any = None) -> None:
-        self.best: tuple[float, float, Layout, dict[str, float]] | None = None
+        self.best: tuple[float, float, Layout, StepTerms] | None = None
         self.stack = stack
 
     def __call__(
@@ -160,20 +170,18 @@ class _Recorder:
         table: LayoutTable,
         *,
         chip: Chip,
-    ) -> Mapping[str, Any]:
+    ) -> StepArrays:
         from twofold.cost.calibration import shipped_calibration
         from twofold.estimate import evaluate_layouts
 
         calibration = shipped_calibration().with_stack(self.stack)
         out = evaluate_layouts(model, system, workload, table, chip=chip, calibration=calibration)
-        n = len(table)
-        if n:
-            score = np.asarray(out["tokens_per_s_per_chip"], dtype=float)
-            mem = np.asarray(out["memory_per_chip_gib"], dtype=float)
+        if len(table):
+            score = np.asarray(out.tokens_per_s_per_chip, dtype=float)
+            mem = np.asarray(out.memory_per_chip_gib, dtype=float)
             i = int(np.lexsort((mem, -score))[0])  # same tie-break as plan_training: less memory
             if self.best is None or (score[i], -mem[i]) > (self.best[0], -self.best[1]):
-                row = {k: float(v[i]) for k, v in out.items() if np.ndim(v) == 1 and len(v) == n}
-                self.best = (float(score[i]), float(mem[i]), table.row(i), row)
+                self.best = (float(score[i]), float(mem[i]), table.row(i), out.row(i))
         return out
 
 
@@ -198,7 +206,7 @@ def search_chip(
     workload: TrainingWorkload,
     stack: Any = None,
     options: Any = None,
-) -> tuple[Any, tuple[Layout, dict[str, float]] | None]:
+) -> tuple[PlanResult[RankedLayout], tuple[Layout, StepTerms] | None]:
     """`plan_training` (throughput, top 1) and the best layout ignoring memory with its metrics:
     the one search behind `plan_chip`, also run by `twofold claim`'s sweep workers. `stack`: the
     software stack (`cost.stack`; None = `auto`)."""
@@ -237,27 +245,14 @@ def plan_chip(
         chips=chips,
         workload=workload,
         layout=None if best is None else best.layout,
-        metrics=None if best is None else {k: float(v) for k, v in best.metrics.items()},
+        step=None if best is None else best.step,
         unconstrained_layout=None if unconstrained is None else unconstrained[0],
-        unconstrained_metrics=None if unconstrained is None else unconstrained[1],
+        unconstrained_step=None if unconstrained is None else unconstrained[1],
         explanation=tuple(result.explanation),
     )
     if cache is not None:
         cache[key] = plan
     return plan
-
-
-def _imported_metrics(e: Any) -> dict[str, float]:
-    """The per-layout figures `compare` and `compare.factors` read, from an imported estimate."""
-    out = {
-        "step_time_s": e.step_time_s,
-        "tokens_per_s_per_chip": e.tokens_per_s_per_chip,
-        "samples_per_s_per_chip": e.samples_per_s_per_chip,
-        "mfu": e.mfu,
-        "model_flops_per_step": e.model_flops_per_step,
-        "memory_per_chip_gib": e.memory_per_chip_gib,
-    }
-    return out | {f"breakdown_{k}_s": float(v) for k, v in e.breakdown.items()}
 
 
 def _plan_imported_chip(
@@ -278,9 +273,9 @@ def _plan_imported_chip(
             chips=chips,
             workload=workload,
             layout=None,
-            metrics=None,
+            step=None,
             unconstrained_layout=None,
-            unconstrained_metrics=None,
+            unconstrained_step=None,
             explanation=(
                 f"global_batch={workload.global_batch} is not a multiple of dp*micro_batch={per_step} "
                 f"({chips} chips x the imported batch {imported.batch})",
@@ -305,8 +300,8 @@ def _plan_imported_chip(
         chips=chips,
         workload=workload,
         layout=None if best is None else best.layout,
-        metrics=None if best is None else _imported_metrics(estimates[ZERO_STAGES.index(best.layout.zero)]),
+        step=None if best is None else estimates[ZERO_STAGES.index(best.layout.zero)].terms(),
         unconstrained_layout=fastest.layout,
-        unconstrained_metrics=_imported_metrics(fastest),
+        unconstrained_step=fastest.terms(),
         explanation=tuple(result.explanation),
     )

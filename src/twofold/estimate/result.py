@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
-import numpy as np
-
-from twofold.estimate._result_fields import fit_note, gib_terms, identity_dict, seconds_terms, with_unit
+from twofold.estimate._result_fields import fit_note, identity_dict, with_unit
+from twofold.estimate.step import BREAKDOWN_TERMS, HIDDEN_TERMS, MEMORY_TERMS, StepTerms
 from twofold.estimate.uncertainty import Uncertainty, uncertainty_for
 from twofold.hardware.scale import check_scale, scale_notes
 from twofold.hardware.types import Chip, System
@@ -16,25 +16,6 @@ from twofold.parallel.layout import Layout, TrainingWorkload
 from twofold.workload.model import ModelConfig
 
 __all__ = ["BREAKDOWN_TERMS", "HIDDEN_TERMS", "MEMORY_TERMS", "TrainingEstimate"]
-
-# Terms of the step time, in the order they are summed (see estimate.training).
-BREAKDOWN_TERMS: tuple[str, ...] = (
-    "compute_forward",
-    "compute_backward",
-    "compute_recompute",
-    "tp",
-    "cp",
-    "ep",
-    "pp",
-    "dp",
-    "fsdp",
-    "bubble",
-    "optimizer",
-    "other",
-)
-# Communication overlapped with compute (not part of the step time).
-HIDDEN_TERMS: tuple[str, ...] = ("cp", "pp", "dp", "fsdp")
-MEMORY_TERMS: tuple[str, ...] = ("weights", "gradients", "optimizer_states", "activations", "workspace")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,7 +55,7 @@ class TrainingEstimate:
     @classmethod
     def from_row(
         cls,
-        row: Mapping[str, np.generic | float],
+        row: StepTerms,
         *,
         model: ModelConfig,
         system: System,
@@ -84,12 +65,12 @@ class TrainingEstimate:
         stack: str = "auto",
         provenance: Mapping[str, Any] | None = None,
     ) -> TrainingEstimate:
-        """Build from one row of `evaluate_layouts`' output; `stack` (the software stack id, "auto"
-        when not known) picks the evidence of the uncertainty."""
+        """Build from one row of `evaluate_layouts`' output (`StepArrays.row`); `stack` (the
+        software stack id, "auto" when not known) picks the evidence of the uncertainty."""
         check_scale(system, layout.chips)
-        mem = float(row["memory_per_chip_gib"])
+        mem = row.memory_per_chip_gib
         notes: list[str] = list(scale_notes(system, layout.chips))
-        if not bool(row["fits"]):
+        if not row.fits:
             notes.append(fit_note(mem, chip))
         if system.max_chips is not None and layout.chips > system.max_chips:
             notes.append(
@@ -103,18 +84,18 @@ class TrainingEstimate:
             chips=layout.chips,
             layout=layout,
             workload=workload,
-            step_time_s=float(row["step_time_s"]),
-            tokens_per_s_per_chip=float(row["tokens_per_s_per_chip"]),
-            mfu=float(row["mfu"]),
-            model_flops_per_step=float(row["model_flops_per_step"]),
-            microbatches=int(round(float(row["microbatches"]))),
-            bubble_fraction=float(row["bubble_fraction"]),
+            step_time_s=row.step_time_s,
+            tokens_per_s_per_chip=row.tokens_per_s_per_chip,
+            mfu=row.mfu,
+            model_flops_per_step=row.model_flops_per_step,
+            microbatches=int(round(row.microbatches)),
+            bubble_fraction=row.bubble_fraction,
             memory_per_chip_gib=mem,
             hbm_capacity_gib=float(chip.hbm_capacity_gib),
-            fits=bool(row["fits"]),
-            breakdown=seconds_terms(row, "breakdown_", BREAKDOWN_TERMS),
-            hidden_comm=seconds_terms(row, "hidden_", HIDDEN_TERMS),
-            memory_gib=gib_terms(row, MEMORY_TERMS),
+            fits=row.fits,
+            breakdown=MappingProxyType(row.breakdown_s),
+            hidden_comm=MappingProxyType(row.hidden_s),
+            memory_gib=MappingProxyType(row.memory_gib),
             notes=tuple(notes),
             provenance=dict(provenance or {}),
             uncertainty=uncertainty_for(
@@ -122,11 +103,48 @@ class TrainingEstimate:
                 None,
                 stack,
                 {
-                    "tokens_per_s_per_chip": float(row["tokens_per_s_per_chip"]),
-                    "step_time_s": float(row["step_time_s"]),
-                    "mfu": float(row["mfu"]),
+                    "tokens_per_s_per_chip": row.tokens_per_s_per_chip,
+                    "step_time_s": row.step_time_s,
+                    "mfu": row.mfu,
                 },
             ),
+        )
+
+    def terms(self) -> StepTerms:
+        """The step's terms as the vectorised estimator gives them for this layout (memory back in
+        bytes: GiB * 2**30, exact)."""
+        mem = self.memory_gib
+        return StepTerms(
+            step_time_s=self.step_time_s,
+            tokens_per_s_per_chip=self.tokens_per_s_per_chip,
+            mfu=self.mfu,
+            model_flops_per_step=self.model_flops_per_step,
+            microbatches=float(self.microbatches),
+            bubble_fraction=self.bubble_fraction,
+            memory_per_chip_bytes=self.memory_per_chip_gib * 2**30,
+            memory_per_chip_gib=self.memory_per_chip_gib,
+            fits=self.fits,
+            breakdown_compute_forward_s=self.breakdown["compute_forward"],
+            breakdown_compute_backward_s=self.breakdown["compute_backward"],
+            breakdown_compute_recompute_s=self.breakdown["compute_recompute"],
+            breakdown_tp_s=self.breakdown["tp"],
+            breakdown_cp_s=self.breakdown["cp"],
+            breakdown_ep_s=self.breakdown["ep"],
+            breakdown_pp_s=self.breakdown["pp"],
+            breakdown_dp_s=self.breakdown["dp"],
+            breakdown_fsdp_s=self.breakdown["fsdp"],
+            breakdown_bubble_s=self.breakdown["bubble"],
+            breakdown_optimizer_s=self.breakdown["optimizer"],
+            breakdown_other_s=self.breakdown["other"],
+            hidden_cp_s=self.hidden_comm["cp"],
+            hidden_pp_s=self.hidden_comm["pp"],
+            hidden_dp_s=self.hidden_comm["dp"],
+            hidden_fsdp_s=self.hidden_comm["fsdp"],
+            memory_weights_bytes=mem["weights"] * 2**30,
+            memory_gradients_bytes=mem["gradients"] * 2**30,
+            memory_optimizer_states_bytes=mem["optimizer_states"] * 2**30,
+            memory_activations_bytes=mem["activations"] * 2**30,
+            memory_workspace_bytes=mem["workspace"] * 2**30,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -50,7 +50,8 @@ from twofold.errors import InputError
 from twofold.estimate._result_fields import fit_note
 from twofold.estimate.comm_plan import stage_comm
 from twofold.estimate.compute import compute_times, optimizer_time_s
-from twofold.estimate.result import BREAKDOWN_TERMS, HIDDEN_TERMS, MEMORY_TERMS, TrainingEstimate
+from twofold.estimate.result import TrainingEstimate
+from twofold.estimate.step import BREAKDOWN_TERMS, StepArrays
 from twofold.hardware.types import Chip, System
 from twofold.parallel.arrays import LayoutArrays
 from twofold.parallel.comm import LevelArrays
@@ -154,15 +155,15 @@ def evaluate_layouts(
     profile: CalibrationProfile | None = None,
     calibration: TrainingCalibration | None = None,
     mem_headroom: float = DEFAULT_MEM_HEADROOM,
-) -> dict[str, np.ndarray]:
+) -> StepArrays:
     """Estimate a training step for every (valid) layout of `table`, vectorised.
 
     Rows are assumed valid (`parallel.rules.valid_mask`); invalid rows may raise or give
-    meaningless numbers. Returns arrays aligned with the table: `step_time_s`,
-    `tokens_per_s_per_chip`, `mfu`, `model_flops_per_step`, `microbatches`, `bubble_fraction`,
-    `memory_per_chip_bytes`, `memory_per_chip_gib`, `fits`, `breakdown_<term>_s` for each of
-    `BREAKDOWN_TERMS`, `hidden_<kind>_s` for each of `HIDDEN_TERMS` and `memory_<part>_bytes` for
-    each of `MEMORY_TERMS`. `calibration`: see the module docstring. `fits`: memory per chip at
+    meaningless numbers. Returns a `StepArrays` (`estimate.step`) aligned with the table: one
+    array per term of the step and of memory (`step_time_s`, `tokens_per_s_per_chip`, `mfu`,
+    `breakdown_<term>_s` for each of `BREAKDOWN_TERMS`, `hidden_<kind>_s` for each of
+    `HIDDEN_TERMS`, `memory_<part>_bytes` for each of `MEMORY_TERMS`, ...); `.row(i)` is layout
+    i's `StepTerms`. `calibration`: see the module docstring. `fits`: memory per chip at
     most capacity * (1 - `mem_headroom`) (`parallel.memory.DEFAULT_MEM_HEADROOM`).
     """
     chip = _chip_for(system, chip)
@@ -269,30 +270,44 @@ def evaluate_layouts(
     mem = memory_per_chip(model, counts, lay, prec, s, finetune=ft)
     tokens = float(workload.global_batch) * s
     flops = model_flops_per_token(model, s, finetune=ft) * tokens
-    out: dict[str, np.ndarray] = {
-        "step_time_s": step,
-        "tokens_per_s_per_chip": tokens / (step * lay.chips),
-        "mfu": flops / (step * lay.chips * peak),
-        "model_flops_per_step": np.full_like(step, flops),
-        "microbatches": m,
-        "bubble_fraction": (lay.pp - 1.0) / (lay.vp * m),
-        "memory_per_chip_bytes": mem["total"],
-        "memory_per_chip_gib": mem["total"] / 2**30,
-        "fits": mem["total"] <= usable,
-    }
-    for name in BREAKDOWN_TERMS:
-        out[f"breakdown_{name}_s"] = terms[name]
     hidden = {
         "cp": m * comm["cp_hidden_mb"],
         "pp": m * comm["pp_hidden_mb"],
         "dp": comm["dp_step_hidden"] + m * comm["dp_hidden_mb"],
         "fsdp": m * comm["fsdp_hidden_mb"],
     }
-    for name in HIDDEN_TERMS:
-        out[f"hidden_{name}_s"] = hidden[name]
-    for name in MEMORY_TERMS:
-        out[f"memory_{name}_bytes"] = mem[name]
-    return out
+    return StepArrays(
+        step_time_s=step,
+        tokens_per_s_per_chip=tokens / (step * lay.chips),
+        mfu=flops / (step * lay.chips * peak),
+        model_flops_per_step=np.full_like(step, flops),
+        microbatches=m,
+        bubble_fraction=(lay.pp - 1.0) / (lay.vp * m),
+        memory_per_chip_bytes=mem["total"],
+        memory_per_chip_gib=mem["total"] / 2**30,
+        fits=mem["total"] <= usable,
+        breakdown_compute_forward_s=terms["compute_forward"],
+        breakdown_compute_backward_s=terms["compute_backward"],
+        breakdown_compute_recompute_s=terms["compute_recompute"],
+        breakdown_tp_s=terms["tp"],
+        breakdown_cp_s=terms["cp"],
+        breakdown_ep_s=terms["ep"],
+        breakdown_pp_s=terms["pp"],
+        breakdown_dp_s=terms["dp"],
+        breakdown_fsdp_s=terms["fsdp"],
+        breakdown_bubble_s=terms["bubble"],
+        breakdown_optimizer_s=terms["optimizer"],
+        breakdown_other_s=terms["other"],
+        hidden_cp_s=hidden["cp"],
+        hidden_pp_s=hidden["pp"],
+        hidden_dp_s=hidden["dp"],
+        hidden_fsdp_s=hidden["fsdp"],
+        memory_weights_bytes=mem["weights"],
+        memory_gradients_bytes=mem["gradients"],
+        memory_optimizer_states_bytes=mem["optimizer_states"],
+        memory_activations_bytes=mem["activations"],
+        memory_workspace_bytes=mem["workspace"],
+    )
 
 
 def estimate_training(
@@ -324,7 +339,7 @@ def estimate_training(
     calibration = shipped_calibration() if calibration is None else calibration
     if stack is not None:
         calibration = calibration.with_stack(stack)
-    row = evaluate_layouts(
+    arrays = evaluate_layouts(
         model,
         system,
         workload,
@@ -335,7 +350,7 @@ def estimate_training(
         mem_headroom=mem_headroom,
     )
     estimate = TrainingEstimate.from_row(
-        {k: v[0] for k, v in row.items()},
+        arrays.row(0),
         model=model,
         system=system,
         chip=chip,

@@ -86,6 +86,11 @@ class Uncertainty:
     log_interval: tuple[float, float]
 
     @property
+    def tokens_per_s_per_chip_range(self) -> tuple[float, float]:
+        """The interval of a training estimate's throughput (KeyError for a serving estimate's)."""
+        return self.intervals["tokens_per_s_per_chip"]
+
+    @property
     def log_half_width(self) -> float:
         """(q_hi - q_lo) / 2: the spread `compare` combines across two chips."""
         return (self.log_interval[1] - self.log_interval[0]) / 2.0

@@ -24,7 +24,6 @@ from twofold.compare.compare import (
     DEFAULT_CHIPS,
     CompareResult,
     compare_targets,
-    metric_names,
     throughput_unit,
 )
 from twofold.compare.plans import PlanCache, Target, plan_chip
@@ -87,9 +86,9 @@ def scaling_points(
             if tgt.system.max_chips is not None and n > tgt.system.max_chips:
                 continue
             plan = plan_chip(model, tgt, n, workload, cache)
-            if plan.metrics is None:
+            if plan.step is None:
                 continue
-            thr = plan.metrics[metric_names(unit)["thr"]]
+            thr = plan.per_chip_per_s()
             points.append(
                 ScalingPoint(
                     chip=tgt.label,

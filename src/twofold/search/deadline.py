@@ -50,7 +50,7 @@ from twofold.hardware.scale import scale_limit, scale_notes
 from twofold.hardware.types import Chip, System
 from twofold.parallel.layout import Layout, TrainingWorkload
 from twofold.search.enumerate import EnumerateOptions
-from twofold.search.plan import Evaluator, plan_training
+from twofold.search.plan import Evaluator, RankedLayout, plan_training
 from twofold.workload.model import ModelConfig
 
 __all__ = [
@@ -252,15 +252,15 @@ def _stack_id(tgt: DeadlineTarget) -> str:
 
 def _option(
     tgt: DeadlineTarget,
-    best: Any,
+    best: RankedLayout,
     chips: int,
     tokens: float,
     deadline_s: float,
     price: Price,
     interval: Any,
 ) -> DeadlineOption:
-    thr = float(best.metrics["tokens_per_s_per_chip"])
-    thr_lo, thr_hi = interval.intervals["tokens_per_s_per_chip"]
+    thr = best.step.tokens_per_s_per_chip
+    thr_lo, thr_hi = interval.tokens_per_s_per_chip_range
     seconds = tokens / (thr * chips)
     span = (tokens / (thr_hi * chips), tokens / (thr_lo * chips))
     unit = billing_unit_chips(tgt.system, price)
@@ -278,8 +278,8 @@ def _option(
         layout=best.layout,
         tokens_per_s_per_chip=thr,
         tokens_per_s_per_chip_range=(float(thr_lo), float(thr_hi)),
-        mfu=float(best.metrics.get("mfu", math.nan)),
-        memory_per_chip_gib=float(best.metrics["memory_per_chip_gib"]),
+        mfu=best.step.mfu,
+        memory_per_chip_gib=best.step.memory_per_chip_gib,
         time_s=seconds,
         time_range_s=span,
         price=price,
@@ -350,7 +350,7 @@ def _target_outcome(
             unfit.append(n)
             continue
         notes.extend(s for s in scale_notes(tgt.system, n) if s not in notes)
-        thr = float(result.best.metrics["tokens_per_s_per_chip"])
+        thr = result.best.step.tokens_per_s_per_chip
         interval = uncertainty_for(tgt.chip.id, None, stack_id, {"tokens_per_s_per_chip": thr})
         for price in priced or quotes[:1]:
             options.append(_option(tgt, result.best, n, tokens, deadline_s, price, interval))

@@ -10,6 +10,8 @@ throughput (samples per second per chip) among the layouts that fit, ties to les
 from __future__ import annotations
 
 import time
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -21,25 +23,36 @@ from twofold.parallel.layout import Layout, TrainingWorkload
 from twofold.parallel.memory import DEFAULT_MEM_HEADROOM
 from twofold.search.enumerate import RejectionSummary
 from twofold.search.pareto import pareto_front
-from twofold.search.plan import PlanResult, RankedLayout, _resolve_hardware
+from twofold.search.plan import PlanResult, _resolve_hardware
 from twofold.workload.imported import ImportedModel
 
-__all__ = ["ZERO_STAGES", "plan_imported"]
+__all__ = ["ZERO_STAGES", "ImportedRankedLayout", "plan_imported"]
 
 ZERO_STAGES = (0, 1, 2, 3)
 
 
-def _metrics(e: ImportedTrainingEstimate) -> dict[str, float | bool]:
-    out: dict[str, float | bool] = {
-        "step_time_s": e.step_time_s,
-        "samples_per_s_per_chip": e.samples_per_s_per_chip,
-        "tokens_per_s_per_chip": e.tokens_per_s_per_chip,
-        "mfu": e.mfu,
-        "memory_per_chip_gib": e.memory_per_chip_gib,
-        "fits": e.fits,
-    }
-    out |= {f"breakdown_{k}_s": v for k, v in e.breakdown.items()}
-    return out
+@dataclass(frozen=True, kw_only=True)
+class ImportedRankedLayout:
+    """One ZeRO stage of an imported model: its layout and its estimate."""
+
+    estimate: ImportedTrainingEstimate
+
+    @property
+    def layout(self) -> Layout:
+        return self.estimate.layout
+
+    def to_dict(self) -> dict[str, Any]:
+        e = self.estimate
+        return {
+            "layout": asdict(e.layout),
+            "step_time_s": e.step_time_s,
+            "samples_per_s_per_chip": e.samples_per_s_per_chip,
+            "tokens_per_s_per_chip": e.tokens_per_s_per_chip,
+            "mfu": e.mfu,
+            "memory_per_chip_gib": e.memory_per_chip_gib,
+            "fits": e.fits,
+            **{f"breakdown_{k}_s": v for k, v in e.breakdown.items()},
+        }
 
 
 def plan_imported(
@@ -53,7 +66,7 @@ def plan_imported(
     profile: CalibrationProfile | None = None,
     fuse: bool = True,
     mem_headroom: float = DEFAULT_MEM_HEADROOM,
-) -> PlanResult:
+) -> PlanResult[ImportedRankedLayout]:
     """Evaluate dp = `chips` with every ZeRO stage and rank them (module docstring); a layout fits
     within capacity * (1 - `mem_headroom`) (`parallel.memory`)."""
     t0 = time.perf_counter()
@@ -78,7 +91,7 @@ def plan_imported(
         for lay in layouts
     ]
     t2 = time.perf_counter()
-    rows = [RankedLayout(layout=e.layout, metrics=_metrics(e)) for e in estimates]
+    rows = [ImportedRankedLayout(estimate=e) for e in estimates]
     fit = [i for i, e in enumerate(estimates) if e.fits]
     order = sorted(
         fit, key=lambda i: (-estimates[i].samples_per_s_per_chip, estimates[i].memory_per_chip_gib, i)

@@ -24,7 +24,7 @@ Unknown prices and TDPs are never guessed: asking for `cost` or `energy` without
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -32,11 +32,21 @@ import numpy as np
 from twofold.economics.power import BUSY_TERMS, PowerModel, power_model_for
 from twofold.economics.prices import SECONDS_PER_HOUR, Price, price_for
 from twofold.errors import InputError
+from twofold.estimate.step import StepArrays
 from twofold.hardware.types import Chip, System
 from twofold.workload.budget import default_tokens
 from twofold.workload.model import ModelConfig
 
-__all__ = ["OBJECTIVES", "ObjectiveInputs", "check_objective", "objective_inputs", "objective_metrics"]
+__all__ = [
+    "OBJECTIVES",
+    "ObjectiveArrays",
+    "ObjectiveInputs",
+    "ObjectiveTerms",
+    "check_objective",
+    "objective_inputs",
+    "objective_metrics",
+    "objective_scores",
+]
 
 # objective -> (metric ranked on, True when larger is better)
 OBJECTIVES: dict[str, tuple[str, bool]] = {
@@ -153,33 +163,81 @@ def _per_layout(numerator: float | np.ndarray, tokens_per_s: np.ndarray) -> np.n
     return out
 
 
-def busy_fractions(results: Mapping[str, np.ndarray]) -> np.ndarray:
-    """u per layout: `economics.power.busy_fraction` on the `breakdown_<term>_s` arrays."""
-    step = np.asarray(results["step_time_s"], dtype=float)
+def busy_fractions(step_terms: StepArrays) -> np.ndarray:
+    """u per layout: `economics.power.busy_fraction` on the breakdown arrays."""
+    step = np.asarray(step_terms.step_time_s, dtype=float)
+    breakdown = step_terms.breakdown_s
     busy = np.zeros(step.shape)
     for term in BUSY_TERMS:
-        key = f"breakdown_{term}_s"
-        if key in results:
-            busy = busy + np.asarray(results[key], dtype=float)
+        busy = busy + np.asarray(breakdown[term], dtype=float)
     u = np.zeros(step.shape)
     np.divide(busy, step, out=u, where=step > 0)
     return np.clip(u, 0.0, 1.0)
 
 
-def objective_metrics(
-    inputs: ObjectiveInputs, results: Mapping[str, np.ndarray], chips: int
-) -> dict[str, np.ndarray]:
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ObjectiveTerms:
+    """One layout's figures of the objective besides the estimator's: `usd_per_million_tokens`
+    (cost), `power_w`, `busy_fraction` and `energy_per_token_j` (energy), `time_to_train_s` and
+    `time_to_train_days` (time); None where the objective does not compute it."""
+
+    usd_per_million_tokens: float | None = None
+    power_w: float | None = None
+    busy_fraction: float | None = None
+    energy_per_token_j: float | None = None
+    time_to_train_s: float | None = None
+    time_to_train_days: float | None = None
+
+    def to_dict(self) -> dict[str, float]:
+        """The figures the objective computed, in field order (None ones left out)."""
+        return {name: v for name in _OBJECTIVE_FIELDS if (v := getattr(self, name)) is not None}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ObjectiveArrays:
+    """`ObjectiveTerms` of every layout: one array per figure the objective computed, else None."""
+
+    usd_per_million_tokens: np.ndarray | None = None
+    power_w: np.ndarray | None = None
+    busy_fraction: np.ndarray | None = None
+    energy_per_token_j: np.ndarray | None = None
+    time_to_train_s: np.ndarray | None = None
+    time_to_train_days: np.ndarray | None = None
+
+    def row(self, i: int) -> ObjectiveTerms | None:
+        """Layout `i`'s figures; None when the objective computes none (throughput)."""
+        values = {name: float(v[i]) for name in _OBJECTIVE_FIELDS if (v := getattr(self, name)) is not None}
+        return ObjectiveTerms(**values) if values else None
+
+
+_OBJECTIVE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ObjectiveTerms))
+
+
+def objective_metrics(inputs: ObjectiveInputs, step_terms: StepArrays, chips: int) -> ObjectiveArrays:
     """The objective's per-layout figures (module docstring), aligned with the evaluator's arrays;
-    empty for throughput, which the evaluator already returns."""
-    thr = np.asarray(results["tokens_per_s_per_chip"], dtype=float)
+    none for throughput, which the evaluator already returns."""
+    thr = np.asarray(step_terms.tokens_per_s_per_chip, dtype=float)
     if inputs.price is not None and inputs.price.usd_per_chip_hour is not None:
         usd_per_chip_s = inputs.price.usd_per_chip_hour / SECONDS_PER_HOUR
-        return {"usd_per_million_tokens": _per_layout(usd_per_chip_s, thr) * 1e6}
+        return ObjectiveArrays(usd_per_million_tokens=_per_layout(usd_per_chip_s, thr) * 1e6)
     if inputs.power is not None and inputs.power.tdp_w is not None and inputs.power.idle_w is not None:
-        u = busy_fractions(results)
+        u = busy_fractions(step_terms)
         power_w = inputs.power.idle_w + (inputs.power.tdp_w - inputs.power.idle_w) * u
-        return {"power_w": power_w, "busy_fraction": u, "energy_per_token_j": _per_layout(power_w, thr)}
+        return ObjectiveArrays(power_w=power_w, busy_fraction=u, energy_per_token_j=_per_layout(power_w, thr))
     if inputs.tokens is not None:
         seconds = _per_layout(inputs.tokens / chips, thr)
-        return {"time_to_train_s": seconds, "time_to_train_days": seconds / SECONDS_PER_DAY}
-    return {}
+        return ObjectiveArrays(time_to_train_s=seconds, time_to_train_days=seconds / SECONDS_PER_DAY)
+    return ObjectiveArrays()
+
+
+def objective_scores(objective: str, step_terms: StepArrays, extra: ObjectiveArrays) -> np.ndarray:
+    """The per-layout figure `objective` ranks on (`OBJECTIVES`), from the estimator's arrays or
+    the objective's own."""
+    scores = {
+        "throughput": step_terms.tokens_per_s_per_chip,
+        "cost": extra.usd_per_million_tokens,
+        "energy": extra.energy_per_token_j,
+        "time": extra.time_to_train_s,
+    }[objective]
+    assert scores is not None  # programmer invariant: objective_metrics computed the objective's figure
+    return scores

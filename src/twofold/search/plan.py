@@ -27,12 +27,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from types import MappingProxyType
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
 from twofold.errors import InputError
+from twofold.estimate.step import StepArrays, StepTerms
 from twofold.hardware.scale import check_scale
 from twofold.hardware.types import Chip, System
 from twofold.parallel.layout import Layout, LayoutTable, TrainingWorkload
@@ -41,10 +41,13 @@ from twofold.parallel.rules import check_context_length
 from twofold.search.enumerate import EnumerateOptions, RejectionSummary, enumerate_layouts
 from twofold.search.objectives import (
     OBJECTIVES,
+    ObjectiveArrays,
     ObjectiveInputs,
+    ObjectiveTerms,
     check_objective,
     objective_inputs,
     objective_metrics,
+    objective_scores,
 )
 from twofold.search.pareto import pareto_front
 from twofold.workload.model import ModelConfig
@@ -53,6 +56,7 @@ __all__ = [
     "DEFAULT_TIE_TOLERANCE",
     "OBJECTIVES",
     "PlanResult",
+    "Ranked",
     "RankedLayout",
     "check_objective",
     "plan_training",
@@ -62,7 +66,8 @@ __all__ = [
 # layout) to some hundreds of MB even for spaces far larger than any catalog model produces.
 CHUNK_LAYOUTS = 1 << 18
 
-Evaluator = Callable[..., Mapping[str, Any]]
+# `(model, system, workload, table, *, chip) -> StepArrays`: `estimate.evaluate_layouts` or a stand-in.
+Evaluator = Callable[..., StepArrays]
 
 # Relative gap below which two layouts' objectives are a tie (module docstring).
 DEFAULT_TIE_TOLERANCE = 0.03
@@ -72,17 +77,32 @@ PARALLEL_DIMENSIONS = ("dp", "tp", "pp", "cp", "ep")
 
 @dataclass(frozen=True, kw_only=True)
 class RankedLayout:
-    """One evaluated layout: the layout and every per-layout figure the estimator returned."""
+    """One evaluated layout: the layout, the estimator's terms of its step (`fits` by the search's
+    headroom) and the objective's figures (cost, energy or time; None for throughput)."""
 
     layout: Layout
-    metrics: Mapping[str, float | bool]
+    step: StepTerms
+    objective: ObjectiveTerms | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"layout": asdict(self.layout), **dict(self.metrics)}
+        extra = {} if self.objective is None else self.objective.to_dict()
+        return {"layout": asdict(self.layout), **self.step.to_dict(), **extra}
+
+
+class Ranked(Protocol):
+    """What a plan ranks: a layout and its JSON (`RankedLayout`, `search.imported`'s rows)."""
+
+    @property
+    def layout(self) -> Layout: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+R = TypeVar("R", bound=Ranked)
 
 
 @dataclass(frozen=True, kw_only=True)
-class PlanResult:
+class PlanResult(Generic[R]):
     """The outcome of a layout search.
 
     `candidate_layouts` counts what the enumeration considered, `valid_layouts` what passed every
@@ -100,9 +120,9 @@ class PlanResult:
     workload: TrainingWorkload
     objective: str
     objective_inputs: ObjectiveInputs | None = None  # None: throughput, nothing needed
-    best: RankedLayout | None
-    top: tuple[RankedLayout, ...]
-    pareto: tuple[RankedLayout, ...]
+    best: R | None
+    top: tuple[R, ...]
+    pareto: tuple[R, ...]
     candidate_layouts: int
     evaluated_layouts: int
     valid_layouts: int
@@ -190,62 +210,41 @@ def _evaluate_all(
     chip: Chip,
     workload: TrainingWorkload,
     table: LayoutTable,
-) -> dict[str, np.ndarray]:
-    """One evaluator call per chunk of layouts; per-layout arrays concatenated, scalars kept."""
+) -> StepArrays:
+    """One evaluator call per chunk of layouts, the chunks' arrays concatenated."""
     n = len(table)
-    parts: list[Mapping[str, Any]] = []
+    parts: list[StepArrays] = []
     for start in range(0, n, CHUNK_LAYOUTS):
         chunk = table.take(np.arange(start, min(start + CHUNK_LAYOUTS, n)))
         parts.append(evaluate(model, system, workload, chunk, chip=chip))
-    out: dict[str, np.ndarray] = {}
-    for key, first in parts[0].items():
-        if np.ndim(first) == 1:
-            out[key] = np.concatenate([np.asarray(p[key]) for p in parts])
-        else:
-            out[key] = np.asarray(first)
-    for key in ("memory_per_chip_gib", "tokens_per_s_per_chip"):
-        if key not in out:
-            raise KeyError(f"evaluator result lacks {key!r}")
-    return out
+    for part in parts:
+        if not isinstance(part, StepArrays):
+            raise TypeError(f"the evaluator returned {type(part).__name__}, not estimate.StepArrays")
+    return StepArrays.concat(parts)
 
 
 def _ranked(
-    table: LayoutTable, results: Mapping[str, np.ndarray], index: np.ndarray
+    table: LayoutTable, step: StepArrays, extra: ObjectiveArrays, index: np.ndarray
 ) -> tuple[RankedLayout, ...]:
-    n = len(table)
-    per_layout = {k: v for k, v in results.items() if np.ndim(v) == 1 and len(v) == n}
-    rows = []
-    for i in index.tolist():
-        metrics = {k: (bool(v[i]) if v.dtype == bool else float(v[i])) for k, v in per_layout.items()}
-        rows.append(RankedLayout(layout=table.row(i), metrics=MappingProxyType(metrics)))
-    return tuple(rows)
+    return tuple(
+        RankedLayout(layout=table.row(i), step=step.row(i), objective=extra.row(i)) for i in index.tolist()
+    )
 
 
-def _why_nothing_fits(results: Mapping[str, np.ndarray], chip: Chip, mem_headroom: float) -> list[str]:
-    """The least memory any valid layout needs against the usable memory, and its largest term.
-
-    Memory terms are the evaluator's `memory_<part>_bytes` arrays (weights, gradients, optimizer
-    states, activations, workspace), reported in GiB.
-    """
-    mem = results["memory_per_chip_gib"]
+def _why_nothing_fits(step: StepArrays, chip: Chip, mem_headroom: float) -> list[str]:
+    """The least memory any valid layout needs against the usable memory, and its largest term
+    (of weights, gradients, optimizer states, activations, workspace), in GiB."""
+    mem = step.memory_per_chip_gib
     i = int(np.argmin(mem))
     lines = [
         f"no valid layout fits: the smallest memory per chip is {float(mem[i]):.1f} GiB against "
         f"{chip.hbm_capacity_gib * (1.0 - mem_headroom):.1f} GiB usable on {chip.id} "
         f"({chip.hbm_capacity_gib:g} GiB, {mem_headroom:.0%} headroom)"
     ]
-    terms = {
-        k[len("memory_") : -len("_bytes")]: float(v[i]) / 2**30
-        for k, v in results.items()
-        if k.startswith("memory_")
-        and k.endswith("_bytes")
-        and k != "memory_per_chip_bytes"
-        and np.ndim(v) == 1
-    }
-    if terms:
-        name = max(terms, key=lambda k: terms[k])
-        share = terms[name] / max(float(mem[i]), 1e-300)
-        lines.append(f"in that layout the largest term is {name}: {terms[name]:.1f} GiB ({share:.0%})")
+    terms = {part: float(v[i]) / 2**30 for part, v in step.memory_bytes.items()}
+    name = max(terms, key=lambda k: terms[k])
+    share = terms[name] / max(float(mem[i]), 1e-300)
+    lines.append(f"in that layout the largest term is {name}: {terms[name]:.1f} GiB ({share:.0%})")
     return lines
 
 
@@ -270,12 +269,12 @@ def plan_training(
     stack: Any = None,
     allow_long_context: bool = False,
     min_quality: str | None = None,
-) -> PlanResult:
+) -> PlanResult[RankedLayout]:
     """Search every valid layout of `model` on `chips` chips of a system and rank them.
 
     `evaluate` is the estimator seam (default `twofold.estimate.evaluate_layouts`): it takes
-    `(model, system, workload, table, *, chip)` and returns per-layout arrays including
-    `tokens_per_s_per_chip` and `memory_per_chip_gib`. Layouts whose memory per chip exceeds
+    `(model, system, workload, table, *, chip)` and returns the `estimate.StepArrays` of the
+    table's layouts. Layouts whose memory per chip exceeds
     capacity * (1 - `mem_headroom`) do not fit (the evaluator's `fits` is replaced by this rule):
     they are evaluated but never ranked. Layouts within `tie_tolerance` (relative) of the best
     objective rank simplest first (module docstring); the others by objective, then lower memory
@@ -293,7 +292,7 @@ def plan_training(
     unknown price or TDP is an InputError naming the chip, raised before any layout is evaluated.
     """
     t0 = time.perf_counter()
-    metric, larger_is_better = check_objective(objective)
+    _, larger_is_better = check_objective(objective)
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
         raise InputError("top_k", top_k, "must be a positive integer")
     if (
@@ -327,28 +326,33 @@ def plan_training(
 
     table, rejections = enumerate_layouts(model, workload, chips, system=system, options=options)
     t1 = time.perf_counter()
-    results = _evaluate_all(evaluate, model, system, chip, workload, table) if len(table) else {}
-    if results:
-        results.update(objective_metrics(inputs, results, rejections.chips))
+    step: StepArrays | None = None
+    extra = ObjectiveArrays()
+    if len(table):
+        step = _evaluate_all(evaluate, model, system, chip, workload, table)
+        extra = objective_metrics(inputs, step, rejections.chips)
     t2 = time.perf_counter()
 
     explanation: list[str] = []
-    if len(table) == 0:
-        fit_idx = np.zeros(0, dtype=np.int64)
+    if step is None:
         explanation = rejections.explain()
+        top: tuple[RankedLayout, ...] = ()
+        pareto: tuple[RankedLayout, ...] = ()
+        fitting = 0
+        ties = 0
     else:
-        results["fits"] = np.asarray(results["memory_per_chip_gib"], dtype=float) <= usable_gib
-        fit_idx = np.flatnonzero(results["fits"])
+        step = step.with_fits(np.asarray(step.memory_per_chip_gib, dtype=float) <= usable_gib)
+        fit_idx = np.flatnonzero(step.fits)
         if fit_idx.size == 0:
-            explanation = _why_nothing_fits(results, chip, mem_headroom)
-    score = results[metric][fit_idx] if fit_idx.size else np.zeros(0)
-    mem = results["memory_per_chip_gib"][fit_idx] if fit_idx.size else np.zeros(0)
-    order, ties = _rank(table, fit_idx, score, mem, larger_is_better, float(tie_tolerance))
-    top_idx = fit_idx[order[:top_k]]
-    throughput = results["tokens_per_s_per_chip"][fit_idx] if fit_idx.size else np.zeros(0)
-    pareto_idx = fit_idx[pareto_front(mem, throughput)]
+            explanation = _why_nothing_fits(step, chip, mem_headroom)
+        score = objective_scores(objective, step, extra)[fit_idx]
+        mem = step.memory_per_chip_gib[fit_idx]
+        order, ties = _rank(table, fit_idx, score, mem, larger_is_better, float(tie_tolerance))
+        top = _ranked(table, step, extra, fit_idx[order[:top_k]])
+        throughput = step.tokens_per_s_per_chip[fit_idx]
+        pareto = _ranked(table, step, extra, fit_idx[pareto_front(mem, throughput)])
+        fitting = int(fit_idx.size)
 
-    top = _ranked(table, results, top_idx)
     return PlanResult(
         model=model.name,
         system=system.id,
@@ -359,11 +363,11 @@ def plan_training(
         objective_inputs=inputs,
         best=top[0] if top else None,
         top=top,
-        pareto=_ranked(table, results, pareto_idx),
+        pareto=pareto,
         candidate_layouts=rejections.candidates,
         evaluated_layouts=len(table),
         valid_layouts=rejections.valid,
-        fitting_layouts=int(fit_idx.size),
+        fitting_layouts=fitting,
         rejections=rejections,
         explanation=tuple(explanation),
         enumerate_s=t1 - t0,
