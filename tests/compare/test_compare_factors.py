@@ -176,3 +176,23 @@ def test_capacity_block_prices_factors_multiply_back(cache: dict) -> None:
     assert h200.factors["perf_per_dollar"]["price"] == pytest.approx((39.33 / 8) / (43.26 / 8))
     assert a100.metrics["price_usd_per_chip_hour"] is None and a100.factors["perf_per_dollar"] is None
     assert any("unknown for a100: no published capacity-block price" in n for n in result.notes)
+
+
+def test_roofline_shares_use_the_stack_the_plan_ran() -> None:
+    """Under `--stack`, the split prices its shares with that stack's profile: a compiled stack pays
+    no eager per-kernel factor, so less of its op time is overhead than under Megatron (eager); with
+    no stack it is the chip's reference stack (Megatron on H100)."""
+    from twofold.compare.factors import roofline_shares
+    from twofold.hardware.catalog import get_chip
+    from twofold.parallel.layout import Layout, TrainingWorkload
+    from twofold.workload.registry import get_model
+
+    model, chip = get_model("llama3.1-8b"), get_chip("h100")
+    layout = Layout(dp=8, tp=1, pp=1, micro_batch=1)
+    workload = TrainingWorkload(global_batch=64, seq_len=4096)
+    _, roof_eager = roofline_shares(model, chip, layout, workload, "megatron")
+    _, roof_compiled = roofline_shares(model, chip, layout, workload, "fsdp-compile")
+    assert roof_compiled > roof_eager  # roofline / op time: less overhead when compiled
+    assert roofline_shares(model, chip, layout, workload) == roofline_shares(
+        model, chip, layout, workload, "megatron"
+    )

@@ -624,6 +624,7 @@ def _raw_row(
         step=plan.step,
         unconstrained_layout=plan.unconstrained_layout,
         unconstrained_step=plan.unconstrained_step,
+        stack=tgt.stack,
     )
     if tgt.price.usd_per_chip_hour is None:
         kind = tgt.price.kind

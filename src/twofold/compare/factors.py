@@ -50,6 +50,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -103,11 +104,17 @@ class ChipTerms:
 
 
 def roofline_shares(
-    model: ModelConfig | ImportedModel, chip: Chip, layout: Layout, workload: TrainingWorkload
+    model: ModelConfig | ImportedModel,
+    chip: Chip,
+    layout: Layout,
+    workload: TrainingWorkload,
+    stack: Any = None,
 ) -> tuple[float, float]:
     """(rho_c, rho_r): compute-roofline and roofline (no overhead) time over op time, for one
-    micro-batch of the layout's per-chip ops (module docstring)."""
-    from twofold.cost import op_time_terms
+    micro-batch of the layout's per-chip ops (module docstring), priced with the profile of the
+    stack the chip's plan ran (`stack`: a Stack, an id or None / "auto", as the estimator takes it)."""
+    from twofold.cost import op_time_terms, profile_for
+    from twofold.cost.calibration import shipped_calibration
     from twofold.workload.graph import training_ops
 
     if isinstance(model, ImportedModel):
@@ -125,7 +132,8 @@ def roofline_shares(
             ep=layout.ep,
             sequence_parallel=layout.sequence_parallel,
         )
-    terms = op_time_terms(ops, chip)
+    profile = profile_for(chip, calibration=shipped_calibration().with_stack(stack))
+    terms = op_time_terms(ops, chip, profile)
     counts = np.array([op.count for op in ops], dtype=float)
     total = float(np.dot(terms.time_s, counts))
     compute = float(np.dot(terms.compute_s, counts))
@@ -142,6 +150,7 @@ def chip_terms(
     step: StepTerms,
     unconstrained_layout: Layout,
     unconstrained_step: StepTerms,
+    stack: Any = None,
 ) -> ChipTerms:
     """The terms of `step` (the best fitting layout's estimate), built from the unconstrained
     layout's priced terms and the ratio of the two throughputs (module docstring). The step time,
@@ -154,7 +163,7 @@ def chip_terms(
     t_ideal = u.model_flops_per_step / (chips * peak)
     kernels = u.kernel_s
     exposed = u.exposed_comm_s
-    rho_c, rho_r = roofline_shares(model, chip, unconstrained_layout, workload)
+    rho_c, rho_r = roofline_shares(model, chip, unconstrained_layout, workload, stack)
     compute, roofline = rho_c * kernels, rho_r * kernels
     return ChipTerms(
         peak_compute=peak,
