@@ -14,6 +14,8 @@ from twofold.cli._inference import (
     neuron_tp,
     price_of,
 )
+from twofold.cli._render import price_cell, price_line
+from twofold.errors import InputError, NoAnswer
 
 __all__ = ["compare_capacity", "plan_capacity_infer", "render_capacity"]
 
@@ -91,8 +93,6 @@ def plan_capacity_infer(
     else:
         render_capacity([d], lnc=lnc)
     if d["best"] is None:
-        from twofold.errors import NoAnswer
-
         raise NoAnswer(d["explanation"][-1])
 
 
@@ -112,8 +112,6 @@ def render_capacity(plans: list[dict[str, Any]], lnc: int | None = None) -> None
     """One row per chip: its cheapest plan for the rate (`serving.capacity.CapacityPlan.to_dict`), with
     $ per million output tokens and its price grade, or "no price (<kind>)"."""
     from rich.table import Table
-
-    from twofold.cli.compare import price_cell, price_line
 
     out = console()
     if not out.is_terminal:
@@ -179,7 +177,6 @@ def compare_capacity(
     (`compare.capacity`). `--neuron-cores N [--lnc L]` caps a replica on the Neuron chips."""
     from twofold.compare.capacity import compare_capacity as run
     from twofold.compare.plans import target
-    from twofold.errors import InputError
     from twofold.serving import ServingConfig
     from twofold.workload import get_model
 

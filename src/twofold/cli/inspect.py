@@ -7,6 +7,7 @@ from typing import Any
 import typer
 
 from twofold.cli._app import app, console, emit_json
+from twofold.errors import InputError
 
 __all__ = ["inspect"]
 
@@ -23,7 +24,6 @@ def inspect(
 ) -> None:
     """Import an ONNX model (PyTorch, TensorFlow/Keras via tf2onnx, JAX via jax2onnx): op counts,
     FLOPs, parameters, and the operators twofold does not recognise."""
-    from twofold.errors import InputError
     from twofold.frontends import from_onnx, parse_input_shapes
 
     if top < 0:

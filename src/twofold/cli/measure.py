@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from twofold.cli._app import app, emit_json
+from twofold.errors import InputError
 
 __all__ = ["history_cmd", "measure_cmd"]
 
@@ -117,7 +118,6 @@ def history_cmd(
     limit: int | None = typer.Option(None, "--limit", help="Show only the newest N runs."),
 ) -> None:
     """Runs recorded in the results database, newest first."""
-    from twofold.errors import InputError
     from twofold.measure.db import default_db_path, list_runs
 
     if limit is not None and limit < 1:

@@ -7,6 +7,7 @@ from typing import Any
 import typer
 
 from twofold.cli._app import app, console, emit_json
+from twofold.errors import InputError
 
 __all__ = ["models"]
 
@@ -16,7 +17,6 @@ _DEFAULT_SEQ_LEN = 4096
 
 def model_record(model_id: str, seq_len: int | None) -> dict[str, Any]:
     """Everything `twofold models` shows about one model (a catalog id/alias or a config.json path)."""
-    from twofold.errors import InputError
     from twofold.workload.graph import forward_ops, totals, training_ops
     from twofold.workload.params import param_counts, weight_bytes
     from twofold.workload.registry import catalog_entry, get_model

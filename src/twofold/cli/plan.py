@@ -6,7 +6,8 @@ from typing import Any
 
 import typer
 
-from twofold.cli._app import (
+from twofold.cli._app import app, console, emit_json
+from twofold.cli._options import (
     BASE_PRECISION_OPTION,
     DEFAULT_GLOBAL_BATCH,
     DEFAULT_SEQ_LEN,
@@ -16,14 +17,15 @@ from twofold.cli._app import (
     LORA_TARGETS_OPTION,
     SERVING_DEFAULTS,
     STACK_HELP,
-    app,
     check_stack,
-    console,
-    emit_json,
-    finetune_label,
+    chip_list,
     finetune_of,
+    parse_tokens,
     refuse_serving_flags,
 )
+from twofold.cli._render import finetune_label
+from twofold.cli._uncertainty import short_range, with_plan_uncertainty
+from twofold.errors import InputError, NoAnswer
 
 __all__ = ["plan"]
 
@@ -129,9 +131,7 @@ def plan(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Search every valid layout (dp, tp, pp, vp, cp, ep, ZeRO, micro-batch, recompute) and rank them."""
-    from twofold.cli.compare import parse_tokens
     from twofold.economics.prices import parse_chip_values
-    from twofold.errors import InputError
     from twofold.hardware.catalog import get_chip, system_for
     from twofold.hardware.types import PRECISIONS
     from twofold.parallel.layout import TrainingWorkload
@@ -157,8 +157,7 @@ def plan(
     tolerance = DEFAULT_TIE_TOLERANCE if tie_tolerance is None else tie_tolerance
 
     if deadline is not None or on is not None or samples is not None:  # search.deadline
-        from twofold.cli._deadline import plan_by_deadline, token_budget
-        from twofold.cli.compare import _chip_list
+        from twofold.cli._deadline import plan_by_deadline, token_budget  # lazy: start-up time
 
         if deadline is None:
             name, value = ("on", on) if on is not None else ("samples", samples)
@@ -194,7 +193,7 @@ def plan(
             finetune=finetune_of(finetune, lora_rank, lora_targets, base_precision),
         )
         if on is not None:
-            names = _chip_list(on)
+            names = chip_list(on)
         else:
             assert chip is not None  # (on is None) == (chip is None) was refused above
             names = [chip if system is None else f"{chip}@{system}"]
@@ -225,14 +224,14 @@ def plan(
     price_kind = "on-demand" if price_kind is None else price_kind
 
     if infer:  # serving: twofold.search.infer_plan (objectives throughput, latency, cost)
-        from twofold.cli._inference import plan_infer, refuse_training_flags
+        from twofold.cli._inference import plan_infer, refuse_training_flags  # lazy: start-up time
         from twofold.economics.prices import check_min_quality, price_for
 
         prices = parse_chip_values(price, "price", "USD per chip-hour")
         min_quality = check_min_quality(min_quality)
         price_for(system_for(get_chip(chip), system), get_chip(chip), kind=price_kind)  # a bad kind: exit 2
         if request_rate is not None:  # capacity at a rate (serving.capacity); --chips caps one replica
-            from twofold.cli._capacity import plan_capacity_infer
+            from twofold.cli._capacity import plan_capacity_infer  # lazy: start-up time
 
             return plan_capacity_infer(
                 model=model, chip=chip, system=system, precision=precision, max_replica_chips=chips,
@@ -286,7 +285,7 @@ def plan(
         for name, value in bounds.items():
             if value is not None:
                 raise InputError(name, value, "an ONNX model is planned with data parallelism only")
-        from twofold.cli._imported import plan_onnx
+        from twofold.cli._imported import plan_onnx  # lazy: start-up time
 
         return plan_onnx(
             model=model, input_shape=input_shape, chip=chip, system=system, chips=chips,
@@ -322,7 +321,6 @@ def plan(
         stack=check_stack(stack),
         allow_long_context=allow_long_context,
     )
-    from twofold.cli._uncertainty import with_plan_uncertainty
 
     d = with_plan_uncertainty(result.to_dict(), the_chip, check_stack(stack))
     if as_json:
@@ -330,8 +328,6 @@ def plan(
     else:
         _render(d)
     if d["best"] is None:  # a valid question without an answer: exit 1 (`errors.NoAnswer`)
-        from twofold.errors import NoAnswer
-
         raise NoAnswer(d["explanation"][0] if d["explanation"] else "no layout fits")
 
 
@@ -366,8 +362,6 @@ def _inputs_lines(d: dict[str, Any]) -> list[str]:
 def _render(d: dict[str, Any]) -> None:
     from rich import box
     from rich.table import Table
-
-    from twofold.cli._uncertainty import short_range
 
     out = console()
     w = d["workload"]

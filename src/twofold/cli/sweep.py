@@ -8,7 +8,9 @@ from typing import Any
 
 import typer
 
-from twofold.cli._app import STACK_HELP, app, console, emit_json
+from twofold.cli._app import app, console, emit_json
+from twofold.cli._options import STACK_HELP
+from twofold.errors import InputError
 
 __all__ = ["sweep"]
 
@@ -31,7 +33,6 @@ def sweep(
 ) -> None:
     """Plan models x chips x scales from a YAML spec; a rerun skips what the store already holds."""
     from twofold import __version__
-    from twofold.errors import InputError
     from twofold.sweep import SweepStore, default_store_path, load_spec, run_sweep
 
     # Everything a user can get wrong is checked before the first scenario starts.

@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from twofold.cli._app import app, console, emit_json
+from twofold.errors import InputError
 from twofold.outputs import check_output_path
 
 __all__ = ["validate_command"]
@@ -78,7 +79,6 @@ def _data_rows(paths: list[Path], *, held_out: bool) -> tuple[Any, ...]:
     with other spellings of a metric name read as twofold's (`validate.reading.read_metric`)."""
     from dataclasses import replace
 
-    from twofold.errors import InputError
     from twofold.validate.dataset import read_csv
     from twofold.validate.reading import read_metric
 
