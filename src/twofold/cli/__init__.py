@@ -32,7 +32,7 @@ __all__ = ["app", "main"]
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
-    from twofold.errors import InputError, NoAnswer
+    from twofold.errors import InputError, NoAnswer  # lazy: start-up time
 
     try:
         # Standalone mode: click reports usage errors itself (exit 2) and handles --help/Ctrl-C.

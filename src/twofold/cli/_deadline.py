@@ -31,6 +31,7 @@ def deadline_targets(names: list[str], stack: str | None, options: Any) -> list[
     """`search.deadline.DeadlineTarget`s of `--on` names (`chip` or `chip@system`, as compare).
     A chip named alone also brings its priced one-chip instances (`search.one_chip_instances`),
     each its own target `chip@system` right after it, unless `--on` names that system itself."""
+    # lazy: start-up time
     from twofold.compare.plans import split_chip_system, target
     from twofold.search.deadline import DeadlineTarget, one_chip_instances
 
@@ -78,7 +79,7 @@ def plan_by_deadline(
     as_json: bool,
 ) -> None:
     """Run `search.plan_deadline` and print it; no option meeting the deadline exits 1 (NoAnswer)."""
-    from twofold.search.deadline import parse_deadline, plan_deadline
+    from twofold.search.deadline import parse_deadline, plan_deadline  # lazy: start-up time
 
     deadline_s = parse_deadline(deadline)
     result = plan_deadline(

@@ -35,6 +35,7 @@ def estimate_onnx(
 ) -> None:
     """Import, estimate one training step, print it (JSON: `ImportedTrainingEstimate.to_dict()`
     plus the usable memory)."""
+    # lazy: start-up time
     from twofold.estimate.imported import estimate_imported_training
     from twofold.hardware.catalog import get_chip, system_for
     from twofold.parallel.layout import Layout, TrainingWorkload
@@ -86,6 +87,7 @@ def plan_onnx(
 ) -> None:
     """Import, rank the ZeRO stages on dp = chips, print (JSON: `PlanResult.to_dict()` plus
     `unsupported_ops`)."""
+    # lazy: start-up time
     from twofold.hardware.catalog import get_chip, system_for
     from twofold.parallel.layout import TrainingWorkload
     from twofold.search.imported import plan_imported

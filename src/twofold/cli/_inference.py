@@ -7,6 +7,7 @@ from typing import Any
 
 from twofold.cli._app import console, emit_json
 from twofold.cli._render import price_cell, price_line, print_memory_and_notes, with_usable_memory
+from twofold.cli._uncertainty import range_cell, range_note
 from twofold.errors import InputError, NoAnswer
 
 __all__ = [
@@ -38,7 +39,7 @@ def refuse_training_flags(**flags: tuple[object, object]) -> None:
 def _workload(
     batch: int, input_tokens: int, output_tokens: int, precision: str, weight: str | None, kv: str | None
 ):
-    from twofold.estimate.inference_types import InferenceWorkload
+    from twofold.estimate.inference_types import InferenceWorkload  # lazy: start-up time
 
     return InferenceWorkload(
         batch=batch,
@@ -103,7 +104,7 @@ def neuron_chips(chip: Any, neuron_cores: int | None, lnc: int | None, chips: in
 def price_of(chip: Any, system: Any, prices: dict[str, float], kind: str, min_quality: str | None) -> Any:
     """The `economics.Price` a serving verb reports dollars at: `--price` for this chip, else the
     catalog's price of `--price-kind` of grade `--min-quality` or better, else unknown."""
-    from twofold.economics.prices import price_for
+    from twofold.economics.prices import price_for  # lazy: start-up time
 
     return price_for(system, chip, prices, kind, min_quality=min_quality)
 
@@ -137,6 +138,7 @@ def estimate_infer(
     """`twofold estimate --infer`: dp from --chips / (tp*pp*ep) when --dp is not given. With `load`
     (--max-batch and --concurrency or --request-rate), the requests are simulated through the
     engine's scheduler (`twofold.serving`) and the JSON gains "load"."""
+    # lazy: start-up time
     from twofold.estimate.inference import estimate_inference
     from twofold.estimate.inference_types import InferenceLayout
     from twofold.hardware.catalog import get_chip, system_for
@@ -158,6 +160,7 @@ def estimate_infer(
         raise InputError("chips", chips, f"!= dp*tp*pp*ep = {dp * replica}")
     layout = InferenceLayout(tp=tp, pp=pp, ep=ep, dp=dp, pad_heads=pad_heads)
     try:
+        # lazy: start-up time
         from twofold.estimate.inference_types import serving_model
         from twofold.workload.graph import decode_ops
 
@@ -175,7 +178,7 @@ def estimate_infer(
     input_tokens = 1024 if input_tokens is None else input_tokens
     output_tokens = 256 if output_tokens is None else output_tokens
     if config is not None:
-        from twofold.serving import simulate_serving
+        from twofold.serving import simulate_serving  # lazy: start-up time
 
         static, loaded = simulate_serving(
             get_model(model),
@@ -235,7 +238,7 @@ def serving_config(
 ):
     """The `serving.ServingConfig` of the load flags, None when none is given (a static estimate).
     A load flag without --max-batch, or --batch beside --max-batch, is an `InputError` (exit 2)."""
-    from twofold.serving import ServingConfig
+    from twofold.serving import ServingConfig  # lazy: start-up time
 
     given = {k: v for k, v in load.items() if k in LOAD_DEFAULTS and v != LOAD_DEFAULTS[k]}
     if not given:
@@ -281,6 +284,7 @@ def plan_infer(
     """`twofold plan --infer`: the serving layout and batch that maximise the objective under the
     targets, with $ per million output tokens at the price asked for (`price_of`); `--neuron-cores`
     gives the chips in logical NeuronCores (`neuron_chips`)."""
+    # lazy: start-up time
     from twofold.hardware.catalog import get_chip, system_for
     from twofold.search.infer_plan import plan_inference
     from twofold.workload import get_model
@@ -316,8 +320,6 @@ def plan_infer(
 
 def _render_estimate(d: dict[str, Any]) -> None:
     from rich.table import Table
-
-    from twofold.cli._uncertainty import range_note
 
     out = console()
     lay, w = d["layout"], d["workload"]
@@ -391,8 +393,6 @@ def _render_load(load: dict[str, Any], config: Any) -> None:
 
 def _render_plan(d: dict[str, Any]) -> None:
     from rich.table import Table
-
-    from twofold.cli._uncertainty import range_cell
 
     out = console()
     if not out.is_terminal:  # piped: one line per row, the $ column included

@@ -15,6 +15,7 @@ from typing import Any
 import typer
 
 from twofold.errors import InputError
+from twofold.outputs import check_output_path
 
 __all__ = [
     "BASE_PRECISION_OPTION",
@@ -210,8 +211,6 @@ def chip_list(on: str) -> list[str]:
 
 def check_out(path: str) -> None:
     """Fail on a bad output path (`twofold.outputs`) before minutes of planning, not after."""
-    from twofold.outputs import check_output_path  # lazy: start-up time
-
     check_output_path(path)
 
 

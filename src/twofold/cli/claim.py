@@ -68,7 +68,7 @@ def claim(
     With --finetune lora/qlora, the training workloads are fine-tuning runs (serving ones left out).
     With --deadline and --tokens, a cost claim compares each chip's cheapest run that trains the
     tokens by the deadline (serving workloads left out; other metrics exit 2)."""
-    from twofold.compare.claim import evaluate_claim
+    from twofold.compare.claim import evaluate_claim  # lazy: start-up time
 
     budget = None if tokens is None else parse_budget(tokens, "tokens")
     if deadline is not None and (workers is not None or ray is not None or out is not None):
@@ -86,15 +86,15 @@ def claim(
     if ray is not None and not ray.strip():
         raise InputError("ray", ray, "must be 'auto' or a cluster address")
     if ray is not None:
-        from twofold.sweep.ray_runner import require_ray
+        from twofold.sweep.ray_runner import require_ray  # lazy: start-up time
 
         require_ray(ray)
     if out is not None:
-        from twofold.sweep.store import SweepStore
+        from twofold.sweep.store import SweepStore  # lazy: start-up time
 
         SweepStore(out).close()  # a bad --out fails before any planning
     if report_path is not None:
-        from twofold.report.plots import require_matplotlib
+        from twofold.report.plots import require_matplotlib  # lazy: start-up time
 
         require_matplotlib()
         check_out(report_path)
@@ -117,7 +117,7 @@ def claim(
         deadline_s=deadline,
     )
     if report_path is not None:
-        from twofold.report import ReportData, write_report
+        from twofold.report import ReportData, write_report  # lazy: start-up time
 
         write_report(
             report_path, ReportData(title=f"twofold: claim \u201c{result.claim.text}\u201d", claim=result)

@@ -101,7 +101,7 @@ def compare(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Each chip at its best layout on the same workload; ratios to a reference split into causes."""
-    from twofold.compare.compare import compare as run_compare
+    from twofold.compare.compare import compare as run_compare  # lazy: start-up time
 
     if same_cost and same_power:
         raise InputError("same_cost", True, "choose one of --same-cost and --same-power")
@@ -113,7 +113,7 @@ def compare(
     the_finetune = finetune_of(finetune, lora_rank, lora_targets, base_precision)
     deadline_s = None
     if deadline is not None:
-        from twofold.search.deadline import parse_deadline
+        from twofold.search.deadline import parse_deadline  # lazy: start-up time
 
         deadline_s = parse_deadline(deadline)
         if infer:

@@ -17,6 +17,7 @@ _DEFAULT_SEQ_LEN = 4096
 
 def model_record(model_id: str, seq_len: int | None) -> dict[str, Any]:
     """Everything `twofold models` shows about one model (a catalog id/alias or a config.json path)."""
+    # lazy: start-up time
     from twofold.workload.graph import forward_ops, totals, training_ops
     from twofold.workload.params import param_counts, weight_bytes
     from twofold.workload.registry import catalog_entry, get_model
@@ -66,7 +67,7 @@ def models(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document (a list of models)."),
 ) -> None:
     """Catalog models: exact parameters (total, active per token), FLOPs per sequence, weight bytes."""
-    from twofold.workload.registry import list_models
+    from twofold.workload.registry import list_models  # lazy: start-up time
 
     ids = [m.name for m in list_models()] if model_id is None else [model_id]
     records = [model_record(i, seq_len) for i in ids]

@@ -131,6 +131,7 @@ def plan(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Search every valid layout (dp, tp, pp, vp, cp, ep, ZeRO, micro-batch, recompute) and rank them."""
+    # lazy: start-up time
     from twofold.economics.prices import parse_chip_values
     from twofold.hardware.catalog import get_chip, system_for
     from twofold.hardware.types import PRECISIONS
@@ -225,7 +226,7 @@ def plan(
 
     if infer:  # serving: twofold.search.infer_plan (objectives throughput, latency, cost)
         from twofold.cli._inference import plan_infer, refuse_training_flags  # lazy: start-up time
-        from twofold.economics.prices import check_min_quality, price_for
+        from twofold.economics.prices import check_min_quality, price_for  # lazy: start-up time
 
         prices = parse_chip_values(price, "price", "USD per chip-hour")
         min_quality = check_min_quality(min_quality)

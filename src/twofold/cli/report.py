@@ -6,6 +6,7 @@ from typing import Any
 
 import typer
 
+from twofold import __version__
 from twofold.cli._app import app, console, emit_json
 from twofold.cli._options import (
     DEFAULT_GLOBAL_BATCH,
@@ -77,6 +78,7 @@ def report(
         raise InputError("spec", spec_path, "selects a sweep's results; give it with --sweep DB")
     if model is None or on is None:
         raise InputError("model" if model is None else "on", None, "is required (or give --sweep DB)")
+    # lazy: start-up time
     from twofold.compare.claim import evaluate_claim
     from twofold.compare.plans import target
     from twofold.report import compare_report, write_report
@@ -125,7 +127,7 @@ def _sweep_report(db: str, spec_path: str | None, out: str) -> str:
     twofold version, regrouped into specs by `sweep.report.spec_from_rows`."""
     from pathlib import Path
 
-    from twofold import __version__
+    # lazy: start-up time
     from twofold.sweep import SweepStore, load_spec, scenario_key
     from twofold.sweep.report import render_html, spec_from_rows
 
@@ -145,6 +147,6 @@ def _sweep_report(db: str, spec_path: str | None, out: str) -> str:
     # Several specs (modes, objectives) in one store: their bodies one after the other in one page.
     body = "".join(p[p.index("<body>") + len("<body>") : p.rindex("</body>")] for p in pages)
     page = pages[0][: pages[0].index("<body>") + len("<body>")] + body + "</body></html>\n"
-    from twofold.report import write_atomic
+    from twofold.report import write_atomic  # lazy: start-up time
 
     return str(write_atomic(Path(out).expanduser(), page))

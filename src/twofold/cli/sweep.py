@@ -8,9 +8,11 @@ from typing import Any
 
 import typer
 
+from twofold import __version__
 from twofold.cli._app import app, console, emit_json
 from twofold.cli._options import STACK_HELP
 from twofold.errors import InputError
+from twofold.outputs import check_output_path
 
 __all__ = ["sweep"]
 
@@ -32,7 +34,7 @@ def sweep(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Plan models x chips x scales from a YAML spec; a rerun skips what the store already holds."""
-    from twofold import __version__
+    # lazy: start-up time
     from twofold.sweep import SweepStore, default_store_path, load_spec, run_sweep
 
     # Everything a user can get wrong is checked before the first scenario starts.
@@ -40,7 +42,7 @@ def sweep(
     if stack is not None:
         from dataclasses import replace
 
-        from twofold.sweep.spec import _stack
+        from twofold.sweep.spec import _stack  # lazy: start-up time
 
         spec = replace(spec, stack=_stack(stack, Path.cwd()))
     if workers is not None and workers < 1:
@@ -50,11 +52,9 @@ def sweep(
     if ray is not None and not ray.strip():
         raise InputError("ray", ray, "must be 'auto' or a cluster address")
     if report is not None:
-        from twofold.outputs import check_output_path
-
         check_output_path(report, field="report")
     if ray is not None:
-        from twofold.sweep.ray_runner import require_ray
+        from twofold.sweep.ray_runner import require_ray  # lazy: start-up time
 
         require_ray(ray)
     store_path = out if out is not None else default_store_path()
@@ -66,7 +66,7 @@ def sweep(
     with SweepStore(store_path) as store:
         rows = store.results(summary.keys)
     if report is not None:
-        from twofold.sweep.report import write_html
+        from twofold.sweep.report import write_html  # lazy: start-up time
 
         write_html(report, spec, rows, version=__version__)
     if as_json:
@@ -124,7 +124,7 @@ def _best(row: Any) -> dict[str, Any] | None:
 
 
 def _document(spec: Any, summary: Any, rows: list[Any], report: str | None) -> dict[str, Any]:
-    from twofold.sweep.report import compare_by_scale, ratio_summary
+    from twofold.sweep.report import compare_by_scale, ratio_summary  # lazy: start-up time
 
     table = compare_by_scale(spec, rows)
     return {
@@ -152,7 +152,7 @@ def _render(spec: Any, summary: Any, rows: list[Any], report: str | None) -> Non
     from rich import box
     from rich.table import Table
 
-    from twofold.sweep.report import NOT_RUN, compare_by_scale, hardware_label
+    from twofold.sweep.report import NOT_RUN, compare_by_scale, hardware_label  # lazy: start-up time
 
     out = console()
     table_rows = compare_by_scale(spec, rows)
