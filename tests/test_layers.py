@@ -26,11 +26,12 @@ ROOT = SRC / "twofold"
 
 # The allowed layer order, lowest first. A package may import from its own layer or any lower one.
 # Base: the package root (only `__version__` and the lazy public API, which names modules as strings),
-# the one error type, the strict YAML loader and output-path checks, which every layer may use.
+# the one error type, the shared input checks, the unit constants, the strict YAML loader and
+# output-path checks, which every layer may use.
 LAYERS: tuple[frozenset[str], ...] = tuple(
     frozenset(layer)
     for layer in (
-        {"twofold", "errors", "yaml_strict", "outputs"},
+        {"twofold", "errors", "yaml_strict", "outputs", "checks", "units"},
         {"hardware", "workload"},
         {"cost", "economics"},
         {"parallel"},

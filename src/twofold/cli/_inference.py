@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from twofold.checks import positive_ints
 from twofold.cli._app import console, emit_json
 from twofold.cli._render import price_cell, price_line, print_memory_and_notes, with_usable_memory
 from twofold.cli._uncertainty import range_cell, range_note
@@ -144,9 +145,7 @@ def estimate_infer(
     from twofold.hardware.catalog import get_chip, system_for
     from twofold.workload import get_model
 
-    for name, value in (("chips", chips), ("dp", dp), ("tp", tp), ("pp", pp), ("ep", ep)):
-        if value is not None and value < 1:
-            raise InputError(name, value, "must be a positive integer")
+    positive_ints(chips=chips, dp=dp, tp=tp, pp=pp, ep=ep)
     the_chip = get_chip(chip)
     the_system = system_for(the_chip, system)
     price = price_of(the_chip, the_system, prices or {}, price_kind, min_quality)

@@ -14,6 +14,7 @@ from typing import Any
 
 import typer
 
+from twofold.checks import one_of, positive_ints
 from twofold.errors import InputError
 from twofold.outputs import check_output_path
 
@@ -175,8 +176,7 @@ def check_price_kind(kind: str) -> None:
     """Fail on a bad --price-kind before any model is loaded or planned."""
     from twofold.economics.prices import PRICE_KINDS  # lazy: start-up time
 
-    if kind not in PRICE_KINDS:
-        raise InputError("price_kind", kind, f"must be one of {', '.join(PRICE_KINDS)}")
+    one_of("price_kind", kind, PRICE_KINDS)
 
 
 def check_min_quality(value: str | None) -> str | None:
@@ -191,11 +191,8 @@ def training_workload(global_batch: int, seq_len: int, precision: str, finetune:
     from twofold.hardware.types import PRECISIONS  # lazy: start-up time
     from twofold.parallel.layout import TrainingWorkload  # lazy: start-up time
 
-    for name, value in (("global_batch", global_batch), ("seq_len", seq_len)):
-        if value < 1:
-            raise InputError(name, value, "must be a positive integer")
-    if precision not in PRECISIONS:
-        raise InputError("precision", precision, f"must be one of {', '.join(PRECISIONS)}")
+    positive_ints(global_batch=global_batch, seq_len=seq_len)
+    one_of("precision", precision, PRECISIONS)
     return TrainingWorkload(
         global_batch=global_batch, seq_len=seq_len, precision=precision, finetune=finetune
     )
@@ -218,18 +215,14 @@ def search_bounds(**bounds: int | None) -> Any:
     """`EnumerateOptions` with the given bounds (None when none is given), validated."""
     from twofold.search.enumerate import EnumerateOptions  # lazy: start-up time
 
-    for name, value in bounds.items():
-        if value is not None and value < 1:
-            raise InputError(name, value, "must be a positive integer")
+    positive_ints(**bounds)
     given: dict[str, Any] = {k: v for k, v in bounds.items() if v is not None}
     return EnumerateOptions(**given) if given else None
 
 
 def resolve_dp(chips: int | None, dp: int | None, tp: int, pp: int, cp: int) -> tuple[int, int | None]:
     """(dp, chips to check against): dp from --chips when not given; both given must agree."""
-    for name, value in (("chips", chips), ("dp", dp), ("tp", tp), ("pp", pp), ("cp", cp)):
-        if value is not None and value < 1:
-            raise InputError(name, value, "must be a positive integer")
+    positive_ints(chips=chips, dp=dp, tp=tp, pp=pp, cp=cp)
     model_parallel = tp * pp * cp
     if dp is None:
         if chips is None:

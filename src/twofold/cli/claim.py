@@ -6,6 +6,7 @@ from typing import Any
 
 import typer
 
+from twofold.checks import positive_ints
 from twofold.cli._app import app, emit_json
 from twofold.cli._options import (
     BASE_PRECISION_OPTION,
@@ -79,8 +80,7 @@ def claim(
     check_price_kind(price_kind)
     min_quality = check_min_quality(min_quality)
     the_finetune = finetune_of(finetune, lora_rank, lora_targets, base_precision)
-    if workers is not None and workers < 1:
-        raise InputError("workers", workers, "must be a positive integer")
+    positive_ints(workers=workers)
     if workers is not None and ray is not None:
         raise InputError("workers", workers, "sizes the local pool; with --ray the cluster's CPUs decide")
     if ray is not None and not ray.strip():

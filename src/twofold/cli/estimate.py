@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from twofold.checks import positive_ints
 from twofold.cli._app import app, emit_json
 from twofold.cli._options import (
     BASE_PRECISION_OPTION,
@@ -153,9 +154,7 @@ def estimate(
     the_headroom = headroom(mem_headroom)
     the_finetune = finetune_of(finetune, lora_rank, lora_targets, base_precision)
     micro_batch = 1 if micro_batch is None else micro_batch
-    for name, value in (("global_batch", global_batch), ("seq_len", seq_len), ("micro_batch", micro_batch)):
-        if value is not None and value < 1:
-            raise InputError(name, value, "must be a positive integer")
+    positive_ints(global_batch=global_batch, seq_len=seq_len, micro_batch=micro_batch)
     if model.endswith(".onnx") and the_finetune is not None:
         raise InputError("finetune", finetune, "an ONNX model is estimated with full training only")
     if model.endswith(".onnx"):  # an imported model: data parallel and ZeRO/FSDP only

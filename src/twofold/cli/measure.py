@@ -8,8 +8,8 @@ from typing import Any
 
 import typer
 
+from twofold.checks import positive_int
 from twofold.cli._app import app, console, emit_json
-from twofold.errors import InputError
 
 __all__ = ["history_cmd", "measure_cmd"]
 
@@ -119,8 +119,8 @@ def history_cmd(
     """Runs recorded in the results database, newest first."""
     from twofold.measure.db import default_db_path, list_runs  # lazy: start-up time
 
-    if limit is not None and limit < 1:
-        raise InputError("limit", limit, "must be >= 1")
+    if limit is not None:
+        positive_int("limit", limit, "must be >= 1")
     path = Path(db).expanduser() if db is not None else default_db_path()
     runs = list_runs(path, limit=limit)
     if json_out:

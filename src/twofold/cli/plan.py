@@ -6,6 +6,7 @@ from typing import Any
 
 import typer
 
+from twofold.checks import one_of, positive_ints
 from twofold.cli._app import app, console, emit_json
 from twofold.cli._options import (
     BASE_PRECISION_OPTION,
@@ -150,9 +151,7 @@ def plan(
         "max_vp": max_vp,
         "max_cp": max_cp,
     }
-    for name, value in bounds.items():
-        if value is not None and value < 1:
-            raise InputError(name, value, "must be a positive integer")
+    positive_ints(**bounds)
     headroom = DEFAULT_MEM_HEADROOM if mem_headroom is None else mem_headroom
     usable_memory_bytes(1.0, headroom)  # validates it before any model is read
     tolerance = DEFAULT_TIE_TOLERANCE if tie_tolerance is None else tie_tolerance
@@ -178,14 +177,15 @@ def plan(
             max_tpot_ms=max_tpot_ms, weight_precision=weight_precision, kv_precision=kv_precision,
             pad_heads=pad_heads or None,
         )  # fmt: skip
-        for name, value in (("power", ",".join(power)), ("idle_fraction", idle_fraction)):
-            if value:
-                raise InputError(name, value, "applies to --objective energy, not to --deadline")
-        for name, value in (("chips", chips), ("global_batch", global_batch), ("seq_len", seq_len)):
-            if value is not None and value < 1:
-                raise InputError(name, value, "must be a positive integer")
-        if precision not in PRECISIONS:
-            raise InputError("precision", precision, f"must be one of {', '.join(PRECISIONS)}")
+        energy_flags: list[tuple[str, object]] = [
+            ("power", ",".join(power)),
+            ("idle_fraction", idle_fraction),
+        ]
+        for name, given in energy_flags:
+            if given:
+                raise InputError(name, given, "applies to --objective energy, not to --deadline")
+        positive_ints(chips=chips, global_batch=global_batch, seq_len=seq_len)
+        one_of("precision", precision, PRECISIONS)
         budget = token_budget(tokens, samples, seq_len)
         workload = TrainingWorkload(
             global_batch=global_batch,
@@ -269,15 +269,12 @@ def plan(
     )  # fmt: skip
     if chips is None:
         raise InputError("chips", None, "is required: the number of chips to plan for")
-    for name, value in (("chips", chips), ("global_batch", global_batch), ("seq_len", seq_len), ("top", top)):
-        if value < 1:
-            raise InputError(name, value, "must be a positive integer")
+    positive_ints(chips=chips, global_batch=global_batch, seq_len=seq_len, top=top)
     check_objective(objective)
     prices = parse_chip_values(price, "price", "USD per chip-hour")
     powers = parse_chip_values(power, "power", "W")
     tokens_to_train = parse_tokens(tokens)
-    if precision not in PRECISIONS:
-        raise InputError("precision", precision, f"must be one of {', '.join(PRECISIONS)}")
+    one_of("precision", precision, PRECISIONS)
     if model.endswith(".onnx") and finetune != "full":
         raise InputError("finetune", finetune, "an ONNX model is planned with full training only")
     if model.endswith(".onnx"):  # an imported model: dp = chips, ZeRO stage searched

@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from twofold import __version__
+from twofold.checks import positive_ints
 from twofold.cli._app import app, console, emit_json
 from twofold.cli._options import STACK_HELP
 from twofold.errors import InputError
@@ -45,8 +46,7 @@ def sweep(
         from twofold.sweep.spec import _stack  # lazy: start-up time
 
         spec = replace(spec, stack=_stack(stack, Path.cwd()))
-    if workers is not None and workers < 1:
-        raise InputError("workers", workers, "must be a positive integer")
+    positive_ints(workers=workers)
     if workers is not None and ray is not None:
         raise InputError("workers", workers, "sizes the local pool; with --ray the cluster's CPUs decide")
     if ray is not None and not ray.strip():

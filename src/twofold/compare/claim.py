@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from twofold.checks import fraction
 from twofold.compare.claim_parse import CLAIM_METRICS, Claim, parse_claim
 from twofold.compare.compare import compare_targets
 from twofold.compare.factors import dominant_factor
@@ -368,8 +369,7 @@ def evaluate_ratio(
     workload's ratio is the two chips' cheapest bills for `tokens` by the deadline
     (`compare.claim_deadline`), planned in this process; serving workloads are left out.
     """
-    if not 0.0 <= tolerance < 1.0:
-        raise InputError("tolerance", tolerance, "must be in [0, 1)")
+    fraction("tolerance", tolerance)
     budget = check_deadline_claim(claim, tokens, deadline_s)
     if budget is not None and (ray_address is not None or store is not None or (workers or 1) > 1):
         raise InputError(

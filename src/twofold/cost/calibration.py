@@ -126,6 +126,7 @@ from typing import Any
 import yaml
 
 from twofold import yaml_strict
+from twofold.checks import fraction, positive
 from twofold.errors import InputError
 from twofold.workload.ops import EXPERT_GEMM_PREFIX  # the ops expert_gemm_efficiency_factor applies to
 
@@ -368,9 +369,7 @@ def _geometric_mean(values: list[float]) -> float:
 
 
 def _positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise InputError(name, value, "must be a positive number")
-    return float(value)
+    return float(positive(name, value))  # type: ignore[arg-type]  # a YAML value, checked by `positive`
 
 
 def _fractions(data: Mapping[str, Any], name: str) -> dict[str, float]:
@@ -379,9 +378,7 @@ def _fractions(data: Mapping[str, Any], name: str) -> dict[str, float]:
         raise InputError("calibration", name, "must be a mapping")
     out = {}
     for k, v in raw.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
-            raise InputError(f"calibration.{name}.{k}", v, "must be a fraction in [0, 1]")
-        out[str(k)] = float(v)
+        out[str(k)] = float(fraction(f"calibration.{name}.{k}", v, "a fraction", closed=True))
     return out
 
 
@@ -413,8 +410,7 @@ def calibration_from_dict(data: Any) -> TrainingCalibration:
         )
     }
     overlap = data.get("fsdp_comm_overlap", 1.0)
-    if isinstance(overlap, bool) or not isinstance(overlap, (int, float)) or not 0.0 <= overlap <= 1.0:
-        raise InputError("calibration.fsdp_comm_overlap", overlap, "must be a fraction in [0, 1]")
+    fraction("calibration.fsdp_comm_overlap", overlap, "a fraction", closed=True)
     return TrainingCalibration(
         fsdp_comm_overlap=float(overlap),
         fsdp_comm_overlap_by_flavour=MappingProxyType(_fractions(data, "fsdp_comm_overlap_by_flavour")),

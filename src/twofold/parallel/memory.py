@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from twofold.checks import fraction
 from twofold.errors import InputError
 from twofold.parallel.arrays import LayoutArrays
 from twofold.workload.finetune import (
@@ -69,12 +70,7 @@ DEFAULT_MEM_HEADROOM = 0.05
 def usable_memory_bytes(capacity_bytes: float, mem_headroom: float = DEFAULT_MEM_HEADROOM) -> float:
     """capacity * (1 - mem_headroom): the memory per chip a layout may use (`DEFAULT_MEM_HEADROOM`).
     InputError unless 0 <= mem_headroom < 1."""
-    if (
-        isinstance(mem_headroom, bool)
-        or not isinstance(mem_headroom, (int, float, np.integer, np.floating))
-        or not 0.0 <= float(mem_headroom) < 1.0
-    ):
-        raise InputError("mem_headroom", mem_headroom, "must be a fraction of the memory in [0, 1)")
+    fraction("mem_headroom", mem_headroom, "a fraction of the memory")
     return float(capacity_bytes) * (1.0 - float(mem_headroom))
 
 

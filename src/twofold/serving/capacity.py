@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+from twofold.checks import positive_ints
 from twofold.economics.prices import Price, price_for
 from twofold.errors import InputError
 from twofold.estimate.inference import estimate_inference
@@ -266,8 +267,7 @@ def plan_capacity(
     for name, value in (("p99_ttft_ms", p99_ttft_ms), ("p99_itl_ms", p99_itl_ms)):
         if value is not None and not value > 0:
             raise InputError(name, value, "must be > 0 ms")
-    if max_replica_chips is not None and max_replica_chips < 1:
-        raise InputError("max_replica_chips", max_replica_chips, "must be a positive integer")
+    positive_ints(max_replica_chips=max_replica_chips)
     started = time.perf_counter()
     price = price if price is not None else price_for(system, chip)
     usd_per_chip_hour = price.usd_per_chip_hour
