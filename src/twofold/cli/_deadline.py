@@ -9,6 +9,7 @@ from twofold.cli._app import console, emit_json
 from twofold.cli._options import parse_budget
 from twofold.cli._render import finetune_label, layout_cell
 from twofold.errors import InputError, NoAnswer
+from twofold.units import SECONDS_PER_HOUR
 
 __all__ = ["deadline_targets", "plan_by_deadline", "render_deadline_column", "token_budget"]
 
@@ -104,7 +105,7 @@ def plan_by_deadline(
 
 
 def _hours(seconds: float) -> str:
-    hours = seconds / 3600.0
+    hours = seconds / SECONDS_PER_HOUR
     return f"{hours:.3g}" if hours < 100 else f"{hours:,.0f}"
 
 

@@ -8,6 +8,7 @@ import typer
 
 from twofold.cli._app import app, console, emit_json
 from twofold.errors import InputError
+from twofold.units import GB
 
 __all__ = ["models"]
 
@@ -111,7 +112,7 @@ def _render_table(records: list[dict[str, Any]]) -> None:
             str(r["seq_len"]),
             _g(r["forward_flops_per_sequence"] / 1e12),
             _g(r["training_flops_per_sequence"] / 1e12),
-            _g(r["weight_bytes"]["bf16"] / 1e9),
+            _g(r["weight_bytes"]["bf16"] / GB),
         )
     console().print(table)
 
@@ -136,7 +137,7 @@ def _render_detail(r: dict[str, Any]) -> None:
         ("training FLOPs / sequence (fwd+bwd)", f"{r['training_flops_per_sequence']:.4g}"),
         ("  causal-useful", f"{r['training_useful_flops_per_sequence']:.4g}"),
     ]
-    rows += [(f"weights {p} (GB)", f"{b / 1e9:,.2f}") for p, b in r["weight_bytes"].items()]
+    rows += [(f"weights {p} (GB)", f"{b / GB:,.2f}") for p, b in r["weight_bytes"].items()]
     for row in rows:
         table.add_row(*row)
     console().print(table)

@@ -39,6 +39,7 @@ from twofold.compare.ranges import thin_evidence as thin_of
 from twofold.compare.workloads import CLAIM_WORKLOADS, ClaimWorkload
 from twofold.errors import InputError, NoAnswer
 from twofold.parallel.layout import TrainingWorkload
+from twofold.units import SECONDS_PER_HOUR
 from twofold.workload.finetune import Finetune
 
 __all__ = [
@@ -430,7 +431,8 @@ def evaluate_ratio(
     if budget is not None:
         notes.append(
             f"deadline: each ratio is {claim.chip_b}'s cheapest bill over {claim.chip_a}'s to train "
-            f"{budget[0]:.3g} tokens by {budget[1] / 3600.0:.3g} h ({a.price.kind} price; 1 chip, one node, "
+            f"{budget[0]:.3g} tokens by {budget[1] / SECONDS_PER_HOUR:.3g} h "
+            f"({a.price.kind} price; 1 chip, one node, "
             "then node x 2^k up to the workload's chips; whole instances billed); serving workloads left out"
         )
     if claim.metric == "latency":

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from twofold.checks import one_of
 from twofold.errors import InputError
 from twofold.hardware.profile import CalibrationProfile
+from twofold.units import GIB, TB
 
 __all__ = [
     "PRECISIONS",
@@ -130,11 +131,11 @@ class Chip:
 
     @property
     def hbm_capacity_bytes(self) -> float:
-        return self.hbm_capacity_gib * 2**30
+        return self.hbm_capacity_gib * GIB
 
     @property
     def hbm_bandwidth_bytes_per_s(self) -> float:
-        return self.hbm_bandwidth_tb_s * 1e12
+        return self.hbm_bandwidth_tb_s * TB
 
 
 @dataclass(frozen=True, kw_only=True)

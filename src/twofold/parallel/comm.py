@@ -82,6 +82,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from twofold.hardware.types import System, TopologyLevel
+from twofold.units import GB
 
 __all__ = [
     "Group",
@@ -121,7 +122,7 @@ class LevelArrays:
         return cls(
             kind=level.kind,
             domain_chips=domain,
-            bandwidth_bytes_s=float(level.bandwidth_gb_s_per_chip) * 1e9,
+            bandwidth_bytes_s=float(level.bandwidth_gb_s_per_chip) * GB,
             latency_s=float(level.latency_us) * 1e-6,
             torus_dims=tuple(level.torus_dims),
             mesh_links=max(float(level.domain_chips or 2) - 1.0, 1.0),

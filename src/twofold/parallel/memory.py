@@ -23,6 +23,7 @@ import numpy as np
 from twofold.checks import fraction
 from twofold.errors import InputError
 from twofold.parallel.arrays import LayoutArrays
+from twofold.units import GIB
 from twofold.workload.finetune import (
     Finetune,
     adapter_params,
@@ -339,7 +340,7 @@ def memory_per_chip(
             "activations": act,
         }
         allocated = parts["weights"] + parts["gradients"] + parts["optimizer_states"] + act
-        parts["workspace"] = WORKSPACE_FIXED_GIB * 2**30 + FRAGMENTATION_FRACTION * allocated
+        parts["workspace"] = WORKSPACE_FIXED_GIB * GIB + FRAGMENTATION_FRACTION * allocated
         parts["total"] = allocated + parts["workspace"]
         return parts
 
@@ -436,7 +437,7 @@ def finetune_memory(
             "activations": act,
         }
         allocated = parts["weights"] + parts["gradients"] + parts["optimizer_states"] + act
-        parts["workspace"] = WORKSPACE_FIXED_GIB * 2**30 + FRAGMENTATION_FRACTION * allocated
+        parts["workspace"] = WORKSPACE_FIXED_GIB * GIB + FRAGMENTATION_FRACTION * allocated
         parts["total"] = allocated + parts["workspace"]
         return parts
 

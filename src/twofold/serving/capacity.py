@@ -42,6 +42,7 @@ from twofold.serving.config import ServingConfig
 from twofold.serving.costs import StepCosts, step_costs
 from twofold.serving.result import LoadResult
 from twofold.serving.scheduler import simulate
+from twofold.units import SECONDS_PER_HOUR
 from twofold.workload.model import ModelConfig
 
 __all__ = ["BATCHES", "CapacityOption", "CapacityPlan", "plan_capacity", "replica_layouts"]
@@ -300,7 +301,7 @@ def plan_capacity(
         usd_m = usd_month = None
         if usd_per_chip_hour is not None:
             usd_month = chips * usd_per_chip_hour * HOURS_PER_MONTH
-            usd_m = chips * usd_per_chip_hour / (request_rate * load.output_tokens * 3600.0) * 1e6
+            usd_m = chips * usd_per_chip_hour / (request_rate * load.output_tokens * SECONDS_PER_HOUR) * 1e6
         options.append(
             CapacityOption(
                 layout=layout, max_batch=batch, replicas=replicas, chips=chips,
