@@ -1,6 +1,6 @@
 """Rules every verb of the CLI follows, checked across verbs rather than one verb at a time.
 
-References: the rules themselves, stated in README's CLI paragraph and `cli._app` (a property per
+References: the rules themselves, stated in README's CLI paragraph and `cli._options` (a property per
 rule, checked on each verb's output), and Llama 2's 4M-token pretraining batch (Touvron et al.
 2023, section 2.2) for the one default global batch: 4 * 2**20 tokens / 4096 tokens per sequence
 = 1024 sequences.

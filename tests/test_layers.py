@@ -8,6 +8,10 @@ Two checks, both by parsing the source with `ast` (nothing is imported):
 - between modules: no import cycle at all, inside a package or across packages (an import inside a
   function that exists only to break such a cycle is a cycle all the same).
 An edge that cannot be fixed yet is listed in `ALLOWED_EXCEPTIONS` with its reason; any new one fails.
+
+A third check keeps the lazy imports honest in `cli/` (CONTRIBUTING.md, "Layers"): an import of a
+twofold module inside a function says why it is there, `# lazy: start-up time` (or another
+`# lazy:` reason) on the import itself or on a comment line right above its block of imports.
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ ROOT = SRC / "twofold"
 
 # The allowed layer order, lowest first. A package may import from its own layer or any lower one.
 # Base: the package root (only `__version__` and the lazy public API, which names modules as strings),
-# the one error type, the strict YAML loader and output-path checks, which every layer may use.
+# the one error type, the shared input checks, the unit constants, the strict YAML loader and
+# output-path checks, which every layer may use.
 LAYERS: tuple[frozenset[str], ...] = tuple(
     frozenset(layer)
     for layer in (
-        {"twofold", "errors", "yaml_strict", "outputs"},
+        {"twofold", "errors", "yaml_strict", "outputs", "checks", "units"},
         {"hardware", "workload"},
         {"cost", "economics"},
         {"parallel"},
@@ -43,13 +48,6 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
 ALLOWED_EXCEPTIONS: dict[tuple[str, str], str] = {
     ("compare", "sweep"): "compare.claim_run runs claim plans on the sweep engine; the runner should be "
     "injected by the CLI, which changes compare.claim's signature (in flight on another branch)",
-    ("twofold.cli._capacity", "twofold.cli.compare"): "cli/compare.py holds helpers every verb module "
-    "uses and dispatches to them; split cli/compare.py into a shared module and one module per verb",
-    ("twofold.cli._deadline", "twofold.cli.compare"): "same cli/compare.py split as above",
-    ("twofold.cli._imported", "twofold.cli.estimate"): "cli/estimate.py renders what cli/_imported "
-    "computes and dispatches to it; the same verb split moves the renderer to a shared module",
-    ("twofold.cli._inference", "twofold.cli.estimate"): "same verb split as above",
-    ("twofold.cli._inference", "twofold.cli.compare"): "same cli/compare.py split as above",
     ("twofold.validate.mapping", "twofold.validate.metrics"): "mapping reads TRAINING_METRICS, metrics "
     "reads mapping.Case; moving the metric names down touches validate/, which another branch rewrites",
 }
@@ -206,3 +204,48 @@ def test_allowed_exceptions_are_still_needed() -> None:
     seen = {(a, b) for a, b, _ in EDGES} | {(_package(a), _package(b)) for a, b, _ in EDGES}
     stale = sorted(set(ALLOWED_EXCEPTIONS) - seen)
     assert not stale, f"remove these from ALLOWED_EXCEPTIONS, the edge is gone: {stale}"
+
+
+def _function_imports(tree: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
+    """Imports of twofold modules inside a function, each once (nested functions included)."""
+    seen: set[int] = set()
+    for func in ast.walk(tree):
+        if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(func):
+            if id(node) in seen or not isinstance(node, (ast.Import, ast.ImportFrom)):
+                continue
+            seen.add(id(node))
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                names = ["twofold"] if node.level else [node.module or ""]
+            if any(name.split(".")[0] == "twofold" for name in names):
+                yield node
+
+
+def _says_why(lines: list[str], node: ast.Import | ast.ImportFrom) -> bool:
+    if any("# lazy:" in line for line in lines[node.lineno - 1 : node.end_lineno]):
+        return True
+    above = node.lineno - 2
+    while above >= 0 and lines[above].strip().startswith(("from ", "import ")):
+        above -= 1  # the other imports of the same block
+    return above >= 0 and lines[above].strip().startswith("# lazy:")
+
+
+def test_every_lazy_import_in_the_cli_says_why() -> None:
+    unexplained = []
+    for name, (path, _) in MODULES.items():
+        if not name.startswith("twofold.cli"):
+            continue
+        source = path.read_text(encoding="utf-8")
+        lines = source.splitlines()
+        for node in _function_imports(ast.parse(source, filename=str(path))):
+            if not _says_why(lines, node):
+                unexplained.append(
+                    f"{path.relative_to(SRC.parent)}:{node.lineno}: {lines[node.lineno - 1].strip()}"
+                )
+    assert not unexplained, (
+        "imports inside functions in cli/ without a `# lazy: <reason>` comment (start-up time, optional "
+        "dependency; a cycle is no reason):\n" + "\n".join(unexplained)
+    )

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from twofold.cli import main
-from twofold.cli.compare import parse_tokens
+from twofold.cli._options import parse_tokens
 from twofold.errors import InputError
 
 ARGS = ["compare", "llama3.1-8b", "--on", "trn2,h100", "--chips", "16", "--global-batch", "256"]

@@ -21,6 +21,8 @@ from twofold.cli import plan as _plan  # noqa: E402,F401  isort: skip
 from twofold.cli import estimate as _estimate  # noqa: E402,F401  isort: skip
 from twofold.cli import validate as _validate  # noqa: E402,F401  isort: skip
 from twofold.cli import compare as _compare  # noqa: E402,F401  isort: skip
+from twofold.cli import claim as _claim  # noqa: E402,F401  isort: skip
+from twofold.cli import report as _report  # noqa: E402,F401  isort: skip
 from twofold.cli import sweep as _sweep  # noqa: E402,F401  isort: skip
 from twofold.cli import stacks as _stacks  # noqa: E402,F401  isort: skip
 from twofold.cli import calibrate as _calibrate  # noqa: E402,F401  isort: skip
@@ -30,7 +32,7 @@ __all__ = ["app", "main"]
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
-    from twofold.errors import InputError, NoAnswer
+    from twofold.errors import InputError, NoAnswer  # lazy: start-up time
 
     try:
         # Standalone mode: click reports usage errors itself (exit 2) and handles --help/Ctrl-C.

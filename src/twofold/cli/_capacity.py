@@ -14,12 +14,14 @@ from twofold.cli._inference import (
     neuron_tp,
     price_of,
 )
+from twofold.cli._render import price_cell, price_line
+from twofold.errors import InputError, NoAnswer
 
 __all__ = ["compare_capacity", "plan_capacity_infer", "render_capacity"]
 
 
 def _workload(precision: str, weight: str | None, kv: str | None) -> Any:
-    from twofold.estimate.inference_types import InferenceWorkload
+    from twofold.estimate.inference_types import InferenceWorkload  # lazy: start-up time
 
     return InferenceWorkload(
         batch=1,
@@ -56,6 +58,7 @@ def plan_capacity_infer(
     """`twofold plan --infer --request-rate R`: replicas, layout and batch meeting the p99 targets at
     least cost (`serving.capacity`), with $ per million output tokens and per month at the price asked
     for (`--price`, `--price-kind`, `--min-quality`). `--chips` (or `--neuron-cores`) caps a replica."""
+    # lazy: start-up time
     from twofold.hardware.catalog import get_chip, system_for
     from twofold.serving import ServingConfig
     from twofold.serving.capacity import plan_capacity
@@ -91,14 +94,12 @@ def plan_capacity_infer(
     else:
         render_capacity([d], lnc=lnc)
     if d["best"] is None:
-        from twofold.errors import NoAnswer
-
         raise NoAnswer(d["explanation"][-1])
 
 
 def _layout_cell(chip_id: str, lay: dict[str, Any], lnc: int | None) -> str:
     """The replica, "tp8", "tp4 ep2", "tp8 pp2"; on Neuron also the replica in logical NeuronCores."""
-    from twofold.hardware.catalog import get_chip
+    from twofold.hardware.catalog import get_chip  # lazy: start-up time
 
     text = " ".join(f"{k}{lay[k]}" for k in ("tp", "ep", "pp") if k == "tp" or lay[k] > 1)
     chip = get_chip(chip_id)
@@ -112,8 +113,6 @@ def render_capacity(plans: list[dict[str, Any]], lnc: int | None = None) -> None
     """One row per chip: its cheapest plan for the rate (`serving.capacity.CapacityPlan.to_dict`), with
     $ per million output tokens and its price grade, or "no price (<kind>)"."""
     from rich.table import Table
-
-    from twofold.cli.compare import price_cell, price_line
 
     out = console()
     if not out.is_terminal:
@@ -177,9 +176,9 @@ def compare_capacity(
     """`twofold compare MODEL --on A,B --infer --request-rate R`: each chip's capacity plan for the rate
     side by side, and each one's cost against the reference split into causes
     (`compare.capacity`). `--neuron-cores N [--lnc L]` caps a replica on the Neuron chips."""
+    # lazy: start-up time
     from twofold.compare.capacity import compare_capacity as run
     from twofold.compare.plans import target
-    from twofold.errors import InputError
     from twofold.serving import ServingConfig
     from twofold.workload import get_model
 

@@ -6,6 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from twofold.cli._app import console, emit_json
+from twofold.cli._options import parse_budget
+from twofold.cli._render import finetune_label, layout_cell
+from twofold.errors import InputError, NoAnswer
+from twofold.units import SECONDS_PER_HOUR
 
 __all__ = ["deadline_targets", "plan_by_deadline", "render_deadline_column", "token_budget"]
 
@@ -14,15 +18,13 @@ def token_budget(tokens: str | None, samples: str | None, seq_len: int) -> float
     """The budget of a deadline: `--tokens`, or `--samples` sequences x `--seq-len` tokens. A
     deadline without one is refused: the 20 x params default is a pretraining budget, and a
     fine-tuning run priced at it would be off by orders of magnitude."""
-    from twofold.cli.compare import _parse_budget
-    from twofold.errors import InputError
 
     if tokens is not None and samples is not None:
         raise InputError("samples", samples, "give one budget: --tokens or --samples, not both")
     if tokens is not None:
-        return _parse_budget(tokens, "tokens")
+        return parse_budget(tokens, "tokens")
     if samples is not None:
-        return _parse_budget(samples, "samples") * seq_len
+        return parse_budget(samples, "samples") * seq_len
     raise InputError("tokens", None, "--deadline needs a budget: --tokens N or --samples N (sequences)")
 
 
@@ -30,8 +32,8 @@ def deadline_targets(names: list[str], stack: str | None, options: Any) -> list[
     """`search.deadline.DeadlineTarget`s of `--on` names (`chip` or `chip@system`, as compare).
     A chip named alone also brings its priced one-chip instances (`search.one_chip_instances`),
     each its own target `chip@system` right after it, unless `--on` names that system itself."""
+    # lazy: start-up time
     from twofold.compare.plans import split_chip_system, target
-    from twofold.errors import InputError
     from twofold.search.deadline import DeadlineTarget, one_chip_instances
 
     out = []
@@ -78,8 +80,7 @@ def plan_by_deadline(
     as_json: bool,
 ) -> None:
     """Run `search.plan_deadline` and print it; no option meeting the deadline exits 1 (NoAnswer)."""
-    from twofold.errors import NoAnswer
-    from twofold.search.deadline import parse_deadline, plan_deadline
+    from twofold.search.deadline import parse_deadline, plan_deadline  # lazy: start-up time
 
     deadline_s = parse_deadline(deadline)
     result = plan_deadline(
@@ -104,7 +105,7 @@ def plan_by_deadline(
 
 
 def _hours(seconds: float) -> str:
-    hours = seconds / 3600.0
+    hours = seconds / SECONDS_PER_HOUR
     return f"{hours:.3g}" if hours < 100 else f"{hours:,.0f}"
 
 
@@ -139,8 +140,6 @@ def _option_line(o: dict[str, Any]) -> str:
 
 
 def _row_cells(t: dict[str, Any]) -> list[str]:
-    from twofold.cli.compare import _layout
-
     o = t["best"] or t["fastest"]
     if o is None:
         return [t["label"], "-", "-", "does not fit", "-", "-", "-", t["status"]]
@@ -155,7 +154,7 @@ def _row_cells(t: dict[str, Any]) -> list[str]:
         t["label"],
         str(o["chips"]),
         str(o["billed_chips"]) if priced else "-",
-        _layout(o["layout"]),
+        layout_cell(o["layout"]),
         f"{p['kind']} {p['quality'] or '?'} ${p['usd_per_chip_hour']:.3g}" if priced else "no price",
         f"{_hours(o['time_s'])} ({_hours(lo)}-{_hours(hi)})",
         cost,
@@ -165,8 +164,6 @@ def _row_cells(t: dict[str, Any]) -> list[str]:
 
 def _render(d: dict[str, Any]) -> None:
     from rich.table import Table
-
-    from twofold.cli._app import finetune_label
 
     out = console()
     if not out.is_terminal:

@@ -9,23 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from twofold.cli._app import console, emit_json
+from twofold.cli._options import check_seq_len, import_onnx
+from twofold.cli._render import render_training_estimate, with_usable_memory
+from twofold.errors import InputError, NoAnswer
 
 __all__ = ["estimate_onnx", "plan_onnx"]
-
-
-def _import(model: str, input_shape: list[str], precision: str) -> Any:
-    from twofold.frontends import from_onnx, parse_input_shapes
-
-    return from_onnx(model, input_shapes=parse_input_shapes(input_shape), precision=precision)
-
-
-def _check_seq_len(imported: Any, seq_len: int, default: int) -> None:
-    from twofold.errors import InputError
-
-    if seq_len != default and seq_len != imported.seq_len:
-        raise InputError(
-            "seq_len", seq_len, f"is fixed by the input shapes ({imported.seq_len}) for an imported model"
-        )
 
 
 def estimate_onnx(
@@ -47,13 +35,13 @@ def estimate_onnx(
 ) -> None:
     """Import, estimate one training step, print it (JSON: `ImportedTrainingEstimate.to_dict()`
     plus the usable memory)."""
-    from twofold.errors import InputError
+    # lazy: start-up time
     from twofold.estimate.imported import estimate_imported_training
     from twofold.hardware.catalog import get_chip, system_for
     from twofold.parallel.layout import Layout, TrainingWorkload
 
-    imported = _import(model, input_shape, precision)
-    _check_seq_len(imported, seq_len, default_seq_len)
+    imported = import_onnx(model, input_shape, precision)
+    check_seq_len(imported, seq_len, default_seq_len)
     model_parallel = layout_flags["tp"] * layout_flags["pp"] * layout_flags["cp"]
     for axis in ("tp", "pp", "vp", "cp", "ep"):  # named before anything is derived from them
         if layout_flags[axis] != 1:
@@ -73,14 +61,12 @@ def estimate_onnx(
     result = estimate_imported_training(
         imported, system_for(the_chip, system), layout, workload, chip=the_chip, mem_headroom=mem_headroom
     )
-    from twofold.cli.estimate import _render, with_usable_memory
-
     d = with_usable_memory(result.to_dict(), mem_headroom)
     if as_json:
         emit_json(d)
         return
 
-    _render(d)
+    render_training_estimate(d)
     _render_extra(d)
 
 
@@ -101,12 +87,13 @@ def plan_onnx(
 ) -> None:
     """Import, rank the ZeRO stages on dp = chips, print (JSON: `PlanResult.to_dict()` plus
     `unsupported_ops`)."""
+    # lazy: start-up time
     from twofold.hardware.catalog import get_chip, system_for
     from twofold.parallel.layout import TrainingWorkload
     from twofold.search.imported import plan_imported
 
-    imported = _import(model, input_shape, precision)
-    _check_seq_len(imported, seq_len, default_seq_len)
+    imported = import_onnx(model, input_shape, precision)
+    check_seq_len(imported, seq_len, default_seq_len)
     the_chip = get_chip(chip)
     workload = TrainingWorkload(global_batch=global_batch, seq_len=imported.seq_len or 1, precision=precision)
     result = plan_imported(
@@ -126,8 +113,6 @@ def plan_onnx(
     else:
         _render_plan(d, global_batch)
     if d["best"] is None:  # a valid question without an answer: exit 1 (`errors.NoAnswer`)
-        from twofold.errors import NoAnswer
-
         raise NoAnswer(d["explanation"][0] if d["explanation"] else "no layout fits")
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from twofold.checks import positive_ints
 from twofold.cli._app import console, emit_json
-from twofold.cli.estimate import print_memory_and_notes
+from twofold.cli._render import price_cell, price_line, print_memory_and_notes, with_usable_memory
+from twofold.cli._uncertainty import range_cell, range_note
+from twofold.errors import InputError, NoAnswer
 
 __all__ = [
     "LOAD_DEFAULTS",
@@ -24,7 +27,6 @@ __all__ = [
 
 def refuse_training_flags(**flags: tuple[object, object]) -> None:
     """A training-only flag given with --infer (value differs from its default) is a mistake, not ignored."""
-    from twofold.errors import InputError
 
     for name, (value, default) in flags.items():
         if value != default:
@@ -38,7 +40,7 @@ def refuse_training_flags(**flags: tuple[object, object]) -> None:
 def _workload(
     batch: int, input_tokens: int, output_tokens: int, precision: str, weight: str | None, kv: str | None
 ):
-    from twofold.estimate.inference_types import InferenceWorkload
+    from twofold.estimate.inference_types import InferenceWorkload  # lazy: start-up time
 
     return InferenceWorkload(
         batch=batch,
@@ -58,7 +60,6 @@ def neuron_tp(chip: Any, neuron_cores: int | None, lnc: int | None, tp: int) -> 
     them into one logical core: default 2 on Trainium2 and later (NeuronCore-v3+; AWS Neuron docs,
     "Logical NeuronCore configuration"), 1 on Trainium1 / Inferentia2. tp = N / (cores / L).
     """
-    from twofold.errors import InputError
 
     if not is_neuron(chip):
         if neuron_cores is not None or lnc is not None:
@@ -91,7 +92,6 @@ def is_neuron(chip: Any) -> bool:
 def neuron_chips(chip: Any, neuron_cores: int | None, lnc: int | None, chips: int | None) -> int | None:
     """Chips from `--neuron-cores N [--lnc L]` (`neuron_tp`'s conversion) for `plan --infer` and
     `compare --infer`: `chips` when --neuron-cores is not given; given both, they must agree."""
-    from twofold.errors import InputError
 
     if neuron_cores is None:
         neuron_tp(chip, None, lnc, 1)  # validates --lnc
@@ -105,7 +105,7 @@ def neuron_chips(chip: Any, neuron_cores: int | None, lnc: int | None, chips: in
 def price_of(chip: Any, system: Any, prices: dict[str, float], kind: str, min_quality: str | None) -> Any:
     """The `economics.Price` a serving verb reports dollars at: `--price` for this chip, else the
     catalog's price of `--price-kind` of grade `--min-quality` or better, else unknown."""
-    from twofold.economics.prices import price_for
+    from twofold.economics.prices import price_for  # lazy: start-up time
 
     return price_for(system, chip, prices, kind, min_quality=min_quality)
 
@@ -139,15 +139,13 @@ def estimate_infer(
     """`twofold estimate --infer`: dp from --chips / (tp*pp*ep) when --dp is not given. With `load`
     (--max-batch and --concurrency or --request-rate), the requests are simulated through the
     engine's scheduler (`twofold.serving`) and the JSON gains "load"."""
-    from twofold.errors import InputError
+    # lazy: start-up time
     from twofold.estimate.inference import estimate_inference
     from twofold.estimate.inference_types import InferenceLayout
     from twofold.hardware.catalog import get_chip, system_for
     from twofold.workload import get_model
 
-    for name, value in (("chips", chips), ("dp", dp), ("tp", tp), ("pp", pp), ("ep", ep)):
-        if value is not None and value < 1:
-            raise InputError(name, value, "must be a positive integer")
+    positive_ints(chips=chips, dp=dp, tp=tp, pp=pp, ep=ep)
     the_chip = get_chip(chip)
     the_system = system_for(the_chip, system)
     price = price_of(the_chip, the_system, prices or {}, price_kind, min_quality)
@@ -161,6 +159,7 @@ def estimate_infer(
         raise InputError("chips", chips, f"!= dp*tp*pp*ep = {dp * replica}")
     layout = InferenceLayout(tp=tp, pp=pp, ep=ep, dp=dp, pad_heads=pad_heads)
     try:
+        # lazy: start-up time
         from twofold.estimate.inference_types import serving_model
         from twofold.workload.graph import decode_ops
 
@@ -178,7 +177,7 @@ def estimate_infer(
     input_tokens = 1024 if input_tokens is None else input_tokens
     output_tokens = 256 if output_tokens is None else output_tokens
     if config is not None:
-        from twofold.serving import simulate_serving
+        from twofold.serving import simulate_serving  # lazy: start-up time
 
         static, loaded = simulate_serving(
             get_model(model),
@@ -190,8 +189,6 @@ def estimate_infer(
             mem_headroom=mem_headroom,
             draft_model=get_model(config.spec_decode) if config.spec_decode else None,
         )
-        from twofold.cli.estimate import with_usable_memory
-
         d = with_usable_memory(static.priced(price).to_dict(), mem_headroom)
         d["load"] = loaded.to_dict()
         usd = d.get("usd_per_million_output_tokens")  # same chips and price, the load's tokens/s
@@ -212,8 +209,6 @@ def estimate_infer(
         chip=the_chip,
         mem_headroom=mem_headroom,
     ).priced(price)
-    from twofold.cli.estimate import with_usable_memory
-
     d = with_usable_memory(result.to_dict(), mem_headroom)
     if as_json:
         emit_json(d)
@@ -242,8 +237,7 @@ def serving_config(
 ):
     """The `serving.ServingConfig` of the load flags, None when none is given (a static estimate).
     A load flag without --max-batch, or --batch beside --max-batch, is an `InputError` (exit 2)."""
-    from twofold.errors import InputError
-    from twofold.serving import ServingConfig
+    from twofold.serving import ServingConfig  # lazy: start-up time
 
     given = {k: v for k, v in load.items() if k in LOAD_DEFAULTS and v != LOAD_DEFAULTS[k]}
     if not given:
@@ -289,7 +283,7 @@ def plan_infer(
     """`twofold plan --infer`: the serving layout and batch that maximise the objective under the
     targets, with $ per million output tokens at the price asked for (`price_of`); `--neuron-cores`
     gives the chips in logical NeuronCores (`neuron_chips`)."""
-    from twofold.errors import InputError
+    # lazy: start-up time
     from twofold.hardware.catalog import get_chip, system_for
     from twofold.search.infer_plan import plan_inference
     from twofold.workload import get_model
@@ -320,15 +314,11 @@ def plan_infer(
     else:
         _render_plan(d)
     if result.best is None:  # a valid question without an answer: exit 1 (`errors.NoAnswer`)
-        from twofold.errors import NoAnswer
-
         raise NoAnswer(result.explanation[0] if result.explanation else "no serving layout fits")
 
 
 def _render_estimate(d: dict[str, Any]) -> None:
     from rich.table import Table
-
-    from twofold.cli._uncertainty import range_note
 
     out = console()
     lay, w = d["layout"], d["workload"]
@@ -402,9 +392,6 @@ def _render_load(load: dict[str, Any], config: Any) -> None:
 
 def _render_plan(d: dict[str, Any]) -> None:
     from rich.table import Table
-
-    from twofold.cli._uncertainty import range_cell
-    from twofold.cli.compare import price_cell, price_line
 
     out = console()
     if not out.is_terminal:  # piped: one line per row, the $ column included

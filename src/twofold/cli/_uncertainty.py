@@ -40,6 +40,7 @@ def range_note(u: Mapping[str, Any] | None, figure: str, fmt: str = ",.0f") -> s
 def with_plan_uncertainty(d: dict[str, Any], chip: Any, stack: str | None) -> dict[str, Any]:
     """`twofold plan`'s JSON with an "uncertainty" block on every listed layout (best, top, pareto):
     the same intervals an estimate of that layout carries (`estimate.uncertainty`)."""
+    # lazy: start-up time
     from twofold.cost.calibration import shipped_calibration
     from twofold.estimate.uncertainty import uncertainty_for
 

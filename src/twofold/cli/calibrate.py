@@ -9,7 +9,9 @@ from typing import Any
 
 import typer
 
+from twofold import __version__
 from twofold.cli._app import app, console, emit_json
+from twofold.errors import InputError
 
 __all__ = ["calibrate_command"]
 
@@ -31,9 +33,8 @@ def calibrate_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Refit a stack's software factors (kernels, overheads, overlap, its collectives) from your runs."""
-    from twofold import __version__
+    # lazy: start-up time
     from twofold.cost.stack import list_stacks, user_stack_dir
-    from twofold.errors import InputError
     from twofold.validate.user_fit import fit_stack, stack_document, write_stack
     from twofold.validate.user_runs import check_runs, read_runs, run_case, runs_from_history
 

@@ -32,6 +32,7 @@ def chips(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """List the catalogued chips, or show one chip's figures with their sources and disagreements."""
+    # lazy: start-up time
     from twofold.hardware.catalog import chip_to_dict, get_chip, list_chips, system_to_dict, systems_for_chip
 
     if chip_id is None:
@@ -57,7 +58,7 @@ def systems(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """List the catalogued systems (instances, servers, pods), or show one system's topology levels."""
-    from twofold.hardware.catalog import get_system, list_systems, system_to_dict
+    from twofold.hardware.catalog import get_system, list_systems, system_to_dict  # lazy: start-up time
 
     found = list_systems() if system_id is None else (get_system(system_id),)
     records = [system_to_dict(s) for s in found]
@@ -141,7 +142,7 @@ def _render_system_table(records: list[dict[str, Any]]) -> None:
 def _render_system_detail(r: dict[str, Any]) -> None:
     from rich.table import Table
 
-    from twofold.hardware.catalog import get_system
+    from twofold.hardware.catalog import get_system  # lazy: start-up time
 
     system = get_system(r["id"])
     out = console()

@@ -1,50 +1,32 @@
-"""`twofold estimate`: one training step for a given parallel layout."""
+"""`twofold estimate`: one training step for a given parallel layout (with --infer: serving)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import typer
 
-from twofold.cli._app import (
+from twofold.checks import positive_ints
+from twofold.cli._app import app, emit_json
+from twofold.cli._options import (
     BASE_PRECISION_OPTION,
     DEFAULT_GLOBAL_BATCH,
     DEFAULT_SEQ_LEN,
     FINETUNE_OPTION,
     GLOBAL_BATCH_HELP,
+    HEADROOM_HELP,
     LORA_RANK_OPTION,
     LORA_TARGETS_OPTION,
     SERVING_DEFAULTS,
     STACK_HELP,
-    app,
     check_stack,
-    console,
-    emit_json,
-    finetune_label,
     finetune_of,
+    headroom,
     refuse_serving_flags,
+    resolve_dp,
 )
+from twofold.cli._render import render_training_estimate, with_usable_memory
+from twofold.errors import InputError
 
-__all__ = ["estimate", "print_memory_and_notes", "resolve_dp", "with_usable_memory"]
-
-_HEADROOM_HELP = "Fraction of the chip's memory kept free: fit within capacity x (1 - this); default 0.05."
-
-
-def resolve_dp(chips: int | None, dp: int | None, tp: int, pp: int, cp: int) -> tuple[int, int | None]:
-    """(dp, chips to check against): dp from --chips when not given; both given must agree."""
-    from twofold.errors import InputError
-
-    for name, value in (("chips", chips), ("dp", dp), ("tp", tp), ("pp", pp), ("cp", cp)):
-        if value is not None and value < 1:
-            raise InputError(name, value, "must be a positive integer")
-    model_parallel = tp * pp * cp
-    if dp is None:
-        if chips is None:
-            return 1, None
-        if chips % model_parallel:
-            raise InputError("chips", chips, f"is not divisible by tp*pp*cp={model_parallel}")
-        return chips // model_parallel, chips
-    return dp, chips
+__all__ = ["estimate"]
 
 
 @app.command("estimate")
@@ -118,7 +100,7 @@ def estimate(
         [], "--input-shape", help="--model X.onnx: shape of a dynamic input, NAME=8x3x224x224 (repeatable)."
     ),
     stack: str = typer.Option("auto", "--stack", help=STACK_HELP),
-    mem_headroom: float | None = typer.Option(None, "--mem-headroom", help=_HEADROOM_HELP),
+    mem_headroom: float | None = typer.Option(None, "--mem-headroom", help=HEADROOM_HELP),
     finetune: str = FINETUNE_OPTION,
     lora_rank: int = LORA_RANK_OPTION,
     lora_targets: str = LORA_TARGETS_OPTION,
@@ -126,15 +108,15 @@ def estimate(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Estimate one training step: step time, tokens/s/chip, MFU, memory per chip, and where the time goes."""
-    from twofold.errors import InputError
+    # lazy: start-up time (the estimator, catalogs and models load only once a verb runs)
     from twofold.estimate.training import estimate_training
     from twofold.hardware.catalog import get_chip, system_for
     from twofold.parallel.layout import Layout, TrainingWorkload
     from twofold.workload import get_model
 
     if infer:  # serving: twofold.estimate.inference (training-only flags do not apply)
-        from twofold.cli._inference import estimate_infer, refuse_training_flags
-        from twofold.economics.prices import check_min_quality, parse_chip_values
+        from twofold.cli._inference import estimate_infer, refuse_training_flags  # lazy: start-up time
+        from twofold.economics.prices import check_min_quality, parse_chip_values  # lazy: start-up time
 
         refuse_training_flags(
             seq_len=(seq_len, DEFAULT_SEQ_LEN), global_batch=(global_batch, None), vp=(vp, 1),
@@ -148,7 +130,7 @@ def estimate(
             model=model, chip=chip, system=system, chips=chips, dp=dp, tp=tp, pp=pp, ep=ep, batch=batch,
             input_tokens=input_tokens, output_tokens=output_tokens, precision=precision, as_json=as_json,
             weight_precision=weight_precision, kv_precision=kv_precision, pad_heads=pad_heads,
-            mem_headroom=_headroom(mem_headroom),
+            mem_headroom=headroom(mem_headroom),
             load=dict(max_batch=max_batch, concurrency=concurrency, request_rate=request_rate,
                       num_requests=num_requests, input_std=input_std, output_std=output_std,
                       chunked_prefill=chunked_prefill, prefix_cache_hit=prefix_cache_hit,
@@ -169,16 +151,14 @@ def estimate(
         neuron_cores=neuron_cores, lnc=lnc, price=",".join(price) or None,
         price_kind=None if price_kind == "on-demand" else price_kind, min_quality=min_quality,
     )  # fmt: skip
-    headroom = _headroom(mem_headroom)
+    the_headroom = headroom(mem_headroom)
     the_finetune = finetune_of(finetune, lora_rank, lora_targets, base_precision)
     micro_batch = 1 if micro_batch is None else micro_batch
-    for name, value in (("global_batch", global_batch), ("seq_len", seq_len), ("micro_batch", micro_batch)):
-        if value is not None and value < 1:
-            raise InputError(name, value, "must be a positive integer")
+    positive_ints(global_batch=global_batch, seq_len=seq_len, micro_batch=micro_batch)
     if model.endswith(".onnx") and the_finetune is not None:
         raise InputError("finetune", finetune, "an ONNX model is estimated with full training only")
     if model.endswith(".onnx"):  # an imported model: data parallel and ZeRO/FSDP only
-        from twofold.cli._imported import estimate_onnx
+        from twofold.cli._imported import estimate_onnx  # lazy: start-up time
 
         return estimate_onnx(
             model=model, input_shape=input_shape, chip=chip, system=system, chips=chips, dp=dp,
@@ -186,7 +166,7 @@ def estimate(
                           "recompute": recompute},
             micro_batch=micro_batch,
             global_batch=DEFAULT_GLOBAL_BATCH if global_batch is None else global_batch, seq_len=seq_len,
-            default_seq_len=DEFAULT_SEQ_LEN, precision=precision, as_json=as_json, mem_headroom=headroom,
+            default_seq_len=DEFAULT_SEQ_LEN, precision=precision, as_json=as_json, mem_headroom=the_headroom,
         )  # fmt: skip
     the_dp, check_chips = resolve_dp(chips, dp, tp, pp, cp)
     if global_batch is None:  # one default for every verb, never derived from --micro-batch
@@ -215,105 +195,11 @@ def estimate(
         chip=the_chip,
         chips=check_chips,
         stack=check_stack(stack),
-        mem_headroom=headroom,
+        mem_headroom=the_headroom,
         allow_long_context=allow_long_context,
     )
-    d = with_usable_memory(result.to_dict(), headroom)
+    d = with_usable_memory(result.to_dict(), the_headroom)
     if as_json:
         emit_json(d)
     else:
-        _render(d)
-
-
-def _headroom(mem_headroom: float | None) -> float:
-    """--mem-headroom, or the default (`parallel.memory.DEFAULT_MEM_HEADROOM`), validated."""
-    from twofold.parallel.memory import DEFAULT_MEM_HEADROOM, usable_memory_bytes
-
-    headroom = DEFAULT_MEM_HEADROOM if mem_headroom is None else mem_headroom
-    usable_memory_bytes(1.0, headroom)  # InputError (exit 2) unless 0 <= headroom < 1
-    return headroom
-
-
-def with_usable_memory(d: dict[str, Any], mem_headroom: float) -> dict[str, Any]:
-    """An estimate's dict plus the fit rule it was held to: `mem_headroom` and
-    `usable_memory_gib` = capacity x (1 - mem_headroom) (`parallel.memory.DEFAULT_MEM_HEADROOM`)."""
-    usable = d["hbm_capacity_gib"] * (1.0 - mem_headroom)
-    return d | {"mem_headroom": mem_headroom, "usable_memory_gib": usable}
-
-
-def _render(d: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    from twofold.cli._uncertainty import range_note
-
-    out = console()
-    lay, w = d["layout"], d["workload"]
-    shape = " ".join(f"{k}={lay[k]}" for k in ("dp", "tp", "pp", "vp", "cp", "ep", "zero", "micro_batch"))
-    out.print(
-        f"[bold]{d['model']}[/] on {d['chips']} x {d['chip']} ({d['system']}), {shape}, "
-        f"recompute={lay['recompute']}; global_batch={w['global_batch']}, "
-        f"seq_len={w['seq_len']}, {w['precision']}{finetune_label(w)}"
-    )
-    fits = "[green]fits[/]" if d["fits"] else "[red]does not fit[/]"
-    # Imported models without tokens (a CNN) report samples: tokens_per_s_per_chip is null there.
-    rate = (
-        f"{d['tokens_per_s_per_chip']:,.0f} tokens/s/chip"
-        + range_note(d.get("uncertainty"), "tokens_per_s_per_chip")
-        if d["tokens_per_s_per_chip"] is not None
-        else f"{d['samples_per_s_per_chip']:,.1f} samples/s/chip"
-    )
-    out.print(
-        f"step {d['step_time_s']:.3f} s, {rate}, "
-        f"MFU {d['mfu']:.1%}, "
-        f"{d['microbatches']} micro-batches (bubble {d['bubble_fraction']:.1%}), "
-        f"{d['memory_per_chip_gib']:.1f} of {_usable(d)} per chip: {fits}"
-    )
-    print_provenance(out, d.get("provenance") or {})
-    table = Table(title="where the step time goes")
-    for col in ("term", "seconds", "share"):
-        table.add_column(col, justify="left" if col == "term" else "right")
-    step = d["step_time_s"] or 1.0
-    for key, value in d["breakdown"].items():
-        table.add_row(key.removesuffix("_s"), f"{value:.4f}", f"{value / step:.1%}")
-    for key, value in d["hidden_comm"].items():
-        if value > 0:
-            table.add_row(f"({key.removesuffix('_s')} hidden)", f"{value:.4f}", "overlapped")
-    out.print(table)
-    print_memory_and_notes(out, d)
-
-
-def _usable(d: dict[str, Any]) -> str:
-    """The usable memory, "76 GiB usable (80 GiB, 5% headroom)", or the capacity without one."""
-    if d.get("usable_memory_gib") is None:
-        return f"{d['hbm_capacity_gib']:g} GiB"
-    capacity, headroom = d["hbm_capacity_gib"], d["mem_headroom"]
-    return f"{d['usable_memory_gib']:.3g} GiB usable ({capacity:g} GiB, {headroom:.0%} headroom)"
-
-
-def print_provenance(out: Any, p: dict[str, Any]) -> None:
-    """One line on the stack and calibration behind an estimate, and its assumptions."""
-    if not p:
-        return
-    f = p["factors"]
-    chosen = " (auto: the vendor's reference stack)" if p["stack_chosen_by"].startswith("auto") else ""
-    out.print(
-        f"stack {p['stack']}{chosen}: attention {f['attention_kernel']} ({f['attention_kernel_basis']}), "
-        f"GEMM factor {f['gemm_efficiency_factor']:.3g} ({f['gemm_efficiency_factor_basis']}); "
-        f"calibration: {p['calibration']}"
-    )
-    for text in p.get("assumed", []):
-        out.print(f"assumed: {text}")
-
-
-def print_memory_and_notes(out: Any, d: dict[str, Any]) -> None:
-    """The memory table and the notes of an estimate's `to_dict` (training or serving)."""
-    from rich.table import Table
-
-    mem = Table(title="memory per chip (most loaded pipeline stage)")
-    mem.add_column("part")
-    mem.add_column("GiB", justify="right")
-    for key, value in d["memory"].items():
-        mem.add_row(key.removesuffix("_gib"), f"{value:.2f}")
-    out.print(mem)
-    for note in d["notes"]:
-        out.print(f"note: {note}")
+        render_training_estimate(d)

@@ -7,6 +7,7 @@ from typing import Any
 import typer
 
 from twofold.cli._app import app, console, emit_json
+from twofold.errors import InputError
 
 __all__ = ["inspect"]
 
@@ -23,8 +24,7 @@ def inspect(
 ) -> None:
     """Import an ONNX model (PyTorch, TensorFlow/Keras via tf2onnx, JAX via jax2onnx): op counts,
     FLOPs, parameters, and the operators twofold does not recognise."""
-    from twofold.errors import InputError
-    from twofold.frontends import from_onnx, parse_input_shapes
+    from twofold.frontends import from_onnx, parse_input_shapes  # lazy: start-up time
 
     if top < 0:
         raise InputError("top", top, "must be a non-negative integer")

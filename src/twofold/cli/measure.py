@@ -8,7 +8,8 @@ from typing import Any
 
 import typer
 
-from twofold.cli._app import app, emit_json
+from twofold.checks import positive_int
+from twofold.cli._app import app, console, emit_json
 
 __all__ = ["history_cmd", "measure_cmd"]
 
@@ -47,6 +48,7 @@ def measure_cmd(
     threads: int | None = typer.Option(None, "--threads", help="PyTorch threads (default: all usable CPUs)."),
 ) -> None:
     """Microbenchmarks and real training steps on this device; fits and saves its calibration profile."""
+    # lazy: start-up time
     from twofold.measure.bench import TorchDevice
     from twofold.measure.run import measure
 
@@ -66,8 +68,6 @@ def measure_cmd(
 
 def _render(result: Any) -> None:
     from rich.table import Table
-
-    from twofold.cli._app import console
 
     out = console()
     chip, prof, summary = result.fit.chip, result.fit.profile, result.summary()
@@ -117,19 +117,16 @@ def history_cmd(
     limit: int | None = typer.Option(None, "--limit", help="Show only the newest N runs."),
 ) -> None:
     """Runs recorded in the results database, newest first."""
-    from twofold.errors import InputError
-    from twofold.measure.db import default_db_path, list_runs
+    from twofold.measure.db import default_db_path, list_runs  # lazy: start-up time
 
-    if limit is not None and limit < 1:
-        raise InputError("limit", limit, "must be >= 1")
+    if limit is not None:
+        positive_int("limit", limit, "must be >= 1")
     path = Path(db).expanduser() if db is not None else default_db_path()
     runs = list_runs(path, limit=limit)
     if json_out:
         emit_json({"db": str(path), "runs": [r.to_dict() for r in runs]})
         return
     from rich.table import Table
-
-    from twofold.cli._app import console
 
     table = Table(title=f"runs in {path}")
     for col in (

@@ -7,6 +7,8 @@ from typing import Any
 import typer
 
 from twofold.cli._app import app, console, emit_json
+from twofold.errors import InputError
+from twofold.units import GB
 
 __all__ = ["models"]
 
@@ -16,7 +18,7 @@ _DEFAULT_SEQ_LEN = 4096
 
 def model_record(model_id: str, seq_len: int | None) -> dict[str, Any]:
     """Everything `twofold models` shows about one model (a catalog id/alias or a config.json path)."""
-    from twofold.errors import InputError
+    # lazy: start-up time
     from twofold.workload.graph import forward_ops, totals, training_ops
     from twofold.workload.params import param_counts, weight_bytes
     from twofold.workload.registry import catalog_entry, get_model
@@ -66,7 +68,7 @@ def models(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document (a list of models)."),
 ) -> None:
     """Catalog models: exact parameters (total, active per token), FLOPs per sequence, weight bytes."""
-    from twofold.workload.registry import list_models
+    from twofold.workload.registry import list_models  # lazy: start-up time
 
     ids = [m.name for m in list_models()] if model_id is None else [model_id]
     records = [model_record(i, seq_len) for i in ids]
@@ -110,7 +112,7 @@ def _render_table(records: list[dict[str, Any]]) -> None:
             str(r["seq_len"]),
             _g(r["forward_flops_per_sequence"] / 1e12),
             _g(r["training_flops_per_sequence"] / 1e12),
-            _g(r["weight_bytes"]["bf16"] / 1e9),
+            _g(r["weight_bytes"]["bf16"] / GB),
         )
     console().print(table)
 
@@ -135,7 +137,7 @@ def _render_detail(r: dict[str, Any]) -> None:
         ("training FLOPs / sequence (fwd+bwd)", f"{r['training_flops_per_sequence']:.4g}"),
         ("  causal-useful", f"{r['training_useful_flops_per_sequence']:.4g}"),
     ]
-    rows += [(f"weights {p} (GB)", f"{b / 1e9:,.2f}") for p, b in r["weight_bytes"].items()]
+    rows += [(f"weights {p} (GB)", f"{b / GB:,.2f}") for p, b in r["weight_bytes"].items()]
     for row in rows:
         table.add_row(*row)
     console().print(table)

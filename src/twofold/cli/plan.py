@@ -6,7 +6,9 @@ from typing import Any
 
 import typer
 
-from twofold.cli._app import (
+from twofold.checks import one_of, positive_ints
+from twofold.cli._app import app, console, emit_json
+from twofold.cli._options import (
     BASE_PRECISION_OPTION,
     DEFAULT_GLOBAL_BATCH,
     DEFAULT_SEQ_LEN,
@@ -16,14 +18,15 @@ from twofold.cli._app import (
     LORA_TARGETS_OPTION,
     SERVING_DEFAULTS,
     STACK_HELP,
-    app,
     check_stack,
-    console,
-    emit_json,
-    finetune_label,
+    chip_list,
     finetune_of,
+    parse_tokens,
     refuse_serving_flags,
 )
+from twofold.cli._render import finetune_label
+from twofold.cli._uncertainty import short_range, with_plan_uncertainty
+from twofold.errors import InputError, NoAnswer
 
 __all__ = ["plan"]
 
@@ -129,9 +132,8 @@ def plan(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Search every valid layout (dp, tp, pp, vp, cp, ep, ZeRO, micro-batch, recompute) and rank them."""
-    from twofold.cli.compare import parse_tokens
+    # lazy: start-up time
     from twofold.economics.prices import parse_chip_values
-    from twofold.errors import InputError
     from twofold.hardware.catalog import get_chip, system_for
     from twofold.hardware.types import PRECISIONS
     from twofold.parallel.layout import TrainingWorkload
@@ -149,16 +151,13 @@ def plan(
         "max_vp": max_vp,
         "max_cp": max_cp,
     }
-    for name, value in bounds.items():
-        if value is not None and value < 1:
-            raise InputError(name, value, "must be a positive integer")
+    positive_ints(**bounds)
     headroom = DEFAULT_MEM_HEADROOM if mem_headroom is None else mem_headroom
     usable_memory_bytes(1.0, headroom)  # validates it before any model is read
     tolerance = DEFAULT_TIE_TOLERANCE if tie_tolerance is None else tie_tolerance
 
     if deadline is not None or on is not None or samples is not None:  # search.deadline
-        from twofold.cli._deadline import plan_by_deadline, token_budget
-        from twofold.cli.compare import _chip_list
+        from twofold.cli._deadline import plan_by_deadline, token_budget  # lazy: start-up time
 
         if deadline is None:
             name, value = ("on", on) if on is not None else ("samples", samples)
@@ -178,14 +177,15 @@ def plan(
             max_tpot_ms=max_tpot_ms, weight_precision=weight_precision, kv_precision=kv_precision,
             pad_heads=pad_heads or None,
         )  # fmt: skip
-        for name, value in (("power", ",".join(power)), ("idle_fraction", idle_fraction)):
-            if value:
-                raise InputError(name, value, "applies to --objective energy, not to --deadline")
-        for name, value in (("chips", chips), ("global_batch", global_batch), ("seq_len", seq_len)):
-            if value is not None and value < 1:
-                raise InputError(name, value, "must be a positive integer")
-        if precision not in PRECISIONS:
-            raise InputError("precision", precision, f"must be one of {', '.join(PRECISIONS)}")
+        energy_flags: list[tuple[str, object]] = [
+            ("power", ",".join(power)),
+            ("idle_fraction", idle_fraction),
+        ]
+        for name, given in energy_flags:
+            if given:
+                raise InputError(name, given, "applies to --objective energy, not to --deadline")
+        positive_ints(chips=chips, global_batch=global_batch, seq_len=seq_len)
+        one_of("precision", precision, PRECISIONS)
         budget = token_budget(tokens, samples, seq_len)
         workload = TrainingWorkload(
             global_batch=global_batch,
@@ -194,7 +194,7 @@ def plan(
             finetune=finetune_of(finetune, lora_rank, lora_targets, base_precision),
         )
         if on is not None:
-            names = _chip_list(on)
+            names = chip_list(on)
         else:
             assert chip is not None  # (on is None) == (chip is None) was refused above
             names = [chip if system is None else f"{chip}@{system}"]
@@ -225,14 +225,14 @@ def plan(
     price_kind = "on-demand" if price_kind is None else price_kind
 
     if infer:  # serving: twofold.search.infer_plan (objectives throughput, latency, cost)
-        from twofold.cli._inference import plan_infer, refuse_training_flags
-        from twofold.economics.prices import check_min_quality, price_for
+        from twofold.cli._inference import plan_infer, refuse_training_flags  # lazy: start-up time
+        from twofold.economics.prices import check_min_quality, price_for  # lazy: start-up time
 
         prices = parse_chip_values(price, "price", "USD per chip-hour")
         min_quality = check_min_quality(min_quality)
         price_for(system_for(get_chip(chip), system), get_chip(chip), kind=price_kind)  # a bad kind: exit 2
         if request_rate is not None:  # capacity at a rate (serving.capacity); --chips caps one replica
-            from twofold.cli._capacity import plan_capacity_infer
+            from twofold.cli._capacity import plan_capacity_infer  # lazy: start-up time
 
             return plan_capacity_infer(
                 model=model, chip=chip, system=system, precision=precision, max_replica_chips=chips,
@@ -269,15 +269,12 @@ def plan(
     )  # fmt: skip
     if chips is None:
         raise InputError("chips", None, "is required: the number of chips to plan for")
-    for name, value in (("chips", chips), ("global_batch", global_batch), ("seq_len", seq_len), ("top", top)):
-        if value < 1:
-            raise InputError(name, value, "must be a positive integer")
+    positive_ints(chips=chips, global_batch=global_batch, seq_len=seq_len, top=top)
     check_objective(objective)
     prices = parse_chip_values(price, "price", "USD per chip-hour")
     powers = parse_chip_values(power, "power", "W")
     tokens_to_train = parse_tokens(tokens)
-    if precision not in PRECISIONS:
-        raise InputError("precision", precision, f"must be one of {', '.join(PRECISIONS)}")
+    one_of("precision", precision, PRECISIONS)
     if model.endswith(".onnx") and finetune != "full":
         raise InputError("finetune", finetune, "an ONNX model is planned with full training only")
     if model.endswith(".onnx"):  # an imported model: dp = chips, ZeRO stage searched
@@ -286,7 +283,7 @@ def plan(
         for name, value in bounds.items():
             if value is not None:
                 raise InputError(name, value, "an ONNX model is planned with data parallelism only")
-        from twofold.cli._imported import plan_onnx
+        from twofold.cli._imported import plan_onnx  # lazy: start-up time
 
         return plan_onnx(
             model=model, input_shape=input_shape, chip=chip, system=system, chips=chips,
@@ -322,7 +319,6 @@ def plan(
         stack=check_stack(stack),
         allow_long_context=allow_long_context,
     )
-    from twofold.cli._uncertainty import with_plan_uncertainty
 
     d = with_plan_uncertainty(result.to_dict(), the_chip, check_stack(stack))
     if as_json:
@@ -330,8 +326,6 @@ def plan(
     else:
         _render(d)
     if d["best"] is None:  # a valid question without an answer: exit 1 (`errors.NoAnswer`)
-        from twofold.errors import NoAnswer
-
         raise NoAnswer(d["explanation"][0] if d["explanation"] else "no layout fits")
 
 
@@ -366,8 +360,6 @@ def _inputs_lines(d: dict[str, Any]) -> list[str]:
 def _render(d: dict[str, Any]) -> None:
     from rich import box
     from rich.table import Table
-
-    from twofold.cli._uncertainty import short_range
 
     out = console()
     w = d["workload"]

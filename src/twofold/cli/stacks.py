@@ -14,7 +14,7 @@ _SHOWN = ("attention_kernel", "runtime", "fsdp_flavour", "fp8_recipe", "tp_comm_
 
 
 def _record(stack: Any) -> dict[str, Any]:
-    from twofold.estimate.uncertainty import uncertainty_data
+    from twofold.estimate.uncertainty import uncertainty_data  # lazy: start-up time
 
     rows = ((uncertainty_data().get("rows") or {}).get("training") or {}).get("stack") or {}
     return {**stack.to_dict(), "published_rows": int(rows.get(stack.id, 0))}
@@ -28,6 +28,7 @@ def stacks(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """List the software stacks (kernels, runtime, sharding, overlaps), or show one with its sources."""
+    # lazy: start-up time
     from twofold.cost.stack import AUTO, auto_table, get_stack, list_stacks, user_stacks
 
     if stack_id is None or stack_id == AUTO:

@@ -8,7 +8,12 @@ from typing import Any
 
 import typer
 
-from twofold.cli._app import STACK_HELP, app, console, emit_json
+from twofold import __version__
+from twofold.checks import positive_ints
+from twofold.cli._app import app, console, emit_json
+from twofold.cli._options import STACK_HELP
+from twofold.errors import InputError
+from twofold.outputs import check_output_path
 
 __all__ = ["sweep"]
 
@@ -30,8 +35,7 @@ def sweep(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Plan models x chips x scales from a YAML spec; a rerun skips what the store already holds."""
-    from twofold import __version__
-    from twofold.errors import InputError
+    # lazy: start-up time
     from twofold.sweep import SweepStore, default_store_path, load_spec, run_sweep
 
     # Everything a user can get wrong is checked before the first scenario starts.
@@ -39,21 +43,18 @@ def sweep(
     if stack is not None:
         from dataclasses import replace
 
-        from twofold.sweep.spec import _stack
+        from twofold.sweep.spec import _stack  # lazy: start-up time
 
         spec = replace(spec, stack=_stack(stack, Path.cwd()))
-    if workers is not None and workers < 1:
-        raise InputError("workers", workers, "must be a positive integer")
+    positive_ints(workers=workers)
     if workers is not None and ray is not None:
         raise InputError("workers", workers, "sizes the local pool; with --ray the cluster's CPUs decide")
     if ray is not None and not ray.strip():
         raise InputError("ray", ray, "must be 'auto' or a cluster address")
     if report is not None:
-        from twofold.outputs import check_output_path
-
         check_output_path(report, field="report")
     if ray is not None:
-        from twofold.sweep.ray_runner import require_ray
+        from twofold.sweep.ray_runner import require_ray  # lazy: start-up time
 
         require_ray(ray)
     store_path = out if out is not None else default_store_path()
@@ -65,7 +66,7 @@ def sweep(
     with SweepStore(store_path) as store:
         rows = store.results(summary.keys)
     if report is not None:
-        from twofold.sweep.report import write_html
+        from twofold.sweep.report import write_html  # lazy: start-up time
 
         write_html(report, spec, rows, version=__version__)
     if as_json:
@@ -123,7 +124,7 @@ def _best(row: Any) -> dict[str, Any] | None:
 
 
 def _document(spec: Any, summary: Any, rows: list[Any], report: str | None) -> dict[str, Any]:
-    from twofold.sweep.report import compare_by_scale, ratio_summary
+    from twofold.sweep.report import compare_by_scale, ratio_summary  # lazy: start-up time
 
     table = compare_by_scale(spec, rows)
     return {
@@ -151,7 +152,7 @@ def _render(spec: Any, summary: Any, rows: list[Any], report: str | None) -> Non
     from rich import box
     from rich.table import Table
 
-    from twofold.sweep.report import NOT_RUN, compare_by_scale, hardware_label
+    from twofold.sweep.report import NOT_RUN, compare_by_scale, hardware_label  # lazy: start-up time
 
     out = console()
     table_rows = compare_by_scale(spec, rows)

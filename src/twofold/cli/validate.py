@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from twofold.cli._app import app, console, emit_json
+from twofold.errors import InputError
 from twofold.outputs import check_output_path
 
 __all__ = ["validate_command"]
@@ -50,10 +51,10 @@ def validate_command(
     ),
 ) -> None:
     """Predict every published measurement twofold can express and report the error."""
-    from twofold.validate import validate
+    from twofold.validate import validate  # lazy: start-up time
 
     if plot is not None:  # before the validation run, not after it
-        from twofold.validate.plot import PLOT_SUFFIXES, require_matplotlib
+        from twofold.validate.plot import PLOT_SUFFIXES, require_matplotlib  # lazy: start-up time
 
         check_output_path(plot, field="plot", suffixes=PLOT_SUFFIXES)
         require_matplotlib(plot)
@@ -71,7 +72,7 @@ def validate_command(
         force_stack=bool(data),
     )
     if plot is not None:
-        from twofold.validate.plot import plot_predicted_vs_published
+        from twofold.validate.plot import plot_predicted_vs_published  # lazy: start-up time
 
         plot_predicted_vs_published(result, plot)
     if as_json:
@@ -85,7 +86,7 @@ def _data_rows(paths: list[Path], *, held_out: bool) -> tuple[Any, ...]:
     with other spellings of a metric name read as twofold's (`validate.reading.read_metric`)."""
     from dataclasses import replace
 
-    from twofold.errors import InputError
+    # lazy: start-up time
     from twofold.validate.dataset import read_csv
     from twofold.validate.reading import read_metric
 

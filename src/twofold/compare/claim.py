@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from twofold.checks import fraction
 from twofold.compare.claim_parse import CLAIM_METRICS, Claim, parse_claim
 from twofold.compare.compare import compare_targets
 from twofold.compare.factors import dominant_factor
@@ -38,6 +39,7 @@ from twofold.compare.ranges import thin_evidence as thin_of
 from twofold.compare.workloads import CLAIM_WORKLOADS, ClaimWorkload
 from twofold.errors import InputError, NoAnswer
 from twofold.parallel.layout import TrainingWorkload
+from twofold.units import SECONDS_PER_HOUR
 from twofold.workload.finetune import Finetune
 
 __all__ = [
@@ -368,8 +370,7 @@ def evaluate_ratio(
     workload's ratio is the two chips' cheapest bills for `tokens` by the deadline
     (`compare.claim_deadline`), planned in this process; serving workloads are left out.
     """
-    if not 0.0 <= tolerance < 1.0:
-        raise InputError("tolerance", tolerance, "must be in [0, 1)")
+    fraction("tolerance", tolerance)
     budget = check_deadline_claim(claim, tokens, deadline_s)
     if budget is not None and (ray_address is not None or store is not None or (workers or 1) > 1):
         raise InputError(
@@ -430,7 +431,8 @@ def evaluate_ratio(
     if budget is not None:
         notes.append(
             f"deadline: each ratio is {claim.chip_b}'s cheapest bill over {claim.chip_a}'s to train "
-            f"{budget[0]:.3g} tokens by {budget[1] / 3600.0:.3g} h ({a.price.kind} price; 1 chip, one node, "
+            f"{budget[0]:.3g} tokens by {budget[1] / SECONDS_PER_HOUR:.3g} h "
+            f"({a.price.kind} price; 1 chip, one node, "
             "then node x 2^k up to the workload's chips; whole instances billed); serving workloads left out"
         )
     if claim.metric == "latency":

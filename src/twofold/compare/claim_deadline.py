@@ -36,6 +36,7 @@ from twofold.compare.plans import Target
 from twofold.compare.ranges import chip_uncertainty, ratio_range, siblings, thin_evidence
 from twofold.parallel.layout import TrainingWorkload
 from twofold.search.deadline import DeadlineOption, DeadlineTarget, TargetOutcome, plan_deadline
+from twofold.units import SECONDS_PER_HOUR
 from twofold.workload.model import ModelConfig
 
 __all__ = ["DeadlineRatio", "deadline_cost_ratio", "deadline_json", "option_summary"]
@@ -57,7 +58,7 @@ class DeadlineRatio:
 def option_summary(label: str, o: DeadlineOption) -> str:
     """ "trn2 x 16 (billed 16) $123.45 in 40.1 h": one chip's chosen option."""
     cost = "no price" if o.cost_usd is None else f"${o.cost_usd:,.2f}"
-    return f"{label} x {o.chips} (billed {o.billed_chips}) {cost} in {o.time_s / 3600.0:.3g} h"
+    return f"{label} x {o.chips} (billed {o.billed_chips}) {cost} in {o.time_s / SECONDS_PER_HOUR:.3g} h"
 
 
 def _why_none(t: TargetOutcome, tokens: float, deadline_s: float, cap: int) -> str:
@@ -67,7 +68,7 @@ def _why_none(t: TargetOutcome, tokens: float, deadline_s: float, cap: int) -> s
         return f"{t.label}: no layout fits on up to {cap} chips"
     fast = t.fastest
     tail = "" if fast is None else f"; fastest {option_summary(t.label, fast)}"
-    hours = deadline_s / 3600.0
+    hours = deadline_s / SECONDS_PER_HOUR
     return f"{t.label} cannot train {tokens:.3g} tokens by {hours:.3g} h on up to {cap} chips{tail}"
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from twofold.checks import one_of
 from twofold.errors import InputError
 
 __all__ = ["CLAIM_METRICS", "EXPECTED_FORM", "Claim", "parse_claim"]
@@ -110,6 +111,6 @@ def parse_claim(text: str, *, metric: str | None = None) -> Claim:
         raise InputError("claim", text, "the multiplier must be positive")
     if metric is None:
         metric = next((name for pattern, name in _METRIC_WORDS if re.search(pattern, low)), "throughput")
-    elif metric not in CLAIM_METRICS:
-        raise InputError("metric", metric, f"must be one of {', '.join(CLAIM_METRICS)}")
+    else:
+        one_of("metric", metric, CLAIM_METRICS)
     return Claim(text=text.strip(), chip_a=chips[0], chip_b=chips[1], multiplier=multiplier, metric=metric)

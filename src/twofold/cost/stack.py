@@ -49,6 +49,7 @@ from typing import Any
 import yaml
 
 from twofold import yaml_strict
+from twofold.checks import one_of
 from twofold.errors import InputError
 
 __all__ = [
@@ -199,13 +200,9 @@ def _check_value(where: str, mechanism: str, value: Any) -> Any:
     if mechanism == "attention_kernel":
         from twofold.cost.attention import ATTENTION_KERNELS
 
-        if value not in ATTENTION_KERNELS:
-            raise InputError(where, value, f"must be one of {', '.join(ATTENTION_KERNELS)}")
-        return str(value)
+        return str(one_of(where, value, ATTENTION_KERNELS))
     assert isinstance(rule, tuple)
-    if value not in rule:
-        raise InputError(where, value, f"must be one of {', '.join(rule)}")
-    return str(value)
+    return str(one_of(where, value, rule))
 
 
 def stack_from_dict(data: Any, path: str = "") -> Stack:

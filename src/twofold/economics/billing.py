@@ -25,10 +25,10 @@ import math
 from twofold.economics.prices import Price, cost_usd
 from twofold.errors import InputError
 from twofold.hardware.types import System
+from twofold.units import SECONDS_PER_DAY
 
 __all__ = ["billed_chips", "billed_cost_usd", "billed_seconds", "billing_unit_chips"]
 
-SECONDS_PER_DAY = 86400.0
 # AWS Capacity Blocks for ML: 1-14 days in 1-day steps, then 7-day steps (module docstring).
 CAPACITY_BLOCK_DAILY_MAX_DAYS = 14
 CAPACITY_BLOCK_WEEKLY_STEP_DAYS = 7

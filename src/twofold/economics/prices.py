@@ -29,6 +29,7 @@ from typing import Literal
 
 from twofold.errors import InputError
 from twofold.hardware.types import PRICE_KINDS, PRICE_QUALITIES, Chip, System
+from twofold.units import SECONDS_PER_HOUR
 
 __all__ = [
     "PRICE_KINDS",
@@ -41,8 +42,6 @@ __all__ = [
     "tokens_per_usd",
     "usd_per_million_tokens",
 ]
-
-SECONDS_PER_HOUR = 3600.0
 
 
 @dataclass(frozen=True, kw_only=True)

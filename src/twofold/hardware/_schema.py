@@ -14,8 +14,9 @@ import datetime
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from twofold.checks import one_of, positive, positive_int
 from twofold.errors import InputError
 from twofold.hardware.types import PRICE_QUALITIES, Chip, Figure, PriceQuote, Source, System, TopologyLevel
 
@@ -70,18 +71,10 @@ class _Where:
         return self.prefix + "".join(f"[{f}]" if isinstance(f, int) else f".{f}" for f in fields)
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _positive(where: str, value: object, kind: type = float) -> float | int:
     if kind is int:
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise InputError(where, value, "must be a positive integer")
-        return value
-    if not _is_number(value) or value <= 0:  # type: ignore[operator]
-        raise InputError(where, value, "must be a positive number")
-    return float(value)  # type: ignore[arg-type]
+        return positive_int(where, cast(int, value))  # any YAML value: the check refuses a non-integer
+    return float(positive(where, cast(float, value), finite=True))
 
 
 def _string(where: str, value: object, *, required: bool = True) -> str:
@@ -156,8 +149,7 @@ def _figure(where: _Where, name: str, raw: object, sources: Mapping[str, Source]
             where(name, "src"), raw.get("src"), "a figure with a value needs at least one source key"
         )
     confidence = raw.get("confidence", "high")
-    if confidence not in _CONFIDENCE:
-        raise InputError(where(name, "confidence"), confidence, f"must be one of {', '.join(_CONFIDENCE)}")
+    one_of(where(name, "confidence"), confidence, _CONFIDENCE)
     alternatives = raw.get("alternatives") or []
     if not isinstance(alternatives, list):
         raise InputError(where(name, "alternatives"), alternatives, "must be a list of {value, src, note}")

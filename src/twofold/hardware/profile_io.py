@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from twofold.checks import positive_int
 from twofold.errors import InputError, near_matches
 from twofold.hardware.profile import CalibrationProfile
 from twofold.hardware.types import PRECISIONS
@@ -56,12 +57,6 @@ def _non_negative(field: str, value: object) -> float:
     if number < 0.0:
         raise InputError(field, value, "must be >= 0")
     return number
-
-
-def _positive_int(field: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise InputError(field, value, "must be a positive integer")
-    return value
 
 
 def _mapping(field: str, value: object) -> Mapping[Any, Any]:
@@ -109,10 +104,10 @@ def profile_from_dict(d: Mapping[str, Any]) -> CalibrationProfile:
         for tile in tiles:
             if not isinstance(tile, (list, tuple)) or len(tile) != 2:
                 raise InputError("gemm_tiles", tile, "each tile must be a [rows, cols] pair")
-            pairs.append((_positive_int("gemm_tiles", tile[0]), _positive_int("gemm_tiles", tile[1])))
+            pairs.append((positive_int("gemm_tiles", tile[0]), positive_int("gemm_tiles", tile[1])))
         kwargs["gemm_tiles"] = tuple(pairs)
     if "systolic_moving_tile" in d:
-        kwargs["systolic_moving_tile"] = _positive_int("systolic_moving_tile", d["systolic_moving_tile"])
+        kwargs["systolic_moving_tile"] = positive_int("systolic_moving_tile", d["systolic_moving_tile"])
     if "provenance" in d:
         provenance = {}
         for key, value in _mapping("provenance", d["provenance"]).items():

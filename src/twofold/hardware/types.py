@@ -12,8 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from twofold.checks import one_of
 from twofold.errors import InputError
 from twofold.hardware.profile import CalibrationProfile
+from twofold.units import GIB, TB
 
 __all__ = [
     "PRECISIONS",
@@ -123,18 +125,17 @@ class Chip:
         if value is None and name == "mxfp8":
             value = self.fp8_dense_tflops
         if value is None:
-            if precision not in PRECISIONS:
-                raise InputError("precision", precision, f"must be one of {', '.join(PRECISIONS)}")
+            one_of("precision", precision, PRECISIONS)
             raise InputError("precision", precision, f"chip {self.id} publishes no dense {precision} rate")
         return float(value)
 
     @property
     def hbm_capacity_bytes(self) -> float:
-        return self.hbm_capacity_gib * 2**30
+        return self.hbm_capacity_gib * GIB
 
     @property
     def hbm_bandwidth_bytes_per_s(self) -> float:
-        return self.hbm_bandwidth_tb_s * 1e12
+        return self.hbm_bandwidth_tb_s * TB
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -240,8 +241,7 @@ class System:
         A system built without `prices` (a what-if or a single device) has only its on-demand
         price, from `price_usd_per_chip_hour` and `price_note`. Never falls back to another kind.
         """
-        if kind not in PRICE_KINDS:
-            raise InputError("price_kind", kind, f"must be one of {', '.join(PRICE_KINDS)}")
+        one_of("price_kind", kind, PRICE_KINDS)
         quote = self.prices.get(kind)
         if quote is not None:
             return quote

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from twofold.errors import InputError
 from twofold.measure.kernels import Kernel
+from twofold.units import GIB
 
 __all__ = ["Device", "DeviceInfo", "Timing", "TorchDevice", "resolve_device"]
 
@@ -129,7 +130,7 @@ def _memory_gib() -> float:
         with open("/proc/meminfo") as fh:
             for line in fh:
                 if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024 / 2**30
+                    return int(line.split()[1]) * 1024 / GIB
     except OSError:
         pass
     return float("nan")
@@ -182,7 +183,7 @@ class TorchDevice:
                 name=torch.cuda.get_device_name(0),
                 vendor="nvidia" if torch.version.cuda else "amd",
                 threads=threads,
-                memory_gib=props.total_memory / 2**30,
+                memory_gib=props.total_memory / GIB,
                 compute_units=props.multi_processor_count,
                 bf16=torch.cuda.is_bf16_supported(),
                 bf16_native=props.major >= 8,

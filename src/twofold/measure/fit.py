@@ -50,6 +50,7 @@ from twofold.cost.profile import CalibrationProfile
 from twofold.hardware.types import Chip, Figure
 from twofold.measure.bench import DeviceInfo
 from twofold.measure.kernels import Kernel, kernel_ops
+from twofold.units import GB, TB, TFLOPS
 
 __all__ = ["FitResult", "Sample", "fit_profile", "predict_s"]
 
@@ -151,10 +152,10 @@ def fit_profile(
         family="cpu" if info.kind == "cpu" else "nvidia-gpu" if info.vendor == "nvidia" else info.kind,
         architecture="cpu" if info.kind != "cuda" else "gpu",
         hbm_capacity_gib=info.memory_gib if math.isfinite(info.memory_gib) else 0.0,
-        hbm_bandwidth_tb_s=(best_bw or 1e10) / 1e12,
+        hbm_bandwidth_tb_s=(best_bw or 1e10) / TB,
         compute_units=info.compute_units,
-        fp32_dense_tflops=best["fp32"] / 1e12,
-        bf16_dense_tflops=best["bf16"] / 1e12 if "bf16" in best else None,
+        fp32_dense_tflops=best["fp32"] / TFLOPS,
+        bf16_dense_tflops=best["bf16"] / TFLOPS if "bf16" in best else None,
     )
     # GPU tile quantisation is part of the cost model for GPUs; the fit keeps it (tiles as default).
     state: dict[str, Any] = {
@@ -189,13 +190,13 @@ def fit_profile(
         errors[name] = float(np.sqrt(np.mean(_log_residuals(group, lambda k: predict_s(k, **state)) ** 2)))
 
     def set_stream(bandwidth: float, overhead: float) -> None:
-        state["chip"] = replace(state["chip"], hbm_bandwidth_tb_s=bandwidth / 1e12)
+        state["chip"] = replace(state["chip"], hbm_bandwidth_tb_s=bandwidth / TB)
         state["profile"] = replace(state["profile"], op_overhead_s=overhead)
 
     run_stage("stream", stream, [best_bw or 1e10, 1e-6], set_stream)
 
     def set_fp32_gemm(rate: float, half_flops: float) -> None:
-        state["chip"] = replace(state["chip"], fp32_dense_tflops=rate / 1e12)
+        state["chip"] = replace(state["chip"], fp32_dense_tflops=rate / TFLOPS)
         state["profile"] = replace(state["profile"], gemm_half_flops=half_flops)
 
     # The ramp is fitted on fp32 alone: the timed training steps run fp32, and a CPU's bf16
@@ -205,7 +206,7 @@ def fit_profile(
     run_stage("gemm", fp32_gemms, [best["fp32"], 1e6], set_fp32_gemm)
 
     def set_bf16_gemm(rate: float) -> None:
-        state["chip"] = replace(state["chip"], bf16_dense_tflops=rate / 1e12)
+        state["chip"] = replace(state["chip"], bf16_dense_tflops=rate / TFLOPS)
 
     if "bf16" in precisions:
         bf16_gemms = [s for s in gemms if s.kernel.dtype == "bf16"]
@@ -239,9 +240,9 @@ def _finalise(
     provenance: Mapping[str, Any] | None,
 ) -> FitResult:
     """Renormalise: peaks and bandwidth are the measured bests, efficiencies the fractions <= 1."""
-    rates = {"fp32": fitted_chip.peak_tflops("fp32") * 1e12}
+    rates = {"fp32": fitted_chip.peak_tflops("fp32") * TFLOPS}
     if fitted_chip.bf16_dense_tflops is not None:
-        rates["bf16"] = fitted_chip.bf16_dense_tflops * 1e12
+        rates["bf16"] = fitted_chip.bf16_dense_tflops * TFLOPS
     peaks = {p: max(best[p], rates[p]) for p in rates}
     bandwidth = max(best_bw or 0.0, fitted_chip.hbm_bandwidth_bytes_per_s)
     stream_bw = max((_bytes(s.kernel) / s.time_s for s in dram), default=None)
@@ -260,11 +261,11 @@ def _finalise(
     note = "measured by `twofold measure`: best of the run (see provenance)"
     chip = replace(
         fitted_chip,
-        fp32_dense_tflops=peaks["fp32"] / 1e12,
-        bf16_dense_tflops=peaks["bf16"] / 1e12 if "bf16" in peaks else None,
-        hbm_bandwidth_tb_s=bandwidth / 1e12,
+        fp32_dense_tflops=peaks["fp32"] / TFLOPS,
+        bf16_dense_tflops=peaks["bf16"] / TFLOPS if "bf16" in peaks else None,
+        hbm_bandwidth_tb_s=bandwidth / TB,
         figures={
-            "fp32_dense_tflops": Figure(value=peaks["fp32"] / 1e12, note=note),
+            "fp32_dense_tflops": Figure(value=peaks["fp32"] / TFLOPS, note=note),
             "hbm_bandwidth_tb_s": Figure(value=bandwidth / 1e12, note=note),
         },
         calibration=profile,
@@ -273,6 +274,6 @@ def _finalise(
         chip=chip,
         profile=profile,
         rms_log_error=dict(errors),
-        stream_bandwidth_gb_s=stream_bw / 1e9 if stream_bw else None,
+        stream_bandwidth_gb_s=stream_bw / GB if stream_bw else None,
         best_gemm_tflops={p: v / 1e12 for p, v in best.items()},
     )

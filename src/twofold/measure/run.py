@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from twofold.checks import positive_int
 from twofold.errors import InputError
 from twofold.hardware.local import default_profile_path, local_profile_dict, save_profile_file
 from twofold.measure.bench import Device, DeviceInfo, Timing
@@ -142,8 +143,7 @@ def time_plan(
     held-out error.
     `Timing.round_s` keeps every pass's median.
     """
-    if rounds < 1:
-        raise InputError("rounds", rounds, "must be >= 1")
+    positive_int("rounds", rounds, "must be >= 1")
     if statistic not in ("min", "median"):
         raise InputError("statistic", statistic, "must be min or median")
     per_kernel: list[list[Timing]] = [[] for _ in kernels]

@@ -1,77 +1,12 @@
 """Alpha-beta cost of collectives on a system's topology levels, vectorised over layouts.
 
-A process group is described by up to two (size, stride) factors in rank space (ranks placed
-tp-innermost, see `LayoutArrays`): e.g. the tensor-parallel group is (tp, 1), the data-parallel
-group of the non-expert weights is (cp, tp) x (dp, tp*cp). Level j of the system (innermost
-first) holds `domain_chips` D_j consecutive ranks, so the members of the group inside one domain of
-level j number cum_j = prod_f clip(floor(D_j / stride_f), 1, size_f); the group then has
-n_j = cum_j / cum_(j-1) members per domain at level j, and a collective is run hierarchically: level
-by level, innermost first, each on the data left by the inner levels (reduce-scatter inside, the
-collective across, all-gather back inside), which for a group inside one level is the flat ring.
-
-Per level, with per-chip unidirectional bandwidth B_j and latency alpha_j (Thakur, Rabenseifner and
-Gropp, "Optimization of Collective Communication Operations in MPICH", IJHPCA 2005; Chan et al.,
-"Collective communication: theory, practice, and experience", 2007), for a buffer of S bytes:
-
-    all-reduce      2 (n-1)/n * S / B + 2 * steps * alpha      (ring: reduce-scatter + all-gather)
-    reduce-scatter    (n-1)/n * S / B +     steps * alpha      (S = the full, unreduced buffer)
-    all-gather        (n-1)/n * S / B +     steps * alpha      (S = the full, gathered buffer)
-    all-to-all        (n-1)/n * S / B_a2a + (n-1) * alpha      (S = what one chip sends, itself included)
-    send/recv         S / B + alpha
-
-Levels:
-- switched (NVLink/NVSwitch, NeuronLink switches): every chip injects B_j; steps = n - 1 (ring).
-- torus (NeuronLink 2D/3D, TPU ICI): the group covers k of the torus's D dimensions and runs one
-  bidirectional ring per covered dimension concurrently, each on 1/k of the data (the multi-
-  dimensional all-reduce of TPU pods; Ying et al., "Image Classification at Supercomputer Scale",
-  2018, section 3.3). `bandwidth_gb_s_per_chip` being the chip's total over its 2D links, the k
-  covered dimensions use 2k of them: B_eff = B_j * k / D. steps = k (n^(1/k) - 1) (ring length
-  n^(1/k) per dimension). All-to-all on a ring of length r crosses r/4 links on average
-  (bidirectional), so B_a2a = B_eff / max(1, r/4).
-- mesh (AMD Infinity Fabric / xGMI on MI300X-class 8-GPU platforms: a direct link from every chip
-  to each of the other D - 1 chips of the domain; AMD Instinct MI300X platform data sheet, 7 links
-  of 64 GB/s per GPU): `bandwidth_gb_s_per_chip` is the chip's total over its D - 1 links, and a
-  group with n members in the domain can use only the n - 1 links to its peers, sending 1/n of the
-  buffer over each at once (the direct algorithm RCCL uses on a full mesh), so
-  B_eff = B_j * (n - 1) / (D - 1), steps = n - 1. Two chips of eight get one link (64 GB/s), not 448.
-- network (EFA, InfiniBand, DCN): every chip has its own B_j (rail-optimised, one NIC per chip);
-  the ring's bandwidth term with a tree's latency, steps = ceil(log2 n) (NCCL picks tree/PAT
-  algorithms when latency dominates at scale): the minimum over algorithms, approximately.
-
-In-network reduction (NVLink SHARP, "NVLS"; NCCL 2.18+ on NVSwitch systems of NVLink 4 and later:
-H100/H200/B200/GB200 HGX and NVL72): the NVSwitch adds the chips' contributions itself
-(`multimem.ld_reduce` / `multimem.st`), so an all-reduce moves S out of and S into each chip instead
-of 2 (n-1)/n * S each way (NVIDIA NCCL documentation, "NCCL_NVLS_ENABLE"; NVIDIA, "NVLink SHARP"
-in the NVSwitch/HGX H100 technical overview): the bandwidth term of an all-reduce on such a level is
-S / B. Reduce-scatter and all-gather move (n-1)/n * S either way and are unchanged. A level gets it
-with `LevelArrays.of_system(..., in_network_reduction=True)` (switched NVLink levels only).
-
-Flat collectives (`flat_collective_s`): DeepSpeed ZeRO-3 and FSDP issue their parameter all-gathers
-and gradient reduce-scatters over the whole data-parallel group as one flat collective per
-parameter bucket (a transformer block). Across nodes such a collective is priced without the
-hierarchical algorithm's node aggregation: one ring over all members at the network level's
-per-chip bandwidth, (n-1)/n * S / B_net per pass, and a ring's latency, (n-1) * alpha_net per
-bucket (NCCL runs all-gather/reduce-scatter as rings only). Zhang et al., "MiCS: Near-linear
-Scaling for Training Gigantic Model on Public Cloud", VLDB 2023 (arXiv 2205.00119), section 2,
-find ZeRO-3's cluster-wide collectives bound by inter-node bandwidth and recover it with
-hierarchical (intra-node first) collectives; ZeRO++'s hpZ (Wang et al. 2023, arXiv 2306.10209)
-does the same. Narayanan et al. 2021 Table 2 (ZeRO-3, GPT-3 175B/530B on 384-2240 A100) fits this:
-step time flat from 768 to 1536 GPUs at about 16 GB/s of ZeRO-3 traffic per GPU. Inside one
-NVLink/ICI domain the cost is the hierarchical one above.
-Exception, a topology property (the layout has no framework field): on a system whose scale-up
-domain spans several hosts (`LevelArrays.multi_host`: GB200 NVL72, 72 chips on 18 hosts of 4;
-Trn2 UltraServers) the collectives are priced hierarchically: the collective library already
-treats the multi-host NVLink domain as one node (NCCL multi-node NVLink, "MNNVL", NCCL 2.20+)
-and sharded data parallelism there is run intra-domain first (MiCS's hierarchical communication,
-ZeRO++ hpZ, PyTorch HSDP), so the network carries 1/c of the buffer, c the group's members per
-domain. The evidence: Megatron-Bridge's Llama-3.1-405B Megatron-FSDP rows on two NVL72 racks
-(dp 64 x tp 2) are 4x faster than the flat ring allows; the 8-GPU-host rows of Table 2 stay flat.
-Known gap: a hierarchy-aware FSDP on 8-GPU hosts (a 2025 Megatron-FSDP run on HGX B200) is
-over-charged.
-
-Left out: contention between concurrent groups on shared links
-and switches, oversubscribed network tiers, congestion, message-size-dependent protocol switches,
-and the partial-dimension wrap-around of tori (a group shorter than a dimension is priced as a ring).
+A process group is up to two (size, stride) factors in rank space (ranks placed tp-innermost); a
+collective runs hierarchically, level by level, innermost first (reduce-scatter inside, the
+collective across, all-gather back), at ring/tree alpha-beta costs per level kind (switched, torus,
+mesh, network; Thakur, Rabenseifner and Gropp, IJHPCA 2005), with in-network reduction on NVLink
+SHARP levels and flat ZeRO-3/FSDP collectives across nodes. The formulas, their derivations and
+citations, the evidence for the flat-collective rule and what is left out: docs/parallel.md, "The
+collective cost in full".
 """
 
 from __future__ import annotations
@@ -82,6 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from twofold.hardware.types import System, TopologyLevel
+from twofold.units import GB
 
 __all__ = [
     "Group",
@@ -121,7 +57,7 @@ class LevelArrays:
         return cls(
             kind=level.kind,
             domain_chips=domain,
-            bandwidth_bytes_s=float(level.bandwidth_gb_s_per_chip) * 1e9,
+            bandwidth_bytes_s=float(level.bandwidth_gb_s_per_chip) * GB,
             latency_s=float(level.latency_us) * 1e-6,
             torus_dims=tuple(level.torus_dims),
             mesh_links=max(float(level.domain_chips or 2) - 1.0, 1.0),

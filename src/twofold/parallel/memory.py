@@ -20,8 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from twofold.checks import fraction
 from twofold.errors import InputError
 from twofold.parallel.arrays import LayoutArrays
+from twofold.units import GIB
 from twofold.workload.finetune import (
     Finetune,
     adapter_params,
@@ -69,12 +71,7 @@ DEFAULT_MEM_HEADROOM = 0.05
 def usable_memory_bytes(capacity_bytes: float, mem_headroom: float = DEFAULT_MEM_HEADROOM) -> float:
     """capacity * (1 - mem_headroom): the memory per chip a layout may use (`DEFAULT_MEM_HEADROOM`).
     InputError unless 0 <= mem_headroom < 1."""
-    if (
-        isinstance(mem_headroom, bool)
-        or not isinstance(mem_headroom, (int, float, np.integer, np.floating))
-        or not 0.0 <= float(mem_headroom) < 1.0
-    ):
-        raise InputError("mem_headroom", mem_headroom, "must be a fraction of the memory in [0, 1)")
+    fraction("mem_headroom", mem_headroom, "a fraction of the memory")
     return float(capacity_bytes) * (1.0 - float(mem_headroom))
 
 
@@ -343,7 +340,7 @@ def memory_per_chip(
             "activations": act,
         }
         allocated = parts["weights"] + parts["gradients"] + parts["optimizer_states"] + act
-        parts["workspace"] = WORKSPACE_FIXED_GIB * 2**30 + FRAGMENTATION_FRACTION * allocated
+        parts["workspace"] = WORKSPACE_FIXED_GIB * GIB + FRAGMENTATION_FRACTION * allocated
         parts["total"] = allocated + parts["workspace"]
         return parts
 
@@ -440,7 +437,7 @@ def finetune_memory(
             "activations": act,
         }
         allocated = parts["weights"] + parts["gradients"] + parts["optimizer_states"] + act
-        parts["workspace"] = WORKSPACE_FIXED_GIB * 2**30 + FRAGMENTATION_FRACTION * allocated
+        parts["workspace"] = WORKSPACE_FIXED_GIB * GIB + FRAGMENTATION_FRACTION * allocated
         parts["total"] = allocated + parts["workspace"]
         return parts
 

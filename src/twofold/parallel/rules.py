@@ -42,6 +42,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from twofold.checks import one_of, positive_int
 from twofold.errors import InputError
 from twofold.parallel.layout import RECOMPUTE_MODES, Layout, LayoutTable, TrainingWorkload
 from twofold.workload.model import ModelConfig
@@ -177,10 +178,8 @@ def layout_violations(
     model: ModelConfig, table: LayoutTable, workload: TrainingWorkload, chips: int | None = None
 ) -> list[tuple[str, str, np.ndarray]]:
     """Every rule with the rows that break it: (field, rule text, bool mask of violating rows)."""
-    if workload.global_batch < 1:
-        raise InputError("global_batch", workload.global_batch, "must be a positive integer")
-    if workload.seq_len < 1:
-        raise InputError("seq_len", workload.seq_len, "must be a positive integer")
+    positive_int("global_batch", workload.global_batch)
+    positive_int("seq_len", workload.seq_len)
     raw = _raw(table)
     cols = _cols(table)
     out = []
@@ -204,8 +203,7 @@ def check_layout(
     model: ModelConfig, layout: Layout, workload: TrainingWorkload, chips: int | None = None
 ) -> None:
     """Raise `InputError(field, value, rule)` for the first rule `layout` breaks (see module doc)."""
-    if layout.recompute not in RECOMPUTE_MODES:
-        raise InputError("recompute", layout.recompute, f"must be one of {', '.join(RECOMPUTE_MODES)}")
+    one_of("recompute", layout.recompute, RECOMPUTE_MODES)
     if layout.shard is not None:
         if layout.shard < 1 or layout.dp % layout.shard:
             raise InputError("shard", layout.shard, f"must divide dp={layout.dp} (hybrid sharding groups)")

@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+from twofold.checks import positive_ints
 from twofold.economics.prices import Price, price_for
 from twofold.errors import InputError
 from twofold.estimate.inference import estimate_inference
@@ -41,6 +42,7 @@ from twofold.serving.config import ServingConfig
 from twofold.serving.costs import StepCosts, step_costs
 from twofold.serving.result import LoadResult
 from twofold.serving.scheduler import simulate
+from twofold.units import SECONDS_PER_HOUR
 from twofold.workload.model import ModelConfig
 
 __all__ = ["BATCHES", "CapacityOption", "CapacityPlan", "plan_capacity", "replica_layouts"]
@@ -266,8 +268,7 @@ def plan_capacity(
     for name, value in (("p99_ttft_ms", p99_ttft_ms), ("p99_itl_ms", p99_itl_ms)):
         if value is not None and not value > 0:
             raise InputError(name, value, "must be > 0 ms")
-    if max_replica_chips is not None and max_replica_chips < 1:
-        raise InputError("max_replica_chips", max_replica_chips, "must be a positive integer")
+    positive_ints(max_replica_chips=max_replica_chips)
     started = time.perf_counter()
     price = price if price is not None else price_for(system, chip)
     usd_per_chip_hour = price.usd_per_chip_hour
@@ -300,7 +301,7 @@ def plan_capacity(
         usd_m = usd_month = None
         if usd_per_chip_hour is not None:
             usd_month = chips * usd_per_chip_hour * HOURS_PER_MONTH
-            usd_m = chips * usd_per_chip_hour / (request_rate * load.output_tokens * 3600.0) * 1e6
+            usd_m = chips * usd_per_chip_hour / (request_rate * load.output_tokens * SECONDS_PER_HOUR) * 1e6
         options.append(
             CapacityOption(
                 layout=layout, max_batch=batch, replicas=replicas, chips=chips,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from twofold.checks import fraction, non_negative, one_of, positive_int
 from twofold.errors import InputError
 
 __all__ = ["ENGINES", "ServingConfig"]
@@ -21,11 +22,6 @@ __all__ = ["ENGINES", "ServingConfig"]
 #   context; prompts are encoded one at a time ("context encoding" batch 1), padded to their bucket.
 # jetstream: JetStream on TPU: one prompt prefilled per step, inserted into a decode slot.
 ENGINES: tuple[str, ...] = ("vllm", "trtllm", "neuron", "jetstream")
-
-
-def _positive_int(field: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError(field, value, "must be a positive integer")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,37 +58,33 @@ class ServingConfig:
 
     def __post_init__(self) -> None:
         for name in ("max_batch", "num_requests", "input_tokens", "output_tokens", "block_tokens"):
-            _positive_int(name, getattr(self, name))
+            positive_int(name, getattr(self, name))
         if (self.concurrency is None) == (self.request_rate is None):
             raise InputError(
                 "concurrency", self.concurrency, "give exactly one of --concurrency and --request-rate"
             )
         if self.concurrency is not None:
-            _positive_int("concurrency", self.concurrency)
+            positive_int("concurrency", self.concurrency)
         if self.request_rate is not None and not self.request_rate > 0:
             raise InputError("request_rate", self.request_rate, "must be > 0 requests per second")
         for name in ("input_std", "output_std"):
-            if not getattr(self, name) >= 0:
-                raise InputError(name, getattr(self, name), "must be >= 0")
+            non_negative(name, getattr(self, name), "must be >= 0")
         if self.chunked_prefill is not None:
-            _positive_int("chunked_prefill", self.chunked_prefill)
+            positive_int("chunked_prefill", self.chunked_prefill)
             if self.chunked_prefill <= self.max_batch:
                 raise InputError(
                     "chunked_prefill",
                     self.chunked_prefill,
                     f"must exceed max_batch={self.max_batch} (each decoding sequence takes one token)",
                 )
-        if not 0.0 <= self.prefix_cache_hit < 1.0:
-            raise InputError("prefix_cache_hit", self.prefix_cache_hit, "must be in [0, 1)")
-        if self.engine not in ENGINES:
-            raise InputError("engine", self.engine, f"must be one of {', '.join(ENGINES)}")
+        fraction("prefix_cache_hit", self.prefix_cache_hit)
+        one_of("engine", self.engine, ENGINES)
         if self.spec_decode is None:
             if self.spec_tokens or self.accept_rate:
                 raise InputError("spec_tokens", self.spec_tokens, "needs --spec-decode DRAFT")
         else:
-            _positive_int("spec_tokens", self.spec_tokens)
-            if not 0.0 <= self.accept_rate < 1.0:
-                raise InputError("accept_rate", self.accept_rate, "must be in [0, 1)")
+            positive_int("spec_tokens", self.spec_tokens)
+            fraction("accept_rate", self.accept_rate)
 
     @property
     def tokens_per_verify(self) -> float:

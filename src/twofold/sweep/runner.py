@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from twofold.errors import InputError
+from twofold.checks import positive_ints
 from twofold.sweep.scenario import Outcome, PlanFn, plan_scenario
 from twofold.sweep.spec import Scenario, SweepSpec, scenario_key
 from twofold.sweep.store import SweepStore
@@ -171,8 +171,7 @@ def run_scenarios(
     """`run_sweep` on any list of scenarios (not only a spec's product): the entry `twofold claim`
     shares with `twofold sweep`. Keys in `replan` are planned again even when stored (a caller
     whose `plan_fn` stores more than a stored row holds)."""
-    if workers is not None and (isinstance(workers, bool) or workers < 1):
-        raise InputError("workers", workers, "must be a positive integer")
+    positive_ints(workers=workers)
     if version is None:
         from twofold import __version__
 

@@ -29,12 +29,12 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from twofold.checks import one_of, positive, positive_int
 from twofold.errors import InputError
 
 __all__ = [
@@ -215,7 +215,7 @@ def parse_spec(doc: object, *, base_dir: Path | None = None, default_name: str =
         raise InputError("name", name, "must be a non-empty string")
     mode = _check_mode(doc.get("mode", "training"))
     objective = _check_objective(doc.get("objective", "throughput"), mode)
-    top_k = _positive_int("top_k", doc.get("top_k", 10))
+    top_k = positive_int("top_k", doc.get("top_k", 10))
     targets = _targets(doc, mode)
     stack = _stack(doc.get("stack", "auto"), base_dir or Path.cwd())
     finetune = _finetune(doc.get("finetune"), mode)
@@ -248,7 +248,7 @@ def parse_spec(doc: object, *, base_dir: Path | None = None, default_name: str =
     _no_duplicates("chips" if "chips" in axes else "systems", hardware)
     if objective == "cost":
         _check_prices("chips" if "chips" in axes else "systems", hardware)
-    chip_counts = _each(axes, "chip_counts", _positive_int)
+    chip_counts = _each(axes, "chip_counts", positive_int)
     # Axis name -> the Scenario field it sets.
     fields = {
         "seq_lens": "seq_len",
@@ -256,7 +256,7 @@ def parse_spec(doc: object, *, base_dir: Path | None = None, default_name: str =
         "input_tokens": "input_tokens",
         "output_tokens": "output_tokens",
     }
-    workload_axes = tuple((fields[a], _each(axes, a, _positive_int)) for a in _MODE_AXES[mode])
+    workload_axes = tuple((fields[a], _each(axes, a, positive_int)) for a in _MODE_AXES[mode])
     precisions = _each(axes, "precisions", _precision)
     return SweepSpec(
         name=name.strip(),
@@ -344,15 +344,8 @@ def _relabel(field: str, exc: InputError) -> InputError:
     return InputError(field, exc.value, exc.rule)
 
 
-def _positive_int(field: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError(field, value, "must be a positive integer")
-    return value
-
-
 def _check_mode(mode: Any) -> str:
-    if mode not in MODES:
-        raise InputError("mode", mode, f"must be one of {', '.join(MODES)}")
+    one_of("mode", mode, MODES)
     return mode
 
 
@@ -366,8 +359,7 @@ def _check_objective(objective: Any, mode: str) -> str:
     else:
         from twofold.search.infer_plan import INFERENCE_OBJECTIVES
 
-        if objective not in INFERENCE_OBJECTIVES:
-            raise InputError("objective", objective, f"must be one of {', '.join(INFERENCE_OBJECTIVES)}")
+        one_of("objective", objective, INFERENCE_OBJECTIVES)
     return objective
 
 
@@ -379,13 +371,7 @@ def _targets(doc: Mapping[str, Any], mode: str) -> tuple[tuple[str, float], ...]
         value = doc[name]
         if mode != "inference":
             raise InputError(name, value, "is a latency target of inference sweeps (mode: inference)")
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not math.isfinite(value)
-            or value <= 0
-        ):
-            raise InputError(name, value, "must be a positive number of milliseconds")
+        positive(name, value, "must be a positive number of milliseconds", finite=True)
         out.append((name, float(value)))
     return tuple(out)
 
@@ -407,9 +393,7 @@ def _check_prices(axis: str, hardware: Sequence[tuple[str, str]]) -> None:
 def _precision(field: str, value: Any) -> str:
     from twofold.hardware.types import PRECISIONS
 
-    if value not in PRECISIONS:
-        raise InputError(field, value, f"must be one of {', '.join(PRECISIONS)}")
-    return value
+    return one_of(field, value, PRECISIONS)
 
 
 def _models(values: list[Any], base_dir: Path | None) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -26,6 +26,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+from twofold.checks import one_of
 from twofold.errors import InputError
 
 __all__ = [
@@ -180,8 +181,7 @@ def _float(row_id: str, column: str, raw: str) -> float | None:
 
 def parse_row(cells: Mapping[str, str]) -> PublishedRow:
     row_id = cells["id"].strip()
-    if cells["task"] not in _TASKS:
-        raise InputError(f"{row_id}.task", cells["task"], f"must be one of {', '.join(_TASKS)}")
+    one_of(f"{row_id}.task", cells["task"], _TASKS)
     value = _float(row_id, "value", cells["value"])
     if value is None or value <= 0:
         raise InputError(f"{row_id}.value", cells["value"], "must be a positive number")

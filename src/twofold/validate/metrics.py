@@ -20,6 +20,7 @@ end-to-end check rather than a throughput figure.
 
 from __future__ import annotations
 
+from twofold.units import TFLOPS
 from twofold.validate.flops import source_step_flops
 from twofold.validate.mapping import Case, source_convention
 
@@ -42,7 +43,7 @@ def _peak_flops_per_s(case: Case) -> float:
     peak = source_convention(case.row).get("mfu_peak_tflops")
     if peak is None:
         peak = case.chip.peak_tflops(case.workload.precision)
-    return float(peak) * 1e12
+    return float(peak) * TFLOPS
 
 
 def predict_training_figure(case: Case, step_time_s: float) -> float:
@@ -65,7 +66,7 @@ def predict_training_figure(case: Case, step_time_s: float) -> float:
             raise ValueError(f"{case.row.id}: time-to-train needs the number of steps")
         return case.steps * step_time_s / 60.0
     if metric == "tflops_per_chip":
-        return source_flops(case) / step_time_s / chips / 1e12
+        return source_flops(case) / step_time_s / chips / TFLOPS
     if metric == "mfu":  # in percent, or as a fraction where the row's unit says so
         scale = 1.0 if case.row.unit.strip() == "fraction" else 100.0
         return scale * source_flops(case) / step_time_s / chips / _peak_flops_per_s(case)

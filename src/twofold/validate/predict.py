@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from twofold.cost.calibration import UNCALIBRATED, TrainingCalibration
+from twofold.units import GB, GIB, TFLOPS
 from twofold.validate.mapping import Case
 
 __all__ = ["StepPrediction", "default_predictor", "predict_micro"]
@@ -105,11 +106,11 @@ def _allreduce_busbw_gb_s(case: Case, efficiency: float = 1.0) -> float:
     if n < 2:
         raise NotImplementedError("an all-reduce needs at least two chips")
     match = re.search(r"(\d+(?:\.\d+)?)\s*GiB payload", case.row.notes)
-    payload = float(match.group(1)) * 2**30 if match else 4.0 * 2**30
+    payload = float(match.group(1)) * GIB if match else 4.0 * GIB
     levels = LevelArrays.of_system(case.system, efficiency)
     group = Group.place(levels, [(float(n), 1.0)])
     seconds = float(np.asarray(all_reduce_s(levels, group, np.asarray(payload))).reshape(-1)[0])
-    return payload / seconds * 2.0 * (n - 1) / n / 1e9
+    return payload / seconds * 2.0 * (n - 1) / n / GB
 
 
 def _gemm_tflops(case: Case) -> float:
@@ -134,4 +135,4 @@ def _gemm_tflops(case: Case) -> float:
         dtype=dtype,
     )
     seconds = float(op_times_s([op], case.chip, profile_for(case.chip, UNCALIBRATED))[0])
-    return flops / seconds / 1e12
+    return flops / seconds / TFLOPS

@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from twofold.checks import one_of
 from twofold.cost.calibration import (
     UNCALIBRATED,
     TrainingCalibration,
@@ -202,8 +203,7 @@ def validate(
     the shipped stack `stack` instead of selecting by it (rows from elsewhere, `twofold validate
     --data FILE --stack ID`: the team names the stack its runs used).
     """
-    if calibration not in CALIBRATION_MODES:
-        raise InputError("calibration", calibration, f"must be one of {', '.join(CALIBRATION_MODES)}")
+    one_of("calibration", calibration, CALIBRATION_MODES)
     all_rows = tuple(load_rows() if rows is None else rows)
     selected = _select(all_rows, source=source, family=family)
     predictor = predictor or default_predictor
@@ -463,8 +463,6 @@ def fit_row(case: Case, pred: StepPrediction) -> cal.FitRow:
         family=case.family,
         chip=case.chip.id,
     )
-
-
 
 
 def _calibration(mode: str, rows: list[cal.FitRow]) -> tuple[TrainingCalibration, dict[str, Any]]:

@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from twofold.checks import one_of, positive_int
 from twofold.errors import InputError
 from twofold.workload.backward import backward_ops
 from twofold.workload.model import ModelConfig
@@ -81,13 +82,10 @@ class Finetune:
     def __post_init__(self) -> None:
         if self.method not in ("lora", "qlora"):
             raise InputError("finetune", self.method, "must be one of full, lora, qlora")
-        if isinstance(self.rank, bool) or not isinstance(self.rank, int) or self.rank < 1:
-            raise InputError("lora_rank", self.rank, "must be a positive integer")
-        if self.targets not in LORA_TARGETS:
-            raise InputError("lora_targets", self.targets, f"must be one of {', '.join(LORA_TARGETS)}")
+        positive_int("lora_rank", self.rank)
+        one_of("lora_targets", self.targets, LORA_TARGETS)
         base = self.base_precision or ("nf4" if self.method == "qlora" else "bf16")
-        if base not in BASE_PRECISIONS:
-            raise InputError("base_precision", base, f"must be one of {', '.join(BASE_PRECISIONS)}")
+        one_of("base_precision", base, BASE_PRECISIONS)
         if self.method == "qlora" and base == "bf16":
             raise InputError("base_precision", base, "QLoRA quantizes the base: use nf4, int8 or fp8")
         object.__setattr__(self, "base_precision", base)
@@ -118,8 +116,7 @@ def finetune_from_flags(
         if base_precision not in (None, "bf16"):
             raise InputError("base_precision", base_precision, "applies to --finetune lora or qlora only")
         return None
-    if method not in FINETUNE_METHODS:
-        raise InputError("finetune", method, f"must be one of {', '.join(FINETUNE_METHODS)}")
+    one_of("finetune", method, FINETUNE_METHODS)
     return Finetune(method=method, rank=rank, targets=targets, base_precision=base_precision)  # type: ignore[arg-type]
 
 

@@ -16,6 +16,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
+from twofold.checks import non_negative, one_of, positive_int
 from twofold.errors import InputError
 from twofold.workload.backward import backward_ops, with_casts
 from twofold.workload.finetune import Finetune, check_finetune_model, finetune_training_ops
@@ -60,10 +61,8 @@ def activation_bytes(precision: str) -> float:
     return 2.0 if precision in GEMM_ONLY_PRECISIONS else bytes_per_element(precision)
 
 
-def _positive(field: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError(field, value, "must be a positive integer")
-    return value
+def _positive(field: str, value: int) -> int:
+    return positive_int(field, value)
 
 
 def _check_sharding(model: ModelConfig, *, tp: int, cp: int, ep: int, etp: int) -> None:
@@ -333,8 +332,7 @@ def training_ops(
     softmax/score part, their section 4.2; with FlashAttention the score matrix is never stored,
     so this is the core's forward kernel again). Recomputed ops carry phase "recompute".
     """
-    if recompute not in RECOMPUTE_MODES:
-        raise InputError("recompute", recompute, f"must be one of {', '.join(RECOMPUTE_MODES)}")
+    one_of("recompute", recompute, RECOMPUTE_MODES)
     if finetune is not None:
         check_finetune_model(model)
         if precision in GEMM_ONLY_PRECISIONS:
@@ -468,8 +466,7 @@ def optimizer_ops(num_params: float, precision: str) -> tuple[Op, ...]:
     per parameter (nominal; the update is memory-bound). Left out: gradient clipping's norm
     reduction, loss scaling, the fp8 cast of weights in fp8 recipes.
     """
-    if isinstance(num_params, bool) or not isinstance(num_params, (int, float)) or not num_params >= 0:
-        raise InputError("num_params", num_params, "must be a non-negative number")
+    non_negative("num_params", num_params)
     copy = 0.0 if precision == "fp32" else bytes_per_element(precision)
     return (
         Op(
