@@ -31,6 +31,8 @@ from twofold.errors import InputError
 
 __all__ = [
     "COLUMNS",
+    "THROUGHPUT_METRICS",
+    "TRAINING_METRICS",
     "DATA_FILE",
     "DATA_FILES",
     "PublishedRow",
@@ -42,6 +44,13 @@ __all__ = [
 ]
 
 # The shipped files, in the order `load_rows` reads them.
+# Metric names of the rows: those that are a throughput measurement of the training step (the
+# accuracy target's rows), and the training metrics `validate.metrics` predicts.
+THROUGHPUT_METRICS = (
+    "tokens_per_s_per_chip", "tokens_per_s", "sequences_per_s", "step_time_s", "tflops_per_chip", "mfu",
+)
+TRAINING_METRICS = (*THROUGHPUT_METRICS, "time_to_train_min")
+
 DATA_FILES: tuple[str, ...] = (
     "published_results.csv",
     "published_results_2.csv",

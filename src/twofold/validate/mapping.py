@@ -39,7 +39,7 @@ from typing import Any, Literal
 
 from twofold import yaml_strict
 from twofold.errors import InputError
-from twofold.validate.dataset import PublishedRow
+from twofold.validate.dataset import TRAINING_METRICS, PublishedRow
 from twofold.validate.reading import read_hardware, read_model_id, read_precision, read_recompute, read_stack
 
 __all__ = [
@@ -292,8 +292,6 @@ def _precision(row: PublishedRow) -> str:
 
 
 def _check_training_metric(row: PublishedRow) -> None:
-    from twofold.validate.metrics import TRAINING_METRICS  # metrics imports this module
-
     if row.metric not in TRAINING_METRICS:
         raise NotExpressible(f"metric {row.metric!r} ({row.unit}): validate.metrics has no prediction for it")
     if row.metric == "mfu" and row.unit.strip() not in ("%", "fraction"):
