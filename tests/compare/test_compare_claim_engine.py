@@ -12,11 +12,11 @@ from _compare_fixtures import doubled_target
 
 from twofold.cli import main
 from twofold.compare.claim import Claim, evaluate_claim, evaluate_ratio
-from twofold.compare.claim_run import claim_scenarios
 from twofold.compare.plans import target
 from twofold.compare.workloads import CLAIM_WORKLOADS
 from twofold.errors import InputError
 from twofold.sweep import SweepStore, run_scenarios
+from twofold.sweep.claim_run import claim_scenarios, run_claim_plans
 
 # A dense and an MoE training step and one serving workload: every kind of row, in seconds.
 SMALL = (CLAIM_WORKLOADS[0], CLAIM_WORKLOADS[6], CLAIM_WORKLOADS[9])
@@ -39,7 +39,7 @@ def _no_planning(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_pool_gives_the_in_process_numbers() -> None:
     text = "trn2 is 4x trn1"
     direct = evaluate_claim(text, workloads=SMALL)
-    pooled = evaluate_claim(text, workloads=SMALL, workers=2)
+    pooled = evaluate_claim(text, workloads=SMALL, workers=2, plan_runner=run_claim_plans)
     assert direct.run is None and pooled.run["executor"] == "local:2"
     assert pooled.run["planned"] == 2 * len(SMALL) and pooled.run["store"] is None
     assert direct.evaluated == len(SMALL)  # the comparison below compares figures, not gaps
@@ -51,10 +51,10 @@ def test_a_store_is_reused_and_every_plan_comes_from_it(
 ) -> None:
     text = "trn2 has 2x lower latency than h100"
     direct = evaluate_claim(text, workloads=SMALL)
-    first = evaluate_claim(text, workloads=SMALL, store=tmp_path / "claim.db")
+    first = evaluate_claim(text, workloads=SMALL, store=tmp_path / "claim.db", plan_runner=run_claim_plans)
     assert first.run["planned"] == 2 * len(SMALL) and first.run["store"] == str(tmp_path / "claim.db")
     _no_planning(monkeypatch)  # from here on, a plan made in process fails the test
-    again = evaluate_claim(text, workloads=SMALL, store=tmp_path / "claim.db")
+    again = evaluate_claim(text, workloads=SMALL, store=tmp_path / "claim.db", plan_runner=run_claim_plans)
     assert again.run["skipped"] == 2 * len(SMALL) and again.run["planned"] == 0
     assert _numbers(direct) == _numbers(first) == _numbers(again)
 
@@ -65,7 +65,8 @@ def test_a_sweep_row_without_the_unconstrained_layout_is_planned_again(tmp_path:
     a, b = target("trn2"), target("trn1")
     scenarios = claim_scenarios("throughput", (a, b), SMALL[:1])
     run_scenarios(scenarios[:1], tmp_path / "s.db", name="sweep", workers=1)
-    result = evaluate_ratio(claim, a, b, workloads=SMALL[:1], store=tmp_path / "s.db")
+    store = tmp_path / "s.db"
+    result = evaluate_ratio(claim, a, b, workloads=SMALL[:1], store=store, plan_runner=run_claim_plans)
     assert (result.run["skipped"], result.run["planned"]) == (0, 2)
     with SweepStore(tmp_path / "s.db") as store:
         assert all("unconstrained" in r.result for r in store.results())
@@ -76,7 +77,7 @@ def test_what_if_chips_cannot_go_to_workers() -> None:
     fast, base = doubled_target("h100", links=False), target("h100")
     claim = Claim(text="x", chip_a=fast.label, chip_b="h100", multiplier=2.0, metric="throughput")
     with pytest.raises(InputError) as info:
-        evaluate_ratio(claim, fast, base, workloads=SMALL[:1], workers=2)
+        evaluate_ratio(claim, fast, base, workloads=SMALL[:1], workers=2, plan_runner=run_claim_plans)
     assert info.value.field == "chip" and info.value.value == fast.label
 
 
@@ -108,3 +109,13 @@ def test_cli_writes_only_the_store_it_is_given(
     d = json.loads(capsys.readouterr().out)
     assert "run" in d and d["evaluated"] == 0  # no published Trainium power: nothing to plan
     assert (tmp_path / "c.db").is_file() and not home.exists()
+
+
+def test_the_sweep_engine_is_handed_in_not_imported() -> None:
+    """compare sits below sweep (tests/test_layers.py): asking for the engine without passing it names
+    the field and how to pass it."""
+    from twofold.errors import InputError
+
+    with pytest.raises(InputError) as info:
+        evaluate_claim("h100 is 2x a100", workloads=SMALL[:1], workers=2)
+    assert info.value.field == "plan_runner" and "run_claim_plans" in info.value.rule

@@ -95,7 +95,15 @@ def hand_ratios() -> dict[str, float]:
 
 @pytest.mark.parametrize("workers", [None, 1])  # in process, and on the sweep engine
 def test_claim_finetune_runs_the_lora_workload(workers: int | None, hand_ratios: dict[str, float]) -> None:
-    result = evaluate_claim("h100 is 2x a100", workloads=[CLAIM_8B, SERVE_8B], finetune=LORA, workers=workers)
+    from twofold.sweep.claim_run import run_claim_plans
+
+    result = evaluate_claim(
+        "h100 is 2x a100",
+        workloads=[CLAIM_8B, SERVE_8B],
+        finetune=LORA,
+        workers=workers,
+        plan_runner=run_claim_plans,
+    )
     assert [r.workload.label for r in result.rows] == [CLAIM_8B.label]  # serving left out
     assert result.rows[0].ratio == pytest.approx(hand_ratios["lora"])
     assert hand_ratios["lora"] != pytest.approx(hand_ratios["full"], rel=1e-3)

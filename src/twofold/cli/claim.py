@@ -99,6 +99,8 @@ def claim(
         require_matplotlib()
         check_out(report_path)
     prices, powers = chip_overrides(price, power)
+    from twofold.sweep.claim_run import run_claim_plans  # lazy: start-up time
+
     # Always on the sweep engine (in this process unless --workers or --ray): one code path.
     result = evaluate_claim(
         text,
@@ -115,6 +117,7 @@ def claim(
         finetune=the_finetune,
         tokens=budget,
         deadline_s=deadline,
+        plan_runner=run_claim_plans,
     )
     if report_path is not None:
         from twofold.report import ReportData, write_report  # lazy: start-up time

@@ -57,6 +57,9 @@ __all__ = [
 ]
 
 DEFAULT_TOLERANCE = 0.1
+# The sweep engine's planner of a claim's scenarios (`twofold.sweep.claim_run.run_claim_plans`):
+# fills the plan caches it is given and returns the run's summary.
+PlanRunner = Callable[..., Mapping[str, Any]]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -357,12 +360,15 @@ def evaluate_ratio(
     finetune: Finetune | None = None,
     tokens: float | None = None,
     deadline_s: float | str | None = None,
+    plan_runner: PlanRunner | None = None,
 ) -> ClaimResult:
     """Check `claim` with chip A = `a` and chip B = `b` (objects: catalog or what-if chips).
 
-    With `workers`, `ray_address` or `store` the plans run first on the sweep engine
-    (`compare.claim_run`: a local pool, Ray, a sweep store; catalog chips only), then the rows are
-    computed from them exactly as in process; otherwise everything is planned in this process.
+    With `workers`, `ray_address` or `store` the plans run first on the sweep engine, which the
+    caller passes as `plan_runner` (`twofold.sweep.claim_run.run_claim_plans`: a local pool, Ray, a
+    sweep store; catalog chips only; the sweep layer sits above this one, so it is handed in, not
+    imported), then the rows are computed from them exactly as in process; otherwise everything is
+    planned in this process.
     `finetune` (LoRA/QLoRA, `workload.finetune`) makes every training workload a fine-tuning run;
     serving workloads are then left out (serving a fine-tuned model is no fine-tuning run), and a
     model LoRA is not modelled for (MoE) is a row "not evaluated" with the reason.
@@ -394,9 +400,14 @@ def evaluate_ratio(
         if budget is not None:
             workers = None  # the deadline search plans several counts per chip, in this process
         if workers is not None or ray_address is not None or store is not None:
-            from twofold.compare.claim_run import run_claim_plans
-
-            run = run_claim_plans(
+            if plan_runner is None:
+                raise InputError(
+                    "plan_runner",
+                    None,
+                    "workers, ray_address and store run on the sweep engine: pass "
+                    "plan_runner=twofold.sweep.claim_run.run_claim_plans",
+                )
+            run = plan_runner(
                 claim.metric,
                 (a, b),
                 workloads,
@@ -527,13 +538,15 @@ def evaluate_claim(
     finetune: Finetune | None = None,
     tokens: float | None = None,
     deadline_s: float | str | None = None,
+    plan_runner: PlanRunner | None = None,
 ) -> ClaimResult:
-    """Parse `text` and check it on catalog chips (`evaluate_ratio`, on the sweep engine when
-    `workers`, `ray_address` or `store` is given). `price_kind` picks the published price behind
-    perf-per-dollar (on-demand, capacity-block, spot; `economics.PRICE_KINDS`): a chip without one
-    of that kind is unknown, never priced at another kind; `min_quality` (A, B, C) excludes weaker
-    catalog prices. A chip may be `chip@system`. `stack` (a `cost.stack` id or file;
-    None = `auto`, each chip's vendor reference stack) runs the training workloads on both chips;
+    """Parse `text` and check it on catalog chips (`evaluate_ratio`, on the sweep engine
+    `plan_runner` when `workers`, `ray_address` or `store` is given). `price_kind` picks the
+    published price behind perf-per-dollar (on-demand, capacity-block, spot;
+    `economics.PRICE_KINDS`): a chip without one of that kind is unknown, never priced at another
+    kind; `min_quality` (A, B, C) excludes weaker catalog prices. A chip may be `chip@system`.
+    `stack` (a `cost.stack` id or file; None = `auto`, each chip's vendor reference stack) runs the
+    training workloads on both chips;
     `finetune` makes them LoRA/QLoRA runs; `tokens` and `deadline_s` make a cost claim a bill
     under a deadline (`evaluate_ratio`)."""
     claim = parse_claim(text, metric=metric)
@@ -563,4 +576,5 @@ def evaluate_claim(
         finetune=finetune,
         tokens=tokens,
         deadline_s=deadline_s,
+        plan_runner=plan_runner,
     )
