@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
+from types import MappingProxyType
 from typing import Any, Literal
 
 from twofold import yaml_strict
@@ -128,18 +129,25 @@ def hardware_entry(row: PublishedRow) -> Mapping[str, Any] | None:
     {chip: None, reason}); for a spelling mapping.yaml does not list, what `validate.reading`
     reads from the text (marked `read: True`), or None."""
     entry = mapping_data()["hardware"].get(row.hardware)
-    if entry is not None:
-        return entry
-    reading = read_hardware(row.hardware)
+    return entry if entry is not None else _read_hardware_entry(row.hardware)
+
+
+@lru_cache(maxsize=256)
+def _read_hardware_entry(text: str) -> Mapping[str, Any] | None:
+    """`hardware_entry` for a spelling mapping.yaml lacks (read once per spelling: every row of a
+    file asks several times)."""
+    reading = read_hardware(text)
     if reading is None:
         return None
-    return {
-        "chip": reading.chip,
-        "family": reading.family,
-        "reason": reading.reason,
-        "cores_per_chip": reading.cores_per_chip,
-        "read": True,
-    }
+    return MappingProxyType(
+        {
+            "chip": reading.chip,
+            "family": reading.family,
+            "reason": reading.reason,
+            "cores_per_chip": reading.cores_per_chip,
+            "read": True,
+        }
+    )
 
 
 def hardware_family(row: PublishedRow) -> str:
@@ -169,11 +177,17 @@ def stack_rule(row: PublishedRow) -> Mapping[str, Any] | None:
 def row_stack(row: PublishedRow) -> str:
     """The software stack the row ran, one of `STACKS`: the first mapping.yaml rule that matches;
     else the framework the row's notes or source name (`validate.reading.read_stack`); else "other"."""
+    return _stack_and_reading(row)[0]
+
+
+def _stack_and_reading(row: PublishedRow) -> tuple[str, str | None]:
+    """(`row_stack`, why the text was read so) - the reason is None when a mapping.yaml rule
+    decided or nothing did."""
     rule = stack_rule(row)
     if rule:
-        return str(rule["stack"])
+        return str(rule["stack"]), None
     read = read_stack(row.notes, row.source)
-    return read[0] if read else "other"
+    return (read[0], read[1]) if read else ("other", None)
 
 
 def _unexpressible_rule(row: PublishedRow) -> str | None:
@@ -206,11 +220,9 @@ def express(row: PublishedRow) -> Case | Unexpressible:
             case = _train_case(row, family, chip, system, caveats)
     except NotExpressible as skip:
         return Unexpressible(row=row, family=family, reason=str(skip))
-    stack = row_stack(row)
-    if stack_rule(row) is None and stack != "other":
-        why = read_stack(row.notes, row.source)
-        note = f"stack {stack!r} read from the row's text ({why[1] if why else ''})"
-        case = replace(case, caveats=(*case.caveats, note))
+    stack, why = _stack_and_reading(row)
+    if why is not None:
+        case = replace(case, caveats=(*case.caveats, f"stack {stack!r} read from the row's text ({why})"))
     return replace(case, stack=stack)
 
 

@@ -309,16 +309,7 @@ def _finetune_result(
             return None
     else:
         value = predict_training_figure(case, pred.step_time_s)
-    return replace(
-        _compared(case.row, case.family, float(value)),
-        step_time_s=pred.step_time_s,
-        breakdown=dict(pred.breakdown),
-        layout=_layout_text(case),
-        chip=case.chip.id,
-        system=case.system.id,
-        caveats=case.caveats + pred.caveats,
-        stack=case.stack,
-    )
+    return _predicted(case, pred, float(value))
 
 
 def _finetune_summary(rows: list[RowResult]) -> dict[str, Any]:
@@ -506,10 +497,18 @@ def _train_result(case: Case, pred: StepPrediction, held: Mapping[str, StepPredi
     value = predict_training_figure(case, pred.step_time_s)
     interval = _interval(case, value)
     return replace(
-        _compared(case.row, case.family, value),
+        _predicted(case, pred, value),
         interval=interval,
         inside_interval=None if interval is None else interval[0] <= case.row.value <= interval[1],
         throughput=_is_throughput(case),
+        **out_of_sample,
+    )
+
+
+def _predicted(case: Case, pred: StepPrediction, value: float) -> RowResult:
+    """`value` against the row's published figure, with the step behind it (training and fine-tuning)."""
+    return replace(
+        _compared(case.row, case.family, value),
         step_time_s=pred.step_time_s,
         breakdown=dict(pred.breakdown),
         layout=_layout_text(case),
@@ -517,7 +516,6 @@ def _train_result(case: Case, pred: StepPrediction, held: Mapping[str, StepPredi
         system=case.system.id,
         caveats=case.caveats + pred.caveats,
         stack=case.stack,
-        **out_of_sample,
     )
 
 
