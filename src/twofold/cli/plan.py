@@ -24,6 +24,9 @@ from twofold.cli._options import (
     parse_tokens,
     refuse_serving_flags,
 )
+from twofold.cli._options import (
+    headroom as headroom_of,
+)
 from twofold.cli._render import finetune_label
 from twofold.cli._uncertainty import short_range, with_plan_uncertainty
 from twofold.errors import InputError, NoAnswer
@@ -137,7 +140,6 @@ def plan(
     from twofold.hardware.catalog import get_chip, system_for
     from twofold.hardware.types import PRECISIONS
     from twofold.parallel.layout import TrainingWorkload
-    from twofold.parallel.memory import DEFAULT_MEM_HEADROOM, usable_memory_bytes
     from twofold.search.enumerate import EnumerateOptions
     from twofold.search.plan import DEFAULT_TIE_TOLERANCE, check_objective, plan_training
     from twofold.workload import get_model
@@ -152,8 +154,7 @@ def plan(
         "max_cp": max_cp,
     }
     positive_ints(**bounds)
-    headroom = DEFAULT_MEM_HEADROOM if mem_headroom is None else mem_headroom
-    usable_memory_bytes(1.0, headroom)  # validates it before any model is read
+    headroom = headroom_of(mem_headroom)  # validated before any model is read
     tolerance = DEFAULT_TIE_TOLERANCE if tie_tolerance is None else tie_tolerance
 
     if deadline is not None or on is not None or samples is not None:  # search.deadline
