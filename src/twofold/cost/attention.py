@@ -35,8 +35,8 @@ Filling the table (per kernel, family and head dimension):
 Families without measurements of a kernel: Blackwell takes Hopper's fractions for `cudnn` and
 `flash3`-class kernels and Ada takes Ampere's (assumptions, reported as such by `kernel_basis`);
 kernels with no published table (XLA splash attention on TPU, NKI flash attention on Trainium,
-Composable Kernel on AMD, FusedSDPA on Intel Gaudi) return None, and the cost model keeps the profile's constant attention
-efficiency for them.
+Composable Kernel on AMD, FusedSDPA on Intel Gaudi) return None, and the cost model keeps the
+profile's constant attention efficiency for them.
 """
 
 from __future__ import annotations
