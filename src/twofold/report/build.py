@@ -20,12 +20,8 @@ from typing import Any
 import numpy as np
 
 from twofold.compare.claim import ClaimResult
-from twofold.compare.compare import (
-    DEFAULT_CHIPS,
-    CompareResult,
-    compare_targets,
-    throughput_unit,
-)
+from twofold.compare.compare import DEFAULT_CHIPS, CompareResult, compare_targets
+from twofold.compare.inputs import throughput_unit
 from twofold.compare.plans import PlanCache, Target, plan_chip
 from twofold.economics.prices import usd_per_million_tokens
 from twofold.parallel.layout import TrainingWorkload
