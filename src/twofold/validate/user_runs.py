@@ -49,7 +49,8 @@ import yaml
 from twofold import yaml_strict
 from twofold.errors import InputError
 from twofold.validate.dataset import COLUMNS, PublishedRow, parse_row  # the shipped files' parser
-from twofold.validate.mapping import Case, hardware_entry, mapping_data, row_precision
+from twofold.validate.mapping import Case
+from twofold.validate.mapping_rules import hardware_entry, mapping_data, row_precision
 from twofold.validate.reading import read_recompute
 
 __all__ = [
