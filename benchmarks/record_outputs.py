@@ -62,7 +62,7 @@ COMMANDS: tuple[str, ...] = (
 _CLOCK = (
     (re.compile(r"\bin \d+(?:\.\d+)? s\b"), "in <time> s"),
     (re.compile(r"; \d+(?:\.\d+)? s$", re.MULTILINE), "; <time> s"),
-    (re.compile(r'("(?:elapsed_s|simulation_wall_s)": )[0-9.eE+-]+'), r"\1<time>"),
+    (re.compile(r'("(?:elapsed_s|enumerate_s|evaluate_s|simulation_wall_s)": )[0-9.eE+-]+'), r"\1<time>"),
 )
 
 
