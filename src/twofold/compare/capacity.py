@@ -59,7 +59,7 @@ def counterfactual_chips(a: Chip, b: Chip) -> list[tuple[str, Chip]]:
     return out
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class CapacityRatio:
     """A chip's cost of serving the rate against the reference's, with its exact factors.
 
@@ -133,7 +133,7 @@ def capacity_ratio(
     )
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class CapacityComparison:
     """Each target's plan for the rate and its ratio to the reference (keyed by target label)."""
 

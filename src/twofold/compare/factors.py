@@ -36,7 +36,7 @@ THROUGHPUT_FACTORS: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ChipTerms:
     """One chip's throughput terms; `tokens_per_s_per_chip()` is their product (module docstring).
 

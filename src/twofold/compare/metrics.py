@@ -150,7 +150,7 @@ def _ranges(
     return ranges, thin_evidence({label: mine, ref_label: ref})
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class _RawRow:
     """One chip's plan and figures before the ratios to the reference (`compare_targets`).
     `step` is the estimator's terms of the best layout; `metrics` the row's figures

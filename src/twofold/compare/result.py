@@ -12,7 +12,7 @@ from twofold.parallel.layout import Layout, TrainingWorkload
 from twofold.search.deadline import TargetOutcome
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class CompareRow:
     """One chip's best plan and what it costs; ratios and factors against the reference chip."""
 
@@ -63,7 +63,7 @@ class CompareRow:
         }
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class CompareResult:
     """Rows in the order of the chips given; `reference` is the chip every ratio divides by.
 

@@ -15,7 +15,7 @@ from twofold.workload.precision import bytes_per_element
 __all__ = ["InferenceLayout", "InferenceWorkload", "check_inference", "micro_batches", "serving_model"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class InferenceLayout:
     """How one model is served.
 
@@ -45,7 +45,7 @@ class InferenceLayout:
         return self.replica_chips * self.dp
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class InferenceWorkload:
     """`batch` sequences per replica served together: a prompt of `input_tokens`, then
     `output_tokens` generated one by one. `precision` is the compute and activation format;

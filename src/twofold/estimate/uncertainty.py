@@ -49,7 +49,7 @@ _SERVING_FIGURES = frozenset({"ttft_ms", "tpot_ms", "output_tokens_per_s"})
 _LEVEL_OF_BASIS = {"measured family": "measured", "specifications only": "specifications"}
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Evidence:
     """What the interval rests on: shipped rows on the chip, its family and its stack (None: the
     stack is not known), and the basis in words."""
@@ -75,7 +75,7 @@ class Evidence:
         }
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Uncertainty:
     """Intervals `[low, high]` at `coverage` for the headline figures, and their evidence."""
 

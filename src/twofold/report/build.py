@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ScalingPoint:
     """One chip at one chip count: its best layout's throughput in `unit` (tokens, or samples for
     an imported model without tokens) per second, and, if priced, $ per million of them."""
@@ -52,7 +52,7 @@ class ScalingPoint:
     unit: str = "tokens"
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ReportData:
     """Everything a report renders; a section is left out when its part is None or empty."""
 

@@ -87,7 +87,7 @@ def parse_deadline(text: str | float) -> float:
     return seconds
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class DeadlineTarget:
     """A chip in a system to consider; `label` is how it was named (`trn2`, `trn2@trn2-ultraserver`)."""
 
@@ -101,7 +101,7 @@ class DeadlineTarget:
     price: Price | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class DeadlineOption:
     """One way to train the budget: a target at a chip count, its best layout, one price kind.
 
@@ -139,7 +139,7 @@ class DeadlineOption:
         return out
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class TargetOutcome:
     """One target's answer: `best` (its cheapest option that meets the deadline), else `fastest`
     (its fastest option, the cheapest kind of it). `status`: "meets", "misses", "no price" or
@@ -165,7 +165,7 @@ class TargetOutcome:
         }
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class DeadlineResult:
     """The cheapest option over every target that meets the deadline (`best`, None if none does),
     the fastest priced option (`fastest`), every priced option (meeting ones cheapest first, then

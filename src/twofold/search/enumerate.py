@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class EnumerateOptions:
     """Which parts of the layout space to search (see the module docstring for each rule)."""
 
@@ -54,7 +54,7 @@ class EnumerateOptions:
 BOUND_FIELDS = ("tp", "pp", "cp", "ep", "vp", "max_vp", "max_cp", "max_micro_batch")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class RejectionSummary:
     """Why candidates were dropped: per rule, how many it removed (first rule broken), per stage.
 
@@ -124,7 +124,7 @@ def divisors(n: int) -> np.ndarray:
     return np.unique(np.concatenate([small, n // small]))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class _Ctx:
     """What the rules read besides the layout arrays."""
 

@@ -50,7 +50,7 @@ INFERENCE_OBJECTIVES = ("throughput", "latency", "cost")
 REFINE_POINTS = 16
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class InferencePlan:
     """The outcome of a serving search. `best` is None when no (layout, batch) meets the targets;
     `explanation` then says why. `top` lists the best candidate of each layout, ranked."""

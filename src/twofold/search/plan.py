@@ -75,7 +75,7 @@ DEFAULT_TIE_TOLERANCE = 0.03
 PARALLEL_DIMENSIONS = ("dp", "tp", "pp", "cp", "ep")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class RankedLayout:
     """One evaluated layout: the layout, the estimator's terms of its step (`fits` by the search's
     headroom) and the objective's figures (cost, energy or time; None for throughput)."""
@@ -101,7 +101,7 @@ class Ranked(Protocol):
 R = TypeVar("R", bound=Ranked)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class PlanResult(Generic[R]):
     """The outcome of a layout search.
 

@@ -65,7 +65,7 @@ def bounded_phi(names: Sequence[str], phi: np.ndarray) -> np.ndarray:
     return out
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class FitRow:
     """What the fit needs from one row: the uncalibrated log error, how the figure scales with the
     step time (-1: figure ~ 1/t, +1: figure ~ t), the raw step time and its mechanism groups."""
@@ -83,7 +83,7 @@ class FitRow:
     chip: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Calibration:
     """Fitted multipliers (parameter name -> theta) and how they were obtained."""
 

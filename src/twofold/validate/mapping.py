@@ -76,7 +76,7 @@ FINETUNE_METRICS = (
 )
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Case:
     """A row twofold can predict. `kind` is "train", "finetune", "gemm" or "allreduce"; fields a kind does not
     use are None (a GEMM microbenchmark has no model or layout)."""
@@ -95,7 +95,7 @@ class Case:
     stack: str = "auto"  # the software stack the row ran (`row_stack`, one of STACKS)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Unexpressible:
     """A row twofold cannot predict yet, and why."""
 

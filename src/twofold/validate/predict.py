@@ -34,7 +34,7 @@ _OPERAND_BYTES = {
 }
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class StepPrediction:
     """A predicted training step: seconds, and the seconds of each breakdown term."""
 

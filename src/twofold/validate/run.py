@@ -59,7 +59,7 @@ Predictor = Callable[[Case, TrainingCalibration], StepPrediction]
 WORST_ROWS = 10
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class RowResult:
     """One predicted row: published vs predicted figure, and the step-time breakdown behind it."""
 
@@ -96,7 +96,7 @@ class RowResult:
     inside_interval: bool | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Summary:
     """Absolute percentage error over a group of rows."""
 
@@ -115,7 +115,7 @@ class Summary:
         )
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ValidationResult:
     rows: tuple[RowResult, ...]
     unexpressible: tuple[Mapping[str, str], ...]

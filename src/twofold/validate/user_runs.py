@@ -87,7 +87,7 @@ _POSITIVE_INT = ("chips", "dp", "tp", "pp", "vp", "cp", "ep", "micro_batch", "gl
 _ARCH = ("layers", "hidden", "heads", "kv_heads", "ffn", "vocab", "moe_experts", "moe_topk")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class UserRun:
     """One measured run: the row in the published schema, and the optional `chip` and `config`."""
 

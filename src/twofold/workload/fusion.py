@@ -22,7 +22,7 @@ FUSIBLE_KINDS: frozenset[str] = frozenset({"elementwise", "norm", "softmax", "lo
 SIBLING_WINDOW = 64
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class TensorRef:
     """One tensor an op reads or writes: the buffer (storage) it lives in, which view of it, the
     bytes this access moves and the bytes of the whole buffer (both in the priced precision)."""
@@ -33,7 +33,7 @@ class TensorRef:
     buffer_nbytes: float
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class TracedOp:
     """An op of one execution (count 1) with the tensors it read and wrote; `fusible` False keeps
     it out of both passes (module docstring)."""
