@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from twofold.checks import positive_int
 from twofold.errors import InputError
 from twofold.hardware.types import System
 from twofold.parallel.layout import RECOMPUTE_MODES, LayoutTable, TrainingWorkload
@@ -280,10 +281,8 @@ def _check_inputs(
         )
     for name in BOUND_FIELDS:
         value = getattr(opts, name)
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1
-        ):
-            raise InputError(name, value, "must be a positive integer")
+        if value is not None:
+            positive_int(name, value)
     if model.num_layers < 1 or model.num_attention_heads < 1 or model.num_kv_heads < 1:
         raise InputError("model", model.name, "needs num_layers, num_attention_heads, num_kv_heads >= 1")
     return int(chips)

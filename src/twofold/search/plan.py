@@ -31,6 +31,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
+from twofold.checks import positive_int
 from twofold.errors import InputError
 from twofold.estimate.step import StepArrays, StepTerms
 from twofold.hardware.scale import check_scale
@@ -293,8 +294,7 @@ def plan_training(
     """
     t0 = time.perf_counter()
     _, larger_is_better = check_objective(objective)
-    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
-        raise InputError("top_k", top_k, "must be a positive integer")
+    positive_int("top_k", top_k)
     if (
         isinstance(tie_tolerance, bool)
         or not isinstance(tie_tolerance, (int, float, np.integer, np.floating))
