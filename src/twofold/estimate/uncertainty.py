@@ -65,7 +65,7 @@ def basis_text(evidence: Mapping[str, Any]) -> str:
     return f"{text}; extrapolated, one level wider: {'; '.join(beyond)}" if beyond else text
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Evidence:
     """What the interval rests on: shipped rows on the chip, its family and its stack (None: the
     stack is not known), and the basis in words."""
@@ -105,7 +105,7 @@ class Evidence:
         }
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Uncertainty:
     """Intervals `[low, high]` at `coverage` for the headline figures, and their evidence."""
 

@@ -74,7 +74,7 @@ _PROMPT_SHARE_LIMIT = 0.10  # the most the prompt tokens may be of all tokens in
 _VLLM_V1_CHUNK_TOKENS = 8192
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class StaticCall:
     """`estimate_inference` keyword arguments for a row, and how its figure reads off the estimate."""
 

@@ -13,7 +13,7 @@ from typing import Literal
 __all__ = ["ModelConfig"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ModelConfig:
     """A decoder-only or encoder-only transformer, dense or mixture-of-experts.
 

@@ -52,7 +52,7 @@ __all__ = ["ParamCounts", "param_counts", "weight_bytes"]
 POST_NORM_FAMILIES = frozenset({"bert"})
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ParamCounts:
     """Parameter counts (elements) of a model, whole and by part."""
 

@@ -23,7 +23,7 @@ from twofold.workload.model import ModelConfig
 __all__ = ["catalog_entry", "catalog_names", "get_model", "list_models"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class _Entry:
     id: str
     model: ModelConfig
