@@ -28,7 +28,7 @@ from twofold.cli._options import (
     headroom as headroom_of,
 )
 from twofold.cli._render import finetune_label
-from twofold.cli._uncertainty import short_range, with_plan_uncertainty
+from twofold.cli._uncertainty import evidence_text, short_range, with_plan_uncertainty
 from twofold.errors import InputError, NoAnswer
 
 __all__ = ["plan"]
@@ -321,7 +321,7 @@ def plan(
         allow_long_context=allow_long_context,
     )
 
-    d = with_plan_uncertainty(result.to_dict(), the_chip, check_stack(stack))
+    d = with_plan_uncertainty(result.to_dict(), the_chip, check_stack(stack), seq_len=workload.seq_len)
     if as_json:
         emit_json(d)
     else:
@@ -413,7 +413,7 @@ def _render(d: dict[str, Any]) -> None:
         if best_u:
             out.print(
                 f"80%: tok/s interval from the held-out error of the shipped rows "
-                f"({best_u['evidence']['basis']}; {best_u['evidence']['rows_chip']} rows on this chip)"
+                f"({evidence_text(best_u['evidence'])}; {best_u['evidence']['rows_chip']} rows on this chip)"
             )
         out.print("* also on the Pareto front of throughput against memory per chip")
         for line in _inputs_lines(d):
