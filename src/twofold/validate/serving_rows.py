@@ -111,8 +111,8 @@ def unexpressible_reason(row: PublishedRow) -> str | None:
         )
     if row.source.startswith("MLPerf Inference") and "gptj" in row.notes:
         return (
-            "MLPerf GPT-J: GPT-J 6B is not in the model catalog, and the CNN/DailyMail input lengths "
-            "are not in the row"
+            "MLPerf GPT-J (catalog gpt-j-6b): the CNN/DailyMail input lengths are not in the row, "
+            "and samples/s depend on them"
         )
     if row.source.startswith("MLPerf Inference"):
         return (
