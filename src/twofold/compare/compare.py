@@ -191,7 +191,7 @@ def compare_targets(
     if deadline_s is not None and tokens is not None and isinstance(model, ModelConfig):
         by_deadline = _deadline_outcomes(model, targets, workload, tokens, deadline_s, chips)
     rows = []
-    sure = {t.label: _uncertainty(t, raw[t.label].step, unit) for t in targets}
+    sure = {t.label: _uncertainty(t, raw[t.label].step, unit, workload.seq_len) for t in targets}
     by_label = {t.label: t for t in targets}
     for tgt in targets:
         r = raw[tgt.label]

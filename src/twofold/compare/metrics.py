@@ -121,14 +121,17 @@ def _ratios(
     return totals, factors
 
 
-def _uncertainty(tgt: Target, step: StepTerms | None, unit: str) -> Uncertainty | None:
+def _uncertainty(
+    tgt: Target, step: StepTerms | None, unit: str, seq_len: int | None = None
+) -> Uncertainty | None:
     """The intervals of a row's throughput, step time and MFU (None without a fitting layout).
-    The throughput is named in the row's unit; for samples it is the same number (`ChipPlan`)."""
+    The throughput is named in the row's unit; for samples it is the same number (`ChipPlan`).
+    `seq_len`: the workload's (beyond the validated rows the evidence drops a level)."""
     if step is None:
         return None
     thr = metric_names(unit)["thr"]
     figures = {thr: step.tokens_per_s_per_chip, "step_time_s": step.step_time_s, "mfu": step.mfu}
-    return chip_uncertainty(tgt, figures)
+    return chip_uncertainty(tgt, figures, seq_len=seq_len)
 
 
 def _ranges(

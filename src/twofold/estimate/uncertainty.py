@@ -62,7 +62,8 @@ def basis_text(evidence: Mapping[str, Any]) -> str:
     """An evidence block (`Evidence.to_dict`) in words: its basis, then what is extrapolated."""
     beyond = list(evidence.get("extrapolated") or ())
     text = str(evidence["basis"])
-    return f"{text}; extrapolated, one level wider: {'; '.join(beyond)}" if beyond else text
+    # No "; " inside: lists of chips' evidence are joined (and split) on it.
+    return f"{text}, extrapolated (one level wider): {', '.join(beyond)}" if beyond else text
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
