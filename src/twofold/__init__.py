@@ -27,7 +27,7 @@ _EXPORTS: dict[str, str] = {
     "StepTerms": "twofold.estimate.step",
     "estimate_training": "twofold.estimate.training",
     "evaluate_layouts": "twofold.estimate.training",
-    "estimate_imported_training": "twofold.estimate.imported",
+    "estimate_imported_training": "twofold.estimate.training",
     "plan_imported": "twofold.search.imported",
     "InferenceEstimate": "twofold.estimate.inference_result",
     "InferenceLayout": "twofold.estimate.inference_types",
