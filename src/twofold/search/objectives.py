@@ -35,6 +35,7 @@ from twofold.errors import InputError
 from twofold.estimate.step import StepArrays
 from twofold.hardware.types import Chip, System
 from twofold.workload.budget import default_tokens
+from twofold.workload.imported import ImportedModel
 from twofold.workload.model import ModelConfig
 
 __all__ = [
@@ -95,7 +96,7 @@ def _refuse_unused(objective: str, **given: tuple[object, bool, str]) -> None:
 
 def objective_inputs(
     objective: str,
-    model: ModelConfig,
+    model: ModelConfig | ImportedModel,
     system: System,
     chip: Chip,
     *,
