@@ -102,7 +102,6 @@ __all__ = [
     "data_parallel_comm",
     "fsdp_exposure",
     "model_parallel_comm",
-    "stage_comm",
 ]
 
 OVERLAP_EFFICIENCY = 1.0
@@ -134,78 +133,6 @@ def groups(levels: tuple[LevelArrays, ...], lay: LayoutArrays) -> dict[str, Grou
     }
 
 
-def stage_comm(
-    model: ModelConfig,
-    levels: tuple[LevelArrays, ...],
-    lay: LayoutArrays,
-    ct: ComputeTimes,
-    *,
-    seq_len: int,
-    act_bytes: float,
-    sb: StateBytes,
-    params_non_expert: np.ndarray,
-    params_expert: np.ndarray,
-    t_fwd: np.ndarray,
-    t_bwd: np.ndarray,
-    t_rc: np.ndarray,
-    fsdp_levels: tuple[LevelArrays, ...] | None = None,
-    tp_overlap: float = 0.0,
-    ep_overlap: float = 0.0,
-    fsdp_overlap: float = 1.0,
-    op_overhead_s: float = 0.0,
-    fsdp_flat_ring: bool = True,
-    trainable_non_expert: np.ndarray | None = None,
-    weight_bytes_non_expert: np.ndarray | None = None,
-) -> StageComm:
-    """Exposed and hidden communication seconds (module docstring): per micro-batch (`*_mb`) and
-    per step (`dp_step_*`), the model-parallel part (`model_parallel_comm`: tp, cp, ep, pp) and the
-    data-parallel part (`data_parallel_comm`: dp, ZeRO, FSDP). `fsdp_levels`: the levels ZeRO-3
-    collectives run on (default `levels`); `tp_overlap` / `ep_overlap`: fraction of TP / EP
-    communication hidden behind compute; `fsdp_overlap`: fraction of the hideable ZeRO-3/FSDP
-    communication that hides (`fsdp_exposure`); `op_overhead_s`: the profile's fixed time per
-    operator, paid once per extra interleaved-pipeline chunk step; `fsdp_flat_ring`: price the
-    ZeRO-3 collectives as one flat ring at the network's per-chip bandwidth (DeepSpeed ZeRO-3,
-    `parallel.comm.flat_collective_s`) or, when False, as NCCL runs them across multi-NIC nodes
-    (the hierarchical cost, which matches nccl-tests' multi-node all-gather bus bandwidth; the
-    stack's FSDP flavour decides, `cost.stack`). `trainable_non_expert` (LoRA/QLoRA: the adapters)
-    replaces `params_non_expert` in the gradient collectives, and `weight_bytes_non_expert` (the
-    frozen base at its stored precision plus the adapters) the weight bytes of the gathers: only
-    trained parameters have gradients to reduce."""
-    g = groups(levels, lay)
-    out = model_parallel_comm(
-        model,
-        levels,
-        lay,
-        ct,
-        seq_len=seq_len,
-        act_bytes=act_bytes,
-        t_fwd=t_fwd,
-        t_bwd=t_bwd,
-        t_rc=t_rc,
-        tp_overlap=tp_overlap,
-        ep_overlap=ep_overlap,
-        op_overhead_s=op_overhead_s,
-        placed=g,
-    )
-    out |= data_parallel_comm(
-        levels,
-        lay,
-        sb=sb,
-        params_non_expert=params_non_expert,
-        params_expert=params_expert,
-        t_fwd=t_fwd,
-        t_bwd=t_bwd,
-        t_rc=t_rc,
-        fsdp_levels=fsdp_levels,
-        fsdp_overlap=fsdp_overlap,
-        fsdp_flat_ring=fsdp_flat_ring,
-        trainable_non_expert=trainable_non_expert,
-        weight_bytes_non_expert=weight_bytes_non_expert,
-        placed=g,
-    )
-    return out
-
-
 def model_parallel_comm(
     model: ModelConfig,
     levels: tuple[LevelArrays, ...],
@@ -222,10 +149,13 @@ def model_parallel_comm(
     op_overhead_s: float = 0.0,
     placed: dict[str, Group] | None = None,
 ) -> StageComm:
-    """The tensor-, context-, expert- and pipeline-parallel part of `stage_comm` (module docstring):
-    `tp_mb`, `cp_mb`, `cp_hidden_mb`, `ep_mb`, `pp_mb` (with `pp_chunk_mb`), `pp_hidden_mb` per
-    micro-batch, from the architecture (`ModelConfig`). `placed`: the groups of `groups(levels,
-    lay)` when the caller has them."""
+    """Exposed and hidden tensor-, context-, expert- and pipeline-parallel communication seconds per
+    micro-batch (module docstring): `tp_mb`, `cp_mb`, `cp_hidden_mb`, `ep_mb`, `pp_mb` (with
+    `pp_chunk_mb`), `pp_hidden_mb`, from the architecture (`ModelConfig`). `tp_overlap` /
+    `ep_overlap`: fraction of TP / EP communication hidden behind compute; `op_overhead_s`: the
+    profile's fixed time per operator, paid once per extra interleaved-pipeline chunk step.
+    `placed`: the groups of `groups(levels, lay)` when the caller has them. The data-parallel part
+    is `data_parallel_comm`."""
     g = groups(levels, lay) if placed is None else placed
     h, e = model.hidden_size, act_bytes
     tp_sp = np.where(lay.sp, lay.tp, 1.0)
@@ -310,11 +240,19 @@ def data_parallel_comm(
     weight_bytes_non_expert: np.ndarray | None = None,
     placed: dict[str, Group] | None = None,
 ) -> StageComm:
-    """The data-parallel and ZeRO / FSDP part of `stage_comm` (module docstring, "DP gradients" and
-    "FSDP / ZeRO-3"): `dp_step`, `dp_step_hidden` per step, `dp_mb`, `dp_hidden_mb`, `fsdp_mb`,
-    `fsdp_hidden_mb` per micro-batch. It needs no architecture, only the parameters a chip holds
-    and the compute windows, so every model takes it (`workload.protocol`): the FSDP units are the
-    stage's layers (`lay.stage_layers`, one unit per repeated block). `params_expert` None: the
+    """Exposed and hidden data-parallel and ZeRO / FSDP communication seconds (module docstring, "DP
+    gradients" and "FSDP / ZeRO-3"): `dp_step`, `dp_step_hidden` per step, `dp_mb`, `dp_hidden_mb`,
+    `fsdp_mb`, `fsdp_hidden_mb` per micro-batch. It needs no architecture, only the parameters a
+    chip holds and the compute windows, so every model takes it (`workload.protocol`): the FSDP
+    units are the stage's layers (`lay.stage_layers`, one unit per repeated block). `fsdp_levels`:
+    the levels ZeRO-3 collectives run on (default `levels`); `fsdp_overlap`: fraction of the
+    hideable ZeRO-3/FSDP communication that hides (`fsdp_exposure`); `fsdp_flat_ring`: price the
+    ZeRO-3 collectives as one flat ring at the network's per-chip bandwidth (DeepSpeed ZeRO-3,
+    `parallel.comm.flat_collective_s`) or, when False, as NCCL runs them across multi-NIC nodes
+    (the hierarchical cost; the stack's FSDP flavour decides, `cost.stack`). `trainable_non_expert`
+    (LoRA/QLoRA: the adapters) replaces `params_non_expert` in the gradient collectives, and
+    `weight_bytes_non_expert` (the frozen base at its stored precision plus the adapters) the
+    weight bytes of the gathers: only trained parameters have gradients to reduce. `params_expert` None: the
     model has no expert parameters, so no expert-data-parallel collectives run (a catalog model
     passes its routed experts' parameters, zeros for a dense one). `placed`: the groups of
     `groups(levels, lay)` when the caller has them."""

@@ -77,6 +77,12 @@ def imported_stage(
     every layout but its memory, which depends on the ZeRO stage and the shard group."""
     if imported.backward == "none":
         raise InputError("model", imported.name, "has no backward pass (no trainable parameters)")
+    if workload.finetune is not None:
+        raise InputError(
+            "finetune",
+            workload.finetune.method,
+            "an imported model is trained in full (LoRA/QLoRA need a catalog id or config.json)",
+        )
     fwd, bwd = imported.step_ops()
     zeros = np.zeros_like(lay.dp)
     trainable = float(imported.trainable_param_count)

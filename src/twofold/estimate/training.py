@@ -72,7 +72,6 @@ from twofold.workload.finetune import Finetune, adapter_params, base_bytes_per_p
 from twofold.workload.imported import ImportedModel
 from twofold.workload.model import ModelConfig
 from twofold.workload.params import param_counts
-from twofold.workload.protocol import TrainingModel
 
 __all__ = [
     "catalog_stage",
@@ -157,7 +156,7 @@ def _check_system(system: System, table: LayoutTable) -> None:
 
 
 def evaluate_layouts(
-    model: TrainingModel,
+    model: ModelConfig | ImportedModel,
     system: System,
     workload: TrainingWorkload,
     table: LayoutTable,

@@ -122,7 +122,7 @@ def _fixed_rules(model: TrainingModel, workload: TrainingWorkload) -> list[_Rule
                 (axis, f"{model.name} is estimated without recompute", lambda c: c["recompute"] == 0)
             )
         else:
-            rules.append((axis, DATA_PARALLEL_ONLY, (lambda c, a=axis, d=default: c[a] == d)))
+            rules.append((axis, DATA_PARALLEL_ONLY, _at(axis, default)))
     mb = model.fixed_micro_batch
     if mb is not None:
         rule = f"must equal the batch {model.name} was imported with ({mb}); re-import to change it"
@@ -138,6 +138,11 @@ def _fixed_rules(model: TrainingModel, workload: TrainingWorkload) -> list[_Rule
             )
         )
     return rules
+
+
+def _at(axis: str, value: int) -> Callable[[Cols], np.ndarray]:
+    """The mask of rows whose `axis` column equals `value`."""
+    return lambda c: c[axis] == value
 
 
 def _architecture_rules(m: ModelConfig, workload: TrainingWorkload) -> list[_Rule]:

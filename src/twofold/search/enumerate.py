@@ -184,7 +184,9 @@ def divisors(n: int) -> np.ndarray:
 class _Ctx:
     """What the rules read besides the layout arrays."""
 
-    model: TrainingModel
+    # A ModelConfig for the architecture rules; the data-parallel rules read no model (any
+    # `workload.protocol.TrainingModel`).
+    model: Any
     workload: TrainingWorkload
     options: EnumerateOptions
     fastest_domain_chips: int | None = None
