@@ -107,3 +107,16 @@ def test_the_roofline_prices_attention_with_the_stack_kernel() -> None:
     expected = op.useful_flops / (989e12 * fraction)
     assert t2 == pytest.approx(expected, rel=1e-6)
     assert t_cudnn < t2  # cuDNN reaches ~1.6x FlashAttention-2's speed on H100 at 8k
+
+
+def test_triton_flash_attention_is_priced_from_its_own_a100_rows() -> None:
+    # llm-foundry's attn_impl=triton: the FA2 paper's "FlashAttention Triton" bars (A100 only).
+    r = _published(A100, "FlashAttention Triton", "fwd+bwd", "True", 128, 4096)
+    f = r * (1 + 2.5 / RHO) / 3.5
+    assert attention_fraction("flash-triton", "NVIDIA Ampere", "forward", True, 128, 4096) == pytest.approx(
+        f / 312.0, rel=1e-3
+    )
+    # Slower than FlashAttention-2 on the same chip, length and mask (the figure's ordering).
+    fa2 = attention_fraction("flash2", "NVIDIA Ampere", "forward", True, 128, 4096)
+    assert fa2 is not None and f / 312.0 < fa2
+    assert kernel_basis("flash-triton", "NVIDIA Hopper").startswith("no kernel table")

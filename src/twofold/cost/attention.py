@@ -69,6 +69,10 @@ ATTENTION_KERNELS: Mapping[str, tuple[tuple[str, ...], str]] = {
     "cudnn": (("cuDNN",), "cuDNN fused attention (Transformer Engine's default on Hopper and later)"),
     "flash1": (("FlashAttention (v1)",), "FlashAttention v1"),
     "xformers": (("xformers (cutlass)",), "xformers memory-efficient attention (CUTLASS)"),
+    "flash-triton": (
+        ("FlashAttention Triton",),
+        "FlashAttention in Triton (flash-attn's 2022 Triton kernel, as in MosaicML llm-foundry's attn_impl=triton)",
+    ),
     "math": (
         ("PyTorch standard attention", "Standard attention (PyTorch)"),
         "unfused attention (matmul, softmax, matmul): PyTorch's math path",
