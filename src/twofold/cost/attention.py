@@ -71,7 +71,8 @@ ATTENTION_KERNELS: Mapping[str, tuple[tuple[str, ...], str]] = {
     "xformers": (("xformers (cutlass)",), "xformers memory-efficient attention (CUTLASS)"),
     "flash-triton": (
         ("FlashAttention Triton",),
-        "FlashAttention in Triton (flash-attn's 2022 Triton kernel, as in MosaicML llm-foundry's attn_impl=triton)",
+        "FlashAttention in Triton (flash-attn's 2022 Triton kernel, "
+        "as in MosaicML llm-foundry's attn_impl=triton)",
     ),
     "math": (
         ("PyTorch standard attention", "Standard attention (PyTorch)"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twofold.estimate._result_fields import fit_note, identity_dict, with_unit
 from twofold.estimate.step import BREAKDOWN_TERMS, HIDDEN_TERMS, MEMORY_TERMS, StepTerms
@@ -13,8 +13,10 @@ from twofold.estimate.uncertainty import Uncertainty, uncertainty_for
 from twofold.hardware.scale import check_scale, scale_notes
 from twofold.hardware.types import Chip, System
 from twofold.parallel.layout import Layout, TrainingWorkload
-from twofold.workload.imported import ImportedModel
 from twofold.workload.model import ModelConfig
+
+if TYPE_CHECKING:  # loaded only with an imported model (start-up time)
+    from twofold.workload.imported import ImportedModel
 
 __all__ = ["BREAKDOWN_TERMS", "HIDDEN_TERMS", "MEMORY_TERMS", "TrainingEstimate"]
 
@@ -80,7 +82,9 @@ class TrainingEstimate:
     ) -> TrainingEstimate:
         """Build from one row of `evaluate_layouts`' output (`StepArrays.row`); `stack` (the
         software stack id, "auto" when not known) picks the evidence of the uncertainty."""
-        imported = _imported_fields(row, model, layout, workload) if isinstance(model, ImportedModel) else {}
+        imported = (
+            _imported_fields(row, model, layout, workload) if not isinstance(model, ModelConfig) else {}
+        )
         check_scale(system, layout.chips)
         mem = row.memory_per_chip_gib
         notes: list[str] = list(scale_notes(system, layout.chips))

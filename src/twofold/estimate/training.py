@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -51,7 +51,6 @@ from twofold.errors import InputError
 from twofold.estimate._result_fields import fit_note
 from twofold.estimate.comm_plan import data_parallel_comm, model_parallel_comm
 from twofold.estimate.compute import compute_times, optimizer_time_s
-from twofold.estimate.imported import imported_stage, imported_workload
 from twofold.estimate.result import TrainingEstimate
 from twofold.estimate.stage import StagePart
 from twofold.estimate.step import BREAKDOWN_TERMS, StepArrays
@@ -69,9 +68,11 @@ from twofold.parallel.memory import (
 )
 from twofold.parallel.rules import check_context_length, check_layout
 from twofold.workload.finetune import Finetune, adapter_params, base_bytes_per_param, layer_linear_weights
-from twofold.workload.imported import ImportedModel
 from twofold.workload.model import ModelConfig
 from twofold.workload.params import param_counts
+
+if TYPE_CHECKING:  # an imported model's modules load only when one is estimated (start-up time)
+    from twofold.workload.imported import ImportedModel
 
 __all__ = [
     "catalog_stage",
@@ -197,10 +198,12 @@ def evaluate_layouts(
         efficiency * calibration.fsdp_collective_efficiency,
         in_network_reduction=nvls,
     )
-    if isinstance(model, ImportedModel):
-        part = imported_stage(model, chip, lay, workload, profile=profile)
-    else:
+    if isinstance(model, ModelConfig):
         part = catalog_stage(model, chip, lay, workload, profile, calibration, levels)
+    else:
+        from twofold.estimate.imported import imported_stage  # lazy: start-up time (catalog models need none)
+
+        part = imported_stage(model, chip, lay, workload, profile=profile)
     t_fwd, t_bwd, t_rc = part.t_fwd, part.t_bwd, part.t_rc
     comm = part.comm | data_parallel_comm(
         levels,
@@ -447,5 +450,7 @@ def estimate_imported_training(
         stacklevel=2,
     )
     if not isinstance(workload, TrainingWorkload):
+        from twofold.estimate.imported import imported_workload  # lazy: start-up time (deprecated alias)
+
         workload = imported_workload(imported, workload)
     return estimate_training(imported if fuse else imported.eager(), system, layout, workload, **kwargs)

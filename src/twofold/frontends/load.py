@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from twofold.errors import InputError
-from twofold.workload.imported import ImportedModel
 from twofold.workload.model import ModelConfig
+from twofold.workload.protocol import TrainingModel
 from twofold.workload.registry import TORCH_SPEC_PREFIX, get_model, model_spec_kind
+
+if TYPE_CHECKING:  # loaded only with an imported model (start-up time)
+    from twofold.workload.imported import ImportedModel
 
 __all__ = ["load_model"]
 
@@ -30,9 +34,9 @@ def load_model(
     """The model `spec` names (module docstring). `input_shapes` (an ONNX graph's dynamic inputs)
     and `precision` (the number format an imported model's tensors are priced in) apply to
     imported models only; `input_shapes` with a catalog model is an InputError."""
-    if isinstance(spec, (ModelConfig, ImportedModel)):
-        return spec
     if not isinstance(spec, str):
+        if isinstance(spec, TrainingModel):  # a model object: ModelConfig or ImportedModel
+            return spec
         raise InputError(
             "model", spec, "must be a catalog id, a config.json, MODEL.onnx or torch:module:factory"
         )

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,8 +35,10 @@ from twofold.errors import InputError
 from twofold.estimate.step import StepArrays
 from twofold.hardware.types import Chip, System
 from twofold.workload.budget import default_tokens
-from twofold.workload.imported import ImportedModel
 from twofold.workload.model import ModelConfig
+
+if TYPE_CHECKING:  # loaded only with an imported model (start-up time)
+    from twofold.workload.imported import ImportedModel
 
 __all__ = [
     "OBJECTIVES",

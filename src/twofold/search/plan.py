@@ -27,7 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -50,8 +50,10 @@ from twofold.search.objectives import (
     objective_scores,
 )
 from twofold.search.pareto import pareto_front
-from twofold.workload.imported import ImportedModel
 from twofold.workload.model import ModelConfig
+
+if TYPE_CHECKING:  # loaded only with an imported model (start-up time)
+    from twofold.workload.imported import ImportedModel
 
 __all__ = [
     "DEFAULT_TIE_TOLERANCE",
@@ -374,7 +376,7 @@ def plan_training(
         score = objective_scores(objective, step, extra)[fit_idx]
         mem = step.memory_per_chip_gib[fit_idx]
         order, ties = _rank(table, fit_idx, score, mem, larger_is_better, float(tie_tolerance))
-        per = 1.0 / workload.seq_len if isinstance(model, ImportedModel) else None
+        per = 1.0 / workload.seq_len if not isinstance(model, ModelConfig) else None
         top = _ranked(table, step, extra, fit_idx[order[:top_k]], per)
         throughput = step.tokens_per_s_per_chip[fit_idx]
         pareto = _ranked(table, step, extra, fit_idx[pareto_front(mem, throughput)], per)
