@@ -28,11 +28,12 @@ def _relative(est) -> tuple[float, float]:  # noqa: ANN001
 
 
 def test_intervals_widen_as_evidence_thins() -> None:
-    """h100 has rows (measured), h200 none but its family (Hopper) has, l40s's family (Ada) none."""
+    """h100 has rows (measured), h200 none but its family (Hopper) has, gaudi2's family (Intel Gaudi)
+    none (Ada, the earlier example, has one row since issue 13: the RTX 4090)."""
     rows = uncertainty_data()["rows"]["training"]
     assert rows["chip"].get("h100", 0) > 0 and rows["chip"].get("h200", 0) == 0
-    assert rows["family"].get("NVIDIA Hopper", 0) > 0 and rows["family"].get("NVIDIA Ada", 0) == 0
-    measured, inherited, specs = (_estimate(c) for c in ("h100", "h200", "l40s"))
+    assert rows["family"].get("NVIDIA Hopper", 0) > 0 and rows["family"].get("Intel Gaudi", 0) == 0
+    measured, inherited, specs = (_estimate(c) for c in ("h100", "h200", "gaudi2"))
     assert measured.uncertainty.evidence.basis == "measured family"
     assert inherited.uncertainty.evidence.basis == "inherited from NVIDIA Hopper"
     assert specs.uncertainty.evidence.basis == "specifications only"
@@ -43,7 +44,7 @@ def test_intervals_widen_as_evidence_thins() -> None:
     assert inherited.uncertainty.log_half_width <= specs.uncertainty.log_half_width
 
 
-@pytest.mark.parametrize("chip_id", ["h100", "h200", "l40s"])
+@pytest.mark.parametrize("chip_id", ["h100", "h200", "l40s", "gaudi2"])
 def test_interval_contains_the_point_estimate(chip_id: str) -> None:
     est = _estimate(chip_id)
     u = est.uncertainty
@@ -62,7 +63,8 @@ def test_to_dict_has_exactly_the_documented_keys() -> None:
     assert list(d) == ["coverage", "tokens_per_s_per_chip", "step_time_s", "mfu", "evidence"]
     assert d["coverage"] == 0.8
     assert all(len(d[k]) == 2 for k in ("tokens_per_s_per_chip", "step_time_s", "mfu"))
-    assert set(d["evidence"]) == {"rows_chip", "rows_family", "rows_stack", "basis"}
+    assert set(d["evidence"]) == {"rows_chip", "rows_family", "rows_stack", "basis", "extrapolated"}
+    assert d["evidence"]["extrapolated"] == []  # 1k tokens: within the validated rows
     stacks = uncertainty_data()["rows"]["training"]["stack"]
     assert d["evidence"]["rows_stack"] in (None, *stacks.values(), 0)  # None: stack "auto", not known
 
@@ -82,3 +84,32 @@ def test_serving_figures_take_the_serving_interval() -> None:
 def test_unknown_chip_is_specifications_only() -> None:
     u = uncertainty_for("what-if-chip", None, "auto", {"tokens_per_s_per_chip": 1.0})
     assert u.evidence.basis == "specifications only" and u.evidence.rows_chip == 0
+
+
+def test_a_sequence_beyond_the_validated_rows_drops_one_evidence_level() -> None:
+    """The longest validated training row bounds the measured level: past it, h100 takes the
+    inherited level's interval (h200's), and h200 the specifications level's (l40s's)."""
+    longest = int(uncertainty_data()["rows"]["training"]["seq_len_max"])
+    assert longest >= 2048
+    thr = {"tokens_per_s_per_chip": 1.0}
+
+    def at(chip: str, seq_len: int | None):  # noqa: ANN202
+        return uncertainty_for(chip, None, "auto", thr, seq_len=seq_len)
+
+    inside, beyond = at("h100", longest), at("h100", 2 * longest)
+    assert inside.evidence.extrapolated == () and inside.evidence.level == "measured"
+    assert beyond.evidence.level == "inherited" and str(2 * longest) in beyond.evidence.extrapolated[0]
+    assert beyond.log_interval == at("h200", None).log_interval
+    assert at("h200", 2 * longest).log_interval == at("l40s", None).log_interval
+    # Specifications only has no level below it: extrapolating keeps its (widest) interval.
+    assert at("l40s", 2 * longest).log_interval == at("l40s", None).log_interval
+    assert "extrapolated" in beyond.evidence.describe() and beyond.evidence.basis == "measured family"
+
+
+def test_an_estimate_carries_its_sequence_length_into_its_interval() -> None:
+    longest = int(uncertainty_data()["rows"]["training"]["seq_len_max"])
+    chip = get_chip("h100")
+    long_work = TrainingWorkload(global_batch=8, seq_len=2 * longest, precision="bf16")
+    est = estimate_training(get_model("llama-3-8b"), system_for(chip), Layout(dp=1), long_work, chip=chip)
+    assert est.uncertainty.evidence.level == "inherited"
+    assert est.to_dict()["uncertainty"]["evidence"]["extrapolated"]

@@ -34,10 +34,20 @@ def range_note(u: Mapping[str, Any] | None, figure: str, fmt: str = ",.0f") -> s
     """ " (80%: 930-1,260, measured family)", or "" when the estimate carries no uncertainty."""
     if not u or figure not in u:
         return ""
-    return f" ({u['coverage']:.0%}: {range_cell(u, figure, fmt)}, {u['evidence']['basis']})"
+    return f" ({u['coverage']:.0%}: {range_cell(u, figure, fmt)}, {evidence_text(u['evidence'])})"
 
 
-def with_plan_uncertainty(d: dict[str, Any], chip: Any, stack: str | None) -> dict[str, Any]:
+def evidence_text(evidence: Mapping[str, Any]) -> str:
+    """An estimate's evidence block in words (`estimate.uncertainty.basis_text`)."""
+    # lazy: start-up time
+    from twofold.estimate.uncertainty import basis_text
+
+    return basis_text(evidence)
+
+
+def with_plan_uncertainty(
+    d: dict[str, Any], chip: Any, stack: str | None, *, seq_len: int | None = None
+) -> dict[str, Any]:
     """`twofold plan`'s JSON with an "uncertainty" block on every listed layout (best, top, pareto):
     the same intervals an estimate of that layout carries (`estimate.uncertainty`)."""
     # lazy: start-up time
@@ -48,6 +58,6 @@ def with_plan_uncertainty(d: dict[str, Any], chip: Any, stack: str | None) -> di
     figures = ("tokens_per_s_per_chip", "step_time_s", "mfu")
     for row in [d["best"], *d["top"], *d["pareto"]]:
         if row is not None and all(row.get(k) is not None for k in figures):
-            u = uncertainty_for(chip.id, None, stack_id, {k: float(row[k]) for k in figures})
+            u = uncertainty_for(chip.id, None, stack_id, {k: float(row[k]) for k in figures}, seq_len=seq_len)
             row["uncertainty"] = u.to_dict()
     return d

@@ -29,7 +29,7 @@ from twofold.cli._options import (
     headroom as headroom_of,
 )
 from twofold.cli._render import finetune_label, print_imported_facts
-from twofold.cli._uncertainty import short_range, with_plan_uncertainty
+from twofold.cli._uncertainty import evidence_text, short_range, with_plan_uncertainty
 from twofold.errors import InputError, NoAnswer
 
 __all__ = ["plan"]
@@ -314,7 +314,7 @@ def plan(
 
     d = result.to_dict()
     if isinstance(the_model, ModelConfig):  # the intervals' evidence is catalog architectures'
-        d = with_plan_uncertainty(d, the_chip, check_stack(stack))
+        d = with_plan_uncertainty(d, the_chip, check_stack(stack), seq_len=workload.seq_len)
     else:  # an imported model (`estimate.imported`)
         d["unsupported_ops"] = dict(sorted(the_model.unsupported.items()))
         if not the_model.counts_tokens:
@@ -418,7 +418,7 @@ def _render(d: dict[str, Any]) -> None:
         if best_u:
             out.print(
                 f"80%: tok/s interval from the held-out error of the shipped rows "
-                f"({best_u['evidence']['basis']}; {best_u['evidence']['rows_chip']} rows on this chip)"
+                f"({evidence_text(best_u['evidence'])}; {best_u['evidence']['rows_chip']} rows on this chip)"
             )
         out.print("* also on the Pareto front of throughput against memory per chip")
         for line in _inputs_lines(d):

@@ -101,8 +101,9 @@ def deadline_cost_ratio(
     best_a, best_b = oa.best, ob.best
     assert best_a is not None and best_b is not None and best_a.cost_usd and best_b.cost_usd
     ratio = best_b.cost_usd / best_a.cost_usd
-    ua = chip_uncertainty(a, {"tokens_per_s_per_chip": best_a.tokens_per_s_per_chip})
-    ub = chip_uncertainty(b, {"tokens_per_s_per_chip": best_b.tokens_per_s_per_chip})
+    seq = workload.seq_len
+    ua = chip_uncertainty(a, {"tokens_per_s_per_chip": best_a.tokens_per_s_per_chip}, seq_len=seq)
+    ub = chip_uncertainty(b, {"tokens_per_s_per_chip": best_b.tokens_per_s_per_chip}, seq_len=seq)
     return DeadlineRatio(
         ratio=ratio,
         ratio_range=ratio_range(ratio, ua, ub, siblings=siblings(a, b)),

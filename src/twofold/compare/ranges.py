@@ -64,9 +64,12 @@ def stack_id(tgt: Target) -> str:
         return "auto"
 
 
-def chip_uncertainty(tgt: Target, figures: Mapping[str, float]) -> Uncertainty:
-    """The uncertainty of `figures` estimated on `tgt` (its chip, family and stack)."""
-    return uncertainty_for(tgt.chip.id, None, stack_id(tgt), figures)
+def chip_uncertainty(
+    tgt: Target, figures: Mapping[str, float], *, seq_len: int | None = None
+) -> Uncertainty:
+    """The uncertainty of `figures` estimated on `tgt` (its chip, family and stack; `seq_len`: the
+    training workload's, which widens it beyond the validated rows)."""
+    return uncertainty_for(tgt.chip.id, None, stack_id(tgt), figures, seq_len=seq_len)
 
 
 def siblings(a: Target, b: Target) -> bool:
@@ -105,7 +108,7 @@ def ratio_range(
 def thin_evidence(labelled: Mapping[str, Uncertainty]) -> str:
     """ "trn2: inherited from AWS Trainium": the chips whose evidence is not their own rows."""
     return "; ".join(
-        f"{label}: {u.evidence.basis}" for label, u in labelled.items() if u.evidence.level != "measured"
+        f"{label}: {u.evidence.describe()}" for label, u in labelled.items() if u.evidence.level != "measured"
     )
 
 

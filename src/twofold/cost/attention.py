@@ -35,8 +35,8 @@ Filling the table (per kernel, family and head dimension):
 Families without measurements of a kernel: Blackwell takes Hopper's fractions for `cudnn` and
 `flash3`-class kernels and Ada takes Ampere's (assumptions, reported as such by `kernel_basis`);
 kernels with no published table (XLA splash attention on TPU, NKI flash attention on Trainium,
-Composable Kernel on AMD) return None, and the cost model keeps the profile's constant attention
-efficiency for them.
+Composable Kernel on AMD, FusedSDPA on Intel Gaudi) return None, and the cost model keeps the
+profile's constant attention efficiency for them.
 """
 
 from __future__ import annotations
@@ -71,8 +71,7 @@ ATTENTION_KERNELS: Mapping[str, tuple[tuple[str, ...], str]] = {
     "xformers": (("xformers (cutlass)",), "xformers memory-efficient attention (CUTLASS)"),
     "flash-triton": (
         ("FlashAttention Triton",),
-        "FlashAttention in Triton (flash-attn's 2022 Triton kernel, "
-        "as in MosaicML llm-foundry's attn_impl=triton)",
+        "FlashAttention in Triton (flash-attn's 2022 Triton kernel; llm-foundry's attn_impl=triton)",
     ),
     "math": (
         ("PyTorch standard attention", "Standard attention (PyTorch)"),
@@ -81,6 +80,7 @@ ATTENTION_KERNELS: Mapping[str, tuple[tuple[str, ...], str]] = {
     "xla-splash": ((), "XLA / Pallas splash attention (TPU): no published kernel table"),
     "nki": ((), "NKI flash attention (Trainium): no published kernel table"),
     "ck": ((), "Composable Kernel FlashAttention (AMD Instinct): no published kernel table"),
+    "habana-sdpa": ((), "Intel Gaudi FusedSDPA (TPC + MME kernels): no published kernel table"),
 }
 
 # Hardware strings of kernels.csv whose rows define a family's fractions, with the catalog chip
@@ -89,7 +89,11 @@ _MEASURED_CHIPS: Mapping[str, tuple[str, str]] = {
     "NVIDIA A100 80GB SXM4": ("NVIDIA Ampere", "a100"),
     "NVIDIA H100 80GB SXM5": ("NVIDIA Hopper", "h100"),
 }
-# Families that borrow another family's fractions (an assumption, reported by `kernel_basis`).
+# Families that borrow another family's fractions (an assumption, reported by `kernel_basis`). Ada
+# keeps Ampere's: kernels.csv's only Ada rows (K0488-K0501, FlashAttention-2 on a GeForce RTX 4090)
+# reach ~1.0 of the 4090's 165 TFLOP/s peak, a peak halved by GeForce's half-rate FP32 accumulate;
+# as a family fraction they would give the L40S and L4, whose FP32-accumulate rate is full, about
+# twice the attention speed any measurement shows. They also hold one sequence length (2k) only.
 _BORROWED: Mapping[str, str] = {"NVIDIA Blackwell": "NVIDIA Hopper", "NVIDIA Ada": "NVIDIA Ampere"}
 
 

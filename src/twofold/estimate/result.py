@@ -128,6 +128,7 @@ class TrainingEstimate:
                     "step_time_s": row.step_time_s,
                     "mfu": row.mfu,
                 },
+                seq_len=workload.seq_len,
             ),
             **imported,
         )

@@ -14,6 +14,13 @@ A throughput-like figure x (tokens/s per chip, MFU, output tokens/s) gets [x e^q
 time (step time, TTFT, TPOT) the inverse, [x e^-q_hi, x e^-q_lo]. Serving has one level only (the
 serving rows' in-sample residuals); its evidence counts serving rows.
 
+A workload outside what the shipped training rows cover is not exchangeable with them, so the
+residuals of its level do not describe it: a sequence length above the longest validated training
+row (`rows.training.seq_len_max` of the file; attention's share of the step grows with length, and
+no published row measures it there) drops the estimate one level (measured -> inherited ->
+specifications), and the evidence names it (`extrapolated`). One level is an assumption, stated: it
+is the widest interval the held-out passes measure short of the next.
+
 A stack calibrated on a team's own runs (`twofold calibrate`, `cost.stack.Stack.intervals`) gives
 its own interval on the families its runs measured: the 10% and 90% quantiles of the runs'
 leave-one-run-out log(measured / predicted) throughput (basis "calibrated on N runs"). Other
@@ -37,6 +44,7 @@ __all__ = [
     "THROUGHPUT_FIGURES",
     "TIME_FIGURES",
     "Uncertainty",
+    "basis_text",
     "uncertainty_data",
     "uncertainty_for",
 ]
@@ -47,6 +55,14 @@ THROUGHPUT_FIGURES = ("tokens_per_s_per_chip", "mfu", "output_tokens_per_s")
 TIME_FIGURES = ("step_time_s", "ttft_ms", "tpot_ms")
 _SERVING_FIGURES = frozenset({"ttft_ms", "tpot_ms", "output_tokens_per_s"})
 _LEVEL_OF_BASIS = {"measured family": "measured", "specifications only": "specifications"}
+_LEVELS = ("measured", "inherited", "specifications")
+
+
+def basis_text(evidence: Mapping[str, Any]) -> str:
+    """An evidence block (`Evidence.to_dict`) in words: its basis, then what is extrapolated."""
+    beyond = list(evidence.get("extrapolated") or ())
+    text = str(evidence["basis"])
+    return f"{text}; extrapolated, one level wider: {'; '.join(beyond)}" if beyond else text
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,10 +74,23 @@ class Evidence:
     rows_family: int
     rows_stack: int | None
     basis: str  # "measured family" | "inherited from <family>" | "specifications only"
+    # What the workload asks beyond the validated rows (e.g. a longer sequence): each drops a level.
+    extrapolated: tuple[str, ...] = ()
 
     @property
     def level(self) -> str:
-        """The evidence level of `validate.uncertainty`: measured, inherited or specifications."""
+        """The evidence level of `validate.uncertainty`: measured, inherited or specifications,
+        one lower when the workload is extrapolated (module docstring)."""
+        base = self._basis_level()
+        if self.extrapolated and base in _LEVELS:
+            return _LEVELS[min(_LEVELS.index(base) + 1, len(_LEVELS) - 1)]
+        return base
+
+    def describe(self) -> str:
+        """The basis in words, with what is extrapolated (`basis_text` of the JSON form)."""
+        return basis_text(self.to_dict())
+
+    def _basis_level(self) -> str:
         if self.basis.startswith("calibrated on"):
             return "measured"
         return _LEVEL_OF_BASIS.get(self.basis, "inherited")
@@ -72,6 +101,7 @@ class Evidence:
             "rows_family": self.rows_family,
             "rows_stack": self.rows_stack,
             "basis": self.basis,
+            "extrapolated": list(self.extrapolated),
         }
 
 
@@ -150,22 +180,38 @@ def _calibrated_interval(stack: str, family: str | None) -> Mapping[str, float] 
         return None
 
 
+def _extrapolated(rows: Mapping[str, Any], seq_len: int | None) -> tuple[str, ...]:
+    longest = rows.get("seq_len_max")
+    if seq_len is None or not longest or seq_len <= int(longest):
+        return ()
+    return (f"seq_len {seq_len} > {int(longest)}, the longest validated training row",)
+
+
 def uncertainty_for(
-    chip_id: str, family: str | None, stack: str, figures: Mapping[str, float]
+    chip_id: str,
+    family: str | None,
+    stack: str,
+    figures: Mapping[str, float],
+    *,
+    seq_len: int | None = None,
 ) -> Uncertainty:
     """The intervals of `figures` (headline name -> value) for an estimate on `chip_id`.
 
     `family`: the chip's hardware family, None to read it from the shipped calibration's
-    chip_families; `stack`: the software stack id, "auto" when not known. Serving figures
-    (ttft_ms, tpot_ms, output_tokens_per_s) use the serving interval and counts.
+    chip_families; `stack`: the software stack id, "auto" when not known; `seq_len`: the training
+    workload's sequence length (beyond the validated rows it drops a level, module docstring).
+    Serving figures (ttft_ms, tpot_ms, output_tokens_per_s) use the serving interval and counts.
     """
     data = uncertainty_data()
     serving = bool(_SERVING_FIGURES & set(figures))
     family = _family_of(chip_id) if family is None else family
     kind = "serving" if serving else "training"
     evidence = _evidence(data["rows"][kind], chip_id, family, stack)
+    if not serving:
+        evidence = replace(evidence, extrapolated=_extrapolated(data["rows"][kind], seq_len))
     entry = data["serving"]["all"] if serving else data["training"][evidence.level]
-    own = None if serving else _calibrated_interval(stack, family)
+    # A team's own runs say nothing beyond what they ran either: extrapolated, the shipped levels.
+    own = None if serving or evidence.extrapolated else _calibrated_interval(stack, family)
     if own is not None:
         entry = own
         evidence = replace(evidence, basis=f"calibrated on {int(own.get('runs', 0))} runs (stack {stack})")

@@ -40,7 +40,7 @@ __all__ = [
 
 DATA_DIR = Path(__file__).parent / "data"
 # Listing order of the shipped files; files not named here follow, sorted by name.
-_FILE_ORDER = ("aws", "nvidia", "google", "amd", "apple")
+_FILE_ORDER = ("aws", "nvidia", "google", "amd", "intel", "apple")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -164,7 +164,7 @@ def get_chip(name: str) -> Chip:
 
 
 def list_chips() -> tuple[Chip, ...]:
-    """Every catalogued chip, in file order (AWS, NVIDIA, Google, AMD, Apple)."""
+    """Every catalogued chip, in file order (AWS, NVIDIA, Google, AMD, Intel, Apple)."""
     return default_catalog().chips
 
 

@@ -351,7 +351,9 @@ def _target_outcome(
             continue
         notes.extend(s for s in scale_notes(tgt.system, n) if s not in notes)
         thr = result.best.step.tokens_per_s_per_chip
-        interval = uncertainty_for(tgt.chip.id, None, stack_id, {"tokens_per_s_per_chip": thr})
+        interval = uncertainty_for(
+            tgt.chip.id, None, stack_id, {"tokens_per_s_per_chip": thr}, seq_len=workload.seq_len
+        )
         for price in priced or quotes[:1]:
             options.append(_option(tgt, result.best, n, tokens, deadline_s, price, interval))
     if unfit:

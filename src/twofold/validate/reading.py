@@ -9,8 +9,9 @@ make every held-out check measure the spelling, not the model. The readers here 
 by rules a reader can check, and every interpretation becomes a caveat on the row:
 
 - hardware: a chip named in the text by a catalog id or alias ("H100", "MI300X", "Trillium",
-  "trn2"); variants the catalog does not hold (PCIe and NVL cards, GH200, A800, MI250X, Gaudi) are
-  refused by name rather than read as their SXM sibling;
+  "trn2") or by a product phrase ("Gaudi 2", "RTX 4090", "A100 PCIe", "GH200"); variants the catalog
+  does not hold (H100 PCIe/NVL, H800, other GeForce/RTX cards) are refused by name rather than read
+  as their SXM sibling;
 - precision: the number format named in the text (NVFP4/FP4, MXFP8, FP8, BF16, FP16, FP32);
 - recompute: none / selective / full from the usual words ("activation checkpointing",
   "gradient checkpointing", "remat", "selective");
@@ -54,21 +55,27 @@ class HardwareReading:
 # Parts the catalog does not hold, refused by name: (pattern, family label, reason). Checked before
 # the catalog aliases so that "H100 PCIe" is never read as the SXM part.
 _REFUSED: tuple[tuple[str, str, str], ...] = (
-    (r"\bgh200\b", "NVIDIA Hopper", "GH200 (Grace Hopper) is not in the hardware catalog"),
     (r"\bh100\b.*\b(pcie|nvl)\b(?!\s*\d)|\b(pcie|nvl)\b(?!\s*\d).*\bh100\b", "NVIDIA Hopper",
      "H100 PCIe/NVL (lower clocks, power and bandwidth than the SXM part) is not in the catalog"),
-    (r"\ba100\b.*\bpcie\b|\bpcie\b.*\ba100\b", "NVIDIA Ampere",
-     "A100 PCIe (lower clocks and power than SXM) is not in the hardware catalog"),
-    (r"\ba800\b", "NVIDIA Ampere", "A800 (A100 with 400 GB/s NVLink) has no catalog system"),
     (r"\bh800\b", "NVIDIA Hopper", "H800 (H100 with 400 GB/s NVLink) has no catalog system"),
-    (r"\bmi250x?\b", "AMD Instinct", "MI250X (CDNA2, 2 GCDs per package) is not in the hardware catalog"),
-    (r"\bgaudi", "Intel Gaudi", "Intel Gaudi is not in the hardware catalog"),
-    (r"\brtx\b|\bgeforce\b", "NVIDIA (workstation)", "workstation and consumer GPUs are not in the catalog"),
+    (r"\bmi250\b(?!x)", "AMD Instinct", "MI250 (not MI250X: fewer CUs, lower clocks) is not in the catalog"),
+    (r"\bgaudi\b(?!\s*-?[23]\b)|\bgaudi\s*-?1\b", "Intel Gaudi",
+     "the text does not name a Gaudi generation the catalog holds (Gaudi 2 or Gaudi 3)"),
+    (r"\b(?:rtx|geforce)\b(?!.*\b(?:4090|a6000)\b)", "NVIDIA (workstation)",
+     "workstation and consumer GPUs other than the RTX 4090 and RTX A6000 are not in the catalog"),
     (r"variant not stated", "unknown", "the text does not say which variant of the chip"),
 )
 
 # Words that name a chip but are not catalog aliases on their own.
 _PHRASES: tuple[tuple[str, str], ...] = (
+    (r"\bgh200\b|\bgrace\s*hopper\b", "gh200"),
+    (r"\ba100\b.*\bpcie\b|\bpcie\b.*\ba100\b", "a100-pcie"),
+    (r"\ba800\b", "a800"),
+    (r"\brtx\s*4090\b", "rtx-4090"),
+    (r"\brtx\s*a6000\b", "rtx-a6000"),
+    (r"\bmi250x\b", "mi250x"),
+    (r"\bgaudi\s*-?3\b", "gaudi3"),
+    (r"\bgaudi\s*-?2\b", "gaudi2"),
     (r"\btpu\s*v?7x?\b|\bironwood\b", "tpu-v7"),
     (r"\btpu\s*v?6e?\b|\btrillium\b", "tpu-v6e"),
     (r"\btpu\s*v?5p\b", "tpu-v5p"),
@@ -105,7 +112,7 @@ def _alias_index() -> Mapping[str, str]:
 
 def read_hardware(text: str) -> HardwareReading | None:
     """The catalog chip a hardware text names, a refusal naming the part, or None (rules above)."""
-    low = text.lower()
+    low = re.sub(r"\((?:r|tm)\)|[\u00ae\u2122]", "", text.lower())  # "Intel(R) Gaudi(R) 2" -> "intel gaudi 2"
     for pattern, family, reason in _REFUSED:
         if re.search(pattern, low):
             return HardwareReading(chip=None, family=family, reason=reason)

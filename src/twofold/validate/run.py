@@ -82,6 +82,7 @@ class RowResult:
     system: str = ""
     caveats: tuple[str, ...] = ()
     stack: str = ""  # the stack id (the source where the row has none): the LOSO group
+    seq_len: int | None = None  # the training workload's sequence length
     loso_predicted: float | None = None
     loso_ape_pct: float | None = None
     lofo_predicted: float | None = None
@@ -516,6 +517,7 @@ def _predicted(case: Case, pred: StepPrediction, value: float) -> RowResult:
         system=case.system.id,
         caveats=case.caveats + pred.caveats,
         stack=case.stack,
+        seq_len=case.workload.seq_len,
     )
 
 

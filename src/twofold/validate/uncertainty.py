@@ -230,6 +230,7 @@ def uncertainty_document(result: ValidationResult) -> dict[str, Any]:
                 "chip": _counts(train, "chip"),
                 "family": _counts(train, "family"),
                 "stack": _counts(train, "stack"),
+                "seq_len_max": max((r.seq_len for r in train if r.seq_len), default=0),
             },
             "serving": {
                 "chip": _counts(result.inference_rows, "chip"),
