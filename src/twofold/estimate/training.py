@@ -49,14 +49,14 @@ from twofold.cost.defaults import profile_for
 from twofold.cost.profile import CalibrationProfile
 from twofold.errors import InputError
 from twofold.estimate._result_fields import fit_note
-from twofold.estimate.comm_plan import data_parallel_comm, model_parallel_comm
+from twofold.estimate.comm_plan import data_parallel_comm, groups, model_parallel_comm
 from twofold.estimate.compute import compute_times, optimizer_time_s
 from twofold.estimate.result import TrainingEstimate
 from twofold.estimate.stage import StagePart
 from twofold.estimate.step import BREAKDOWN_TERMS, StepArrays
 from twofold.hardware.types import Chip, System
 from twofold.parallel.arrays import LayoutArrays
-from twofold.parallel.comm import LevelArrays
+from twofold.parallel.comm import Group, LevelArrays
 from twofold.parallel.layout import Layout, LayoutTable, TrainingWorkload
 from twofold.parallel.memory import (
     DEFAULT_MEM_HEADROOM,
@@ -198,8 +198,9 @@ def evaluate_layouts(
         efficiency * calibration.fsdp_collective_efficiency,
         in_network_reduction=nvls,
     )
+    placed = groups(levels, lay)
     if isinstance(model, ModelConfig):
-        part = catalog_stage(model, chip, lay, workload, profile, calibration, levels)
+        part = catalog_stage(model, chip, lay, workload, profile, calibration, levels, placed)
     else:
         from twofold.estimate.imported import imported_stage  # lazy: start-up time (catalog models need none)
 
@@ -219,6 +220,7 @@ def evaluate_layouts(
         fsdp_flat_ring=calibration.fsdp_flat_ring_on(chip),
         trainable_non_expert=part.trainable_non_expert,
         weight_bytes_non_expert=part.weight_bytes_non_expert,
+        placed=placed,
     )
     p_ne, trainable = part.params_non_expert, part.trainable_non_expert
     p_ex = 0.0 if part.params_expert is None else part.params_expert
@@ -309,11 +311,13 @@ def catalog_stage(
     profile: CalibrationProfile,
     calibration: TrainingCalibration,
     levels: tuple[LevelArrays, ...],
+    placed: dict[str, Group] | None = None,
 ) -> StagePart:
     """A catalog architecture's part of the step (`estimate.stage`): the largest stage's compute
     from its operator graph (`estimate.compute`), its tensor / context / expert / pipeline
     communication (`comm_plan.model_parallel_comm`), parameters per chip by stage and sharding,
-    memory (`parallel.memory.memory_per_chip`) and model FLOPs (`model_flops_per_token`)."""
+    memory (`parallel.memory.memory_per_chip`) and model FLOPs (`model_flops_per_token`).
+    `placed`: the process groups (`comm_plan.groups`) when the caller has them."""
     prec, s = workload.precision, workload.seq_len
     sb = state_bytes(prec)
     e = activation_bytes_per_element(prec)
@@ -354,6 +358,7 @@ def catalog_stage(
         t_rc=t_rc,
         tp_overlap=calibration.tp_overlap_on(chip),
         ep_overlap=calibration.ep_overlap_on(chip),
+        placed=placed,
     )
     tokens = float(workload.global_batch) * s
     return StagePart(
