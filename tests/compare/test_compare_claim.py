@@ -91,7 +91,10 @@ def test_true_claim_by_construction_holds() -> None:
     for r in result.rows:
         assert r.ratio_range[0] < r.ratio < r.ratio_range[1]
         assert r.verdict == "cannot tell at this evidence"
-        assert r.thin_evidence == "h100-2x: specifications only"
+        # At 32k tokens (past the longest validated row, 8k) h100's own evidence drops a level too.
+        long = r.workload.seq_len > 8192
+        assert r.thin_evidence.startswith("h100-2x: specifications only")
+        assert ("h100: measured family, extrapolated" in r.thin_evidence) == long
     assert result.overall == "cannot tell at this evidence"
     assert result.verdict.startswith("cannot tell at this evidence on 2 of 2 workloads")
 

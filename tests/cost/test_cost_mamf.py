@@ -63,3 +63,17 @@ def test_without_a_sibling_row_a_precision_takes_the_chips_other_precision() -> 
     profiles, _ = mamf_profiles([_row("GT0715", "NVIDIA H200 SXM", "FP8 e4m3", 1453.4)], _get_chip)
     assert dict(profiles["h200"].gemm_efficiency) == {"bf16": 0.7344, "fp8": 0.7344}
     assert profiles["h200"].provenance["gemm_efficiency.bf16"] == "assumed equal to the measured fp8 fraction"
+
+
+def test_a_chip_without_rows_on_a_measured_die_takes_its_fractions_marked_assumed() -> None:
+    # A800 and A100 40GB: the A100's SMs, clocks and 312 TFLOPS BF16 peak (the A800 differs in NVLink,
+    # the 40GB part in HBM), no MAMF row of their own: GT0699's 271.2 / 312, not the 0.75 default.
+    from twofold.cost.defaults import shipped_profile
+
+    a100 = shipped_profile("a100")
+    assert a100 is not None and a100.gemm_efficiency["bf16"] == pytest.approx(271.2 / 312, abs=1e-4)
+    for chip_id in ("a800", "a100-40gb"):
+        p = shipped_profile(chip_id)
+        assert p is not None and p.chip_id == chip_id
+        assert p.gemm_efficiency["bf16"] == a100.gemm_efficiency["bf16"]
+        assert p.provenance["gemm_efficiency.bf16"].startswith("assumed: the measured fraction of a100")

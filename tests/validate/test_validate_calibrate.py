@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -73,12 +74,12 @@ def test_collective_efficiency_is_bounded_at_the_link_rate() -> None:
     assert result.theta["comm"] == 1.0
     # An overlap parameter may sit below comm (hidden fraction) but never above it.
     over = [
-        FitRow(**{**r.__dict__, "groups": {"compute[x]": r.groups["compute[x]"], "tp[f]": r.groups["comm"]}})
+        replace(r, groups={"compute[x]": r.groups["compute[x]"], "tp[f]": r.groups["comm"]})
         for r in _rows(1.0, 1.6)
     ]
     assert fit(over, ridge_lambda=0.0).theta["tp[f]"] <= 1.0 + 1e-12
     under = [
-        FitRow(**{**r.__dict__, "groups": {"compute[x]": r.groups["compute[x]"], "tp[f]": r.groups["comm"]}})
+        replace(r, groups={"compute[x]": r.groups["compute[x]"], "tp[f]": r.groups["comm"]})
         for r in _rows(1.0, 0.6)
     ]
     assert math.isclose(fit(under, ridge_lambda=0.0).theta["tp[f]"], 0.6, rel_tol=1e-6)
@@ -149,7 +150,7 @@ def test_weak_prior_lets_the_overhead_move_where_a_unit_ridge_would_not() -> Non
             )
         )
     weak = fit(rows).theta["op_overhead"]
-    unit = fit([FitRow(**{**r.__dict__, "groups": {"other": r.groups["op_overhead"]}}) for r in rows]).theta[
+    unit = fit([replace(r, groups={"other": r.groups["op_overhead"]}) for r in rows]).theta[
         "other"
     ]
     assert 2.5 < weak <= 3.0 + 1e-9

@@ -127,6 +127,28 @@ def test_model_reader_agrees_with_the_curated_names() -> None:
     assert read_model_id("LLAMA3_70B") == catalog_names()["llama3-70b"]
 
 
+@pytest.mark.parametrize(
+    ("name", "catalog_id"),
+    [
+        ("BLOOM-176B", "bloom-176b"),
+        ("OLMo-2 7B", "olmo-2-7b"),
+        ("OLMo-2 (OLMo-1124 arch) 13B", "olmo-2-13b"),
+        ("GPT-J 6B", "gpt-j-6b"),
+        ("GPT-J 6B (CNN/DailyMail fine-tune)", "gpt-j-6b"),
+        ("Falcon-180B", "falcon-180b"),
+        ("OPT-175B", "opt-175b"),
+        ("Gemma 2 27B", "gemma-2-27b"),
+        ("Phi-3 mini", "phi-3-mini"),
+        ("Qwen1.5-MoE-A2.7B", "qwen1.5-moe-a2.7b"),
+        ("DeepSeek-V2-Lite", "deepseek-v2-lite"),
+        ("StarCoder2-15B", "starcoder2-15b"),
+        ("MPT-30B", "mpt-30b"),
+    ],
+)
+def test_model_reader_reads_the_names_published_runs_use(name: str, catalog_id: str) -> None:
+    assert read_model_id(name) == catalog_id
+
+
 def _respelled(path: Path, ids: set[str]) -> list[dict[str, str]]:
     """Shipped rows with new ids, a source no curated rule knows and new hardware spellings."""
     out = []

@@ -306,6 +306,9 @@ def test_name_and_source() -> None:
 def test_every_supported_family_has_a_test_above() -> None:
     tested = {"gpt2", "gpt_neox", "mpt", "bert", "llama", "mistral", "qwen2", "qwen3", "mixtral"}
     tested |= {"qwen3_moe", "deepseek_v3", "gpt_oss", "llama4", "gemma3", "gemma3_text"}
+    # test_hf_config_families.py
+    tested |= {"bloom", "opt", "falcon", "gptj", "gpt_bigcode", "olmo", "olmo2", "gemma", "gemma2"}
+    tested |= {"phi", "phi3", "starcoder2", "qwen2_moe", "deepseek_v2", "dbrx"}
     assert set(SUPPORTED_MODEL_TYPES) == tested
 
 
@@ -344,8 +347,8 @@ def test_not_a_json_object() -> None:
 
 
 def test_unsupported_model_type_lists_supported() -> None:
-    err = _error(_llama(model_type="gemma"))
-    assert (err.field, err.value) == ("model_type", "gemma")
+    err = _error(_llama(model_type="gemma9"))
+    assert (err.field, err.value) == ("model_type", "gemma9")
     assert "gemma" in str(err) and "llama" in str(err) and "deepseek_v3" in str(err)
 
 

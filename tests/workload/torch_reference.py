@@ -221,7 +221,7 @@ class LanguageModel(nn.Module):
         )
         self.types = nn.Embedding(model.type_vocab_size, h) if model.type_vocab_size else None
         bert = model.family == "bert"
-        self.embed_norm = _norm(model, h) if bert else None
+        self.embed_norm = _norm(model, h) if bert or model.family == "bloom" else None  # BLOOM: both
         self.layers = nn.ModuleList(
             Layer(model, moe=i >= model.first_k_dense_layers and model.is_moe)
             for i in range(model.num_layers)

@@ -1,46 +1,11 @@
 """Serving capacity side by side: each chip's cheapest plan for one request rate
 (`serving.capacity.plan_capacity`) and its cost against a reference chip split into causes.
 
-The cost of serving rate R for a month on chip A against reference B splits exactly into
-
-    cost_A / cost_B = (chips_A / chips_B) * (price_A / price_B)
-
-and the chips ratio into the chip attributes behind it, by sequential counterfactual re-planning:
-starting from B, one group of B's chip attributes at a time is replaced by A's
-(`dataclasses.replace` on B's chip, run in B's system) and the capacity is planned again:
-
-    X0 = B
-    X1 = X0 with A's HBM capacity            capacity  = c(X1) / c(X0)
-    X2 = X1 with A's HBM bandwidth           bandwidth = c(X2) / c(X1)
-    X3 = X2 with A's peak FLOP/s (every      compute   = c(X3) / c(X2)
-         precision)
-    A  (its own system)                      other     = c(A) / c(X3)
-
-with c = the best plan's continuous chips, R * replica chips / r* (r* the most requests/s a
-replica takes within the targets, `CapacityOption.chips_continuous`), and whole replicas apart:
-
-    rounding = (chips_A / c(A)) / (chips_B / c(B)),    price = price_A / price_B
-
-so capacity * bandwidth * compute * other * rounding = chips_A / chips_B (a telescoping product;
-exact up to floating point) and times price it is the cost ratio. Each factor is a cost
-multiplier: below 1, that difference makes A cheaper.
-- `capacity`: memory capacity decides the least tp a replica needs and the KV pool, i.e. the batch
-  a replica holds;
-- `bandwidth`: decode is bandwidth-bound (weights and KV cache read per token);
-- `compute`: prefill (and large-batch decode) is compute-bound;
-- `other`: everything else about A: its architecture and kernel efficiency (systolic padding,
-  calibration, launch overheads), its interconnect and node size, its software stack;
-- `rounding`: buying whole replicas (ceil(R / r*)).
-
-The order is a choice (capacity first, since it decides the replica's shape the other two
-then price): a sequential split is order-dependent like any telescoping one, and a Shapley
-average over the 3! orders would cost 7 plans per chip instead of 3. A chip that differs from the
-reference in one attribute only gets a factor of 1 for every other cause (the counterfactual plans
-are deterministic: seeded arrivals).
-
-Left out: the counterfactual chip keeps B's efficiency calibration (so a change of kernel
-efficiency that comes with more FLOP/s is `other`); the factors are as right as the simulated
-plans, and r* is found by bisection to within r_sat / 64, so a factor near 1 is within about 2%.
+The cost ratio is chips x price; the chips ratio splits by sequential counterfactual re-planning
+(the reference chip with the other's HBM capacity, then bandwidth, then peak FLOP/s, then the other
+chip itself) into `capacity`, `bandwidth`, `compute`, `other` and `rounding` (whole replicas), a
+telescoping product exact up to floating point. The derivation, the choice of order and what is
+left out: docs/compare.md, "The cost split in full".
 """
 
 from __future__ import annotations
@@ -94,7 +59,7 @@ def counterfactual_chips(a: Chip, b: Chip) -> list[tuple[str, Chip]]:
     return out
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class CapacityRatio:
     """A chip's cost of serving the rate against the reference's, with its exact factors.
 
@@ -168,7 +133,7 @@ def capacity_ratio(
     )
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class CapacityComparison:
     """Each target's plan for the rate and its ratio to the reference (keyed by target label)."""
 

@@ -62,7 +62,7 @@ DEFAULT_TOLERANCE = 0.1
 PlanRunner = Callable[..., Mapping[str, Any]]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ClaimRow:
     """The claim on one workload: the modelled ratio (None: not evaluated, see `note`)."""
 
@@ -106,7 +106,7 @@ class ClaimRow:
         }
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ClaimResult:
     """The claim over the workload set; `summary` is None when no workload could be evaluated."""
 

@@ -42,7 +42,7 @@ from twofold.workload.model import ModelConfig
 __all__ = ["DeadlineRatio", "deadline_cost_ratio", "deadline_json", "option_summary"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class DeadlineRatio:
     """The cost ratio of one workload under a deadline (module docstring); `ratio` None: `note`
     says why (a chip misses the deadline, fits nothing, or has no price)."""

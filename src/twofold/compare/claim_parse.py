@@ -43,7 +43,7 @@ _PERCENT = re.compile(r"(-?\d+(?:\.\d+)?)\s*%\s*(better|more|faster|higher|great
 _TOKEN = re.compile(r"[a-z0-9][a-z0-9._-]*(?:@[a-z0-9][a-z0-9._-]*)?")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Claim:
     """`chip_a` is `multiplier` times `chip_b` on `metric` (a key of CLAIM_METRICS)."""
 

@@ -1,48 +1,11 @@
 """Decompose a chip's training throughput into multiplicative terms, and a ratio of two chips into
 factors that multiply back to the ratio exactly.
 
-Per-chip throughput of the best fitting layout (tokens/s per chip), with F the model FLOPs per
-token (the same for every chip: same model, same sequence length) and peak the chip's dense peak
-at the training precision:
-
-    thr = peak / F * MFU_u * memory_capacity,       memory_capacity = thr / thr_u
-
-where `_u` marks the best layout if memory were unlimited (`compare.plans`). MFU_u telescopes over
-the estimate's breakdown of that layout's step time T (terms add up to T exactly):
-
-    T_ideal = model FLOPs per step / (chips * peak)              time at peak, no waste
-    K       = compute_forward + compute_backward + compute_recompute     kernel time
-    C       = rho_c * K      with rho_c = sum(count * t_compute) / sum(count * t_op)
-    R       = rho_r * K      with rho_r = sum(count * max(t_compute, t_memory)) / sum(count * t_op)
-    X       = exposed communication: tp + cp + ep + pp + dp + fsdp
-
-    MFU_u = T_ideal / T
-          = T_ideal / C          compute_efficiency: model FLOPs at peak over the compute roofline
-                                 time (GEMM efficiency, padding to tiles/arrays, attention,
-                                 recompute, pipeline-stage imbalance)
-          * C / R                memory_bandwidth: share of roofline time that is compute, not
-                                 waiting on HBM (memory-bound ops: norms, elementwise, small GEMMs)
-          * R / K                op_overhead: fixed per-op launch/instruction overheads
-          * K / (K + X)          exposed_communication
-          * (K + X) / T          pipeline_and_optimizer: bubble, optimizer step, other
-
-t_compute, t_memory and t_op = max(t_compute, t_memory) + overhead are the cost model's roofline
-terms (`cost.op_time_terms`) of one micro-batch's ops for the layout (`workload.training_ops`;
-for an imported model, its fused forward and backward operators, what `estimate.imported` prices);
-their shares are applied to the slowest stage's kernel time K (an approximation when pipeline
-stages differ in their op mix; the product stays exact because each term divides the previous).
-
-A ratio of chip A to reference B is then the product of the per-term ratios, each term divided by
-the same term of B: a telescoping product, equal to thr_A / thr_B up to rounding (the tests check
-1e-9). For an imported model without tokens (a CNN), "token" reads "sample" throughout: its
-workload has seq_len = 1, so F is the model FLOPs per sample and thr is samples/s per chip.
-Perf per dollar multiplies by `price` = price_B / price_A; perf per watt by `tdp` =
-TDP_B / TDP_A and `power_draw` = (P_B/TDP_B) / (P_A/TDP_A) (how hard each chip runs against its
-rating); system throughput at the same budget by `chip_count` = N_A / N_B, itself
-`budget` (price or TDP ratio) * `rounding` (whole nodes bought against the budget).
-
-Left out: a factor is a ratio of modelled times, so it is as right as the estimator; the
-decomposition's order matters (memory capacity is taken last), as in any telescoping split.
+thr = peak / F * MFU_u * memory_capacity, with MFU_u telescoped over the estimate's breakdown
+(compute efficiency, memory bandwidth, op overhead, exposed communication, pipeline and
+optimizer); a ratio is the product of the per-term ratios, times price, TDP and power draw, or chip
+count, for the other metrics. The derivation and what it leaves out: docs/compare.md, "Why a ratio
+is what it is: the factors" and "The decomposition in full".
 """
 
 from __future__ import annotations
@@ -73,7 +36,7 @@ THROUGHPUT_FACTORS: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ChipTerms:
     """One chip's throughput terms; `tokens_per_s_per_chip()` is their product (module docstring).
 

@@ -79,7 +79,7 @@ def inference_factors(a: Mapping[str, Any], b: Mapping[str, Any], chips: int) ->
     }
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class InferenceRatio:
     """One inference workload of a claim: the ratio (None: not evaluated, `note` says why), its
     factors, both chips' layouts and each chip's $ per million output tokens (keyed by label)."""

@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Target:
     """A chip to compare: the chip, its system, its price per chip-hour and its power model."""
 
@@ -130,7 +130,7 @@ def target(
     )
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ChipPlan:
     """The best fitting layout of a target at a chip count, and the best layout ignoring memory.
 

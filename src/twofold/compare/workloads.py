@@ -8,7 +8,7 @@ from dataclasses import dataclass
 __all__ = ["CLAIM_WORKLOADS", "ClaimWorkload"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ClaimWorkload:
     """One workload of the claim set: a training step, or serving requests (`phase`)."""
 

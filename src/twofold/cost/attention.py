@@ -97,7 +97,7 @@ _MEASURED_CHIPS: Mapping[str, tuple[str, str]] = {
 _BORROWED: Mapping[str, str] = {"NVIDIA Blackwell": "NVIDIA Hopper", "NVIDIA Ada": "NVIDIA Ampere"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class KernelCurve:
     """Achieved fraction of dense 16-bit peak against log2(seq_len), for one head dimension."""
 

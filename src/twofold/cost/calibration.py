@@ -89,7 +89,7 @@ def gemm_key(family: str, precision: str) -> str:
 FSDP_FLAVOUR_PRIOR: Mapping[str, str] = MappingProxyType({"fsdp2": "fsdp1"})
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class TrainingCalibration:
     """Fitted efficiency factors (module docstring). Missing entries are 1.0."""
 

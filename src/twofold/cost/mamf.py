@@ -12,6 +12,8 @@ Assumptions, stated in each profile's provenance (each such entry starts with "a
   the same fraction of the same peak, and the sibling's extra memory and bandwidth do not slow a
   GEMM. H200 has only an FP8 row, so its bf16 is H100's measured 0.8033, not its own FP8
   fraction (0.7344), which had made a bigger H200 train slower than an H100;
+- a catalog chip with no MAMF row at all on a measured chip's die (`SAME_DIE_UNMEASURED`: A100
+  40GB and A800 on the A100's) takes that chip's measured fractions;
 - failing a sibling, the fraction of the chip's other precision (fp8 = bf16 unless a row says
   otherwise);
 - every other field (memory and attention efficiency, per-op overhead, tiles) is the
@@ -35,7 +37,7 @@ from twofold.cost.profile import CalibrationProfile
 from twofold.errors import InputError
 from twofold.hardware.types import Chip
 
-__all__ = ["MAMF_HARDWARE", "MAMF_METRICS", "SAME_DIE", "mamf_profiles"]
+__all__ = ["MAMF_HARDWARE", "MAMF_METRICS", "SAME_DIE", "SAME_DIE_UNMEASURED", "mamf_profiles"]
 
 MAMF_METRICS = ("achieved_matmul_tflops", "achievable_matmul_tflops")
 
@@ -63,6 +65,10 @@ MAMF_HARDWARE: Mapping[str, str] = MappingProxyType(
 # 1%), differing in memory, bandwidth or package. Each pair lends its measured GEMM fraction to the
 # other for a precision the other has no row of.
 SAME_DIE: tuple[tuple[str, str], ...] = (("h100", "h200"), ("b200", "gb200"), ("mi300x", "mi325x"))
+# Catalog chips with no MAMF row at all, on the die of a measured chip (same SMs, clocks and peak
+# per precision; they differ in HBM or NVLink): they take its measured fractions, marked assumed,
+# instead of the architecture default (0.75 on GPUs, below the A100's measured 0.87).
+SAME_DIE_UNMEASURED: Mapping[str, str] = MappingProxyType({"a100-40gb": "a100", "a800": "a100"})
 
 _PRECISION = {"BF16": "bf16", "FP8 e4m3": "fp8", "FP8": "fp8", "FP16": "fp16"}
 
@@ -136,6 +142,30 @@ def mamf_profiles(
             base,
             gemm_efficiency=MappingProxyType(dict(sorted(efficiency.items()))),
             provenance=MappingProxyType(provenance),
+        )
+    for chip_id, measured in SAME_DIE_UNMEASURED.items():
+        if chip_id in profiles or measured not in profiles:
+            continue
+        try:
+            chip = get_chip(chip_id)
+        except InputError:
+            continue
+        if chip.bf16_dense_tflops != chips[measured].bf16_dense_tflops:
+            raise InputError(
+                "SAME_DIE_UNMEASURED", chip_id, f"must have {measured}'s dense BF16 peak to share its die"
+            )
+        source = profiles[measured]
+        borrowed = {
+            key: f"assumed: the measured fraction of {measured}, the same die ({note.split(';')[0]})"
+            for key, note in source.provenance.items()
+            if key.startswith("gemm_efficiency.")
+        }
+        profiles[chip_id] = replace(
+            source,
+            chip_id=chip_id,
+            provenance=MappingProxyType(
+                {**source.provenance, "basis": f"published MAMF rows of {measured} (same die)", **borrowed}
+            ),
         )
     return profiles, skipped
 

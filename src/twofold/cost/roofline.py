@@ -59,7 +59,7 @@ ATTENTION_BACKWARD_RATIO = 0.63 / 0.73
 __all__ = ["OpTimeTerms", "op_time_terms", "op_times_s", "ops_time_s", "time_breakdown", "causal_fraction"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class OpTimeTerms:
     """Per-op seconds for ONE execution, split into its roofline terms (arrays aligned with ops)."""
 

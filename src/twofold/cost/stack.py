@@ -103,7 +103,7 @@ CALIBRATION_FACTORS: Mapping[str, str] = MappingProxyType(
 )
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Mechanism:
     """One mechanism of a stack: its value (and values per hardware family) and the source."""
 
@@ -124,7 +124,7 @@ class Mechanism:
         return out
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Stack:
     """A software stack (module docstring). `path`: the file it was read from."""
 

@@ -55,7 +55,7 @@ BUSY_TERMS: tuple[str, ...] = ("compute_forward", "compute_backward", "compute_r
 JOULES_PER_KWH = 3.6e6
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class PowerModel:
     """One chip's power between idle and its maximum, with where each figure comes from."""
 

@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Price:
     """USD per chip-hour of one kind (None: unknown), where it comes from, and the quote's details.
 

@@ -1,77 +1,11 @@
 """Communication of one training step per layout: which collectives, how many bytes, what overlaps.
 
-Per micro-batch on the largest pipeline stage (Ls layers, M of them MoE), with e bytes per
-activation, b micro-batch, s sequence length, h hidden size:
-
-- TP (Shoeybi et al. 2019; with sequence parallelism Korthikanti et al. 2022, section 4.2.2):
-  each layer runs 2 all-gathers and 2 reduce-scatters of the b*s/cp*h*e activation in the forward
-  pass and as many in the backward pass (without SP: 2 all-reduces each way, the same traffic); full
-  recompute repeats the forward ones. On the critical path, except the fraction `tp_overlap` that
-  Megatron-Core's TP-communication overlap hides behind the GEMMs it feeds (userbuffers: each TP
-  GEMM split into chunks whose all-gather / reduce-scatter pipelines with the neighbouring chunk's
-  GEMM; Wang et al., "Overlap Communication with Dependent Computation via Decomposition in Large
-  Deep Learning Models", ASPLOS 2023; `cost.calibration.tp_comm_overlap`, per chip family). The
-  hidden part is capped by the micro-batch's compute. Without SP the all-reduces run on NVLink
-  SHARP where the switch supports it (`parallel.comm`). Left out: the vocab-parallel embedding and
-  cross-entropy all-reduces.
-- CP (ring attention; Liu et al., "Ring Attention with Blockwise Transformers", 2023; Megatron-Core
-  context parallelism): per layer cp-1 ring steps passing the local K and V chunk
-  (b*s/cp*kv_heads/tp*(d_qk+d_v)*e) forward; backward passes K, V and their gradients (2x);
-  selective and full recompute rerun the forward ring. Each step overlaps with the attention of one
-  chunk (the layer's attention time / cp): exposed = max(0, step comm - step compute) per step.
-  With expert tensor parallelism below tp (`etp`), MoE layers keep only the attention block's pair.
-- EP (Lepikhin et al., "GShard", 2020; Megatron-Core all-to-all dispatcher): per MoE layer one
-  dispatch and one combine all-to-all of the chip's b*s/(cp*t_sp)*k*h*e routed copies forward, as
-  many backward, again under full recompute; across nodes sent hierarchically, each token once
-  per destination node (DeepEP; `parallel.comm.all_to_all_s`). Exposed, except the fraction
-  `ep_overlap` hidden behind another micro-batch's compute (Megatron-Core
-  `--overlap-moe-expert-parallel-comm`; `cost.calibration.ep_comm_overlap`, per chip family),
-  capped by the micro-batch's compute.
-- PP (Narayanan et al. 2021, section 2.2): per micro-batch each stage boundary sends the activation
-  forward and its gradient backward, b*s/cp*h*e / t_sp bytes (Megatron's scatter/gather across TP),
-  2*vp transfers with interleaving. With interleaving (vp > 1) Megatron-Core posts each chunk's
-  sends and receives asynchronously and waits for them only when the next chunk needs its input,
-  so they run under the neighbouring chunks' compute (`ModelParallelConfig.overlap_p2p_comm`, which
-  Megatron-LM's arguments enable unless `--no-overlap-p2p-communication` is given, and NeMo's
-  communication-overlap settings enable for interleaved schedules): exposed only beyond the
-  micro-batch's compute. Without interleaving the 1F1B schedule's batched send/recv is exposed.
-- PP chunks (interleaving is not free): with vp model chunks per rank, each micro-batch crosses
-  2 * vp schedule steps on every rank (a forward and a backward per chunk) instead of 2, and
-  Narayanan et al. 2021 section 2.2.2 note that interleaving multiplies the pipeline's
-  communication by vp. Overlapping hides the bytes, not the steps: in Megatron-Core's
-  `forward_backward_pipelining_with_interleaving` every chunk step is its own schedule step that
-  posts its P2P operations (`p2p_communication.send_forward_recv_forward` etc., one grouped
-  `batch_isend_irecv`) and blocks on the wait for the next chunk's input before it can launch it.
-  Each of the 2 * (vp - 1) extra steps per micro-batch therefore costs one link latency of the
-  pipeline group's slowest level (`send_recv_s` of zero bytes: the handshake of a transfer
-  whose bytes already arrived) plus one operator's fixed overhead, `op_overhead_s` of the chip's
-  profile (the grouped P2P launch and the host-side step between chunks), both exposed (`pp_chunk_mb`,
-  part of `pp_mb`). No fitted constant: both come from the hardware data and the profile. With
-  everything else equal, vp = layers / pp now pays m * 2 * (vp - 1) of these against the bubble
-  it saves ((pp - 1) / vp of a micro-batch), so an intermediate vp can be best. Left out: the
-  warm-up/cool-down steps' own serialisation and any load imbalance from uneven chunks.
-- DP gradients (Li et al., "PyTorch Distributed", VLDB 2020; Megatron DDP): all-reduce (zero 0) or
-  reduce-scatter (zero >= 1) of the stage's gradients, non-expert ones over DP x CP and expert ones
-  over the expert-data-parallel group, once per step after the last micro-batch, overlapped with
-  that micro-batch's backward except the last bucket (bucket = max(40M, 1M * dp) parameters,
-  Megatron-Core's `DistributedDataParallelConfig.bucket_size` default). ZeRO 1/2 all-gather the
-  updated parameters afterwards, overlapped with the next step's first forward (Megatron's
-  `overlap_param_gather`) except the first bucket.
-- FSDP / ZeRO-3 (Zhao et al., "PyTorch FSDP", VLDB 2023; Rajbhandari et al., "ZeRO", SC 2020):
-  every micro-batch all-gathers the parameters in the forward and again in the backward, and
-  reduce-scatters the gradients in the backward, one flat collective per layer (FSDP's unit and
-  DeepSpeed's prefetch granularity is the transformer block), priced by
-  `parallel.comm.flat_collective_s` (across nodes: one ring at the NIC rate, (n-1) latency steps
-  per layer; hierarchical on multi-host scale-up domains such as NVL72) at
-  `fsdp_collective_efficiency`; prefetched layer by layer, so hidden behind the
-  compute of the same pass except one layer's share (the first gather cannot be prefetched); of
-  that hideable time only the fraction `fsdp_overlap` hides (`cost.calibration.fsdp_comm_overlap`,
-  fitted: the collectives compete with the compute kernels for SMs and memory bandwidth).
-
-`OVERLAP_EFFICIENCY` is the fraction of a compute window that overlapping communication can use
-(1.0: communication hides fully until the window is spent). It is an assumption, documented here,
-that calibration may lower to model compute/communication contention for SMs and HBM. Left out:
-contention between concurrent collectives (DP and PP on the same NICs), and stragglers.
+TP (with sequence parallelism), CP (ring attention), EP (all-to-all), PP (point-to-point, with the
+cost of interleaved chunks), DP gradients and ZeRO gathers, and FSDP/ZeRO-3 per-layer collectives,
+each with the part hidden behind compute (`OVERLAP_EFFICIENCY`, the calibrated overlap fractions).
+The derivation of every term, its citation (Shoeybi et al. 2019, Korthikanti et al. 2022,
+Narayanan et al. 2021, Megatron-Core, PyTorch FSDP, ZeRO, ...) and what it leaves out are in
+docs/parallel.md, "Per-step communication in full".
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ _CATEGORIES = (
 _INDEX = {name: i for i, name in enumerate(_CATEGORIES)}
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ComputeTimes:
     """Seconds per micro-batch per chip, one entry per layout.
 

@@ -1,50 +1,11 @@
 """Serving estimate: time to first token, time per output token, throughput and memory per chip.
 
-Phases (Pope et al., "Efficiently Scaling Transformer Inference", MLSys 2023, arXiv 2211.05102;
-Agrawal et al., "Sarathi-Serve", OSDI 2024, arXiv 2403.02310, section 2):
-- prefill: the prompts of the batch (`batch x input_tokens` tokens) run through the model in one
-  forward pass (`workload.graph.prefill_ops`), writing the KV cache; large GEMMs, compute-bound.
-  It ends with the first output token of every sequence: time to first token (TTFT).
-- decode: every step feeds one token per sequence (`workload.graph.decode_ops`): each GEMM reads
-  its whole weight for a handful of rows and attention reads the whole KV cache, so the step is
-  memory-bound at small batch. Time per output token (TPOT) is the step time at the mean
-  context `N + M/2` (rounded up; `InferenceWorkload.decode_context_len`): attention's cost is
-  affine in the context, so this is the average over the output to within half a token, exact
-  while no operator changes between compute- and memory-bound along the way.
-- end-to-end latency = TTFT + (M - 1) * TPOT; output tokens/s (per system) =
-  dp * batch * M / latency, the request-level rate of a batch served to completion (what the
-  AWS Neuron benchmark tables report); `decode_tokens_per_s` = dp * batch / TPOT.
-
-Precisions: FP8/FP4 apply to the GEMMs (weights and GEMM inputs); attention, norms, the residual
-stream and the tensor-parallel all-reduces stay in BF16 (`workload.graph.activation_bytes`: how
-TensorRT-LLM / ModelOpt and vLLM run FP8 and NVFP4 checkpoints), the KV cache in its own precision.
-
-Per operator the single-chip cost model (`cost.op_time_terms`) gives max(compute, memory) plus a
-fixed overhead. The breakdown charges a compute-bound operator's time to `compute`, a memory-bound
-one's to `weight_read`, `kv_cache` and `activation_io` in proportion to the bytes it moves (GEMM
-weights, the KV cache read by attention and written by the cache append, everything else), and
-the fixed part to `overhead`.
-
-Layout (`InferenceLayout`): tensor parallelism (Shoeybi et al. 2019, arXiv 1909.08053) divides
-heads and FFN widths and costs 2 all-reduces of the layer's activations per layer (after the
-attention output and after the MLP), on the critical path (exposed); expert parallelism runs a
-dispatch and a combine all-to-all of the chip's `tokens x top_k x hidden` per MoE layer (exposed);
-pipeline parallelism cuts the layers into `pp` stages (the last, with ceil(L/pp) layers, the final
-norm and the LM head, is the slowest and paces the pipeline) and sends each micro-batch's
-activations to the next stage (`parallel.comm` prices every collective on the system's topology).
-The batch of `batch/ep` sequences per chip is split into m = min(pp, batch/ep) micro-batches of
-b = ceil(batch/ep/m) sequences. A pipeline step is one stage processing one micro-batch and
-sending it on; prefill takes m + pp - 1 steps (GPipe fill and drain; Huang et al. 2019, arXiv
-1811.06965), one decode round (every sequence advances one token) takes pp steps, since a
-micro-batch must pass through all stages before its next token can start. Per phase the terms
-are m x the stage's terms plus `pipeline_bubble` = (steps - m) x one step, and they add up to TTFT
-and TPOT exactly.
-
-Left out: continuous batching and chunked prefill (prefill and decode are priced apart, a batch
-arrives together), speculative decoding, sampling, the vocab-parallel logits gather, overlap of
-communication with compute, the KV write of the last output token, a first-stage embedding
-lookup slower than the LM head, and the redundant dispatch of tokens replicated across tp ranks
-(each tp rank dispatches them all).
+Prefill priced as one forward pass over the prompts (TTFT), decode as one step at the mean context
+(TPOT), end-to-end latency and output tokens/s from both; per operator the single-chip cost model,
+the breakdown split into compute, weight reads, KV cache, activations and overhead; tensor, expert
+and pipeline parallelism with their collectives and the pipeline's fill and drain. The formulas,
+their citations (Pope et al. 2023, Agrawal et al. 2024, Shoeybi et al. 2019, Huang et al. 2019)
+and what is left out: docs/inference.md, "The serving estimate in full".
 """
 
 from __future__ import annotations

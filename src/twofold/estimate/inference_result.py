@@ -34,7 +34,7 @@ MEMORY_PARTS: tuple[str, ...] = ("weights", "kv_cache", "activations", "headroom
 _NO_PRICE = "no price"
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class InferenceEstimate:
     """Serving `workload` with `layout` on chips of `system`.
 

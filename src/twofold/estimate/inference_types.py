@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from twofold.checks import positive_int
 from twofold.errors import InputError
 from twofold.hardware.types import System
 from twofold.workload.model import ModelConfig
@@ -15,7 +16,7 @@ from twofold.workload.precision import bytes_per_element
 __all__ = ["InferenceLayout", "InferenceWorkload", "check_inference", "micro_batches", "serving_model"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class InferenceLayout:
     """How one model is served.
 
@@ -45,7 +46,7 @@ class InferenceLayout:
         return self.replica_chips * self.dp
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class InferenceWorkload:
     """`batch` sequences per replica served together: a prompt of `input_tokens`, then
     `output_tokens` generated one by one. `precision` is the compute and activation format;
@@ -91,20 +92,14 @@ def micro_batches(batch: np.ndarray, layout: InferenceLayout) -> tuple[np.ndarra
     return m, np.ceil(per_chip / m)
 
 
-def _positive(field: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError(field, value, "must be a positive integer")
-    return value
-
-
 def check_inference(
     model: ModelConfig, system: System, layout: InferenceLayout, workload: InferenceWorkload
 ) -> None:
     """Boundary checks that the operator graph does not make itself (it checks tp/ep divisibility)."""
     for name in ("tp", "pp", "ep", "dp"):
-        _positive(name, getattr(layout, name))
+        positive_int(name, getattr(layout, name))
     for name in ("batch", "input_tokens", "output_tokens"):
-        _positive(name, getattr(workload, name))
+        positive_int(name, getattr(workload, name))
     bytes_per_element(workload.precision, "precision")
     bytes_per_element(workload.weights, "weight_precision")
     bytes_per_element(workload.kv, "kv_precision")

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # loaded only with an imported model (start-up time)
 __all__ = ["BREAKDOWN_TERMS", "HIDDEN_TERMS", "MEMORY_TERMS", "TrainingEstimate"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class TrainingEstimate:
     """One training step of `model` with `layout` on `chips` chips of `system`.
 

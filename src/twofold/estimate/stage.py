@@ -17,7 +17,7 @@ import numpy as np
 __all__ = ["StagePart"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class StagePart:
     """The model's share of one training step on the most loaded pipeline stage, one entry per layout.
 

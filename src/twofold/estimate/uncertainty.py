@@ -62,10 +62,11 @@ def basis_text(evidence: Mapping[str, Any]) -> str:
     """An evidence block (`Evidence.to_dict`) in words: its basis, then what is extrapolated."""
     beyond = list(evidence.get("extrapolated") or ())
     text = str(evidence["basis"])
-    return f"{text}; extrapolated, one level wider: {'; '.join(beyond)}" if beyond else text
+    # No "; " inside: lists of chips' evidence are joined (and split) on it.
+    return f"{text}, extrapolated (one level wider): {', '.join(beyond)}" if beyond else text
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Evidence:
     """What the interval rests on: shipped rows on the chip, its family and its stack (None: the
     stack is not known), and the basis in words."""
@@ -105,7 +106,7 @@ class Evidence:
         }
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Uncertainty:
     """Intervals `[low, high]` at `coverage` for the headline figures, and their evidence."""
 

@@ -43,7 +43,7 @@ DATA_DIR = Path(__file__).parent / "data"
 _FILE_ORDER = ("aws", "nvidia", "google", "amd", "intel", "apple")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Catalog:
     """Chips and systems in file order, and their look-up tables (lower-case id or alias -> entry)."""
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 __all__ = ["CalibrationProfile"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class CalibrationProfile:
     chip_id: str
     gemm_efficiency: Mapping[str, float]  # precision -> fraction of dense peak

@@ -44,7 +44,7 @@ PRICE_KINDS: tuple[str, ...] = ("on-demand", "capacity-block", "spot", "committe
 PRICE_QUALITIES: tuple[str, ...] = ("A", "B", "C")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Source:
     """Where a figure comes from: a title and an address (URL or repo/path@commit), and a date."""
 
@@ -54,7 +54,7 @@ class Source:
     date: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Figure:
     """Provenance of one spec field: which sources give it, a note, and disagreeing values."""
 
@@ -67,7 +67,7 @@ class Figure:
     confidence: Literal["high", "medium", "low"] = "high"
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Chip:
     """One accelerator chip (a GPU, a Trainium/Inferentia device, a TPU chip, a CPU package)."""
 
@@ -138,7 +138,7 @@ class Chip:
         return self.hbm_bandwidth_tb_s * TB
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class TopologyLevel:
     """One level of the interconnect, innermost first.
 
@@ -162,7 +162,7 @@ class TopologyLevel:
     assumed: bool = False
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class PriceQuote:
     """One published price of a system, per chip-hour, of one kind (on-demand, capacity-block, spot).
 
@@ -208,7 +208,7 @@ class PriceQuote:
         return f"{text}; {self.note}" if self.note else text
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class System:
     """A system a chip ships in: an instance, a server, a rack or a pod slice, with its topology."""
 

@@ -33,7 +33,7 @@ from twofold.units import GIB
 __all__ = ["Device", "DeviceInfo", "Timing", "TorchDevice", "resolve_device"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Timing:
     """Seconds per call of a kernel: median (the value used) and minimum over `repeats` samples."""
 
@@ -44,7 +44,7 @@ class Timing:
     round_s: tuple[float, ...] = ()  # per-pass medians when timed in several passes
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class DeviceInfo:
     """What was measured: enough to tell machines apart and to reproduce the run."""
 

@@ -63,7 +63,7 @@ _TABLES = {"runs", "measurements", "profiles"}
 _LOCK_TIMEOUT_S = 2.0
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class MeasurementRow:
     name: str
     params: Mapping[str, Any]
@@ -71,7 +71,7 @@ class MeasurementRow:
     unit: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class RunRecord:
     id: str
     time: str

@@ -58,7 +58,7 @@ _STREAM_KINDS = ("copy", "add", "mul", "silu", "rmsnorm", "layernorm")
 _DRAM_NUMEL = 2**25  # copies this large or larger measure DRAM, not the caches (see docstring)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Sample:
     """One measured kernel: seconds per call (see `run.time_plan` for the statistic)."""
 
@@ -66,7 +66,7 @@ class Sample:
     time_s: float
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class FitResult:
     chip: Chip  # the local chip, its fitted `calibration` attached
     profile: CalibrationProfile

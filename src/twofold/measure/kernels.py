@@ -36,7 +36,7 @@ Role = Literal["fit", "heldout"]
 _BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Kernel:
     """One thing to time. `dims` by kind:
 

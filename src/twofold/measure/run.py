@@ -36,7 +36,7 @@ Progress = Callable[[int, int, Kernel], None]
 _DISTURBED_PCT = 25.0
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ValidationRow:
     """One training step: predicted by the calibrated cost model vs measured."""
 
@@ -63,7 +63,7 @@ class ValidationRow:
         }
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class MeasureResult:
     run_id: str
     time: str

@@ -27,7 +27,7 @@ __all__ = ["StepTiming", "build_model", "check_supported", "time_training_step"]
 _ACTIVATIONS = ("silu", "gelu", "gelu_new", "gelu_pytorch_tanh", "relu")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class StepTiming:
     """Median wall time of full training steps (forward, backward, AdamW), with how it was taken."""
 

@@ -12,7 +12,7 @@ from twofold.workload.protocol import TrainingModel
 __all__ = ["LayoutArrays"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class LayoutArrays:
     """Float columns of a layout table and derived per-layout quantities (one entry per layout).
 

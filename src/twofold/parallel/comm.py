@@ -33,7 +33,7 @@ __all__ = [
 Factor = tuple[np.ndarray | float, np.ndarray | float]  # (size, stride)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class LevelArrays:
     """One topology level as numbers (bytes/s and seconds), with what a bandwidth override changes."""
 
@@ -97,7 +97,7 @@ class LevelArrays:
         )
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Group:
     """How a process group spreads over the levels, per layout: members inside one domain of each
     level (cumulative), and the chip stride and chip span of the members first met at each level."""

@@ -21,7 +21,7 @@ __all__ = ["Layout", "LayoutTable", "TrainingWorkload", "RECOMPUTE_MODES"]
 RECOMPUTE_MODES: tuple[str, ...] = ("none", "selective", "full")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class TrainingWorkload:
     """What one optimizer step processes: `global_batch` sequences of `seq_len` tokens.
 
@@ -45,7 +45,7 @@ class TrainingWorkload:
         return out
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Layout:
     """One parallel layout.
 
@@ -92,7 +92,7 @@ class Layout:
         return self.tp if self.etp is None else self.etp
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class LayoutTable:
     """Many layouts as parallel int64 arrays (one entry per layout); `recompute` holds the index
     into RECOMPUTE_MODES and `sequence_parallel` 0/1. `etp` holds the expert tensor-parallel size

@@ -77,7 +77,7 @@ def usable_memory_bytes(capacity_bytes: float, mem_headroom: float = DEFAULT_MEM
     return float(capacity_bytes) * (1.0 - float(mem_headroom))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class StateBytes:
     """Bytes per parameter of the weights, the gradients and the optimizer states."""
 

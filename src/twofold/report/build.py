@@ -20,12 +20,8 @@ from typing import Any
 import numpy as np
 
 from twofold.compare.claim import ClaimResult
-from twofold.compare.compare import (
-    DEFAULT_CHIPS,
-    CompareResult,
-    compare_targets,
-    throughput_unit,
-)
+from twofold.compare.compare import DEFAULT_CHIPS, CompareResult, compare_targets
+from twofold.compare.inputs import throughput_unit
 from twofold.compare.plans import PlanCache, Target, plan_chip
 from twofold.economics.prices import usd_per_million_tokens
 from twofold.parallel.layout import TrainingWorkload
@@ -43,7 +39,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ScalingPoint:
     """One chip at one chip count: its best layout's throughput in `unit` (tokens, or samples for
     an imported model without tokens) per second, and, if priced, $ per million of them."""
@@ -56,7 +52,7 @@ class ScalingPoint:
     unit: str = "tokens"
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ReportData:
     """Everything a report renders; a section is left out when its part is None or empty."""
 

@@ -15,7 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from twofold.compare.claim import ClaimResult
-from twofold.compare.compare import CompareResult, metric_names
+from twofold.compare.metrics import metric_names
+from twofold.compare.result import CompareResult
 from twofold.errors import InputError
 from twofold.outputs import check_output_path
 from twofold.report import plots

@@ -43,6 +43,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from twofold.checks import one_of, positive, positive_int
 from twofold.economics.billing import billed_chips, billed_seconds, billing_unit_chips
 from twofold.economics.prices import PRICE_KINDS, Price, check_min_quality, cost_usd, price_for
 from twofold.errors import InputError
@@ -87,7 +88,7 @@ def parse_deadline(text: str | float) -> float:
     return seconds
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class DeadlineTarget:
     """A chip in a system to consider; `label` is how it was named (`trn2`, `trn2@trn2-ultraserver`)."""
 
@@ -101,7 +102,7 @@ class DeadlineTarget:
     price: Price | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class DeadlineOption:
     """One way to train the budget: a target at a chip count, its best layout, one price kind.
 
@@ -139,7 +140,7 @@ class DeadlineOption:
         return out
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class TargetOutcome:
     """One target's answer: `best` (its cheapest option that meets the deadline), else `fastest`
     (its fastest option, the cheapest kind of it). `status`: "meets", "misses", "no price" or
@@ -165,7 +166,7 @@ class TargetOutcome:
         }
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class DeadlineResult:
     """The cheapest option over every target that meets the deadline (`best`, None if none does),
     the fastest priced option (`fastest`), every priced option (meeting ones cheapest first, then
@@ -401,20 +402,16 @@ def plan_deadline(
     seam; `plan_kwargs` go to `plan_training` (mem_headroom, tie_tolerance, allow_long_context).
     """
     t0 = time.perf_counter()
-    number = isinstance(tokens, (int, float)) and not isinstance(tokens, bool)
-    if not number or not math.isfinite(tokens) or tokens <= 0:
-        raise InputError("tokens", tokens, "must be a finite positive number of tokens")
+    positive("tokens", tokens, "must be a finite positive number of tokens", finite=True)
     deadline_s = parse_deadline(deadline_s)
     kinds = tuple(DEFAULT_PRICE_KINDS if price_kinds is None else price_kinds)
     for kind in kinds:
-        if kind not in PRICE_KINDS:
-            raise InputError("price_kind", kind, f"must be one of {', '.join(PRICE_KINDS)}")
+        one_of("price_kind", kind, PRICE_KINDS)
     if not kinds:
         raise InputError("price_kind", kinds, "name at least one price kind")
     min_quality = check_min_quality(min_quality)
     cap = DEFAULT_MAX_CHIPS if max_chips is None else max_chips
-    if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
-        raise InputError("chips", max_chips, "must be a positive integer (the most chips to consider)")
+    positive_int("chips", cap, "must be a positive integer (the most chips to consider)")
     if not targets:
         raise InputError("on", "", "name at least one chip")
     if isinstance(model, str):

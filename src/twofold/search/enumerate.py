@@ -1,59 +1,11 @@
 """Every valid parallel layout for a model, a workload and a chip count, generated as arrays.
 
-The space is built in two stages, each a NumPy broadcast over candidate axes filtered by boolean
-masks (no Python loop per layout):
-
-1. **Factorisations** `chips = dp * tp * pp * cp`: `tp`, `pp`, `cp` range over the divisors of
-   `chips` and `dp` is what is left. Rules on these four numbers (`FACTORISATION_RULES`) remove
-   factorisations.
-2. **Layouts**: each surviving factorisation is crossed with `vp` (divisors of `num_layers`), `ep`
-   (divisors of `num_experts`; 1 for dense models), `etp` (expert tensor parallelism: tp, and 1
-   for MoE models with tp > 1), `zero` (`options.zero_stages`), `micro_batch`
-   (powers of two up to `global_batch`) and `recompute` (`options.recompute`); `LAYOUT_RULES` remove
-   the combinations that are not valid. `sequence_parallel` is on exactly when `tp > 1`.
-
-Bounds (`EnumerateOptions`; a search restriction, like `zero_stages`): `tp`, `pp`, `cp`, `ep`,
-`vp` fix an axis to one value, `max_vp` and `max_cp` cap it (what a team is ready to run and debug:
-a plan with vp = 63 or cp = 16 is rarely one anybody launches first). They narrow the candidate
-values of their axis before the rules run, so `RejectionSummary` counts only what was searched. A
-fixed value that cannot occur (tp, pp or cp not dividing the chip count, vp not dividing
-num_layers, ep not dividing num_experts) is an InputError, not an empty search.
-
-Each candidate is charged to the *first* rule it breaks, in the order of the rule tables, so the
-counts in `RejectionSummary` add up to the candidates of their stage. The rules and where they come
-from (Megatron-LM is the reference implementation for tp/pp/vp/cp/ep):
-
-- `tp_heads`: tp divides num_attention_heads (each rank holds whole heads).
-- `tp_kv_heads`: tp divides num_kv_heads, or is a multiple of it (KV heads replicated over the
-  ranks of a group, as the operator graph prices it); the same rule as `parallel.rules`.
-- `tp_ffn`: tp divides intermediate_size, and for MoE shared_expert_intermediate_size
-  (column-parallel linears split their output evenly).
-- `etp_width`: etp divides moe_intermediate_size (the routed experts' column-parallel linears).
-- `tp_domain` (a search restriction, not a validity rule; `options.tp_within_fastest_domain`): tp is
-  at most the chips of the system's innermost (fastest) topology level, since tp sits on the critical
-  path and no published large run spans a slower level with it.
-- `pp_layers`: pp <= num_layers. Stages may hold unequal layer counts: the estimator charges the
-  largest stage, ceil(num_layers / pp) layers, as Llama 3 405B ran 126 layers on pp=16 (Llama 3
-  paper, arXiv 2407.21783, section 3.3.2). `options.uneven_pipeline=False` asks for pp dividing
-  num_layers instead.
-- `cp_seq`: with cp > 1, seq_len is a multiple of 2 * cp (Megatron's load-balanced causal ring
-  attention cuts the sequence into 2 * cp chunks).
-- `sp_seq`: with tp > 1 (sequence parallelism on), the sequence slice of a cp rank, seq_len / cp,
-  is a multiple of tp.
-- `dp_batch`: dp divides global_batch (every data-parallel rank gets whole sequences).
-- `vp_needs_pp`: vp > 1 only with pp > 1 (interleaving needs a pipeline).
-- `vp_layers`: pp * vp <= num_layers + 2 (uneven virtual stages; Megatron-Core's
-  `--account-for-embedding/loss-in-pipeline-split` count the embedding and the loss as one layer
-  each, `parallel.rules`).
-- `ep_ranks`: ep * etp divides tp * cp * dp (Megatron-Core refolds a stage's ranks into etp x ep x
-  edp for the MoE layers; with etp = tp this is "ep divides dp * cp"). ep divides num_experts by
-  construction.
-- `micro_batch`: dp * micro_batch divides global_batch (whole micro-batches per step).
-- `interleave_microbatches`: with vp > 1 the number of micro-batches per step is a multiple of pp
-  (the assertion of Megatron-LM's interleaved 1F1B schedule).
-- `etp_redundant`: the etp = 1 candidate of a tp = 1 factorisation is the etp = tp one again.
-- `zero_redundant`: zero > 0 needs dp * cp > 1; with one data-parallel rank every ZeRO stage is the
-  same layout as zero 0, so only zero 0 is kept.
+Two NumPy stages, each a broadcast over candidate axes filtered by boolean masks (no Python loop per
+layout): factorisations `chips = dp * tp * pp * cp` (`FACTORISATION_RULES`), then layouts crossed
+with vp, ep, etp, zero, micro-batch and recompute (`LAYOUT_RULES`); `EnumerateOptions` bounds the
+axes, and each rejected candidate is charged to the first rule it breaks (`RejectionSummary`). The
+rules and where each comes from (Megatron-LM, the Llama 3 paper): docs/search.md, "The rules" and
+"How the space is generated".
 
 A model that takes only data-parallel axes (`workload.protocol.TrainingModel.parallel_axes`: an
 imported graph) has one factorisation, dp = chips, crossed with `zero` (`options.zero_stages`) and
@@ -70,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from twofold.checks import positive_int
 from twofold.errors import InputError
 from twofold.hardware.types import System
 from twofold.parallel.layout import RECOMPUTE_MODES, LayoutTable, TrainingWorkload
@@ -88,7 +41,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class EnumerateOptions:
     """Which parts of the layout space to search (see the module docstring for each rule)."""
 
@@ -110,7 +63,7 @@ class EnumerateOptions:
 BOUND_FIELDS = ("tp", "pp", "cp", "ep", "vp", "max_vp", "max_cp", "max_micro_batch")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class RejectionSummary:
     """Why candidates were dropped: per rule, how many it removed (first rule broken), per stage.
 
@@ -180,7 +133,7 @@ def divisors(n: int) -> np.ndarray:
     return np.unique(np.concatenate([small, n // small]))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class _Ctx:
     """What the rules read besides the layout arrays."""
 
@@ -338,10 +291,8 @@ def _check_inputs(
         )
     for name in BOUND_FIELDS:
         value = getattr(opts, name)
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1
-        ):
-            raise InputError(name, value, "must be a positive integer")
+        if value is not None:
+            positive_int(name, value)
     if isinstance(model, ModelConfig) and (
         model.num_layers < 1 or model.num_attention_heads < 1 or model.num_kv_heads < 1
     ):

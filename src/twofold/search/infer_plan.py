@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from twofold.checks import one_of, positive, positive_int, positive_ints
 from twofold.economics.prices import Price, price_for, usd_per_million_tokens
 from twofold.errors import InputError
 from twofold.estimate.inference import estimate_inference, evaluate_batches
@@ -50,7 +51,7 @@ INFERENCE_OBJECTIVES = ("throughput", "latency", "cost")
 REFINE_POINTS = 16
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class InferencePlan:
     """The outcome of a serving search. `best` is None when no (layout, batch) meets the targets;
     `explanation` then says why. `top` lists the best candidate of each layout, ranked."""
@@ -113,13 +114,11 @@ def _layouts(model: ModelConfig, chips: int, pad_heads: bool) -> list[InferenceL
 
 
 def _check_args(chips: int, objective: str, max_ttft_ms: float | None, max_tpot_ms: float | None) -> None:
-    if isinstance(chips, bool) or not isinstance(chips, int) or chips < 1:
-        raise InputError("chips", chips, "must be a positive integer")
-    if objective not in INFERENCE_OBJECTIVES:
-        raise InputError("objective", objective, f"must be one of {', '.join(INFERENCE_OBJECTIVES)}")
+    positive_int("chips", chips)
+    one_of("objective", objective, INFERENCE_OBJECTIVES)
     for name, value in (("max_ttft_ms", max_ttft_ms), ("max_tpot_ms", max_tpot_ms)):
-        if value is not None and not (isinstance(value, (int, float)) and value > 0 and np.isfinite(value)):
-            raise InputError(name, value, "must be a positive number of milliseconds")
+        if value is not None:
+            positive(name, value, "must be a positive number of milliseconds", finite=True)
 
 
 def _meets(row: Mapping[str, np.ndarray], ttft_ms: float | None, tpot_ms: float | None) -> np.ndarray:
@@ -203,10 +202,7 @@ def plan_inference(
     else:
         system = system_or_chip
         chip = chip if chip is not None else chip_of(system)
-    if batch_limit is not None and (
-        isinstance(batch_limit, bool) or not isinstance(batch_limit, int) or batch_limit < 1
-    ):
-        raise InputError("batch_limit", batch_limit, "must be a positive integer")
+    positive_ints(batch_limit=batch_limit)
     price = price if price is not None else price_for(system, chip)
     if objective == "cost" and price.usd_per_chip_hour is None:
         raise InputError(

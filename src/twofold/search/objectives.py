@@ -68,7 +68,7 @@ def check_objective(objective: str) -> tuple[str, bool]:
     raise InputError("objective", objective, f"must be one of {', '.join(OBJECTIVES)}")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ObjectiveInputs:
     """What an objective needs besides the estimate: the price (cost), the power model (energy)
     or the token budget (time); None for the others."""

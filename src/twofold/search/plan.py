@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
+from twofold.checks import positive_int
 from twofold.errors import InputError
 from twofold.estimate.step import StepArrays, StepTerms
 from twofold.hardware.scale import check_scale
@@ -78,7 +79,7 @@ DEFAULT_TIE_TOLERANCE = 0.03
 PARALLEL_DIMENSIONS = ("dp", "tp", "pp", "cp", "ep")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class RankedLayout:
     """One evaluated layout: the layout, the estimator's terms of its step (`fits` by the search's
     headroom) and the objective's figures (cost, energy or time; None for throughput).
@@ -111,7 +112,7 @@ class Ranked(Protocol):
 R = TypeVar("R", bound=Ranked)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class PlanResult(Generic[R]):
     """The outcome of a layout search.
 
@@ -321,8 +322,7 @@ def plan_training(
     """
     t0 = time.perf_counter()
     _, larger_is_better = check_objective(objective)
-    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
-        raise InputError("top_k", top_k, "must be a positive integer")
+    positive_int("top_k", top_k)
     if (
         isinstance(tie_tolerance, bool)
         or not isinstance(tie_tolerance, (int, float, np.integer, np.floating))

@@ -53,7 +53,7 @@ HOURS_PER_MONTH = 730.0
 MAX_PIPELINE_STAGES = 16
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class CapacityOption:
     """One (layout, batch) sized for the rate: `replicas` of `layout`, each at `rate_per_replica`.
 
@@ -93,7 +93,7 @@ class CapacityOption:
         }
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class CapacityPlan:
     """The cheapest option for `request_rate` on `chip` (None if no option meets the targets).
 
@@ -184,7 +184,7 @@ def replica_layouts(model: ModelConfig, system: System, cap: int | None) -> Iter
         pp *= 2
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class _Candidate:
     layout: InferenceLayout
     batch: int

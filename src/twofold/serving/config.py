@@ -24,7 +24,7 @@ __all__ = ["ENGINES", "ServingConfig"]
 ENGINES: tuple[str, ...] = ("vllm", "trtllm", "neuron", "jetstream")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ServingConfig:
     """A load on one served model.
 

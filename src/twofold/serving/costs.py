@@ -54,7 +54,7 @@ def _lerp_rows(grid: np.ndarray, table: np.ndarray, x: float) -> np.ndarray:
     return table[j] + w * (table[j + 1] - table[j])
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class StepCosts:
     """Seconds of one step of one replica, from tables (module docstring). Sizes are per replica
     (batch counts sequences, with ep folded in)."""

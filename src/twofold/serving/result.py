@@ -10,7 +10,7 @@ import numpy as np
 __all__ = ["LoadResult", "Percentiles"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Percentiles:
     """Mean and percentiles of one latency (units in the owning field's name)."""
 
@@ -40,7 +40,7 @@ class Percentiles:
         return {"mean": self.mean, "p50": self.p50, "p90": self.p90, "p99": self.p99}
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class LoadResult:
     """Requests served under a load (`serving.simulate`), over all dp replicas.
 

@@ -159,7 +159,7 @@ def _training_workload(scenario: Scenario) -> TrainingWorkload:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _StoredEstimate:
     """A stored serving estimate: what `infer_claim.inference_ratio` reads of one."""
 
@@ -169,7 +169,7 @@ class _StoredEstimate:
         return dict(self.record)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _StoredServing:
     """A stored serving plan: its best estimate (None: nothing fits) and why."""
 

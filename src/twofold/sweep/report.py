@@ -46,7 +46,7 @@ _SCALE_FIELDS = ("chips", "seq_len", "global_batch", "input_tokens", "output_tok
 NOT_RUN = "not run yet"
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ScaleRow:
     """One model at one scale: each hardware's figure (None: no fitting plan) and the best one."""
 

@@ -45,7 +45,7 @@ class WorkerLost(RuntimeError):
         super().__init__(f"a worker process died; {lost} scenario(s) did not finish")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class SweepSummary:
     """What one `run_sweep` call did. `complete` when every scenario of the spec is stored."""
 

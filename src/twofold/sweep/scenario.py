@@ -28,7 +28,7 @@ __all__ = ["TIMING_FIELDS", "Outcome", "PlanFn", "canonical_result", "plan_scena
 TIMING_FIELDS: tuple[str, ...] = ("enumerate_s", "evaluate_s", "elapsed_s")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Outcome:
     """What a worker hands back: `ok` with the plan as JSON, or `rejected` with the rule broken.
 

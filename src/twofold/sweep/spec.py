@@ -76,7 +76,7 @@ _TOP_LEVEL: tuple[str, ...] = (
 _PLANNED_AXES: dict[str, str] = {"budgets": "needs the price model ($ per chip-hour)"}
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Scenario:
     """One plan to make: a model on `chips` chips of a system, for one workload.
 
@@ -127,7 +127,7 @@ def scenario_key(scenario: Scenario, version: str) -> str:
     return hashlib.sha256(f"{scenario.canonical_json()}\n{version}".encode()).hexdigest()
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class SweepSpec:
     """A validated spec: resolved ids on every axis, in the order the document gave them."""
 

@@ -59,7 +59,7 @@ def default_store_path() -> Path:
     return Path(home).expanduser() / "sweeps.db"
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class StoredResult:
     """One row of the store, decoded."""
 

@@ -1,57 +1,11 @@
 """Mechanism calibration: the fit of the training factors in `cost/calibration.yaml`.
 
-The fit works on time multipliers theta (the optimisation device below, fast and linear in the
-breakdown); the result is converted to the efficiency factors the cost and communication models
-apply (`to_training`: factor = 1 / theta), and the errors `twofold validate` reports come from
-running the estimator with those factors in place (`validate.run`), not from this linearisation.
-
-The model's step time is a sum of terms (`TrainingEstimate.breakdown`). Calibration groups the terms
-by *mechanism* and multiplies each group by a parameter theta_p:
-
-    t_cal = sum_g theta_{p(g)} * T_g        (terms in no group keep theta = 1)
-
-A group may be scaled by a product of parameters (group name "a*b": theta_a * theta_b), as the
-routed-expert GEMMs are in the estimator: the family's GEMM factor times the expert-GEMM factor
-(`cost.calibration`), so the fitted expert factor is relative to a dense GEMM on the same chip.
-
-Parameters are per chip family or per mechanism, never per row or per source (see `mechanism_terms`
-in `validate.run` for the grouping and the justification of each parameter). They are fitted by
-regularised least squares on the log error of the published figure:
-
-    minimise  sum_i huber_delta(e_i(phi)) + lambda * sum_p phi_p^2,     phi = log theta,
-    e_i(phi) = log(predicted_i(phi) / published_i),
-
-over the training-throughput rows (time-to-train rows are excluded: they include evaluation). A
-figure proportional to 1/t (tokens/s, TFLOP/s, MFU) has e_i = e_i(0) - (log t_cal - log t_raw); a
-time (step time) has the opposite sign. The ridge term (lambda = 1, one pseudo-row at zero error per
-parameter) keeps a parameter with few or no rows near 1, which is what leave-one-source-out needs:
-a family seen only in the left-out source falls back to the uncalibrated model rather than to an
-arbitrary value (the per-op overhead, whose default is only an order-of-magnitude assumption, gets
-a 100x weaker prior: `RIDGE_SCALE`). The Huber loss (quadratic within |e| <= delta = log 1.5,
-linear beyond; Huber 1964, "Robust Estimation of a Location Parameter") keeps rows where a whole
-mechanism is missing from the model (errors of 2x and more) from dragging the multipliers of every
-other row; those rows stay in the reported error. Solved by iteratively reweighted Gauss-Newton (a
-handful of parameters), projected onto the physical bounds after every step (`BOUNDS`):
-
-- `comm` (all exposed communication but TP and ZeRO-3) and `fsdp` (exposed ZeRO-3/FSDP
-  collectives): theta >= 1, i.e. an efficiency <= 1: no collective runs faster than its links.
-  (Unbounded, the fit once put `comm` at 0.72, an efficiency of 1.39, to cancel communication the
-  model over-counted: Megatron's TP overlap and NVLink SHARP, now modelled.)
-- `tp[<family>]` / `ep[<family>]` (exposed TP / EP communication): theta = theta_comm * (1 -
-  overlap) with the overlap fraction in [0, 1], i.e. 0 < theta <= theta_comm; `to_training` turns
-  it back into `tp_comm_overlap[<family>]` / `ep_comm_overlap[<family>]` = 1 - theta / theta_comm.
-- `comm_stack[<stack>]`: a non-reference stack's own factor on `comm` (and on `fsdp`), with
-  theta_comm * theta_stack >= 1; `to_training` gives `collective_efficiency_by_stack`.
-- `fsdp_overlap`: its group is the FSDP communication the model hides, seconds outside the step,
-  so t_cal = t_raw + (theta - 1) * hidden with theta in [1, 2]; `fsdp_comm_overlap` = 2 - theta.
-
-Refitting from a prior (`fit(prior=..., free=...)`, what `twofold calibrate` does with a team's own
-runs, `validate.user_fit`): the ridge term is centred on the prior's log multipliers instead of 0,
-
-    lambda * sum_p (phi_p - log prior_p)^2,
-
-so a parameter the runs do not identify stays at the prior (the shipped value), and parameters
-outside `free` are held at the prior exactly. With no prior and no `free`, the fit is the one above.
+Time multipliers theta per mechanism group of the step's breakdown, per chip family or mechanism
+(never per row or source), fitted by ridge-regularised Huber regression on the log error of the
+published figures, projected onto physical bounds (`BOUNDS`), and converted to the efficiency
+factors the estimator applies (`to_training`); `fit(prior=..., free=...)` refits from a prior for
+`twofold calibrate`. The objective, the bounds and their reasons, and the citations:
+docs/accuracy.md, "The fit".
 """
 
 from __future__ import annotations
@@ -111,7 +65,7 @@ def bounded_phi(names: Sequence[str], phi: np.ndarray) -> np.ndarray:
     return out
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class FitRow:
     """What the fit needs from one row: the uncalibrated log error, how the figure scales with the
     step time (-1: figure ~ 1/t, +1: figure ~ t), the raw step time and its mechanism groups."""
@@ -129,7 +83,7 @@ class FitRow:
     chip: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Calibration:
     """Fitted multipliers (parameter name -> theta) and how they were obtained."""
 

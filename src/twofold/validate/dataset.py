@@ -76,7 +76,7 @@ _TASKS = ("train", "infer", "micro", "finetune-lora", "finetune-qlora")
 _NOTE_KV = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_ ]{0,40}?)\s*=\s*(.+?)\s*$")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class PublishedRow:
     """One published figure with the run that produced it. Empty cells are None (not published)."""
 

@@ -2,43 +2,9 @@
 
 This is the linearisation the fit uses (shares of the *uncalibrated* model's micro-batch time by op
 kind); the estimator applies the fitted factors exactly (`cost.calibration`), and the reported
-errors come from the estimator.
-
-The estimator's on-chip terms (forward, backward, recompute, the pipeline bubble, which is idle time
-proportional to them, optimizer, other) are split by operator kind in the proportions of one
-micro-batch's operator graph as the cost model prices it (`workload.graph.training_ops` and
-`cost.op_times_s`): GEMMs, attention kernels, and memory-bound ops (norms, elementwise, softmax,
-embedding, loss, router, optimizer). Communication terms stay whole. Parameters, each per chip family
-or per mechanism (none per row or per source):
-
-- `gemm[<family> <bits>]`: achieved GEMM speed in a real training step relative to the cost model,
-  per hardware family and GEMM precision class (16-bit, 8-bit, 4-bit). The cost model's GEMM
-  efficiency comes from best-shape microbenchmarks (MAMF rows); training adds scaling-factor and
-  cast work for 8-bit and 4-bit recipes, kernel mixes, framework overheads (launch gaps, Python,
-  logging), and power/clock limits under sustained load: properties of a chip generation and its
-  software stack at one precision, like `gemm_efficiency` itself.
-- `expert_gemm`: the routed-expert GEMMs of MoE layers (`layer.moe.experts.*`, a grouped GEMM in
-  Megatron-Core) relative to a dense GEMM of the same shape, one parameter for all chips; their
-  group is scaled by `gemm[<family> <bits>] * expert_gemm` (`validate.calibrate`), as the
-  estimator applies both (`cost.calibration`, where the mechanism and its citation are).
-- `attention`: fused-attention kernel speed relative to the cost model (FlashAttention forward and,
-  slower, backward; real FP8 recipes keep attention in BF16), one parameter for all chips.
-- `memory_bound`: achieved bandwidth of norms, activations, residuals, softmax and the optimizer,
-  relative to the cost model (unfused kernels re-read their inputs), one parameter for all chips.
-- `comm`: exposed communication (pp and the parts of dp/cp that do not overlap): achieved bus
-  bandwidth of NCCL/XLA collectives relative to the catalog's link bandwidth (bounded <= 1).
-- `fsdp`: the exposed ZeRO-3/FSDP parameter gathers (the `fsdp` term), per mechanism.
-- `tp[<family>]` / `ep[<family>]`: exposed TP / EP communication, theta = theta_comm * (1 -
-  overlap fraction) per hardware family (`validate.calibrate`).
-- `fsdp_overlap`: the ZeRO-3/FSDP communication the prefetch model hides (hidden `fsdp`, and the
-  hidden gradient reduce-scatters of ZeRO-3), seconds that are *not* in the predicted step: its
-  parameter theta in [1, 2] adds (theta - 1) of them, i.e. 1 - `fsdp_comm_overlap`
-  (`cost.calibration`, `validate.calibrate`).
-- `op_overhead`: the fixed per-kernel time of every op (`op_overhead_s` times the op count) on GPU
-  chips: launch gaps and host time per op of eager frameworks (`cost.calibration`, where the
-  mechanism is described). Its seconds are taken out of the op kinds above, so the GEMM, attention
-  and memory-bound parameters scale roofline time only; on TPU and Trainium (compiled graphs) they
-  stay in their op kinds.
+errors come from the estimator. Each parameter (`gemm[<family> <bits>]`, `expert_gemm`,
+`attention`, `memory_bound`, `comm`, `fsdp`, `tp[<family>]`, `ep[<family>]`, `fsdp_overlap`,
+`op_overhead`) and the mechanism it stands for: docs/accuracy.md, "Which parameter scales which term".
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ _OPERAND_BYTES = {
 }
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class StepPrediction:
     """A predicted training step: seconds, and the seconds of each breakdown term."""
 
@@ -116,7 +116,7 @@ def _allreduce_busbw_gb_s(case: Case, efficiency: float = 1.0) -> float:
 def _gemm_tflops(case: Case) -> float:
     """TFLOP/s of one (m x k) @ (k x n) GEMM as the cost model times it (`cost.op_times_s`)."""
     from twofold.cost import op_times_s, profile_for
-    from twofold.validate.mapping import row_precision
+    from twofold.validate.mapping_rules import row_precision
     from twofold.workload.ops import Op
 
     assert case.gemm_mnk is not None

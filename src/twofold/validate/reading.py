@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HardwareReading:
     """What a hardware text names: a catalog chip (and family label), or why it cannot be one."""
 

@@ -59,7 +59,7 @@ Predictor = Callable[[Case, TrainingCalibration], StepPrediction]
 WORST_ROWS = 10
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class RowResult:
     """One predicted row: published vs predicted figure, and the step-time breakdown behind it."""
 
@@ -97,7 +97,7 @@ class RowResult:
     inside_interval: bool | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Summary:
     """Absolute percentage error over a group of rows."""
 
@@ -116,7 +116,7 @@ class Summary:
         )
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ValidationResult:
     rows: tuple[RowResult, ...]
     unexpressible: tuple[Mapping[str, str], ...]

@@ -74,7 +74,7 @@ _PROMPT_SHARE_LIMIT = 0.10  # the most the prompt tokens may be of all tokens in
 _VLLM_V1_CHUNK_TOKENS = 8192
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class StaticCall:
     """`estimate_inference` keyword arguments for a row, and how its figure reads off the estimate."""
 
@@ -111,8 +111,8 @@ def unexpressible_reason(row: PublishedRow) -> str | None:
         )
     if row.source.startswith("MLPerf Inference") and "gptj" in row.notes:
         return (
-            "MLPerf GPT-J: GPT-J 6B is not in the model catalog, and the CNN/DailyMail input lengths "
-            "are not in the row"
+            "MLPerf GPT-J (catalog gpt-j-6b): the CNN/DailyMail input lengths are not in the row, "
+            "and samples/s depend on them"
         )
     if row.source.startswith("MLPerf Inference"):
         return (

@@ -1,52 +1,12 @@
 """The uncertainty every estimate carries: intervals from grouped out-of-sample residuals.
 
-Input: a `ValidationResult` with the three held-out passes (`validate(loso=True, lofo=True,
-loco=True)`). For each training-throughput row the log residual of the held-out prediction,
-
-    r = log(published / predicted)        (a time metric, step_time_s: log(predicted / published))
-
-so that a predicted throughput x stands for a published one in x * exp([q_lo, q_hi]). Which held-out
-prediction depends on the evidence a user's chip has (`estimate.uncertainty` picks the level):
-
-- "measured": the chip has training-throughput rows in the shipped data. Residuals: leave-one-stack-
-  out (the software stack the user runs is, in general, not the one that produced the rows; the
-  chip's family factors stay fitted on the other stacks);
-- "inherited": the chip has no rows, its family has. Residuals: leave-one-chip-out, over the rows
-  of families with rows on at least two chips (the left-out chip then inherits its family's
-  factors from the others; a family measured on one chip only would be the next level);
-- "specifications": the family has no rows. Residuals: leave-one-family-out (the family's own GEMM
-  and overlap factors drop out and its chips run at the priors of
-  `TrainingCalibration.gemm_factor`).
-
-Per level, the 0.1 and 0.9 quantiles of r with split conformal prediction's finite-sample
-correction (Angelopoulos and Bates, "A Gentle Introduction to Conformal Prediction and
-Distribution-Free Uncertainty Quantification", arXiv 2107.07511, section 1.1 / eq. 1): the upper
-bound is the ceil((n + 1) * 0.9)-th smallest of the n residuals, the lower bound the same rule on the
-negated residuals (the floor((n + 1) * 0.1)-th smallest), so each tail misses with probability at
-most 0.1 when the new case is exchangeable with the held-out ones, and the interval covers at least
-80%. Where n is too small for a rank (n + 1 < 10), the extreme residual is taken and the interval
-is narrower than the guarantee (the file records n). Then the levels are made monotone: an interval
-with less evidence contains the one with more (each widened to the union with the level above).
-
-Exchangeability is the assumption to doubt: rows of one source share a stack and often a model, so
-held-out groups are correlated and the 0.1/0.9 quantiles cover fewer than 80% of the rows of a stack
-they never saw (72% on the measured level, 2026-12-01). So the tails are chosen by a second, grouped
-hold-out (cross-conformal over stacks): for each stack, the quantiles are computed without that
-stack's residuals and scored on them (`stack_held_out_coverage`); a level uses the narrowest
-symmetric tails of `TAILS` (0.10 first, then 0.09, ...) whose stack-held-out coverage reaches 80%.
-The file records the tail and that coverage (`coverage_stack_held_out`), beside the coverage on the
-level's own residuals. Weighting every stack equally instead (a group-balanced quantile) was tried
-and rejected: with seven stacks the finite-sample correction alone pushes the 0.9 quantile to the
-largest residual (intervals 0.30-1.83x, 99% coverage: honest but useless).
-
-Serving: one level only, the in-sample residuals of the serving rows (output tokens/s): there are
-too few serving rows, on too few families, for held-out passes; TTFT and TPOT take the throughput's
-interval inverted (an assumption: latency errors are not measured separately).
-
-Also the counts of expressible training-throughput rows per chip id, hardware family and stack id,
-and of serving rows per chip and family: the evidence `estimate.uncertainty` reports.
-Written by `python benchmarks/validate_accuracy.py --fit` (or `--uncertainty-only`) to
-`estimate/uncertainty.yaml`.
+Per evidence level ("measured", "inherited", "specifications"), split-conformal quantiles of the
+held-out log residuals (leave-one-stack-out, -chip-out, -family-out), with tails chosen by a
+stack-held-out coverage check, made monotone across levels; serving has one in-sample level. Also
+the row counts per chip, family and stack that `estimate.uncertainty` reports. Written by
+`python benchmarks/validate_accuracy.py --fit` (or `--uncertainty-only`) to
+`estimate/uncertainty.yaml`. The method, its citation (Angelopoulos and Bates, arXiv 2107.07511)
+and its assumptions: docs/accuracy.md, "How the intervals are computed".
 """
 
 from __future__ import annotations

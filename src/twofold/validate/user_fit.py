@@ -91,7 +91,7 @@ ANCHOR_PASSES = 4
 ANCHOR_TOLERANCE = 1e-3
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class RunError:
     """One run: measured figure, and predicted with the base stack, in-sample, and left out."""
 
@@ -129,7 +129,7 @@ class RunError:
         }
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class StackFit:
     """A fitted stack and the evidence behind it (module docstring)."""
 

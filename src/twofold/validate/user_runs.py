@@ -49,7 +49,8 @@ import yaml
 from twofold import yaml_strict
 from twofold.errors import InputError
 from twofold.validate.dataset import COLUMNS, PublishedRow, parse_row  # the shipped files' parser
-from twofold.validate.mapping import Case, hardware_entry, mapping_data, row_precision
+from twofold.validate.mapping import Case
+from twofold.validate.mapping_rules import hardware_entry, mapping_data, row_precision
 from twofold.validate.reading import read_recompute
 
 __all__ = [
@@ -86,7 +87,7 @@ _POSITIVE_INT = ("chips", "dp", "tp", "pp", "vp", "cp", "ep", "micro_batch", "gl
 _ARCH = ("layers", "hidden", "heads", "kv_heads", "ffn", "vocab", "moe_experts", "moe_topk")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class UserRun:
     """One measured run: the row in the published schema, and the optional `chip` and `config`."""
 

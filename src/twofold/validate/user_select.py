@@ -69,7 +69,7 @@ Score = Callable[[frozenset[str]], Sequence[float] | None]
 RoundScore = Callable[[frozenset[str]], Score]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class SelectionStep:
     """One model of the forward path: the parameter it adds, its leave-one-run-out error, how far
     that is above the path's best model (paired, with its standard error), and whether the rule

@@ -68,7 +68,7 @@ _MLP_GATED = {"layer.mlp.up_gate": 2, "layer.mlp.down": 1}
 _MLP_PLAIN = {"layer.mlp.up": 1, "layer.mlp.down": 1}
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Finetune:
     """A LoRA or QLoRA fine-tuning run: adapter rank, targeted projections, base weight format.
 

@@ -1,49 +1,11 @@
 """Operator fusion of a traced model: what a fusing compiler would run instead of the eager kernels.
 
-An eager PyTorch trace (`twofold.from_torch`) records every kernel the framework launches: an
-RMSNorm written in Python is five or six elementwise kernels, each reading and writing the whole
-activation, and Hugging Face-style attention runs separate q, k and v GEMMs on the same input.
-Production training runs compile the model: `torch.compile` (TorchInductor fuses pointwise and
-reduction nodes into one kernel per region, Ansel et al., "PyTorch 2: Faster Machine Learning
-Through Dynamic Python Bytecode Transformation and Graph Compilation", ASPLOS 2024, section 5),
-XLA on TPUs and the Neuron compiler on Trainium (XLA's "instruction fusion" pass, which merges
-elementwise producers into their consumers so the intermediates never reach HBM:
-https://openxla.org/xla/tf2xla and `xla/service/instruction_fusion.h`). Catalog models
-(`workload.graph`) assume that fused form; this module gives a trace the same form so that both
-are priced alike.
-
-Two passes, on the ops in execution order with the tensors each reads and writes (`TracedOp`):
-
-1. Horizontal (sibling) GEMM fusion: GEMMs of one phase that read the same left operand (the same
-   view of the same buffer, so equal `m`, `k` and batch) and do not depend on each other become
-   one GEMM with their `n`s added (q/k/v -> qkv, gate/up -> gate_up; in the backward pass the
-   weight gradients that share `X^T`). Bytes: the shared operand read once, every right operand
-   read and every output written. This is the QKV / gate-up concatenation Megatron-LM and most
-   compiled Llama implementations do by hand (and XLA's horizontal fusion of sibling dots).
-2. Memory-bound chains: each maximal run of consecutive memory-bound ops (kinds `elementwise`,
-   `norm`, `softmax`, `loss`) of one phase between two compute ops (GEMM, attention, convolution,
-   embedding) becomes one op. Its FLOPs are the members' sum (0 for traced ops); it reads each
-   external input once (a buffer no earlier member wrote; several views of one buffer are counted
-   once each, at most the buffer's size) and writes each output another op reads or nobody reads
-   (a model output, a parameter gradient). Intermediates consumed only inside the run are not
-   counted: they stay in registers or on-chip memory. A forward output read only by the backward
-   is not written: the backward group that reads it recomputes it, reading the forward inputs it
-   was computed from instead (a bf16 activation rather than the fp32 upcast an RMSNorm saved).
-
-Ops marked `fusible=False` take part in neither pass: each stays as traced, and no chain crosses
-it. The PyTorch importer marks the ops that ran inside a custom `torch.autograd.Function` (forward
-and backward): such a Function is how a framework hand-writes a kernel sequence it runs eagerly,
-e.g. Megatron-Core's fp32 vocab-parallel cross-entropy (`.float()`, then max, subtract, exp, sum
-and divide in place; megatron/core/tensor_parallel/cross_entropy.py), which Megatron-LM does not
-compile and which the catalog graph prices pass by pass (`workload.graph._cross_entropy`).
-Fusing it as plain ops would leave one read of the logits (a fused online-softmax loss).
-
-Both passes keep total FLOPs and never increase total bytes (tests check this). Left out: fusing a
-memory-bound chain into the GEMM's prologue or epilogue (Inductor and cuBLASLt fuse bias/activation
-epilogues), compilers' recomputation decisions across the forward/backward boundary (AOTAutograd's
-min-cut partitioner may recompute a cheap chain in the backward instead of saving it), the
-K-concatenation of GEMMs whose outputs are summed (the input gradients of q, k and v), and any
-limit on region size (registers, shared memory) that makes a compiler split a long chain.
+Two passes over a trace's ops (`TracedOp`) in execution order: horizontal fusion of sibling GEMMs
+that share their left operand (q/k/v -> qkv), and one op per maximal chain of memory-bound ops
+between two compute ops (intermediates never reach HBM). Ops marked `fusible=False` (a custom
+`torch.autograd.Function`) stay as traced. Both keep total FLOPs and never increase total bytes.
+Why (torch.compile, XLA, the Neuron compiler), the byte rules and what is left out:
+docs/bring-your-own-model.md, "The two passes in full".
 """
 
 from __future__ import annotations
@@ -60,7 +22,7 @@ FUSIBLE_KINDS: frozenset[str] = frozenset({"elementwise", "norm", "softmax", "lo
 SIBLING_WINDOW = 64
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class TensorRef:
     """One tensor an op reads or writes: the buffer (storage) it lives in, which view of it, the
     bytes this access moves and the bytes of the whole buffer (both in the priced precision)."""
@@ -71,7 +33,7 @@ class TensorRef:
     buffer_nbytes: float
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class TracedOp:
     """An op of one execution (count 1) with the tensors it read and wrote; `fusible` False keeps
     it out of both passes (module docstring)."""

@@ -23,7 +23,7 @@ from twofold.workload.finetune import Finetune, check_finetune_model, finetune_t
 from twofold.workload.layers import Plan, attention_layer_ops, ffn_layer_ops, gemm, norm, pointwise
 from twofold.workload.model import ModelConfig
 from twofold.workload.ops import Op
-from twofold.workload.params import POST_NORM_FAMILIES
+from twofold.workload.params import EMBEDDING_NORM_FAMILIES, POST_NORM_FAMILIES
 from twofold.workload.precision import bytes_per_element
 
 __all__ = [
@@ -158,7 +158,7 @@ def _plan(
 
 
 def _model_level_ops(plan: Plan, *, logits_tokens: int, loss: bool) -> tuple[list[Op], list[Op]]:
-    """Before the layers: embedding (+ positions, token types, post-norm embedding norm).
+    """Before the layers: embedding (+ positions, token types, embedding norm of BERT and BLOOM).
     After them: final norm, (BERT MLM transform), LM head, loss."""
     model, h = plan.model, plan.model.hidden_size
     tw = plan.token_wise
@@ -187,7 +187,7 @@ def _model_level_ops(plan: Plan, *, logits_tokens: int, loss: bool) -> tuple[lis
                 writes=1,
             )
         )
-    if model.family in POST_NORM_FAMILIES:
+    if model.family in EMBEDDING_NORM_FAMILIES:
         ops.append(norm("embedding.norm", plan, tokens=tw, width=h, count=1))
     embed, ops = ops, []
     if model.family not in POST_NORM_FAMILIES:

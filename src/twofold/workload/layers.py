@@ -57,7 +57,7 @@ _DEFAULT_ACTIVATION_FLOPS = 8
 ROPE_FLOPS = 3  # x*cos + rotate(x)*sin
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Plan:
     """The shape of one forward pass on one chip (internal to `workload`)."""
 

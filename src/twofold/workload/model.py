@@ -15,7 +15,7 @@ from twofold.workload.protocol import ALL_AXES
 __all__ = ["ModelConfig"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ModelConfig:
     """A decoder-only or encoder-only transformer, dense or mixture-of-experts.
 

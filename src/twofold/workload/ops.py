@@ -35,7 +35,7 @@ OpKind = Literal[
 Phase = Literal["forward", "backward", "recompute", "optimizer"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Op:
     """One operator execution; `count` executions per step."""
 

@@ -24,7 +24,8 @@ module of the family (`<Family>ForCausalLM`, and `BertForMaskedLM` for BERT), so
   `lm_head_bias`, plus BERT's MLM transform (`lm_head_transform`: dense `hidden*hidden + hidden`
   and a LayerNorm).
 - Block norms: two per layer. Post-norm encoders (family `bert`) also normalize the embeddings
-  (a LayerNorm) and have no final norm; every other family has a final norm.
+  (a LayerNorm) and have no final norm; every other family has a final norm, and BLOOM a
+  LayerNorm on the embeddings as well.
 
 Conventions: `active` (parameters a token touches) is `total` minus the routed experts a token is
 not sent to, so it includes the input embedding and the LM head, as Mixtral's "12.9B active" and
@@ -35,8 +36,10 @@ main model (the HF checkpoint's 685B adds the 14B MTP module; arXiv 2412.19437 s
 BERT counts `BertForMaskedLM` (no pooler, no next-sentence head).
 
 Left out: Qwen2-MoE's shared-expert gate (`hidden -> 1`), Gemma's extra pre/post-feed-forward
-norms, OLMo2's full-width q/k norms, bias-free LayerNorms (MPT `no_bias`), vision towers,
-quantization scales (see `workload.precision` for their bytes).
+norms, OLMo2's full-width q/k norms, bias-free LayerNorms (MPT `no_bias`, DBRX) and OLMo's
+weightless ones, the single norm of parallel attention+MLP blocks (GPT-J, Phi, Falcon-7B: counted
+as two), OPT's two extra position rows, vision towers, quantization scales (see
+`workload.precision` for their bytes). Each is below 0.1% of the checkpoints in the catalog.
 """
 
 from __future__ import annotations
@@ -50,9 +53,12 @@ __all__ = ["ParamCounts", "param_counts", "weight_bytes"]
 
 # Families that normalize after the residual (post-LN): embedding LayerNorm, no final norm.
 POST_NORM_FAMILIES = frozenset({"bert"})
+# Families with a LayerNorm on the word embeddings: the post-norm ones, and BLOOM
+# (`BloomModel.word_embeddings_layernorm`), which also has a final norm.
+EMBEDDING_NORM_FAMILIES = POST_NORM_FAMILIES | {"bloom"}
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ParamCounts:
     """Parameter counts (elements) of a model, whole and by part."""
 
@@ -129,7 +135,7 @@ def param_counts(model: ModelConfig) -> ParamCounts:
     if model.position_embedding == "learned":
         embedding += model.max_position_embeddings * h
     embedding += model.type_vocab_size * h
-    if post_norm:
+    if model.family in EMBEDDING_NORM_FAMILIES:
         embedding += norm_params(model, h)
 
     lm_head = 0 if model.tie_word_embeddings else vocab * h
