@@ -7,6 +7,7 @@ onnx or matplotlib, and no NumPy-heavy modules until they are used).
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import Any
 
 __version__ = "0.2.0"
@@ -17,6 +18,7 @@ _EXPORTS: dict[str, str] = {
     "ImportedModel": "twofold.workload.imported",
     "from_onnx": "twofold.frontends",
     "from_torch": "twofold.frontends",
+    "load_model": "twofold.frontends",
     "get_chip": "twofold.hardware.catalog",
     "get_system": "twofold.hardware.catalog",
     "list_chips": "twofold.hardware.catalog",
@@ -27,7 +29,7 @@ _EXPORTS: dict[str, str] = {
     "StepTerms": "twofold.estimate.step",
     "estimate_training": "twofold.estimate.training",
     "evaluate_layouts": "twofold.estimate.training",
-    "estimate_imported_training": "twofold.estimate.imported",
+    "estimate_imported_training": "twofold.estimate.training",
     "plan_imported": "twofold.search.imported",
     "InferenceEstimate": "twofold.estimate.inference_result",
     "InferenceLayout": "twofold.estimate.inference_types",
@@ -61,11 +63,20 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted([*_EXPORTS, "__version__"])
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'twofold' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+def _lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
+    """A package's PEP 562 `__getattr__`: each public name imported from its module on first use
+    (here and in `twofold.frontends`)."""
+
+    def attribute(name: str) -> Any:
+        module = exports.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(module), name)
+
+    return attribute
+
+
+__getattr__ = _lazy_exports("twofold", _EXPORTS)
 
 
 def __dir__() -> list[str]:

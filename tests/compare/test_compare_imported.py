@@ -1,7 +1,7 @@
 """`compare` on imported models: an ONNX CNN through the command line (samples, not tokens) and a
 PyTorch token model through the Python API. References: the telescoping identity of
 `compare.factors` (factors multiply back to the ratio), the hand definition of throughput
-(samples per step / (step time x chips)), and `search.plan_imported` run directly."""
+(samples per step / (step time x chips)), and `search.plan_training` run directly on the model."""
 
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ from frontends_models import export_onnx  # noqa: E402
 
 from twofold.cli import main  # noqa: E402
 from twofold.compare.compare import compare  # noqa: E402
+from twofold.estimate.imported import imported_workload  # noqa: E402
 from twofold.frontends import from_torch  # noqa: E402
 from twofold.hardware.catalog import get_chip, system_for  # noqa: E402
-from twofold.search.imported import plan_imported  # noqa: E402
+from twofold.search.plan import plan_training  # noqa: E402
 
 CHIPS = ["h100", "trn2", "tpu-v5p"]
 
@@ -109,7 +110,7 @@ def test_compare_onnx_cnn_json_rows_and_factors(onnx_cnn: str, capsys: pytest.Ca
     assert ref["usd_per_million_samples"] is not None  # H100 has a catalog price
 
 
-def test_compare_onnx_cnn_picks_what_plan_imported_picks(onnx_cnn: str, capsys) -> None:
+def test_compare_onnx_cnn_picks_what_plan_training_picks(onnx_cnn: str, capsys) -> None:
     from twofold.frontends import from_onnx
 
     code, out, err = _run(capsys, *_args(onnx_cnn, "--json"))
@@ -118,10 +119,11 @@ def test_compare_onnx_cnn_picks_what_plan_imported_picks(onnx_cnn: str, capsys) 
     imported = from_onnx(onnx_cnn, input_shapes={"pixels": (8, 3, 32, 32)})
     for name in CHIPS:
         chip = get_chip(name)
-        best = plan_imported(imported, system_for(chip, None), 4, 256, chip=chip).best
-        assert best is not None
+        workload = imported_workload(imported, 256)
+        best = plan_training(imported, system_for(chip, None), 4, workload, chip=chip, top_k=1).best
+        assert best is not None and best.samples_per_s_per_chip is not None
         assert rows[name]["layout"]["zero"] == best.layout.zero
-        assert rows[name]["samples_per_s_per_chip"] == pytest.approx(best.estimate.samples_per_s_per_chip)
+        assert rows[name]["samples_per_s_per_chip"] == pytest.approx(best.samples_per_s_per_chip)
         assert rows[name]["time_to_train_s"] is None  # no --samples: unknown, never a made-up budget
 
 
@@ -148,7 +150,9 @@ def test_compare_onnx_cnn_without_a_valid_layout_has_no_answer(onnx_cnn: str, ca
     # global_batch=100 splits over no dp of the reference: a valid question without an answer (exit 1).
     code, out, err = _run(capsys, *_args(onnx_cnn, "--global-batch", "100"))
     assert code == 1 and out == ""
-    assert err.startswith("no answer: reference h100 has no fitting layout: global_batch=100"), err
+    # The search's own explanation (`search.enumerate.RejectionSummary`), as for a catalog model.
+    assert err.startswith("no answer: reference h100 has no fitting layout: "), err
+    assert "global_batch=100 is not divisible by dp*micro_batch" in err, err
 
 
 def test_samples_budget_refused_for_a_token_model(capsys: pytest.CaptureFixture[str]) -> None:

@@ -289,3 +289,8 @@ def export_onnx(module: nn.Module, inputs: tuple[Any, ...], path: Path, **kwargs
             warnings.simplefilter("ignore", category=category)
         torch.onnx.export(module, inputs, str(path), dynamo=False, **kwargs)
     return path
+
+
+def tiny_llama_factory() -> tuple[nn.Module, tuple[Any, ...]]:
+    """`torch:frontends_models:tiny_llama_factory`, a model spec `frontends.load_model` reads."""
+    return example("llama")

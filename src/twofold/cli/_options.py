@@ -39,13 +39,12 @@ __all__ = [
     "check_min_quality",
     "check_out",
     "check_price_kind",
-    "check_seq_len",
     "check_stack",
     "chip_list",
     "chip_overrides",
     "finetune_of",
     "headroom",
-    "import_onnx",
+    "load_cli_model",
     "parse_budget",
     "parse_tokens",
     "refuse_serving_flags",
@@ -242,19 +241,20 @@ def headroom(mem_headroom: float | None) -> float:
     return value
 
 
-def import_onnx(model: str, input_shape: list[str], precision: str) -> Any:
-    """The `ImportedModel` of an ONNX file and its `--input-shape NAME=8x3x224x224` flags."""
-    from twofold.frontends import from_onnx, parse_input_shapes  # lazy: start-up time
+def load_cli_model(name: str, input_shape: list[str] | None, precision: str, seq_len: int) -> tuple[Any, int]:
+    """(model, seq_len) of `--model` for every training verb, by `frontends.load_model`: a catalog
+    id, a config.json, MODEL.onnx with its `--input-shape NAME=8x3x224x224` flags, or
+    torch:module:factory. A model recorded at a sequence length (an imported one) trains at it: a
+    different --seq-len is refused, and a model without tokens counts samples at seq_len 1."""
+    from twofold.frontends import load_model, parse_input_shapes  # lazy: start-up time
 
-    return from_onnx(model, input_shapes=parse_input_shapes(input_shape), precision=precision)
-
-
-def check_seq_len(imported: Any, seq_len: int, default: int) -> None:
-    """An imported model's sequence length is its input shapes'; a different --seq-len is refused."""
-    if seq_len != default and seq_len != imported.seq_len:
-        raise InputError(
-            "seq_len", seq_len, f"is fixed by the input shapes ({imported.seq_len}) for an imported model"
-        )
+    model = load_model(name, input_shapes=parse_input_shapes(input_shape or []), precision=precision)
+    fixed = model.fixed_seq_len
+    if model.counts_tokens and fixed is None:
+        return model, seq_len
+    if seq_len != DEFAULT_SEQ_LEN and seq_len != fixed:
+        raise InputError("seq_len", seq_len, f"is fixed by the input shapes ({fixed}) for an imported model")
+    return model, fixed or 1
 
 
 def resolve_model(
@@ -268,21 +268,15 @@ def resolve_model(
     precision: str,
     finetune: Any = None,
 ) -> tuple[Any, Any, dict[str, Any]]:
-    """(model, workload, budget) of `compare` / `report`: a catalog id or config.json by name, an
-    ONNX file imported (data parallel and ZeRO/FSDP layouts, `compare.plans`) at its own sequence
-    length; `--input-shape` and `--samples` only for ONNX models. `finetune` (`--finetune`): a
-    LoRA/QLoRA workload, catalog models only."""
+    """(model, workload, budget) of `compare` / `report`: the model of `load_cli_model` at its
+    sequence length; `--samples` only for a model without tokens (an ONNX CNN). `finetune`
+    (`--finetune`): a LoRA/QLoRA workload, catalog models only (the estimator refuses the others)."""
     budget: dict[str, Any] = {"tokens": parse_tokens(tokens)}
-    if name.endswith(".onnx"):
-        if finetune is not None:
-            raise InputError("finetune", finetune.method, "an ONNX model is compared with full training only")
-        imported = import_onnx(name, input_shape or [], precision)
-        check_seq_len(imported, seq_len, DEFAULT_SEQ_LEN)
-        if samples is not None:
-            budget["samples"] = parse_budget(samples, "samples")
-        return imported, training_workload(global_batch, imported.seq_len or 1, precision), budget
-    if input_shape:
-        raise InputError("input_shape", ",".join(input_shape), "applies to an ONNX model (MODEL.onnx) only")
+    model, seq = load_cli_model(name, input_shape, precision, seq_len)
     if samples is not None:
-        raise InputError("samples", samples, f"applies to an ONNX model without tokens; {name} counts tokens")
-    return name, training_workload(global_batch, seq_len, precision, finetune), budget
+        if model.counts_tokens:
+            raise InputError(
+                "samples", samples, f"applies to an ONNX model without tokens; {name} counts tokens"
+            )
+        budget["samples"] = parse_budget(samples, "samples")
+    return model, training_workload(global_batch, seq, precision, finetune), budget

@@ -18,6 +18,7 @@ __all__ = [
     "num",
     "price_cell",
     "price_line",
+    "print_imported_facts",
     "print_memory_and_notes",
     "print_provenance",
     "render_training_estimate",
@@ -138,6 +139,21 @@ def render_training_estimate(d: dict[str, Any]) -> None:
             table.add_row(f"({key.removesuffix('_s')} hidden)", f"{value:.4f}", "overlapped")
     out.print(table)
     print_memory_and_notes(out, d)
+    print_imported_facts(out, d)
+
+
+def print_imported_facts(out: Any, d: dict[str, Any]) -> None:
+    """What only an imported model's estimate or plan has (`estimate.imported`): its samples per
+    second where the step line gave tokens, and the operators it did not recognise."""
+    if "unsupported_ops" not in d:  # a catalog model
+        return
+    if "samples_per_s_per_chip" in d and d.get("tokens_per_s_per_chip") is not None:  # else in the step line
+        out.print(f"{d['samples_per_s_per_chip']:,.1f} samples/s/chip")
+    if d["unsupported_ops"]:
+        listed = ", ".join(f"{k} x{v}" for k, v in d["unsupported_ops"].items())
+        out.print(f"[yellow]unsupported (priced as zero-FLOP memory ops):[/yellow] {listed}")
+    else:
+        out.print("every operator recognised")
 
 
 def _usable(d: dict[str, Any]) -> str:

@@ -20,18 +20,22 @@ from twofold.cli._options import (
     check_stack,
     finetune_of,
     headroom,
+    load_cli_model,
     refuse_serving_flags,
     resolve_dp,
 )
 from twofold.cli._render import render_training_estimate, with_usable_memory
-from twofold.errors import InputError
 
 __all__ = ["estimate"]
 
 
 @app.command("estimate")
 def estimate(
-    model: str = typer.Option(..., "--model", help="Catalog model id or path to a config.json."),
+    model: str = typer.Option(
+        ...,
+        "--model",
+        help="Catalog model id, config.json, MODEL.onnx (with --input-shape) or torch:module:factory.",
+    ),
     chip: str = typer.Option(..., "--chip", help="Chip id or alias (implies its standard system)."),
     system: str | None = typer.Option(None, "--system", help="Another catalog system for the chip."),
     chips: int | None = typer.Option(None, "--chips", help="Number of chips (dp is derived when omitted)."),
@@ -112,7 +116,6 @@ def estimate(
     from twofold.estimate.training import estimate_training
     from twofold.hardware.catalog import get_chip, system_for
     from twofold.parallel.layout import Layout, TrainingWorkload
-    from twofold.workload import get_model
 
     if infer:  # serving: twofold.estimate.inference (training-only flags do not apply)
         from twofold.cli._inference import estimate_infer, refuse_training_flags  # lazy: start-up time
@@ -153,21 +156,10 @@ def estimate(
     )  # fmt: skip
     the_headroom = headroom(mem_headroom)
     the_finetune = finetune_of(finetune, lora_rank, lora_targets, base_precision)
-    micro_batch = 1 if micro_batch is None else micro_batch
     positive_ints(global_batch=global_batch, seq_len=seq_len, micro_batch=micro_batch)
-    if model.endswith(".onnx") and the_finetune is not None:
-        raise InputError("finetune", finetune, "an ONNX model is estimated with full training only")
-    if model.endswith(".onnx"):  # an imported model: data parallel and ZeRO/FSDP only
-        from twofold.cli._imported import estimate_onnx  # lazy: start-up time
-
-        return estimate_onnx(
-            model=model, input_shape=input_shape, chip=chip, system=system, chips=chips, dp=dp,
-            layout_flags={"tp": tp, "pp": pp, "vp": vp, "cp": cp, "ep": ep, "zero": zero,
-                          "recompute": recompute},
-            micro_batch=micro_batch,
-            global_batch=DEFAULT_GLOBAL_BATCH if global_batch is None else global_batch, seq_len=seq_len,
-            default_seq_len=DEFAULT_SEQ_LEN, precision=precision, as_json=as_json, mem_headroom=the_headroom,
-        )  # fmt: skip
+    the_model, the_seq_len = load_cli_model(model, input_shape, precision, seq_len)
+    # --micro-batch defaults to 1, or to the batch an imported model was recorded with.
+    micro_batch = (the_model.fixed_micro_batch or 1) if micro_batch is None else micro_batch
     the_dp, check_chips = resolve_dp(chips, dp, tp, pp, cp)
     if global_batch is None:  # one default for every verb, never derived from --micro-batch
         global_batch = DEFAULT_GLOBAL_BATCH
@@ -186,11 +178,11 @@ def estimate(
     )
     the_chip = get_chip(chip)
     result = estimate_training(
-        get_model(model),
+        the_model,
         system_for(the_chip, system),
         layout,
         TrainingWorkload(
-            global_batch=global_batch, seq_len=seq_len, precision=precision, finetune=the_finetune
+            global_batch=global_batch, seq_len=the_seq_len, precision=precision, finetune=the_finetune
         ),
         chip=the_chip,
         chips=check_chips,

@@ -1,4 +1,5 @@
-"""`twofold inspect MODEL.onnx`: the operators, FLOPs and parameters twofold reads from a model file."""
+"""`twofold inspect MODEL.onnx`: the operators, FLOPs and parameters twofold reads from a model file
+(or a `torch:module:factory` spec: `frontends.load_model`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ __all__ = ["inspect"]
 
 @app.command("inspect")
 def inspect(
-    model: str = typer.Argument(..., help="Path to an ONNX file."),
+    model: str = typer.Argument(..., help="Path to an ONNX file, or torch:module:factory."),
     input_shape: list[str] = typer.Option(  # noqa: B008 - typer's way to declare a repeatable option
         [], "--input-shape", help="Shape of a dynamic input, NAME=1x3x224x224 (repeatable)."
     ),
@@ -24,11 +25,16 @@ def inspect(
 ) -> None:
     """Import an ONNX model (PyTorch, TensorFlow/Keras via tf2onnx, JAX via jax2onnx): op counts,
     FLOPs, parameters, and the operators twofold does not recognise."""
-    from twofold.frontends import from_onnx, parse_input_shapes  # lazy: start-up time
+    from twofold.frontends import load_model, parse_input_shapes  # lazy: start-up time
+    from twofold.workload.registry import model_spec_kind  # lazy: start-up time
 
     if top < 0:
         raise InputError("top", top, "must be a non-negative integer")
-    imported = from_onnx(model, input_shapes=parse_input_shapes(input_shape), precision=precision)
+    if model_spec_kind(model) == "catalog":
+        raise InputError(
+            "model", model, "inspect reads an imported model: MODEL.onnx or torch:module:factory"
+        )
+    imported = load_model(model, input_shapes=parse_input_shapes(input_shape), precision=precision)
     d = imported.to_dict()
     if as_json:
         emit_json(d)

@@ -21,13 +21,14 @@ from twofold.cli._options import (
     check_stack,
     chip_list,
     finetune_of,
+    load_cli_model,
     parse_tokens,
     refuse_serving_flags,
 )
 from twofold.cli._options import (
     headroom as headroom_of,
 )
-from twofold.cli._render import finetune_label
+from twofold.cli._render import finetune_label, print_imported_facts
 from twofold.cli._uncertainty import evidence_text, short_range, with_plan_uncertainty
 from twofold.errors import InputError, NoAnswer
 
@@ -142,7 +143,8 @@ def plan(
     from twofold.parallel.layout import TrainingWorkload
     from twofold.search.enumerate import EnumerateOptions
     from twofold.search.plan import DEFAULT_TIE_TOLERANCE, check_objective, plan_training
-    from twofold.workload import get_model
+    from twofold.workload.model import ModelConfig
+    from twofold.workload.registry import model_spec_kind
 
     bounds: dict[str, Any] = {
         "tp": tp,
@@ -171,7 +173,7 @@ def plan(
             raise InputError("on", on, "--deadline chooses among --on CHIP,CHIP,... or one --chip, not both")
         if on is not None and system is not None:
             raise InputError("system", system, "with --on, name each chip's system as chip@system")
-        if model.endswith(".onnx"):
+        if model_spec_kind(model) != "catalog":
             raise InputError("model", model, "--deadline plans catalog models and config.json files")
         refuse_serving_flags(
             input_tokens=input_tokens, output_tokens=output_tokens, max_ttft_ms=max_ttft_ms,
@@ -276,27 +278,16 @@ def plan(
     powers = parse_chip_values(power, "power", "W")
     tokens_to_train = parse_tokens(tokens)
     one_of("precision", precision, PRECISIONS)
-    if model.endswith(".onnx") and finetune != "full":
-        raise InputError("finetune", finetune, "an ONNX model is planned with full training only")
-    if model.endswith(".onnx"):  # an imported model: dp = chips, ZeRO stage searched
-        if objective != "throughput":
-            raise InputError("objective", objective, "an ONNX model is planned by throughput only")
-        for name, value in bounds.items():
-            if value is not None:
-                raise InputError(name, value, "an ONNX model is planned with data parallelism only")
-        from twofold.cli._imported import plan_onnx  # lazy: start-up time
-
-        return plan_onnx(
-            model=model, input_shape=input_shape, chip=chip, system=system, chips=chips,
-            global_batch=global_batch, seq_len=seq_len, default_seq_len=DEFAULT_SEQ_LEN,
-            precision=precision, top=top, as_json=as_json, mem_headroom=headroom,
-        )  # fmt: skip
-    the_model = get_model(model)
+    the_model, the_seq_len = load_cli_model(model, input_shape, precision, seq_len)
+    if not the_model.counts_tokens and objective != "throughput":
+        raise InputError(
+            "objective", objective, f"{the_model.name} has no tokens: it is planned by throughput only"
+        )
     the_chip = get_chip(chip)
     the_system = system_for(the_chip, system)
     workload = TrainingWorkload(
         global_batch=global_batch,
-        seq_len=seq_len,
+        seq_len=the_seq_len,
         precision=precision,
         finetune=finetune_of(finetune, lora_rank, lora_targets, base_precision),
     )
@@ -321,7 +312,13 @@ def plan(
         allow_long_context=allow_long_context,
     )
 
-    d = with_plan_uncertainty(result.to_dict(), the_chip, check_stack(stack), seq_len=workload.seq_len)
+    d = result.to_dict()
+    if isinstance(the_model, ModelConfig):  # the intervals' evidence is catalog architectures'
+        d = with_plan_uncertainty(d, the_chip, check_stack(stack), seq_len=workload.seq_len)
+    else:  # an imported model (`estimate.imported`)
+        d["unsupported_ops"] = dict(sorted(the_model.unsupported.items()))
+        if not the_model.counts_tokens:
+            d["workload"]["seq_len"] = None
     if as_json:
         emit_json(d)
     else:
@@ -379,7 +376,14 @@ def _render(d: dict[str, Any]) -> None:
     table.add_column("recompute")
     # The objective's column takes step_s's place (tok/s carries the speed), keeping 80 columns.
     extra = _OBJECTIVE_COLUMNS.get(d["objective"])
-    for col in ("tok/s", "80%", "MFU", extra[0] if extra else "step_s", "GiB"):
+    # An imported model counts samples (its rows carry samples_per_s_per_chip, `search.plan`).
+    samples = bool(d["top"]) and "samples_per_s_per_chip" in d["top"][0]
+    rate_col, rate_key, rate_fmt = (
+        ("samples/s", "samples_per_s_per_chip", ",.1f")
+        if samples
+        else ("tok/s", "tokens_per_s_per_chip", ",.0f")
+    )
+    for col in (rate_col, "80%", "MFU", extra[0] if extra else "step_s", "GiB"):
         table.add_column(col, justify="right", no_wrap=col == "80%")
     pareto = {tuple(sorted(p["layout"].items())) for p in d["pareto"]}
     for rank, row in enumerate(d["top"], start=1):
@@ -389,7 +393,7 @@ def _render(d: dict[str, Any]) -> None:
             f"{rank}{mark}",
             *(str(lay[k]) for k in axes),
             str(lay["recompute"]),
-            f"{row['tokens_per_s_per_chip']:,.0f}",
+            format(row[rate_key], rate_fmt),
             short_range(row.get("uncertainty"), "tokens_per_s_per_chip"),
             f"{row['mfu']:.1%}",
             format(row[extra[1]], extra[2]) if extra else f"{row['step_time_s']:.3g}",
@@ -408,7 +412,8 @@ def _render(d: dict[str, Any]) -> None:
                 f"per chip ({d['hbm_capacity_gib']:g} GiB, {d['mem_headroom']:.0%} headroom)"
             )
         step = "" if extra else "; step_s: seconds per step"
-        out.print(f"tok/s: tokens per second per chip; GiB: memory per chip{step}")
+        unit = "samples/s: samples" if samples else "tok/s: tokens"
+        out.print(f"{unit} per second per chip; GiB: memory per chip{step}")
         best_u = (d["best"] or {}).get("uncertainty")
         if best_u:
             out.print(
@@ -425,3 +430,4 @@ def _render(d: dict[str, Any]) -> None:
     )
     for line in d["explanation"]:
         out.print(f"[yellow]{line}[/yellow]")
+    print_imported_facts(out, d)

@@ -83,7 +83,6 @@ def report(
     from twofold.compare.plans import target
     from twofold.report import compare_report, write_report
     from twofold.report.plots import require_matplotlib
-    from twofold.workload.registry import get_model
 
     check_price_kind(price_kind)
     min_quality = check_min_quality(min_quality)
@@ -93,8 +92,6 @@ def report(
     the_model, workload, budget = resolve_model(
         model, input_shape, samples, tokens, global_batch=global_batch, seq_len=seq_len, precision=precision
     )
-    if isinstance(the_model, str):
-        the_model = get_model(the_model)
     economics: dict[str, Any] = {
         "prices": prices,
         "powers": powers,

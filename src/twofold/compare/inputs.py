@@ -22,7 +22,7 @@ DEFAULT_WORKLOAD = TrainingWorkload(global_batch=1024, seq_len=4096, precision="
 
 def throughput_unit(model: ModelConfig | ImportedModel) -> str:
     """ "samples" for an imported model without a token input, else "tokens"."""
-    return "samples" if isinstance(model, ImportedModel) and model.seq_len is None else "tokens"
+    return "tokens" if model.counts_tokens else "samples"
 
 
 def _candidate_counts(tgt: Target, budget_chips: float) -> list[int]:

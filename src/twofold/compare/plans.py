@@ -9,9 +9,9 @@ best layout among *all* valid layouts regardless of memory fit: the layout the c
 its memory were unlimited. The ratio of the two throughputs is the `memory_capacity` factor of the
 decomposition (`compare.factors`); it costs no second search.
 
-An imported model (`workload.imported.ImportedModel`: a PyTorch trace or an ONNX graph) admits
-only data parallelism, so its plan is `search.plan_imported` at dp = chips (ZeRO 0-3), and its
-unconstrained layout is the fastest ZeRO stage whether it fits or not.
+An imported model (`workload.imported.ImportedModel`: a PyTorch trace or an ONNX graph) goes
+through the same search: its axes come from the model (`workload.protocol`: dp = chips with each
+ZeRO stage), so its unconstrained layout is the fastest ZeRO stage whether it fits or not.
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ class ChipPlan:
     def per_chip_per_s(self) -> float:
         """The best layout's throughput per chip: tokens per second, or samples per second for an
         imported model without tokens, whose workload has seq_len = 1 so that its tokens per
-        second are its samples per second, the same number (`estimate.imported`)."""
+        second are its samples per second, the same number (`estimate.imported.imported_workload`)."""
         assert self.step is not None  # programmer invariant: asked only of a plan that fits
         return self.step.tokens_per_s_per_chip
 
@@ -164,7 +164,7 @@ class _Recorder:
 
     def __call__(
         self,
-        model: ModelConfig,
+        model: ModelConfig | ImportedModel,
         system: System,
         workload: TrainingWorkload,
         table: LayoutTable,
@@ -199,7 +199,7 @@ def stack_key(stack: Any) -> str:
 
 
 def search_chip(
-    model: ModelConfig,
+    model: ModelConfig | ImportedModel,
     system: System,
     chip: Chip,
     chips: int,
@@ -226,19 +226,12 @@ def plan_chip(
     workload: TrainingWorkload,
     cache: PlanCache | None = None,
 ) -> ChipPlan:
-    """Best plan of `model` on `chips` chips of `tgt` (plan_training, throughput objective;
-    `plan_imported` for an imported model)."""
+    """Best plan of `model` on `chips` chips of `tgt` (plan_training, throughput objective; the
+    model's own axes, `workload.protocol`)."""
     key = (model.name, tgt.chip.id, tgt.system.id, chips, workload, stack_key(tgt.stack), tgt.options)
     if cache is not None and key in cache and cache[key].target.chip is tgt.chip:
         return cache[key]
-    if isinstance(model, ImportedModel):
-        plan = _plan_imported_chip(model, tgt, chips, workload)
-        if cache is not None:
-            cache[key] = plan
-        return plan
-    result, unconstrained = search_chip(
-        model, tgt.system, tgt.chip, chips, workload, tgt.stack, tgt.options
-    )
+    result, unconstrained = search_chip(model, tgt.system, tgt.chip, chips, workload, tgt.stack, tgt.options)
     best = result.best
     plan = ChipPlan(
         target=tgt,
@@ -253,55 +246,3 @@ def plan_chip(
     if cache is not None:
         cache[key] = plan
     return plan
-
-
-def _plan_imported_chip(
-    imported: ImportedModel, tgt: Target, chips: int, workload: TrainingWorkload
-) -> ChipPlan:
-    """`plan_imported` at dp = chips, plus the fastest ZeRO stage ignoring memory (module docstring).
-
-    A global batch that dp * micro-batch does not divide gives no layout, explained, rather than
-    an error: with `--same-cost` each chip has its own count, and one count may not divide it.
-    """
-    from twofold.estimate.imported import estimate_imported_training
-    from twofold.search.imported import ZERO_STAGES, plan_imported
-
-    per_step = chips * imported.batch
-    if workload.global_batch % per_step:
-        return ChipPlan(
-            target=tgt,
-            chips=chips,
-            workload=workload,
-            layout=None,
-            step=None,
-            unconstrained_layout=None,
-            unconstrained_step=None,
-            explanation=(
-                f"global_batch={workload.global_batch} is not a multiple of dp*micro_batch={per_step} "
-                f"({chips} chips x the imported batch {imported.batch})",
-            ),
-        )
-    result = plan_imported(imported, tgt.system, chips, workload, chip=tgt.chip, top_k=1)
-    estimates = [
-        estimate_imported_training(
-            imported,
-            tgt.system,
-            Layout(dp=chips, zero=z, micro_batch=imported.batch),
-            workload,
-            chip=tgt.chip,
-        )
-        for z in ZERO_STAGES
-    ]
-    # plan_imported's ranking (more samples/s, then less memory) over every stage, fitting or not.
-    fastest = min(estimates, key=lambda e: (-e.samples_per_s_per_chip, e.memory_per_chip_gib))
-    best = result.best
-    return ChipPlan(
-        target=tgt,
-        chips=chips,
-        workload=workload,
-        layout=None if best is None else best.layout,
-        step=None if best is None else estimates[ZERO_STAGES.index(best.layout.zero)].terms(),
-        unconstrained_layout=fastest.layout,
-        unconstrained_step=fastest.terms(),
-        explanation=tuple(result.explanation),
-    )

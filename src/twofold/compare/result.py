@@ -95,7 +95,7 @@ class CompareResult:
         rows = [r.to_dict() for r in self.rows]
         workload = self.workload.to_dict()
         if self.unit == "samples":
-            workload["seq_len"] = None  # as `ImportedTrainingEstimate`: no tokens
+            workload["seq_len"] = None  # as an imported model's `TrainingEstimate`: no tokens
             for r in rows:
                 if r["chip_terms"] is not None:
                     r["chip_terms"]["flops_per_sample"] = r["chip_terms"].pop("flops_per_token")

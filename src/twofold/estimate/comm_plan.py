@@ -10,6 +10,8 @@ docs/parallel.md, "Per-step communication in full".
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -28,7 +30,13 @@ from twofold.parallel.comm import (
 from twofold.parallel.memory import StateBytes
 from twofold.workload.model import ModelConfig
 
-__all__ = ["OVERLAP_EFFICIENCY", "StageComm", "fsdp_exposure", "stage_comm"]
+__all__ = [
+    "OVERLAP_EFFICIENCY",
+    "StageComm",
+    "data_parallel_comm",
+    "fsdp_exposure",
+    "model_parallel_comm",
+]
 
 OVERLAP_EFFICIENCY = 1.0
 BUCKET_PARAMS = 40e6
@@ -59,7 +67,7 @@ def groups(levels: tuple[LevelArrays, ...], lay: LayoutArrays) -> dict[str, Grou
     }
 
 
-def stage_comm(
+def model_parallel_comm(
     model: ModelConfig,
     levels: tuple[LevelArrays, ...],
     lay: LayoutArrays,
@@ -67,34 +75,22 @@ def stage_comm(
     *,
     seq_len: int,
     act_bytes: float,
-    sb: StateBytes,
-    params_non_expert: np.ndarray,
-    params_expert: np.ndarray,
     t_fwd: np.ndarray,
     t_bwd: np.ndarray,
     t_rc: np.ndarray,
-    fsdp_levels: tuple[LevelArrays, ...] | None = None,
     tp_overlap: float = 0.0,
     ep_overlap: float = 0.0,
-    fsdp_overlap: float = 1.0,
     op_overhead_s: float = 0.0,
-    fsdp_flat_ring: bool = True,
-    trainable_non_expert: np.ndarray | None = None,
-    weight_bytes_non_expert: np.ndarray | None = None,
+    placed: dict[str, Group] | None = None,
 ) -> StageComm:
-    """Exposed and hidden communication seconds (module docstring): per micro-batch (`*_mb`) and
-    per step (`dp_step_*`). `fsdp_levels`: the levels ZeRO-3 collectives run on (default
-    `levels`); `tp_overlap` / `ep_overlap`: fraction of TP / EP communication hidden behind
-    compute; `fsdp_overlap`: fraction of the hideable ZeRO-3/FSDP communication that hides
-    (`fsdp_exposure`); `op_overhead_s`: the profile's fixed time per operator, paid once per extra
-    interleaved-pipeline chunk step; `fsdp_flat_ring`: price the ZeRO-3 collectives as one flat ring
-    at the network's per-chip bandwidth (DeepSpeed ZeRO-3, `parallel.comm.flat_collective_s`) or, when
-    False, as NCCL runs them across multi-NIC nodes (the hierarchical cost, which matches nccl-tests'
-    multi-node all-gather bus bandwidth; the stack's FSDP flavour decides, `cost.stack`).
-    `trainable_non_expert` (LoRA/QLoRA: the adapters) replaces `params_non_expert` in the gradient
-    collectives, and `weight_bytes_non_expert` (the frozen base at its stored precision plus the
-    adapters) the weight bytes of the gathers: only trained parameters have gradients to reduce."""
-    g = groups(levels, lay)
+    """Exposed and hidden tensor-, context-, expert- and pipeline-parallel communication seconds per
+    micro-batch (module docstring): `tp_mb`, `cp_mb`, `cp_hidden_mb`, `ep_mb`, `pp_mb` (with
+    `pp_chunk_mb`), `pp_hidden_mb`, from the architecture (`ModelConfig`). `tp_overlap` /
+    `ep_overlap`: fraction of TP / EP communication hidden behind compute; `op_overhead_s`: the
+    profile's fixed time per operator, paid once per extra interleaved-pipeline chunk step.
+    `placed`: the groups of `groups(levels, lay)` when the caller has them. The data-parallel part
+    is `data_parallel_comm`."""
+    g = groups(levels, lay) if placed is None else placed
     h, e = model.hidden_size, act_bytes
     tp_sp = np.where(lay.sp, lay.tp, 1.0)
     tokens = lay.micro_batch * seq_len / lay.cp
@@ -158,17 +154,59 @@ def stage_comm(
     out["pp_chunk_mb"] = extra_steps * (p2p_latency + op_overhead_s)
     out["pp_mb"] = pp_transfers + out["pp_chunk_mb"]
 
-    # Data parallel and ZeRO.
+    return out
+
+
+def data_parallel_comm(
+    levels: tuple[LevelArrays, ...],
+    lay: LayoutArrays,
+    *,
+    sb: StateBytes,
+    params_non_expert: np.ndarray,
+    params_expert: np.ndarray | None,
+    t_fwd: np.ndarray,
+    t_bwd: np.ndarray,
+    t_rc: np.ndarray,
+    fsdp_levels: tuple[LevelArrays, ...] | None = None,
+    fsdp_overlap: float = 1.0,
+    fsdp_flat_ring: bool = True,
+    trainable_non_expert: np.ndarray | None = None,
+    weight_bytes_non_expert: np.ndarray | None = None,
+    placed: dict[str, Group] | None = None,
+) -> StageComm:
+    """Exposed and hidden data-parallel and ZeRO / FSDP communication seconds (module docstring, "DP
+    gradients" and "FSDP / ZeRO-3"): `dp_step`, `dp_step_hidden` per step, `dp_mb`, `dp_hidden_mb`,
+    `fsdp_mb`, `fsdp_hidden_mb` per micro-batch. It needs no architecture, only the parameters a
+    chip holds and the compute windows, so every model takes it (`workload.protocol`): the FSDP
+    units are the stage's layers (`lay.stage_layers`, one unit per repeated block). `fsdp_levels`:
+    the levels ZeRO-3 collectives run on (default `levels`); `fsdp_overlap`: fraction of the
+    hideable ZeRO-3/FSDP communication that hides (`fsdp_exposure`); `fsdp_flat_ring`: price the
+    ZeRO-3 collectives as one flat ring at the network's per-chip bandwidth (DeepSpeed ZeRO-3,
+    `parallel.comm.flat_collective_s`) or, when False, as NCCL runs them across multi-NIC nodes
+    (the hierarchical cost; the stack's FSDP flavour decides, `cost.stack`). `trainable_non_expert`
+    (LoRA/QLoRA: the adapters) replaces `params_non_expert` in the gradient collectives, and
+    `weight_bytes_non_expert` (the frozen base at its stored precision plus the adapters) the
+    weight bytes of the gathers: only trained parameters have gradients to reduce. `params_expert` None: the
+    model has no expert parameters, so no expert-data-parallel collectives run (a catalog model
+    passes its routed experts' parameters, zeros for a dense one). `placed`: the groups of
+    `groups(levels, lay)` when the caller has them."""
+    g = groups(levels, lay) if placed is None else placed
+    out: StageComm = {}
     zero = lay.zero
+    p_ex = 0.0 if params_expert is None else params_expert
     trained_ne = params_non_expert if trainable_non_expert is None else trainable_non_expert
-    grads_ne, grads_ex = sb.gradients * trained_ne, sb.gradients * params_expert
+    grads_ne, grads_ex = sb.gradients * trained_ne, sb.gradients * p_ex
     w_ne = sb.weights * params_non_expert if weight_bytes_non_expert is None else weight_bytes_non_expert
-    w_ex = sb.weights * params_expert
-    ar = all_reduce_s(levels, g["dp"], grads_ne) + all_reduce_s(levels, g["edp"], grads_ex)
-    rs = reduce_scatter_s(levels, g["dp"], grads_ne) + reduce_scatter_s(levels, g["edp"], grads_ex)
+    w_ex = sb.weights * p_ex
+
+    def experts(collective: Callable[..., np.ndarray], nbytes: np.ndarray | float) -> np.ndarray | float:
+        return 0.0 if params_expert is None else collective(levels, g["edp"], nbytes)
+
+    ar = all_reduce_s(levels, g["dp"], grads_ne) + experts(all_reduce_s, grads_ex)
+    rs = reduce_scatter_s(levels, g["dp"], grads_ne) + experts(reduce_scatter_s, grads_ex)
     # ZeRO-1/2 gather the updated weights after the step: only trained ones were updated.
-    ag = all_gather_s(levels, g["dp"], sb.weights * trained_ne) + all_gather_s(levels, g["edp"], w_ex)
-    params = np.maximum(trained_ne + params_expert, 1.0)
+    ag = all_gather_s(levels, g["dp"], sb.weights * trained_ne) + experts(all_gather_s, w_ex)
+    params = np.maximum(trained_ne + p_ex, 1.0)
     bucket = np.minimum(1.0, np.maximum(BUCKET_PARAMS, BUCKET_PARAMS_PER_DP_RANK * lay.dp_group) / params)
     bwd_window = OVERLAP_EFFICIENCY * (t_bwd + t_rc)
     fwd_window = OVERLAP_EFFICIENCY * t_fwd
@@ -185,8 +223,10 @@ def stage_comm(
     fl = levels if fsdp_levels is None else fsdp_levels
     buckets = lay.stage_layers
 
-    def flat(group: str, nbytes: np.ndarray) -> np.ndarray:
-        return flat_collective_s(fl, g[group], nbytes, buckets=buckets, ring=fsdp_flat_ring)
+    def flat(group: str, nbytes: np.ndarray | float) -> np.ndarray | float:
+        if group == "edp" and params_expert is None:
+            return 0.0
+        return flat_collective_s(fl, g[group], np.asarray(nbytes), buckets=buckets, ring=fsdp_flat_ring)
 
     ag3 = np.where(z3, flat("shard", w_ne) + flat("edp", w_ex), 0.0)
     # Hybrid sharding: after each unit's in-group reduce-scatter, the rank all-reduces its gradient

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twofold.estimate._result_fields import fit_note, identity_dict, with_unit
 from twofold.estimate.step import BREAKDOWN_TERMS, HIDDEN_TERMS, MEMORY_TERMS, StepTerms
@@ -14,6 +14,9 @@ from twofold.hardware.scale import check_scale, scale_notes
 from twofold.hardware.types import Chip, System
 from twofold.parallel.layout import Layout, TrainingWorkload
 from twofold.workload.model import ModelConfig
+
+if TYPE_CHECKING:  # loaded only with an imported model (start-up time)
+    from twofold.workload.imported import ImportedModel
 
 __all__ = ["BREAKDOWN_TERMS", "HIDDEN_TERMS", "MEMORY_TERMS", "TrainingEstimate"]
 
@@ -26,7 +29,14 @@ class TrainingEstimate:
     overlaps with compute; `memory_gib` is per chip on the most loaded pipeline stage and sums to
     `memory_per_chip_gib`. `uncertainty`: 80% intervals of the throughput, step time and MFU from
     the held-out error of the shipped rows, and the evidence behind them (`estimate.uncertainty`);
-    None for an estimate built without one (an imported model).
+    None for an estimate built without one, and for an imported model (the rows are catalog
+    architectures').
+
+    What only an imported model has (`estimate.imported`), None for a catalog one:
+    `samples_per_s_per_chip`; `unsupported_ops`, operators the importer did not recognise (priced
+    as zero-FLOP memory ops: an approximation); `fused`, whether the fusion pass was applied;
+    `source`, where it was imported from. `counts_tokens` is False for a model without a token
+    input, whose `tokens_per_s_per_chip` (its samples per second, at seq_len 1) is reported as null.
     """
 
     model: str
@@ -51,13 +61,18 @@ class TrainingEstimate:
     uncertainty: Uncertainty | None = None
     # Stack, calibration and factors behind the numbers (`estimate.provenance`).
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    samples_per_s_per_chip: float | None = None
+    unsupported_ops: Mapping[str, int] | None = None
+    fused: bool | None = None
+    source: str | None = None
+    counts_tokens: bool = True
 
     @classmethod
     def from_row(
         cls,
         row: StepTerms,
         *,
-        model: ModelConfig,
+        model: ModelConfig | ImportedModel,
         system: System,
         chip: Chip,
         layout: Layout,
@@ -67,6 +82,9 @@ class TrainingEstimate:
     ) -> TrainingEstimate:
         """Build from one row of `evaluate_layouts`' output (`StepArrays.row`); `stack` (the
         software stack id, "auto" when not known) picks the evidence of the uncertainty."""
+        imported = (
+            _imported_fields(row, model, layout, workload) if not isinstance(model, ModelConfig) else {}
+        )
         check_scale(system, layout.chips)
         mem = row.memory_per_chip_gib
         notes: list[str] = list(scale_notes(system, layout.chips))
@@ -77,6 +95,7 @@ class TrainingEstimate:
                 f"{layout.chips} chips exceed the largest documented {system.id} deployment "
                 f"({system.max_chips})"
             )
+        notes.extend(imported.pop("notes", ()))
         return cls(
             model=model.name,
             chip=chip.id,
@@ -98,7 +117,9 @@ class TrainingEstimate:
             memory_gib=MappingProxyType(row.memory_gib),
             notes=tuple(notes),
             provenance=dict(provenance or {}),
-            uncertainty=uncertainty_for(
+            uncertainty=None
+            if imported
+            else uncertainty_for(
                 chip.id,
                 None,
                 stack,
@@ -109,6 +130,7 @@ class TrainingEstimate:
                 },
                 seq_len=workload.seq_len,
             ),
+            **imported,
         )
 
     def terms(self) -> StepTerms:
@@ -150,7 +172,7 @@ class TrainingEstimate:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (units in the key names)."""
-        return {
+        d = {
             **identity_dict(self),
             "step_time_s": self.step_time_s,
             "tokens_per_s_per_chip": self.tokens_per_s_per_chip,
@@ -168,3 +190,32 @@ class TrainingEstimate:
             "uncertainty": None if self.uncertainty is None else self.uncertainty.to_dict(),
             "provenance": dict(self.provenance),
         }
+        if self.samples_per_s_per_chip is not None:  # an imported model
+            d["source"] = self.source
+            d["samples_per_s_per_chip"] = self.samples_per_s_per_chip
+            if not self.counts_tokens:
+                d["tokens_per_s_per_chip"] = None
+                d["workload"]["seq_len"] = None
+            d["unsupported_ops"] = dict(sorted((self.unsupported_ops or {}).items()))
+            d["fused"] = self.fused
+        return d
+
+
+def _imported_fields(
+    row: StepTerms, model: ImportedModel, layout: Layout, workload: TrainingWorkload
+) -> dict[str, Any]:
+    """The fields and notes only an imported model's estimate has (class docstring)."""
+    notes = []
+    if model.unsupported:
+        listed = ", ".join(f"{k} x{v}" for k, v in sorted(model.unsupported.items()))
+        notes.append(f"unsupported operators priced as zero-FLOP memory ops: {listed}")
+    if model.fuse and model.fused_ops is None:
+        notes.append("no fusion available for this import: eager operators priced")
+    return {
+        "samples_per_s_per_chip": workload.global_batch / (row.step_time_s * layout.chips),
+        "unsupported_ops": dict(model.unsupported),
+        "fused": model.fused,
+        "source": model.source,
+        "counts_tokens": model.counts_tokens,
+        "notes": tuple(notes),
+    }

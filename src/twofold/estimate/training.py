@@ -38,8 +38,9 @@ still applies.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -48,13 +49,14 @@ from twofold.cost.defaults import profile_for
 from twofold.cost.profile import CalibrationProfile
 from twofold.errors import InputError
 from twofold.estimate._result_fields import fit_note
-from twofold.estimate.comm_plan import stage_comm
+from twofold.estimate.comm_plan import data_parallel_comm, groups, model_parallel_comm
 from twofold.estimate.compute import compute_times, optimizer_time_s
 from twofold.estimate.result import TrainingEstimate
+from twofold.estimate.stage import StagePart
 from twofold.estimate.step import BREAKDOWN_TERMS, StepArrays
 from twofold.hardware.types import Chip, System
 from twofold.parallel.arrays import LayoutArrays
-from twofold.parallel.comm import LevelArrays
+from twofold.parallel.comm import Group, LevelArrays
 from twofold.parallel.layout import Layout, LayoutTable, TrainingWorkload
 from twofold.parallel.memory import (
     DEFAULT_MEM_HEADROOM,
@@ -69,7 +71,16 @@ from twofold.workload.finetune import Finetune, adapter_params, base_bytes_per_p
 from twofold.workload.model import ModelConfig
 from twofold.workload.params import param_counts
 
-__all__ = ["estimate_training", "evaluate_layouts", "model_flops_per_token"]
+if TYPE_CHECKING:  # an imported model's modules load only when one is estimated (start-up time)
+    from twofold.workload.imported import ImportedModel
+
+__all__ = [
+    "catalog_stage",
+    "estimate_imported_training",
+    "estimate_training",
+    "evaluate_layouts",
+    "model_flops_per_token",
+]
 
 
 def model_flops_per_token(model: ModelConfig, seq_len: int, *, finetune: Finetune | None = None) -> float:
@@ -146,7 +157,7 @@ def _check_system(system: System, table: LayoutTable) -> None:
 
 
 def evaluate_layouts(
-    model: ModelConfig,
+    model: ModelConfig | ImportedModel,
     system: System,
     workload: TrainingWorkload,
     table: LayoutTable,
@@ -158,10 +169,14 @@ def evaluate_layouts(
 ) -> StepArrays:
     """Estimate a training step for every (valid) layout of `table`, vectorised.
 
-    Rows are assumed valid (`parallel.rules.valid_mask`); invalid rows may raise or give
-    meaningless numbers. Returns a `StepArrays` (`estimate.step`) aligned with the table: one
-    array per term of the step and of memory (`step_time_s`, `tokens_per_s_per_chip`, `mfu`,
-    `breakdown_<term>_s` for each of `BREAKDOWN_TERMS`, `hidden_<kind>_s` for each of
+    `model`: a catalog architecture (`ModelConfig`) or an imported graph (`ImportedModel`), one
+    code path for both (`workload.protocol`): only the model's own part (`estimate.stage.StagePart`:
+    compute, model-parallel communication, parameters per chip, memory, model FLOPs) depends on
+    its kind; calibration, data-parallel / ZeRO / FSDP communication, optimizer and the step's
+    assembly are shared. Rows are assumed valid (`parallel.rules.valid_mask`); invalid rows may
+    raise or give meaningless numbers. Returns a `StepArrays` (`estimate.step`) aligned with the
+    table: one array per term of the step and of memory (`step_time_s`, `tokens_per_s_per_chip`,
+    `mfu`, `breakdown_<term>_s` for each of `BREAKDOWN_TERMS`, `hidden_<kind>_s` for each of
     `HIDDEN_TERMS`, `memory_<part>_bytes` for each of `MEMORY_TERMS`, ...); `.row(i)` is layout
     i's `StepTerms`. `calibration`: see the module docstring. `fits`: memory per chip at
     most capacity * (1 - `mem_headroom`) (`parallel.memory.DEFAULT_MEM_HEADROOM`).
@@ -174,9 +189,7 @@ def evaluate_layouts(
     prec, s = workload.precision, workload.seq_len
     peak = chip.peak_tflops(prec) * 1e12
     sb = state_bytes(prec)
-    e = activation_bytes_per_element(prec)
     lay = LayoutArrays.build(table, model, workload)
-    counts = param_counts(model)
     nvls = calibration.in_network_reduction(chip.id)
     efficiency = calibration.collective_efficiency_on(chip)
     levels = LevelArrays.of_system(system, efficiency, in_network_reduction=nvls)
@@ -185,52 +198,32 @@ def evaluate_layouts(
         efficiency * calibration.fsdp_collective_efficiency,
         in_network_reduction=nvls,
     )
+    placed = groups(levels, lay)
+    if isinstance(model, ModelConfig):
+        part = catalog_stage(model, chip, lay, workload, profile, calibration, levels, placed)
+    else:
+        from twofold.estimate.imported import imported_stage  # lazy: start-up time (catalog models need none)
 
-    ft = workload.finetune
-    ct = compute_times(model, chip, lay, seq_len=s, precision=prec, profile=profile, finetune=ft)
-    share = lay.stage_layers / max(model.num_layers, 1)
-    single = lay.pp == 1
-    use_last = (ct.last_forward + ct.last_backward) >= (ct.first_forward + ct.first_backward)
-
-    def ends(first: np.ndarray, last: np.ndarray) -> np.ndarray:
-        return np.where(single, first + last, np.where(use_last, last, first))
-
-    t_fwd = ct.layers_forward * share + ends(ct.first_forward, ct.last_forward)
-    t_bwd = ct.layers_backward * share + ends(ct.first_backward, ct.last_backward)
-    t_rc = ct.layers_recompute * share
-
-    ne_layers, ex_layers = stage_params(counts, model, lay.stage_layers)
-    outer_first = counts.embedding
-    outer_last = counts.lm_head + counts.final_norm + (counts.embedding if model.tie_word_embeddings else 0)
-    outer = np.where(
-        single, counts.embedding + counts.lm_head + counts.final_norm, max(outer_first, outer_last)
-    )
-    p_ne = (ne_layers + outer) / lay.tp
-    p_ex = ex_layers / (lay.ep * lay.etp)
-    trainable, weight_bytes = (None, None) if ft is None else _finetune_states(model, lay, ft, sb.weights)
-
-    comm = stage_comm(
-        model,
+        part = imported_stage(model, chip, lay, workload, profile=profile)
+    t_fwd, t_bwd, t_rc = part.t_fwd, part.t_bwd, part.t_rc
+    comm = part.comm | data_parallel_comm(
         levels,
         lay,
-        ct,
-        seq_len=s,
-        act_bytes=e,
         sb=sb,
-        op_overhead_s=profile.op_overhead_s,
-        params_non_expert=p_ne,
-        params_expert=p_ex,
+        params_non_expert=part.params_non_expert,
+        params_expert=part.params_expert,
         t_fwd=t_fwd,
         t_bwd=t_bwd,
         t_rc=t_rc,
         fsdp_levels=fsdp_levels,
-        tp_overlap=calibration.tp_overlap_on(chip),
-        ep_overlap=calibration.ep_overlap_on(chip),
         fsdp_overlap=calibration.fsdp_overlap_on(chip),
         fsdp_flat_ring=calibration.fsdp_flat_ring_on(chip),
-        trainable_non_expert=trainable,
-        weight_bytes_non_expert=weight_bytes,
+        trainable_non_expert=part.trainable_non_expert,
+        weight_bytes_non_expert=part.weight_bytes_non_expert,
+        placed=placed,
     )
+    p_ne, trainable = part.params_non_expert, part.trainable_non_expert
+    p_ex = 0.0 if part.params_expert is None else part.params_expert
     p_trained = p_ne if trainable is None else trainable
     updated = np.where(
         lay.zero >= 1, p_trained / lay.shard_group + p_ex / lay.expert_dp_group, p_trained + p_ex
@@ -267,9 +260,9 @@ def evaluate_layouts(
     for name in BREAKDOWN_TERMS:
         step = step + terms[name]
 
-    mem = memory_per_chip(model, counts, lay, prec, s, finetune=ft)
+    mem = part.memory
     tokens = float(workload.global_batch) * s
-    flops = model_flops_per_token(model, s, finetune=ft) * tokens
+    flops = part.model_flops_per_step
     hidden = {
         "cp": m * comm["cp_hidden_mb"],
         "pp": m * comm["pp_hidden_mb"],
@@ -280,7 +273,7 @@ def evaluate_layouts(
         step_time_s=step,
         tokens_per_s_per_chip=tokens / (step * lay.chips),
         mfu=flops / (step * lay.chips * peak),
-        model_flops_per_step=np.full_like(step, flops),
+        model_flops_per_step=np.full_like(step, 0.0) + flops,
         microbatches=m,
         bubble_fraction=(lay.pp - 1.0) / (lay.vp * m),
         memory_per_chip_bytes=mem["total"],
@@ -310,8 +303,80 @@ def evaluate_layouts(
     )
 
 
-def estimate_training(
+def catalog_stage(
     model: ModelConfig,
+    chip: Chip,
+    lay: LayoutArrays,
+    workload: TrainingWorkload,
+    profile: CalibrationProfile,
+    calibration: TrainingCalibration,
+    levels: tuple[LevelArrays, ...],
+    placed: dict[str, Group] | None = None,
+) -> StagePart:
+    """A catalog architecture's part of the step (`estimate.stage`): the largest stage's compute
+    from its operator graph (`estimate.compute`), its tensor / context / expert / pipeline
+    communication (`comm_plan.model_parallel_comm`), parameters per chip by stage and sharding,
+    memory (`parallel.memory.memory_per_chip`) and model FLOPs (`model_flops_per_token`).
+    `placed`: the process groups (`comm_plan.groups`) when the caller has them."""
+    prec, s = workload.precision, workload.seq_len
+    sb = state_bytes(prec)
+    e = activation_bytes_per_element(prec)
+    counts = param_counts(model)
+    ft = workload.finetune
+    ct = compute_times(model, chip, lay, seq_len=s, precision=prec, profile=profile, finetune=ft)
+    share = lay.stage_layers / max(model.num_layers, 1)
+    single = lay.pp == 1
+    use_last = (ct.last_forward + ct.last_backward) >= (ct.first_forward + ct.first_backward)
+
+    def ends(first: np.ndarray, last: np.ndarray) -> np.ndarray:
+        return np.where(single, first + last, np.where(use_last, last, first))
+
+    t_fwd = ct.layers_forward * share + ends(ct.first_forward, ct.last_forward)
+    t_bwd = ct.layers_backward * share + ends(ct.first_backward, ct.last_backward)
+    t_rc = ct.layers_recompute * share
+
+    ne_layers, ex_layers = stage_params(counts, model, lay.stage_layers)
+    outer_first = counts.embedding
+    outer_last = counts.lm_head + counts.final_norm + (counts.embedding if model.tie_word_embeddings else 0)
+    outer = np.where(
+        single, counts.embedding + counts.lm_head + counts.final_norm, max(outer_first, outer_last)
+    )
+    p_ne = (ne_layers + outer) / lay.tp
+    p_ex = ex_layers / (lay.ep * lay.etp)
+    trainable, weight_bytes = (None, None) if ft is None else _finetune_states(model, lay, ft, sb.weights)
+
+    comm = model_parallel_comm(
+        model,
+        levels,
+        lay,
+        ct,
+        seq_len=s,
+        act_bytes=e,
+        op_overhead_s=profile.op_overhead_s,
+        t_fwd=t_fwd,
+        t_bwd=t_bwd,
+        t_rc=t_rc,
+        tp_overlap=calibration.tp_overlap_on(chip),
+        ep_overlap=calibration.ep_overlap_on(chip),
+        placed=placed,
+    )
+    tokens = float(workload.global_batch) * s
+    return StagePart(
+        t_fwd=t_fwd,
+        t_bwd=t_bwd,
+        t_rc=t_rc,
+        comm=comm,
+        params_non_expert=p_ne,
+        params_expert=p_ex,
+        trainable_non_expert=trainable,
+        weight_bytes_non_expert=weight_bytes,
+        memory=memory_per_chip(model, counts, lay, prec, s, finetune=ft),
+        model_flops_per_step=model_flops_per_token(model, s, finetune=ft) * tokens,
+    )
+
+
+def estimate_training(
+    model: ModelConfig | ImportedModel,
     system: System,
     layout: Layout,
     workload: TrainingWorkload,
@@ -330,7 +395,9 @@ def estimate_training(
     None = the calibration's, `auto` unless set) is the software stack that runs the step; the
     result names it, the factors applied and the evidence behind its uncertainty
     (`estimate.provenance`, `estimate.uncertainty`). A `seq_len` past the model's
-    `max_position_embeddings` is refused unless `allow_long_context` (`parallel.rules`)."""
+    `max_position_embeddings` is refused unless `allow_long_context` (`parallel.rules`).
+    `model`: a catalog architecture or an imported graph (`workload.protocol`); a layout on an axis
+    the model does not take is refused naming the axis."""
     from twofold.estimate.provenance import training_provenance
 
     check_context_length(model, workload.seq_len, allow_long_context=allow_long_context)
@@ -369,3 +436,26 @@ def _headroom_note(estimate: TrainingEstimate, chip: Chip, mem_headroom: float) 
         return estimate
     usable = fit_note(estimate.memory_per_chip_gib, chip, mem_headroom=mem_headroom)
     return replace(estimate, notes=tuple(usable if n == plain else n for n in estimate.notes))
+
+
+def estimate_imported_training(
+    imported: ImportedModel,
+    system: System,
+    layout: Layout,
+    workload: TrainingWorkload | int,
+    *,
+    fuse: bool = True,
+    **kwargs: Any,
+) -> TrainingEstimate:
+    """Deprecated: `estimate_training` takes imported models (`fuse=False` is `imported.eager()`,
+    a global batch is `estimate.imported.imported_workload`)."""
+    warnings.warn(
+        "estimate_imported_training is deprecated: estimate_training takes imported models",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    if not isinstance(workload, TrainingWorkload):
+        from twofold.estimate.imported import imported_workload  # lazy: start-up time (deprecated alias)
+
+        workload = imported_workload(imported, workload)
+    return estimate_training(imported if fuse else imported.eager(), system, layout, workload, **kwargs)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from twofold.parallel.layout import LayoutTable, TrainingWorkload
-from twofold.workload.model import ModelConfig
+from twofold.workload.protocol import TrainingModel
 
 __all__ = ["LayoutArrays"]
 
@@ -41,7 +41,7 @@ class LayoutArrays:
     chips: np.ndarray
 
     @classmethod
-    def build(cls, table: LayoutTable, model: ModelConfig, workload: TrainingWorkload) -> LayoutArrays:
+    def build(cls, table: LayoutTable, model: TrainingModel, workload: TrainingWorkload) -> LayoutArrays:
         f = {
             name: np.maximum(np.asarray(getattr(table, name), dtype=float), 1.0)
             for name in ("dp", "tp", "pp", "vp", "cp", "ep", "micro_batch")

@@ -46,6 +46,8 @@ __all__ = [
     "memory_per_chip",
     "state_bytes",
     "usable_memory_bytes",
+    "whole_model_memory",
+    "with_workspace",
 ]
 
 # Headroom (an assumption, not a measurement): a fixed part for what lives outside the caching
@@ -339,10 +341,7 @@ def memory_per_chip(
             "optimizer_states": o1 + o2,
             "activations": act,
         }
-        allocated = parts["weights"] + parts["gradients"] + parts["optimizer_states"] + act
-        parts["workspace"] = WORKSPACE_FIXED_GIB * GIB + FRAGMENTATION_FRACTION * allocated
-        parts["total"] = allocated + parts["workspace"]
-        return parts
+        return with_workspace(parts)
 
     first, last = stage(first_extra, act_first), stage(last_extra, act_last)
     pick_last = last["total"] > first["total"]
@@ -436,12 +435,50 @@ def finetune_memory(
             "optimizer_states": o,
             "activations": act,
         }
-        allocated = parts["weights"] + parts["gradients"] + parts["optimizer_states"] + act
-        parts["workspace"] = WORKSPACE_FIXED_GIB * GIB + FRAGMENTATION_FRACTION * allocated
-        parts["total"] = allocated + parts["workspace"]
-        return parts
+        return with_workspace(parts)
 
     first = stage(first_extra, np.where(single, outer_ad, 0.0), act_first)
     last = stage(last_extra, outer_ad, act_last)
     pick_last = last["total"] > first["total"]
     return {k: np.where(pick_last, last[k], first[k]) for k in first}
+
+
+def with_workspace(parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`parts` (weights, gradients, optimizer_states, activations: bytes per chip) with the
+    `workspace` headroom, WORKSPACE_FIXED_GIB plus FRAGMENTATION_FRACTION of what is allocated,
+    and the `total`."""
+    allocated = parts["weights"] + parts["gradients"] + parts["optimizer_states"] + parts["activations"]
+    parts["workspace"] = WORKSPACE_FIXED_GIB * GIB + FRAGMENTATION_FRACTION * allocated
+    parts["total"] = allocated + parts["workspace"]
+    return parts
+
+
+def whole_model_memory(
+    lay: LayoutArrays,
+    sb: StateBytes,
+    *,
+    trainable_params: float,
+    frozen_params: float,
+    activation_bytes: float,
+) -> dict[str, np.ndarray]:
+    """Bytes per chip of a model that is replicated or sharded whole (data parallel, ZeRO 0-3,
+    hybrid sharding: an imported graph, `workload.protocol`), as `memory_per_chip` keys.
+
+    Weights, gradients and optimizer states of the trainable parameters by ZeRO stage over the
+    shard group (`model_states_bytes`); frozen parameters hold weights only, unsharded. ZeRO-3 adds
+    the gathered weights of two units beyond the chip's shard (the one computing and the one
+    prefetched), a unit being 1/`lay.stage_layers` of the parameters (one per repeated block, as
+    FSDP wraps them). `activation_bytes`: what one micro-batch keeps for its backward (no pipeline:
+    one micro-batch in flight). Headroom as `memory_per_chip` (`with_workspace`).
+    """
+    trainable = np.full_like(lay.dp, float(trainable_params))
+    w, g, o = model_states_bytes(trainable, lay.shard_group, lay.zero, sb)
+    unit = sb.weights * trainable / lay.stage_layers
+    gathered = np.where(lay.zero >= 3, 2.0 * unit * (1.0 - 1.0 / lay.shard_group), 0.0)
+    parts = {
+        "weights": w + sb.weights * float(frozen_params) + gathered,
+        "gradients": g,
+        "optimizer_states": o,
+        "activations": np.full_like(w, float(activation_bytes)),
+    }
+    return with_workspace(parts)

@@ -29,6 +29,11 @@ rules on tp/pp/vp/cp/ep (its asserts in `megatron/core/parallel_state.py`,
 - global_batch is a multiple of dp * micro_batch (whole micro-batches per step, gradient accumulation
   over global_batch / (dp * micro_batch) of them).
 
+A model that takes fewer axes (`workload.protocol.TrainingModel.parallel_axes`: an imported graph
+takes dp, ZeRO and hybrid sharding only) keeps every other axis at 1 (recompute at none, etp at
+tp), and its micro-batch and sequence length at the ones its operators were recorded with
+(`fixed_micro_batch`, `fixed_seq_len`); the architecture rules above apply to catalog models.
+
 Not a layout rule but checked with them (`check_context_length`, called by `estimate_training` and
 `plan_training`): seq_len is at most the model's `max_position_embeddings`, the context it was
 trained for, unless the caller allows a longer one (`allow_long_context`, `--allow-long-context`:
@@ -46,16 +51,24 @@ from twofold.checks import one_of, positive_int
 from twofold.errors import InputError
 from twofold.parallel.layout import RECOMPUTE_MODES, Layout, LayoutTable, TrainingWorkload
 from twofold.workload.model import ModelConfig
+from twofold.workload.protocol import TrainingModel
 
-__all__ = ["check_context_length", "check_layout", "layout_violations", "valid_mask"]
+__all__ = ["DATA_PARALLEL_ONLY", "check_context_length", "check_layout", "layout_violations", "valid_mask"]
+
+# Why an imported model refuses a model-parallel axis (`workload.protocol`).
+DATA_PARALLEL_ONLY = "imported models support data parallel and ZeRO/FSDP layouts only"
+# Axes a model may not take, with the value a layout must then keep (etp: equal to tp).
+_AXIS_DEFAULTS: tuple[tuple[str, int | None], ...] = (
+    ("tp", 1), ("pp", 1), ("vp", 1), ("cp", 1), ("ep", 1), ("etp", None), ("recompute", 0)
+)  # fmt: skip
 
 Cols = dict[str, np.ndarray]
 # (field named in the message, rule text, ok-mask over the columns)
 _Rule = tuple[str, str, Callable[[Cols], np.ndarray]]
 
 
-def _rules(model: ModelConfig, workload: TrainingWorkload, chips: int | None) -> list[_Rule]:
-    m, gb, s = model, workload.global_batch, workload.seq_len
+def _rules(model: TrainingModel, workload: TrainingWorkload, chips: int | None) -> list[_Rule]:
+    gb = workload.global_batch
     rules: list[_Rule] = [
         *(
             (name, "must be a positive integer", (lambda c, n=name: c[n] >= 1))
@@ -76,6 +89,66 @@ def _rules(model: ModelConfig, workload: TrainingWorkload, chips: int | None) ->
                 lambda c: c["dp"] * c["tp"] * c["pp"] * c["cp"] == chips,
             )
         )
+    if isinstance(model, ModelConfig):
+        rules += _architecture_rules(model, workload)
+    else:
+        rules += _fixed_rules(model, workload)
+    rules += [
+        (
+            "global_batch",
+            "is not divisible by dp*micro_batch",
+            lambda c: gb % (c["dp"] * c["micro_batch"]) == 0,
+        ),
+        (
+            "vp",
+            "with vp > 1 the number of micro-batches global_batch/(dp*micro_batch) must be a multiple of pp",
+            lambda c: (c["vp"] == 1) | ((gb // (c["dp"] * c["micro_batch"])) % c["pp"] == 0),
+        ),
+    ]
+    return rules
+
+
+def _fixed_rules(model: TrainingModel, workload: TrainingWorkload) -> list[_Rule]:
+    """A model with fewer axes: the others at their default, the recorded micro-batch and sequence
+    length kept (module docstring)."""
+    rules: list[_Rule] = []
+    for axis, default in _AXIS_DEFAULTS:
+        if axis in model.parallel_axes:
+            continue
+        if default is None:  # etp: equal to tp
+            rules.append((axis, DATA_PARALLEL_ONLY, lambda c: c["etp"] == c["tp"]))
+        elif axis == "recompute":
+            rules.append(
+                (axis, f"{model.name} is estimated without recompute", lambda c: c["recompute"] == 0)
+            )
+        else:
+            rules.append((axis, DATA_PARALLEL_ONLY, _at(axis, default)))
+    mb = model.fixed_micro_batch
+    if mb is not None:
+        rule = f"must equal the batch {model.name} was imported with ({mb}); re-import to change it"
+        rules.append(("micro_batch", rule, lambda c: c["micro_batch"] == mb))
+    seq = model.fixed_seq_len
+    s = workload.seq_len
+    if seq is not None:
+        rules.append(
+            (
+                "seq_len",
+                f"must equal the imported sequence length {seq}",
+                lambda c: np.full_like(c["dp"], s == seq, dtype=bool),
+            )
+        )
+    return rules
+
+
+def _at(axis: str, value: int) -> Callable[[Cols], np.ndarray]:
+    """The mask of rows whose `axis` column equals `value`."""
+    return lambda c: c[axis] == value
+
+
+def _architecture_rules(m: ModelConfig, workload: TrainingWorkload) -> list[_Rule]:
+    """The rules of a catalog architecture's model-parallel axes (module docstring)."""
+    s = workload.seq_len
+    rules: list[_Rule] = []
     widths = [("intermediate_size", m.intermediate_size)]
     if m.is_moe:
         if m.num_shared_experts:
@@ -140,18 +213,6 @@ def _rules(model: ModelConfig, workload: TrainingWorkload, chips: int | None) ->
     else:
         rules.append(("ep", f"must be 1: {m.name} has no experts", lambda c: c["ep"] == 1))
         rules.append(("etp", f"must equal tp: {m.name} has no experts", lambda c: c["etp"] == c["tp"]))
-    rules += [
-        (
-            "global_batch",
-            "is not divisible by dp*micro_batch",
-            lambda c: gb % (c["dp"] * c["micro_batch"]) == 0,
-        ),
-        (
-            "vp",
-            "with vp > 1 the number of micro-batches global_batch/(dp*micro_batch) must be a multiple of pp",
-            lambda c: (c["vp"] == 1) | ((gb // (c["dp"] * c["micro_batch"])) % c["pp"] == 0),
-        ),
-    ]
     return rules
 
 
@@ -175,7 +236,7 @@ def _cols(table: LayoutTable) -> Cols:
 
 
 def layout_violations(
-    model: ModelConfig, table: LayoutTable, workload: TrainingWorkload, chips: int | None = None
+    model: TrainingModel, table: LayoutTable, workload: TrainingWorkload, chips: int | None = None
 ) -> list[tuple[str, str, np.ndarray]]:
     """Every rule with the rows that break it: (field, rule text, bool mask of violating rows)."""
     positive_int("global_batch", workload.global_batch)
@@ -190,7 +251,7 @@ def layout_violations(
 
 
 def valid_mask(
-    model: ModelConfig, table: LayoutTable, workload: TrainingWorkload, chips: int | None = None
+    model: TrainingModel, table: LayoutTable, workload: TrainingWorkload, chips: int | None = None
 ) -> np.ndarray:
     """True for the rows of `table` that break no rule."""
     bad = np.zeros(len(table), dtype=bool)
@@ -200,7 +261,7 @@ def valid_mask(
 
 
 def check_layout(
-    model: ModelConfig, layout: Layout, workload: TrainingWorkload, chips: int | None = None
+    model: TrainingModel, layout: Layout, workload: TrainingWorkload, chips: int | None = None
 ) -> None:
     """Raise `InputError(field, value, rule)` for the first rule `layout` breaks (see module doc)."""
     one_of("recompute", layout.recompute, RECOMPUTE_MODES)
@@ -217,12 +278,17 @@ def check_layout(
                 value = layout.expert_tp
             if field == "global_batch":
                 value = workload.global_batch
+            if field == "seq_len":
+                value = workload.seq_len
             raise InputError(field, value, text)
 
 
-def check_context_length(model: ModelConfig, seq_len: int, *, allow_long_context: bool = False) -> None:
+def check_context_length(model: TrainingModel, seq_len: int, *, allow_long_context: bool = False) -> None:
     """`InputError` for a `seq_len` past the model's `max_position_embeddings` (module docstring),
-    unless `allow_long_context`; learned position tables are never extended (`workload.graph`)."""
+    unless `allow_long_context`; learned position tables are never extended (`workload.graph`).
+    A model without an architecture (an imported graph) has its own sequence length (`_fixed_rules`)."""
+    if not isinstance(model, ModelConfig):
+        return
     limit = model.max_position_embeddings
     if seq_len > limit and not allow_long_context:
         raise InputError(

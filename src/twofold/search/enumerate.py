@@ -6,6 +6,12 @@ with vp, ep, etp, zero, micro-batch and recompute (`LAYOUT_RULES`); `EnumerateOp
 axes, and each rejected candidate is charged to the first rule it breaks (`RejectionSummary`). The
 rules and where each comes from (Megatron-LM, the Llama 3 paper): docs/search.md, "The rules" and
 "How the space is generated".
+
+A model that takes only data-parallel axes (`workload.protocol.TrainingModel.parallel_axes`: an
+imported graph) has one factorisation, dp = chips, crossed with `zero` (`options.zero_stages`) and
+its recorded micro-batch (`fixed_micro_batch`), without recompute; of the rules, `dp_batch`,
+`micro_batch` and `zero_redundant` apply. A bound fixing one of its missing axes above 1 is an
+InputError naming it.
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ from twofold.checks import positive_int
 from twofold.errors import InputError
 from twofold.hardware.types import System
 from twofold.parallel.layout import RECOMPUTE_MODES, LayoutTable, TrainingWorkload
+from twofold.parallel.rules import DATA_PARALLEL_ONLY
 from twofold.workload.model import ModelConfig
+from twofold.workload.protocol import ALL_AXES, TrainingModel
 
 __all__ = [
     "EnumerateOptions",
@@ -129,7 +137,9 @@ def divisors(n: int) -> np.ndarray:
 class _Ctx:
     """What the rules read besides the layout arrays."""
 
-    model: ModelConfig
+    # A ModelConfig for the architecture rules; the data-parallel rules read no model (any
+    # `workload.protocol.TrainingModel`).
+    model: Any
     workload: TrainingWorkload
     options: EnumerateOptions
     fastest_domain_chips: int | None = None
@@ -263,7 +273,7 @@ def _apply(
 
 
 def _check_inputs(
-    model: ModelConfig, workload: TrainingWorkload, chips: object, opts: EnumerateOptions
+    model: TrainingModel, workload: TrainingWorkload, chips: object, opts: EnumerateOptions
 ) -> int:
     if isinstance(chips, bool) or not isinstance(chips, (int, np.integer)) or chips < 1:
         raise InputError("chips", chips, "must be a positive integer")
@@ -283,7 +293,9 @@ def _check_inputs(
         value = getattr(opts, name)
         if value is not None:
             positive_int(name, value)
-    if model.num_layers < 1 or model.num_attention_heads < 1 or model.num_kv_heads < 1:
+    if isinstance(model, ModelConfig) and (
+        model.num_layers < 1 or model.num_attention_heads < 1 or model.num_kv_heads < 1
+    ):
         raise InputError("model", model.name, "needs num_layers, num_attention_heads, num_kv_heads >= 1")
     return int(chips)
 
@@ -305,7 +317,7 @@ def fastest_domain_chips(system: System | None) -> int | None:
 
 
 def enumerate_layouts(
-    model: ModelConfig,
+    model: TrainingModel,
     workload: TrainingWorkload,
     chips: int,
     *,
@@ -316,12 +328,15 @@ def enumerate_layouts(
 
     Rows are ordered by (dp, tp, pp, cp) of the factorisation, then vp, ep, zero, micro_batch,
     recompute, each ascending (recompute in RECOMPUTE_MODES order restricted to `options.recompute`).
+    A model without every axis gets the layouts of its own axes (module docstring).
     """
     opts = options or EnumerateOptions()
     n = _check_inputs(model, workload, chips, opts)
     ctx = _Ctx(
         model=model, workload=workload, options=opts, fastest_domain_chips=fastest_domain_chips(system)
     )
+    if not isinstance(model, ModelConfig) or not ALL_AXES <= model.parallel_axes:
+        return _data_parallel_layouts(model, n, ctx)
 
     # Stage 1: ordered factorisations chips = dp * tp * pp * cp.
     d = divisors(n)
@@ -392,6 +407,45 @@ def enumerate_layouts(
         allowed=allowed,
         candidates=int(l_alive.size),
         rejected_layouts=l_first,
+        valid=len(table),
+    )
+    return table, summary
+
+
+# The rules that apply to a model replicated or sharded whole (module docstring).
+_DATA_PARALLEL_RULES = ("dp_batch", "micro_batch", "zero_redundant")
+
+
+def _data_parallel_layouts(model: TrainingModel, n: int, ctx: _Ctx) -> tuple[LayoutTable, RejectionSummary]:
+    """dp = `n` crossed with the ZeRO stages and the model's micro-batch (module docstring)."""
+    opts, gb = ctx.options, ctx.workload.global_batch
+    for name in ("tp", "pp", "cp", "ep", "vp"):
+        value = getattr(opts, name)
+        if value is not None and value != 1 and name not in model.parallel_axes:
+            raise InputError(name, value, DATA_PARALLEL_ONLY)
+    mb = model.fixed_micro_batch
+    max_mb = gb if opts.max_micro_batch is None else min(gb, opts.max_micro_batch)
+    micro = np.asarray([mb]) if mb is not None else 2 ** np.arange(max_mb.bit_length(), dtype=np.int64)
+    zero = np.asarray(sorted(set(opts.zero_stages)), dtype=np.int64)
+    z, m = (g.ravel() for g in np.meshgrid(zero, micro, indexing="ij"))
+    one = np.ones_like(z)
+    grid = {"dp": one * n, "tp": one, "pp": one, "cp": one, "vp": one, "ep": one, "zero": z, "micro_batch": m}
+    rules = tuple(r for r in (*FACTORISATION_RULES, *LAYOUT_RULES) if r[0] in _DATA_PARALLEL_RULES)
+    alive, first, _ = _apply(rules, grid, ctx)
+    cols = {k: v[alive] for k, v in grid.items()}
+    cols["recompute"] = np.zeros_like(cols["dp"])
+    cols["sequence_parallel"] = np.zeros_like(cols["dp"])
+    table = LayoutTable(**cols)
+    split = int(gb % n != 0)  # the one factorisation, dp = n, rejected by dp_batch
+    summary = RejectionSummary(
+        chips=n,
+        factorisations=1,
+        rejected_factorisations={"dp_batch": split},
+        violations={"dp_batch": split},
+        rule_text={name: text(ctx) for name, text, _ in rules},
+        allowed={"dp": () if split else (n,), "tp": (1,), "pp": (1,), "cp": (1,)},
+        candidates=int(alive.size),
+        rejected_layouts={k: v for k, v in first.items() if k != "dp_batch"},
         valid=len(table),
     )
     return table, summary

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from twofold.estimate.step import StepArrays
 from twofold.hardware.types import Chip, System
 from twofold.workload.budget import default_tokens
 from twofold.workload.model import ModelConfig
+
+if TYPE_CHECKING:  # loaded only with an imported model (start-up time)
+    from twofold.workload.imported import ImportedModel
 
 __all__ = [
     "OBJECTIVES",
@@ -95,7 +98,7 @@ def _refuse_unused(objective: str, **given: tuple[object, bool, str]) -> None:
 
 def objective_inputs(
     objective: str,
-    model: ModelConfig,
+    model: ModelConfig | ImportedModel,
     system: System,
     chip: Chip,
     *,

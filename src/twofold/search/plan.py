@@ -27,7 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -52,6 +52,9 @@ from twofold.search.objectives import (
 )
 from twofold.search.pareto import pareto_front
 from twofold.workload.model import ModelConfig
+
+if TYPE_CHECKING:  # loaded only with an imported model (start-up time)
+    from twofold.workload.imported import ImportedModel
 
 __all__ = [
     "DEFAULT_TIE_TOLERANCE",
@@ -79,19 +82,26 @@ PARALLEL_DIMENSIONS = ("dp", "tp", "pp", "cp", "ep")
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RankedLayout:
     """One evaluated layout: the layout, the estimator's terms of its step (`fits` by the search's
-    headroom) and the objective's figures (cost, energy or time; None for throughput)."""
+    headroom) and the objective's figures (cost, energy or time; None for throughput).
+    `samples_per_s_per_chip`: an imported model's throughput in samples (None for a catalog one)."""
 
     layout: Layout
     step: StepTerms
     objective: ObjectiveTerms | None = None
+    samples_per_s_per_chip: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         extra = {} if self.objective is None else self.objective.to_dict()
-        return {"layout": asdict(self.layout), **self.step.to_dict(), **extra}
+        samples = (
+            {}
+            if self.samples_per_s_per_chip is None
+            else {"samples_per_s_per_chip": self.samples_per_s_per_chip}
+        )
+        return {"layout": asdict(self.layout), **self.step.to_dict(), **samples, **extra}
 
 
 class Ranked(Protocol):
-    """What a plan ranks: a layout and its JSON (`RankedLayout`, `search.imported`'s rows)."""
+    """What a plan ranks: a layout and its JSON (`RankedLayout`)."""
 
     @property
     def layout(self) -> Layout: ...
@@ -206,7 +216,7 @@ def _default_evaluator(stack: Any = None) -> Evaluator:
 
 def _evaluate_all(
     evaluate: Evaluator,
-    model: ModelConfig,
+    model: ModelConfig | ImportedModel,
     system: System,
     chip: Chip,
     workload: TrainingWorkload,
@@ -225,10 +235,23 @@ def _evaluate_all(
 
 
 def _ranked(
-    table: LayoutTable, step: StepArrays, extra: ObjectiveArrays, index: np.ndarray
+    table: LayoutTable,
+    step: StepArrays,
+    extra: ObjectiveArrays,
+    index: np.ndarray,
+    samples_per_token: float | None = None,
 ) -> tuple[RankedLayout, ...]:
+    """The rows at `index`; `samples_per_token` (1 / seq_len) for a model counted in samples."""
     return tuple(
-        RankedLayout(layout=table.row(i), step=step.row(i), objective=extra.row(i)) for i in index.tolist()
+        RankedLayout(
+            layout=table.row(i),
+            step=step.row(i),
+            objective=extra.row(i),
+            samples_per_s_per_chip=None
+            if samples_per_token is None
+            else float(step.tokens_per_s_per_chip[i]) * samples_per_token,
+        )
+        for i in index.tolist()
     )
 
 
@@ -250,7 +273,7 @@ def _why_nothing_fits(step: StepArrays, chip: Chip, mem_headroom: float) -> list
 
 
 def plan_training(
-    model: ModelConfig | str,
+    model: ModelConfig | ImportedModel | str,
     system_or_chip: System | Chip | str,
     chips: int,
     workload: TrainingWorkload,
@@ -272,6 +295,11 @@ def plan_training(
     min_quality: str | None = None,
 ) -> PlanResult[RankedLayout]:
     """Search every valid layout of `model` on `chips` chips of a system and rank them.
+
+    `model`: a catalog id, a `ModelConfig` or an imported graph (`ImportedModel`); the axes searched
+    are the model's (`workload.protocol`: an imported model gets dp = `chips` with each ZeRO stage
+    at its recorded micro-batch, `search.enumerate`), ranked by the same rules, and its rows also
+    carry `samples_per_s_per_chip`.
 
     `evaluate` is the estimator seam (default `twofold.estimate.evaluate_layouts`): it takes
     `(model, system, workload, table, *, chip)` and returns the `estimate.StepArrays` of the
@@ -348,9 +376,10 @@ def plan_training(
         score = objective_scores(objective, step, extra)[fit_idx]
         mem = step.memory_per_chip_gib[fit_idx]
         order, ties = _rank(table, fit_idx, score, mem, larger_is_better, float(tie_tolerance))
-        top = _ranked(table, step, extra, fit_idx[order[:top_k]])
+        per = 1.0 / workload.seq_len if not isinstance(model, ModelConfig) else None
+        top = _ranked(table, step, extra, fit_idx[order[:top_k]], per)
         throughput = step.tokens_per_s_per_chip[fit_idx]
-        pareto = _ranked(table, step, extra, fit_idx[pareto_front(mem, throughput)])
+        pareto = _ranked(table, step, extra, fit_idx[pareto_front(mem, throughput)], per)
         fitting = int(fit_idx.size)
 
     return PlanResult(

@@ -26,6 +26,7 @@ from typing import Any, Literal
 from twofold.errors import InputError
 from twofold.workload.ops import Op, OpKind, Phase
 from twofold.workload.precision import bytes_per_element
+from twofold.workload.protocol import DATA_PARALLEL_AXES
 
 __all__ = [
     "ImportedModel",
@@ -51,6 +52,10 @@ class ImportedModel:
     the rest). `unsupported` maps each operator the importer did not recognise to how many times it
     ran: each is priced as a zero-FLOP memory operator over its input and output tensors, an
     explicit approximation that `to_dict()` and `twofold inspect` report.
+
+    As a `workload.protocol.TrainingModel` it takes data-parallel axes only (dp, ZeRO 0-3, hybrid
+    sharding), at the micro-batch and sequence length it was imported with; `fuse` says whether the
+    estimator prices the fused operators when there are some (`eager()`: the traced ones).
     """
 
     name: str
@@ -67,12 +72,63 @@ class ImportedModel:
     # The same passes after `workload.fusion` (what a fusing compiler runs); None: not available.
     fused_ops: tuple[Op, ...] | None = None
     fused_backward_ops: tuple[Op, ...] | None = None
+    fuse: bool = True
 
-    def step_ops(self, *, fused: bool = True) -> tuple[tuple[Op, ...], tuple[Op, ...]]:
-        """(forward, backward) operators the estimator prices: fused when `fused` and available."""
-        if fused and self.fused_ops is not None:
+    @property
+    def parallel_axes(self) -> frozenset[str]:
+        return DATA_PARALLEL_AXES
+
+    @property
+    def num_layers(self) -> int:
+        """Repeated blocks, one FSDP unit each (PyTorch's `transformer_auto_wrap_policy` wraps each
+        layer): the largest repeat count of a forward GEMM or convolution (a traced stack of L
+        layers merges each layer op into one with count L); 1 for a model without repeats."""
+        return max((op.count for op in self.ops if op.kind in ("gemm", "conv")), default=1)
+
+    @property
+    def fixed_micro_batch(self) -> int:
+        return self.batch
+
+    @property
+    def fixed_seq_len(self) -> int | None:
+        return self.seq_len
+
+    @property
+    def counts_tokens(self) -> bool:
+        return self.seq_len is not None
+
+    @property
+    def fused(self) -> bool:
+        """Whether the estimator prices fused operators (asked for and available)."""
+        return self.fuse and self.fused_ops is not None
+
+    def eager(self) -> ImportedModel:
+        """The same model priced from its traced (eager, unfused) operators."""
+        return replace(self, fuse=False)
+
+    def step_ops(self, *, fused: bool | None = None) -> tuple[tuple[Op, ...], tuple[Op, ...]]:
+        """(forward, backward) operators the estimator prices: fused when `fused` (default: the
+        model's `fuse`) and available."""
+        if (self.fuse if fused is None else fused) and self.fused_ops is not None:
             return self.fused_ops, self.fused_backward_ops or ()
         return self.ops, self.backward_ops
+
+    @property
+    def model_flops(self) -> float:
+        """Model FLOPs of one micro-batch's forward: GEMMs, convolutions and attention (its causal
+        part), PaLM's convention (Chowdhery et al. 2022, appendix B); a training step is 3x."""
+        total = 0.0
+        for op in self.ops:
+            if op.kind in ("gemm", "conv", "attention"):
+                useful = op.useful_flops if op.useful_flops is not None else op.flops
+                total += useful * op.count
+        return total
+
+    @property
+    def activation_bytes(self) -> float:
+        """Bytes one micro-batch's priced forward writes: an upper bound on what autograd or a
+        compiler saves for the backward."""
+        return float(sum(op.bytes_written * op.count for op in self.step_ops()[0]))
 
     def forward_ops(self) -> tuple[Op, ...]:
         """Forward operators of one batch (inference or the first half of a training step)."""

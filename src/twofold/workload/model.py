@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from twofold.workload.protocol import ALL_AXES
+
 __all__ = ["ModelConfig"]
 
 
@@ -77,6 +79,24 @@ class ModelConfig:
     v_head_dim: int = 0
 
     source: str = ""  # where the architecture comes from (HF repo, paper)
+
+    # `workload.protocol.TrainingModel`: an architecture takes every layout axis, any micro-batch
+    # and sequence length, and counts tokens.
+    @property
+    def parallel_axes(self) -> frozenset[str]:
+        return ALL_AXES
+
+    @property
+    def fixed_micro_batch(self) -> int | None:
+        return None
+
+    @property
+    def fixed_seq_len(self) -> int | None:
+        return None
+
+    @property
+    def counts_tokens(self) -> bool:
+        return True
 
     @property
     def is_moe(self) -> bool:

@@ -20,7 +20,14 @@ from twofold.errors import InputError, near_matches
 from twofold.workload.hf_config import from_hf_config, load_hf_config
 from twofold.workload.model import ModelConfig
 
-__all__ = ["catalog_entry", "catalog_names", "get_model", "list_models"]
+__all__ = [
+    "TORCH_SPEC_PREFIX",
+    "catalog_entry",
+    "catalog_names",
+    "get_model",
+    "list_models",
+    "model_spec_kind",
+]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -102,6 +109,21 @@ def _unknown(name: str) -> InputError:
     close = near_matches(name, pool)
     hint = f"did you mean: {', '.join(close)}" if close else f"known: {', '.join(sorted(entries))}"
     return InputError("model", name, f"unknown model (not a catalog id, alias or config.json path); {hint}")
+
+
+# How a `--model` spec names its model (`model_spec_kind`; `frontends.load_model` loads it).
+TORCH_SPEC_PREFIX = "torch:"
+
+
+def model_spec_kind(spec: str) -> str:
+    """What a model spec names, from its spelling alone (nothing is read): "onnx" for a `*.onnx`
+    file, "torch" for `torch:package.module:factory` (a callable returning a PyTorch module and its
+    example inputs), "catalog" for a catalog id, alias or config.json path (`get_model`)."""
+    if spec.startswith(TORCH_SPEC_PREFIX):
+        return "torch"
+    if spec.lower().endswith(".onnx"):
+        return "onnx"
+    return "catalog"
 
 
 def get_model(name_or_path: str) -> ModelConfig:
