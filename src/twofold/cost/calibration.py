@@ -199,7 +199,7 @@ class TrainingCalibration:
         (DeepSpeed ZeRO-3: Narayanan et al. 2021 Table 2 stays flat with scale, `parallel.comm`)
         rather than at the bus bandwidth NCCL reaches across multi-NIC nodes (PyTorch FSDP,
         Megatron-FSDP, XLA)."""
-        return self.stack_for(chip).fsdp_flavour(self.stack_family(chip.id)) == "deepspeed"
+        return bool(self.stack_for(chip).fsdp_flavour(self.stack_family(chip.id)) == "deepspeed")
 
     def fsdp_overlap_on(self, chip: Any) -> float:
         """The fitted overlap fraction of the stack's FSDP flavour; a flavour without rows takes the

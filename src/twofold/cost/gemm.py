@@ -92,7 +92,7 @@ def skinny_padded_flops(m: np.ndarray, n: np.ndarray, k: np.ndarray, batch: np.n
     """
     tile = np.ceil(m / SKINNY_GEMM_ROWS) * SKINNY_GEMM_ROWS * np.ceil(n / 128.0) * 128.0
     padded = batch * tile * 2.0 * k
-    return np.where(m < SKINNY_GEMM_ROWS, 2.0 * batch * m * n * k, padded)
+    return np.asarray(np.where(m < SKINNY_GEMM_ROWS, 2.0 * batch * m * n * k, padded))
 
 
 def systolic_padded_flops(
@@ -135,7 +135,7 @@ def systolic_padded_flops(
     units = max(int(units), 1)
     n_tiles = batch * _ceil_div(n, a) * _ceil_div(m, t)
     waves = _ceil_div(n_tiles, units)
-    return waves * units * _ceil_div(k, a) * (np.minimum(m, t) + a) * 2.0 * a * a * t / (t + a)
+    return np.asarray(waves * units * _ceil_div(k, a) * (np.minimum(m, t) + a) * 2.0 * a * a * t / (t + a))
 
 
 def ramp_flops(padded_flops: np.ndarray, half_flops: float) -> np.ndarray:

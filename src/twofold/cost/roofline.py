@@ -88,7 +88,7 @@ def causal_fraction(q_len: np.ndarray, kv_len: np.ndarray) -> np.ndarray:
     """
     q = np.maximum(q_len, 1.0)
     kv = np.maximum(kv_len, q)
-    return (q * (kv - q) + q * (q + 1.0) / 2.0) / (q * kv)
+    return np.asarray((q * (kv - q) + q * (q + 1.0) / 2.0) / (q * kv))
 
 
 def _or_nan(value: float | None) -> float:

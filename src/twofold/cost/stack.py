@@ -147,7 +147,7 @@ class Stack:
         return str(self.value("attention_kernel", family))
 
     def eager(self, family: str | None) -> bool:
-        return self.value("runtime", family) == "eager"
+        return bool(self.value("runtime", family) == "eager")
 
     def fsdp_flavour(self, family: str | None) -> str:
         return str(self.value("fsdp_flavour", family))

@@ -120,7 +120,7 @@ def tp_allreduce_s(
     if chip.architecture != "gpu" or inner is None or (inner.domain_chips or 0) < tp:
         return ring
     one_shot = 2.0 * inner.latency_us * 1e-6 + (tp - 1.0) * nbytes / (inner.bandwidth_gb_s_per_chip * 1e9)
-    return np.minimum(ring, one_shot)
+    return np.asarray(np.minimum(ring, one_shot))
 
 
 def _phase(stage: dict[str, np.ndarray], steps: np.ndarray, busy: np.ndarray) -> dict[str, np.ndarray]:

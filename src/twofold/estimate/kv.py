@@ -73,4 +73,4 @@ def kv_cache_bytes(
     tokens = (n - sliding) * ctx + sliding * (
         np.minimum(ctx, window) if sliding and window is not None else 0.0
     )
-    return share * tokens * per * np.asarray(sequences, dtype=float)
+    return np.asarray(share * tokens * per * np.asarray(sequences, dtype=float))

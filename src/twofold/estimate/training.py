@@ -111,7 +111,7 @@ def model_flops_per_token(model: ModelConfig, seq_len: int, *, finetune: Finetun
     attention = 3.0 * 2.0 * model.num_attention_heads * (d_qk + d_v) * keys * model.num_layers
     if finetune is not None:
         per_layer, outer = adapter_params(model, finetune)
-        return 4.0 * matmul_params + 6.0 * (per_layer * model.num_layers + outer) + attention
+        return float(4.0 * matmul_params + 6.0 * (per_layer * model.num_layers + outer) + attention)
     return 6.0 * matmul_params + attention
 
 

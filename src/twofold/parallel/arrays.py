@@ -64,21 +64,21 @@ class LayoutArrays:
     @property
     def dp_group(self) -> np.ndarray:
         """Ranks holding replicas of the non-expert parameters (Megatron shards over DP x CP)."""
-        return self.dp * self.cp
+        return np.asarray(self.dp * self.cp)
 
     @property
     def shard_group(self) -> np.ndarray:
         """Ranks one copy of the non-expert states is sharded over: dp x cp, or with hybrid
         sharding (`Layout.shard`) shard x cp; ZeRO-1/2 shard over the whole dp x cp group."""
-        return np.where(self.zero >= 3, self.shard * self.cp, self.dp * self.cp)
+        return np.asarray(np.where(self.zero >= 3, self.shard * self.cp, self.dp * self.cp))
 
     @property
     def replicas(self) -> np.ndarray:
         """Copies of the sharded states across hybrid-sharding groups (1 without hybrid sharding)."""
-        return self.dp_group / self.shard_group
+        return np.asarray(self.dp_group / self.shard_group)
 
     @property
     def expert_dp_group(self) -> np.ndarray:
         """Ranks holding replicas of one expert shard: the stage's tp*cp*dp ranks refolded as
         etp*ep*edp (Megatron-Core expert parallel groups); dp*cp/ep when etp = tp."""
-        return np.maximum(self.tp * self.dp * self.cp / (self.ep * self.etp), 1.0)
+        return np.asarray(np.maximum(self.tp * self.dp * self.cp / (self.ep * self.etp), 1.0))

@@ -140,7 +140,7 @@ class Group:
     def members(self, j: int) -> np.ndarray:
         """n_j: members per level-j domain that sit in distinct level-(j-1) domains."""
         below = self.cum[j - 1] if j > 0 else np.ones_like(self.size)
-        return self.cum[j] / below
+        return np.asarray(self.cum[j] / below)
 
 
 def _torus_shape(lv: LevelArrays, stride: np.ndarray, span: np.ndarray) -> tuple[np.ndarray, float]:
@@ -228,7 +228,7 @@ def flat_collective_s(
     inner = inner + (buckets - 1.0) * _hierarchical(levels, group, np.zeros_like(group.size), passes)
     out = inner
     if not ring or any(lv.multi_host for lv in levels):
-        return out
+        return np.asarray(out)
     n_total = group.size
     for j, lv in enumerate(levels):
         if lv.kind != "network":
@@ -238,7 +238,7 @@ def flat_collective_s(
             + buckets * (n_total - 1.0) * lv.latency_s
         )
         out = np.where(group.members(j) > 1.0, np.maximum(ring, inner), out)
-    return out
+    return np.asarray(out)
 
 
 def all_to_all_s(

@@ -189,7 +189,7 @@ def layer_activation_bytes(
     full_layer = tokens * (rep / t_sp + shard / tp_f + seq_len * per_key / tp_f)
     selective = tokens * (rep / t_sp + (shard - lse) / tp_f)
     layer_input = tokens * act_bytes * model.hidden_size / t_sp
-    return np.where(rc == 0, full_layer, np.where(rc == 1, selective, layer_input))
+    return np.asarray(np.where(rc == 0, full_layer, np.where(rc == 1, selective, layer_input)))
 
 
 def model_states_bytes(
@@ -236,7 +236,7 @@ def _in_flight(lay: LayoutArrays, rank: np.ndarray) -> np.ndarray:
     """
     chunks = (lay.pp - rank - 1.0) * 2.0 + (lay.vp - 1.0) * lay.pp + 1.0
     interleaved = np.minimum(chunks, lay.microbatches * lay.vp) / lay.vp
-    return np.where(lay.vp > 1, interleaved, np.minimum(lay.pp - rank, lay.microbatches))
+    return np.asarray(np.where(lay.vp > 1, interleaved, np.minimum(lay.pp - rank, lay.microbatches)))
 
 
 def memory_per_chip(
@@ -309,7 +309,7 @@ def memory_per_chip(
         if not model.is_moe:
             return dense
         moe = layer_activation_bytes(model, recompute=recompute, moe=True, **kw)
-        return (model.num_dense_layers * dense + model.num_moe_layers * moe) / n
+        return np.asarray((model.num_dense_layers * dense + model.num_moe_layers * moe) / n)
 
     stored = per_layer(lay.recompute)
     working = np.where(lay.recompute == 2, per_layer(0), 0.0)

@@ -151,7 +151,7 @@ Rule = tuple[str, Callable[[_Ctx], str], Callable[[Mapping[str, np.ndarray], _Ct
 
 def _tp_kv_ok(a: Mapping[str, np.ndarray], c: _Ctx) -> np.ndarray:
     # tp a multiple of num_kv_heads: each rank holds a replicated key/value head (parallel.rules).
-    return (c.model.num_kv_heads % a["tp"] == 0) | (a["tp"] % c.model.num_kv_heads == 0)
+    return np.asarray((c.model.num_kv_heads % a["tp"] == 0) | (a["tp"] % c.model.num_kv_heads == 0))
 
 
 def _tp_ffn_ok(a: Mapping[str, np.ndarray], c: _Ctx) -> np.ndarray:
@@ -160,13 +160,13 @@ def _tp_ffn_ok(a: Mapping[str, np.ndarray], c: _Ctx) -> np.ndarray:
     if m.is_moe:
         if m.num_shared_experts:
             ok &= m.shared_expert_intermediate_size % a["tp"] == 0
-    return ok
+    return np.asarray(ok)
 
 
 def _pp_ok(a: Mapping[str, np.ndarray], c: _Ctx) -> np.ndarray:
     if c.options.uneven_pipeline:
-        return a["pp"] <= c.model.num_layers
-    return c.model.num_layers % a["pp"] == 0
+        return np.asarray(a["pp"] <= c.model.num_layers)
+    return np.asarray(c.model.num_layers % a["pp"] == 0)
 
 
 def _tp_domain_ok(a: Mapping[str, np.ndarray], c: _Ctx) -> np.ndarray:
@@ -176,12 +176,12 @@ def _tp_domain_ok(a: Mapping[str, np.ndarray], c: _Ctx) -> np.ndarray:
 
 
 def _seq_cp_ok(a: Mapping[str, np.ndarray], c: _Ctx) -> np.ndarray:
-    return (a["cp"] == 1) | (c.workload.seq_len % (2 * a["cp"]) == 0)
+    return np.asarray((a["cp"] == 1) | (c.workload.seq_len % (2 * a["cp"]) == 0))
 
 
 def _seq_sp_ok(a: Mapping[str, np.ndarray], c: _Ctx) -> np.ndarray:
     s = c.workload.seq_len
-    return (a["tp"] == 1) | ((s % a["cp"] == 0) & ((s // a["cp"]) % a["tp"] == 0))
+    return np.asarray((a["tp"] == 1) | ((s % a["cp"] == 0) & ((s // a["cp"]) % a["tp"] == 0)))
 
 
 FACTORISATION_RULES: tuple[Rule, ...] = (

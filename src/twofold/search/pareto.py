@@ -32,4 +32,4 @@ def pareto_front(cost: np.ndarray, gain: np.ndarray) -> np.ndarray:
     best_cheaper = np.where(start_idx > 0, running[np.maximum(start_idx - 1, 0)], -np.inf)[group]
     group_best = g[start_idx][group]
     keep = (g == group_best) & (g > best_cheaper)
-    return order[keep].astype(np.int64)
+    return np.asarray(order[keep].astype(np.int64))
