@@ -4,6 +4,8 @@ of every verb still match them), and CONTRIBUTING.md's error rule: field, value 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -62,3 +64,11 @@ def test_values_that_keep_the_rule_come_back_unchanged() -> None:
 def test_booleans_strings_and_non_finite_values_are_refused(check: object) -> None:
     with pytest.raises(InputError):
         check()  # type: ignore[operator]
+
+
+def test_finite_refuses_infinity_where_asked() -> None:
+    assert non_negative("grid", math.inf) == math.inf  # the default admits it
+    with pytest.raises(InputError, match="grid=inf: must be a non-negative number"):
+        non_negative("grid", math.inf, finite=True)
+    with pytest.raises(InputError, match="tokens=inf"):
+        positive("tokens", math.inf, finite=True)

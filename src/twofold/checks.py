@@ -47,9 +47,11 @@ def positive(field: str, value: T, rule: str = "must be a positive number", *, f
     return value
 
 
-def non_negative(field: str, value: T, rule: str = "must be a non-negative number") -> T:
-    """A real number >= 0."""
-    if not _real_and(value, lambda x: x >= 0):
+def non_negative(
+    field: str, value: T, rule: str = "must be a non-negative number", *, finite: bool = False
+) -> T:
+    """A real number >= 0 (and finite, with `finite=True`)."""
+    if not _real_and(value, lambda x: x >= 0 and (math.isfinite(x) or not finite)):
         raise InputError(field, value, rule)
     return value
 

@@ -34,11 +34,11 @@ figures and ratios `compare.metrics`, and what it returns `compare.result`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from twofold.checks import non_negative, one_of, positive, positive_int
 from twofold.compare.factors import dominant_factor
 from twofold.compare.inputs import (
     DEFAULT_CHIPS,
@@ -128,21 +128,19 @@ def compare_targets(
         raise InputError("tokens", tokens, f"{model.name} has no token input: give a budget in samples")
     if unit == "tokens" and samples is not None:
         raise InputError("samples", samples, f"{model.name} counts tokens: give a budget in tokens")
-    if samples is not None and (not math.isfinite(samples) or samples <= 0):
-        raise InputError("samples", samples, "must be a positive number of samples")
+    if samples is not None:
+        positive("samples", samples, "must be a positive number of samples", finite=True)
     if not targets:
         raise InputError("on", "", "name at least one chip")
     labels = [t.label for t in targets]
     if len(set(labels)) != len(labels):
         raise InputError("on", ",".join(labels), "names a chip twice")
-    if mode not in MODES:
-        raise InputError("mode", mode, f"must be one of {', '.join(MODES)}")
-    if isinstance(chips, bool) or not isinstance(chips, int) or chips < 1:
-        raise InputError("chips", chips, "must be a positive integer")
-    if tokens is not None and (not math.isfinite(tokens) or tokens <= 0):
-        raise InputError("tokens", tokens, "must be a positive number of tokens")
-    if grid_gco2_per_kwh is not None and (not math.isfinite(grid_gco2_per_kwh) or grid_gco2_per_kwh < 0):
-        raise InputError("grid_gco2_per_kwh", grid_gco2_per_kwh, "must be a non-negative number")
+    one_of("mode", mode, MODES)
+    positive_int("chips", chips)
+    if tokens is not None:
+        positive("tokens", tokens, "must be a positive number of tokens", finite=True)
+    if grid_gco2_per_kwh is not None:
+        non_negative("grid_gco2_per_kwh", grid_gco2_per_kwh, finite=True)
     if deadline_s is not None:
         deadline_s = _check_deadline(model, deadline_s, tokens)
     ref_label = labels[0] if reference is None else _resolve_reference(reference, targets)
