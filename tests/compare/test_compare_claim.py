@@ -254,3 +254,19 @@ def test_claim_names_a_chip_in_a_system() -> None:
 
     claim = parse_claim("trn2@trn2-ultraserver is 2x h100")
     assert (claim.chip_a, claim.chip_b) == ("trn2@trn2-ultraserver", "h100")
+
+
+def test_thin_evidence_of_many_workloads_names_each_chip_once() -> None:
+    from twofold.compare.ranges import merge_thin
+
+    wider = ", extrapolated (one level wider): seq_len 32768 > 8192, the longest validated training row"
+    parts = [
+        "trn2: inherited from AWS Trainium",
+        f"trn2: inherited from AWS Trainium{wider}",
+        f"h100: measured family{wider}",
+    ]
+    assert merge_thin(parts) == [
+        "trn2: inherited from AWS Trainium, one level wider past seq_len 8192 (extrapolated)",
+        "h100: measured family, one level wider past seq_len 8192 (extrapolated)",
+    ]
+    assert merge_thin(["trn2: inherited from AWS Trainium"] * 2) == ["trn2: inherited from AWS Trainium"]

@@ -256,10 +256,11 @@ def render_compare(d: dict[str, Any]) -> None:
             "cannot size" if _unsized(r) else _ratio_cell(r, _ratio_column(d)[0]),
         )
     out.print(table)
-    thin = list(
-        dict.fromkeys(
-            part for r in d["rows"] if r.get("thin_evidence") for part in r["thin_evidence"].split("; ")
-        )
+    # lazy: start-up time
+    from twofold.compare.ranges import merge_thin
+
+    thin = merge_thin(
+        part for r in d["rows"] if r.get("thin_evidence") for part in r["thin_evidence"].split("; ")
     )
     out.print(
         "80%: interval from the held-out error of the shipped rows; ratio ranges combine the two chips' "

@@ -33,7 +33,14 @@ from twofold.compare.claim_parse import CLAIM_METRICS, Claim, parse_claim
 from twofold.compare.compare import compare_targets
 from twofold.compare.factors import dominant_factor
 from twofold.compare.plans import PlanCache, Target, target
-from twofold.compare.ranges import CANNOT_TELL, DOES_NOT_HOLD, HOLDS, chip_uncertainty, range_verdict
+from twofold.compare.ranges import (
+    CANNOT_TELL,
+    DOES_NOT_HOLD,
+    HOLDS,
+    chip_uncertainty,
+    merge_thin,
+    range_verdict,
+)
 from twofold.compare.ranges import ratio_range as combined_range
 from twofold.compare.ranges import thin_evidence as thin_of
 from twofold.compare.workloads import CLAIM_WORKLOADS, ClaimWorkload
@@ -509,7 +516,7 @@ def _verdict(
             f"holds on {count[HOLDS]} of {n} workloads, does not hold on {count[DOES_NOT_HOLD]} "
             f"(80% ranges against {threshold:.2f}x): {said}; {spread}"
         )
-    thin = list(dict.fromkeys(p for r in evaluated if r.thin_evidence for p in r.thin_evidence.split("; ")))
+    thin = merge_thin(p for r in evaluated if r.thin_evidence for p in r.thin_evidence.split("; "))
     why = f"; thin evidence: {'; '.join(thin)}" if thin else ""
     return (
         f"cannot tell at this evidence on {count[CANNOT_TELL]} of {n} workloads (80% range straddles "

@@ -32,7 +32,8 @@ evidence" when it straddles it.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 
 from twofold.compare.plans import Target
 from twofold.estimate.uncertainty import Uncertainty, uncertainty_for
@@ -110,6 +111,23 @@ def thin_evidence(labelled: Mapping[str, Uncertainty]) -> str:
     return "; ".join(
         f"{label}: {u.evidence.describe()}" for label, u in labelled.items() if u.evidence.level != "measured"
     )
+
+
+def merge_thin(parts: Iterable[str]) -> list[str]:
+    """Thin-evidence parts of several workloads ("trn2: inherited from AWS Trainium", the same with
+    ", extrapolated (one level wider): seq_len 32768 > 8192, ...") as one part per chip, in order:
+    its basis, and where some workloads were extrapolated, past which sequence length."""
+    merged: dict[str, tuple[str, str | None]] = {}
+    for part in parts:
+        label, _, text = part.partition(": ")
+        basis, extrapolated, rest = text.partition(", extrapolated")
+        longest = re.search(r"> (\d+)", rest) if extrapolated else None
+        old_basis, old_longest = merged.get(label, (basis, None))
+        merged[label] = (old_basis, old_longest or (longest.group(1) if longest else None))
+    return [
+        f"{label}: {basis}" + (f", one level wider past seq_len {longest} (extrapolated)" if longest else "")
+        for label, (basis, longest) in merged.items()
+    ]
 
 
 def range_verdict(low: float, high: float, threshold: float) -> str:
