@@ -178,21 +178,38 @@ def test_capacity_block_prices_factors_multiply_back(cache: dict) -> None:
     assert any("unknown for a100: no published capacity-block price" in n for n in result.notes)
 
 
-def test_roofline_shares_use_the_stack_the_plan_ran() -> None:
-    """Under `--stack`, the split prices its shares with that stack's profile: a compiled stack pays
-    no eager per-kernel factor, so less of its op time is overhead than under Megatron (eager); with
-    no stack it is the chip's reference stack (Megatron on H100)."""
-    from twofold.compare.factors import roofline_shares
-    from twofold.hardware.catalog import get_chip
+def test_roofline_shares_come_from_the_estimate_under_its_stack() -> None:
+    """The kernel-time split is the estimator's own (`StepTerms.kernel_*_share`), priced under the
+    stack it ran: a compiled stack pays no eager per-kernel factor, so less of its op time is
+    overhead than under Megatron (eager); with no stack it is the chip's reference stack (Megatron
+    on H100). Reference: the op-by-op roofline terms of the same per-chip graph (`cost.op_time_terms`),
+    summed by hand here."""
+    import numpy as np
+
+    from twofold.cost import op_time_terms, profile_for
+    from twofold.cost.calibration import shipped_calibration
+    from twofold.estimate import estimate_training
+    from twofold.hardware.catalog import get_chip, system_for
     from twofold.parallel.layout import Layout, TrainingWorkload
+    from twofold.workload.graph import training_ops
     from twofold.workload.registry import get_model
 
     model, chip = get_model("llama3.1-8b"), get_chip("h100")
-    layout = Layout(dp=8, tp=1, pp=1, micro_batch=1)
+    layout = Layout(dp=8, tp=1, pp=1, micro_batch=1, recompute="selective")
     workload = TrainingWorkload(global_batch=64, seq_len=4096)
-    _, roof_eager = roofline_shares(model, chip, layout, workload, "megatron")
-    _, roof_compiled = roofline_shares(model, chip, layout, workload, "fsdp-compile")
-    assert roof_compiled > roof_eager  # roofline / op time: less overhead when compiled
-    assert roofline_shares(model, chip, layout, workload) == roofline_shares(
-        model, chip, layout, workload, "megatron"
+
+    def shares(stack: str | None) -> tuple[float, float]:
+        est = estimate_training(model, system_for(chip), layout, workload, stack=stack)
+        return est.terms().kernel_compute_share, est.terms().kernel_roofline_share
+
+    ops = training_ops(model, micro_batch=1, seq_len=4096, precision="bf16", recompute="selective")
+    terms = op_time_terms(ops, chip, profile_for(chip, shipped_calibration().with_stack("megatron")))
+    counts = np.array([op.count for op in ops], dtype=float)
+    total = float(np.dot(terms.time_s, counts))
+    by_hand = (
+        float(np.dot(terms.compute_s, counts)) / total,
+        float(np.dot(np.maximum(terms.compute_s, terms.memory_s), counts)) / total,
     )
+    assert shares("megatron") == pytest.approx(by_hand, rel=1e-9)
+    assert shares(None) == shares("megatron")
+    assert shares("fsdp-compile")[1] > shares("megatron")[1]  # less overhead when compiled

@@ -47,6 +47,10 @@ KEYS_BEFORE = (
     *(f"hidden_{t}_s" for t in HIDDEN_TERMS),
     *(f"memory_{t}_bytes" for t in MEMORY_TERMS),
 )
+# Added since: the kernel time's compute-roofline and roofline shares (compare's factors read them
+# instead of re-pricing the graph), at the end so every key before keeps its place.
+KEYS_ADDED = ("kernel_compute_share", "kernel_roofline_share")
+KEYS = (*KEYS_BEFORE, *KEYS_ADDED)
 MODEL = get_model("llama3.1-8b")
 H100 = get_chip("h100")
 SYSTEM = system_for(H100)
@@ -63,11 +67,15 @@ def _arrays() -> StepArrays:
 
 
 def test_fields_are_the_keys_before_in_their_order() -> None:
-    assert STEP_FIELDS == KEYS_BEFORE
-    assert tuple(f.name for f in fields(StepArrays)) == KEYS_BEFORE
+    assert STEP_FIELDS == KEYS
+    assert tuple(f.name for f in fields(StepArrays)) == KEYS
     arrays = _arrays()
-    assert tuple(arrays.to_dict()) == KEYS_BEFORE
-    assert tuple(arrays.row(0).to_dict()) == KEYS_BEFORE
+    assert tuple(arrays.to_dict()) == KEYS
+    assert tuple(arrays.row(0).to_dict()) == KEYS
+    # A share of the op time: the compute roofline <= the roofline (max with memory) <= the op time.
+    for i in range(len(arrays)):
+        row = arrays.row(i)
+        assert 0.0 < row.kernel_compute_share <= row.kernel_roofline_share <= 1.0
 
 
 @pytest.mark.parametrize("i", range(len(LAYOUTS)))
@@ -134,7 +142,7 @@ def test_the_plan_json_is_the_row_of_its_layout() -> None:
     table = LayoutTable.from_layouts([result.best.layout])
     row = evaluate_layouts(MODEL, SYSTEM, WORKLOAD, table, chip=H100).row(0)
     assert best == {"layout": best["layout"], **row.to_dict()}
-    assert tuple(best)[1:] == KEYS_BEFORE
+    assert tuple(best)[1:] == KEYS
 
 
 def test_take_and_concat_keep_rows() -> None:

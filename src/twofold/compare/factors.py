@@ -13,15 +13,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
 
 from twofold.estimate.step import StepTerms
 from twofold.hardware.types import Chip
-from twofold.parallel.layout import Layout, TrainingWorkload
-from twofold.workload.imported import ImportedModel
-from twofold.workload.model import ModelConfig
+from twofold.parallel.layout import TrainingWorkload
 
 __all__ = ["THROUGHPUT_FACTORS", "ChipTerms", "chip_terms", "dominant_factor", "ratio_factors"]
 
@@ -66,59 +61,19 @@ class ChipTerms:
         }
 
 
-def roofline_shares(
-    model: ModelConfig | ImportedModel,
-    chip: Chip,
-    layout: Layout,
-    workload: TrainingWorkload,
-    stack: Any = None,
-) -> tuple[float, float]:
-    """(rho_c, rho_r): compute-roofline and roofline (no overhead) time over op time, for one
-    micro-batch of the layout's per-chip ops (module docstring), priced with the profile of the
-    stack the chip's plan ran (`stack`: a Stack, an id or None / "auto", as the estimator takes it)."""
-    from twofold.cost import op_time_terms, profile_for
-    from twofold.cost.calibration import shipped_calibration
-    from twofold.workload.graph import training_ops
-
-    if isinstance(model, ImportedModel):
-        fwd, bwd = model.step_ops(fused=True)
-        ops = (*fwd, *bwd)
-    else:
-        ops = training_ops(
-            model,
-            micro_batch=layout.micro_batch,
-            seq_len=workload.seq_len,
-            precision=workload.precision,
-            recompute=layout.recompute,
-            tp=layout.tp,
-            cp=layout.cp,
-            ep=layout.ep,
-            sequence_parallel=layout.sequence_parallel,
-        )
-    profile = profile_for(chip, calibration=shipped_calibration().with_stack(stack))
-    terms = op_time_terms(ops, chip, profile)
-    counts = np.array([op.count for op in ops], dtype=float)
-    total = float(np.dot(terms.time_s, counts))
-    compute = float(np.dot(terms.compute_s, counts))
-    roofline = float(np.dot(np.maximum(terms.compute_s, terms.memory_s), counts))
-    return compute / total, roofline / total
-
-
 def chip_terms(
-    model: ModelConfig | ImportedModel,
     chip: Chip,
     workload: TrainingWorkload,
     *,
     chips: int,
     step: StepTerms,
-    unconstrained_layout: Layout,
     unconstrained_step: StepTerms,
-    stack: Any = None,
 ) -> ChipTerms:
     """The terms of `step` (the best fitting layout's estimate), built from the unconstrained
-    layout's priced terms and the ratio of the two throughputs (module docstring). The step time,
-    kernel time K, exposed communication X and model FLOPs are the estimator's own figures; only
-    the roofline shares rho_c and rho_r are priced here (`roofline_shares`)."""
+    layout's priced terms and the ratio of the two throughputs (module docstring). Every figure is
+    the estimator's own: the step time, kernel time K, exposed communication X, model FLOPs and the
+    roofline shares rho_c and rho_r of the kernel time (`StepTerms.kernel_compute_share`,
+    `kernel_roofline_share`: priced with the rest of the step, never again here)."""
     u = unconstrained_step
     peak = chip.peak_tflops(workload.precision) * 1e12
     tokens_per_step = float(workload.global_batch) * workload.seq_len
@@ -126,7 +81,7 @@ def chip_terms(
     t_ideal = u.model_flops_per_step / (chips * peak)
     kernels = u.kernel_s
     exposed = u.exposed_comm_s
-    rho_c, rho_r = roofline_shares(model, chip, unconstrained_layout, workload, stack)
+    rho_c, rho_r = u.kernel_compute_share, u.kernel_roofline_share
     compute, roofline = rho_c * kernels, rho_r * kernels
     return ChipTerms(
         peak_compute=peak,

@@ -201,14 +201,7 @@ def _raw_row(
     row.breakdown = plan.step.breakdown_s
     assert plan.unconstrained_layout is not None and plan.unconstrained_step is not None
     row.terms = chip_terms(
-        model,
-        tgt.chip,
-        workload,
-        chips=plan.chips,
-        step=plan.step,
-        unconstrained_layout=plan.unconstrained_layout,
-        unconstrained_step=plan.unconstrained_step,
-        stack=tgt.stack,
+        tgt.chip, workload, chips=plan.chips, step=plan.step, unconstrained_step=plan.unconstrained_step
     )
     if tgt.price.usd_per_chip_hour is None:
         kind = tgt.price.kind

@@ -4,7 +4,7 @@ The per-chip operator graph of one micro-batch (`workload.graph.training_ops`) d
 (tp, cp, ep, etp, micro_batch, sequence_parallel) for a given model, sequence length and precision
 (recompute reruns a subset of its forward ops), so it is built and priced once per distinct
 combination (`np.unique` over those columns) and broadcast to every layout that shares it; all
-distinct combinations are priced in a single `cost.op_times_s` call. Optimizer time is linear in
+distinct combinations are priced in a single `cost.op_time_terms` call. Optimizer time is linear in
 the parameters a chip updates (the roofline of a memory-bound elementwise op plus a fixed
 overhead), so it is priced at two sizes and interpolated.
 """
@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from twofold.cost import op_times_s
+from twofold.cost import op_time_terms, op_times_s
 from twofold.cost.profile import CalibrationProfile
 from twofold.hardware.types import Chip
 from twofold.parallel.arrays import LayoutArrays
@@ -62,6 +62,10 @@ class ComputeTimes:
     last_backward: np.ndarray
     attention_forward: np.ndarray
     attention_backward: np.ndarray
+    # Of one micro-batch of the whole model (every layer, the ends, the recompute): the compute
+    # roofline time and the roofline time (no per-op overhead) over the op time (`compare.factors`).
+    compute_share: np.ndarray
+    roofline_share: np.ndarray
 
 
 @lru_cache(maxsize=4096)
@@ -141,7 +145,9 @@ def compute_times(
         attn.append(extra)
         # Selective recompute reruns these forward ops (see `workload.graph.training_ops`).
         core.extend(op.phase == "forward" and op.name.startswith("layer.attn.core") for op in ops)
-    times = op_times_s(all_ops, chip, profile) * np.array([op.count for op in all_ops], dtype=float)
+    priced = op_time_terms(all_ops, chip, profile)
+    op_counts = np.array([op.count for op in all_ops], dtype=float)
+    times = priced.time_s * op_counts
     seg_a = np.concatenate(seg)
     cat_a = np.fromiter((c for cs in cat for c in cs), dtype=np.int64, count=len(all_ops))
     attn_a = np.fromiter((c for cs in attn for c in cs), dtype=np.int64, count=len(all_ops))
@@ -159,6 +165,21 @@ def compute_times(
     layers = max(model.num_layers, 1)
     rc = lay.recompute
     recompute = np.where(rc == 2, col["layers_forward"], np.where(rc == 1, col["core_forward"], 0.0))
+
+    def whole(seconds: np.ndarray) -> np.ndarray:
+        """Per layout: `seconds` (one per op) summed over one micro-batch of the whole model."""
+        per = np.bincount(seg_a * n_cat + cat_a, weights=seconds, minlength=size)
+        core_at = seg_a[core_a] * n_cat + _INDEX["core_forward"]
+        per += np.bincount(core_at, weights=seconds[core_a], minlength=size)
+        c = per.reshape(len(combos), n_cat)[inverse]
+        ends = sum(c[:, _INDEX[n]] for n in _CATEGORIES if n.startswith(("first_", "last_")))
+        forward, core = c[:, _INDEX["layers_forward"]], c[:, _INDEX["core_forward"]]
+        again = np.where(rc == 2, forward, np.where(rc == 1, core, 0.0))
+        return np.asarray(forward + c[:, _INDEX["layers_backward"]] + again + ends)
+
+    op_total = whole(times)
+    compute_share = whole(priced.compute_s * op_counts) / op_total
+    roofline_share = whole(np.maximum(priced.compute_s, priced.memory_s) * op_counts) / op_total
     return ComputeTimes(
         layers_forward=col["layers_forward"],
         layers_backward=col["layers_backward"],
@@ -169,6 +190,8 @@ def compute_times(
         last_backward=col["last_backward"],
         attention_forward=col["attention_forward"] / layers,
         attention_backward=col["attention_backward"] / layers,
+        compute_share=compute_share,
+        roofline_share=roofline_share,
     )
 
 

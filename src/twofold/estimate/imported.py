@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from twofold.cost import op_times_s
+from twofold.cost import op_time_terms, op_times_s
 from twofold.cost.profile import CalibrationProfile
 from twofold.errors import InputError
 from twofold.estimate.stage import StagePart
@@ -53,6 +53,17 @@ def _time_s(ops: tuple[Op, ...], chip: Chip, profile: CalibrationProfile) -> flo
     if not ops:
         return 0.0
     return float(np.dot(op_times_s(ops, chip, profile), [op.count for op in ops]))
+
+
+def _shares(ops: tuple[Op, ...], chip: Chip, profile: CalibrationProfile) -> tuple[float, float]:
+    """(compute, roofline) shares of the ops' time (`estimate.stage.StagePart`)."""
+    if not ops:
+        return 1.0, 1.0
+    terms = op_time_terms(ops, chip, profile)
+    counts = np.array([op.count for op in ops], dtype=float)
+    total = float(np.dot(terms.time_s, counts))
+    compute = float(np.dot(terms.compute_s, counts))
+    return compute / total, float(np.dot(np.maximum(terms.compute_s, terms.memory_s), counts)) / total
 
 
 def imported_workload(imported: ImportedModel, global_batch: int) -> TrainingWorkload:
@@ -85,6 +96,7 @@ def imported_stage(
         )
     fwd, bwd = imported.step_ops()
     zeros = np.zeros_like(lay.dp)
+    compute_share, roofline_share = _shares((*fwd, *bwd), chip, profile)
     trainable = float(imported.trainable_param_count)
     return StagePart(
         t_fwd=zeros + _time_s(fwd, chip, profile),
@@ -101,4 +113,6 @@ def imported_stage(
             activation_bytes=imported.activation_bytes,
         ),
         model_flops_per_step=3.0 * imported.model_flops * lay.microbatches * lay.dp,
+        compute_share=zeros + compute_share,
+        roofline_share=zeros + roofline_share,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -66,6 +67,9 @@ class TrainingEstimate:
     fused: bool | None = None
     source: str | None = None
     counts_tokens: bool = True
+    # Of the kernel time, the compute-roofline and roofline shares (`StepTerms`; compare's factors).
+    kernel_compute_share: float = math.nan
+    kernel_roofline_share: float = math.nan
 
     @classmethod
     def from_row(
@@ -117,6 +121,8 @@ class TrainingEstimate:
             memory_gib=MappingProxyType(row.memory_gib),
             notes=tuple(notes),
             provenance=dict(provenance or {}),
+            kernel_compute_share=row.kernel_compute_share,
+            kernel_roofline_share=row.kernel_roofline_share,
             uncertainty=None
             if imported
             else uncertainty_for(
@@ -168,6 +174,8 @@ class TrainingEstimate:
             memory_optimizer_states_bytes=mem["optimizer_states"] * 2**30,
             memory_activations_bytes=mem["activations"] * 2**30,
             memory_workspace_bytes=mem["workspace"] * 2**30,
+            kernel_compute_share=self.kernel_compute_share,
+            kernel_roofline_share=self.kernel_roofline_share,
         )
 
     def to_dict(self) -> dict[str, Any]:

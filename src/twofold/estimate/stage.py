@@ -27,7 +27,9 @@ class StagePart:
     ZeRO sharding (`params_expert` None: no experts, so no expert collectives);
     `trainable_non_expert` / `weight_bytes_non_expert`: the trained parameters and the gathered
     weight bytes where they differ (LoRA/QLoRA; None otherwise); `memory`: bytes per chip by part
-    (`parallel.memory.memory_per_chip` keys, with `total`); `model_flops_per_step`.
+    (`parallel.memory.memory_per_chip` keys, with `total`); `model_flops_per_step`;
+    `compute_share` / `roofline_share`: of one micro-batch's op time, the compute-roofline and the
+    roofline (no per-op overhead) parts (`compare.factors` splits the kernel time with them).
     """
 
     t_fwd: np.ndarray
@@ -40,3 +42,5 @@ class StagePart:
     weight_bytes_non_expert: np.ndarray | None = None
     memory: dict[str, np.ndarray]
     model_flops_per_step: np.ndarray | float
+    compute_share: np.ndarray
+    roofline_share: np.ndarray

@@ -90,6 +90,8 @@ class StepTerms:
     memory_optimizer_states_bytes: float
     memory_activations_bytes: float
     memory_workspace_bytes: float
+    kernel_compute_share: float = math.nan
+    kernel_roofline_share: float = math.nan
 
     @property
     def breakdown_s(self) -> dict[str, float]:
@@ -127,6 +129,9 @@ class StepTerms:
         stored as 0.0 or 1.0."""
         values: dict[str, Any] = {}
         for name in STEP_FIELDS:
+            if name not in record and name in _ADDED_FIELDS:  # a record stored before they existed
+                values[name] = math.nan
+                continue
             v = record[name]
             values[name] = bool(v) if name == "fits" else (math.nan if v is None else float(v))
         return cls(**values)
@@ -172,6 +177,8 @@ class StepArrays:
     memory_optimizer_states_bytes: np.ndarray
     memory_activations_bytes: np.ndarray
     memory_workspace_bytes: np.ndarray
+    kernel_compute_share: np.ndarray
+    kernel_roofline_share: np.ndarray
 
     def __len__(self) -> int:
         return len(self.step_time_s)
@@ -214,4 +221,6 @@ class StepArrays:
 
 
 STEP_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(StepTerms))
+# Fields a stored record may lack (NaN: unknown), the kernel-time split of `compare.factors`.
+_ADDED_FIELDS = frozenset({"kernel_compute_share", "kernel_roofline_share"})
 assert STEP_FIELDS == tuple(f.name for f in fields(StepArrays))  # programmer invariant: one field list

@@ -300,6 +300,8 @@ def evaluate_layouts(
         memory_optimizer_states_bytes=mem["optimizer_states"],
         memory_activations_bytes=mem["activations"],
         memory_workspace_bytes=mem["workspace"],
+        kernel_compute_share=np.zeros_like(step) + part.compute_share,
+        kernel_roofline_share=np.zeros_like(step) + part.roofline_share,
     )
 
 
@@ -372,6 +374,8 @@ def catalog_stage(
         weight_bytes_non_expert=weight_bytes,
         memory=memory_per_chip(model, counts, lay, prec, s, finetune=ft),
         model_flops_per_step=model_flops_per_token(model, s, finetune=ft) * tokens,
+        compute_share=ct.compute_share,
+        roofline_share=ct.roofline_share,
     )
 
 
