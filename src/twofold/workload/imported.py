@@ -42,7 +42,7 @@ __all__ = [
 BackwardSource = Literal["traced", "derived", "none"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ImportedModel:
     """A model read from PyTorch or ONNX: its operators for one batch, parameters, and what is unknown.
 
