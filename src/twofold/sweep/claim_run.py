@@ -32,8 +32,8 @@ from twofold.compare.plans import ChipPlan, PlanCache, Target, stack_key
 from twofold.compare.workloads import ClaimWorkload
 from twofold.errors import InputError
 from twofold.estimate.step import StepTerms
-from twofold.parallel.layout import Layout, TrainingWorkload
-from twofold.sweep.scenario import Outcome, canonical_result, plan_scenario
+from twofold.parallel.layout import Layout
+from twofold.sweep.scenario import Outcome, plan_scenario, training_workload
 from twofold.sweep.spec import Scenario
 from twofold.workload.finetune import Finetune
 
@@ -111,12 +111,11 @@ def plan_claim_scenario(scenario: Scenario) -> Outcome:
         return plan_scenario(scenario)
     from twofold.compare.plans import search_chip
     from twofold.hardware.catalog import get_chip, get_system
-    from twofold.sweep.scenario import _worker_name
     from twofold.workload.registry import get_model
 
     t0 = time.perf_counter()
     try:
-        workload = _training_workload(scenario)
+        workload = training_workload(scenario)
         result, unconstrained = search_chip(
             get_model(scenario.model),
             get_system(scenario.system),
@@ -126,13 +125,7 @@ def plan_claim_scenario(scenario: Scenario) -> Outcome:
             None if scenario.stack == "auto" else scenario.stack,
         )
     except InputError as exc:
-        return Outcome(
-            status="rejected",
-            result_json=None,
-            message=str(exc),
-            elapsed_s=time.perf_counter() - t0,
-            worker=_worker_name(),
-        )
+        return Outcome.rejected(exc, t0)
     record = result.to_dict()
     # The stored record keeps its format: every figure of the unconstrained layout a float, `fits` too.
     record["unconstrained"] = None
@@ -140,23 +133,7 @@ def plan_claim_scenario(scenario: Scenario) -> Outcome:
         free_layout, free_step = unconstrained
         figures = {k: float(v) for k, v in free_step.to_dict().items()}
         record["unconstrained"] = {"layout": asdict(free_layout), **figures}
-    return Outcome(
-        status="ok",
-        result_json=canonical_result(record),
-        message="",
-        elapsed_s=time.perf_counter() - t0,
-        worker=_worker_name(),
-    )
-
-
-def _training_workload(scenario: Scenario) -> TrainingWorkload:
-    """The training workload of a claim scenario, fine-tuning included."""
-    return TrainingWorkload(
-        global_batch=scenario.global_batch or 0,
-        seq_len=scenario.seq_len or 0,
-        precision=scenario.precision,
-        finetune=Finetune(**scenario.finetune) if scenario.finetune else None,
-    )
+    return Outcome.ok(record, t0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +166,7 @@ def _chip_plan(tgt: Target, scenario: Scenario, result: Mapping[str, Any]) -> Ch
     return ChipPlan(
         target=tgt,
         chips=scenario.chips,
-        workload=_training_workload(scenario),
+        workload=training_workload(scenario),
         layout=layout,
         step=step,
         unconstrained_layout=free_layout,

@@ -16,12 +16,15 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twofold.errors import InputError
 from twofold.sweep.spec import Scenario
 
-__all__ = ["TIMING_FIELDS", "Outcome", "PlanFn", "canonical_result", "plan_scenario"]
+if TYPE_CHECKING:
+    from twofold.parallel.layout import TrainingWorkload
+
+__all__ = ["TIMING_FIELDS", "Outcome", "PlanFn", "canonical_result", "plan_scenario", "training_workload"]
 
 # Wall-clock fields of `PlanResult.to_dict()`: they differ between runs, so they are kept out of the
 # stored result (the outcome's `elapsed_s` records the time instead).
@@ -41,6 +44,28 @@ class Outcome:
     message: str
     elapsed_s: float
     worker: str
+
+    @classmethod
+    def ok(cls, result: dict[str, Any], t0: float) -> Outcome:
+        """A plan's record (`canonical_result`), timed from `t0` (`time.perf_counter`)."""
+        return cls(
+            status="ok",
+            result_json=canonical_result(result),
+            message="",
+            elapsed_s=time.perf_counter() - t0,
+            worker=_worker_name(),
+        )
+
+    @classmethod
+    def rejected(cls, exc: InputError, t0: float) -> Outcome:
+        """The rule the planner found broken, timed from `t0`."""
+        return cls(
+            status="rejected",
+            result_json=None,
+            message=str(exc),
+            elapsed_s=time.perf_counter() - t0,
+            worker=_worker_name(),
+        )
 
 
 PlanFn = Callable[[Scenario], Outcome]
@@ -70,10 +95,8 @@ def _worker_name() -> str:
 def plan_scenario(scenario: Scenario) -> Outcome:
     """Plan one scenario with the code of `twofold plan`; the default `PlanFn` of every executor."""
     from twofold.hardware.catalog import get_chip, get_system
-    from twofold.parallel.layout import TrainingWorkload
     from twofold.search.plan import plan_training
     from twofold.workload import get_model
-    from twofold.workload.finetune import Finetune
 
     t0 = time.perf_counter()
     try:
@@ -83,36 +106,31 @@ def plan_scenario(scenario: Scenario) -> Outcome:
         if scenario.mode == "inference":
             plan = _plan_inference(scenario, model, system, chip)
         else:
-            workload = TrainingWorkload(
-                global_batch=_given(scenario.global_batch),
-                seq_len=_given(scenario.seq_len),
-                precision=scenario.precision,
-                finetune=Finetune(**scenario.finetune) if scenario.finetune else None,
-            )
             plan = plan_training(
                 model,
                 system,
                 scenario.chips,
-                workload,
+                training_workload(scenario),
                 objective=scenario.objective,
                 top_k=scenario.top_k,
                 chip=chip,
                 stack=None if scenario.stack == "auto" else scenario.stack,
             )
     except InputError as exc:
-        return Outcome(
-            status="rejected",
-            result_json=None,
-            message=str(exc),
-            elapsed_s=time.perf_counter() - t0,
-            worker=_worker_name(),
-        )
-    return Outcome(
-        status="ok",
-        result_json=canonical_result(plan.to_dict()),
-        message="",
-        elapsed_s=time.perf_counter() - t0,
-        worker=_worker_name(),
+        return Outcome.rejected(exc, t0)
+    return Outcome.ok(plan.to_dict(), t0)
+
+
+def training_workload(scenario: Scenario) -> TrainingWorkload:
+    """The `TrainingWorkload` of a training scenario, fine-tuning included."""
+    from twofold.parallel.layout import TrainingWorkload
+    from twofold.workload.finetune import Finetune
+
+    return TrainingWorkload(
+        global_batch=_given(scenario.global_batch),
+        seq_len=_given(scenario.seq_len),
+        precision=scenario.precision,
+        finetune=Finetune(**scenario.finetune) if scenario.finetune else None,
     )
 
 
