@@ -32,11 +32,10 @@ evidence" when it straddles it.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping
 
 from twofold.compare.plans import Target
-from twofold.estimate.uncertainty import Uncertainty, uncertainty_for
+from twofold.estimate.uncertainty import Uncertainty, longest_validated_seq_len, uncertainty_for
 
 __all__ = [
     "siblings",
@@ -116,18 +115,16 @@ def thin_evidence(labelled: Mapping[str, Uncertainty]) -> str:
 def merge_thin(parts: Iterable[str]) -> list[str]:
     """Thin-evidence parts of several workloads ("trn2: inherited from AWS Trainium", the same with
     ", extrapolated (one level wider): seq_len 32768 > 8192, ...") as one part per chip, in order:
-    its basis, and where some workloads were extrapolated, past which sequence length."""
-    merged: dict[str, tuple[str, str | None]] = {}
+    its basis, and where some workloads were extrapolated, past which sequence length (the longest
+    validated row, `estimate.uncertainty.longest_validated_seq_len`)."""
+    merged: dict[str, tuple[str, bool]] = {}
     for part in parts:
         label, _, text = part.partition(": ")
-        basis, extrapolated, rest = text.partition(", extrapolated")
-        longest = re.search(r"> (\d+)", rest) if extrapolated else None
-        old_basis, old_longest = merged.get(label, (basis, None))
-        merged[label] = (old_basis, old_longest or (longest.group(1) if longest else None))
-    return [
-        f"{label}: {basis}" + (f", one level wider past seq_len {longest} (extrapolated)" if longest else "")
-        for label, (basis, longest) in merged.items()
-    ]
+        basis, extrapolated, _ = text.partition(", extrapolated")
+        old_basis, old_extrapolated = merged.get(label, (basis, False))
+        merged[label] = (old_basis, old_extrapolated or bool(extrapolated))
+    wider = f", one level wider past seq_len {longest_validated_seq_len()} (extrapolated)"
+    return [f"{label}: {basis}" + (wider if beyond else "") for label, (basis, beyond) in merged.items()]
 
 
 def range_verdict(low: float, high: float, threshold: float) -> str:

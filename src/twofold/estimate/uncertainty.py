@@ -45,6 +45,7 @@ __all__ = [
     "TIME_FIGURES",
     "Uncertainty",
     "basis_text",
+    "longest_validated_seq_len",
     "uncertainty_data",
     "uncertainty_for",
 ]
@@ -181,11 +182,17 @@ def _calibrated_interval(stack: str, family: str | None) -> Mapping[str, float] 
         return None
 
 
-def _extrapolated(rows: Mapping[str, Any], seq_len: int | None) -> tuple[str, ...]:
-    longest = rows.get("seq_len_max")
-    if seq_len is None or not longest or seq_len <= int(longest):
+def longest_validated_seq_len() -> int | None:
+    """The longest sequence of the shipped training rows (`rows.training.seq_len_max`), if recorded."""
+    longest = uncertainty_data()["rows"]["training"].get("seq_len_max")
+    return int(longest) if longest else None
+
+
+def _extrapolated(seq_len: int | None) -> tuple[str, ...]:
+    longest = longest_validated_seq_len()
+    if seq_len is None or longest is None or seq_len <= longest:
         return ()
-    return (f"seq_len {seq_len} > {int(longest)}, the longest validated training row",)
+    return (f"seq_len {seq_len} > {longest}, the longest validated training row",)
 
 
 def uncertainty_for(
@@ -209,7 +216,7 @@ def uncertainty_for(
     kind = "serving" if serving else "training"
     evidence = _evidence(data["rows"][kind], chip_id, family, stack)
     if not serving:
-        evidence = replace(evidence, extrapolated=_extrapolated(data["rows"][kind], seq_len))
+        evidence = replace(evidence, extrapolated=_extrapolated(seq_len))
     entry = data["serving"]["all"] if serving else data["training"][evidence.level]
     # A team's own runs say nothing beyond what they ran either: extrapolated, the shipped levels.
     own = None if serving or evidence.extrapolated else _calibrated_interval(stack, family)
