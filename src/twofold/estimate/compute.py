@@ -154,32 +154,33 @@ def compute_times(
     core_a = np.asarray(core, dtype=bool)
     n_cat = len(_CATEGORIES)
     size = len(combos) * n_cat
-    table = np.bincount(seg_a * n_cat + cat_a, weights=times, minlength=size)
     has = attn_a >= 0
-    table += np.bincount(seg_a[has] * n_cat + attn_a[has], weights=times[has], minlength=size)
-    table += np.bincount(
-        seg_a[core_a] * n_cat + _INDEX["core_forward"], weights=times[core_a], minlength=size
-    )
-    table = table.reshape(len(combos), n_cat)[inverse]
-    col = {name: table[:, i] for i, name in enumerate(_CATEGORIES)}
-    layers = max(model.num_layers, 1)
+    core_at = seg_a[core_a] * n_cat + _INDEX["core_forward"]
+
+    def tabulate(seconds: np.ndarray) -> dict[str, np.ndarray]:
+        """Per layout and category (`_CATEGORIES`): `seconds` (one per op) summed over a micro-batch."""
+        t = np.bincount(seg_a * n_cat + cat_a, weights=seconds, minlength=size)
+        t += np.bincount(seg_a[has] * n_cat + attn_a[has], weights=seconds[has], minlength=size)
+        t += np.bincount(core_at, weights=seconds[core_a], minlength=size)
+        t = t.reshape(len(combos), n_cat)[inverse]
+        return {name: t[:, i] for i, name in enumerate(_CATEGORIES)}
+
     rc = lay.recompute
-    recompute = np.where(rc == 2, col["layers_forward"], np.where(rc == 1, col["core_forward"], 0.0))
 
-    def whole(seconds: np.ndarray) -> np.ndarray:
-        """Per layout: `seconds` (one per op) summed over one micro-batch of the whole model."""
-        per = np.bincount(seg_a * n_cat + cat_a, weights=seconds, minlength=size)
-        core_at = seg_a[core_a] * n_cat + _INDEX["core_forward"]
-        per += np.bincount(core_at, weights=seconds[core_a], minlength=size)
-        c = per.reshape(len(combos), n_cat)[inverse]
-        ends = sum(c[:, _INDEX[n]] for n in _CATEGORIES if n.startswith(("first_", "last_")))
-        forward, core = c[:, _INDEX["layers_forward"]], c[:, _INDEX["core_forward"]]
-        again = np.where(rc == 2, forward, np.where(rc == 1, core, 0.0))
-        return np.asarray(forward + c[:, _INDEX["layers_backward"]] + again + ends)
+    def rerun(c: dict[str, np.ndarray]) -> np.ndarray:
+        return np.asarray(np.where(rc == 2, c["layers_forward"], np.where(rc == 1, c["core_forward"], 0.0)))
 
-    op_total = whole(times)
-    compute_share = whole(priced.compute_s * op_counts) / op_total
-    roofline_share = whole(np.maximum(priced.compute_s, priced.memory_s) * op_counts) / op_total
+    def whole(c: dict[str, np.ndarray]) -> np.ndarray:
+        """One micro-batch of the whole model: every layer, the ends and the recompute."""
+        ends = sum(c[n] for n in _CATEGORIES if n.startswith(("first_", "last_")))
+        return np.asarray(c["layers_forward"] + c["layers_backward"] + rerun(c) + ends)
+
+    col = tabulate(times)
+    layers = max(model.num_layers, 1)
+    recompute = rerun(col)
+    op_total = whole(col)
+    compute_share = whole(tabulate(priced.compute_s * op_counts)) / op_total
+    roofline_share = whole(tabulate(np.maximum(priced.compute_s, priced.memory_s) * op_counts)) / op_total
     return ComputeTimes(
         layers_forward=col["layers_forward"],
         layers_backward=col["layers_backward"],
