@@ -344,7 +344,8 @@ def catalog_stage(
         single, counts.embedding + counts.lm_head + counts.final_norm, max(outer_first, outer_last)
     )
     p_ne = (ne_layers + outer) / lay.tp
-    p_ex = ex_layers / (lay.ep * lay.etp)
+    # A dense model has no expert weights, so no expert-data-parallel collective (not even its latency).
+    p_ex = ex_layers / (lay.ep * lay.etp) if model.is_moe else None
     trainable, weight_bytes = (None, None) if ft is None else _finetune_states(model, lay, ft, sb.weights)
 
     comm = model_parallel_comm(
