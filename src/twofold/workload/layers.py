@@ -20,8 +20,12 @@ Conventions (derivations in docs/operators.md):
   `tp <= kv_heads` and replicated (one per rank) otherwise, as Megatron-LM and vLLM do. With
   sequence parallelism (Korthikanti et al. 2022, arXiv 2205.05198) token-wise ops (norms,
   residuals, router) see `tokens/tp`. The MLA down projections are replicated across `tp`.
-  `cp` (context parallel, ring attention) divides the query positions of every token-wise op;
-  each rank's queries attend to the full key length. `ep` places `num_experts/ep` experts on a
+  `cp` (context parallel) divides the query positions of every token-wise op. Ring attention
+  (`context_parallel="ring"`): each rank's queries attend to the full key length, in `cp` ring
+  steps. All-to-all (DeepSpeed-Ulysses, `"all-to-all"`): an all-to-all before attention gives
+  each rank the full sequence for `heads/cp` of its heads (and `kv_heads/cp`, at least one
+  replicated key/value head), so one attention kernel runs on the full length with fewer heads:
+  the same FLOPs per chip, a longer kernel. `ep` places `num_experts/ep` experts on a
   chip; expert parallelism spans data-parallel ranks (Megatron-Core), so a chip's experts receive
   `tokens*top_k` routed tokens in total, `tokens*top_k*ep/num_experts` each when balanced.
   Expert tensor parallelism `etp` (Megatron-Core `--expert-tensor-parallel-size`, default tp)
@@ -39,6 +43,7 @@ from twofold.workload.ops import EXPERT_GEMM_PREFIX, Op, OpKind
 
 __all__ = [
     "ACTIVATION_FLOPS",
+    "CP_ALGORITHMS",
     "NORM_FLOPS",
     "Plan",
     "attention_layer_ops",
@@ -55,6 +60,10 @@ NORM_FLOPS = {"rmsnorm": 4, "layernorm": 7}
 ACTIVATION_FLOPS = {"silu": 4, "swish": 4, "gelu": 8, "gelu_new": 8, "gelu_pytorch_tanh": 8, "relu": 1}
 _DEFAULT_ACTIVATION_FLOPS = 8
 ROPE_FLOPS = 3  # x*cos + rotate(x)*sin
+# How context parallelism runs attention (module docstring): ring attention (Megatron-Core CP,
+# torchtitan) or the head-sharding all-to-all of DeepSpeed-Ulysses. A stack names one
+# (`cost.stack`, mechanism `context_parallel`).
+CP_ALGORITHMS: tuple[str, ...] = ("ring", "all-to-all")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -80,6 +89,7 @@ class Plan:
     kv_cache_bytes: float | None = None  # inference: element bytes of the KV cache
     decode: bool = False
     expert_tokens: tuple[int, ...] | None = None  # tokens routed to each local expert
+    context_parallel: str = "ring"  # one of CP_ALGORITHMS: how attention runs when cp > 1
 
     @property
     def tokens(self) -> int:
@@ -280,6 +290,12 @@ def _core_ops(plan: Plan, *, heads: int, kv_heads: int, d_qk: int, d_v: int, sha
         "d_v": d_v,
         "shared_kv": shared_kv,
     }
+    if plan.cp > 1 and not plan.decode and plan.context_parallel == "all-to-all":
+        # After the all-to-all each rank holds the whole sequence for heads/cp query heads and
+        # kv_heads/cp key/value heads (one replicated head when cp exceeds them), one kernel each.
+        cp = plan.cp
+        plan = replace(plan, q_len=plan.q_len * cp, cp=1)
+        kw["heads"], kw["kv_heads"] = heads // cp, max(kv_heads // cp, 1)
     ops = []
     if model.num_layers - sliding:
         ops.append(
