@@ -20,6 +20,12 @@ Mechanisms and what the estimator does with them:
   of the ZeRO-3/FSDP collectives applies (`cost.calibration.TrainingCalibration.fsdp_overlap`).
 - `tp_comm_overlap`, `ep_comm_overlap` (bool): whether TP / EP communication hides behind GEMMs
   (Megatron-Core userbuffers and merged MoE micro-batches); false = fully exposed.
+- `context_parallel` (ring | all-to-all): how cp > 1 runs attention. Ring attention (Megatron-Core
+  CP, torchtitan): K/V chunks circulate in cp - 1 steps that hide behind the attention kernels.
+  All-to-all (DeepSpeed-Ulysses): all-to-alls of Q, K, V and the output over the cp group, on
+  the critical path, and one attention kernel on the full sequence for heads/cp heads; tp*cp
+  must divide the heads (`parallel.rules`). A file written before this mechanism existed (a
+  stack `twofold calibrate` wrote) is read as ring, what every stack was priced with then.
 - `fp8_recipe` (te-delayed | te-current | torchao-tensorwise | torchao-rowwise | none) and
   `fused_optimizer`, `fused_cross_entropy`: recorded with their sources and reported; the FP8
   recipe selects the FP8 GEMM factor group of the fit (`fp8_recipe` of the fitted calibration).
@@ -51,6 +57,7 @@ import yaml
 from twofold import yaml_strict
 from twofold.checks import one_of
 from twofold.errors import InputError
+from twofold.workload.layers import CP_ALGORITHMS
 
 __all__ = [
     "CALIBRATION_FACTORS",
@@ -81,8 +88,21 @@ MECHANISMS: Mapping[str, tuple[str, ...] | type | None] = MappingProxyType(
         "fp8_recipe": FP8_RECIPES,
         "tp_comm_overlap": bool,
         "ep_comm_overlap": bool,
+        "context_parallel": CP_ALGORITHMS,
         "fused_optimizer": bool,
         "fused_cross_entropy": bool,
+    }
+)
+
+# Mechanisms added after stack files were first written (user stacks from `twofold calibrate`):
+# a file without one reads as this value and source; the shipped files state every mechanism.
+LATER_MECHANISMS: Mapping[str, tuple[Any, str]] = MappingProxyType(
+    {
+        "context_parallel": (
+            "ring",
+            "not stated in this file (written before the mechanism existed): ring attention, "
+            "what every stack was priced with until then",
+        ),
     }
 )
 
@@ -155,6 +175,9 @@ class Stack:
     def fp8_recipe(self, family: str | None) -> str:
         return str(self.value("fp8_recipe", family))
 
+    def context_parallel(self, family: str | None) -> str:
+        return str(self.value("context_parallel", family))
+
     def describe(self, family: str | None) -> dict[str, Any]:
         """The mechanism values that apply on a family, for results and `twofold stacks`."""
         return {name: m.for_family(family) for name, m in self.mechanisms.items()}
@@ -223,7 +246,7 @@ def stack_from_dict(data: Any, path: str = "") -> Stack:
     if unknown:
         known = ", ".join(MECHANISMS)
         raise InputError(f"{where}:mechanisms", unknown[0], f"unknown mechanism; known: {known}")
-    missing = [m for m in MECHANISMS if m not in raw]
+    missing = [m for m in MECHANISMS if m not in raw and m not in LATER_MECHANISMS]
     if missing:
         raise InputError(f"{where}:mechanisms.{missing[0]}", None, "is required (every mechanism is stated)")
     mechanisms: dict[str, Mechanism] = {}
@@ -245,6 +268,9 @@ def stack_from_dict(data: Any, path: str = "") -> Stack:
                 {str(k): _check_value(f"{at}.by_family.{k}", name, v) for k, v in by_family_raw.items()}
             ),
         )
+    for name, (value, source) in LATER_MECHANISMS.items():
+        if name not in mechanisms:
+            mechanisms[name] = Mechanism(name=name, value=value, source=source)
     factors, intervals = _calibration_section(where, data.get("calibration"))
     return Stack(
         id=stack_id,
