@@ -83,9 +83,9 @@ def test_cli_json_parses(capsys: pytest.CaptureFixture[str]) -> None:
 # two are training-throughput rows (GT3034 RTX 4090, GT3036 RTX A6000: 291 -> 293), refitted:
 # 13.2/26.4/20.3 -> 13.3/25.7/19.8 (a fitted "NVIDIA Ada 16-bit" factor from the one 4090 row).
 EXPECTED_ROWS = 293
-IN_SAMPLE_MEAN_APE_PCT = 13.4
-LOSO_MEAN_APE_PCT = 25.7
-LOFO_MEAN_APE_PCT = 19.8
+IN_SAMPLE_MEAN_APE_PCT = 13.3
+LOSO_MEAN_APE_PCT = 25.4
+LOFO_MEAN_APE_PCT = 19.7
 # Serving: the 12 Neuron static-batch rows (13.7%) and, since issue 15, 15 rows measured under a load
 # (Trainium2 vLLM/NxDI at concurrency 1-2, TensorRT-LLM trtllm-bench FP8 offline), simulated.
 # Issue 15 item 6: 26 more rows (TRT-LLM 0.9 static and NVFP4, vLLM on MI300X and v6e, Qwen3-32B).
@@ -97,14 +97,15 @@ MARGIN_PCT = 2.0
 # Issue 16 refit with the 40 B300/GB300 rows (Blackwell 80 -> 120 rows; the other families move
 # only through the shared factors).
 # Issue 13 refit: Ampere gains the RTX A6000 row (53 rows); then dense models stop paying for an
-# empty expert-data-parallel collective.
+# empty expert-data-parallel collective; then Hugging Face-style eager stacks pay the unfused forms
+# of norms, rotary embeddings and gated activations (`fused_elementwise`).
 FAMILY_MEAN_APE_PCT = {
-    "Google TPU": (7.6, 16.9, 16.9),
-    "NVIDIA Ampere": (12.5, 17.5, 13.7),
-    "NVIDIA Blackwell": (14.1, 31.1, 20.3),
-    "NVIDIA Hopper": (15.9, 25.2, 22.2),
+    "Google TPU": (7.5, 16.8, 16.8),
+    "NVIDIA Ampere": (11.9, 16.9, 13.2),
+    "NVIDIA Blackwell": (14.2, 31.1, 20.5),
+    "NVIDIA Hopper": (15.6, 24.6, 21.9),
 }
-LOSRC_MEAN_APE_PCT = 18.2
+LOSRC_MEAN_APE_PCT = 18.5
 # The earlier milestone (issue 5: mean APE <= 15% per family with >= 10 rows) still holds on the rows
 # of the original published_results.csv with the shipped calibration.
 MILESTONE_PCT = 15.0

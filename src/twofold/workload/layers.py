@@ -65,6 +65,27 @@ ROPE_FLOPS = 3  # x*cos + rotate(x)*sin
 # (`cost.stack`, mechanism `context_parallel`).
 CP_ALGORITHMS: tuple[str, ...] = ("ring", "all-to-all")
 
+# Unfused forms (`Op.unfused_traffic`, `Op.unfused_kernels`): what the reference Python modules of
+# Hugging Face-style models run in eager PyTorch, per element, against the one fused kernel
+# (read the input once, write the output once) the ops above describe. Derivations, forward, in
+# bytes per element with 16-bit activations (fp32 = 4 bytes):
+# - RMSNorm (transformers `LlamaRMSNorm.forward`): `.to(float32)` reads 2 writes 4; `.pow(2)` reads
+#   4 writes 4; `.mean(-1)` reads 4; `x * rsqrt(var + eps)` reads 4 writes 4; `.to(bf16)` reads 4
+#   writes 2; `weight * x` reads 2 writes 2: 36 bytes in 6 element-wide kernels (the rsqrt of the
+#   per-row variance is negligible), against 2 + 2 fused: 9x. LayerNorm is one native kernel in
+#   PyTorch (`torch.nn.LayerNorm`), so it is not unfused.
+# - Rotary embedding (transformers `apply_rotary_pos_emb`, `q * cos + rotate_half(q) * sin` with
+#   `rotate_half = cat(-x2, x1)`): neg reads and writes half, cat reads and writes all, the two
+#   products each read and write all, the sum reads two and writes one: 10 element passes in 5
+#   kernels per tensor, against 2 fused: 5x (cos/sin are per position, shared by every head).
+# - Gated MLP activation (`act(gate) * up`): the activation reads and writes, the product reads two
+#   and writes one: 5 passes in 2 kernels against 3 fused (5/3). An ungated activation is one kernel.
+# Backward ops (`workload.backward`) take the same factors: autograd replays each primitive's
+# backward, about the same passes again.
+UNFUSED_RMSNORM = (9.0, 6)
+UNFUSED_ROPE = (5.0, 5)
+UNFUSED_GATED_ACTIVATION = (5.0 / 3.0, 2)
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Plan:
@@ -152,8 +173,10 @@ def pointwise(
     writes: float,
     count: int = 1,
     extra_read_bytes: float = 0.0,
+    unfused: tuple[float, int] = (1.0, 1),
 ) -> Op:
-    """A memory-bound op over `elements`: `reads`/`writes` tensors of that size in activation bytes."""
+    """A memory-bound op over `elements`: `reads`/`writes` tensors of that size in activation bytes.
+    `unfused`: (traffic multiple, kernels) of its unfused eager form (`Op.unfused_traffic`)."""
     return Op(
         name=name,
         kind=kind,
@@ -164,6 +187,8 @@ def pointwise(
         count=count,
         dims={"elements": elements},
         dtype=plan.dtype,
+        unfused_traffic=unfused[0],
+        unfused_kernels=unfused[1],
     )
 
 
@@ -181,6 +206,7 @@ def norm(name: str, plan: Plan, *, tokens: int, width: int, count: int, kind: st
         writes=1,
         count=count,
         extra_read_bytes=weights * plan.weight_bytes,
+        unfused=UNFUSED_RMSNORM if norm_kind == "rmsnorm" else (1.0, 1),
     )
 
 
@@ -197,6 +223,7 @@ def activation(name: str, plan: Plan, *, elements: int, count: int) -> Op:
         reads=2 if gated else 1,
         writes=1,
         count=count,
+        unfused=UNFUSED_GATED_ACTIVATION if gated else (1.0, 1),
     )
 
 
@@ -422,6 +449,8 @@ def attention_layer_ops(plan: Plan) -> list[Op]:
                     reads=1,
                     writes=1,
                     count=count,
+                    # q and k: 5 kernels each
+                    unfused=(UNFUSED_ROPE[0], 2 * UNFUSED_ROPE[1]),
                 )
             )
         if plan.kv_cache_bytes is not None:
