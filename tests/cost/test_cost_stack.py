@@ -259,3 +259,27 @@ def test_unfused_stacks_move_and_launch_what_the_primitives_do(tmp_path: Path, d
     assert terms["unfused"].memory_s[0] == pytest.approx(UNFUSED_RMSNORM[0] * terms["fused"].memory_s[0])
     assert terms["unfused"].overhead_s[0] == pytest.approx(UNFUSED_RMSNORM[1] * terms["fused"].overhead_s[0])
     assert terms["silent"].memory_s[0] == pytest.approx(terms["fused"].memory_s[0])
+
+
+def test_runtime_variants_switch_torch_compile_and_keep_the_stack_factors() -> None:
+    """`<id>-eager` / `<id>-compile` (`cost.stack.RUNTIME_SUFFIXES`): the stack's mechanisms with the
+    runtime switched, its fitted per-stack factors kept under the base id; a shipped file of the same
+    id comes first; a variant of an unknown stack is an unknown stack."""
+    from twofold.cost.stack import is_stack_id
+
+    titan, eager = get_stack("torchtitan"), get_stack("torchtitan-eager")
+    assert not titan.eager(None) and eager.eager(None) and eager.unfused("NVIDIA Hopper")
+    assert {k: m.value for k, m in eager.mechanisms.items() if k != "runtime"} == {
+        k: m.value for k, m in titan.mechanisms.items() if k != "runtime"
+    }
+    assert eager.calibration_id == "torchtitan" and titan.calibration_id == "torchtitan"
+    assert get_stack("fsdp-compile").path.endswith("fsdp-compile.yaml")  # the file, not a variant
+    assert get_stack("megatron-compile").calibration_id == "megatron"
+    cal = shipped_calibration()
+    chip = get_chip("h100")
+    assert cal.with_stack("megatron-compile").collective_efficiency_on(chip) == pytest.approx(
+        cal.with_stack("megatron").collective_efficiency_on(chip)
+    )
+    assert is_stack_id("torchtitan-eager") and not is_stack_id("nothing-eager")
+    with pytest.raises(InputError, match="unknown stack"):
+        get_stack("nothing-eager")

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from twofold.cost.stack import get_stack
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cli_helpers import run_cli  # noqa: E402
 from twofold.validate import validate  # noqa: E402
@@ -113,6 +115,29 @@ def test_stack_reader_never_contradicts_the_curated_rules() -> None:
             decided += 1
     # Only Narayanan et al.'s Table 2 (22 rows) names no framework in its text.
     assert decided >= 300
+
+
+@pytest.mark.parametrize(
+    ("notes", "expected"),
+    [
+        ("stack=torchtitan (FSDP2); torch.compile=no", "torchtitan-eager"),
+        ("stack=torchtitan; trained without torch.compile", "torchtitan-eager"),
+        ("stack=torchtitan; torch.compile=yes", "torchtitan"),
+        ("stack=torchtitan; torch.compile=not stated", "torchtitan"),
+        ("stack=nanotron v0.5; torch.compile=not used/not stated", "nanotron"),
+        ("stack=Megatron-LM; torch.compile=on", "megatron-compile"),
+        ("stack=Megatron-LM", "megatron"),
+        ("stack=PyTorch FSDP1; torch.compile=yes", "fsdp-compile"),
+    ],
+)
+def test_a_stated_torch_compile_selects_the_runtime_variant(notes: str, expected: str) -> None:
+    """A PyTorch stack whose runtime is a switch runs as the notes state it: torchtitan without
+    torch.compile is `torchtitan-eager` (`cost.stack.RUNTIME_SUFFIXES`), "not stated" keeps the
+    stack's own, and fsdp keeps its `fsdp-compile` file."""
+    read = read_stack(notes, "a source")
+    assert read is not None and read[0] == expected
+    compiled = ("torchtitan", "fsdp-compile", "megatron-compile")
+    assert get_stack(read[0]).eager(None) is (expected not in compiled)
 
 
 def test_model_reader_agrees_with_the_curated_names() -> None:

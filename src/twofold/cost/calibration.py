@@ -196,7 +196,7 @@ class TrainingCalibration:
 
     def collective_efficiency_on(self, chip: Any) -> float:
         """`collective_efficiency` times the stack's own factor (`collective_efficiency_by_stack`)."""
-        stack = self.stack_for(chip).id
+        stack = self.stack_for(chip).calibration_id
         return self.collective_efficiency * float(self.collective_efficiency_by_stack.get(stack, 1.0))
 
     def fsdp_flat_ring_on(self, chip: Any) -> bool:

@@ -41,6 +41,10 @@ and the leave-one-run-out interval of each such family (`estimate.uncertainty`).
 (`gemm_efficiency_factor["<family> <bits>-bit"]`) keep their family in the key, so they apply only
 to chips of that family; the software factors apply on every chip.
 
+`<id>-eager` and `<id>-compile` name a stack with its runtime switched (`RUNTIME_SUFFIXES`):
+`--stack torchtitan-eager` is torchtitan with torch.compile off; a shipped file of that id
+(`fsdp-compile`, with its own sources and fitted factor) is used where it exists.
+
 `auto` is not a stack of its own: it names the vendor's reference stack for each chip vendor
 (`_auto.yaml`), and every result says which one it resolved to.
 """
@@ -49,7 +53,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -67,11 +71,13 @@ __all__ = [
     "CALIBRATION_FACTORS",
     "MECHANISMS",
     "OPTIONAL_MECHANISMS",
+    "RUNTIME_SUFFIXES",
     "Mechanism",
     "Stack",
     "AUTO",
     "auto_table",
     "get_stack",
+    "is_stack_id",
     "list_stacks",
     "user_stacks",
     "load_stack_file",
@@ -158,6 +164,14 @@ class Stack:
     # family -> {"log_low", "log_high", "runs"}: the leave-one-run-out interval of log(measured /
     # predicted) throughput on the families the calibration runs measured.
     intervals: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    # The stack a runtime variant (`<id>-eager` / `<id>-compile`) was made from; "" for a file's.
+    variant_of: str = ""
+
+    @property
+    def calibration_id(self) -> str:
+        """The id its fitted per-stack factors are kept under: a runtime variant shares its base
+        stack's (collective efficiency and FSDP exposure do not depend on torch.compile)."""
+        return self.variant_of or self.id
 
     def value(self, mechanism: str, family: str | None = None) -> Any:
         return self.mechanisms[mechanism].for_family(family)
@@ -373,6 +387,13 @@ def list_stacks() -> list[str]:
     return [AUTO, *_shipped_ids()]
 
 
+def is_stack_id(name: str) -> bool:
+    """A shipped stack id, `auto`, or a runtime variant of a shipped stack (`RUNTIME_SUFFIXES`)."""
+    if name in list_stacks():
+        return True
+    return any(name.endswith(sfx) and name[: -len(sfx)] in _shipped_ids() for sfx in RUNTIME_SUFFIXES)
+
+
 def user_stacks() -> list[str]:
     """The ids of the stacks in `~/.twofold/stacks/` (written by `twofold calibrate`), sorted."""
     folder = user_stack_dir()
@@ -393,12 +414,49 @@ def get_stack(name: str) -> Stack:
     user = user_stack_dir() / f"{name}.yaml"
     if user.is_file():
         return load_stack_file(user)
+    variant = _runtime_variant(name)
+    if variant is not None:
+        return variant
     from difflib import get_close_matches
 
     known = list_stacks()
     near = get_close_matches(name, known, n=3)
     hint = f"did you mean: {', '.join(near)}?" if near else f"known: {', '.join(known)}"
     raise InputError("stack", name, f"unknown stack; {hint}")
+
+
+# Stack id suffix -> the runtime it selects (`<id>-eager`, `<id>-compile`): the same stack with
+# torch.compile off or on, for stacks where that is a switch (torchtitan's `--compile`, a PyTorch
+# training script's `torch.compile(model)`). A file with that id (`fsdp-compile`) comes first.
+RUNTIME_SUFFIXES: Mapping[str, str] = MappingProxyType({"-eager": "eager", "-compile": "compiled"})
+
+
+def _runtime_variant(name: str) -> Stack | None:
+    """`<id>-eager` / `<id>-compile` for a known stack `<id>`: its mechanisms with the runtime set on
+    every family (module docstring), or None when the name is not such a variant."""
+    for suffix, runtime in RUNTIME_SUFFIXES.items():
+        base_id = name[: -len(suffix)]
+        if not name.endswith(suffix) or base_id not in _shipped_ids() and not (
+            user_stack_dir() / f"{base_id}.yaml"
+        ).is_file():
+            continue
+        base = get_stack(base_id)
+        switch = "on" if runtime == "compiled" else "off"
+        mechanisms = dict(base.mechanisms)
+        mechanisms["runtime"] = Mechanism(
+            name="runtime",
+            value=runtime,
+            source=f"{base.id} with torch.compile {switch} (the stack id's `{suffix}` suffix)",
+        )
+        return replace(
+            base,
+            id=name,
+            name=f"{base.name}, torch.compile {switch}",
+            mechanisms=MappingProxyType(mechanisms),
+            path=base.path,
+            variant_of=base.id,
+        )
+    return None
 
 
 def stack_for_chip(chip: Any) -> Stack:

@@ -29,6 +29,11 @@ STACKS = (
     "nanotron",
     "serving",
     "other",
+    # runtime variants the notes can select (`validate.reading`; `cost.stack.RUNTIME_SUFFIXES`)
+    "torchtitan-eager",
+    "megatron-compile",
+    "nanotron-compile",
+    "deepspeed-compile",
 )
 
 

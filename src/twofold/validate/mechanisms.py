@@ -110,14 +110,15 @@ def mechanism_groups(case: Case, prediction: object) -> dict[str, float]:
     stack = calibration.stack_for(case.chip)
     tp_overlaps = bool(stack.value("tp_comm_overlap", case.family))
     ep_overlaps = bool(stack.value("ep_comm_overlap", case.family))
+    stack_id = stack.calibration_id
     candidates = {
         gemm: compute * gemm_share,
         f"{gemm}*expert_gemm": compute * expert_share,
         "attention": compute * attention_share,
         # Compiled stacks fuse memory-bound ops: the unfused-traffic factor is an eager mechanism.
         "memory_bound": (compute * memory_share + optimizer) if eager else 0.0,
-        comm_parameter(stack.id): comm + (0.0 if tp_overlaps else tp) + (0.0 if ep_overlaps else ep),
-        fsdp_parameter(stack.id): float(breakdown.get("fsdp", 0.0)),
+        comm_parameter(stack_id): comm + (0.0 if tp_overlaps else tp) + (0.0 if ep_overlaps else ep),
+        fsdp_parameter(stack_id): float(breakdown.get("fsdp", 0.0)),
         f"tp[{case.family}]": tp if tp_overlaps else 0.0,
         f"ep[{case.family}]": ep if ep_overlaps else 0.0,
         "op_overhead": compute * overhead_share,

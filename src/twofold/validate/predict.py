@@ -49,10 +49,10 @@ class StepPrediction:
 def case_stack(case: Case) -> str:
     """The stack a row ran (`validate.mapping.row_stack`); rows of stacks twofold has no file for
     (`serving`, `other`) run the chip's reference stack (`auto`)."""
-    from twofold.cost.stack import list_stacks
+    from twofold.cost.stack import is_stack_id
 
     stack = getattr(case, "stack", None) or "auto"
-    return stack if stack in list_stacks() else "auto"
+    return stack if is_stack_id(stack) else "auto"
 
 
 def default_predictor(case: Case, calibration: TrainingCalibration = UNCALIBRATED) -> StepPrediction:

@@ -31,6 +31,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
+from twofold.cost.stack import get_stack
+
 __all__ = [
     "HardwareReading",
     "read_hardware",
@@ -197,6 +199,14 @@ _STACK_WORDS: tuple[tuple[str, str, str], ...] = (
      "names PyTorch (FSDP/DDP)"),
 )
 _COMPILED = r"torch\.?compile\s*[=:]?\s*(yes|on|true)\b|torch\.compile\b(?!\s*[=:]?\s*(no|off|false)\b)"
+# What the notes state about torch.compile in a PyTorch stack whose runtime is a switch: stated off
+# (torchtitan without `--compile`: `<id>-eager`) or on (a Megatron or nanotron run with it: `<id>-compile`;
+# `cost.stack.RUNTIME_SUFFIXES`). "not stated" says nothing.
+_COMPILE_OFF = (
+    r"torch\.?compile\s*[=:]?\s*(no|off|false|not used|disabled)\b|without torch\.?compile|\beager mode\b"
+)
+_COMPILE_ON = r"torch\.?compile\s*[=:]?\s*(yes|on|true|enabled)\b|compile_model\s*=\s*true"
+_SWITCHABLE = ("torchtitan", "megatron", "nanotron", "deepspeed")
 
 
 def read_stack(notes: str, source: str) -> tuple[str, str] | None:
@@ -212,8 +222,21 @@ def read_stack(notes: str, source: str) -> tuple[str, str] | None:
             if re.search(pattern, low):
                 if stack == "fsdp" and re.search(_COMPILED, notes.lower()):
                     return "fsdp-compile", "names PyTorch with torch.compile on"
+                if stack in _SWITCHABLE:
+                    return _runtime_stated(stack, why, notes.lower())
                 return stack, why
     return None
+
+
+def _runtime_stated(stack: str, why: str, notes: str) -> tuple[str, str]:
+    """A switchable PyTorch stack as the notes state its torch.compile: the runtime variant when
+    they state the other runtime than the stack's own (`cost.stack.RUNTIME_SUFFIXES`)."""
+    compiled = not get_stack(stack).eager(None)
+    if compiled and re.search(_COMPILE_OFF, notes):
+        return f"{stack}-eager", f"{why}, with torch.compile off"
+    if not compiled and re.search(_COMPILE_ON, notes) and not re.search(_COMPILE_OFF, notes):
+        return f"{stack}-compile", f"{why}, with torch.compile on"
+    return stack, why
 
 
 # Other spellings of the training metrics `validate.metrics` predicts (same quantity, same unit).

@@ -210,9 +210,9 @@ def validate(
     predictor = predictor or default_predictor
     forced_id = None
     if force_stack and stack is not None and stack != "auto":
-        from twofold.cost.stack import list_stacks
+        from twofold.cost.stack import is_stack_id
 
-        if stack in list_stacks():
+        if is_stack_id(stack):
             forced_id = stack
     if stack is not None and stack != "auto" and forced_id is None:
         held_out = loso or lofo or loco or losrc
@@ -387,10 +387,10 @@ def _with_stack(
     stack: str, rows: list[PublishedRow], predictor: Predictor, calibration: str, held_out: bool
 ) -> tuple[list[PublishedRow], Predictor]:
     """`validate(stack=...)`: the rows of a shipped stack, or every selected row run with a stack file."""
-    from twofold.cost.stack import get_stack, list_stacks
+    from twofold.cost.stack import get_stack, is_stack_id
     from twofold.validate.mapping import row_stack
 
-    if stack in list_stacks():
+    if is_stack_id(stack):
         out = [r for r in rows if row_stack(r) == stack]
         if not out:
             known = sorted({row_stack(r) for r in rows})

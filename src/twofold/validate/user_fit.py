@@ -214,7 +214,7 @@ def _prior_and_free(
 ) -> tuple[dict[str, float], set[str]]:
     prior = cal.theta_of(base)
     comm = f"comm_stack[{name}]"
-    prior[comm] = 1.0 / float(base.collective_efficiency_by_stack.get(stack.id, 1.0))
+    prior[comm] = 1.0 / float(base.collective_efficiency_by_stack.get(stack.calibration_id, 1.0))
     free = {comm, "attention", "memory_bound", "op_overhead"}
     for case in cases:
         family = base.stack_family(case.chip.id) or case.family
