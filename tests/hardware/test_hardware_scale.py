@@ -127,6 +127,18 @@ def test_a_512_chip_v6e_estimate_runs_and_says_its_dcn_is_assumed(capsys: pytest
     assert code == 0 and not any("ASSUMED" in n for n in json.loads(out)["notes"])
 
 
+def test_a_plan_past_one_v6e_slice_says_its_dcn_is_assumed(capsys: pytest.CaptureFixture[str]) -> None:
+    """`plan` carries the same scale notes as an estimate (JSON `notes`, one `note:` line each)."""
+    argv = ("plan", "--model", "llama3.1-8b", "--chip", "tpu-v6e", *SMALL, "--top", "1")
+    code, out, _ = run_cli(capsys, *argv, "--chips", "512", "--json")
+    assert code == 0
+    assert [n.split(":")[0] for n in json.loads(out)["notes"]] == ["ASSUMED scale-out network on tpu-v6e-pod"]
+    code, out, _ = run_cli(capsys, *argv, "--chips", "256", "--json")
+    assert code == 0 and json.loads(out)["notes"] == []
+    code, out, _ = run_cli(capsys, *argv, "--chips", "512")
+    assert code == 0 and "note: ASSUMED scale-out network on tpu-v6e-pod" in out
+
+
 def test_a_collective_across_v6e_slices_is_slower_per_byte_than_within_one() -> None:
     """An all-reduce of S bytes per chip between two v6e chips, priced by `parallel.comm`. Across two
     slices (chip stride 256) it is one network step, by hand 2 x ((2 - 1) / 2 x S / B_dcn + 1 x 15 us)
