@@ -71,6 +71,7 @@ def test_a_user_stack_file_loads(tmp_path: Path, doc: dict) -> None:
         (lambda d: d["mechanisms"]["attention_kernel"].update(value="flash9"), "attention_kernel.value"),
         (lambda d: d["mechanisms"]["tp_comm_overlap"].update(value="yes"), "tp_comm_overlap.value"),
         (lambda d: d["mechanisms"]["runtime"].update(source=""), "mechanisms.runtime.source"),
+        (lambda d: d["mechanisms"]["context_parallel"].update(value="ulysses"), "context_parallel.value"),
         (lambda d: d["mechanisms"].update(magic={"value": 1, "source": "x"}), "mechanisms"),
     ],
 )
@@ -193,3 +194,68 @@ def test_fsdp2_inherits_the_fsdp1_overlap_until_it_has_rows() -> None:
     assert shipped.with_stack(get_stack("megatron")).fsdp_overlap_on(h100) == shipped.fsdp_comm_overlap
     own = shipped.with_factors(fsdp_comm_overlap_by_flavour={"fsdp1": fsdp1, "fsdp2": 0.9})
     assert own.with_stack(get_stack("torchtitan")).fsdp_overlap_on(h100) == 0.9
+
+
+def test_deepspeed_runs_context_parallelism_as_all_to_all_the_others_as_ring() -> None:
+    """DeepSpeed's sequence parallelism is DeepSpeed-Ulysses (its `DistributedAttention`); the
+    other shipped stacks run ring attention (Megatron-Core's default `--cp-comm-type p2p`,
+    PyTorch's `context_parallel`, picotron, MaxText's query-sharded CP)."""
+    deepspeed = get_stack("deepspeed").mechanisms["context_parallel"]
+    assert deepspeed.value == "all-to-all" and not deepspeed.by_family
+    assert "Ulysses" in deepspeed.source and "2309.14509" in deepspeed.source
+    for stack_id in list_stacks()[1:]:
+        if stack_id != "deepspeed":
+            assert get_stack(stack_id).context_parallel(None) == "ring", stack_id
+    h100 = get_chip("h100")
+    assert shipped_calibration().with_stack("deepspeed").context_parallel_on(h100) == "all-to-all"
+    assert shipped_calibration().context_parallel_on(h100) == "ring"  # auto: megatron
+
+
+def test_a_stack_file_from_before_context_parallel_reads_as_ring(tmp_path: Path, doc: dict) -> None:
+    # `twofold calibrate` wrote every mechanism of its day; context_parallel came later.
+    doc["mechanisms"].pop("context_parallel")
+    stack = load_stack_file(_write(tmp_path, doc))
+    assert stack.context_parallel(None) == "ring"
+    assert stack.mechanisms["context_parallel"].source.startswith("not stated in the file")
+
+
+def test_cli_stacks_shows_the_context_parallel_algorithm(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "stacks", "deepspeed")
+    assert code == 0 and "context_parallel" in out and "all-to-all" in out
+
+
+def test_unfused_stacks_move_and_launch_what_the_primitives_do(tmp_path: Path, doc: dict) -> None:
+    """`fused_elementwise: false` on an eager stack multiplies a norm's traffic and launches by its
+    unfused form (`workload.layers`, measured in tests/workload/test_unfused.py); a stack with
+    hand-fused kernels, and one left silent (files written before the mechanism), price one kernel."""
+    from twofold.cost.roofline import op_time_terms
+    from twofold.workload.layers import UNFUSED_RMSNORM
+    from twofold.workload.ops import Op
+
+    chip = get_chip("h100")
+    fused = dict(doc, id="fused")
+    fused["mechanisms"] = dict(doc["mechanisms"], fused_elementwise={"value": True, "source": "test"})
+    silent = dict(doc, id="silent")
+    silent["mechanisms"] = {k: v for k, v in doc["mechanisms"].items() if k != "fused_elementwise"}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    stacks = {
+        "unfused": get_stack("fsdp"),
+        "fused": load_stack_file(_write(tmp_path / "a", fused)),
+        "silent": load_stack_file(_write(tmp_path / "b", silent)),
+    }
+    assert stacks["unfused"].unfused("NVIDIA Hopper") and not stacks["fused"].unfused("NVIDIA Hopper")
+    assert stacks["silent"].value("fused_elementwise") is True
+    assert not get_stack("fsdp-compile").unfused("NVIDIA Hopper")  # compiled: Inductor fuses them
+    assert not get_stack("megatron").unfused("NVIDIA Hopper")
+    n = 8192 * 4096
+    rmsnorm = Op(
+        name="layer.attn.norm", kind="norm", phase="forward", flops=4.0 * n, bytes_read=2.0 * n,
+        bytes_written=2.0 * n, count=1, dims={"elements": n}, dtype="bf16",
+        unfused_traffic=UNFUSED_RMSNORM[0], unfused_kernels=UNFUSED_RMSNORM[1],
+    )  # fmt: skip
+    profiles = {k: profile_for(chip, UNCALIBRATED.with_stack(s)) for k, s in stacks.items()}
+    terms = {k: op_time_terms([rmsnorm], chip, p) for k, p in profiles.items()}
+    assert terms["unfused"].memory_s[0] == pytest.approx(UNFUSED_RMSNORM[0] * terms["fused"].memory_s[0])
+    assert terms["unfused"].overhead_s[0] == pytest.approx(UNFUSED_RMSNORM[1] * terms["fused"].overhead_s[0])
+    assert terms["silent"].memory_s[0] == pytest.approx(terms["fused"].memory_s[0])

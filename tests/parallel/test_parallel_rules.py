@@ -137,3 +137,49 @@ def test_embedding_and_loss_count_as_pipeline_layers() -> None:
     check_layout(DENSE, Layout(dp=1, pp=2, vp=9), wl)
     with pytest.raises(InputError, match="num_layers\\+2=18"):
         check_layout(DENSE, Layout(dp=1, pp=2, vp=10), wl)
+
+
+def _heads_split_over_tp_cp(model: ModelConfig, tp: int, cp: int) -> bool:
+    """DeepSpeed-Ulysses written out: after the all-to-all each of the tp*cp ranks holds whole
+    query heads, and its key/value heads are a whole share of the TP rank's (cp divides them) or
+    one replica each (cp a multiple of them)."""
+    kv_rank = max(model.num_kv_heads // tp, 1)
+    return model.num_attention_heads % (tp * cp) == 0 and (kv_rank % cp == 0 or cp % kv_rank == 0)
+
+
+@pytest.mark.parametrize(
+    ("model", "layout", "words"),
+    [
+        # 64 heads over tp 8 x cp 16 = 128 ranks: half a head each.
+        (DENSE, Layout(tp=8, cp=16), "tp*cp does not divide num_attention_heads=64"),
+        # 48 query heads split over cp 16 would be 3 per rank, but 12 key/value heads over 16 ranks
+        # are neither a whole share nor a whole number of replicas.
+        (GQA12, Layout(cp=16), "cp neither divides nor is a multiple of max(num_kv_heads/tp, 1)"),
+    ],
+)
+def test_all_to_all_context_parallelism_needs_whole_heads_per_rank(model, layout, words) -> None:
+    check_layout(model, layout, WL)  # ring attention splits the sequence, not the heads
+    with pytest.raises(InputError) as info:
+        check_layout(model, layout, WL, context_parallel="all-to-all")
+    err = info.value
+    assert (err.field, err.value) == ("cp", layout.cp)
+    assert words in err.rule and "all-to-all context parallelism" in err.rule
+    assert not _heads_split_over_tp_cp(model, layout.tp, layout.cp)
+
+
+def test_all_to_all_valid_mask_is_the_head_rule_on_top_of_the_others() -> None:
+    layouts = [
+        Layout(dp=64 // (tp * cp), tp=tp, cp=cp)
+        for tp, cp in itertools.product((1, 2, 4, 8, 16), (1, 2, 4, 8, 16, 32))
+        if 64 % (tp * cp) == 0
+    ]
+    table = LayoutTable.from_layouts(layouts)
+    refused = 0
+    for model in (DENSE, GQA12):
+        ring = valid_mask(model, table, WL, 64)
+        a2a = valid_mask(model, table, WL, 64, context_parallel="all-to-all")
+        for layout, r, a in zip(layouts, ring, a2a, strict=True):
+            assert bool(a) == (bool(r) and _heads_split_over_tp_cp(model, layout.tp, layout.cp)), layout
+        assert a2a.any()
+        refused += int((ring & ~a2a).sum())
+    assert refused  # GQA12: 12 key/value heads do not split over cp = 8, nor 48 heads over tp*cp = 32

@@ -262,10 +262,12 @@ def test_bad_options_are_refused() -> None:
         (_model(layers=3, heads=6, kv=6, ffn=48), TrainingWorkload(global_batch=6, seq_len=24), 12),
     ],
 )
-def test_enumeration_equals_the_estimators_validity_rules(model, workload, chips) -> None:
+@pytest.mark.parametrize("context_parallel", ["ring", "all-to-all"])
+def test_enumeration_equals_the_estimators_validity_rules(model, workload, chips, context_parallel) -> None:
     """Every layout of the candidate grid that `parallel.rules.valid_mask` (the estimator's own
     rules, written independently) accepts is enumerated, and nothing else, up to the one documented
-    redundancy (zero > 0 with a single data-parallel rank)."""
+    redundancy (zero > 0 with a single data-parallel rank); for all-to-all context parallelism
+    (DeepSpeed-Ulysses) too, whose head rules both add."""
     from twofold.parallel.layout import Layout, LayoutTable
     from twofold.parallel.rules import valid_mask
 
@@ -295,14 +297,18 @@ def test_enumeration_equals_the_estimators_validity_rules(model, workload, chips
                 etp=etp,
             )
         )
-    ok = valid_mask(model, LayoutTable.from_layouts(grid), workload, chips)
+    ok = valid_mask(model, LayoutTable.from_layouts(grid), workload, chips, context_parallel=context_parallel)
     expected = {
         lay
         for lay, good in zip(grid, ok.tolist(), strict=True)
         if good and not (lay.zero and lay.dp * lay.cp == 1)
     }
     table, _ = enumerate_layouts(
-        model, workload, chips, options=EnumerateOptions(tp_within_fastest_domain=False)
+        model,
+        workload,
+        chips,
+        options=EnumerateOptions(tp_within_fastest_domain=False),
+        context_parallel=context_parallel,
     )
     got = {table.row(i) for i in range(len(table))}
     assert got == expected and got

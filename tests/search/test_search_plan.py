@@ -188,3 +188,26 @@ def test_top_is_sorted_and_fits() -> None:
     thr = np.array([r.step.tokens_per_s_per_chip for r in result.top])
     assert (np.diff(thr) <= 0).all()
     assert all(r.step.fits for r in result.top)
+
+
+def test_the_stack_s_context_parallel_algorithm_decides_the_head_rule() -> None:
+    """A DeepSpeed search (all-to-all context parallelism) keeps the ring search's layouts whose
+    tp*cp ranks each hold whole heads after the all-to-all (8 query and key/value heads here:
+    tp*cp divides 8, written out), and a cp bound no tp satisfies is an InputError naming cp."""
+    from twofold.search.enumerate import EnumerateOptions
+
+    ring_table, _ = enumerate_layouts(toy_model(), WORKLOAD, 16, system=toy_system())
+    whole = [ring_table.row(i) for i in range(len(ring_table))]
+    whole = [lay for lay in whole if 8 % (lay.tp * lay.cp) == 0]
+    assert 0 < len(whole) < len(ring_table)
+    ring = _plan(stack="megatron")
+    ulysses = _plan(stack="deepspeed")
+    assert ring.valid_layouts == len(ring_table)
+    assert ulysses.valid_layouts == len(whole)
+    assert ulysses.rejections.rejected_factorisations["cp_heads"] > 0
+    assert "cp_heads" not in ring.rejections.rejected_factorisations
+    _plan(stack="megatron", options=EnumerateOptions(cp=16))
+    with pytest.raises(InputError) as info:
+        _plan(stack="deepspeed", options=EnumerateOptions(cp=16))
+    assert (info.value.field, info.value.value) == ("cp", 16)
+    assert "tp*cp does not divide num_attention_heads=8" in info.value.rule

@@ -214,7 +214,7 @@ def search_chip(
 
     recorder = _Recorder(stack)
     result = plan_training(
-        model, system, chips, workload, top_k=1, chip=chip, evaluate=recorder, options=options
+        model, system, chips, workload, top_k=1, chip=chip, evaluate=recorder, options=options, stack=stack
     )
     return result, None if recorder.best is None else (recorder.best[2], recorder.best[3])
 

@@ -189,6 +189,11 @@ class TrainingCalibration:
         stack = self.stack_for(chip)
         return self.ep_overlap(chip.id) if stack.value("ep_comm_overlap", self.stack_family(chip.id)) else 0.0
 
+    def context_parallel_on(self, chip: Any) -> str:
+        """How the stack runs context parallelism on `chip`: "ring" (ring attention) or "all-to-all"
+        (DeepSpeed-Ulysses), `workload.layers.CP_ALGORITHMS`."""
+        return str(self.stack_for(chip).context_parallel(self.stack_family(chip.id)))
+
     def collective_efficiency_on(self, chip: Any) -> float:
         """`collective_efficiency` times the stack's own factor (`collective_efficiency_by_stack`)."""
         stack = self.stack_for(chip).id

@@ -130,6 +130,8 @@ def apply_calibration(
     family = calibration.stack_family(chip.id)
     if stack.fp8_recipe(family) in DYNAMIC_FP8_RECIPES:
         extra["cast_amax_pass"] = 1.0
+    if stack.unfused(family):
+        extra["unfused_elementwise"] = 1.0
     overhead = calibration.op_overhead_factor if eager else 1.0
     provenance = dict(profile.provenance)
     provenance["training calibration"] = str(calibration.provenance.get("summary", "cost/calibration.yaml"))

@@ -230,6 +230,10 @@ def op_time_terms(ops: Sequence[Op], chip: Chip, profile: CalibrationProfile | N
         compute_s[conv_idx] = conv_compute_s(ops, chip, profile, conv_idx, conv_rates)
 
     moved = np.array([op.bytes_read + op.bytes_written for op in ops], dtype=float)
+    unfused = bool(profile.extra.get("unfused_elementwise", 0.0))
+    if unfused:
+        # Framework primitives one by one (`Op.unfused_traffic`; `cost.stack` fused_elementwise).
+        moved = moved * np.array([op.unfused_traffic for op in ops], dtype=float)
     bandwidth = chip.hbm_bandwidth_bytes_per_s * profile.memory_efficiency
     elementwise = float(profile.extra.get("memory_bound_efficiency", 1.0))
     if elementwise != 1.0:
@@ -238,6 +242,8 @@ def op_time_terms(ops: Sequence[Op], chip: Chip, profile: CalibrationProfile | N
     else:
         memory_s = moved / bandwidth
     overhead_s = np.full(count, float(profile.op_overhead_s))
+    if unfused:
+        overhead_s = overhead_s * np.array([op.unfused_kernels for op in ops], dtype=float)
     amax = float(profile.extra.get("cast_amax_pass", 0.0))
     if amax:
         # Dynamic FP8 scaling (torchao Float8Linear, TE current scaling): the amax of each tensor is

@@ -16,10 +16,20 @@ Mechanisms and what the estimator does with them:
   (`cost.calibration.op_overhead_factor`) and run memory-bound ops unfused
   (`memory_bound_efficiency_factor`); compiled graphs (torch.compile, XLA, the Neuron compiler)
   fuse elementwise chains into their neighbours and launch from a graph, so neither factor applies.
+- `fused_elementwise` (bool, with an eager runtime): whether norms, rotary embeddings and gated
+  activations run as hand-written fused kernels (Transformer Engine / Megatron-Core / Apex / Triton
+  kernels) or as the framework primitives of a Hugging Face-style module, one kernel per primitive
+  with fp32 upcasts (`workload.layers`, the unfused derivations). Optional in a file (default true).
 - `fsdp_flavour` (megatron-fsdp | fsdp1 | fsdp2 | deepspeed | xla): which fitted overlap fraction
   of the ZeRO-3/FSDP collectives applies (`cost.calibration.TrainingCalibration.fsdp_overlap`).
 - `tp_comm_overlap`, `ep_comm_overlap` (bool): whether TP / EP communication hides behind GEMMs
   (Megatron-Core userbuffers and merged MoE micro-batches); false = fully exposed.
+- `context_parallel` (ring | all-to-all): how cp > 1 runs attention. Ring attention (Megatron-Core
+  CP, torchtitan): K/V chunks circulate in cp - 1 steps that hide behind the attention kernels.
+  All-to-all (DeepSpeed-Ulysses): all-to-alls of Q, K, V and the output over the cp group, on
+  the critical path, and one attention kernel on the full sequence for heads/cp heads; tp*cp
+  must divide the heads (`parallel.rules`). A file written before this mechanism existed (a
+  stack `twofold calibrate` wrote) is read as ring, what every stack was priced with then.
 - `fp8_recipe` (te-delayed | te-current | torchao-tensorwise | torchao-rowwise | none) and
   `fused_optimizer`, `fused_cross_entropy`: recorded with their sources and reported; the FP8
   recipe selects the FP8 GEMM factor group of the fit (`fp8_recipe` of the fitted calibration).
@@ -51,10 +61,12 @@ import yaml
 from twofold import yaml_strict
 from twofold.checks import one_of
 from twofold.errors import InputError
+from twofold.workload.layers import CP_ALGORITHMS
 
 __all__ = [
     "CALIBRATION_FACTORS",
     "MECHANISMS",
+    "OPTIONAL_MECHANISMS",
     "Mechanism",
     "Stack",
     "AUTO",
@@ -81,9 +93,16 @@ MECHANISMS: Mapping[str, tuple[str, ...] | type | None] = MappingProxyType(
         "fp8_recipe": FP8_RECIPES,
         "tp_comm_overlap": bool,
         "ep_comm_overlap": bool,
+        "context_parallel": CP_ALGORITHMS,
         "fused_optimizer": bool,
         "fused_cross_entropy": bool,
+        "fused_elementwise": bool,
     }
+)
+# Mechanisms a stack file may leave out (files written before they existed), with the value taken:
+# what every stack was priced with before the mechanism (context parallelism: ring attention).
+OPTIONAL_MECHANISMS: Mapping[str, Any] = MappingProxyType(
+    {"fused_elementwise": True, "context_parallel": "ring"}
 )
 
 # Factors of `cost/calibration.yaml` a stack file may carry, and their kind: a positive number, a
@@ -149,11 +168,19 @@ class Stack:
     def eager(self, family: str | None) -> bool:
         return bool(self.value("runtime", family) == "eager")
 
+    def unfused(self, family: str | None) -> bool:
+        """Eager with framework primitives one by one (`fused_elementwise` false): memory-bound ops
+        move and launch what their unfused forms do (`workload.ops.Op.unfused_traffic`)."""
+        return self.eager(family) and not bool(self.value("fused_elementwise", family))
+
     def fsdp_flavour(self, family: str | None) -> str:
         return str(self.value("fsdp_flavour", family))
 
     def fp8_recipe(self, family: str | None) -> str:
         return str(self.value("fp8_recipe", family))
+
+    def context_parallel(self, family: str | None) -> str:
+        return str(self.value("context_parallel", family))
 
     def describe(self, family: str | None) -> dict[str, Any]:
         """The mechanism values that apply on a family, for results and `twofold stacks`."""
@@ -223,7 +250,7 @@ def stack_from_dict(data: Any, path: str = "") -> Stack:
     if unknown:
         known = ", ".join(MECHANISMS)
         raise InputError(f"{where}:mechanisms", unknown[0], f"unknown mechanism; known: {known}")
-    missing = [m for m in MECHANISMS if m not in raw]
+    missing = [m for m in MECHANISMS if m not in raw and m not in OPTIONAL_MECHANISMS]
     if missing:
         raise InputError(f"{where}:mechanisms.{missing[0]}", None, "is required (every mechanism is stated)")
     mechanisms: dict[str, Mechanism] = {}
@@ -245,6 +272,9 @@ def stack_from_dict(data: Any, path: str = "") -> Stack:
                 {str(k): _check_value(f"{at}.by_family.{k}", name, v) for k, v in by_family_raw.items()}
             ),
         )
+    for name, value in OPTIONAL_MECHANISMS.items():
+        if name not in mechanisms:
+            mechanisms[name] = Mechanism(name=name, value=value, source="not stated in the file: the default")
     factors, intervals = _calibration_section(where, data.get("calibration"))
     return Stack(
         id=stack_id,

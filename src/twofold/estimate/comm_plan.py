@@ -1,8 +1,9 @@
 """Communication of one training step per layout: which collectives, how many bytes, what overlaps.
 
-TP (with sequence parallelism), CP (ring attention), EP (all-to-all), PP (point-to-point, with the
-cost of interleaved chunks), DP gradients and ZeRO gathers, and FSDP/ZeRO-3 per-layer collectives,
-each with the part hidden behind compute (`OVERLAP_EFFICIENCY`, the calibrated overlap fractions).
+TP (with sequence parallelism), CP (ring attention, or DeepSpeed-Ulysses' all-to-all), EP
+(all-to-all), PP (point-to-point, with the cost of interleaved chunks), DP gradients and ZeRO
+gathers, and FSDP/ZeRO-3 per-layer collectives, each with the part hidden behind compute
+(`OVERLAP_EFFICIENCY`, the calibrated overlap fractions).
 The derivation of every term, its citation (Shoeybi et al. 2019, Korthikanti et al. 2022,
 Narayanan et al. 2021, Megatron-Core, PyTorch FSDP, ZeRO, ...) and what it leaves out are in
 docs/parallel.md, "Per-step communication in full".
@@ -82,14 +83,17 @@ def model_parallel_comm(
     ep_overlap: float = 0.0,
     op_overhead_s: float = 0.0,
     placed: dict[str, Group] | None = None,
+    context_parallel: str = "ring",
 ) -> StageComm:
     """Exposed and hidden tensor-, context-, expert- and pipeline-parallel communication seconds per
     micro-batch (module docstring): `tp_mb`, `cp_mb`, `cp_hidden_mb`, `ep_mb`, `pp_mb` (with
     `pp_chunk_mb`), `pp_hidden_mb`, from the architecture (`ModelConfig`). `tp_overlap` /
     `ep_overlap`: fraction of TP / EP communication hidden behind compute; `op_overhead_s`: the
     profile's fixed time per operator, paid once per extra interleaved-pipeline chunk step.
-    `placed`: the groups of `groups(levels, lay)` when the caller has them. The data-parallel part
-    is `data_parallel_comm`."""
+    `placed`: the groups of `groups(levels, lay)` when the caller has them. `context_parallel`: the
+    stack's CP algorithm (`workload.layers.CP_ALGORITHMS`): ring steps that hide behind attention,
+    or DeepSpeed-Ulysses' exposed all-to-alls (`_all_to_all_cp`). The data-parallel part is
+    `data_parallel_comm`."""
     g = groups(levels, lay) if placed is None else placed
     h, e = model.hidden_size, act_bytes
     tp_sp = np.where(lay.sp, lay.tp, 1.0)
@@ -114,21 +118,27 @@ def model_parallel_comm(
     tp_hidden = np.minimum(tp_overlap * tp_total, window)
     out["tp_mb"] = tp_total - tp_hidden
 
-    if model.is_mla:
-        kv_per_rank = model.num_attention_heads * (model.head_dim + model.v_head_dim) / lay.tp
+    if context_parallel == "all-to-all":
+        out["cp_mb"] = (
+            lay.stage_layers * (2.0 + full_rc) * _all_to_all_cp(model, levels, g["cp"], lay, tokens, e)
+        )
+        out["cp_hidden_mb"] = np.zeros_like(out["cp_mb"])
     else:
-        # tp > num_kv_heads: each rank holds (and passes around the ring) one replicated head.
-        kv_per_rank = np.maximum(model.num_kv_heads / lay.tp, 1.0) * 2 * model.head_dim
-    kv_bytes = tokens * kv_per_rank * e
-    step_f = send_recv_s(levels, g["cp"], kv_bytes)
-    step_b = send_recv_s(levels, g["cp"], 2 * kv_bytes)
-    win_f = OVERLAP_EFFICIENCY * ct.attention_forward / lay.cp
-    win_b = OVERLAP_EFFICIENCY * ct.attention_backward / lay.cp
-    rings_f = 1.0 + any_rc
-    steps = lay.stage_layers * (lay.cp - 1.0)
-    cp_total = steps * (rings_f * step_f + step_b)
-    out["cp_mb"] = steps * (rings_f * np.maximum(step_f - win_f, 0.0) + np.maximum(step_b - win_b, 0.0))
-    out["cp_hidden_mb"] = cp_total - out["cp_mb"]
+        if model.is_mla:
+            kv_per_rank = model.num_attention_heads * (model.head_dim + model.v_head_dim) / lay.tp
+        else:
+            # tp > num_kv_heads: each rank holds (and passes around the ring) one replicated head.
+            kv_per_rank = np.maximum(model.num_kv_heads / lay.tp, 1.0) * 2 * model.head_dim
+        kv_bytes = tokens * kv_per_rank * e
+        step_f = send_recv_s(levels, g["cp"], kv_bytes)
+        step_b = send_recv_s(levels, g["cp"], 2 * kv_bytes)
+        win_f = OVERLAP_EFFICIENCY * ct.attention_forward / lay.cp
+        win_b = OVERLAP_EFFICIENCY * ct.attention_backward / lay.cp
+        rings_f = 1.0 + any_rc
+        steps = lay.stage_layers * (lay.cp - 1.0)
+        cp_total = steps * (rings_f * step_f + step_b)
+        out["cp_mb"] = steps * (rings_f * np.maximum(step_f - win_f, 0.0) + np.maximum(step_b - win_b, 0.0))
+        out["cp_hidden_mb"] = cp_total - out["cp_mb"]
 
     if model.is_moe:
         moe_layers = lay.stage_layers * model.num_moe_layers / max(model.num_layers, 1)
@@ -155,6 +165,34 @@ def model_parallel_comm(
     out["pp_mb"] = pp_transfers + out["pp_chunk_mb"]
 
     return out
+
+
+def _all_to_all_cp(
+    model: ModelConfig,
+    levels: tuple[LevelArrays, ...],
+    group: Group,
+    lay: LayoutArrays,
+    tokens: np.ndarray,
+    act_bytes: float,
+) -> np.ndarray:
+    """Seconds of one layer's forward all-to-alls under DeepSpeed-Ulysses context parallelism
+    (Jacobs et al., arXiv 2309.14509, section 3; DeepSpeed `sequence.layer.DistributedAttention`),
+    each over the cp group: Q, K and V (one call each), from [tokens/cp, heads/tp] to [tokens,
+    heads/(tp*cp)], and the attention output O back. Each rank sends what it holds: `tokens` (=
+    b*s/cp) x width x `act_bytes`, of widths heads/tp*d_qk (Q), kv*d_qk (K), kv*d_v (V) and
+    heads/tp*d_v (O), with kv = max(kv_heads/tp, 1) key/value heads per TP rank, raised to cp when
+    cp exceeds them (the heads are replicated before the exchange so that every rank receives one,
+    as DeepSpeed's `UlyssesSPAttentionHF` does). The backward's all-to-alls (dO in, dQ, dK, dV out)
+    move the same bytes, full recompute reruns the forward's: the caller multiplies."""
+    heads = model.num_attention_heads / lay.tp
+    if model.is_mla:
+        d_qk, d_v, kv = model.head_dim, model.v_head_dim, heads
+    else:
+        d_qk = d_v = model.head_dim
+        kv = np.maximum(np.maximum(model.num_kv_heads / lay.tp, 1.0), lay.cp)
+    widths = (heads * d_qk, kv * d_qk, kv * d_v, heads * d_v)  # Q, K, V, O
+    seconds = sum(all_to_all_s(levels, group, tokens * w * act_bytes) for w in widths)
+    return np.asarray(np.where(lay.cp > 1, seconds, 0.0))
 
 
 def data_parallel_comm(

@@ -1,12 +1,13 @@
 """Per-micro-batch compute time of a layout's pipeline stage, from the single-chip cost model.
 
 The per-chip operator graph of one micro-batch (`workload.graph.training_ops`) depends only on
-(tp, cp, ep, etp, micro_batch, sequence_parallel) for a given model, sequence length and precision
-(recompute reruns a subset of its forward ops), so it is built and priced once per distinct
-combination (`np.unique` over those columns) and broadcast to every layout that shares it; all
-distinct combinations are priced in a single `cost.op_time_terms` call. Optimizer time is linear in
-the parameters a chip updates (the roofline of a memory-bound elementwise op plus a fixed
-overhead), so it is priced at two sizes and interpolated.
+(tp, cp, ep, etp, micro_batch, sequence_parallel) for a given model, sequence length, precision
+and context-parallel algorithm (the stack's, one per call: ring or all-to-all,
+`workload.layers.CP_ALGORITHMS`; recompute reruns a subset of its forward ops), so it is built and
+priced once per distinct combination (`np.unique` over those columns) and broadcast to every layout
+that shares it; all distinct combinations are priced in a single `cost.op_time_terms` call.
+Optimizer time is linear in the parameters a chip updates (the roofline of a memory-bound
+elementwise op plus a fixed overhead), so it is priced at two sizes and interpolated.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ def _ops(
     sp: bool,
     etp: int | None = None,
     finetune: Finetune | None = None,
+    context_parallel: str = "ring",
 ) -> tuple[tuple[Op, ...], tuple[int, ...], tuple[int, ...]]:
     """The forward+backward ops of one combination (no recompute: it is derived from the forward
     ops), with each op's category and attention category (-1: none)."""
@@ -95,6 +97,7 @@ def _ops(
         etp=etp,
         sequence_parallel=sp,
         finetune=finetune,
+        context_parallel=context_parallel,
     )
     cats, extra = [], []
     for op in ops:
@@ -120,9 +123,11 @@ def compute_times(
     precision: str,
     profile: CalibrationProfile | None = None,
     finetune: Finetune | None = None,
+    context_parallel: str = "ring",
 ) -> ComputeTimes:
     """Price every distinct (tp, cp, ep, micro_batch, sp, etp) combination of `lay` once.
-    `finetune`: LoRA/QLoRA ops (`workload.finetune`) instead of full training's."""
+    `finetune`: LoRA/QLoRA ops (`workload.finetune`) instead of full training's. `context_parallel`:
+    how attention runs when cp > 1 (the stack's `context_parallel`, `workload.graph.forward_ops`)."""
     cols = [lay.tp, lay.cp, lay.ep, lay.micro_batch, lay.sp.astype(float), lay.etp]
     keys = np.stack([np.asarray(c, dtype=np.int64).reshape(-1) for c in cols])
     # One int64 per row (mixed radix over the columns' ranges), then a 1-D unique: the same
@@ -138,7 +143,9 @@ def compute_times(
     attn: list[tuple[int, ...]] = []
     core: list[bool] = []
     for i, (tp, cp, ep, mb, sp, etp) in enumerate(combos.tolist()):
-        ops, cats, extra = _ops(model, mb, seq_len, precision, tp, cp, ep, bool(sp), etp, finetune)
+        ops, cats, extra = _ops(
+            model, mb, seq_len, precision, tp, cp, ep, bool(sp), etp, finetune, context_parallel
+        )
         all_ops.extend(ops)
         seg.append(np.full(len(ops), i))
         cat.append(cats)

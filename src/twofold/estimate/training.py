@@ -319,13 +319,25 @@ def catalog_stage(
     from its operator graph (`estimate.compute`), its tensor / context / expert / pipeline
     communication (`comm_plan.model_parallel_comm`), parameters per chip by stage and sharding,
     memory (`parallel.memory.memory_per_chip`) and model FLOPs (`model_flops_per_token`).
+    Context parallelism runs as the stack's `context_parallel` (ring or all-to-all,
+    `TrainingCalibration.context_parallel_on`) in the compute and the communication alike.
     `placed`: the process groups (`comm_plan.groups`) when the caller has them."""
     prec, s = workload.precision, workload.seq_len
     sb = state_bytes(prec)
     e = activation_bytes_per_element(prec)
     counts = param_counts(model)
     ft = workload.finetune
-    ct = compute_times(model, chip, lay, seq_len=s, precision=prec, profile=profile, finetune=ft)
+    cp_algorithm = calibration.context_parallel_on(chip)
+    ct = compute_times(
+        model,
+        chip,
+        lay,
+        seq_len=s,
+        precision=prec,
+        profile=profile,
+        finetune=ft,
+        context_parallel=cp_algorithm,
+    )
     share = lay.stage_layers / max(model.num_layers, 1)
     single = lay.pp == 1
     use_last = (ct.last_forward + ct.last_backward) >= (ct.first_forward + ct.first_backward)
@@ -362,6 +374,7 @@ def catalog_stage(
         tp_overlap=calibration.tp_overlap_on(chip),
         ep_overlap=calibration.ep_overlap_on(chip),
         placed=placed,
+        context_parallel=cp_algorithm,
     )
     tokens = float(workload.global_batch) * s
     return StagePart(
@@ -394,23 +407,24 @@ def estimate_training(
     stack: Any = None,
     allow_long_context: bool = False,
 ) -> TrainingEstimate:
-    """One training-step estimate: validates the layout (`parallel.rules.check_layout`), then
-    evaluates it through `evaluate_layouts` on a one-row table. It fits when its memory per chip
-    is at most capacity * (1 - `mem_headroom`). `stack` (`cost.stack`: an id, a file, a Stack;
-    None = the calibration's, `auto` unless set) is the software stack that runs the step; the
-    result names it, the factors applied and the evidence behind its uncertainty
-    (`estimate.provenance`, `estimate.uncertainty`). A `seq_len` past the model's
-    `max_position_embeddings` is refused unless `allow_long_context` (`parallel.rules`).
+    """One training-step estimate: validates the layout (`parallel.rules.check_layout`, with the
+    head rules of the stack's context-parallel algorithm), then evaluates it through
+    `evaluate_layouts` on a one-row table. It fits when its memory per chip is at most capacity *
+    (1 - `mem_headroom`). `stack` (`cost.stack`: an id, a file, a Stack; None = the calibration's,
+    `auto` unless set) is the software stack that runs the step; the result names it, the factors
+    applied and the evidence behind its uncertainty (`estimate.provenance`,
+    `estimate.uncertainty`). A `seq_len` past the model's `max_position_embeddings` is refused
+    unless `allow_long_context` (`parallel.rules`).
     `model`: a catalog architecture or an imported graph (`workload.protocol`); a layout on an axis
     the model does not take is refused naming the axis."""
     from twofold.estimate.provenance import training_provenance
 
     check_context_length(model, workload.seq_len, allow_long_context=allow_long_context)
-    check_layout(model, layout, workload, chips)
     chip = _chip_for(system, chip)
     calibration = shipped_calibration() if calibration is None else calibration
     if stack is not None:
         calibration = calibration.with_stack(stack)
+    check_layout(model, layout, workload, chips, context_parallel=calibration.context_parallel_on(chip))
     arrays = evaluate_layouts(
         model,
         system,

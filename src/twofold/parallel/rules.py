@@ -18,7 +18,13 @@ rules on tp/pp/vp/cp/ep (its asserts in `megatron/core/parallel_state.py`,
   alone in the first and last); the estimator then charges one layer per chunk. With vp > 1 the
   micro-batch count must be a multiple of pp (the interleaved 1F1B schedule).
 - cp > 1 needs seq_len to be a multiple of 2 * cp (load-balanced causal ring attention); with
-  sequence parallelism (tp > 1) seq_len / cp must be a multiple of tp.
+  sequence parallelism (tp > 1) seq_len / cp must be a multiple of tp. All-to-all context
+  parallelism (DeepSpeed-Ulysses, a stack's `context_parallel: all-to-all`; `check_layout(...,
+  context_parallel=)`) splits the attention heads over the cp ranks as tensor parallelism does
+  over tp: tp * cp divides num_attention_heads, and cp divides, or is a multiple of, the key/value
+  heads of a TP rank (max(num_kv_heads / tp, 1); a multiple: the heads are replicated so that
+  every rank receives one, DeepSpeed's `UlyssesSPAttentionHF`). The search applies the same rules
+  (`search.enumerate`).
 - ep divides num_experts, and ep * etp divides tp * cp * dp: Megatron-Core refolds a pipeline
   stage's tp*cp*dp ranks into etp x ep x edp for the MoE layers (`megatron/core/parallel_state.py`,
   the expert rank generator; `--expert-tensor-parallel-size`, default tp). etp = tp (the default)
@@ -50,10 +56,23 @@ import numpy as np
 from twofold.checks import one_of, positive_int
 from twofold.errors import InputError
 from twofold.parallel.layout import RECOMPUTE_MODES, Layout, LayoutTable, TrainingWorkload
+from twofold.workload.graph import A2A_CP
+from twofold.workload.layers import CP_ALGORITHMS
 from twofold.workload.model import ModelConfig
 from twofold.workload.protocol import TrainingModel
 
-__all__ = ["DATA_PARALLEL_ONLY", "check_context_length", "check_layout", "layout_violations", "valid_mask"]
+__all__ = [
+    "DATA_PARALLEL_ONLY",
+    "a2a_heads_ok",
+    "a2a_heads_rule",
+    "a2a_kv_heads_ok",
+    "a2a_kv_heads_rule",
+    "all_to_all_cp_rules",
+    "check_context_length",
+    "check_layout",
+    "layout_violations",
+    "valid_mask",
+]
 
 # Why an imported model refuses a model-parallel axis (`workload.protocol`).
 DATA_PARALLEL_ONLY = "imported models support data parallel and ZeRO/FSDP layouts only"
@@ -67,7 +86,9 @@ Cols = dict[str, np.ndarray]
 _Rule = tuple[str, str, Callable[[Cols], np.ndarray]]
 
 
-def _rules(model: TrainingModel, workload: TrainingWorkload, chips: int | None) -> list[_Rule]:
+def _rules(
+    model: TrainingModel, workload: TrainingWorkload, chips: int | None, context_parallel: str = "ring"
+) -> list[_Rule]:
     gb = workload.global_batch
     rules: list[_Rule] = [
         *(
@@ -91,6 +112,8 @@ def _rules(model: TrainingModel, workload: TrainingWorkload, chips: int | None) 
         )
     if isinstance(model, ModelConfig):
         rules += _architecture_rules(model, workload)
+        if one_of("context_parallel", context_parallel, CP_ALGORITHMS) == "all-to-all":
+            rules += all_to_all_cp_rules(model)
     else:
         rules += _fixed_rules(model, workload)
     rules += [
@@ -216,6 +239,40 @@ def _architecture_rules(m: ModelConfig, workload: TrainingWorkload) -> list[_Rul
     return rules
 
 
+def all_to_all_cp_rules(m: ModelConfig) -> list[_Rule]:
+    """The head rules of all-to-all (DeepSpeed-Ulysses) context parallelism (module docstring)."""
+    heads, kv = m.num_attention_heads, m.num_kv_heads
+    rules: list[_Rule] = [
+        ("cp", a2a_heads_rule(m), lambda c: a2a_heads_ok(heads, c["tp"], c["cp"])),
+    ]
+    if not m.is_mla:
+        rules.append(("cp", a2a_kv_heads_rule(m), lambda c: a2a_kv_heads_ok(kv, c["tp"], c["cp"])))
+    return rules
+
+
+def a2a_heads_rule(m: ModelConfig) -> str:
+    return f"{A2A_CP}: tp*cp does not divide num_attention_heads={m.num_attention_heads}"
+
+
+def a2a_kv_heads_rule(m: ModelConfig) -> str:
+    return (
+        f"{A2A_CP}: cp neither divides nor is a multiple of max(num_kv_heads/tp, 1)"
+        f" (num_kv_heads={m.num_kv_heads})"
+    )
+
+
+def a2a_heads_ok(heads: int, tp: np.ndarray, cp: np.ndarray) -> np.ndarray:
+    """All-to-all context parallelism: tp * cp divides the attention heads (module docstring)."""
+    return np.asarray((cp == 1) | (heads % (tp * cp) == 0))
+
+
+def a2a_kv_heads_ok(kv_heads: int, tp: np.ndarray, cp: np.ndarray) -> np.ndarray:
+    """All-to-all context parallelism: cp divides the key/value heads of a TP rank or is a multiple
+    of them (module docstring)."""
+    per_rank = np.maximum(kv_heads // tp, 1)
+    return np.asarray((cp == 1) | (per_rank % cp == 0) | (cp % per_rank == 0))
+
+
 def _raw(table: LayoutTable) -> Cols:
     cols = {
         name: np.asarray(getattr(table, name), dtype=np.int64)
@@ -236,34 +293,52 @@ def _cols(table: LayoutTable) -> Cols:
 
 
 def layout_violations(
-    model: TrainingModel, table: LayoutTable, workload: TrainingWorkload, chips: int | None = None
+    model: TrainingModel,
+    table: LayoutTable,
+    workload: TrainingWorkload,
+    chips: int | None = None,
+    *,
+    context_parallel: str = "ring",
 ) -> list[tuple[str, str, np.ndarray]]:
-    """Every rule with the rows that break it: (field, rule text, bool mask of violating rows)."""
+    """Every rule with the rows that break it: (field, rule text, bool mask of violating rows).
+    `context_parallel`: the stack's CP algorithm (`workload.layers.CP_ALGORITHMS`; all-to-all
+    adds its head rules)."""
     positive_int("global_batch", workload.global_batch)
     positive_int("seq_len", workload.seq_len)
     raw = _raw(table)
     cols = _cols(table)
     out = []
-    for field, text, ok in _rules(model, workload, chips):
+    for field, text, ok in _rules(model, workload, chips, context_parallel):
         use = raw if text == "must be a positive integer" else cols
         out.append((field, text, ~np.broadcast_to(ok(use), raw["dp"].shape)))
     return out
 
 
 def valid_mask(
-    model: TrainingModel, table: LayoutTable, workload: TrainingWorkload, chips: int | None = None
+    model: TrainingModel,
+    table: LayoutTable,
+    workload: TrainingWorkload,
+    chips: int | None = None,
+    *,
+    context_parallel: str = "ring",
 ) -> np.ndarray:
-    """True for the rows of `table` that break no rule."""
+    """True for the rows of `table` that break no rule (`layout_violations`)."""
     bad = np.zeros(len(table), dtype=bool)
-    for _, _, mask in layout_violations(model, table, workload, chips):
+    for _, _, mask in layout_violations(model, table, workload, chips, context_parallel=context_parallel):
         bad |= mask
     return ~bad
 
 
 def check_layout(
-    model: TrainingModel, layout: Layout, workload: TrainingWorkload, chips: int | None = None
+    model: TrainingModel,
+    layout: Layout,
+    workload: TrainingWorkload,
+    chips: int | None = None,
+    *,
+    context_parallel: str = "ring",
 ) -> None:
-    """Raise `InputError(field, value, rule)` for the first rule `layout` breaks (see module doc)."""
+    """Raise `InputError(field, value, rule)` for the first rule `layout` breaks (see module doc).
+    `context_parallel`: the stack's CP algorithm (all-to-all adds its head rules)."""
     one_of("recompute", layout.recompute, RECOMPUTE_MODES)
     if layout.shard is not None:
         if layout.shard < 1 or layout.dp % layout.shard:
@@ -271,7 +346,9 @@ def check_layout(
         if layout.zero != 3:
             raise InputError("shard", layout.shard, f"hybrid sharding needs zero=3 (got zero={layout.zero})")
     table = LayoutTable.from_layouts([layout])
-    for field, text, mask in layout_violations(model, table, workload, chips):
+    for field, text, mask in layout_violations(
+        model, table, workload, chips, context_parallel=context_parallel
+    ):
         if mask[0]:
             value = getattr(layout, field, None)
             if field == "etp":

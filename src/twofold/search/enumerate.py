@@ -5,7 +5,9 @@ layout): factorisations `chips = dp * tp * pp * cp` (`FACTORISATION_RULES`), the
 with vp, ep, etp, zero, micro-batch and recompute (`LAYOUT_RULES`); `EnumerateOptions` bounds the
 axes, and each rejected candidate is charged to the first rule it breaks (`RejectionSummary`). The
 rules and where each comes from (Megatron-LM, the Llama 3 paper): docs/search.md, "The rules" and
-"How the space is generated".
+"How the space is generated". A stack whose context parallelism is all-to-all (DeepSpeed-Ulysses,
+`context_parallel="all-to-all"`) adds its head rules (`ALL_TO_ALL_CP_RULES`, the rules of
+`parallel.rules.all_to_all_cp_rules`) to the factorisation rules.
 
 A model that takes only data-parallel axes (`workload.protocol.TrainingModel.parallel_axes`: an
 imported graph) has one factorisation, dp = chips, crossed with `zero` (`options.zero_stages`) and
@@ -22,15 +24,23 @@ from typing import Any
 
 import numpy as np
 
-from twofold.checks import positive_int
+from twofold.checks import one_of, positive_int
 from twofold.errors import InputError
 from twofold.hardware.types import System
 from twofold.parallel.layout import RECOMPUTE_MODES, LayoutTable, TrainingWorkload
-from twofold.parallel.rules import DATA_PARALLEL_ONLY
+from twofold.parallel.rules import (
+    DATA_PARALLEL_ONLY,
+    a2a_heads_ok,
+    a2a_heads_rule,
+    a2a_kv_heads_ok,
+    a2a_kv_heads_rule,
+)
+from twofold.workload.layers import CP_ALGORITHMS
 from twofold.workload.model import ModelConfig
 from twofold.workload.protocol import ALL_AXES, TrainingModel
 
 __all__ = [
+    "ALL_TO_ALL_CP_RULES",
     "EnumerateOptions",
     "FACTORISATION_RULES",
     "LAYOUT_RULES",
@@ -143,6 +153,7 @@ class _Ctx:
     workload: TrainingWorkload
     options: EnumerateOptions
     fastest_domain_chips: int | None = None
+    context_parallel: str = "ring"  # the stack's CP algorithm (`workload.layers.CP_ALGORITHMS`)
 
 
 # A rule: (name, text for messages, mask function returning True where the candidate is valid).
@@ -211,6 +222,21 @@ FACTORISATION_RULES: tuple[Rule, ...] = (
         "dp_batch",
         lambda c: f"global_batch={c.workload.global_batch} is not divisible by dp",
         lambda a, c: c.workload.global_batch % a["dp"] == 0,
+    ),
+)
+
+# All-to-all (DeepSpeed-Ulysses) context parallelism splits the heads over tp*cp
+# (`parallel.rules.all_to_all_cp_rules`); added to the factorisation rules for such a stack only.
+ALL_TO_ALL_CP_RULES: tuple[Rule, ...] = (
+    (
+        "cp_heads",
+        lambda c: a2a_heads_rule(c.model),
+        lambda a, c: a2a_heads_ok(c.model.num_attention_heads, a["tp"], a["cp"]),
+    ),
+    (
+        "cp_kv_heads",
+        lambda c: a2a_kv_heads_rule(c.model),
+        lambda a, c: a2a_kv_heads_ok(c.model.num_kv_heads, a["tp"], a["cp"]) | c.model.is_mla,
     ),
 )
 
@@ -323,8 +349,11 @@ def enumerate_layouts(
     *,
     system: System | None = None,
     options: EnumerateOptions | None = None,
+    context_parallel: str = "ring",
 ) -> tuple[LayoutTable, RejectionSummary]:
     """All valid layouts of `model` for `workload` on `chips` chips, and why the others are not.
+    `context_parallel`: the stack's CP algorithm (`workload.layers.CP_ALGORITHMS`); all-to-all
+    adds `ALL_TO_ALL_CP_RULES`.
 
     Rows are ordered by (dp, tp, pp, cp) of the factorisation, then vp, ep, zero, micro_batch,
     recompute, each ascending (recompute in RECOMPUTE_MODES order restricted to `options.recompute`).
@@ -333,7 +362,11 @@ def enumerate_layouts(
     opts = options or EnumerateOptions()
     n = _check_inputs(model, workload, chips, opts)
     ctx = _Ctx(
-        model=model, workload=workload, options=opts, fastest_domain_chips=fastest_domain_chips(system)
+        model=model,
+        workload=workload,
+        options=opts,
+        fastest_domain_chips=fastest_domain_chips(system),
+        context_parallel=one_of("context_parallel", context_parallel, CP_ALGORITHMS),
     )
     if not isinstance(model, ModelConfig) or not ALL_AXES <= model.parallel_axes:
         return _data_parallel_layouts(model, n, ctx)
@@ -344,6 +377,8 @@ def enumerate_layouts(
     tp_values = _bounded(d, opts.tp, None, "tp", chips_text)
     pp_values = _bounded(d, opts.pp, None, "pp", chips_text)
     cp_values = _bounded(d, opts.cp, opts.max_cp, "cp", chips_text)
+    if ctx.context_parallel == "all-to-all" and opts.cp is not None:
+        _check_fixed_cp(ctx, tp_values, opts.cp)
     tp, pp, cp = (g.ravel() for g in np.meshgrid(tp_values, pp_values, cp_values, indexing="ij"))
     inner = tp * pp * cp
     keep = n % inner == 0
@@ -351,12 +386,13 @@ def enumerate_layouts(
     dp = n // (tp * pp * cp)
     order = np.lexsort((cp, pp, tp, dp))
     fact = {"dp": dp[order], "tp": tp[order], "pp": pp[order], "cp": cp[order]}
-    f_alive, f_first, f_any = _apply(FACTORISATION_RULES, fact, ctx)
+    f_rules = FACTORISATION_RULES + (ALL_TO_ALL_CP_RULES if ctx.context_parallel == "all-to-all" else ())
+    f_alive, f_first, f_any = _apply(f_rules, fact, ctx)
     allowed = {}
     searched = {"dp": d, "tp": tp_values, "pp": pp_values, "cp": cp_values}
     for axis, values in searched.items():
         alone = {a: (values if a == axis else np.ones_like(values)) for a in searched}
-        allowed[axis] = tuple(values[_apply(FACTORISATION_RULES, alone, ctx)[0]].tolist())
+        allowed[axis] = tuple(values[_apply(f_rules, alone, ctx)[0]].tolist())
     fact = {k: v[f_alive] for k, v in fact.items()}
 
     # Stage 2: cross the surviving factorisations with the other axes (one broadcast axis each).
@@ -403,13 +439,28 @@ def enumerate_layouts(
         factorisations=int(f_alive.size),
         rejected_factorisations=f_first,
         violations=f_any,
-        rule_text={name: text(ctx) for name, text, _ in (*FACTORISATION_RULES, *LAYOUT_RULES)},
+        rule_text={name: text(ctx) for name, text, _ in (*f_rules, *LAYOUT_RULES)},
         allowed=allowed,
         candidates=int(l_alive.size),
         rejected_layouts=l_first,
         valid=len(table),
     )
     return table, summary
+
+
+def _check_fixed_cp(ctx: _Ctx, tp_values: np.ndarray, cp: int) -> None:
+    """A cp bound (`--cp N`) that no searched tp gives whole heads per rank under all-to-all
+    context parallelism admits no layout: an InputError naming cp and the rule it breaks at the
+    smallest tp (the CLI exits 2), rather than an empty search."""
+    if cp == 1 or not tp_values.size:
+        return
+    arrays = {"tp": tp_values, "cp": np.full_like(tp_values, cp)}
+    oks = [np.broadcast_to(ok(arrays, ctx), tp_values.shape) for _, _, ok in ALL_TO_ALL_CP_RULES]
+    if np.logical_and.reduce(oks).any():
+        return
+    for (_, text, _), ok in zip(ALL_TO_ALL_CP_RULES, oks, strict=True):
+        if not ok[0]:
+            raise InputError("cp", cp, text(ctx))
 
 
 # The rules that apply to a model replicated or sharded whole (module docstring).

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 import numpy as np
 
 from twofold.checks import positive_int
+from twofold.cost.calibration import shipped_calibration
 from twofold.errors import InputError
 from twofold.estimate.step import StepArrays, StepTerms
 from twofold.hardware.scale import check_scale, scale_notes
@@ -213,8 +214,6 @@ def _default_evaluator(stack: Any = None) -> Evaluator:
         return evaluate_layouts
     from functools import partial
 
-    from twofold.cost.calibration import shipped_calibration
-
     return partial(evaluate_layouts, calibration=shipped_calibration().with_stack(stack))
 
 
@@ -314,8 +313,11 @@ def plan_training(
     per chip, then enumeration order, so the result is deterministic. `chip` overrides the system's
     own chip (a what-if chip, or a system built outside the catalog); `options` narrows the space.
     `stack` (`cost.stack`: an id, a YAML file or a Stack; None = `auto`, the chip vendor's
-    reference stack) is the software stack the default evaluator prices the layouts with. A
-    `seq_len` past the model's `max_position_embeddings` is refused unless `allow_long_context`.
+    reference stack) is the software stack the default evaluator prices the layouts with; its
+    context-parallel algorithm also decides the layout rules (all-to-all adds the head rules,
+    `search.enumerate.ALL_TO_ALL_CP_RULES`), so a custom `evaluate` running another stack passes
+    that stack here too. A `seq_len` past the model's `max_position_embeddings` is refused unless
+    `allow_long_context`.
 
     `objective` (`search.objectives`): "throughput" (tokens/s per chip), "cost" ($ per million
     tokens; `prices` {chip id: USD per chip-hour} over the catalog price of `price_kind`, of grade
@@ -356,7 +358,10 @@ def plan_training(
     if evaluate is None:
         evaluate = _default_evaluator(stack)
 
-    table, rejections = enumerate_layouts(model, workload, chips, system=system, options=options)
+    cp_algorithm = shipped_calibration().with_stack(stack).context_parallel_on(chip)
+    table, rejections = enumerate_layouts(
+        model, workload, chips, system=system, options=options, context_parallel=cp_algorithm
+    )
     t1 = time.perf_counter()
     step: StepArrays | None = None
     extra = ObjectiveArrays()

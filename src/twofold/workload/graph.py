@@ -20,7 +20,15 @@ from twofold.checks import non_negative, one_of, positive_int
 from twofold.errors import InputError
 from twofold.workload.backward import backward_ops, with_casts
 from twofold.workload.finetune import Finetune, check_finetune_model, finetune_training_ops
-from twofold.workload.layers import Plan, attention_layer_ops, ffn_layer_ops, gemm, norm, pointwise
+from twofold.workload.layers import (
+    CP_ALGORITHMS,
+    Plan,
+    attention_layer_ops,
+    ffn_layer_ops,
+    gemm,
+    norm,
+    pointwise,
+)
 from twofold.workload.model import ModelConfig
 from twofold.workload.ops import Op
 from twofold.workload.params import EMBEDDING_NORM_FAMILIES, POST_NORM_FAMILIES
@@ -65,8 +73,14 @@ def _positive(field: str, value: int) -> int:
     return positive_int(field, value)
 
 
-def _check_sharding(model: ModelConfig, *, tp: int, cp: int, ep: int, etp: int) -> None:
-    """Megatron-LM's divisibility rules for one layout (user input: flags)."""
+A2A_CP = "all-to-all context parallelism (DeepSpeed-Ulysses splits heads over tp*cp)"
+
+
+def _check_sharding(
+    model: ModelConfig, *, tp: int, cp: int, ep: int, etp: int, context_parallel: str = "ring"
+) -> None:
+    """Megatron-LM's divisibility rules for one layout (user input: flags), and DeepSpeed-Ulysses'
+    head rules for all-to-all context parallelism (`parallel.rules`)."""
     for field, value in (("tp", tp), ("cp", cp), ("ep", ep), ("etp", etp)):
         _positive(field, value)
     heads, kv = model.num_attention_heads, model.num_kv_heads
@@ -74,6 +88,19 @@ def _check_sharding(model: ModelConfig, *, tp: int, cp: int, ep: int, etp: int) 
         raise InputError("tp", tp, f"does not divide num_attention_heads={heads}")
     if not model.is_mla and kv % tp and tp % kv:
         raise InputError("tp", tp, f"neither divides nor is a multiple of num_kv_heads={kv}")
+    if one_of("context_parallel", context_parallel, CP_ALGORITHMS) == "all-to-all" and cp > 1:
+        if heads % (tp * cp):
+            raise InputError(
+                "cp", cp, f"{A2A_CP}: tp*cp={tp * cp} does not divide num_attention_heads={heads}"
+            )
+        kv_rank = max(kv // tp, 1)
+        if not model.is_mla and kv_rank % cp and cp % kv_rank:
+            raise InputError(
+                "cp",
+                cp,
+                f"{A2A_CP}: neither divides nor is a multiple of the {kv_rank} key/value heads per "
+                f"tensor-parallel rank (num_kv_heads={kv}, tp={tp})",
+            )
     if model.num_dense_layers and model.intermediate_size % tp:
         raise InputError("tp", tp, f"does not divide intermediate_size={model.intermediate_size}")
     if model.is_moe:
@@ -111,10 +138,11 @@ def _plan(
     decode: bool = False,
     expert_tokens: Sequence[int] | None = None,
     gemm_only: bool = False,
+    context_parallel: str = "ring",
 ) -> Plan:
     _positive("batch", batch)
     etp = tp if etp is None else etp
-    _check_sharding(model, tp=tp, cp=cp, ep=ep, etp=etp)
+    _check_sharding(model, tp=tp, cp=cp, ep=ep, etp=etp, context_parallel=context_parallel)
     if model.position_embedding == "learned" and kv_len > model.max_position_embeddings:
         field = "context_len" if decode else "seq_len"
         raise InputError(
@@ -141,6 +169,7 @@ def _plan(
         else bytes_per_element(kv_cache_precision, "kv_precision"),
         decode=decode,
         expert_tokens=None if expert_tokens is None else tuple(expert_tokens),
+        context_parallel=context_parallel,
     )
     if plan.sequence_parallel and plan.tokens % tp:
         raise InputError(
@@ -269,14 +298,18 @@ def forward_ops(
     loss: bool = True,
     expert_tokens: Sequence[int] | None = None,
     etp: int | None = None,
+    context_parallel: str = "ring",
 ) -> tuple[Op, ...]:
     """Training-style forward of `batch` sequences of `seq_len` tokens on one chip of a layout.
 
     `cp` splits the sequence (each chip has `seq_len/cp` query positions, attending to all
     `kv_len` keys; default `kv_len = seq_len`, a longer one puts the queries at its end, as in
-    chunked prefill). The LM head and the loss run on every token. `expert_tokens`: tokens routed
-    to each of the chip's `num_experts/ep` experts (observed); default a balanced routing. `etp`:
-    expert tensor parallelism (None: tp; `workload.layers` for what a smaller one changes).
+    chunked prefill). `context_parallel` (`workload.layers.CP_ALGORITHMS`): attention as ring
+    steps, or, "all-to-all" (DeepSpeed-Ulysses), one kernel on the full sequence for heads/cp
+    heads (head rules: `_check_sharding`). The LM head and the loss run on every token.
+    `expert_tokens`: tokens routed to each of the chip's `num_experts/ep` experts (observed);
+    default a balanced routing. `etp`: expert tensor parallelism (None: tp; `workload.layers` for
+    what a smaller one changes).
     A `precision` in `GEMM_ONLY_PRECISIONS` applies to the GEMMs only (everything else in BF16),
     each GEMM's activation input cast by a quantization op `<gemm>.cast` (`workload.backward.with_casts`).
     """
@@ -300,6 +333,7 @@ def forward_ops(
         expert_tokens=expert_tokens,
         gemm_only=True,
         etp=etp,
+        context_parallel=context_parallel,
     )
     ops = _forward(plan, logits_tokens=plan.tokens, loss=loss)
     return ops if plan.gemm_dtype is None else with_casts(ops, plan)
@@ -320,11 +354,13 @@ def training_ops(
     expert_tokens: Sequence[int] | None = None,
     etp: int | None = None,
     finetune: Finetune | None = None,
+    context_parallel: str = "ring",
 ) -> tuple[Op, ...]:
     """Forward + backward (+ recompute) of one micro-batch on one chip; no optimizer.
 
     `finetune` (LoRA/QLoRA, `workload.finetune`): frozen base weights, adapters, dequantization;
     None is full training. Fine-tuning runs in bf16/fp16/fp32 (no FP8 training recipe).
+    `context_parallel`: how attention runs when cp > 1 (`forward_ops`).
 
     Recompute (Korthikanti et al. 2022, "Reducing Activation Recomputation in Large Transformer
     Models", arXiv 2205.05198): `full` runs every per-layer forward op again in the backward pass
@@ -351,6 +387,7 @@ def training_ops(
         sequence_parallel=sequence_parallel,
         expert_tokens=expert_tokens,
         etp=etp,
+        context_parallel=context_parallel,
     )
     # Low-precision recipes keep non-GEMM activations (attention's inputs) in BF16.
     act = activation_bytes(precision)

@@ -20,8 +20,12 @@ Conventions (derivations in docs/operators.md):
   `tp <= kv_heads` and replicated (one per rank) otherwise, as Megatron-LM and vLLM do. With
   sequence parallelism (Korthikanti et al. 2022, arXiv 2205.05198) token-wise ops (norms,
   residuals, router) see `tokens/tp`. The MLA down projections are replicated across `tp`.
-  `cp` (context parallel, ring attention) divides the query positions of every token-wise op;
-  each rank's queries attend to the full key length. `ep` places `num_experts/ep` experts on a
+  `cp` (context parallel) divides the query positions of every token-wise op. Ring attention
+  (`context_parallel="ring"`): each rank's queries attend to the full key length, in `cp` ring
+  steps. All-to-all (DeepSpeed-Ulysses, `"all-to-all"`): an all-to-all before attention gives
+  each rank the full sequence for `heads/cp` of its heads (and `kv_heads/cp`, at least one
+  replicated key/value head), so one attention kernel runs on the full length with fewer heads:
+  the same FLOPs per chip, a longer kernel. `ep` places `num_experts/ep` experts on a
   chip; expert parallelism spans data-parallel ranks (Megatron-Core), so a chip's experts receive
   `tokens*top_k` routed tokens in total, `tokens*top_k*ep/num_experts` each when balanced.
   Expert tensor parallelism `etp` (Megatron-Core `--expert-tensor-parallel-size`, default tp)
@@ -39,6 +43,7 @@ from twofold.workload.ops import EXPERT_GEMM_PREFIX, Op, OpKind
 
 __all__ = [
     "ACTIVATION_FLOPS",
+    "CP_ALGORITHMS",
     "NORM_FLOPS",
     "Plan",
     "attention_layer_ops",
@@ -55,6 +60,31 @@ NORM_FLOPS = {"rmsnorm": 4, "layernorm": 7}
 ACTIVATION_FLOPS = {"silu": 4, "swish": 4, "gelu": 8, "gelu_new": 8, "gelu_pytorch_tanh": 8, "relu": 1}
 _DEFAULT_ACTIVATION_FLOPS = 8
 ROPE_FLOPS = 3  # x*cos + rotate(x)*sin
+# How context parallelism runs attention (module docstring): ring attention (Megatron-Core CP,
+# torchtitan) or the head-sharding all-to-all of DeepSpeed-Ulysses. A stack names one
+# (`cost.stack`, mechanism `context_parallel`).
+CP_ALGORITHMS: tuple[str, ...] = ("ring", "all-to-all")
+
+# Unfused forms (`Op.unfused_traffic`, `Op.unfused_kernels`): what the reference Python modules of
+# Hugging Face-style models run in eager PyTorch, per element, against the one fused kernel
+# (read the input once, write the output once) the ops above describe. Derivations, forward, in
+# bytes per element with 16-bit activations (fp32 = 4 bytes):
+# - RMSNorm (transformers `LlamaRMSNorm.forward`): `.to(float32)` reads 2 writes 4; `.pow(2)` reads
+#   4 writes 4; `.mean(-1)` reads 4; `x * rsqrt(var + eps)` reads 4 writes 4; `.to(bf16)` reads 4
+#   writes 2; `weight * x` reads 2 writes 2: 36 bytes in 6 element-wide kernels (the rsqrt of the
+#   per-row variance is negligible), against 2 + 2 fused: 9x. LayerNorm is one native kernel in
+#   PyTorch (`torch.nn.LayerNorm`), so it is not unfused.
+# - Rotary embedding (transformers `apply_rotary_pos_emb`, `q * cos + rotate_half(q) * sin` with
+#   `rotate_half = cat(-x2, x1)`): neg reads and writes half, cat reads and writes all, the two
+#   products each read and write all, the sum reads two and writes one: 10 element passes in 5
+#   kernels per tensor, against 2 fused: 5x (cos/sin are per position, shared by every head).
+# - Gated MLP activation (`act(gate) * up`): the activation reads and writes, the product reads two
+#   and writes one: 5 passes in 2 kernels against 3 fused (5/3). An ungated activation is one kernel.
+# Backward ops (`workload.backward`) take the same factors: autograd replays each primitive's
+# backward, about the same passes again.
+UNFUSED_RMSNORM = (9.0, 6)
+UNFUSED_ROPE = (5.0, 5)
+UNFUSED_GATED_ACTIVATION = (5.0 / 3.0, 2)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -80,6 +110,7 @@ class Plan:
     kv_cache_bytes: float | None = None  # inference: element bytes of the KV cache
     decode: bool = False
     expert_tokens: tuple[int, ...] | None = None  # tokens routed to each local expert
+    context_parallel: str = "ring"  # one of CP_ALGORITHMS: how attention runs when cp > 1
 
     @property
     def tokens(self) -> int:
@@ -142,8 +173,10 @@ def pointwise(
     writes: float,
     count: int = 1,
     extra_read_bytes: float = 0.0,
+    unfused: tuple[float, int] = (1.0, 1),
 ) -> Op:
-    """A memory-bound op over `elements`: `reads`/`writes` tensors of that size in activation bytes."""
+    """A memory-bound op over `elements`: `reads`/`writes` tensors of that size in activation bytes.
+    `unfused`: (traffic multiple, kernels) of its unfused eager form (`Op.unfused_traffic`)."""
     return Op(
         name=name,
         kind=kind,
@@ -154,6 +187,8 @@ def pointwise(
         count=count,
         dims={"elements": elements},
         dtype=plan.dtype,
+        unfused_traffic=unfused[0],
+        unfused_kernels=unfused[1],
     )
 
 
@@ -171,6 +206,7 @@ def norm(name: str, plan: Plan, *, tokens: int, width: int, count: int, kind: st
         writes=1,
         count=count,
         extra_read_bytes=weights * plan.weight_bytes,
+        unfused=UNFUSED_RMSNORM if norm_kind == "rmsnorm" else (1.0, 1),
     )
 
 
@@ -187,6 +223,7 @@ def activation(name: str, plan: Plan, *, elements: int, count: int) -> Op:
         reads=2 if gated else 1,
         writes=1,
         count=count,
+        unfused=UNFUSED_GATED_ACTIVATION if gated else (1.0, 1),
     )
 
 
@@ -280,6 +317,12 @@ def _core_ops(plan: Plan, *, heads: int, kv_heads: int, d_qk: int, d_v: int, sha
         "d_v": d_v,
         "shared_kv": shared_kv,
     }
+    if plan.cp > 1 and not plan.decode and plan.context_parallel == "all-to-all":
+        # After the all-to-all each rank holds the whole sequence for heads/cp query heads and
+        # kv_heads/cp key/value heads (one replicated head when cp exceeds them), one kernel each.
+        cp = plan.cp
+        plan = replace(plan, q_len=plan.q_len * cp, cp=1)
+        kw["heads"], kw["kv_heads"] = heads // cp, max(kv_heads // cp, 1)
     ops = []
     if model.num_layers - sliding:
         ops.append(
@@ -406,6 +449,8 @@ def attention_layer_ops(plan: Plan) -> list[Op]:
                     reads=1,
                     writes=1,
                     count=count,
+                    # q and k: 5 kernels each
+                    unfused=(UNFUSED_ROPE[0], 2 * UNFUSED_ROPE[1]),
                 )
             )
         if plan.kv_cache_bytes is not None:

@@ -53,6 +53,13 @@ class Op:
     # attention: about half of `flops`); None = all of `flops`. `flops` itself counts what PyTorch's
     # FlopCounterMode counts (full score matrix).
     useful_flops: float | None = None
+    # When the stack runs framework primitives one by one (eager, no hand-fused kernels: Hugging
+    # Face-style models in plain PyTorch, `cost.stack` `fused_elementwise: false`), a memory-bound
+    # op is several kernels and moves more than the fused kernel `bytes_read`/`bytes_written`
+    # describe: `unfused_traffic` times the bytes in `unfused_kernels` launches (derivations where
+    # `workload.layers` builds the op). 1 and 1 for ops that are one kernel either way.
+    unfused_traffic: float = 1.0
+    unfused_kernels: int = 1
 
     @property
     def total_flops(self) -> float:
