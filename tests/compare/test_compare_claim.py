@@ -21,6 +21,7 @@ from twofold.compare.claim import (
 )
 from twofold.compare.infer_claim import inference_factors
 from twofold.errors import InputError
+from twofold.estimate.uncertainty import longest_validated_seq_len
 
 # Compute-bound: one node (NVLink only) and 64 chips, 4M-token steps, a dense 8B model.
 COMPUTE_BOUND = (
@@ -91,8 +92,9 @@ def test_true_claim_by_construction_holds() -> None:
     for r in result.rows:
         assert r.ratio_range[0] < r.ratio < r.ratio_range[1]
         assert r.verdict == "cannot tell at this evidence"
-        # At 32k tokens (past the longest validated row, 8k) h100's own evidence drops a level too.
-        long = r.workload.seq_len > 8192
+        # Past the longest validated row (the shipped intervals' seq_len_max) h100's own evidence
+        # drops a level too.
+        long = r.workload.seq_len > longest_validated_seq_len()
         assert r.thin_evidence.startswith("h100-2x: specifications only")
         assert ("h100: measured family, extrapolated" in r.thin_evidence) == long
     assert result.overall == "cannot tell at this evidence"
@@ -259,14 +261,15 @@ def test_claim_names_a_chip_in_a_system() -> None:
 def test_thin_evidence_of_many_workloads_names_each_chip_once() -> None:
     from twofold.compare.ranges import merge_thin
 
-    wider = ", extrapolated (one level wider): seq_len 32768 > 8192, the longest validated training row"
+    longest = longest_validated_seq_len()
+    wider = f", extrapolated (one level wider): seq_len {2 * longest} > {longest}, the longest validated row"
     parts = [
         "trn2: inherited from AWS Trainium",
         f"trn2: inherited from AWS Trainium{wider}",
         f"h100: measured family{wider}",
     ]
     assert merge_thin(parts) == [
-        "trn2: inherited from AWS Trainium, one level wider past seq_len 8192 (extrapolated)",
-        "h100: measured family, one level wider past seq_len 8192 (extrapolated)",
+        f"trn2: inherited from AWS Trainium, one level wider past seq_len {longest} (extrapolated)",
+        f"h100: measured family, one level wider past seq_len {longest} (extrapolated)",
     ]
     assert merge_thin(["trn2: inherited from AWS Trainium"] * 2) == ["trn2: inherited from AWS Trainium"]

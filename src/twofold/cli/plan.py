@@ -430,4 +430,6 @@ def _render(d: dict[str, Any]) -> None:
     )
     for line in d["explanation"]:
         out.print(f"[yellow]{line}[/yellow]")
+    for note in d.get("notes", ()):
+        out.print(f"note: {note}")
     print_imported_facts(out, d)

@@ -35,7 +35,7 @@ from twofold.checks import positive_int
 from twofold.cost.calibration import shipped_calibration
 from twofold.errors import InputError
 from twofold.estimate.step import StepArrays, StepTerms
-from twofold.hardware.scale import check_scale
+from twofold.hardware.scale import check_scale, scale_notes
 from twofold.hardware.types import Chip, System
 from twofold.parallel.layout import Layout, LayoutTable, TrainingWorkload
 from twofold.parallel.memory import DEFAULT_MEM_HEADROOM, usable_memory_bytes
@@ -123,6 +123,8 @@ class PlanResult(Generic[R]):
     `objective_inputs` holds the price, power model or token budget the objective used.
     Memory fits within capacity * (1 - `mem_headroom`); `ties` counts the fitting layouts within
     `tie_tolerance` of the best objective (the best included), among which the simplest is first.
+    `notes`: what the plan assumes about the system at this chip count (an assumed scale-out
+    network level, `hardware.scale.scale_notes`), as an estimate's notes say it.
     """
 
     model: str
@@ -148,6 +150,7 @@ class PlanResult(Generic[R]):
     mem_headroom: float = DEFAULT_MEM_HEADROOM
     tie_tolerance: float = 0.0
     ties: int = 0
+    notes: tuple[str, ...] = ()
 
     @property
     def usable_memory_gib(self) -> float | None:
@@ -180,6 +183,7 @@ class PlanResult(Generic[R]):
             "ties": self.ties,
             "rejections": self.rejections.to_dict(),
             "explanation": list(self.explanation),
+            "notes": list(self.notes),
             "enumerate_s": self.enumerate_s,
             "evaluate_s": self.evaluate_s,
             "elapsed_s": self.elapsed_s,
@@ -411,6 +415,7 @@ def plan_training(
         mem_headroom=float(mem_headroom),
         tie_tolerance=float(tie_tolerance),
         ties=ties,
+        notes=scale_notes(system, rejections.chips),
     )
 
 
