@@ -92,9 +92,9 @@ def test_true_claim_by_construction_holds() -> None:
     for r in result.rows:
         assert r.ratio_range[0] < r.ratio < r.ratio_range[1]
         assert r.verdict == "cannot tell at this evidence"
-        # Past the longest validated row (the shipped intervals' seq_len_max) h100's own evidence
-        # drops a level too.
-        long = r.workload.seq_len > longest_validated_seq_len()
+        # Past the longest validated row of its family (the shipped intervals' seq_len_max_by_family)
+        # h100's own evidence drops a level too.
+        long = r.workload.seq_len > longest_validated_seq_len("NVIDIA Hopper")
         assert r.thin_evidence.startswith("h100-2x: specifications only")
         assert ("h100: measured family, extrapolated" in r.thin_evidence) == long
     assert result.overall == "cannot tell at this evidence"
@@ -261,15 +261,20 @@ def test_claim_names_a_chip_in_a_system() -> None:
 def test_thin_evidence_of_many_workloads_names_each_chip_once() -> None:
     from twofold.compare.ranges import merge_thin
 
-    longest = longest_validated_seq_len()
-    wider = f", extrapolated (one level wider): seq_len {2 * longest} > {longest}, the longest validated row"
+    longest = 8192  # as each part states it (the family's own longest row)
+
+    def wider(length: int) -> str:
+        return f", extrapolated (one level wider): seq_len {2 * length} > {length}, the longest validated row"
+
     parts = [
         "trn2: inherited from AWS Trainium",
-        f"trn2: inherited from AWS Trainium{wider}",
-        f"h100: measured family{wider}",
+        f"trn2: inherited from AWS Trainium{wider(longest)}",
+        f"h100: measured family{wider(longest)}",
+        f"tpu-v6e: measured family{wider(4 * longest)}",
     ]
     assert merge_thin(parts) == [
         f"trn2: inherited from AWS Trainium, one level wider past seq_len {longest} (extrapolated)",
         f"h100: measured family, one level wider past seq_len {longest} (extrapolated)",
+        f"tpu-v6e: measured family, one level wider past seq_len {4 * longest} (extrapolated)",
     ]
     assert merge_thin(["trn2: inherited from AWS Trainium"] * 2) == ["trn2: inherited from AWS Trainium"]

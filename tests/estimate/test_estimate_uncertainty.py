@@ -86,10 +86,14 @@ def test_unknown_chip_is_specifications_only() -> None:
     assert u.evidence.basis == "specifications only" and u.evidence.rows_chip == 0
 
 
+def _longest(family: str) -> int:
+    return int(uncertainty_data()["rows"]["training"]["seq_len_max_by_family"][family])
+
+
 def test_a_sequence_beyond_the_validated_rows_drops_one_evidence_level() -> None:
-    """The longest validated training row bounds the measured level: past it, h100 takes the
-    inherited level's interval (h200's), and h200 the specifications level's (l40s's)."""
-    longest = int(uncertainty_data()["rows"]["training"]["seq_len_max"])
+    """The longest validated training row of the chip's family bounds the measured level: past it,
+    h100 takes the inherited level's interval (h200's), and h200 the specifications level's (l40s's)."""
+    longest = _longest("NVIDIA Hopper")
     assert longest >= 2048
     thr = {"tokens_per_s_per_chip": 1.0}
 
@@ -106,8 +110,25 @@ def test_a_sequence_beyond_the_validated_rows_drops_one_evidence_level() -> None
     assert "extrapolated" in beyond.evidence.describe() and beyond.evidence.basis == "measured family"
 
 
+def test_the_validated_length_is_the_family_s_own() -> None:
+    """A length validated on one family's chips does not validate it on another's: the file keeps
+    the longest row per family, derived here from the rows themselves."""
+    from twofold.validate import validate
+
+    rows = [r for r in validate().rows if r.throughput and r.seq_len]
+    by_family: dict[str, int] = {}
+    for r in rows:
+        by_family[r.family] = max(by_family.get(r.family, 0), r.seq_len)
+    assert uncertainty_data()["rows"]["training"]["seq_len_max_by_family"] == by_family
+    tpu, gpu = by_family["Google TPU"], by_family["NVIDIA Hopper"]
+    assert tpu > gpu  # the multi-slice Trillium rows run 32k tokens; no Hopper row does
+    thr = {"tokens_per_s_per_chip": 1.0}
+    assert uncertainty_for("tpu-v6e", None, "auto", thr, seq_len=tpu).evidence.extrapolated == ()
+    assert uncertainty_for("h100", None, "auto", thr, seq_len=tpu).evidence.extrapolated
+
+
 def test_an_estimate_carries_its_sequence_length_into_its_interval() -> None:
-    longest = int(uncertainty_data()["rows"]["training"]["seq_len_max"])
+    longest = _longest("NVIDIA Hopper")
     chip = get_chip("h100")
     long_work = TrainingWorkload(global_batch=8, seq_len=2 * longest, precision="bf16")
     est = estimate_training(get_model("llama-3-8b"), system_for(chip), Layout(dp=1), long_work, chip=chip)

@@ -32,6 +32,7 @@ evidence" when it straddles it.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 
 from twofold.compare.plans import Target
@@ -116,15 +117,20 @@ def merge_thin(parts: Iterable[str]) -> list[str]:
     """Thin-evidence parts of several workloads ("trn2: inherited from AWS Trainium", the same with
     ", extrapolated (one level wider): seq_len 32768 > 8192, ...") as one part per chip, in order:
     its basis, and where some workloads were extrapolated, past which sequence length (the longest
-    validated row, `estimate.uncertainty.longest_validated_seq_len`)."""
-    merged: dict[str, tuple[str, bool]] = {}
+    validated row of the chip's family, `estimate.uncertainty.longest_validated_seq_len`, as the
+    part states it)."""
+    merged: dict[str, tuple[str, int | None]] = {}
     for part in parts:
         label, _, text = part.partition(": ")
-        basis, extrapolated, _ = text.partition(", extrapolated")
-        old_basis, old_extrapolated = merged.get(label, (basis, False))
-        merged[label] = (old_basis, old_extrapolated or bool(extrapolated))
-    wider = f", one level wider past seq_len {longest_validated_seq_len()} (extrapolated)"
-    return [f"{label}: {basis}" + (wider if beyond else "") for label, (basis, beyond) in merged.items()]
+        basis, extrapolated, rest = text.partition(", extrapolated")
+        stated = re.search(r"> (\d+)", rest) if extrapolated else None
+        longest = int(stated.group(1)) if stated else (longest_validated_seq_len() if extrapolated else None)
+        old_basis, old_longest = merged.get(label, (basis, None))
+        merged[label] = (old_basis, old_longest or longest)
+    return [
+        f"{label}: {basis}" + (f", one level wider past seq_len {longest} (extrapolated)" if longest else "")
+        for label, (basis, longest) in merged.items()
+    ]
 
 
 def range_verdict(low: float, high: float, threshold: float) -> str:

@@ -16,10 +16,10 @@ serving rows' in-sample residuals); its evidence counts serving rows.
 
 A workload outside what the shipped training rows cover is not exchangeable with them, so the
 residuals of its level do not describe it: a sequence length above the longest validated training
-row (`rows.training.seq_len_max` of the file; attention's share of the step grows with length, and
-no published row measures it there) drops the estimate one level (measured -> inherited ->
-specifications), and the evidence names it (`extrapolated`). One level is an assumption, stated: it
-is the widest interval the held-out passes measure short of the next.
+row of its family (`rows.training.seq_len_max_by_family` of the file; attention's share of the
+step grows with length, and no published row measures it there) drops the estimate one level
+(measured -> inherited -> specifications), and the evidence names it (`extrapolated`). One level is
+an assumption, stated: it is the widest interval the held-out passes measure short of the next.
 
 A stack calibrated on a team's own runs (`twofold calibrate`, `cost.stack.Stack.intervals`) gives
 its own interval on the families its runs measured: the 10% and 90% quantiles of the runs'
@@ -182,14 +182,19 @@ def _calibrated_interval(stack: str, family: str | None) -> Mapping[str, float] 
         return None
 
 
-def longest_validated_seq_len() -> int | None:
-    """The longest sequence of the shipped training rows (`rows.training.seq_len_max`), if recorded."""
-    longest = uncertainty_data()["rows"]["training"].get("seq_len_max")
+def longest_validated_seq_len(family: str | None = None) -> int | None:
+    """The longest sequence of the shipped training rows of `family`
+    (`rows.training.seq_len_max_by_family`), or of all rows (`seq_len_max`) for a family without
+    rows or None: a length validated on one family's chips says nothing of another's attention
+    kernels (two TPU rows at 32k do not validate 32k on GPUs)."""
+    rows = uncertainty_data()["rows"]["training"]
+    own = (rows.get("seq_len_max_by_family") or {}).get(family) if family else None
+    longest = own or rows.get("seq_len_max")
     return int(longest) if longest else None
 
 
-def _extrapolated(seq_len: int | None) -> tuple[str, ...]:
-    longest = longest_validated_seq_len()
+def _extrapolated(seq_len: int | None, family: str | None) -> tuple[str, ...]:
+    longest = longest_validated_seq_len(family)
     if seq_len is None or longest is None or seq_len <= longest:
         return ()
     return (f"seq_len {seq_len} > {longest}, the longest validated training row",)
@@ -216,7 +221,7 @@ def uncertainty_for(
     kind = "serving" if serving else "training"
     evidence = _evidence(data["rows"][kind], chip_id, family, stack)
     if not serving:
-        evidence = replace(evidence, extrapolated=_extrapolated(seq_len))
+        evidence = replace(evidence, extrapolated=_extrapolated(seq_len, family))
     entry = data["serving"]["all"] if serving else data["training"][evidence.level]
     # A team's own runs say nothing beyond what they ran either: extrapolated, the shipped levels.
     own = None if serving or evidence.extrapolated else _calibrated_interval(stack, family)

@@ -170,6 +170,16 @@ def _counts(rows: Iterable[RowResult], key: str) -> dict[str, int]:
     return dict(sorted(Counter(getattr(r, key) for r in rows if getattr(r, key)).items()))
 
 
+def _longest_by(rows: Sequence[Any], key: str) -> dict[str, int]:
+    """The longest sequence of the rows of each `key` value (a family's validated range)."""
+    out: dict[str, int] = {}
+    for r in rows:
+        group = getattr(r, key)
+        if group and r.seq_len:
+            out[group] = max(out.get(group, 0), int(r.seq_len))
+    return dict(sorted(out.items()))
+
+
 def uncertainty_document(result: ValidationResult) -> dict[str, Any]:
     """The contents of `estimate/uncertainty.yaml` from a result with all three held-out passes."""
     train = [r for r in result.rows if r.throughput]
@@ -191,6 +201,7 @@ def uncertainty_document(result: ValidationResult) -> dict[str, Any]:
                 "family": _counts(train, "family"),
                 "stack": _counts(train, "stack"),
                 "seq_len_max": max((r.seq_len for r in train if r.seq_len), default=0),
+                "seq_len_max_by_family": _longest_by(train, "family"),
             },
             "serving": {
                 "chip": _counts(result.inference_rows, "chip"),
