@@ -140,6 +140,19 @@ def test_a_stated_torch_compile_selects_the_runtime_variant(notes: str, expected
     assert get_stack(read[0]).eager(None) is (expected not in compiled)
 
 
+def test_a_stack_named_with_stack_runs_as_the_row_states_torch_compile() -> None:
+    """`validate --data FILE --stack ID` names the framework; the row still says whether it ran
+    torch.compile (`validate.reading.stated_runtime`)."""
+    from twofold.validate.reading import stated_runtime
+
+    assert stated_runtime("torchtitan", "torch.compile=no; FSDP2") == "torchtitan-eager"
+    assert stated_runtime("torchtitan", "torch.compile=yes") == "torchtitan"
+    assert stated_runtime("fsdp", "torch.compile=yes") == "fsdp-compile"
+    assert stated_runtime("fsdp", "torch.compile=not stated") == "fsdp"
+    assert stated_runtime("maxtext", "torch.compile=no") == "maxtext"  # JAX: not a switch
+    assert stated_runtime("megatron", "no mention") == "megatron"
+
+
 def test_model_reader_agrees_with_the_curated_names() -> None:
     read = 0
     for name, catalog_id in mapping_data()["catalog_models"].items():

@@ -41,6 +41,7 @@ __all__ = [
     "read_precision",
     "read_recompute",
     "read_stack",
+    "stated_runtime",
 ]
 
 
@@ -237,6 +238,17 @@ def _runtime_stated(stack: str, why: str, notes: str) -> tuple[str, str]:
     if not compiled and re.search(_COMPILE_ON, notes) and not re.search(_COMPILE_OFF, notes):
         return f"{stack}-compile", f"{why}, with torch.compile on"
     return stack, why
+
+
+def stated_runtime(stack: str, notes: str) -> str:
+    """`stack` (a stack id named with `validate --stack`) as a row's notes state torch.compile: its
+    runtime variant where the notes say the other runtime than the stack's own (switchable PyTorch
+    stacks only; `fsdp` with compile on is the `fsdp-compile` file)."""
+    if stack == "fsdp" and re.search(_COMPILE_ON, notes.lower()):
+        return "fsdp-compile"
+    if stack not in _SWITCHABLE:
+        return stack
+    return _runtime_stated(stack, "", notes.lower())[0]
 
 
 # Other spellings of the training metrics `validate.metrics` predicts (same quantity, same unit).

@@ -51,6 +51,7 @@ from twofold.validate.mapping import Case, Unexpressible, express
 from twofold.validate.mechanisms import mechanism_groups
 from twofold.validate.metrics import THROUGHPUT_METRICS, TRAINING_METRICS, predict_training_figure
 from twofold.validate.predict import StepPrediction, case_stack, default_predictor, predict_micro
+from twofold.validate.reading import stated_runtime
 
 __all__ = ["RowResult", "Summary", "ValidationResult", "validate", "fit_row", "CALIBRATION_MODES"]
 
@@ -234,7 +235,8 @@ def validate(
             continue
         outcome = express(row)
         if forced_id is not None and isinstance(outcome, Case):
-            outcome = replace(outcome, stack=forced_id)
+            # The named stack, run as the row states torch.compile (`validate.reading.stated_runtime`).
+            outcome = replace(outcome, stack=stated_runtime(forced_id, row.notes))
         if isinstance(outcome, Unexpressible):
             if row.id in selected_ids:
                 unexpressible.append(_unexpressible_entry(row, outcome.family, outcome.reason))
