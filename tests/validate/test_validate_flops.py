@@ -95,3 +95,38 @@ def test_maxtext_published_mfu_and_tflops_agree_with_v5p_peak() -> None:
     for row in rows:
         assert row.value / 459 * 100 == pytest.approx(row.note_number("mfu"), abs=0.15), row.id
     assert len(rows) == 16
+
+
+def test_six_n_and_causal_megatron_counts_by_hand() -> None:
+    """GPT-3 175B as `_gpt3` writes it (layers 96, hidden 12288, vocab 51200, no biases, learned
+    positions up to the config's default 4096, untied output layer): 6ND counts 6 x N x tokens with
+    N every parameter; causal Megatron drops half of the 4 s^2 h attention FLOPs per layer forward
+    (x3 for the backward)."""
+    from twofold.validate.flops import megatron_causal_flops, six_n_flops
+
+    m, b, s = _gpt3(), 8, 2048
+    h, layers, vocab, positions = 12288, 96, 51200, m.max_position_embeddings
+    per_layer = 12 * h * h + 4 * h  # q, k, v, out (4h^2), MLP (8h^2), two layernorms (2 x 2h)
+    n = layers * per_layer + (vocab + positions) * h + vocab * h + 2 * h  # embeddings, head, final norm
+    assert six_n_flops(m, b, s) == pytest.approx(6 * n * b * s, rel=1e-9)
+    attention = 3 * 4 * b * s * s * h * layers  # QK^T and AV, forward + backward, full s x s
+    assert megatron_model_flops(m, b, s) - megatron_causal_flops(m, b, s) == pytest.approx(attention / 2)
+
+
+@pytest.mark.parametrize(
+    ("notes", "formula"),
+    [
+        ("MFU from 6ND (no attention FLOPs)", "6n"),
+        ("TFLOPs = 6 * N * tokens / time", "6n"),
+        ("FLOP count excluding attention", "6n"),
+        ("MFU counts causal attention FLOPs", "megatron_causal"),
+        ("MaxText log; flops with causal attention", "maxtext_causal"),
+        ("FLOP-count convention = Primus/Megatron logger (not stated)", None),
+        ("stack=nanotron v0.5; 64 nodes", None),
+    ],
+)
+def test_a_row_s_stated_flop_count_is_read_where_its_source_has_none(notes: str, formula: str | None) -> None:
+    from twofold.validate.reading import read_flop_convention
+
+    read = read_flop_convention(notes)
+    assert (read[0] if read else None) == formula

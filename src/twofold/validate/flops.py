@@ -9,8 +9,17 @@ optimizer step of `global_batch` sequences of `seq_len` tokens (forward + backwa
 from __future__ import annotations
 
 from twofold.workload.model import ModelConfig
+from twofold.workload.params import param_counts
 
-__all__ = ["megatron_model_flops", "narayanan_flops", "maxtext_flops", "SOURCE_FORMULAS", "source_step_flops"]
+__all__ = [
+    "megatron_model_flops",
+    "megatron_causal_flops",
+    "narayanan_flops",
+    "maxtext_flops",
+    "six_n_flops",
+    "SOURCE_FORMULAS",
+    "source_step_flops",
+]
 
 
 def megatron_model_flops(model: ModelConfig, global_batch: int, seq_len: int) -> float:
@@ -93,7 +102,24 @@ def maxtext_flops(model: ModelConfig, global_batch: int, seq_len: int, *, causal
     return 3 * ((ffn + qkv + projection) * layers + embedding) + 3 * attention * layers
 
 
-SOURCE_FORMULAS = ("megatron", "narayanan", "maxtext", "maxtext_causal")
+def six_n_flops(model: ModelConfig, global_batch: int, seq_len: int) -> float:
+    """The "6ND" rule (Kaplan et al. 2020, arXiv 2001.08361, section 2.1): 6 FLOPs per active
+    parameter per token, forward and backward, no attention term. N: the active parameters
+    (`workload.params`; routed experts top-k times), embeddings included, as "6 * num_params"
+    loggers count them."""
+    return 6.0 * param_counts(model).active * float(global_batch) * float(seq_len)
+
+
+def megatron_causal_flops(model: ModelConfig, global_batch: int, seq_len: int) -> float:
+    """`megatron_model_flops` with the attention score and context GEMMs counted over the causal
+    half of the s x s matrix (what a kernel that skips masked tiles executes)."""
+    b, s, h = float(global_batch), float(seq_len), float(model.hidden_size)
+    r = model.num_attention_heads * model.head_dim / h
+    full_attention = 12.0 * b * s * model.num_layers * h * h * (s / h) * r
+    return megatron_model_flops(model, global_batch, seq_len) - 0.5 * full_attention
+
+
+SOURCE_FORMULAS = ("megatron", "megatron_causal", "narayanan", "maxtext", "maxtext_causal", "6n")
 
 
 def source_step_flops(formula: str, model: ModelConfig, global_batch: int, seq_len: int) -> float:
@@ -106,4 +132,8 @@ def source_step_flops(formula: str, model: ModelConfig, global_batch: int, seq_l
         return maxtext_flops(model, global_batch, seq_len)
     if formula == "maxtext_causal":
         return maxtext_flops(model, global_batch, seq_len, causal=True)
+    if formula == "megatron_causal":
+        return megatron_causal_flops(model, global_batch, seq_len)
+    if formula == "6n":
+        return six_n_flops(model, global_batch, seq_len)
     raise ValueError(f"unknown FLOP formula {formula!r}; known: {', '.join(SOURCE_FORMULAS)}")

@@ -24,6 +24,7 @@ from twofold.units import TFLOPS
 from twofold.validate.dataset import THROUGHPUT_METRICS, TRAINING_METRICS
 from twofold.validate.flops import source_step_flops
 from twofold.validate.mapping import Case, source_convention
+from twofold.validate.reading import read_flop_convention
 
 __all__ = ["THROUGHPUT_METRICS", "TRAINING_METRICS", "predict_training_figure", "source_flops"]
 
@@ -32,9 +33,13 @@ __all__ = ["THROUGHPUT_METRICS", "TRAINING_METRICS", "predict_training_figure", 
 
 
 def source_flops(case: Case) -> float:
-    """The FLOPs of one step as the row's source counts them (Megatron formula when unspecified)."""
-    formula = str(source_convention(case.row).get("flops", "megatron"))
-    return source_step_flops(formula, case.model, case.workload.global_batch, case.workload.seq_len)
+    """The FLOPs of one step as the row's source counts them: mapping.yaml's convention for the
+    source, else the one its notes state (`validate.reading.read_flop_convention`), else Megatron's."""
+    formula = source_convention(case.row).get("flops")
+    if formula is None:
+        stated = read_flop_convention(case.row.notes)
+        formula = stated[0] if stated else "megatron"
+    return source_step_flops(str(formula), case.model, case.workload.global_batch, case.workload.seq_len)
 
 
 def _peak_flops_per_s(case: Case) -> float:

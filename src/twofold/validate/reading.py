@@ -40,6 +40,7 @@ __all__ = [
     "read_model_id",
     "read_precision",
     "read_recompute",
+    "read_flop_convention",
     "read_stack",
     "stated_runtime",
 ]
@@ -238,6 +239,24 @@ def _runtime_stated(stack: str, why: str, notes: str) -> tuple[str, str]:
     if not compiled and re.search(_COMPILE_ON, notes) and not re.search(_COMPILE_OFF, notes):
         return f"{stack}-compile", f"{why}, with torch.compile on"
     return stack, why
+
+
+# What a row's notes state about the FLOP count behind its TFLOP/s or MFU (`validate.flops`).
+_SIX_N = r"\b6\s*[*x×]?\s*n(d)?\b|excluding attention|without attention flops|no attention flops"
+_CAUSAL_FLOPS = r"causal[^;]{0,40}flop|flop[^;]{0,40}causal"
+
+
+def read_flop_convention(notes: str) -> tuple[str, str] | None:
+    """(formula of `validate.flops.SOURCE_FORMULAS`, why) for the FLOP count a row's notes state, or
+    None when they state none: "6ND" / "excluding attention" is the 6N rule; attention FLOPs
+    "causal" halve Megatron's (MaxText's where the notes name MaxText)."""
+    low = notes.lower()
+    if re.search(_SIX_N, low):
+        return "6n", "the notes count 6 FLOPs per parameter per token, no attention"
+    if re.search(_CAUSAL_FLOPS, low):
+        formula = "maxtext_causal" if "maxtext" in low else "megatron_causal"
+        return formula, "the notes count causal attention FLOPs"
+    return None
 
 
 def stated_runtime(stack: str, notes: str) -> str:
