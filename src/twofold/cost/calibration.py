@@ -194,6 +194,10 @@ class TrainingCalibration:
         (DeepSpeed-Ulysses), `workload.layers.CP_ALGORITHMS`."""
         return str(self.stack_for(chip).context_parallel(self.stack_family(chip.id)))
 
+    def grad_reduce_fp32_on(self, chip: Any) -> bool:
+        """Whether the stack reduces data-parallel gradients in fp32 on `chip` (`grad_reduce_dtype`)."""
+        return bool(self.stack_for(chip).grad_reduce_fp32(self.stack_family(chip.id)))
+
     def collective_efficiency_on(self, chip: Any) -> float:
         """`collective_efficiency` times the stack's own factor (`collective_efficiency_by_stack`)."""
         stack = self.stack_for(chip).calibration_id

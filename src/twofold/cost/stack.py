@@ -103,12 +103,13 @@ MECHANISMS: Mapping[str, tuple[str, ...] | type | None] = MappingProxyType(
         "fused_optimizer": bool,
         "fused_cross_entropy": bool,
         "fused_elementwise": bool,
+        "grad_reduce_dtype": ("fp32", "bf16"),
     }
 )
 # Mechanisms a stack file may leave out (files written before they existed), with the value taken:
 # what every stack was priced with before the mechanism (context parallelism: ring attention).
 OPTIONAL_MECHANISMS: Mapping[str, Any] = MappingProxyType(
-    {"fused_elementwise": True, "context_parallel": "ring"}
+    {"fused_elementwise": True, "context_parallel": "ring", "grad_reduce_dtype": "bf16"}
 )
 
 # Factors of `cost/calibration.yaml` a stack file may carry, and their kind: a positive number, a
@@ -186,6 +187,10 @@ class Stack:
         """Eager with framework primitives one by one (`fused_elementwise` false): memory-bound ops
         move and launch what their unfused forms do (`workload.ops.Op.unfused_traffic`)."""
         return self.eager(family) and not bool(self.value("fused_elementwise", family))
+
+    def grad_reduce_fp32(self, family: str | None) -> bool:
+        """Whether data-parallel gradient reductions run in fp32 (`grad_reduce_dtype`)."""
+        return bool(self.value("grad_reduce_dtype", family) == "fp32")
 
     def fsdp_flavour(self, family: str | None) -> str:
         return str(self.value("fsdp_flavour", family))

@@ -38,6 +38,7 @@ still applies.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -206,10 +207,12 @@ def evaluate_layouts(
 
         part = imported_stage(model, chip, lay, workload, profile=profile)
     t_fwd, t_bwd, t_rc = part.t_fwd, part.t_bwd, part.t_rc
+    # Gradients reduced in fp32 (`cost.stack` grad_reduce_dtype) move 4 bytes per parameter.
+    reduce_sb = dataclasses.replace(sb, gradients=4.0) if calibration.grad_reduce_fp32_on(chip) else sb
     comm = part.comm | data_parallel_comm(
         levels,
         lay,
-        sb=sb,
+        sb=reduce_sb,
         params_non_expert=part.params_non_expert,
         params_expert=part.params_expert,
         t_fwd=t_fwd,

@@ -29,12 +29,10 @@ STACKS = (
     "nanotron",
     "serving",
     "other",
-    # runtime variants the notes can select (`validate.reading`; `cost.stack.RUNTIME_SUFFIXES`)
-    "torchtitan-eager",
-    "megatron-compile",
-    "nanotron-compile",
-    "deepspeed-compile",
 )
+# Runtime variants a row's notes can select besides (`validate.reading`; `cost.stack.RUNTIME_SUFFIXES`);
+# no shipped row runs one.
+VARIANT_STACKS = ("torchtitan-eager", "megatron-compile", "nanotron-compile", "deepspeed-compile")
 
 
 class NotExpressible(Exception):
@@ -99,8 +97,9 @@ def stack_rule(row: PublishedRow) -> Mapping[str, Any] | None:
 
 
 def row_stack(row: PublishedRow) -> str:
-    """The software stack the row ran, one of `STACKS`: the first mapping.yaml rule that matches;
-    else the framework the row's notes or source name (`validate.reading.read_stack`); else "other"."""
+    """The software stack the row ran, one of `STACKS` (or `VARIANT_STACKS`): the first mapping.yaml
+    rule that matches; else the framework the row's notes or source name
+    (`validate.reading.read_stack`); else "other"."""
     return _stack_and_reading(row)[0]
 
 
