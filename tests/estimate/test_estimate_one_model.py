@@ -110,14 +110,21 @@ def _on_16_h100(zero: int, m: int) -> tuple[ImportedModel, TrainingEstimate]:
     return imported, estimate_training(imported, system, layout, imported_workload(imported, 16 * BATCH * m))
 
 
+def _grad_bytes() -> float:
+    """Bytes per gradient element the reference stack on h100 reduces: 4 in fp32, else bf16's."""
+    fp32 = shipped_calibration().grad_reduce_fp32_on(get_chip("h100"))
+    return 4.0 if fp32 else state_bytes("bf16").gradients
+
+
 def test_imported_gradient_all_reduce_is_the_hand_derivation() -> None:
-    # ZeRO-0 on 16 H100 (two NVLink nodes): one all-reduce of the bf16 gradients per step, hidden
-    # behind the last micro-batch's backward except the last bucket, max(40M, 1M * dp) parameters.
+    # ZeRO-0 on 16 H100 (two NVLink nodes): one all-reduce of the gradients per step (in fp32 under
+    # the reference stack, Megatron: `grad_reduce_dtype`), hidden behind the last micro-batch's
+    # backward except the last bucket, max(40M, 1M * dp) parameters.
     m = 2
     imported, est = _on_16_h100(zero=0, m=m)
     _, levels = _levels("h100")
     params = float(imported.trainable_param_count)
-    grads = np.asarray([state_bytes("bf16").gradients * params])
+    grads = np.asarray([_grad_bytes() * params])
     ar = float(all_reduce_s(levels, Group.place(levels, [(np.asarray([16.0]), 1.0)]), grads)[0])
     t_bwd = est.breakdown["compute_backward"] / m
     bucket = min(1.0, max(BUCKET_PARAMS, BUCKET_PARAMS_PER_DP_RANK * 16) / params)
@@ -139,7 +146,8 @@ def test_imported_fsdp_moves_three_passes_per_micro_batch() -> None:
     ring = shipped_calibration().fsdp_flat_ring_on(chip)
     weights = np.asarray([state_bytes("bf16").weights * imported.trainable_param_count])
     ag = float(flat_collective_s(fl, group, weights, buckets=float(LAYERS), ring=ring)[0])
-    rs = float(flat_collective_s(fl, group, weights, buckets=float(LAYERS), ring=ring)[0])  # bf16 grads
+    grads = np.asarray([_grad_bytes() * imported.trainable_param_count])
+    rs = float(flat_collective_s(fl, group, grads, buckets=float(LAYERS), ring=ring)[0])
     moved = est.breakdown["fsdp"] + est.hidden_comm["fsdp"] + est.breakdown["dp"] + est.hidden_comm["dp"]
     assert moved == pytest.approx(m * (2 * ag + rs), rel=1e-9)
 
