@@ -20,6 +20,9 @@ Mechanisms and what the estimator does with them:
   activations run as hand-written fused kernels (Transformer Engine / Megatron-Core / Apex / Triton
   kernels) or as the framework primitives of a Hugging Face-style module, one kernel per primitive
   with fp32 upcasts (`workload.layers`, the unfused derivations). Optional in a file (default true).
+- `grad_reduce_dtype` (fp32 | bf16): the precision of the data-parallel gradient collectives
+  (all-reduce, reduce-scatter, HSDP's replica all-reduce): fp32 moves 4 bytes per parameter
+  (`estimate.training`). Optional in a file (default bf16, what every stack was priced with before).
 - `fsdp_flavour` (megatron-fsdp | fsdp1 | fsdp2 | deepspeed | xla): which fitted overlap fraction
   of the ZeRO-3/FSDP collectives applies (`cost.calibration.TrainingCalibration.fsdp_overlap`).
 - `tp_comm_overlap`, `ep_comm_overlap` (bool): whether TP / EP communication hides behind GEMMs
