@@ -237,3 +237,29 @@ def test_serving_rows_of_the_new_files_are_handled_without_exceptions() -> None:
             predict_inference(row)
         except NotImplementedError as exc:  # NotInferenceRow: reported as unexpressible
             assert str(exc).strip(), row.id
+
+
+def test_a_rate_from_an_unknown_source_without_its_global_batch_runs_one_micro_batch_per_step() -> None:
+    """A row from a source the mapping does not know, without a global batch: with no pipeline and a
+    rate as its metric it is predicted at micro_batch x dp sequences per step, said in a caveat;
+    with a pipeline (the bubble depends on the number of micro-batches) or a step time it is refused."""
+    base = next(
+        r
+        for r in load_rows()
+        if isinstance(express(r), Case)
+        and express(r).kind == "train"
+        and (r.pp or 1) == 1
+        and r.micro_batch
+        and r.chips
+        and r.metric == "tokens_per_s_per_chip"
+    )
+    row = replace(base, source="a source the mapping has never seen", global_batch=None)
+    case = express(row)
+    assert isinstance(case, Case)
+    dp = row.chips // ((row.tp or 1) * (row.cp or 1))
+    assert case.workload.global_batch == row.micro_batch * dp
+    assert any("assumed: one micro-batch per step" in c for c in case.caveats)
+    piped = express(replace(row, pp=2, dp=None))
+    timed = express(replace(row, metric="step_time_s", unit="s"))
+    assert isinstance(piped, Unexpressible) and isinstance(timed, Unexpressible)
+    assert "global batch" in piped.reason and "global batch" in timed.reason

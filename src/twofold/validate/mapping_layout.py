@@ -45,23 +45,39 @@ def row_network(row: PublishedRow, system: Any, caveats: list[str]) -> Any:
     return replace(system, levels=levels)
 
 
+# Rates a row from elsewhere may publish without its global batch and still be predicted at one
+# micro-batch per step when it has no pipeline (`_one_microbatch_batch`); a step time may not.
+_RATES_WITHOUT_BATCH = ("tokens_per_s_per_chip", "tokens_per_s", "sequences_per_s", "tflops_per_chip", "mfu")
+
+
 def _one_microbatch_batch(row: PublishedRow, caveats: list[str]) -> PublishedRow:
-    """A row without a global batch whose source trains one micro-batch per rank per step (no
-    gradient accumulation; `one_microbatch_per_step` in mapping.yaml cites where it says so): the
-    global batch is micro_batch x dp. Other rows are returned as they are."""
+    """A row without a global batch, predicted at one micro-batch per rank per step (global batch =
+    micro_batch x dp): where its source trains so (`one_microbatch_per_step` in mapping.yaml cites
+    where it says so), or, for a source the mapping does not know, where the row has no pipeline
+    and publishes a rate (`_RATES_WITHOUT_BATCH`): without a pipeline, gradient accumulation only
+    amortises the data-parallel reduction, so the assumption, stated as a caveat, can only make the
+    prediction slower. Other rows are returned as they are."""
     from dataclasses import replace
 
-    if row.global_batch is not None or not source_convention(row).get("one_microbatch_per_step"):
+    if row.global_batch is not None or row.micro_batch is None or row.chips is None:
         return row
-    if row.micro_batch is None or row.chips is None:
+    stated = bool(source_convention(row).get("one_microbatch_per_step"))
+    unknown_source = not source_convention(row)
+    assumed = unknown_source and (row.pp or 1) == 1 and row.metric in _RATES_WITHOUT_BATCH
+    if not (stated or assumed):
         return row
     model_parallel = (row.tp or 1) * (row.pp or 1) * (row.cp or 1)
     if row.chips % model_parallel:
         return row
     batch = row.micro_batch * (row.chips // model_parallel)
+    why = (
+        "the source's training loop has no gradient accumulation"
+        if stated
+        else "assumed: one micro-batch per step; accumulation would amortise the data-parallel reduction"
+    )
     caveats.append(
         f"global batch not published: {batch} = micro batch {row.micro_batch} x dp "
-        f"{row.chips // model_parallel} (the source's training loop has no gradient accumulation)"
+        f"{row.chips // model_parallel} ({why})"
     )
     return replace(row, global_batch=batch)
 
