@@ -153,6 +153,22 @@ def test_a_stack_named_with_stack_runs_as_the_row_states_torch_compile() -> None
     assert stated_runtime("megatron", "no mention") == "megatron"
 
 
+@pytest.mark.parametrize(
+    ("name", "model_id"),
+    [
+        ("Meta-Llama-3-70B", "llama3.1-70b"),
+        ("meta-llama/Meta-Llama-3.1-8B-Instruct", "llama3.1-8b"),
+        ("Llama-2-13b-hf", "llama2-13b"),
+        ("gemma-2-27b-it", "gemma-2-27b"),
+        ("Qwen2.5-72B", None),  # not in the catalog: built from the row's architecture columns
+    ],
+)
+def test_hub_repository_names_read_as_their_architecture(name: str, model_id: str | None) -> None:
+    """A Hub repository name reads as the catalog model of its architecture: the organisation, the
+    "Meta-" prefix and checkpoint suffixes (-hf, -instruct, -it) do not change the model."""
+    assert read_model_id(name) == model_id
+
+
 def test_model_reader_agrees_with_the_curated_names() -> None:
     read = 0
     for name, catalog_id in mapping_data()["catalog_models"].items():

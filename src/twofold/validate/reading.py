@@ -312,4 +312,12 @@ def read_model_id(name: str) -> str | None:
     if squashed in index:
         return index[squashed]
     base = re.sub(r"\(.*?\)|\[.*?\]", "", name)  # "Llama 3.1 8B (pre-training)" -> "Llama 3.1 8B"
-    return index.get(_squash(base))
+    if _squash(base) in index:
+        return index[_squash(base)]
+    # A Hub repository name: "meta-llama/Meta-Llama-3-70B-Instruct" -> "Llama-3-70B". The
+    # organisation, the "Meta-" prefix and the suffixes of a checkpoint of the same architecture
+    # (-hf, -base, -instruct, -chat, -it) do not change the model.
+    bare = re.sub(r"^.*/", "", base.strip())
+    bare = re.sub(r"^meta[-_ ]", "", bare, flags=re.IGNORECASE)
+    bare = re.sub(r"([-_ ](hf|base|instruct|chat|it))+$", "", bare, flags=re.IGNORECASE)
+    return index.get(_squash(bare))
