@@ -35,7 +35,7 @@ from twofold.hardware.catalog import DATA_DIR
 EXPECTED_CHIPS = (
     "trn1 trn2 trn3 inf2 a100 a100-40gb h100 h200 b200 gb200 l40s l4 "
     "tpu-v4 tpu-v5e tpu-v5p tpu-v6e tpu-v7 mi300x mi325x mi355x m2-ultra m4-max v100 "
-    "gh200 a100-pcie a800 rtx-4090 rtx-a6000 mi250x gaudi2 gaudi3"
+    "gh200 a100-pcie a800 rtx-4090 rtx-a6000 mi250x gaudi2 gaudi3 h800 h100-pcie h100-nvl"
 ).split()
 EXPECTED_FILES = {"aws.yaml", "nvidia.yaml", "google.yaml", "amd.yaml", "apple.yaml", "intel.yaml"}
 
