@@ -77,3 +77,22 @@ def test_a_chip_without_rows_on_a_measured_die_takes_its_fractions_marked_assume
         assert p is not None and p.chip_id == chip_id
         assert p.gemm_efficiency["bf16"] == a100.gemm_efficiency["bf16"]
         assert p.provenance["gemm_efficiency.bf16"].startswith("assumed: the measured fraction of a100")
+
+
+def test_h800_takes_the_h100s_fractions_and_the_cut_down_h100_cards_do_not() -> None:
+    # H800: the H100 SXM5 die (989 / 1,979 TFLOPS dense BF16 / FP8), NVLink cut: GT0702's
+    # 794.5 / 989 and GT0717's 1,402.6 / 1,979. H100 PCIe (756) and NVL (835) have lower peaks and no
+    # row: no profile, the GPU default.
+    from twofold.cost.defaults import shipped_profile
+    from twofold.cost.mamf import SAME_DIE_UNMEASURED
+
+    assert SAME_DIE_UNMEASURED["h800"] == "h100"
+    p = shipped_profile("h800")
+    assert p is not None and p.chip_id == "h800"
+    assert p.gemm_efficiency["bf16"] == pytest.approx(794.5 / 989, abs=1e-4)
+    assert p.gemm_efficiency["fp8"] == pytest.approx(1402.6 / 1979, abs=1e-4)
+    for precision in ("bf16", "fp8"):
+        note = p.provenance[f"gemm_efficiency.{precision}"]
+        assert note.startswith("assumed: the measured fraction of h100")
+    assert "h100-pcie" not in SAME_DIE_UNMEASURED and "h100-nvl" not in SAME_DIE_UNMEASURED
+    assert shipped_profile("h100-pcie") is None and shipped_profile("h100-nvl") is None

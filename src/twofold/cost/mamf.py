@@ -13,7 +13,11 @@ Assumptions, stated in each profile's provenance (each such entry starts with "a
   GEMM. H200 has only an FP8 row, so its bf16 is H100's measured 0.8033, not its own FP8
   fraction (0.7344), which had made a bigger H200 train slower than an H100;
 - a catalog chip with no MAMF row at all on a measured chip's die (`SAME_DIE_UNMEASURED`: A100
-  40GB and A800 on the A100's) takes that chip's measured fractions;
+  40GB and A800 on the A100's, H800 on the H100's) takes that chip's measured fractions. Only a
+  chip with the measured chip's peaks qualifies: H100 PCIe and NVL are cut-down, power-limited
+  versions of the H100 die (114 SMs / 350 W, 132 SMs / 400 W) with lower peaks and no row of their
+  own, so they keep the architecture default (a power-limited card need not reach the SXM part's
+  fraction: A100 PCIe measures 0.81 of peak, A100 SXM 0.87);
 - failing a sibling, the fraction of the chip's other precision (fp8 = bf16 unless a row says
   otherwise);
 - every other field (memory and attention efficiency, per-op overhead, tiles) is the
@@ -68,7 +72,9 @@ SAME_DIE: tuple[tuple[str, str], ...] = (("h100", "h200"), ("b200", "gb200"), ("
 # Catalog chips with no MAMF row at all, on the die of a measured chip (same SMs, clocks and peak
 # per precision; they differ in HBM or NVLink): they take its measured fractions, marked assumed,
 # instead of the architecture default (0.75 on GPUs, below the A100's measured 0.87).
-SAME_DIE_UNMEASURED: Mapping[str, str] = MappingProxyType({"a100-40gb": "a100", "a800": "a100"})
+SAME_DIE_UNMEASURED: Mapping[str, str] = MappingProxyType(
+    {"a100-40gb": "a100", "a800": "a100", "h800": "h100"}
+)
 
 _PRECISION = {"BF16": "bf16", "FP8 e4m3": "fp8", "FP8": "fp8", "FP16": "fp16"}
 
