@@ -62,8 +62,28 @@ def test_hardware_reader_agrees_with_every_curated_spelling() -> None:
         ("AWS trn2.48xlarge", "trn2"),
         ("AMD Instinct MI325X", "mi325x"),
         ("NVIDIA GB200 NVL72 rack", "gb200"),
-        ("NVIDIA H100 PCIe", None),  # a different part: refused, never read as the SXM chip
-        ("NVIDIA H100 NVL", None),
+        # H100 form factors: each its own part, never read as the SXM chip.
+        ("NVIDIA H100 PCIe", "h100-pcie"),
+        ("H100-PCIE-80GB", "h100-pcie"),
+        ("NVIDIA H100 PCIe 80GB", "h100-pcie"),  # the digits after PCIe are the memory, not a PCIe generation
+        ("NVIDIA H100 80GB PCIe", "h100-pcie"),
+        ("NVIDIA H100 NVL", "h100-nvl"),
+        ("H100 NVL 94GB", "h100-nvl"),
+        ("NVIDIA H800", "h800"),
+        ("H800 SXM5 80GB", "h800"),
+        ("H800", "h800"),
+        ("2048 NVIDIA H800 GPUs", "h800"),
+        ("H100 SXM", "h100"),
+        ("NVIDIA H100 80GB HBM3", "h100"),
+        ("DGX H100", "h100"),
+        ("8x H100 (PCIe 5.0 switches)", "h100"),  # a PCIe generation, not the card
+        ("NVIDIA H100 SXM5 (PCIe Gen5 host)", None),  # H100 and PCIe named apart: refused, not guessed
+        ("H100 SXM vs H100 PCIe", None),  # two parts
+        ("H100 PCIe and H100 NVL", None),
+        ("H100 and H800", None),
+        ("NVIDIA H800 PCIe 80GB", None),  # not in the catalog: never read as the H800 SXM
+        ("NVIDIA H200 NVL", None),  # a 600 W PCIe card, not the H200 SXM
+        ("NVIDIA A800 80GB PCIe", None),  # not the A800 SXM
         ("A100 or H100", None),  # two chips named
         # The parts added with issue #13, as the shipped rows and other sources spell them.
         ("NVIDIA GH200", "gh200"),

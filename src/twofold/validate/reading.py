@@ -9,9 +9,11 @@ make every held-out check measure the spelling, not the model. The readers here 
 by rules a reader can check, and every interpretation becomes a caveat on the row:
 
 - hardware: a chip named in the text by a catalog id or alias ("H100", "MI300X", "Trillium",
-  "trn2") or by a product phrase ("Gaudi 2", "RTX 4090", "A100 PCIe", "GH200"); variants the catalog
-  does not hold (H100 PCIe/NVL, H800, other GeForce/RTX cards) are refused by name rather than read
-  as their SXM sibling;
+  "trn2") or by a product phrase ("Gaudi 2", "RTX 4090", "A100 PCIe", "GH200", "H100 PCIe", "H100
+  NVL", "H800"); a form factor counts only written next to the H100 ("H100 PCIe", "H100-PCIE-80GB",
+  "H100 94GB NVL"), and a text naming an H100 and PCIe/NVL apart ("H100 SXM5 (PCIe Gen5 host)") is
+  refused rather than guessed; variants the catalog does not hold (H800 PCIe, other GeForce/RTX
+  cards) are refused by name rather than read as their SXM sibling;
 - precision: the number format named in the text (NVFP4/FP4, MXFP8, FP8, BF16, FP16, FP32);
 - recompute: none / selective / full from the usual words ("activation checkpointing",
   "gradient checkpointing", "remat", "selective");
@@ -56,12 +58,38 @@ class HardwareReading:
     cores_per_chip: int = 1
 
 
+# An H100 form factor written next to the chip ("H100 PCIe", "H100-PCIE-80GB", "H100 94GB NVL"); a
+# digit right after NVL is a rack ("NVL72"), not the card.
+_H100_FORM = r"[\s-]*(?:\d+\s*gb[\s-]*)?(pcie|nvl)\b"
+
+
+def _hopper_parts(low: str) -> set[str]:
+    """The H100/H800 parts a lower-case text names: each "h100" read with the form factor written
+    next to it (h100-pcie, h100-nvl, else h100), and h800."""
+    parts = set()
+    for match in re.finditer(r"\bh100\b", low):
+        form = re.match(_H100_FORM, low[match.end() :])
+        parts.add(f"h100-{form.group(1)}" if form else "h100")
+    if re.search(r"\bh800\b", low):
+        parts.add("h800")
+    return parts
+
+
 # Parts the catalog does not hold, refused by name: (pattern, family label, reason). Checked before
-# the catalog aliases so that "H100 PCIe" is never read as the SXM part.
+# the catalog aliases so that an H100 named apart from "PCIe" is never read as the SXM part.
 _REFUSED: tuple[tuple[str, str, str], ...] = (
-    (r"\bh100\b.*\b(pcie|nvl)\b(?!\s*\d)|\b(pcie|nvl)\b(?!\s*\d).*\bh100\b", "NVIDIA Hopper",
-     "H100 PCIe/NVL (lower clocks, power and bandwidth than the SXM part) is not in the catalog"),
-    (r"\bh800\b", "NVIDIA Hopper", "H800 (H100 with 400 GB/s NVLink) has no catalog system"),
+    (r"\bh800\b.*\bpcie\b|\bpcie\b.*\bh800\b", "NVIDIA Hopper",
+     "H800 PCIe (the China-market H100 PCIe) is not in the catalog"),
+    (r"\bh200[\s-]*(?:\d+\s*gb[\s-]*)?nvl\b", "NVIDIA Hopper",
+     "H200 NVL (a 600 W PCIe card, not the H200 SXM) is not in the catalog"),
+    (r"\ba800\b.*\bpcie\b|\bpcie\b.*\ba800\b", "NVIDIA Ampere",
+     "A800 PCIe (the China-market A100 PCIe) is not in the catalog"),
+    # "H100" and "PCIe"/"NVL" named apart (the H100 PCIe/NVL card, or an SXM part's PCIe host link);
+    # a text naming two H100 parts was refused before (`_hopper_parts`).
+    (rf"\bh100\b(?!{_H100_FORM}).*\b(pcie|nvl)\b(?!\s*\d)"
+     rf"|\b(pcie|nvl)\b(?!\s*\d).*\bh100\b(?!{_H100_FORM})",
+     "NVIDIA Hopper",
+     "the text names an H100 and PCIe/NVL apart: the H100 PCIe or NVL card, or an SXM part's host link"),
     (r"\bmi250\b(?!x)", "AMD Instinct", "MI250 (not MI250X: fewer CUs, lower clocks) is not in the catalog"),
     (r"\bgaudi\b(?!\s*-?[23]\b)|\bgaudi\s*-?1\b", "Intel Gaudi",
      "the text does not name a Gaudi generation the catalog holds (Gaudi 2 or Gaudi 3)"),
@@ -75,6 +103,9 @@ _PHRASES: tuple[tuple[str, str], ...] = (
     (r"\bgh200\b|\bgrace\s*hopper\b", "gh200"),
     (r"\ba100\b.*\bpcie\b|\bpcie\b.*\ba100\b", "a100-pcie"),
     (r"\ba800\b", "a800"),
+    (r"\bh800\b", "h800"),
+    (r"\bh100[\s-]*(?:\d+\s*gb[\s-]*)?pcie\b", "h100-pcie"),
+    (r"\bh100[\s-]*(?:\d+\s*gb[\s-]*)?nvl\b", "h100-nvl"),
     (r"\brtx\s*4090\b", "rtx-4090"),
     (r"\brtx\s*a6000\b", "rtx-a6000"),
     (r"\bmi250x\b", "mi250x"),
@@ -117,6 +148,10 @@ def _alias_index() -> Mapping[str, str]:
 def read_hardware(text: str) -> HardwareReading | None:
     """The catalog chip a hardware text names, a refusal naming the part, or None (rules above)."""
     low = re.sub(r"\((?:r|tm)\)|[\u00ae\u2122]", "", text.lower())  # "Intel(R) Gaudi(R) 2" -> "intel gaudi 2"
+    hopper = _hopper_parts(low)
+    if len(hopper) > 1:  # "H100 SXM vs H100 PCIe", "H100 and H800"
+        return HardwareReading(chip=None, family="NVIDIA Hopper",
+                               reason=f"the text names more than one chip ({', '.join(sorted(hopper))})")
     for pattern, family, reason in _REFUSED:
         if re.search(pattern, low):
             return HardwareReading(chip=None, family=family, reason=reason)
