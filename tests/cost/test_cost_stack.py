@@ -283,3 +283,15 @@ def test_runtime_variants_switch_torch_compile_and_keep_the_stack_factors() -> N
     assert is_stack_id("torchtitan-eager") and not is_stack_id("nothing-eager")
     with pytest.raises(InputError, match="unknown stack"):
         get_stack("nothing-eager")
+
+
+def test_zero_stages_are_data_with_a_default_and_a_rule(tmp_path: Path, doc: dict) -> None:
+    """`zero_stages`: a list of stages 0-3 (refused by field otherwise), the default stage an
+    estimate takes is 1 where the stack has it, else the nearest above (MaxText: 3)."""
+    assert get_stack("maxtext").zero_stages(None) == (0, 3) and get_stack("maxtext").default_zero(None) == 3
+    assert get_stack("nanotron").default_zero(None) == 1 and get_stack("megatron").default_zero(None) == 1
+    bad = dict(doc, id="bad")
+    bad["mechanisms"] = dict(doc["mechanisms"], zero_stages={"value": [4], "source": "test"})
+    with pytest.raises(InputError) as info:
+        load_stack_file(_write(tmp_path, bad))
+    assert "zero_stages" in info.value.field

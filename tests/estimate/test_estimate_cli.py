@@ -81,3 +81,19 @@ def test_v100_estimates_in_fp16_and_refuses_bf16(capsys: pytest.CaptureFixture[s
     code, out, err = run_cli(capsys, *args, "--global-batch", "16", "--precision", "bf16")
     assert code == 2 and out == ""
     assert err.startswith("error: precision='bf16'") and "v100" in err
+
+
+@pytest.mark.parametrize(
+    ("chip", "stack", "zero"), [("tpu-v5p", "auto", 3), ("h100", "auto", 1), ("h100", "maxtext", 3)]
+)
+def test_the_default_zero_stage_is_the_stack_s(
+    capsys: pytest.CaptureFixture[str], chip: str, stack: str, zero: int
+) -> None:
+    """Without --zero an estimate takes ZeRO-1 where the stack has it, else the stack's nearest
+    stage (MaxText, the TPU reference stack, shards with its FSDP mesh: 3); --zero still wins."""
+    args = ("estimate", "--model", "llama3.1-8b", "--chip", chip, "--chips", "16", "--stack", stack, "--json")
+    code, out, err = run_cli(capsys, *args)
+    assert code == 0, err
+    assert json.loads(out)["layout"]["zero"] == zero
+    code, out, err = run_cli(capsys, *args, "--zero", "0")
+    assert code == 0 and json.loads(out)["layout"]["zero"] == 0

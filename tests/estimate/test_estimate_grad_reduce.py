@@ -44,3 +44,17 @@ def test_the_shipped_stacks_state_their_reduction_precision() -> None:
     assert get_stack("megatron").grad_reduce_fp32(None) and get_stack("torchtitan").grad_reduce_fp32(None)
     assert not get_stack("fsdp").grad_reduce_fp32(None)
     assert all(get_stack(s).mechanisms["grad_reduce_dtype"].source for s in ("megatron", "fsdp", "maxtext"))
+
+
+def test_a_zero_stage_the_stack_lacks_is_priced_with_a_note() -> None:
+    """`estimate` prices any stage asked for (a what-if) and says when the stack does not implement
+    it; with one data-parallel rank the stage does not matter and nothing is said."""
+    chip = get_chip("h100")
+    model, work = get_model("llama3.1-8b"), TrainingWorkload(global_batch=64, seq_len=2048)
+    system = system_for(chip)
+    two = estimate_training(model, system, Layout(dp=8, zero=2), work, chip=chip, stack="nanotron")
+    assert any("ZeRO-2 is not a stage stack nanotron implements" in n for n in two.notes)
+    one = estimate_training(model, system, Layout(dp=8, zero=1), work, chip=chip, stack="nanotron")
+    assert not any("ZeRO" in n for n in one.notes)
+    alone = estimate_training(model, system, Layout(dp=1, zero=2), work, chip=chip, stack="nanotron")
+    assert not any("ZeRO" in n for n in alone.notes)

@@ -211,3 +211,19 @@ def test_the_stack_s_context_parallel_algorithm_decides_the_head_rule() -> None:
         _plan(stack="deepspeed", options=EnumerateOptions(cp=16))
     assert (info.value.field, info.value.value) == ("cp", 16)
     assert "tp*cp does not divide num_attention_heads=8" in info.value.rule
+
+
+def test_a_plan_searches_only_the_zero_stages_its_stack_implements() -> None:
+    """`cost.stack` zero_stages: MaxText shards by mesh axes (ZeRO 0 or 3), nanotron stops at 1; a
+    plan under either never returns another stage, and a bound outside them is refused by name."""
+    from twofold.cost.stack import get_stack
+    from twofold.search.enumerate import EnumerateOptions
+
+    work = TrainingWorkload(global_batch=64, seq_len=2048)
+    for stack, chip in (("maxtext", "tpu-v5p"), ("nanotron", "h100")):
+        allowed = set(get_stack(stack).zero_stages(None))
+        result = plan_training("llama3.1-8b", chip, 16, work, stack=stack, top_k=50)
+        assert result.top and {r.layout.zero for r in result.top} <= allowed
+    with pytest.raises(InputError, match="runs ZeRO stages 0, 1 only"):
+        only_sharded = EnumerateOptions(zero_stages=(2, 3))
+        plan_training("llama3.1-8b", "h100", 16, work, stack="nanotron", options=only_sharded)

@@ -45,7 +45,9 @@ def estimate(
     vp: int = typer.Option(1, "--vp", help="Virtual (interleaved) stages per pipeline rank."),
     cp: int = typer.Option(1, "--cp", help="Context-parallel ranks (ring attention)."),
     ep: int = typer.Option(1, "--ep", help="Expert-parallel ranks (MoE)."),
-    zero: int = typer.Option(1, "--zero", help="ZeRO stage 0-3 (3 = FSDP)."),
+    zero: int | None = typer.Option(
+        None, "--zero", help="ZeRO stage 0-3 (3 = FSDP); default 1, or the stack's nearest (maxtext: 3)."
+    ),
     shard: int | None = typer.Option(
         None, "--shard", help="With --zero 3: hybrid sharding (HSDP) within groups of N dp ranks."
     ),
@@ -123,7 +125,7 @@ def estimate(
 
         refuse_training_flags(
             seq_len=(seq_len, DEFAULT_SEQ_LEN), global_batch=(global_batch, None), vp=(vp, 1),
-            cp=(cp, 1), zero=(zero, 1), micro_batch=(micro_batch, None), recompute=(recompute, "none"),
+            cp=(cp, 1), zero=(zero, None), micro_batch=(micro_batch, None), recompute=(recompute, "none"),
             finetune=(finetune, "full"),
         )  # fmt: skip
         batch = SERVING_DEFAULTS["batch"] if batch is None else batch
@@ -163,6 +165,13 @@ def estimate(
     the_dp, check_chips = resolve_dp(chips, dp, tp, pp, cp)
     if global_batch is None:  # one default for every verb, never derived from --micro-batch
         global_batch = DEFAULT_GLOBAL_BATCH
+    the_chip = get_chip(chip)
+    the_stack = check_stack(stack)
+    if zero is None:  # the stack's default stage (`cost.stack.Stack.default_zero`)
+        from twofold.cost.calibration import shipped_calibration  # lazy: start-up time
+
+        running = shipped_calibration().with_stack(the_stack)
+        zero = running.stack_for(the_chip).default_zero(running.stack_family(the_chip.id))
     layout = Layout(
         dp=the_dp,
         tp=tp,
@@ -176,7 +185,6 @@ def estimate(
         sequence_parallel=sequence_parallel,
         shard=shard,
     )
-    the_chip = get_chip(chip)
     result = estimate_training(
         the_model,
         system_for(the_chip, system),
@@ -186,7 +194,7 @@ def estimate(
         ),
         chip=the_chip,
         chips=check_chips,
-        stack=check_stack(stack),
+        stack=the_stack,
         mem_headroom=the_headroom,
         allow_long_context=allow_long_context,
     )

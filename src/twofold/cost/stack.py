@@ -23,6 +23,10 @@ Mechanisms and what the estimator does with them:
 - `grad_reduce_dtype` (fp32 | bf16): the precision of the data-parallel gradient collectives
   (all-reduce, reduce-scatter, HSDP's replica all-reduce): fp32 moves 4 bytes per parameter
   (`estimate.training`). Optional in a file (default bf16, what every stack was priced with before).
+- `zero_stages` (a list of 0-3): the ZeRO stages the stack implements, what `plan` searches and
+  `estimate` accepts (Megatron-Core's distributed optimizer is ZeRO-1 and Megatron FSDP's
+  strategies 1-3; nanotron and NxD stop at ZeRO-1; MaxText shards by mesh axes, 0 or 3).
+  Optional in a file (default all four).
 - `fsdp_flavour` (megatron-fsdp | fsdp1 | fsdp2 | deepspeed | xla): which fitted overlap fraction
   of the ZeRO-3/FSDP collectives applies (`cost.calibration.TrainingCalibration.fsdp_overlap`).
 - `tp_comm_overlap`, `ep_comm_overlap` (bool): whether TP / EP communication hides behind GEMMs
@@ -107,12 +111,18 @@ MECHANISMS: Mapping[str, tuple[str, ...] | type | None] = MappingProxyType(
         "fused_cross_entropy": bool,
         "fused_elementwise": bool,
         "grad_reduce_dtype": ("fp32", "bf16"),
+        "zero_stages": list,  # a non-empty subset of 0-3, checked by `_check_value`
     }
 )
 # Mechanisms a stack file may leave out (files written before they existed), with the value taken:
 # what every stack was priced with before the mechanism (context parallelism: ring attention).
 OPTIONAL_MECHANISMS: Mapping[str, Any] = MappingProxyType(
-    {"fused_elementwise": True, "context_parallel": "ring", "grad_reduce_dtype": "bf16"}
+    {
+        "fused_elementwise": True,
+        "context_parallel": "ring",
+        "grad_reduce_dtype": "bf16",
+        "zero_stages": (0, 1, 2, 3),
+    }
 )
 
 # Factors of `cost/calibration.yaml` a stack file may carry, and their kind: a positive number, a
@@ -147,9 +157,12 @@ class Mechanism:
         return self.value
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"value": self.value, "source": self.source}
+        def plain(v: Any) -> Any:
+            return list(v) if isinstance(v, tuple) else v
+
+        out: dict[str, Any] = {"value": plain(self.value), "source": self.source}
         if self.by_family:
-            out["by_family"] = dict(self.by_family)
+            out["by_family"] = {k: plain(v) for k, v in self.by_family.items()}
         return out
 
 
@@ -194,6 +207,19 @@ class Stack:
     def grad_reduce_fp32(self, family: str | None) -> bool:
         """Whether data-parallel gradient reductions run in fp32 (`grad_reduce_dtype`)."""
         return bool(self.value("grad_reduce_dtype", family) == "fp32")
+
+    def zero_stages(self, family: str | None) -> tuple[int, ...]:
+        """The ZeRO stages the stack implements (`zero_stages`): what `plan` searches and
+        `estimate` accepts with data parallelism."""
+        return tuple(int(z) for z in self.value("zero_stages", family))
+
+    def default_zero(self, family: str | None) -> int:
+        """The ZeRO stage an estimate takes when none is asked for: 1 (optimizer states sharded)
+        where the stack has it, else its nearest stage above 1 (MaxText: 3, its default FSDP mesh),
+        else 0."""
+        stages = self.zero_stages(family)
+        above = [z for z in stages if z >= 1]
+        return min(above) if above else 0
 
     def fsdp_flavour(self, family: str | None) -> str:
         return str(self.value("fsdp_flavour", family))
@@ -246,6 +272,13 @@ def _check_value(where: str, mechanism: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise InputError(where, value, "must be true or false")
         return value
+    if rule is list:
+        ok = isinstance(value, (list, tuple)) and value and all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 3 for v in value
+        )
+        if not ok:
+            raise InputError(where, value, "must be a non-empty list of ZeRO stages 0-3")
+        return tuple(sorted(set(value)))
     if mechanism == "attention_kernel":
         from twofold.cost.attention import ATTENTION_KERNELS
 

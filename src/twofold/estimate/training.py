@@ -396,6 +396,23 @@ def catalog_stage(
     )
 
 
+def _zero_stage_note(layout: Layout, calibration: TrainingCalibration, chip: Chip) -> str | None:
+    """A note where the layout's ZeRO stage is not one the stack implements (`cost.stack`
+    zero_stages) and it matters (data parallelism, dp * cp > 1): the step is priced as asked (a
+    what-if), while `plan` searches only the stack's stages."""
+    if layout.dp * layout.cp <= 1:
+        return None
+    stack = calibration.stack_for(chip)
+    allowed = stack.zero_stages(calibration.stack_family(chip.id))
+    if layout.zero in allowed:
+        return None
+    stages = ", ".join(map(str, allowed))
+    return (
+        f"ZeRO-{layout.zero} is not a stage stack {stack.id} implements (it runs {stages}); "
+        "priced as asked"
+    )
+
+
 def estimate_training(
     model: ModelConfig | ImportedModel,
     system: System,
@@ -448,6 +465,9 @@ def estimate_training(
         stack=calibration.stack_for(chip).id,
         provenance=training_provenance(chip, calibration, workload.precision),
     )
+    zero_note = _zero_stage_note(layout, calibration, chip)
+    if zero_note:
+        estimate = replace(estimate, notes=(*estimate.notes, zero_note))
     return _headroom_note(estimate, chip, mem_headroom)
 
 

@@ -24,6 +24,7 @@ What a team will run, not just what scores best:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -275,6 +276,23 @@ def _why_nothing_fits(step: StepArrays, chip: Chip, mem_headroom: float) -> list
     return lines
 
 
+def _stack_zero_stages(options: EnumerateOptions | None, running: Any, chip: Chip) -> EnumerateOptions:
+    """`options` with its ZeRO stages narrowed to the ones the stack implements (`cost.stack`
+    zero_stages): a search returns only layouts the stack can run. An empty intersection is an
+    InputError naming both sets."""
+    opts = options or EnumerateOptions()
+    stack = running.stack_for(chip)
+    allowed = stack.zero_stages(running.stack_family(chip.id))
+    stages = tuple(z for z in opts.zero_stages if z in allowed)
+    if not stages:
+        raise InputError(
+            "zero_stages",
+            opts.zero_stages,
+            f"stack {stack.id} runs ZeRO stages {', '.join(map(str, allowed))} only",
+        )
+    return dataclasses.replace(opts, zero_stages=stages)
+
+
 def plan_training(
     model: ModelConfig | ImportedModel | str,
     system_or_chip: System | Chip | str,
@@ -358,7 +376,9 @@ def plan_training(
     if evaluate is None:
         evaluate = _default_evaluator(stack)
 
-    cp_algorithm = shipped_calibration().with_stack(stack).context_parallel_on(chip)
+    running = shipped_calibration().with_stack(stack)
+    cp_algorithm = running.context_parallel_on(chip)
+    options = _stack_zero_stages(options, running, chip)
     table, rejections = enumerate_layouts(
         model, workload, chips, system=system, options=options, context_parallel=cp_algorithm
     )
