@@ -12,12 +12,13 @@ import dataclasses
 import numpy as np
 import pytest
 
+from twofold.cost.calibration import shipped_calibration
 from twofold.estimate import BREAKDOWN_TERMS, estimate_training, evaluate_layouts
 from twofold.hardware.catalog import get_chip, system_for
 from twofold.parallel.layout import TrainingWorkload
 from twofold.parallel.memory import DEFAULT_MEM_HEADROOM
 from twofold.search import plan as plan_module
-from twofold.search.enumerate import enumerate_layouts
+from twofold.search.enumerate import EnumerateOptions, enumerate_layouts
 from twofold.search.plan import plan_training
 from twofold.workload import get_model
 from twofold.workload.model import ModelConfig
@@ -51,7 +52,11 @@ def test_plan_numbers_equal_per_layout_estimates(make_model, chip_id, chips, wor
     model = make_model()
     base = get_chip(chip_id)
     system = system_for(base)
-    table, _ = enumerate_layouts(model, workload, chips, system=system)
+    # The plan searches the ZeRO stages the chip's reference stack implements (`cost.stack`).
+    running = shipped_calibration()
+    stages = running.stack_for(base).zero_stages(running.stack_family(base.id))
+    options = EnumerateOptions(zero_stages=stages)
+    table, _ = enumerate_layouts(model, workload, chips, system=system, options=options)
     # Usable memory at the median footprint, so that about half the layouts fit and half do not.
     mem = evaluate_layouts(model, system, workload, table, chip=base).memory_per_chip_gib
     capacity = float(np.median(mem)) / (1.0 - DEFAULT_MEM_HEADROOM)
