@@ -123,6 +123,7 @@ def test_six_n_and_causal_megatron_counts_by_hand() -> None:
         ("MaxText log; flops with causal attention", "maxtext_causal"),
         ("FLOP-count convention = Primus/Megatron logger (not stated)", None),
         ("stack=nanotron v0.5; 64 nodes", None),
+        ("causal language model; TFLOPs per GPU from the logger", None),
     ],
 )
 def test_a_row_s_stated_flop_count_is_read_where_its_source_has_none(notes: str, formula: str | None) -> None:

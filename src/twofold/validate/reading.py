@@ -278,7 +278,7 @@ def _runtime_stated(stack: str, why: str, notes: str) -> tuple[str, str]:
 
 # What a row's notes state about the FLOP count behind its TFLOP/s or MFU (`validate.flops`).
 _SIX_N = r"\b6\s*[*x×]?\s*n(d)?\b|excluding attention|without attention flops|no attention flops"
-_CAUSAL_FLOPS = r"causal[^;]{0,40}flop|flop[^;]{0,40}causal"
+_CAUSAL_FLOPS = r"causal[- ]attention[^;]{0,30}flop|flop[^;]{0,30}causal[- ]attention|causal[- ]flops?\b"
 
 
 def read_flop_convention(notes: str) -> tuple[str, str] | None:
