@@ -149,3 +149,28 @@ def test_a_chip_past_its_systems_scale_limit_is_a_row_not_a_failure(
     args = ("compare", "llama-tiny", "--on", "l4,h100", "--chips", "16", "--seq-len", "256")
     code, out, err = run_cli(capsys, *args, "--global-batch", "16")
     assert code == 2 and err.startswith("error: chips=16: l4-workstation"), err
+
+
+def test_claim_cli_runs_the_stack_it_is_given(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`claim --stack fsdp` plans both chips under plain PyTorch FSDP: its ratio is the one two
+    plans under that stack give (`plan_training(stack=...)`), not the reference stacks' one."""
+
+    def best(chip: str, stack: str | None) -> float:
+        t = target(chip)
+        work = TrainingWorkload(global_batch=1024, seq_len=4096, precision="bf16")
+        plan = plan_training("llama3.1-8b", t.system, 8, work, top_k=1, chip=t.chip, stack=stack).best
+        assert plan is not None
+        return plan.step.tokens_per_s_per_chip
+
+    monkeypatch.setattr(
+        claim_module, "evaluate_claim", functools.partial(evaluate_claim, workloads=[CLAIM_8B])
+    )
+    code, out, err = run_cli(capsys, "claim", "h100 is 2x a100", "--stack", "fsdp", "--json")
+    assert code == 0, err
+    ratio = json.loads(out)["rows"][0]["ratio"]
+    assert ratio == pytest.approx(best("h100", "fsdp") / best("a100", "fsdp"))
+    assert ratio != pytest.approx(best("h100", None) / best("a100", None), rel=1e-3)
+    code, _, err = run_cli(capsys, "claim", "h100 is 2x a100", "--stack", "nope")
+    assert code == 2 and "stack" in err

@@ -18,9 +18,11 @@ from twofold.cli._options import (
     POWER_OPTION,
     PRICE_KIND_OPTION,
     PRICE_OPTION,
+    STACK_HELP,
     check_min_quality,
     check_out,
     check_price_kind,
+    check_stack,
     chip_overrides,
     finetune_of,
     parse_budget,
@@ -63,6 +65,7 @@ def claim(
     deadline: str | None = typer.Option(
         None, "--deadline", help="Cost claims: the cheapest bills to train --tokens by then (48h, 3d)."
     ),
+    stack: str = typer.Option("auto", "--stack", help=STACK_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Check a vendor claim across the catalog's training workloads: where it holds, and why.
@@ -118,6 +121,7 @@ def claim(
         tokens=budget,
         deadline_s=deadline,
         plan_runner=run_claim_plans,
+        stack=check_stack(stack),
     )
     if report_path is not None:
         from twofold.report import ReportData, write_report  # lazy: start-up time
