@@ -170,8 +170,7 @@ def estimate(
     if zero is None:  # the stack's default stage (`cost.stack.Stack.default_zero`)
         from twofold.cost.calibration import shipped_calibration  # lazy: start-up time
 
-        running = shipped_calibration().with_stack(the_stack)
-        zero = running.stack_for(the_chip).default_zero(running.stack_family(the_chip.id))
+        zero = shipped_calibration().with_stack(the_stack).default_zero_on(the_chip)
     layout = Layout(
         dp=the_dp,
         tp=tp,

@@ -198,6 +198,14 @@ class TrainingCalibration:
         """Whether the stack reduces data-parallel gradients in fp32 on `chip` (`grad_reduce_dtype`)."""
         return bool(self.stack_for(chip).grad_reduce_fp32(self.stack_family(chip.id)))
 
+    def zero_stages_on(self, chip: Any) -> tuple[int, ...]:
+        """The ZeRO stages the stack implements on `chip` (`cost.stack` zero_stages)."""
+        return tuple(self.stack_for(chip).zero_stages(self.stack_family(chip.id)))
+
+    def default_zero_on(self, chip: Any) -> int:
+        """The ZeRO stage an estimate takes on `chip` when none is asked for (`Stack.default_zero`)."""
+        return int(self.stack_for(chip).default_zero(self.stack_family(chip.id)))
+
     def collective_efficiency_on(self, chip: Any) -> float:
         """`collective_efficiency` times the stack's own factor (`collective_efficiency_by_stack`)."""
         stack = self.stack_for(chip).calibration_id

@@ -432,7 +432,8 @@ def is_stack_id(name: str) -> bool:
     """A shipped stack id, `auto`, or a runtime variant of a shipped stack (`RUNTIME_SUFFIXES`)."""
     if name in list_stacks():
         return True
-    return any(name.endswith(sfx) and name[: -len(sfx)] in _shipped_ids() for sfx in RUNTIME_SUFFIXES)
+    split = _variant_split(name)
+    return split is not None and split[0] in _shipped_ids()
 
 
 def user_stacks() -> list[str]:
@@ -472,32 +473,40 @@ def get_stack(name: str) -> Stack:
 RUNTIME_SUFFIXES: Mapping[str, str] = MappingProxyType({"-eager": "eager", "-compile": "compiled"})
 
 
-def _runtime_variant(name: str) -> Stack | None:
-    """`<id>-eager` / `<id>-compile` for a known stack `<id>`: its mechanisms with the runtime set on
-    every family (module docstring), or None when the name is not such a variant."""
-    for suffix, runtime in RUNTIME_SUFFIXES.items():
-        base_id = name[: -len(suffix)]
-        if not name.endswith(suffix) or base_id not in _shipped_ids() and not (
-            user_stack_dir() / f"{base_id}.yaml"
-        ).is_file():
-            continue
-        base = get_stack(base_id)
-        switch = "on" if runtime == "compiled" else "off"
-        mechanisms = dict(base.mechanisms)
-        mechanisms["runtime"] = Mechanism(
-            name="runtime",
-            value=runtime,
-            source=f"{base.id} with torch.compile {switch} (the stack id's `{suffix}` suffix)",
-        )
-        return replace(
-            base,
-            id=name,
-            name=f"{base.name}, torch.compile {switch}",
-            mechanisms=MappingProxyType(mechanisms),
-            path=base.path,
-            variant_of=base.id,
-        )
+def _variant_split(name: str) -> tuple[str, str] | None:
+    """(base id, runtime suffix) of a name that ends in a `RUNTIME_SUFFIXES` suffix, else None."""
+    for suffix in RUNTIME_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)], suffix
     return None
+
+
+def _runtime_variant(name: str) -> Stack | None:
+    """`<id>-eager` / `<id>-compile` for a known stack `<id>` (shipped or a user's): its mechanisms
+    with the runtime set on every family (module docstring), or None when the name is not such a
+    variant."""
+    split = _variant_split(name)
+    if split is None:
+        return None
+    base_id, suffix = split
+    if base_id not in _shipped_ids() and not (user_stack_dir() / f"{base_id}.yaml").is_file():
+        return None
+    base = get_stack(base_id)
+    runtime = RUNTIME_SUFFIXES[suffix]
+    switch = "on" if runtime == "compiled" else "off"
+    mechanisms = dict(base.mechanisms)
+    mechanisms["runtime"] = Mechanism(
+        name="runtime",
+        value=runtime,
+        source=f"{base.id} with torch.compile {switch} (the stack id's `{suffix}` suffix)",
+    )
+    return replace(
+        base,
+        id=name,
+        name=f"{base.name}, torch.compile {switch}",
+        mechanisms=MappingProxyType(mechanisms),
+        variant_of=base.id,
+    )
 
 
 def stack_for_chip(chip: Any) -> Stack:

@@ -402,15 +402,12 @@ def _zero_stage_note(layout: Layout, calibration: TrainingCalibration, chip: Chi
     what-if), while `plan` searches only the stack's stages."""
     if layout.dp * layout.cp <= 1:
         return None
-    stack = calibration.stack_for(chip)
-    allowed = stack.zero_stages(calibration.stack_family(chip.id))
+    allowed = calibration.zero_stages_on(chip)
     if layout.zero in allowed:
         return None
     stages = ", ".join(map(str, allowed))
-    return (
-        f"ZeRO-{layout.zero} is not a stage stack {stack.id} implements (it runs {stages}); "
-        "priced as asked"
-    )
+    stack = calibration.stack_for(chip).id
+    return f"ZeRO-{layout.zero} is not a stage stack {stack} implements (it runs {stages}); priced as asked"
 
 
 def estimate_training(

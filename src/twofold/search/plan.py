@@ -281,14 +281,13 @@ def _stack_zero_stages(options: EnumerateOptions | None, running: Any, chip: Chi
     zero_stages): a search returns only layouts the stack can run. An empty intersection is an
     InputError naming both sets."""
     opts = options or EnumerateOptions()
-    stack = running.stack_for(chip)
-    allowed = stack.zero_stages(running.stack_family(chip.id))
+    allowed = running.zero_stages_on(chip)
     stages = tuple(z for z in opts.zero_stages if z in allowed)
     if not stages:
         raise InputError(
             "zero_stages",
             opts.zero_stages,
-            f"stack {stack.id} runs ZeRO stages {', '.join(map(str, allowed))} only",
+            f"stack {running.stack_for(chip).id} runs ZeRO stages {', '.join(map(str, allowed))} only",
         )
     return dataclasses.replace(opts, zero_stages=stages)
 
