@@ -235,7 +235,7 @@ _STACK_WORDS: tuple[tuple[str, str, str], ...] = (
     (r"fsdp|pytorch|torchtune|accelerate|lightning|litgpt|hugging\s*face|\bddp\b", "fsdp",
      "names PyTorch (FSDP/DDP)"),
 )
-_COMPILED = r"torch\.?compile\s*[=:]?\s*(yes|on|true)\b|torch\.compile\b(?!\s*[=:]?\s*(no|off|false)\b)"
+_COMPILED = r"torch\.?compile\s*[=:]?\s*(yes|on|true)\b|torch\.compile\b(?!\s*[=:]?\s*(no|off|false|not)\b)"
 # What the notes state about torch.compile in a PyTorch stack whose runtime is a switch: stated off
 # (torchtitan without `--compile`: `<id>-eager`) or on (a Megatron or nanotron run with it: `<id>-compile`;
 # `cost.stack.RUNTIME_SUFFIXES`). "not stated" says nothing.
@@ -257,17 +257,18 @@ def read_stack(notes: str, source: str) -> tuple[str, str] | None:
         low = text.lower()
         for pattern, stack, why in _STACK_WORDS:
             if re.search(pattern, low):
-                if stack == "fsdp" and re.search(_COMPILED, notes.lower()):
-                    return "fsdp-compile", "names PyTorch with torch.compile on"
-                if stack in _SWITCHABLE:
-                    return _runtime_stated(stack, why, notes.lower())
-                return stack, why
+                return _runtime_stated(stack, why, notes.lower())
     return None
 
 
 def _runtime_stated(stack: str, why: str, notes: str) -> tuple[str, str]:
-    """A switchable PyTorch stack as the notes state its torch.compile: the runtime variant when
-    they state the other runtime than the stack's own (`cost.stack.RUNTIME_SUFFIXES`)."""
+    """`stack` as the (lower-case) notes state its torch.compile: `fsdp` with it on is the
+    `fsdp-compile` file; a switchable PyTorch stack takes its runtime variant when the notes state
+    the other runtime than its own (`cost.stack.RUNTIME_SUFFIXES`); other stacks are as read."""
+    if stack == "fsdp" and re.search(_COMPILED, notes):
+        return "fsdp-compile", "names PyTorch with torch.compile on"
+    if stack not in _SWITCHABLE:
+        return stack, why
     compiled = not get_stack(stack).eager(None)
     if compiled and re.search(_COMPILE_OFF, notes):
         return f"{stack}-eager", f"{why}, with torch.compile off"
@@ -298,10 +299,6 @@ def stated_runtime(stack: str, notes: str) -> str:
     """`stack` (a stack id named with `validate --stack`) as a row's notes state torch.compile: its
     runtime variant where the notes say the other runtime than the stack's own (switchable PyTorch
     stacks only; `fsdp` with compile on is the `fsdp-compile` file)."""
-    if stack == "fsdp" and re.search(_COMPILE_ON, notes.lower()):
-        return "fsdp-compile"
-    if stack not in _SWITCHABLE:
-        return stack
     return _runtime_stated(stack, "", notes.lower())[0]
 
 
