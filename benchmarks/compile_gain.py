@@ -20,10 +20,11 @@ from collections import defaultdict
 
 from twofold.cost.stack import get_stack
 from twofold.validate import validate
+from twofold.validate.run import RowResult
 
 
-def _key(row: object) -> tuple[str, ...]:
-    return (row.source, row.hardware, row.model, row.unit, row.layout)  # type: ignore[attr-defined]
+def _key(row: RowResult) -> tuple[str, ...]:
+    return (row.source, row.hardware, row.model, row.unit, str(row.layout))
 
 
 def main() -> None:
@@ -31,7 +32,7 @@ def main() -> None:
     parser.add_argument("--held-out", action="store_true", help="use leave-source-out predictions")
     args = parser.parse_args()
     result = validate(losrc=args.held_out)
-    groups: dict[tuple[str, ...], dict[str, list[object]]] = defaultdict(lambda: defaultdict(list))
+    groups: dict[tuple[str, ...], dict[str, list[RowResult]]] = defaultdict(lambda: defaultdict(list))
     for row in result.rows:
         if not row.throughput or not row.stack:
             continue
@@ -45,9 +46,11 @@ def main() -> None:
             continue
         for eager in by["eager"]:
             for compiled in by["compiled"]:
-                pred_e = eager.losrc_predicted if args.held_out else eager.predicted  # type: ignore[attr-defined]
-                pred_c = compiled.losrc_predicted if args.held_out else compiled.predicted  # type: ignore[attr-defined]
-                published = compiled.published / eager.published  # type: ignore[attr-defined]
+                pred_e = eager.losrc_predicted if args.held_out else eager.predicted
+                pred_c = compiled.losrc_predicted if args.held_out else compiled.predicted
+                if pred_e is None or pred_c is None:
+                    continue
+                published = compiled.published / eager.published
                 predicted = pred_c / pred_e
                 logs.append(math.log(predicted / published))
                 names = f"| {key[0][:40]} | {key[1][:24]} | {key[2][:28]} |"
