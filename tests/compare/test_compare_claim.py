@@ -209,7 +209,7 @@ SERVE = (
 )
 
 
-def test_inference_factors_multiply_back_and_doubling_helps() -> None:
+def test_inference_factors_multiply_back_and_doubling_helps(plain_alpha_beta: None) -> None:
     fast, base = doubled_target("h100", links=True, serving=True), target("h100")
     for metric in ("throughput", "latency", "perf-per-dollar"):
         claim = Claim(text="x", chip_a=fast.label, chip_b="h100", multiplier=1.5, metric=metric)

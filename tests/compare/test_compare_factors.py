@@ -132,7 +132,7 @@ def test_unknown_price_and_power_are_none_not_zero(cache: dict) -> None:
     assert any("price unknown" in n for n in trn2["notes"])
 
 
-def test_doubled_chip_everything_is_exactly_twice() -> None:
+def test_doubled_chip_everything_is_exactly_twice(plain_alpha_beta: None) -> None:
     # Hand derivation: every kernel time (compute, HBM, per-op overhead) and every collective
     # (bandwidth and latency) halves, so each layout's step halves, the ranking is unchanged and
     # the throughput ratio is exactly 2; the power draw (same TDP, same busy share) is unchanged.

@@ -295,3 +295,66 @@ def test_zero_stages_are_data_with_a_default_and_a_rule(tmp_path: Path, doc: dic
     with pytest.raises(InputError) as info:
         load_stack_file(_write(tmp_path, bad))
     assert "zero_stages" in info.value.field
+
+
+def test_a_stack_as_of_a_year_takes_its_eras_values(tmp_path: Path, doc: dict) -> None:
+    """`<id>@<year>` (`Stack.as_of`): a mechanism's `history` era reaching that year replaces its
+    value on every family; later years are the stack itself; the dated stack keeps its base's
+    fitted factors; a bad era is refused by field."""
+    from twofold.cost.stack import is_stack_id
+
+    old, now = get_stack("megatron@2021"), get_stack("megatron")
+    assert old.id == "megatron@2021" and old.calibration_id == "megatron"
+    assert {old.attention_kernel(f) for f in ("NVIDIA Ampere", "NVIDIA Hopper", None)} == {"math"}
+    assert now.attention_kernel("NVIDIA Ampere") == "flash2"  # FlashAttention-2 from 2023 on
+    assert get_stack("megatron@2023") is now and now.as_of(None) is now
+    assert {k: m.value for k, m in old.mechanisms.items() if k != "attention_kernel"} == {
+        k: m.value for k, m in now.mechanisms.items() if k != "attention_kernel"
+    }
+    both = get_stack("megatron-compile@2022")
+    assert (
+        not both.eager(None) and both.attention_kernel(None) == "math" and both.calibration_id == "megatron"
+    )
+    assert is_stack_id("megatron@2021") and is_stack_id("deepspeed@2019") and not is_stack_id("auto@2021")
+    assert get_stack("deepspeed@2021").attention_kernel("NVIDIA Ampere") == "math"
+    assert now.to_dict()["mechanisms"]["attention_kernel"]["history"][0]["through"] == 2022
+    bad = dict(doc, id="bad")
+    era = {"through": "2022", "value": "math", "source": "test"}
+    bad["mechanisms"] = dict(
+        doc["mechanisms"], attention_kernel={"value": "flash2", "source": "x" * 30, "history": [era]}
+    )
+    with pytest.raises(InputError) as info:
+        load_stack_file(_write(tmp_path, bad))
+    assert info.value.field.endswith("history[0].through")
+    era = {"through": 2022, "value": "no-such-kernel", "source": "test"}
+    bad["mechanisms"]["attention_kernel"]["history"] = [era]
+    with pytest.raises(InputError) as info:
+        load_stack_file(_write(tmp_path, bad))
+    assert info.value.field.endswith("history[0].value")
+
+
+def test_unfused_attention_of_an_older_stack_is_slower_and_keeps_the_scores() -> None:
+    """Megatron-LM as of 2021 (no FlashAttention): the attention core runs at the published speed
+    of unfused attention and the s x s softmax output stays in memory. Hand derivation of the
+    memory: Korthikanti et al. 2022 eq. 2, per layer 5as^2b bytes of scores with dropout; without
+    dropout (the estimator's default) the softmax output alone, 2 bytes * a * s^2 * b per layer,
+    minus FlashAttention's fp32 log-sum-exp (4 bytes * a * s * b) that the unfused form does not keep."""
+    from twofold.estimate import estimate_training
+    from twofold.hardware.catalog import system_for
+    from twofold.parallel.layout import Layout, TrainingWorkload
+    from twofold.workload.registry import get_model
+
+    model = get_model("gpt3-175b")
+    system = system_for(get_chip("a100"))
+    layout = Layout(dp=1, tp=8, pp=12, micro_batch=1, recompute="none", zero=1)
+    workload = TrainingWorkload(global_batch=12, seq_len=2048, precision="bf16")
+    cal = UNCALIBRATED
+    new = estimate_training(model, system, layout, workload, calibration=cal, stack="megatron")
+    old = estimate_training(model, system, layout, workload, calibration=cal, stack="megatron@2021")
+    assert old.breakdown["compute_forward"] > new.breakdown["compute_forward"]
+    a, s, b, tp = model.num_attention_heads, 2048, 1, 8
+    stage_layers = model.num_layers // 12
+    per_layer = (2.0 * a * s * s * b - 4.0 * a * s * b) / tp
+    # The first stage keeps pp micro-batches in flight under 1F1B (the most loaded stage).
+    extra = (old.memory_gib["activations"] - new.memory_gib["activations"]) * 2**30
+    assert extra == pytest.approx(per_layer * stage_layers * 12, rel=1e-6)

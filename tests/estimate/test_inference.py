@@ -16,6 +16,7 @@ from twofold.errors import InputError
 from twofold.estimate.inference import estimate_inference
 from twofold.estimate.inference_result import BREAKDOWN_TERMS
 from twofold.estimate.inference_types import InferenceLayout, InferenceWorkload
+from twofold.parallel.comm import HALF_BANDWIDTH_BYTES
 from twofold.parallel.memory import DEFAULT_MEM_HEADROOM, FRAGMENTATION_FRACTION, WORKSPACE_FIXED_GIB
 from twofold.workload.registry import get_model
 
@@ -96,7 +97,10 @@ def test_tensor_parallel_pays_two_ring_all_reduces_per_layer() -> None:
     est = _run(InferenceLayout(tp=tp), batch=b, input_tokens=n, output_tokens=8)
 
     def ring(nbytes: float) -> float:  # Thakur et al. 2005 ring all-reduce inside one switched domain
-        return 2 * (tp - 1) / tp * nbytes / LINK_BYTES_S + 2 * (tp - 1) * LINK_LATENCY_S
+        # at the call's size: bandwidth x S / (S + min(S, S_half)) (`parallel.comm.HALF_BANDWIDTH_BYTES`)
+        half = HALF_BANDWIDTH_BYTES["switched"]
+        bandwidth = LINK_BYTES_S * nbytes / (nbytes + min(nbytes, half))
+        return 2 * (tp - 1) / tp * nbytes / bandwidth + 2 * (tp - 1) * LINK_LATENCY_S
 
     L, h = DENSE.num_layers, DENSE.hidden_size
     assert est.breakdown_decode["tp_allreduce"] == pytest.approx(2 * L * ring(b * h * AB), rel=1e-12)

@@ -139,7 +139,7 @@ def test_a_plan_past_one_v6e_slice_says_its_dcn_is_assumed(capsys: pytest.Captur
     assert code == 0 and "note: ASSUMED scale-out network on tpu-v6e-pod" in out
 
 
-def test_a_collective_across_v6e_slices_is_slower_per_byte_than_within_one() -> None:
+def test_a_collective_across_v6e_slices_is_slower_per_byte_than_within_one(plain_alpha_beta: None) -> None:
     """An all-reduce of S bytes per chip between two v6e chips, priced by `parallel.comm`. Across two
     slices (chip stride 256) it is one network step, by hand 2 x ((2 - 1) / 2 x S / B_dcn + 1 x 15 us)
     with B_dcn = 4 x 200 Gbps / 8 chips = 12.5 GB/s; within a slice (neighbours on the 16x16 ICI

@@ -26,6 +26,11 @@ from twofold.parallel.comm import (
 
 NV_BW, NV_A = 450e9, 2e-6
 IB_BW, IB_A = 50e9, 10e-6
+
+
+pytestmark = pytest.mark.usefixtures("plain_alpha_beta")  # the alpha-beta structure (tests/conftest.py)
+
+
 HGX = System(
     id="test-hgx",
     name="test",

@@ -9,6 +9,8 @@ from twofold.cost.calibration import UNCALIBRATED, TrainingCalibration
 from twofold.hardware.catalog import get_system
 from twofold.parallel.comm import Group, LevelArrays, all_gather_s, all_reduce_s, flat_collective_s
 
+pytestmark = pytest.mark.usefixtures("plain_alpha_beta")  # the alpha-beta structure (tests/conftest.py)
+
 
 def test_nvls_halves_the_all_reduce_bandwidth_term() -> None:
     system = get_system("hgx-h100")

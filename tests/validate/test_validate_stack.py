@@ -41,3 +41,20 @@ def test_a_stack_file_runs_every_selected_row_with_it(tmp_path: Path) -> None:
 def test_unknown_stack_is_refused() -> None:
     with pytest.raises(InputError, match="unknown stack"):
         validate(stack="fsdpp")
+
+
+def test_each_row_runs_its_stack_as_of_the_rows_year() -> None:
+    """A row is priced with its stack as it ran in the row's year (`predict.case_stack`,
+    `cost.stack.Stack.as_of`): Narayanan et al. 2021 on Megatron-LM before FlashAttention, the
+    2024 Megatron-LM README on today's Megatron; the stack group of the leave-out folds stays
+    `megatron` for both."""
+    from twofold.validate.mapping import express
+    from twofold.validate.predict import case_stack
+
+    rows = {r.id: r for r in load_rows()}
+    old, new = express(rows["GT0012"]), express(rows["GT0001"])  # Narayanan T1; Megatron-LM 2024
+    assert rows["GT0012"].year == 2021 and rows["GT0001"].year == 2024
+    assert old.stack == new.stack == "megatron"
+    assert case_stack(old) == "megatron@2021" and case_stack(new) == "megatron"
+    result = validate(source="Narayanan et al. 2021 (")
+    assert result.rows and all(r.stack == "megatron" for r in result.rows)

@@ -17,7 +17,7 @@ def _record(stack: Any) -> dict[str, Any]:
     from twofold.estimate.uncertainty import uncertainty_data  # lazy: start-up time
 
     rows = ((uncertainty_data().get("rows") or {}).get("training") or {}).get("stack") or {}
-    return {**stack.to_dict(), "published_rows": int(rows.get(stack.id, 0))}
+    return {**stack.to_dict(), "published_rows": int(rows.get(stack.calibration_id, 0))}
 
 
 @app.command("stacks")
@@ -53,6 +53,8 @@ def _value(mechanism: dict[str, Any]) -> str:
     extra = mechanism.get("by_family") or {}
     if extra:
         text += " (" + ", ".join(f"{k}: {v}" for k, v in extra.items()) + ")"
+    for era in mechanism.get("history") or ():
+        text += f"; through {era['through']}: {era['value']}"
     return text
 
 
@@ -90,6 +92,7 @@ def _render_detail(r: dict[str, Any]) -> None:
     for col in ("mechanism", "value", "source"):
         table.add_column(col)
     for name, m in r["mechanisms"].items():
-        table.add_row(name, _value(m), m["source"])
+        eras = "".join(f" Through {e['through']}: {e['source']}" for e in m.get("history") or ())
+        table.add_row(name, _value(m), m["source"] + eras)
     out.print(table)
     out.print(f"published training rows of this stack in the shipped data: {r['published_rows']}")

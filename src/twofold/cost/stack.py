@@ -52,6 +52,14 @@ to chips of that family; the software factors apply on every chip.
 `--stack torchtitan-eager` is torchtitan with torch.compile off; a shipped file of that id
 (`fsdp-compile`, with its own sources and fitted factor) is used where it exists.
 
+A mechanism may carry its `history:`: earlier values with the last year they held (`through`) and
+their source. Stacks change under the same name: Megatron-LM ran attention as two batched GEMMs
+around a fused softmax, with the score matrix in memory, until FlashAttention and Transformer
+Engine's fused attention replaced it in 2023. `<id>@<year>` (`Stack.as_of`) is the stack as it
+ran for a run published in that year; `validate` prices every row with the stack as of the row's
+year, and `--stack megatron@2021` asks for it by name. The dated stack shares its base stack's
+fitted factors (`calibration_id`).
+
 `auto` is not a stack of its own: it names the vendor's reference stack for each chip vendor
 (`_auto.yaml`), and every result says which one it resolved to.
 """
@@ -79,6 +87,7 @@ __all__ = [
     "MECHANISMS",
     "OPTIONAL_MECHANISMS",
     "RUNTIME_SUFFIXES",
+    "Era",
     "Mechanism",
     "Stack",
     "AUTO",
@@ -150,20 +159,42 @@ class Mechanism:
     value: Any
     source: str
     by_family: Mapping[str, Any] = field(default_factory=dict)
+    # Earlier values, oldest first: runs published in or before `through` (a year) ran this one.
+    history: tuple[Era, ...] = ()
 
     def for_family(self, family: str | None) -> Any:
         if family is not None and family in self.by_family:
             return self.by_family[family]
         return self.value
 
-    def to_dict(self) -> dict[str, Any]:
-        def plain(v: Any) -> Any:
-            return list(v) if isinstance(v, tuple) else v
+    def era(self, year: int) -> Era | None:
+        """The earlier value a run of `year` took (the first era with `through` >= year), or None
+        when the current value applies."""
+        return next((e for e in self.history if year <= e.through), None)
 
-        out: dict[str, Any] = {"value": plain(self.value), "source": self.source}
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"value": _plain(self.value), "source": self.source}
         if self.by_family:
-            out["by_family"] = {k: plain(v) for k, v in self.by_family.items()}
+            out["by_family"] = {k: _plain(v) for k, v in self.by_family.items()}
+        if self.history:
+            out["history"] = [e.to_dict() for e in self.history]
         return out
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Era:
+    """An earlier value of a mechanism: what the stack ran for runs published up to `through`."""
+
+    through: int
+    value: Any
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"through": self.through, "value": _plain(self.value), "source": self.source}
+
+
+def _plain(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -230,6 +261,32 @@ class Stack:
     def context_parallel(self, family: str | None) -> str:
         return str(self.value("context_parallel", family))
 
+    def as_of(self, year: int | None) -> Stack:
+        """The stack as it ran for a run published in `year`: every mechanism with an era reaching
+        that year (`Mechanism.history`) takes the era's value on every family; id `<id>@<year>`.
+        The stack itself when no era applies (or `year` is None)."""
+        if year is None:
+            return self
+        changed = {}
+        for name, m in self.mechanisms.items():
+            era = m.era(year)
+            if era is not None:
+                source = f"as of {year} (through {era.through}): {era.source}"
+                changed[name] = Mechanism(name=name, value=era.value, source=source)
+        if not changed:
+            return self
+        return replace(
+            self,
+            id=f"{self.id}@{year}",
+            name=f"{self.name}, as run in {year}",
+            mechanisms=MappingProxyType({**self.mechanisms, **changed}),
+            variant_of=self.calibration_id,
+        )
+
+    def dated_id(self, year: int | None) -> str:
+        """`<id>@<year>` where an era of the stack reaches `year`, else the id (`as_of`)."""
+        return self.as_of(year).id
+
     def describe(self, family: str | None) -> dict[str, Any]:
         """The mechanism values that apply on a family, for results and `twofold stacks`."""
         return {name: m.for_family(family) for name, m in self.mechanisms.items()}
@@ -273,8 +330,10 @@ def _check_value(where: str, mechanism: str, value: Any) -> Any:
             raise InputError(where, value, "must be true or false")
         return value
     if rule is list:
-        ok = isinstance(value, (list, tuple)) and value and all(
-            isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 3 for v in value
+        ok = (
+            isinstance(value, (list, tuple))
+            and value
+            and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 3 for v in value)
         )
         if not ok:
             raise InputError(where, value, "must be a non-empty list of ZeRO stages 0-3")
@@ -326,6 +385,7 @@ def stack_from_dict(data: Any, path: str = "") -> Stack:
             by_family=MappingProxyType(
                 {str(k): _check_value(f"{at}.by_family.{k}", name, v) for k, v in by_family_raw.items()}
             ),
+            history=_history(f"{at}.history", name, entry.get("history")),
         )
     for name, value in OPTIONAL_MECHANISMS.items():
         if name not in mechanisms:
@@ -341,6 +401,37 @@ def stack_from_dict(data: Any, path: str = "") -> Stack:
         factors=factors,
         intervals=intervals,
     )
+
+
+def _history(at: str, mechanism: str, raw: Any) -> tuple[Era, ...]:
+    """A mechanism's `history:` list (module docstring): eras sorted by `through`, each with a
+    value of the mechanism's kind and its source."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not raw:
+        raise InputError(at, raw, "must be a non-empty list of {through, value, source}")
+    eras = []
+    for i, entry in enumerate(raw):
+        spot = f"{at}[{i}]"
+        if not isinstance(entry, Mapping) or not {"through", "value", "source"} <= set(entry):
+            raise InputError(spot, entry, "must be a mapping with through (a year), value and source")
+        through = entry["through"]
+        if isinstance(through, bool) or not isinstance(through, int) or not 1990 <= through <= 2100:
+            raise InputError(f"{spot}.through", through, "must be a year (1990-2100)")
+        source = entry["source"]
+        if not isinstance(source, str) or not source.strip():
+            raise InputError(f"{spot}.source", source, "every era names its source")
+        eras.append(
+            Era(
+                through=through,
+                value=_check_value(f"{spot}.value", mechanism, entry["value"]),
+                source=source.strip(),
+            )
+        )
+    eras.sort(key=lambda e: e.through)
+    if len({e.through for e in eras}) != len(eras):
+        raise InputError(at, [e.through for e in eras], "two eras end in the same year")
+    return tuple(eras)
 
 
 def _number(at: str, value: Any, kind: str) -> float:
@@ -429,11 +520,34 @@ def list_stacks() -> list[str]:
 
 
 def is_stack_id(name: str) -> bool:
-    """A shipped stack id, `auto`, or a runtime variant of a shipped stack (`RUNTIME_SUFFIXES`)."""
+    """A shipped stack id, `auto`, a runtime variant of a shipped stack (`RUNTIME_SUFFIXES`), or
+    one of those as of a year (`<id>@<year>`, `Stack.as_of`)."""
+    dated = _year_split(name)
+    if dated is not None:
+        name = dated[0]
+        if name == AUTO:
+            return False
     if name in list_stacks():
         return True
     split = _variant_split(name)
     return split is not None and split[0] in _shipped_ids()
+
+
+def _year_split(name: str) -> tuple[str, int] | None:
+    """(stack name, year) of `<name>@<year>`, else None."""
+    base, at, year = name.rpartition("@")
+    if at and base and year.isdigit() and len(year) == 4:
+        return base, int(year)
+    return None
+
+
+def _dated(name: str, year: int) -> Stack:
+    return _dated_shipped(name, year) if name in _shipped_ids() else get_stack(name).as_of(year)
+
+
+@cache
+def _dated_shipped(name: str, year: int) -> Stack:
+    return _shipped(name).as_of(year)
 
 
 def user_stacks() -> list[str]:
@@ -451,6 +565,9 @@ def get_stack(name: str) -> Stack:
         raise InputError("stack", name, "must be a stack id or a YAML file")
     if name.endswith((".yaml", ".yml")) or "/" in name:
         return load_stack_file(name)
+    dated = _year_split(name)
+    if dated is not None and dated[0] != AUTO:
+        return _dated(*dated)
     if name in _shipped_ids():
         return _shipped(name)
     user = user_stack_dir() / f"{name}.yaml"

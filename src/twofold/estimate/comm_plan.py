@@ -237,15 +237,21 @@ def data_parallel_comm(
     w_ne = sb.weights * params_non_expert if weight_bytes_non_expert is None else weight_bytes_non_expert
     w_ex = sb.weights * p_ex
 
-    def experts(collective: Callable[..., np.ndarray], nbytes: np.ndarray | float) -> np.ndarray | float:
-        return 0.0 if params_expert is None else collective(levels, g["edp"], nbytes)
-
-    ar = all_reduce_s(levels, g["dp"], grads_ne) + experts(all_reduce_s, grads_ex)
-    rs = reduce_scatter_s(levels, g["dp"], grads_ne) + experts(reduce_scatter_s, grads_ex)
-    # ZeRO-1/2 gather the updated weights after the step: only trained ones were updated.
-    ag = all_gather_s(levels, g["dp"], sb.weights * trained_ne) + experts(all_gather_s, w_ex)
     params = np.maximum(trained_ne + p_ex, 1.0)
     bucket = np.minimum(1.0, np.maximum(BUCKET_PARAMS, BUCKET_PARAMS_PER_DP_RANK * lay.dp_group) / params)
+
+    def bucketed(collective: Callable[..., np.ndarray], group: str, nbytes: np.ndarray | float) -> np.ndarray:
+        # One call per gradient bucket (`parallel.comm`: bandwidth at the call's size, latency per call).
+        nbytes = np.asarray(nbytes, dtype=float)
+        return collective(levels, g[group], nbytes, np.maximum(nbytes * bucket, 1.0))
+
+    def experts(collective: Callable[..., np.ndarray], nbytes: np.ndarray | float) -> np.ndarray | float:
+        return 0.0 if params_expert is None else bucketed(collective, "edp", nbytes)
+
+    ar = bucketed(all_reduce_s, "dp", grads_ne) + experts(all_reduce_s, grads_ex)
+    rs = bucketed(reduce_scatter_s, "dp", grads_ne) + experts(reduce_scatter_s, grads_ex)
+    # ZeRO-1/2 gather the updated weights after the step: only trained ones were updated.
+    ag = bucketed(all_gather_s, "dp", sb.weights * trained_ne) + experts(all_gather_s, w_ex)
     bwd_window = OVERLAP_EFFICIENCY * (t_bwd + t_rc)
     fwd_window = OVERLAP_EFFICIENCY * t_fwd
 

@@ -389,7 +389,10 @@ def catalog_stage(
         params_expert=p_ex,
         trainable_non_expert=trainable,
         weight_bytes_non_expert=weight_bytes,
-        memory=memory_per_chip(model, counts, lay, prec, s, finetune=ft),
+        # Unfused attention (`math`: an older stack, `cost.stack` history) keeps the s x s scores.
+        memory=memory_per_chip(
+            model, counts, lay, prec, s, finetune=ft, flash_attention=profile.attention_kernel != "math"
+        ),
         model_flops_per_step=model_flops_per_token(model, s, finetune=ft) * tokens,
         compute_share=ct.compute_share,
         roofline_share=ct.roofline_share,

@@ -20,6 +20,8 @@ from twofold.hardware.types import System, TopologyLevel
 from twofold.units import GB
 
 __all__ = [
+    "HALF_BANDWIDTH_BYTES",
+    "STEP_LATENCY_S",
     "Group",
     "LevelArrays",
     "all_gather_s",
@@ -50,6 +52,7 @@ class LevelArrays:
     # A scale-up domain spanning several hosts (GB200 NVL72: 72 chips, 4 per host): sharded-data-
     # parallel collectives are priced hierarchically there (`flat_collective_s`).
     multi_host: bool = False
+    name: str = ""  # the catalog level's name (nvlink, efa, infiniband, ici, ...)
 
     @classmethod
     def from_level(cls, level: TopologyLevel, outermost: bool) -> LevelArrays:
@@ -61,6 +64,7 @@ class LevelArrays:
             latency_s=float(level.latency_us) * 1e-6,
             torus_dims=tuple(level.torus_dims),
             mesh_links=max(float(level.domain_chips or 2) - 1.0, 1.0),
+            name=level.name,
         )
 
     @staticmethod
@@ -177,35 +181,82 @@ def _level_terms(lv: LevelArrays, group: Group, j: int) -> tuple[np.ndarray, np.
     return n, bw, steps
 
 
+# Half-bandwidth message size per level kind: a collective call whose buffer at a level is S bytes
+# per chip reaches S / (S + min(S, S_half)) of the level's bandwidth. A pipelined ring fills and
+# drains its pipeline once per call, which costs about one chunk per step: a fixed time once the
+# buffer is larger than the library's chunk (the S_half term), a share of the buffer below it
+# (at most half the bandwidth lost; small calls are then latency-bound, the levels' alpha).
+# Fitted to the nccl-tests / all_reduce_bench curves of cost/data/kernels.csv (H100 on EFA at 2-32
+# nodes, H200, A100 and B200 nodes, B200 on EFA at 4 nodes) by `benchmarks/collective_fit.py`,
+# which prints the fit and its error; S at a network level is what reaches it after the
+# node-local reduce-scatter (1/8 of the buffer on 8-GPU hosts). Kinds without measurements
+# (torus, mesh) keep the plain alpha-beta cost.
+HALF_BANDWIDTH_BYTES: dict[str, float] = {"switched": 2e6, "network": 1e6}
+# Per-step latency of an NCCL collective call on these interconnects (level name -> seconds), where
+# it exceeds the catalog level's own (assumed link) latency: the library's launch, synchronisation
+# and protocol cost per ring/tree step, fitted with the half sizes above on the same measurements
+# (NVLink nodes; AWS EFA). Other interconnects have no such measurement and keep the catalog's.
+STEP_LATENCY_S: dict[str, float] = {"nvlink": 5e-6, "efa": 80e-6}
+
+
+def _alpha(lv: LevelArrays) -> float:
+    return max(lv.latency_s, STEP_LATENCY_S.get(lv.name, 0.0))
+
+
+def _size_efficiency(kind: str, message: np.ndarray) -> np.ndarray:
+    half = HALF_BANDWIDTH_BYTES.get(kind, 0.0)
+    if half <= 0.0:
+        return np.ones_like(message)
+    return np.asarray(message / (message + np.minimum(message, half)))
+
+
 def _hierarchical(
-    levels: Sequence[LevelArrays], group: Group, nbytes: np.ndarray, passes: float
+    levels: Sequence[LevelArrays],
+    group: Group,
+    nbytes: np.ndarray,
+    passes: float,
+    message: np.ndarray | None = None,
 ) -> np.ndarray:
+    """Hierarchical cost of `nbytes` per chip sent in calls of `message` bytes (default: one call
+    of `nbytes`): each level's bandwidth at the size of the call's share that reaches it
+    (`HALF_BANDWIDTH_BYTES`), its latency once per call."""
     total = np.zeros(np.broadcast_shapes(group.size.shape, np.shape(nbytes)))
     left = np.asarray(nbytes, dtype=float)
+    part = left if message is None else np.asarray(message, dtype=float)
     for j, lv in enumerate(levels):
         n, bw, steps = _level_terms(lv, group, j)
         volume = (n - 1.0) / n * left
         if passes == 2.0 and lv.in_network_reduction:
             # NVLS all-reduce: S out and S in per chip, i.e. half the ring's 2 (n-1)/n S.
             volume = np.where(n > 1.0, left / 2.0, 0.0)
-        total = total + passes * (volume / bw + steps * lv.latency_s)
+        eff = np.where(part > 0.0, _size_efficiency(lv.kind, np.maximum(part, 1.0)), 1.0)
+        calls = np.where(part > 0.0, left / np.maximum(part, 1.0), 1.0)
+        total = total + passes * (volume / (bw * eff) + np.maximum(calls, 1.0) * steps * _alpha(lv))
         left = left / n
+        part = part / n
     return total
 
 
-def all_reduce_s(levels: Sequence[LevelArrays], group: Group, nbytes: np.ndarray) -> np.ndarray:
-    """Seconds for an all-reduce of `nbytes` per chip (module docstring)."""
-    return _hierarchical(levels, group, nbytes, 2.0)
+def all_reduce_s(
+    levels: Sequence[LevelArrays], group: Group, nbytes: np.ndarray, message: np.ndarray | None = None
+) -> np.ndarray:
+    """Seconds for an all-reduce of `nbytes` per chip (module docstring), in calls of `message`
+    bytes (gradient buckets; default one call)."""
+    return _hierarchical(levels, group, nbytes, 2.0, message)
 
 
-def reduce_scatter_s(levels: Sequence[LevelArrays], group: Group, nbytes: np.ndarray) -> np.ndarray:
+def reduce_scatter_s(
+    levels: Sequence[LevelArrays], group: Group, nbytes: np.ndarray, message: np.ndarray | None = None
+) -> np.ndarray:
     """Seconds for a reduce-scatter whose input is `nbytes` per chip (module docstring)."""
-    return _hierarchical(levels, group, nbytes, 1.0)
+    return _hierarchical(levels, group, nbytes, 1.0, message)
 
 
-def all_gather_s(levels: Sequence[LevelArrays], group: Group, nbytes: np.ndarray) -> np.ndarray:
+def all_gather_s(
+    levels: Sequence[LevelArrays], group: Group, nbytes: np.ndarray, message: np.ndarray | None = None
+) -> np.ndarray:
     """Seconds for an all-gather whose output is `nbytes` per chip (module docstring)."""
-    return _hierarchical(levels, group, nbytes, 1.0)
+    return _hierarchical(levels, group, nbytes, 1.0, message)
 
 
 def flat_collective_s(
@@ -224,8 +275,8 @@ def flat_collective_s(
     bucket hierarchically (what NCCL reaches across nodes with one NIC per GPU: the multi-node
     all-gather bus bandwidth of nccl-tests, kernels.csv, is several times one NIC's)."""
     buckets = np.asarray(buckets, dtype=float)
-    inner = _hierarchical(levels, group, nbytes, passes)
-    inner = inner + (buckets - 1.0) * _hierarchical(levels, group, np.zeros_like(group.size), passes)
+    per_bucket = np.asarray(nbytes, dtype=float) / np.maximum(buckets, 1.0)
+    inner = _hierarchical(levels, group, nbytes, passes, per_bucket)
     out = inner
     if not ring or any(lv.multi_host for lv in levels):
         return np.asarray(out)
@@ -233,9 +284,10 @@ def flat_collective_s(
     for j, lv in enumerate(levels):
         if lv.kind != "network":
             continue
+        eff = _size_efficiency(lv.kind, np.maximum(per_bucket, 1.0))
         ring = passes * (
-            (n_total - 1.0) / np.maximum(n_total, 1.0) * nbytes / lv.bandwidth_bytes_s
-            + buckets * (n_total - 1.0) * lv.latency_s
+            (n_total - 1.0) / np.maximum(n_total, 1.0) * nbytes / (lv.bandwidth_bytes_s * eff)
+            + buckets * (n_total - 1.0) * _alpha(lv)
         )
         out = np.where(group.members(j) > 1.0, np.maximum(ring, inner), out)
     return np.asarray(out)

@@ -47,12 +47,16 @@ class StepPrediction:
 
 
 def case_stack(case: Case) -> str:
-    """The stack a row ran (`validate.mapping.row_stack`); rows of stacks twofold has no file for
-    (`serving`, `other`) run the chip's reference stack (`auto`)."""
-    from twofold.cost.stack import is_stack_id
+    """The stack a row ran (`validate.mapping.row_stack`) as it ran in the row's year
+    (`cost.stack.Stack.as_of`: `megatron@2021` where an era of the stack reaches that year); rows
+    of stacks twofold has no file for (`serving`, `other`) run the chip's reference stack (`auto`)."""
+    from twofold.cost.stack import get_stack, is_stack_id
 
     stack = getattr(case, "stack", None) or "auto"
-    return stack if is_stack_id(stack) else "auto"
+    if not is_stack_id(stack):
+        return "auto"
+    year = getattr(case.row, "year", None)
+    return get_stack(stack).dated_id(year) if stack != "auto" and year else stack
 
 
 def default_predictor(case: Case, calibration: TrainingCalibration = UNCALIBRATED) -> StepPrediction:
