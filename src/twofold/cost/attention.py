@@ -33,7 +33,11 @@ Filling the table (per kernel, family and head dimension):
   the measured range (no extrapolation past 16k tokens: the kernels are saturated there).
 
 Families without measurements of a kernel: Blackwell takes Hopper's fractions for `cudnn` and
-`flash3`-class kernels and Ada takes Ampere's (assumptions, reported as such by `kernel_basis`);
+`flash3` (kernels on Hopper's tensor-core path) and Ada takes Ampere's; a kernel written for
+Ampere's instructions (FlashAttention 1/2, Triton, xformers, standard attention) is ported to a
+later family at the per-SM, per-clock rate of the latest family that measured it (`_source`:
+FlashAttention-2 on Blackwell runs at H100's per-SM rate, about 0.18 of B200's peak, not at
+Hopper's 0.34); all three are assumptions, reported as such by `kernel_basis`;
 kernels with no published table (XLA splash attention on TPU, NKI flash attention on Trainium,
 Composable Kernel on AMD, FusedSDPA on Intel Gaudi) return None, and the cost model keeps the
 profile's constant attention efficiency for them.
@@ -95,6 +99,23 @@ _MEASURED_CHIPS: Mapping[str, tuple[str, str]] = {
 # as a family fraction they would give the L40S and L4, whose FP32-accumulate rate is full, about
 # twice the attention speed any measurement shows. They also hold one sequence length (2k) only.
 _BORROWED: Mapping[str, str] = {"NVIDIA Blackwell": "NVIDIA Hopper", "NVIDIA Ada": "NVIDIA Ampere"}
+# Blackwell borrows Hopper's fractions only for kernels built on Hopper's tensor-core path
+# (warpgroup MMA + TMA: cuDNN's fused attention, FlashAttention-3), whose vendors ship Blackwell
+# versions of them. A kernel written for Ampere's `mma.sync` instructions (FlashAttention 1 and 2,
+# the Triton and xformers kernels, PyTorch's standard attention) does not use a newer generation's
+# tensor-core path: on a later family without its own measurement it is *ported*, run at the
+# per-SM, per-clock rate of the latest earlier family that measured it (fraction x SMs x clock /
+# peak of the new chip over the old). Measured check (kernels.csv, A100 -> H100, causal, head dim
+# 128, 8k tokens): FlashAttention-2 0.649 -> 0.325 ported vs 0.337 measured, FlashAttention v1
+# 0.285 -> 0.143 vs 0.152 (`tests/cost/test_cost_attention.py`).
+_HOPPER_CLASS = frozenset({"cudnn", "flash3"})
+_GENERATIONS: tuple[str, ...] = ("NVIDIA Ampere", "NVIDIA Hopper", "NVIDIA Blackwell")
+# The chip whose SMs, clock and 16-bit peak stand for a family when a kernel is ported.
+_REFERENCE_CHIP: Mapping[str, str] = {
+    "NVIDIA Ampere": "a100",
+    "NVIDIA Hopper": "h100",
+    "NVIDIA Blackwell": "b200",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,23 +220,54 @@ def _causal_ratio(passes: Mapping[str, Mapping[int, float]]) -> dict[int, float]
 
 
 def _measured_family(kernel: str, family: str | None) -> str | None:
+    return _source(kernel, family)[0]
+
+
+def _per_sm_clock(family: str) -> float:
+    """SMs x clock / dense 16-bit peak of the family's reference chip (`_REFERENCE_CHIP`)."""
+    from twofold.hardware.catalog import get_chip
+
+    chip = get_chip(_REFERENCE_CHIP[family])
+    assert chip.compute_units and chip.clock_ghz, chip.id
+    return chip.compute_units * chip.clock_ghz / chip.peak_tflops("bf16")
+
+
+@cache
+def _source(kernel: str, family: str | None) -> tuple[str | None, float, str]:
+    """(family whose measurements price `kernel` on `family`, the factor on their fractions, how):
+    "measured", "borrowed" (`_BORROWED`) or "ported" (`_HOPPER_CLASS` comment); (None, 1, "") when
+    no table applies."""
     if family is None:
-        return None
+        return None, 1.0, ""
     table = kernel_table()
-    for fam in (family, _BORROWED.get(family)):
-        if fam is not None and (kernel, fam, "forward", True) in table:
-            return fam
-    return None
+
+    def has(fam: str) -> bool:
+        return (kernel, fam, "forward", True) in table
+
+    if has(family):
+        return family, 1.0, "measured"
+    borrowed = _BORROWED.get(family)
+    if borrowed is not None and (family != "NVIDIA Blackwell" or kernel in _HOPPER_CLASS) and has(borrowed):
+        return borrowed, 1.0, "borrowed"
+    if kernel not in _HOPPER_CLASS and family in _GENERATIONS:
+        earlier = _GENERATIONS[: _GENERATIONS.index(family)]
+        for fam in reversed(earlier):
+            if has(fam):
+                return fam, _per_sm_clock(family) / _per_sm_clock(fam), "ported"
+    return None, 1.0, ""
 
 
 def kernel_basis(kernel: str, family: str | None) -> str:
     """Where a kernel's speed on a family comes from: "measured (<family>)", "assumed: <family>'s
-    measurements" or "no kernel table: profile attention efficiency"."""
-    fam = _measured_family(kernel, family)
+    measurements", "assumed: ported from <family>" or "no kernel table: profile attention
+    efficiency"."""
+    fam, factor, how = _source(kernel, family)
     if fam is None:
         return "no kernel table: profile attention efficiency (assumed)"
-    if fam == family:
+    if how == "measured":
         return f"measured ({fam}, kernels.csv)"
+    if how == "ported":
+        return f"assumed: ported from {fam}'s measurements at its per-SM, per-clock rate (x{factor:.2f})"
     return f"assumed: {fam}'s measurements of this kernel"
 
 
@@ -227,7 +279,7 @@ def attention_fraction(
     `phase`: "forward" or "backward". `seq_len`: the kernel's key length (a causal benchmark at
     length s has s queries and s keys).
     """
-    fam = _measured_family(kernel, family)
+    fam, factor, _ = _source(kernel, family)
     if fam is None:
         return None
     curves = kernel_table().get((kernel, fam, "backward" if phase == "backward" else "forward", causal))
@@ -236,5 +288,5 @@ def attention_fraction(
     dims = np.array(list(curves), dtype=float)
     values = np.array([c.at(seq_len) for c in curves.values()])
     if len(dims) == 1:
-        return float(values[0])
-    return float(np.interp(math.log2(max(head_dim, 1.0)), np.log2(dims), values))
+        return factor * float(values[0])
+    return factor * float(np.interp(math.log2(max(head_dim, 1.0)), np.log2(dims), values))
