@@ -358,3 +358,37 @@ def test_unfused_attention_of_an_older_stack_is_slower_and_keeps_the_scores() ->
     # The first stage keeps pp micro-batches in flight under 1F1B (the most loaded stage).
     extra = (old.memory_gib["activations"] - new.memory_gib["activations"]) * 2**30
     assert extra == pytest.approx(per_layer * stage_layers * 12, rel=1e-6)
+
+
+def test_a_stack_id_can_set_mechanisms(capsys: pytest.CaptureFixture[str]) -> None:
+    """`<id>+<mechanism>=<value>` (`cost.stack.OVERRIDE`): the stack with those values on every
+    family, its fitted factors kept under the base id; a bad mechanism or value is refused naming
+    it; `auto` cannot take values (it is one stack per chip)."""
+    from twofold.cost.stack import is_stack_id
+
+    triton = get_stack("fsdp+attention_kernel=flash-triton")
+    assert triton.id == "fsdp+attention_kernel=flash-triton" and triton.calibration_id == "fsdp"
+    assert {triton.attention_kernel(f) for f in ("NVIDIA Hopper", "AMD Instinct", None)} == {"flash-triton"}
+    both = get_stack("megatron@2021+tp_comm_overlap=false")
+    assert both.attention_kernel(None) == "math" and both.value("tp_comm_overlap") is False
+    assert both.calibration_id == "megatron"
+    assert get_stack("fsdp+zero_stages=0,3").zero_stages(None) == (0, 3)
+    assert is_stack_id("fsdp+attention_kernel=flash1") and not is_stack_id("fsdp+kernel=flash1")
+    for bad, field in (
+        ("fsdp+kernel=flash1", "stack"),
+        ("fsdp+attention_kernel=flash9", "stack.attention_kernel"),
+        ("fsdp+tp_comm_overlap=maybe", "stack.tp_comm_overlap"),
+        ("auto+attention_kernel=flash1", "stack"),
+    ):
+        with pytest.raises(InputError) as info:
+            get_stack(bad)
+        assert info.value.field == field, bad
+    # On the command line: TP communication exposed instead of overlapped costs more TP time.
+    args = ("estimate", "--model", "llama3.1-70b", "--chip", "h100", "--chips", "16", "--tp", "8", "--json")
+    code, out, _ = run_cli(capsys, *args, "--stack", "megatron")
+    code2, out2, _ = run_cli(capsys, *args, "--stack", "megatron+tp_comm_overlap=false")
+    assert code == code2 == 0
+    tp, tp_exposed = (json.loads(o)["breakdown"]["tp_s"] for o in (out, out2))
+    assert tp_exposed > tp
+    code, _, err = run_cli(capsys, *args, "--stack", "megatron+tp_comm_overlap=maybe")
+    assert code == 2 and "tp_comm_overlap" in err

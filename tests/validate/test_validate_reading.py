@@ -348,3 +348,45 @@ def test_leave_source_out_equals_leave_stack_out_where_a_stack_has_one_source() 
     megatron = [r for r in rows if r.stack == "megatron"]
     assert any(not math.isclose(r.losrc_predicted, r.loso_predicted, rel_tol=1e-6) for r in megatron)
     assert result.losrc_overall is not None and result.losrc_overall.rows == len(rows)
+
+
+@pytest.mark.parametrize(
+    ("notes", "kernel"),
+    [
+        ("llm-foundry MPT; attn_impl: triton; FSDP", "flash-triton"),
+        ("attention=FlashAttention-2 (flash-attn 2.5.8)", "flash2"),
+        ("flash_attention_2 via HF attn_implementation", "flash2"),
+        ("FlashAttention-3 on H100", "flash3"),
+        ("xformers memory-efficient attention", "xformers"),
+        ("attn_impl=torch (no flash)", "math"),
+        ("flash-attn 1.0.4", "flash1"),
+        ("FlashAttention v1-era kernels", None),  # a dating, not a stated version
+        ("SDPA", None),  # the backend depends on GPU and version: nothing stated
+        ("flash attention on", None),
+    ],
+)
+def test_a_stated_attention_kernel_is_read_from_the_notes(notes: str, kernel: str | None) -> None:
+    from twofold.validate.reading import read_stated_mechanisms
+
+    stated = read_stated_mechanisms(notes)
+    assert (stated["attention_kernel"][0] if stated else None) == kernel
+
+
+def test_a_row_runs_with_the_attention_kernel_its_notes_state() -> None:
+    """`predict.case_stack`: a stated kernel that differs from the stack's on the row's family is set
+    (`fsdp+attention_kernel=flash-triton`); one equal to it leaves the id alone. The Triton kernel on
+    H100 (ported from its A100 rows, `cost.attention`) is slower than the stack's FlashAttention-2,
+    so the same row predicts a longer step."""
+    from dataclasses import replace
+
+    from twofold.validate.mapping import express
+    from twofold.validate.predict import case_stack, default_predictor
+
+    row = next(r for r in load_rows() if r.id == "GT3025")  # fms-fsdp, Llama2 7B, 96 H100, eager
+    plain = express(replace(row, notes="stack=PyTorch FSDP1; torch.compile=no"))
+    triton = express(replace(row, notes="stack=PyTorch FSDP1; torch.compile=no; attn_impl: triton"))
+    same = express(replace(row, notes="stack=PyTorch FSDP1; torch.compile=no; FlashAttention-2"))
+    assert case_stack(plain) == case_stack(same) == "fsdp"
+    assert case_stack(triton) == "fsdp+attention_kernel=flash-triton"
+    assert any("attention kernel flash-triton" in c for c in triton.caveats)
+    assert default_predictor(triton).step_time_s > default_predictor(plain).step_time_s

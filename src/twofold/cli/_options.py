@@ -86,7 +86,8 @@ SERVING_DEFAULTS = {"batch": 1, "input_tokens": 1024, "output_tokens": 256}
 STACK_HELP = (
     "Software stack: megatron, torchtitan, fsdp, fsdp-compile, deepspeed, maxtext, neuronx, nanotron, "
     "a YAML file, or auto (each chip vendor's reference stack); ID-eager / ID-compile switch "
-    "torch.compile, ID@YEAR is the stack as it ran that year (megatron@2021: no FlashAttention). "
+    "torch.compile, ID@YEAR is the stack as it ran that year (megatron@2021: no FlashAttention), "
+    "ID+MECHANISM=VALUE sets a mechanism (fsdp+attention_kernel=flash-triton). "
     "`twofold stacks` lists them."
 )
 HEADROOM_HELP = "Fraction of the chip's memory kept free: fit within capacity x (1 - this); default 0.05."

@@ -86,6 +86,7 @@ __all__ = [
     "CALIBRATION_FACTORS",
     "MECHANISMS",
     "OPTIONAL_MECHANISMS",
+    "OVERRIDE",
     "RUNTIME_SUFFIXES",
     "Era",
     "Mechanism",
@@ -197,6 +198,15 @@ def _plain(v: Any) -> Any:
     return list(v) if isinstance(v, tuple) else v
 
 
+def _id_text(v: Any) -> str:
+    """A mechanism value as a stack id writes it (`OVERRIDE`)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (list, tuple)):
+        return ",".join(str(x) for x in v)
+    return str(v)
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Stack:
     """A software stack (module docstring). `path`: the file it was read from."""
@@ -280,6 +290,33 @@ class Stack:
             id=f"{self.id}@{year}",
             name=f"{self.name}, as run in {year}",
             mechanisms=MappingProxyType({**self.mechanisms, **changed}),
+            variant_of=self.calibration_id,
+        )
+
+    def with_values(self, values: Mapping[str, Any], why: str) -> Stack:
+        """The stack with `values` ({mechanism: value}, checked) on every family, id
+        `<id>+<mechanism>=<value>...` (sorted by mechanism), its fitted factors kept under its base
+        (`calibration_id`); `why` says where the values come from. The stack itself when every
+        value is already its own on every family."""
+
+        def same(m: Mechanism, v: Any) -> bool:
+            return bool(m.value == v and not m.by_family)
+
+        changed = {k: v for k, v in values.items() if not same(self.mechanisms[k], v)}
+        if not changed:
+            return self
+        base_id = self.id.split(OVERRIDE)[0]
+        done = dict(_override_pairs(self.id.partition(OVERRIDE)[2])) if OVERRIDE in self.id else {}
+        done.update(changed)
+        suffix = "".join(f"{OVERRIDE}{k}={_id_text(v)}" for k, v in sorted(done.items()))
+        mechanisms = dict(self.mechanisms)
+        for name, value in changed.items():
+            mechanisms[name] = Mechanism(name=name, value=value, source=f"set by {why}")
+        return replace(
+            self,
+            id=base_id + suffix,
+            name=f"{self.name}, with {', '.join(f'{k}={_id_text(v)}' for k, v in sorted(changed.items()))}",
+            mechanisms=MappingProxyType(mechanisms),
             variant_of=self.calibration_id,
         )
 
@@ -520,8 +557,16 @@ def list_stacks() -> list[str]:
 
 
 def is_stack_id(name: str) -> bool:
-    """A shipped stack id, `auto`, a runtime variant of a shipped stack (`RUNTIME_SUFFIXES`), or
-    one of those as of a year (`<id>@<year>`, `Stack.as_of`)."""
+    """A shipped stack id, `auto`, a runtime variant of a shipped stack (`RUNTIME_SUFFIXES`), one of
+    those as of a year (`<id>@<year>`, `Stack.as_of`), or one of those with mechanisms set
+    (`<id>+<mechanism>=<value>`, `Stack.with_values`)."""
+    if OVERRIDE in name:
+        base, _, rest = name.partition(OVERRIDE)
+        try:
+            _override_pairs(rest)
+        except InputError:
+            return False
+        return base != AUTO and is_stack_id(base)
     dated = _year_split(name)
     if dated is not None:
         name = dated[0]
@@ -565,6 +610,11 @@ def get_stack(name: str) -> Stack:
         raise InputError("stack", name, "must be a stack id or a YAML file")
     if name.endswith((".yaml", ".yml")) or "/" in name:
         return load_stack_file(name)
+    if OVERRIDE in name:
+        base, _, rest = name.partition(OVERRIDE)
+        if base == AUTO:
+            raise InputError("stack", name, "auto is one stack per chip: set mechanisms on a named stack")
+        return get_stack(base).with_values(_override_pairs(rest), "the stack id")
     dated = _year_split(name)
     if dated is not None and dated[0] != AUTO:
         return _dated(*dated)
@@ -582,6 +632,37 @@ def get_stack(name: str) -> Stack:
     near = get_close_matches(name, known, n=3)
     hint = f"did you mean: {', '.join(near)}?" if near else f"known: {', '.join(known)}"
     raise InputError("stack", name, f"unknown stack; {hint}")
+
+
+# `<id>+<mechanism>=<value>[+...]`: the stack with those mechanisms set on every family
+# (`Stack.with_values`): `--stack fsdp+attention_kernel=flash-triton`, what `validate` builds where
+# a row's notes state a mechanism (`validate.reading.read_stated_mechanisms`).
+OVERRIDE = "+"
+
+
+def _override_pairs(text: str) -> dict[str, Any]:
+    """{mechanism: value} of `m=v+m=v`, each value checked as a stack file's (`_check_value`);
+    booleans as true/false, ZeRO stages as 0,1,3."""
+    out: dict[str, Any] = {}
+    for part in text.split(OVERRIDE):
+        mechanism, eq, raw = part.partition("=")
+        where = f"stack.{mechanism}"
+        if not eq or mechanism not in MECHANISMS:
+            known = ", ".join(MECHANISMS)
+            raise InputError("stack", part, f"must be <mechanism>=<value> with a mechanism of: {known}")
+        rule = MECHANISMS[mechanism]
+        value: Any = raw
+        if rule is bool:
+            if raw.lower() not in ("true", "false"):
+                raise InputError(where, raw, "must be true or false")
+            value = raw.lower() == "true"
+        elif rule is list:
+            try:
+                value = [int(v) for v in raw.split(",")]
+            except ValueError:
+                raise InputError(where, raw, "must be ZeRO stages such as 0,1,3") from None
+        out[mechanism] = _check_value(where, mechanism, value)
+    return out
 
 
 # Stack id suffix -> the runtime it selects (`<id>-eager`, `<id>-compile`): the same stack with

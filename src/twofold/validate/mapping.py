@@ -46,6 +46,7 @@ from twofold.validate.mapping_rules import (
     source_convention,
     stack_rule,
 )
+from twofold.validate.reading import read_stated_mechanisms
 
 __all__ = [
     "Case",
@@ -137,7 +138,11 @@ def express(row: PublishedRow) -> Case | Unexpressible:
     stack, why = _stack_and_reading(row)
     if why is not None:
         case = replace(case, caveats=(*case.caveats, f"stack {stack!r} read from the row's text ({why})"))
-    return replace(case, stack=stack)
+    stated = [
+        f"{name.replace('_', ' ')} {value} read from the row's text ({reason})"
+        for name, (value, reason) in read_stated_mechanisms(row.notes).items()
+    ]
+    return replace(case, stack=stack, caveats=(*case.caveats, *stated))
 
 
 def row_hardware(row: PublishedRow) -> tuple[Any, Any]:

@@ -48,15 +48,26 @@ class StepPrediction:
 
 def case_stack(case: Case) -> str:
     """The stack a row ran (`validate.mapping.row_stack`) as it ran in the row's year
-    (`cost.stack.Stack.as_of`: `megatron@2021` where an era of the stack reaches that year); rows
+    (`cost.stack.Stack.as_of`: `megatron@2021` where an era of the stack reaches that year), with
+    the mechanisms its notes state (`validate.reading.read_stated_mechanisms`: `fsdp+attention_kernel=
+    flash1`); rows
     of stacks twofold has no file for (`serving`, `other`) run the chip's reference stack (`auto`)."""
     from twofold.cost.stack import get_stack, is_stack_id
+    from twofold.validate.reading import read_stated_mechanisms
 
     stack = getattr(case, "stack", None) or "auto"
     if not is_stack_id(stack):
         return "auto"
-    year = getattr(case.row, "year", None)
-    return get_stack(stack).dated_id(year) if stack != "auto" and year else stack
+    if stack == "auto":
+        return stack
+    dated = get_stack(stack).as_of(getattr(case.row, "year", None))
+    # A mechanism the row's notes state replaces the stack's where it differs on the row's family.
+    stated = {
+        name: value
+        for name, (value, _) in read_stated_mechanisms(case.row.notes).items()
+        if dated.value(name, case.family) != value
+    }
+    return dated.with_values(stated, "the row's notes").id if stated else dated.id
 
 
 def default_predictor(case: Case, calibration: TrainingCalibration = UNCALIBRATED) -> StepPrediction:

@@ -44,6 +44,7 @@ __all__ = [
     "read_recompute",
     "read_flop_convention",
     "read_stack",
+    "read_stated_mechanisms",
     "stated_runtime",
 ]
 
@@ -78,23 +79,40 @@ def _hopper_parts(low: str) -> set[str]:
 # Parts the catalog does not hold, refused by name: (pattern, family label, reason). Checked before
 # the catalog aliases so that an H100 named apart from "PCIe" is never read as the SXM part.
 _REFUSED: tuple[tuple[str, str, str], ...] = (
-    (r"\bh800\b.*\bpcie\b|\bpcie\b.*\bh800\b", "NVIDIA Hopper",
-     "H800 PCIe (the China-market H100 PCIe) is not in the catalog"),
-    (r"\bh200[\s-]*(?:\d+\s*gb[\s-]*)?nvl\b", "NVIDIA Hopper",
-     "H200 NVL (a 600 W PCIe card, not the H200 SXM) is not in the catalog"),
-    (r"\ba800\b.*\bpcie\b|\bpcie\b.*\ba800\b", "NVIDIA Ampere",
-     "A800 PCIe (the China-market A100 PCIe) is not in the catalog"),
+    (
+        r"\bh800\b.*\bpcie\b|\bpcie\b.*\bh800\b",
+        "NVIDIA Hopper",
+        "H800 PCIe (the China-market H100 PCIe) is not in the catalog",
+    ),
+    (
+        r"\bh200[\s-]*(?:\d+\s*gb[\s-]*)?nvl\b",
+        "NVIDIA Hopper",
+        "H200 NVL (a 600 W PCIe card, not the H200 SXM) is not in the catalog",
+    ),
+    (
+        r"\ba800\b.*\bpcie\b|\bpcie\b.*\ba800\b",
+        "NVIDIA Ampere",
+        "A800 PCIe (the China-market A100 PCIe) is not in the catalog",
+    ),
     # "H100" and "PCIe"/"NVL" named apart (the H100 PCIe/NVL card, or an SXM part's PCIe host link);
     # a text naming two H100 parts was refused before (`_hopper_parts`).
-    (rf"\bh100\b(?!{_H100_FORM}).*\b(pcie|nvl)\b(?!\s*\d)"
-     rf"|\b(pcie|nvl)\b(?!\s*\d).*\bh100\b(?!{_H100_FORM})",
-     "NVIDIA Hopper",
-     "the text names an H100 and PCIe/NVL apart: the H100 PCIe or NVL card, or an SXM part's host link"),
+    (
+        rf"\bh100\b(?!{_H100_FORM}).*\b(pcie|nvl)\b(?!\s*\d)"
+        rf"|\b(pcie|nvl)\b(?!\s*\d).*\bh100\b(?!{_H100_FORM})",
+        "NVIDIA Hopper",
+        "the text names an H100 and PCIe/NVL apart: the H100 PCIe or NVL card, or an SXM part's host link",
+    ),
     (r"\bmi250\b(?!x)", "AMD Instinct", "MI250 (not MI250X: fewer CUs, lower clocks) is not in the catalog"),
-    (r"\bgaudi\b(?!\s*-?[23]\b)|\bgaudi\s*-?1\b", "Intel Gaudi",
-     "the text does not name a Gaudi generation the catalog holds (Gaudi 2 or Gaudi 3)"),
-    (r"\b(?:rtx|geforce)\b(?!.*\b(?:4090|a6000)\b)", "NVIDIA (workstation)",
-     "workstation and consumer GPUs other than the RTX 4090 and RTX A6000 are not in the catalog"),
+    (
+        r"\bgaudi\b(?!\s*-?[23]\b)|\bgaudi\s*-?1\b",
+        "Intel Gaudi",
+        "the text does not name a Gaudi generation the catalog holds (Gaudi 2 or Gaudi 3)",
+    ),
+    (
+        r"\b(?:rtx|geforce)\b(?!.*\b(?:4090|a6000)\b)",
+        "NVIDIA (workstation)",
+        "workstation and consumer GPUs other than the RTX 4090 and RTX A6000 are not in the catalog",
+    ),
     (r"variant not stated", "unknown", "the text does not say which variant of the chip"),
 )
 
@@ -150,16 +168,20 @@ def read_hardware(text: str) -> HardwareReading | None:
     low = re.sub(r"\((?:r|tm)\)|[\u00ae\u2122]", "", text.lower())  # "Intel(R) Gaudi(R) 2" -> "intel gaudi 2"
     hopper = _hopper_parts(low)
     if len(hopper) > 1:  # "H100 SXM vs H100 PCIe", "H100 and H800"
-        return HardwareReading(chip=None, family="NVIDIA Hopper",
-                               reason=f"the text names more than one chip ({', '.join(sorted(hopper))})")
+        return HardwareReading(
+            chip=None,
+            family="NVIDIA Hopper",
+            reason=f"the text names more than one chip ({', '.join(sorted(hopper))})",
+        )
     for pattern, family, reason in _REFUSED:
         if re.search(pattern, low):
             return HardwareReading(chip=None, family=family, reason=reason)
     named = [chip_id for pattern, chip_id in _PHRASES if re.search(pattern, low)]
     if named:
         first = named[0]
-        return HardwareReading(chip=first, family=_family_label(first),
-                               cores_per_chip=_NEURON_CORES.get(first, 1))
+        return HardwareReading(
+            chip=first, family=_family_label(first), cores_per_chip=_NEURON_CORES.get(first, 1)
+        )
     index = _alias_index()
     found: list[str] = []
     for word in re.findall(r"[a-z0-9]+(?:-[a-z0-9]+)*", low):
@@ -173,8 +195,11 @@ def read_hardware(text: str) -> HardwareReading | None:
         if chip_id not in found:
             found.append(chip_id)
     if len(found) > 1:
-        return HardwareReading(chip=None, family=_family_label(found[0]),
-                               reason=f"the text names more than one chip ({', '.join(found)})")
+        return HardwareReading(
+            chip=None,
+            family=_family_label(found[0]),
+            reason=f"the text names more than one chip ({', '.join(found)})",
+        )
     if found:
         return HardwareReading(chip=found[0], family=_family_label(found[0]))
     return None
@@ -232,8 +257,11 @@ _STACK_WORDS: tuple[tuple[str, str, str], ...] = (
     (r"deepspeed|colossal", "deepspeed", "names DeepSpeed (ZeRO)"),
     (r"maxtext|\bjax\b|\bxla\b|\bpax\b|easylm|maxdiffusion", "maxtext", "names a JAX/XLA stack"),
     (r"megatron|\bnemo\b|primus", "megatron", "names Megatron-LM / NeMo"),
-    (r"fsdp|pytorch|torchtune|accelerate|lightning|litgpt|hugging\s*face|\bddp\b", "fsdp",
-     "names PyTorch (FSDP/DDP)"),
+    (
+        r"fsdp|pytorch|torchtune|accelerate|lightning|litgpt|hugging\s*face|\bddp\b",
+        "fsdp",
+        "names PyTorch (FSDP/DDP)",
+    ),
 )
 _COMPILED = r"torch\.?compile\s*[=:]?\s*(yes|on|true)\b|torch\.compile\b(?!\s*[=:]?\s*(no|off|false|not)\b)"
 # What the notes state about torch.compile in a PyTorch stack whose runtime is a switch: stated off
@@ -275,6 +303,36 @@ def _runtime_stated(stack: str, why: str, notes: str) -> tuple[str, str]:
     if not compiled and re.search(_COMPILE_ON, notes) and not re.search(_COMPILE_OFF, notes):
         return f"{stack}-compile", f"{why}, with torch.compile on"
     return stack, why
+
+
+# What a row's notes state about its attention kernel (`cost.attention.ATTENTION_KERNELS` ids),
+# most specific first: the stated kernel replaces the stack's own (`read_stated_mechanisms`).
+# "flash attention" without a version, and PyTorch SDPA (whose backend depends on the GPU and
+# version), say nothing.
+_KERNEL_WORDS: tuple[tuple[str, str], ...] = (
+    (
+        r"attn_impl\s*[=:]\s*triton|triton flash[- ]?attention|flash[- ]?attention[- ]?\(?triton",
+        "flash-triton",
+    ),
+    (r"xformers", "xformers"),
+    (r"flash[- _]?(attn|attention)[- _]?v?3\b|\bfa3\b", "flash3"),
+    (r"flash[- _]?(attn|attention)[- _]?v?2\b|flash_attention_2|\bfa2\b", "flash2"),
+    # A version stated outright ("v1-era kernels", a transcriber's dating, is not a statement).
+    (r"flash[- _]?(attn|attention)[- _]?v?1\b(?![- ]era)|\bfa1\b", "flash1"),
+    (r"cudnn (fused )?attention|cudnn sdpa", "cudnn"),
+    (r"attn_impl\s*[=:]\s*torch\b|standard attention|eager attention|sdpa math|math (sdpa )?backend", "math"),
+)
+
+
+def read_stated_mechanisms(notes: str) -> dict[str, tuple[str, str]]:
+    """{mechanism: (value, why)} for the stack mechanisms a row's notes state (the attention kernel
+    for now), which replace the stack's own where they differ (`validate.predict.case_stack`)."""
+    low = notes.lower()
+    for pattern, kernel in _KERNEL_WORDS:
+        found = re.search(pattern, low)
+        if found:
+            return {"attention_kernel": (kernel, f"the notes say {found.group(0)!r}")}
+    return {}
 
 
 # What a row's notes state about the FLOP count behind its TFLOP/s or MFU (`validate.flops`).
