@@ -308,8 +308,11 @@ def test_a_stack_as_of_a_year_takes_its_eras_values(tmp_path: Path, doc: dict) -
     assert {old.attention_kernel(f) for f in ("NVIDIA Ampere", "NVIDIA Hopper", None)} == {"math"}
     assert now.attention_kernel("NVIDIA Ampere") == "flash2"  # FlashAttention-2 from 2023 on
     assert get_stack("megatron@2023") is now and now.as_of(None) is now
-    assert {k: m.value for k, m in old.mechanisms.items() if k != "attention_kernel"} == {
-        k: m.value for k, m in now.mechanisms.items() if k != "attention_kernel"
+    # TP collectives on the critical path before Transformer Engine's userbuffers (2023).
+    assert old.value("tp_comm_overlap") is False and now.value("tp_comm_overlap") is True
+    eras = ("attention_kernel", "tp_comm_overlap")
+    assert {k: m.value for k, m in old.mechanisms.items() if k not in eras} == {
+        k: m.value for k, m in now.mechanisms.items() if k not in eras
     }
     both = get_stack("megatron-compile@2022")
     assert (
