@@ -360,7 +360,7 @@ def test_leave_source_out_equals_leave_stack_out_where_a_stack_has_one_source() 
         ("xformers memory-efficient attention", "xformers"),
         ("attn_impl=torch (no flash)", "math"),
         ("flash-attn 1.0.4", "flash1"),
-        ("FlashAttention v1-era kernels", None),  # a dating, not a stated version
+        ("FlashAttention v1-era kernels", "flash1"),
         ("SDPA", None),  # the backend depends on GPU and version: nothing stated
         ("flash attention on", None),
     ],

@@ -58,3 +58,31 @@ def test_each_row_runs_its_stack_as_of_the_rows_year() -> None:
     assert case_stack(old) == "megatron@2021" and case_stack(new) == "megatron"
     result = validate(source="Narayanan et al. 2021 (")
     assert result.rows and all(r.stack == "megatron" for r in result.rows)
+
+
+def test_a_row_without_its_micro_batch_runs_the_fastest_that_fits() -> None:
+    """`predict.with_fastest_micro_batch`: an unpublished micro-batch (the mapping took 1) becomes
+    the candidate whose uncalibrated step is the shortest among those that divide the batch per
+    data-parallel rank and fit; checked here against every candidate's own estimate. A published
+    micro-batch is left alone."""
+    from dataclasses import replace
+
+    from twofold.cost.calibration import UNCALIBRATED
+    from twofold.validate.mapping import express
+    from twofold.validate.predict import MICRO_BATCH_CANDIDATES, default_predictor, with_fastest_micro_batch
+
+    rows = {r.id: r for r in load_rows()}
+    case = express(rows["GT3134"])  # flash-attn scripts, GPT3-125M on 8 A100: no micro-batch column
+    assert rows["GT3134"].micro_batch is None and case.layout.micro_batch == 1
+    per_rank = case.workload.global_batch // case.layout.dp
+    steps = {}
+    for mb in MICRO_BATCH_CANDIDATES:
+        if per_rank % mb == 0:
+            step = default_predictor(replace(case, layout=replace(case.layout, micro_batch=mb)), UNCALIBRATED)
+            if step.fits is not False:
+                steps[mb] = step.step_time_s
+    chosen = with_fastest_micro_batch(case)
+    assert chosen.layout.micro_batch == min(steps, key=steps.__getitem__) > 1
+    assert any(c.startswith("micro-batch not published") for c in chosen.caveats)
+    published = express(rows["GT3025"])  # fms-fsdp publishes its micro-batch (2)
+    assert with_fastest_micro_batch(published) is published

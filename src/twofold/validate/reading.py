@@ -317,8 +317,7 @@ _KERNEL_WORDS: tuple[tuple[str, str], ...] = (
     (r"xformers", "xformers"),
     (r"flash[- _]?(attn|attention)[- _]?v?3\b|\bfa3\b", "flash3"),
     (r"flash[- _]?(attn|attention)[- _]?v?2\b|flash_attention_2|\bfa2\b", "flash2"),
-    # A version stated outright ("v1-era kernels", a transcriber's dating, is not a statement).
-    (r"flash[- _]?(attn|attention)[- _]?v?1\b(?![- ]era)|\bfa1\b", "flash1"),
+    (r"flash[- _]?(attn|attention)[- _]?v?1\b|\bfa1\b", "flash1"),
     (r"cudnn (fused )?attention|cudnn sdpa", "cudnn"),
     (r"attn_impl\s*[=:]\s*torch\b|standard attention|eager attention|sdpa math|math (sdpa )?backend", "math"),
 )
