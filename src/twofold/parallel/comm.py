@@ -4,7 +4,9 @@ A process group is up to two (size, stride) factors in rank space (ranks placed 
 collective runs hierarchically, level by level, innermost first (reduce-scatter inside, the
 collective across, all-gather back), at ring/tree alpha-beta costs per level kind (switched, torus,
 mesh, network; Thakur, Rabenseifner and Gropp, IJHPCA 2005), with in-network reduction on NVLink
-SHARP levels and flat ZeRO-3/FSDP collectives across nodes. The formulas, their derivations and
+SHARP levels and flat ZeRO-3/FSDP collectives across nodes; each call runs a level at the bandwidth
+its size reaches and pays the collective library's measured step latency (`HALF_BANDWIDTH_BYTES`,
+`STEP_LATENCY_S`, fitted to nccl-tests). The formulas, their derivations and
 citations, the evidence for the flat-collective rule and what is left out: docs/parallel.md, "The
 collective cost in full".
 """
