@@ -56,6 +56,8 @@ def test_each_row_runs_its_stack_as_of_the_rows_year() -> None:
     assert rows["GT0012"].year == 2021 and rows["GT0001"].year == 2024
     assert old.stack == new.stack == "megatron"
     assert case_stack(old) == "megatron@2021" and case_stack(new) == "megatron"
+    assert any(c.startswith("megatron@2021: the stack as it ran in 2021") for c in old.caveats)
+    assert not any("the stack as it ran" in c for c in new.caveats)
     result = validate(source="Narayanan et al. 2021 (")
     assert result.rows and all(r.stack == "megatron" for r in result.rows)
 

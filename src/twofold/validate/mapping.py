@@ -142,7 +142,22 @@ def express(row: PublishedRow) -> Case | Unexpressible:
         f"{name.replace('_', ' ')} {value} read from the row's text ({reason})"
         for name, (value, reason) in read_stated_mechanisms(row.notes).items()
     ]
-    return replace(case, stack=stack, caveats=(*case.caveats, *stated))
+    return replace(case, stack=stack, caveats=(*case.caveats, *_era_caveat(stack, row.year), *stated))
+
+
+def _era_caveat(stack: str, year: int | None) -> list[str]:
+    """A caveat where the row runs its stack as of its year (`cost.stack.Stack.as_of`)."""
+    from twofold.cost.stack import get_stack, is_stack_id
+
+    if year is None or stack == "auto" or not is_stack_id(stack):
+        return []
+    base = get_stack(stack)
+    dated = base.as_of(year)
+    if dated is base:
+        return []
+    eras = [name for name in dated.mechanisms if dated.mechanisms[name] is not base.mechanisms[name]]
+    changed = ", ".join(f"{name} {dated.value(name)}" for name in eras)
+    return [f"{dated.id}: the stack as it ran in {year} ({changed})"]
 
 
 def row_hardware(row: PublishedRow) -> tuple[Any, Any]:
