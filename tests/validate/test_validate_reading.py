@@ -390,3 +390,39 @@ def test_a_row_runs_with_the_attention_kernel_its_notes_state() -> None:
     assert case_stack(triton) == "fsdp+attention_kernel=flash-triton"
     assert any("attention kernel flash-triton" in c for c in triton.caveats)
     assert default_predictor(triton).step_time_s > default_predictor(plain).step_time_s
+
+
+def test_held_out_rows_run_their_year_their_stated_kernel_and_a_tuned_micro_batch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`validate --data`: what a team's rows leave out or state is read as the shipped rows' are. A
+    row of 2021 runs Megatron-LM as of 2021, a row that states `attn_impl: triton` runs that kernel,
+    and a row without a micro-batch runs the fastest that fits; each says so in a caveat, and the
+    prediction is the estimator's on the stack id the row ran (reference: `predict` on the case)."""
+    from twofold.cost.calibration import shipped_calibration
+    from twofold.validate.dataset import read_csv
+    from twofold.validate.mapping import express
+    from twofold.validate.metrics import predict_training_figure
+    from twofold.validate.predict import case_stack, default_predictor, with_fastest_micro_batch
+
+    cells = _respelled(tmp_path / "held.csv", {"GT0001"})[0]  # Megatron-LM weak scaling, no micro-batch
+    old = dict(cells, id="OLD", year="2021")
+    triton = dict(cells, id="TRITON", notes=cells["notes"] + "; attn_impl: triton")
+    with (tmp_path / "held.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(COLUMNS))
+        writer.writeheader()
+        writer.writerows([old, triton])
+    code, out, err = run_cli(capsys, "validate", "--data", str(tmp_path / "held.csv"), "--json")
+    assert code == 0, err
+    rows = {r["id"]: r for r in json.loads(out)["rows"]}
+    assert any(c.startswith("megatron@2021: the stack as it ran in 2021") for c in rows["OLD"]["caveats"])
+    assert any("attention kernel flash-triton" in c for c in rows["TRITON"]["caveats"])
+    for r in rows.values():
+        assert any(c.startswith("micro-batch not published") for c in r["caveats"])
+    expected = {"OLD": "megatron@2021", "TRITON": "megatron+attention_kernel=flash-triton"}
+    for rid, expected_stack in expected.items():
+        row = next(x for x in read_csv(tmp_path / "held.csv") if x.id == rid)
+        case = with_fastest_micro_batch(express(row))
+        assert case_stack(case) == expected_stack
+        step = default_predictor(case, shipped_calibration()).step_time_s
+        assert math.isclose(rows[rid]["predicted"], predict_training_figure(case, step), rel_tol=1e-9)
