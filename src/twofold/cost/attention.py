@@ -98,7 +98,6 @@ _MEASURED_CHIPS: Mapping[str, tuple[str, str]] = {
 # reach ~1.0 of the 4090's 165 TFLOP/s peak, a peak halved by GeForce's half-rate FP32 accumulate;
 # as a family fraction they would give the L40S and L4, whose FP32-accumulate rate is full, about
 # twice the attention speed any measurement shows. They also hold one sequence length (2k) only.
-_BORROWED: Mapping[str, str] = {"NVIDIA Blackwell": "NVIDIA Hopper", "NVIDIA Ada": "NVIDIA Ampere"}
 # Blackwell borrows Hopper's fractions only for kernels built on Hopper's tensor-core path
 # (warpgroup MMA + TMA: cuDNN's fused attention, FlashAttention-3), whose vendors ship Blackwell
 # versions of them. A kernel written for Ampere's `mma.sync` instructions (FlashAttention 1 and 2,
@@ -109,6 +108,11 @@ _BORROWED: Mapping[str, str] = {"NVIDIA Blackwell": "NVIDIA Hopper", "NVIDIA Ada
 # 128, 8k tokens): FlashAttention-2 0.649 -> 0.325 ported vs 0.337 measured, FlashAttention v1
 # 0.285 -> 0.143 vs 0.152 (`tests/cost/test_cost_attention.py`).
 _HOPPER_CLASS = frozenset({"cudnn", "flash3"})
+# family -> (the family it borrows from, the kernels it borrows; None = every kernel).
+_BORROWED: Mapping[str, tuple[str, frozenset[str] | None]] = {
+    "NVIDIA Blackwell": ("NVIDIA Hopper", _HOPPER_CLASS),
+    "NVIDIA Ada": ("NVIDIA Ampere", None),
+}
 _GENERATIONS: tuple[str, ...] = ("NVIDIA Ampere", "NVIDIA Hopper", "NVIDIA Blackwell")
 # The chip whose SMs, clock and 16-bit peak stand for a family when a kernel is ported.
 _REFERENCE_CHIP: Mapping[str, str] = {
@@ -219,10 +223,6 @@ def _causal_ratio(passes: Mapping[str, Mapping[int, float]]) -> dict[int, float]
     return {s: causal[s] / full[s] for s in causal if s in full and full[s] > 0}
 
 
-def _measured_family(kernel: str, family: str | None) -> str | None:
-    return _source(kernel, family)[0]
-
-
 def _per_sm_clock(family: str) -> float:
     """SMs x clock / dense 16-bit peak of the family's reference chip (`_REFERENCE_CHIP`)."""
     from twofold.hardware.catalog import get_chip
@@ -246,9 +246,9 @@ def _source(kernel: str, family: str | None) -> tuple[str | None, float, str]:
 
     if has(family):
         return family, 1.0, "measured"
-    borrowed = _BORROWED.get(family)
-    if borrowed is not None and (family != "NVIDIA Blackwell" or kernel in _HOPPER_CLASS) and has(borrowed):
-        return borrowed, 1.0, "borrowed"
+    lender, kernels = _BORROWED.get(family, (None, None))
+    if lender is not None and (kernels is None or kernel in kernels) and has(lender):
+        return lender, 1.0, "borrowed"
     if kernel not in _HOPPER_CLASS and family in _GENERATIONS:
         earlier = _GENERATIONS[: _GENERATIONS.index(family)]
         for fam in reversed(earlier):

@@ -320,10 +320,6 @@ class Stack:
             variant_of=self.calibration_id,
         )
 
-    def dated_id(self, year: int | None) -> str:
-        """`<id>@<year>` where an era of the stack reaches `year`, else the id (`as_of`)."""
-        return self.as_of(year).id
-
     def describe(self, family: str | None) -> dict[str, Any]:
         """The mechanism values that apply on a family, for results and `twofold stacks`."""
         return {name: m.for_family(family) for name, m in self.mechanisms.items()}
