@@ -93,8 +93,13 @@ def test_compiled_stacks_drop_the_eager_overhead_and_unfused_traffic() -> None:
     eager = profile_for(chip, cal.with_stack("fsdp"))
     compiled = profile_for(chip, cal.with_stack("fsdp-compile"))
     assert eager.op_overhead_s == pytest.approx(compiled.op_overhead_s * cal.op_overhead_factor)
-    assert compiled.extra["memory_bound_efficiency"] == pytest.approx(1.0)
-    assert eager.extra["memory_bound_efficiency"] == pytest.approx(cal.memory_bound_efficiency_factor)
+    # Hugging Face-style eager modules move their unfused forms' bytes; Inductor's fused kernels do not.
+    assert eager.extra.get("unfused_elementwise") == 1.0
+    assert "unfused_elementwise" not in compiled.extra
+    # The achieved fraction of bandwidth of memory-bound kernels is one fitted factor on both runtimes.
+    assert cal.memory_bound_efficiency_factor != pytest.approx(1.0)
+    for profile in (eager, compiled):
+        assert profile.extra["memory_bound_efficiency"] == pytest.approx(cal.memory_bound_efficiency_factor)
 
 
 def test_stacks_without_tp_overlap_expose_all_tp_communication() -> None:

@@ -293,7 +293,7 @@ UNCALIBRATED = TrainingCalibration()
 
 def runs_eager(chip: Any, calibration: TrainingCalibration | None = None) -> bool:
     """Whether a chip's training steps are priced as an eager framework's, i.e. whether
-    `op_overhead_factor` and the unfused memory-bound factor apply: the stack's `runtime`
+    `op_overhead_factor` applies: the stack's `runtime`
     (`cost.stack`; `auto`: GPUs run eager Megatron/PyTorch, TPU and Trainium compiled graphs)."""
     return (calibration or UNCALIBRATED).eager_on(chip)
 

@@ -103,12 +103,12 @@ def apply_calibration(
     """`profile` with the training factors of `calibration` applied (see `cost.calibration`):
     gemm_efficiency[p] * factor[family, bits(p)] for every precision the profile can price (its own
     entries and their fallbacks), attention_efficiency * attention factor / 16-bit GEMM factor,
-    extra["memory_bound_efficiency"] = memory-bound factor, extra["expert_gemm_efficiency"] =
-    routed-expert GEMM factor, op_overhead_s * the op-overhead factor; the last two only where the
-    stack runs eager kernels (`cost.stack`: compiled graphs fuse elementwise chains and launch from
-    a graph). The stack's attention kernel and the family whose measurements price it are set
-    (`cost.attention`), with the fitted attention factor as `extra["attention_kernel_factor"]`.
-    memory_efficiency is unchanged."""
+    extra["memory_bound_efficiency"] = memory-bound factor (every runtime: fused kernels reach part
+    of the bandwidth too), extra["expert_gemm_efficiency"] = routed-expert GEMM factor,
+    op_overhead_s * the op-overhead factor only where the stack runs eager kernels (`cost.stack`:
+    compiled graphs launch from a graph). The stack's attention kernel and the family whose
+    measurements price it are set (`cost.attention`), with the fitted attention factor as
+    `extra["attention_kernel_factor"]`. memory_efficiency is unchanged."""
     gemm: dict[str, float] = {}
     for precision in dict.fromkeys((*profile.gemm_efficiency, *PRECISIONS)):
         try:
@@ -120,7 +120,7 @@ def apply_calibration(
     eager = runs_eager(chip, calibration)
     extra = dict(profile.extra)
     extra["memory_bound_efficiency"] = float(extra.get("memory_bound_efficiency", 1.0)) * (
-        calibration.memory_bound_efficiency_factor if eager else 1.0
+        calibration.memory_bound_efficiency_factor
     )
     extra["expert_gemm_efficiency"] = float(extra.get("expert_gemm_efficiency", 1.0)) * (
         calibration.expert_gemm_efficiency_factor

@@ -13,9 +13,11 @@ Mechanisms and what the estimator does with them:
   measured speed by pass, mask, head dimension and length (`cost.attention`); kernels without a
   published table keep the profile's attention efficiency.
 - `runtime` (eager | compiled): eager stacks pay the fitted per-kernel overhead of eager PyTorch
-  (`cost.calibration.op_overhead_factor`) and run memory-bound ops unfused
-  (`memory_bound_efficiency_factor`); compiled graphs (torch.compile, XLA, the Neuron compiler)
-  fuse elementwise chains into their neighbours and launch from a graph, so neither factor applies.
+  (`cost.calibration.op_overhead_factor`); compiled graphs (torch.compile, XLA, the Neuron
+  compiler) launch from a graph, so it does not apply. The fitted efficiency of memory-bound
+  kernels (`memory_bound_efficiency_factor`) applies on both: fused kernels, hand-written or
+  generated, still reach only part of the bandwidth, and what unfused eager forms move beyond
+  them is the graph's (`fused_elementwise`).
 - `fused_elementwise` (bool, with an eager runtime): whether norms, rotary embeddings and gated
   activations run as hand-written fused kernels (Transformer Engine / Megatron-Core / Apex / Triton
   kernels) or as the framework primitives of a Hugging Face-style module, one kernel per primitive

@@ -66,9 +66,7 @@ def training_provenance(chip: Chip, calibration: TrainingCalibration, precision:
             "attention_kernel_basis": attention_basis,
             "attention_efficiency_factor": round(calibration.attention_efficiency_factor, 4),
             "op_overhead_factor": round(calibration.op_overhead_factor if eager else 1.0, 4),
-            "memory_bound_efficiency_factor": round(
-                calibration.memory_bound_efficiency_factor if eager else 1.0, 4
-            ),
+            "memory_bound_efficiency_factor": round(calibration.memory_bound_efficiency_factor, 4),
             "collective_efficiency": round(calibration.collective_efficiency, 4),
             "tp_comm_overlap": round(calibration.tp_overlap_on(chip), 4),
             "ep_comm_overlap": round(calibration.ep_overlap_on(chip), 4),

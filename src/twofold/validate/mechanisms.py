@@ -103,7 +103,6 @@ def mechanism_groups(case: Case, prediction: object) -> dict[str, float]:
     gemm_share, expert_share, attention_share, memory_share, overhead_share = op_kind_shares(case)
     gemm = f"gemm[{case.family} {precision_bits(case.workload.precision)}]"
     calibration = UNCALIBRATED.with_stack(case_stack(case))
-    eager = runs_eager(case.chip, calibration)
     tp, ep = float(breakdown.get("tp", 0.0)), float(breakdown.get("ep", 0.0))
     # TP/EP overlap is fitted per family only for stacks that overlap; elsewhere the exposed
     # collectives are plain communication.
@@ -115,8 +114,10 @@ def mechanism_groups(case: Case, prediction: object) -> dict[str, float]:
         gemm: compute * gemm_share,
         f"{gemm}*expert_gemm": compute * expert_share,
         "attention": compute * attention_share,
-        # Compiled stacks fuse memory-bound ops: the unfused-traffic factor is an eager mechanism.
-        "memory_bound": (compute * memory_share + optimizer) if eager else 0.0,
+        # Memory-bound kernels reach a fraction of the profile's bandwidth on every runtime: fused
+        # (Transformer Engine, XLA, Inductor) or not, the unfused forms' extra traffic being the
+        # graph's (`Op.unfused_traffic`), not this factor's.
+        "memory_bound": (compute * memory_share + optimizer),
         comm_parameter(stack_id): comm + (0.0 if tp_overlaps else tp) + (0.0 if ep_overlaps else ep),
         fsdp_parameter(stack_id): float(breakdown.get("fsdp", 0.0)),
         f"tp[{case.family}]": tp if tp_overlaps else 0.0,
