@@ -235,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
         print(_serving_table(fitted) + "\n")
     if fitted.finetune_overall is not None:
         print(_finetune_table(fitted) + "\n")
+    if fitted.memory_rows:
+        print(_memory_table(fitted) + "\n")
     print("**fitted factors (efficiency factor = 1 / time multiplier theta)**\n")
     print("rows: the rows whose step the parameter scales; theta over the leave-one-stack-out folds.\n")
     print("| parameter | theta | efficiency factor | rows | leave-stack-out theta range |")
@@ -299,6 +301,28 @@ def _finetune_table(result) -> str:  # noqa: ANN001 - a ValidationResult
     lines += ["", "| group | rows | median / mean APE % |", "|---|---:|---:|"]
     for s in (*result.finetune_by_metric, result.finetune_overall):
         lines.append(f"| {s.group} | {s.rows} | {s.median_ape_pct:.1f} / {s.mean_ape_pct:.1f} |")
+    return "\n".join(lines)
+
+
+def _memory_table(result) -> str:  # noqa: ANN001 - a ValidationResult
+    """Peak memory per chip stated in training rows' notes against the memory model, by source."""
+    from statistics import mean, median
+
+    groups: dict[str, list] = {}
+    for r in result.memory_rows:
+        groups.setdefault(r.source, []).append(r)
+    lines = [
+        "**peak memory per chip stated in the notes (memory model check; not fitted on)**\n",
+        "| source | rows | median / mean APE % | mean signed error % | predicted / published (min-max) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for source, rows in sorted(groups.items()):
+        ape = [r.ape_pct for r in rows]
+        ratio = [r.predicted / r.published for r in rows]
+        lines.append(
+            f"| {source} | {len(rows)} | {median(ape):.1f} / {mean(ape):.1f} | "
+            f"{mean(r.signed_error_pct for r in rows):+.1f} | {min(ratio):.2f}-{max(ratio):.2f} |"
+        )
     return "\n".join(lines)
 
 

@@ -15,7 +15,11 @@ from twofold.cost.calibration import UNCALIBRATED, shipped_calibration
 from twofold.cost.defaults import profile_for
 from twofold.cost.stack import MECHANISMS, get_stack, list_stacks, load_stack_file, resolve_stack
 from twofold.errors import InputError
-from twofold.hardware.catalog import get_chip
+from twofold.estimate import estimate_training
+from twofold.hardware.catalog import get_chip, system_for
+from twofold.parallel.layout import Layout, TrainingWorkload
+from twofold.workload.params import param_counts
+from twofold.workload.registry import get_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cli_helpers import run_cli  # noqa: E402
@@ -400,3 +404,43 @@ def test_a_stack_id_can_set_mechanisms(capsys: pytest.CaptureFixture[str]) -> No
     assert tp_exposed > tp
     code, _, err = run_cli(capsys, *args, "--stack", "megatron+tp_comm_overlap=maybe")
     assert code == 2 and "tp_comm_overlap" in err
+
+
+def test_model_state_bytes_are_data_with_a_default_and_a_rule(tmp_path: Path, doc: dict) -> None:
+    """`model_state_bytes`: {weights, gradients, optimizer} bytes per parameter with a source
+    (Megatron-LM's 2 + 4 + 12, nanotron's 2 + 6 + 12, FSDP2's 4 + 4 + 8); a file without it keeps
+    the ZeRO paper's 2 + 2 + 12; missing keys and non-positive bytes are refused by field; an id
+    sets it as weights:gradients:optimizer, and the memory model follows it."""
+    assert get_stack("megatron").model_state_bytes(None) == (2.0, 4.0, 12.0)
+    assert get_stack("nanotron").model_state_bytes(None) == (2.0, 6.0, 12.0)
+    assert get_stack("torchtitan").model_state_bytes(None) == (4.0, 4.0, 8.0)
+    older = dict(doc, id="older")
+    older["mechanisms"] = {k: v for k, v in doc["mechanisms"].items() if k != "model_state_bytes"}
+    assert load_stack_file(_write(tmp_path, older)).model_state_bytes(None) == (2.0, 2.0, 12.0)
+    for value, field in (
+        ({"weights": 2, "gradients": 4}, "model_state_bytes.value"),
+        ({"weights": 2, "gradients": 0, "optimizer": 12}, "model_state_bytes.value.gradients"),
+        ({"weights": 2, "gradients": "four", "optimizer": 12}, "model_state_bytes.value.gradients"),
+    ):
+        bad = dict(doc, id="bad")
+        bad["mechanisms"] = dict(doc["mechanisms"], model_state_bytes={"value": value, "source": "test"})
+        with pytest.raises(InputError) as info:
+            load_stack_file(_write(tmp_path, bad))
+        assert info.value.field.endswith(field), info.value.field
+    heavier = get_stack("megatron+model_state_bytes=2:6:12")
+    assert heavier.model_state_bytes(None) == (2.0, 6.0, 12.0) and heavier.calibration_id == "megatron"
+    with pytest.raises(InputError) as info:
+        get_stack("megatron+model_state_bytes=2:x:12")
+    assert info.value.field == "stack.model_state_bytes"
+    # 2 more gradient bytes per parameter on every chip: 16e9 bytes more for an 8B model at ZeRO-1.
+    chip = get_chip("h100")
+    model = get_model("llama3.1-8b")
+    work, layout = TrainingWorkload(global_batch=64, seq_len=4096), Layout(dp=8, zero=1)
+    system = system_for(chip)
+    mem = {
+        sid: estimate_training(model, system, layout, work, chip=chip, stack=sid).memory_gib["gradients"]
+        for sid in ("megatron", "megatron+model_state_bytes=2:6:12")
+    }
+    params_gib = mem["megatron"] / 4.0
+    assert mem["megatron+model_state_bytes=2:6:12"] == pytest.approx(6.0 * params_gib)
+    assert params_gib * 2**30 == pytest.approx(param_counts(model).total, rel=1e-6)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from twofold.cost.stack import get_stack
 from twofold.errors import InputError
 from twofold.estimate import estimate_training
 from twofold.hardware.catalog import get_chip, system_for
@@ -33,8 +34,9 @@ def test_shard_equal_to_dp_is_full_sharding() -> None:
 
 def test_states_are_sharded_over_the_group_only() -> None:
     # Hand derivation: gradients and optimizer states per chip are P * bytes / group under ZeRO-3,
-    # so going from 128 to 8 ranks adds P * (g + o) * (1/8 - 1/128) bytes.
-    sb = state_bytes("bf16")
+    # so going from 128 to 8 ranks adds P * (g + o) * (1/8 - 1/128) bytes, with the bytes where the
+    # stack keeps its states (`cost.stack` model_state_bytes: FSDP's fp32 master weights, 4 + 4 + 8).
+    sb = state_bytes("bf16", get_stack("fsdp").model_state_bytes(None))
     p = param_counts(MODEL).total
     extra = p * (sb.gradients + sb.optimizer) * (1 / 8 - 1 / 128) / 2**30
     full, hybrid = _est(), _est(shard=8)

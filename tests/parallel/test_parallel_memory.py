@@ -149,6 +149,42 @@ def test_model_states_follow_zero_2_2_12() -> None:
     assert mem["workspace"] == pytest.approx(WORKSPACE_FIXED_GIB * 2**30 + 0.05 * allocated)
 
 
+def test_stack_state_bytes_follow_megatron_and_fsdp2_accounting() -> None:
+    """Where a stack keeps its states (`cost.stack` model_state_bytes). Megatron-LM's distributed
+    optimizer docs: bf16 weights with fp32 gradients cost 6 + 12/d bytes per parameter under the
+    distributed optimizer (ZeRO-1) and 18 without it. FSDP2 with fp32 sharded parameters as the
+    master copy: (4 + 4 + 8)/d under ZeRO-3, the gathered compute copies still bf16 (2 bytes)."""
+    model = ModelConfig(
+        name="m",
+        family="llama",
+        num_layers=8,
+        hidden_size=1024,
+        num_attention_heads=16,
+        num_kv_heads=16,
+        head_dim=64,
+        intermediate_size=4096,
+        vocab_size=32000,
+    )
+    counts, d = param_counts(model), 8
+    wl = TrainingWorkload(global_batch=64, seq_len=1024)
+    lay = LayoutArrays.build(LayoutTable.from_layouts([Layout(dp=d, zero=z) for z in (0, 1, 3)]), model, wl)
+    psi = counts.total
+
+    def states(mem: dict[str, np.ndarray]) -> np.ndarray:
+        return mem["weights"] + mem["gradients"] + mem["optimizer_states"]
+
+    megatron = memory_per_chip(model, counts, lay, "bf16", 1024, states=(2.0, 4.0, 12.0))
+    assert states(megatron)[:2] == pytest.approx([18 * psi, (6 + 12 / d) * psi])
+    fsdp2 = memory_per_chip(model, counts, lay, "bf16", 1024, states=(4.0, 4.0, 8.0))
+    gathered = 2 * 2 * counts.dense_layer * (1 - 1 / d)
+    assert states(fsdp2)[2] == pytest.approx(16 * psi / d + gathered)
+    # The activations do not depend on where the states live.
+    assert megatron["activations"] == pytest.approx(fsdp2["activations"])
+    # Pure fp32 training keeps 4 + 4 + 8 whatever the stack says about mixed precision.
+    fp32 = memory_per_chip(model, counts, lay, "fp32", 1024, states=(2.0, 4.0, 12.0))
+    assert states(fp32)[0] == pytest.approx(16 * psi)
+
+
 def test_tp_pp_ep_shard_parameters() -> None:
     """Non-expert params / tp, experts / (ep * tp), layers / pp on the worst stage (+ embedding)."""
     model = ModelConfig(

@@ -49,7 +49,13 @@ def stacks(
 
 def _value(mechanism: dict[str, Any]) -> str:
     value = mechanism["value"]
-    text = ("yes" if value else "no") if isinstance(value, bool) else str(value)
+    if isinstance(value, bool):
+        text = "yes" if value else "no"
+    elif isinstance(value, list) and value and all(isinstance(x, float) for x in value):
+        # model_state_bytes: weights, gradients, optimizer bytes per parameter
+        text = " + ".join(f"{x:g}" for x in value) + " bytes (weights + gradients + optimizer)"
+    else:
+        text = str(value)
     extra = mechanism.get("by_family") or {}
     if extra:
         text += " (" + ", ".join(f"{k}: {v}" for k, v in extra.items()) + ")"

@@ -189,6 +189,12 @@ def _render(d: dict[str, Any], *, show_rows: bool, plot: Path | None) -> None:
         out.print(
             _summary_table("other rows (end-to-end and microbenchmarks), by metric", d["other_metrics"], [])
         )
+    if d.get("memory_overall"):
+        mem = d["memory_overall"]
+        out.print(
+            f"peak memory per chip stated in {mem['rows']} rows' notes (a check of the memory model, not "
+            f"fitted on): median {mem['median_ape_pct']:.1f}%, mean {mem['mean_ape_pct']:.1f}%"
+        )
     if d.get("inference_overall"):
         out.print(
             _summary_table(

@@ -198,6 +198,13 @@ class TrainingCalibration:
         """Whether the stack reduces data-parallel gradients in fp32 on `chip` (`grad_reduce_dtype`)."""
         return bool(self.stack_for(chip).grad_reduce_fp32(self.stack_family(chip.id)))
 
+    def model_state_bytes_on(self, chip: Any) -> tuple[float, float, float]:
+        """(weights, gradients, optimizer) bytes per parameter of mixed-precision training where the
+        stack keeps its model states on `chip` (`cost.stack` model_state_bytes)."""
+        stack = self.stack_for(chip)
+        states: tuple[float, float, float] = stack.model_state_bytes(self.stack_family(chip.id))
+        return states
+
     def zero_stages_on(self, chip: Any) -> tuple[int, ...]:
         """The ZeRO stages the stack implements on `chip` (`cost.stack` zero_stages)."""
         return tuple(self.stack_for(chip).zero_stages(self.stack_family(chip.id)))

@@ -29,6 +29,14 @@ Mechanisms and what the estimator does with them:
   `estimate` accepts (Megatron-Core's distributed optimizer is ZeRO-1 and Megatron FSDP's
   strategies 1-3; nanotron and NxD stop at ZeRO-1; MaxText shards by mesh axes, 0 or 3).
   Optional in a file (default all four).
+- `model_state_bytes` ({weights, gradients, optimizer}): bytes per parameter of each model state
+  in mixed-precision training, where the stack keeps them: Megatron-Core's distributed optimizer
+  keeps bf16 weights, an fp32 gradient buffer and the fp32 master copy with Adam's moments in the
+  optimizer (2 + 4 + 12, "6 + 12/d" bytes with d data-parallel ranks); nanotron adds the bf16
+  gradients of its DDP buckets to its fp32 accumulation buffer (2 + 6 + 12); FSDP2, FSDP1's mixed
+  precision and MaxText keep fp32 weights that are the master copy (4 + 4 + 8). ZeRO shards them
+  as its stage says (`parallel.memory`). Optional in a file (default 2 + 2 + 12, the ZeRO paper's
+  accounting every stack was priced with before); pure fp32 training keeps 4 + 4 + 8 on any stack.
 - `fsdp_flavour` (megatron-fsdp | fsdp1 | fsdp2 | deepspeed | xla): which fitted overlap fraction
   of the ZeRO-3/FSDP collectives applies (`cost.calibration.TrainingCalibration.fsdp_overlap`).
 - `tp_comm_overlap`, `ep_comm_overlap` (bool): whether TP / EP communication hides behind GEMMs
@@ -124,6 +132,7 @@ MECHANISMS: Mapping[str, tuple[str, ...] | type | None] = MappingProxyType(
         "fused_elementwise": bool,
         "grad_reduce_dtype": ("fp32", "bf16"),
         "zero_stages": list,  # a non-empty subset of 0-3, checked by `_check_value`
+        "model_state_bytes": dict,  # {weights, gradients, optimizer}: positive bytes per parameter
     }
 )
 # Mechanisms a stack file may leave out (files written before they existed), with the value taken:
@@ -134,6 +143,7 @@ OPTIONAL_MECHANISMS: Mapping[str, Any] = MappingProxyType(
         "context_parallel": "ring",
         "grad_reduce_dtype": "bf16",
         "zero_stages": (0, 1, 2, 3),
+        "model_state_bytes": (2.0, 2.0, 12.0),
     }
 )
 
@@ -204,6 +214,8 @@ def _id_text(v: Any) -> str:
     """A mechanism value as a stack id writes it (`OVERRIDE`)."""
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, tuple) and v and all(isinstance(x, float) for x in v):
+        return ":".join(f"{x:g}" for x in v)  # model_state_bytes: weights:gradients:optimizer
     if isinstance(v, (list, tuple)):
         return ",".join(str(x) for x in v)
     return str(v)
@@ -250,6 +262,12 @@ class Stack:
     def grad_reduce_fp32(self, family: str | None) -> bool:
         """Whether data-parallel gradient reductions run in fp32 (`grad_reduce_dtype`)."""
         return bool(self.value("grad_reduce_dtype", family) == "fp32")
+
+    def model_state_bytes(self, family: str | None) -> tuple[float, float, float]:
+        """(weights, gradients, optimizer) bytes per parameter of mixed-precision training
+        (`model_state_bytes`)."""
+        w, g, o = self.value("model_state_bytes", family)
+        return (float(w), float(g), float(o))
 
     def zero_stages(self, family: str | None) -> tuple[int, ...]:
         """The ZeRO stages the stack implements (`zero_stages`): what `plan` searches and
@@ -373,12 +391,35 @@ def _check_value(where: str, mechanism: str, value: Any) -> Any:
         if not ok:
             raise InputError(where, value, "must be a non-empty list of ZeRO stages 0-3")
         return tuple(sorted(set(value)))
+    if rule is dict:
+        return _state_bytes_value(where, value)
     if mechanism == "attention_kernel":
         from twofold.cost.attention import ATTENTION_KERNELS
 
         return str(one_of(where, value, ATTENTION_KERNELS))
     assert isinstance(rule, tuple)
     return str(one_of(where, value, rule))
+
+
+# The model states of `model_state_bytes`, in the order its value keeps them.
+STATE_PARTS = ("weights", "gradients", "optimizer")
+
+
+def _state_bytes_value(where: str, value: Any) -> tuple[float, float, float]:
+    """`model_state_bytes` as (weights, gradients, optimizer) bytes per parameter: a mapping with
+    exactly those keys (a stack file) or the tuple itself (an override), each a positive number."""
+    if isinstance(value, Mapping):
+        if set(value) != set(STATE_PARTS):
+            raise InputError(where, dict(value), f"must have exactly the keys {', '.join(STATE_PARTS)}")
+        value = tuple(value[k] for k in STATE_PARTS)
+    if not isinstance(value, (list, tuple)) or len(value) != len(STATE_PARTS):
+        raise InputError(where, value, "must give weights, gradients and optimizer bytes per parameter")
+    out = []
+    for part, x in zip(STATE_PARTS, value, strict=True):
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or not 0 < x <= 64:
+            raise InputError(f"{where}.{part}", x, "must be a number of bytes per parameter in (0, 64]")
+        out.append(float(x))
+    return (out[0], out[1], out[2])
 
 
 def stack_from_dict(data: Any, path: str = "") -> Stack:
@@ -640,7 +681,7 @@ OVERRIDE = "+"
 
 def _override_pairs(text: str) -> dict[str, Any]:
     """{mechanism: value} of `m=v+m=v`, each value checked as a stack file's (`_check_value`);
-    booleans as true/false, ZeRO stages as 0,1,3."""
+    booleans as true/false, ZeRO stages as 0,1,3, model state bytes as 2:4:12."""
     out: dict[str, Any] = {}
     for part in text.split(OVERRIDE):
         mechanism, eq, raw = part.partition("=")
@@ -659,6 +700,12 @@ def _override_pairs(text: str) -> dict[str, Any]:
                 value = [int(v) for v in raw.split(",")]
             except ValueError:
                 raise InputError(where, raw, "must be ZeRO stages such as 0,1,3") from None
+        elif rule is dict:
+            try:
+                value = tuple(float(v) for v in raw.split(":"))
+            except ValueError:
+                rule_text = "must be weights:gradients:optimizer bytes such as 2:4:12"
+                raise InputError(where, raw, rule_text) from None
         out[mechanism] = _check_value(where, mechanism, value)
     return out
 

@@ -83,9 +83,11 @@ def imported_stage(
     workload: TrainingWorkload,
     *,
     profile: CalibrationProfile,
+    states: tuple[float, float, float] | None = None,
 ) -> StagePart:
     """An imported model's part of the step (`estimate.stage`; module docstring): the same for
-    every layout but its memory, which depends on the ZeRO stage and the shard group."""
+    every layout but its memory, which depends on the ZeRO stage and the shard group. `states`:
+    where the stack keeps its model states (`cost.stack` model_state_bytes; None: 2 + 2 + 12)."""
     if imported.backward == "none":
         raise InputError("model", imported.name, "has no backward pass (no trainable parameters)")
     if workload.finetune is not None:
@@ -107,10 +109,11 @@ def imported_stage(
         params_expert=None,
         memory=whole_model_memory(
             lay,
-            state_bytes(workload.precision),
+            state_bytes(workload.precision, states),
             trainable_params=trainable,
             frozen_params=float(imported.param_count - imported.trainable_param_count),
             activation_bytes=imported.activation_bytes,
+            compute_weight_bytes=state_bytes(workload.precision).weights,
         ),
         model_flops_per_step=3.0 * imported.model_flops * lay.microbatches * lay.dp,
         compute_share=zeros + compute_share,

@@ -205,7 +205,8 @@ def evaluate_layouts(
     else:
         from twofold.estimate.imported import imported_stage  # lazy: start-up time (catalog models need none)
 
-        part = imported_stage(model, chip, lay, workload, profile=profile)
+        states = calibration.model_state_bytes_on(chip)
+        part = imported_stage(model, chip, lay, workload, profile=profile, states=states)
     t_fwd, t_bwd, t_rc = part.t_fwd, part.t_bwd, part.t_rc
     # Gradients reduced in fp32 (`cost.stack` grad_reduce_dtype) move 4 bytes per parameter.
     reduce_sb = dataclasses.replace(sb, gradients=4.0) if calibration.grad_reduce_fp32_on(chip) else sb
@@ -391,7 +392,15 @@ def catalog_stage(
         weight_bytes_non_expert=weight_bytes,
         # Unfused attention (`math`: an older stack, `cost.stack` history) keeps the s x s scores.
         memory=memory_per_chip(
-            model, counts, lay, prec, s, finetune=ft, flash_attention=profile.attention_kernel != "math"
+            model,
+            counts,
+            lay,
+            prec,
+            s,
+            finetune=ft,
+            flash_attention=profile.attention_kernel != "math",
+            # Where the stack keeps its model states (`cost.stack` model_state_bytes).
+            states=calibration.model_state_bytes_on(chip),
         ),
         model_flops_per_step=model_flops_per_token(model, s, finetune=ft) * tokens,
         compute_share=ct.compute_share,

@@ -9,8 +9,11 @@ master copy 4, first moment 4, second moment 4): 2 + 2 + 12 = 16 bytes. Pure fp3
 4 + 4 + 8 (no master copy). fp8/mxfp8/fp4 training (Transformer Engine style) keeps the same bf16
 weights and fp32 master/moments as bf16 training; the low-precision weight casts are transient and
 are left to the workspace headroom. ZeRO shards, over the data-parallel group: stage 1 the
-optimizer states, stage 2 also the gradients, stage 3 (FSDP) also the weights. Left out: Megatron's
-fp32 gradient accumulation buffers (`main_grad`, 4 bytes instead of 2) and the DDP bucket copies.
+optimizer states, stage 2 also the gradients, stage 3 (FSDP) also the weights. Where a stack keeps
+its states otherwise (`cost.stack` model_state_bytes: Megatron-Core's fp32 gradient buffer,
+2 + 4 + 12; nanotron's bf16 DDP buckets beside its fp32 accumulation buffer, 2 + 6 + 12; FSDP2's
+and MaxText's fp32 weights as the master copy, 4 + 4 + 8), `memory_per_chip` takes its bytes
+(`states`); the ZeRO sharding is the same.
 """
 
 from __future__ import annotations
@@ -86,11 +89,15 @@ class StateBytes:
     optimizer: float
 
 
-def state_bytes(precision: str) -> StateBytes:
-    """Per-parameter bytes of mixed-precision AdamW by training precision (module docstring)."""
+def state_bytes(precision: str, mixed: tuple[float, float, float] | None = None) -> StateBytes:
+    """Per-parameter bytes of mixed-precision AdamW by training precision (module docstring).
+    `mixed`: (weights, gradients, optimizer) bytes of mixed-precision training where the stack keeps
+    its states otherwise (`cost.stack` model_state_bytes); pure fp32 training ignores it."""
     if precision == "fp32" or precision == "tf32":
         return StateBytes(weights=4.0, gradients=4.0, optimizer=8.0)
     if precision in ("bf16", "fp16", "fp8", "mxfp8", "fp4"):
+        if mixed is not None:
+            return StateBytes(weights=mixed[0], gradients=mixed[1], optimizer=mixed[2])
         return StateBytes(weights=2.0, gradients=2.0, optimizer=12.0)
     raise InputError("precision", precision, "must be one of fp32, bf16, fp16, fp8, mxfp8, fp4 for training")
 
@@ -249,9 +256,14 @@ def memory_per_chip(
     flash_attention: bool = True,
     dropout: bool = False,
     finetune: Finetune | None = None,
+    states: tuple[float, float, float] | None = None,
 ) -> dict[str, np.ndarray]:
     """Bytes per chip on the most loaded pipeline stage: weights, gradients, optimizer_states,
     activations, workspace and total.
+
+    `states`: the stack's (weights, gradients, optimizer) bytes per parameter of mixed-precision
+    training (`state_bytes`; None: 2 + 2 + 12). The gathered ZeRO-3 layers are held in the
+    training precision's 2 bytes whatever the stack stores (FSDP gathers its compute copy).
 
     `finetune` (LoRA/QLoRA): `finetune_memory` replaces the model states and adjusts the
     activations; everything else below holds for it too.
@@ -279,7 +291,7 @@ def memory_per_chip(
     and no dropout (modern LLM pretraining); Korthikanti's GPT-3 setting is flash_attention=False,
     dropout=True.
     """
-    sb = state_bytes(precision)
+    sb = state_bytes(precision, states)
     e = activation_bytes_per_element(precision)
     tp, zero = lay.tp, lay.zero
     ne_layers, ex_layers = stage_params(counts, model, lay.stage_layers)
@@ -327,7 +339,7 @@ def memory_per_chip(
     per_layer_ex = experts / lay.stage_layers
     gathered = (
         2.0
-        * sb.weights
+        * state_bytes(precision).weights  # the compute copy FSDP gathers, whatever the stack stores
         * (per_layer_ne * (1.0 - 1.0 / lay.shard_group) + per_layer_ex * (1.0 - 1.0 / lay.expert_dp_group))
     )
     fsdp_buffer = np.where(zero >= 3, gathered, 0.0)
@@ -460,6 +472,7 @@ def whole_model_memory(
     trainable_params: float,
     frozen_params: float,
     activation_bytes: float,
+    compute_weight_bytes: float | None = None,
 ) -> dict[str, np.ndarray]:
     """Bytes per chip of a model that is replicated or sharded whole (data parallel, ZeRO 0-3,
     hybrid sharding: an imported graph, `workload.protocol`), as `memory_per_chip` keys.
@@ -470,10 +483,13 @@ def whole_model_memory(
     prefetched), a unit being 1/`lay.stage_layers` of the parameters (one per repeated block, as
     FSDP wraps them). `activation_bytes`: what one micro-batch keeps for its backward (no pipeline:
     one micro-batch in flight). Headroom as `memory_per_chip` (`with_workspace`).
+    `compute_weight_bytes`: bytes per parameter of the gathered compute copy (default `sb.weights`;
+    a stack whose fp32 weights are the master copy gathers bf16 ones).
     """
     trainable = np.full_like(lay.dp, float(trainable_params))
     w, g, o = model_states_bytes(trainable, lay.shard_group, lay.zero, sb)
-    unit = sb.weights * trainable / lay.stage_layers
+    gathered_bytes = sb.weights if compute_weight_bytes is None else compute_weight_bytes
+    unit = gathered_bytes * trainable / lay.stage_layers
     gathered = np.where(lay.zero >= 3, 2.0 * unit * (1.0 - 1.0 / lay.shard_group), 0.0)
     parts = {
         "weights": w + sb.weights * float(frozen_params) + gathered,

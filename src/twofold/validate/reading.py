@@ -45,6 +45,7 @@ __all__ = [
     "read_flop_convention",
     "read_stack",
     "read_stated_mechanisms",
+    "read_stated_peak_memory_gib",
     "stated_runtime",
 ]
 
@@ -332,6 +333,24 @@ def read_stated_mechanisms(notes: str) -> dict[str, tuple[str, str]]:
         if found:
             return {"attention_kernel": (kernel, f"the notes say {found.group(0)!r}")}
     return {}
+
+
+# "peak memory per GPU 41.76GB" (nanotron's benchmark cells), "peak memory 30.5 GiB per GPU".
+_PEAK_MEMORY = re.compile(
+    r"peak memory(?: per (?:gpu|chip|device))?\s*(?:of\s*)?([0-9]+(?:\.[0-9]+)?)\s*(gib|gb)\b", re.IGNORECASE
+)
+
+
+def read_stated_peak_memory_gib(notes: str) -> float | None:
+    """The peak memory per chip a training row's notes state, in GiB (GB read as 10^9 bytes, GiB
+    as 2^30), or None. Publishers rarely say which counter they read (PyTorch's allocated or
+    reserved peak, or the device's); `validate` compares it with the memory model as a check, never
+    fits on it."""
+    found = _PEAK_MEMORY.search(notes)
+    if found is None:
+        return None
+    value = float(found.group(1))
+    return value if found.group(2).lower() == "gib" else value * 1e9 / 2**30
 
 
 # What a row's notes state about the FLOP count behind its TFLOP/s or MFU (`validate.flops`).

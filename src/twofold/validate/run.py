@@ -152,6 +152,11 @@ class ValidationResult:
     finetune_rows: tuple[RowResult, ...] = ()
     finetune_overall: Summary | None = None
     finetune_by_metric: tuple[Summary, ...] = ()
+    # Peak memory per chip where a training row's notes state it (`validate.reading`
+    # read_stated_peak_memory_gib), against the memory model of its predicted layout: a check of
+    # `parallel.memory`, never fitted on (metric "peak_memory_gib (stated)").
+    memory_rows: tuple[RowResult, ...] = ()
+    memory_overall: Summary | None = None
     # Share of training-throughput rows whose published figure lies inside the estimate's interval,
     # and the interval's nominal coverage (`estimate.uncertainty`).
     interval_coverage_pct: float | None = None
@@ -292,11 +297,39 @@ def validate(
         elif row.id in micro:
             case = micro[row.id]
             results.append(_micro_result(case, predict_micro(case, chosen)))
+    memory = [m for row in selected if row.id in raw and (m := _memory_result(*raw[row.id])) is not None]
     inference = [_inference_result(row, chosen, unexpressible) for row in infer]
     tuned = [_finetune_result(case, predictor, chosen, unexpressible) for case in finetune.values()]
     return replace(
         _summarise(results, [r for r in inference if r is not None], unexpressible, cal_info, set(held)),
         **_finetune_summary([r for r in tuned if r is not None]),
+        memory_rows=tuple(memory),
+        memory_overall=Summary.of("peak memory per chip stated in the notes", [m.ape_pct for m in memory])
+        if memory
+        else None,
+    )
+
+
+MEMORY_METRIC = "peak_memory_gib (stated)"
+
+
+def _memory_result(case: Case, pred: StepPrediction) -> RowResult | None:
+    """The row's stated peak memory per chip against the memory model's (`StepPrediction`
+    memory_per_chip_gib, the uncalibrated prediction: memory does not depend on the fitted
+    factors), or None where the notes state none."""
+    from twofold.validate.reading import read_stated_peak_memory_gib
+
+    stated = read_stated_peak_memory_gib(case.row.notes)
+    if stated is None or pred.memory_per_chip_gib is None or stated <= 0:
+        return None
+    signed = _signed_pct(pred.memory_per_chip_gib, stated)
+    return replace(
+        _predicted(case, pred, pred.memory_per_chip_gib),
+        metric=MEMORY_METRIC,
+        unit="GiB",
+        published=stated,
+        ape_pct=abs(signed),
+        signed_error_pct=signed,
     )
 
 
