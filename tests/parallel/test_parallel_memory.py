@@ -119,20 +119,24 @@ def test_interleaved_first_stage_factor() -> None:
     assert _first_stage_activations(GPT3, layout, 64) == pytest.approx(expected, rel=1e-12)
 
 
+# A small Llama-shaped model for the model-state tests (8 layers, hidden 1024).
+SMALL_LLAMA = ModelConfig(
+    name="m",
+    family="llama",
+    num_layers=8,
+    hidden_size=1024,
+    num_attention_heads=16,
+    num_kv_heads=16,
+    head_dim=64,
+    intermediate_size=4096,
+    vocab_size=32000,
+)
+
+
 def test_model_states_follow_zero_2_2_12() -> None:
     """Rajbhandari et al. 2020 (ZeRO), fig. 1: (2 + 2 + 12) Psi; stage 1 shards the 12, stage 2
     also the gradients' 2, stage 3 also the weights' 2 (plus FSDP's two gathered layers)."""
-    model = ModelConfig(
-        name="m",
-        family="llama",
-        num_layers=8,
-        hidden_size=1024,
-        num_attention_heads=16,
-        num_kv_heads=16,
-        head_dim=64,
-        intermediate_size=4096,
-        vocab_size=32000,
-    )
+    model = SMALL_LLAMA
     counts = param_counts(model)
     d = 8
     wl = TrainingWorkload(global_batch=64, seq_len=1024)
@@ -154,17 +158,7 @@ def test_stack_state_bytes_follow_megatron_and_fsdp2_accounting() -> None:
     optimizer docs: bf16 weights with fp32 gradients cost 6 + 12/d bytes per parameter under the
     distributed optimizer (ZeRO-1) and 18 without it. FSDP2 with fp32 sharded parameters as the
     master copy: (4 + 4 + 8)/d under ZeRO-3, the gathered compute copies still bf16 (2 bytes)."""
-    model = ModelConfig(
-        name="m",
-        family="llama",
-        num_layers=8,
-        hidden_size=1024,
-        num_attention_heads=16,
-        num_kv_heads=16,
-        head_dim=64,
-        intermediate_size=4096,
-        vocab_size=32000,
-    )
+    model = SMALL_LLAMA
     counts, d = param_counts(model), 8
     wl = TrainingWorkload(global_batch=64, seq_len=1024)
     lay = LayoutArrays.build(LayoutTable.from_layouts([Layout(dp=d, zero=z) for z in (0, 1, 3)]), model, wl)
