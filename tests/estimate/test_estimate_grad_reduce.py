@@ -58,3 +58,26 @@ def test_a_zero_stage_the_stack_lacks_is_priced_with_a_note() -> None:
     assert not any("ZeRO" in n for n in one.notes)
     alone = estimate_training(model, system, Layout(dp=1, zero=2), work, chip=chip, stack="nanotron")
     assert not any("ZeRO" in n for n in alone.notes)
+
+
+def test_a_synchronous_parameter_gather_is_exposed_whole() -> None:
+    """ZeRO-1 on 32 H100s (`cost.stack` param_gather_overlap): Megatron-Core hides the gather of
+    the updated weights behind the next forward; nanotron's and DeepSpeed's optimizers run it inside
+    `step()`. The same collective either way: the data-parallel total (exposed + hidden) does not
+    move, only what is exposed, by the gather's hidden part; compute is the same."""
+    chip = get_chip("h100")
+    model, work = get_model("llama3.1-70b"), TrainingWorkload(global_batch=256, seq_len=4096)
+    layout = Layout(tp=8, dp=4, pp=1, zero=1)
+    system = system_for(chip)
+    runs = {
+        sid: estimate_training(model, system, layout, work, chip=chip, stack=sid)
+        for sid in ("megatron", "megatron+param_gather_overlap=false")
+    }
+    hidden, exposed = runs["megatron"], runs["megatron+param_gather_overlap=false"]
+    total = {k: r.breakdown["dp"] + r.hidden_comm["dp"] for k, r in runs.items()}
+    assert total["megatron"] == pytest.approx(total["megatron+param_gather_overlap=false"])
+    assert exposed.breakdown["dp"] > hidden.breakdown["dp"]
+    assert exposed.hidden_comm["dp"] < hidden.hidden_comm["dp"]
+    assert exposed.breakdown["compute_forward"] == pytest.approx(hidden.breakdown["compute_forward"])
+    assert get_stack("nanotron").param_gather_overlap(None) is False
+    assert get_stack("megatron").param_gather_overlap(None) is True

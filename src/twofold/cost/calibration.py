@@ -205,6 +205,11 @@ class TrainingCalibration:
         states: tuple[float, float, float] = stack.model_state_bytes(self.stack_family(chip.id))
         return states
 
+    def param_gather_overlap_on(self, chip: Any) -> bool:
+        """Whether the stack hides ZeRO-1/2's parameter gather behind the next forward on `chip`
+        (`cost.stack` param_gather_overlap)."""
+        return bool(self.stack_for(chip).param_gather_overlap(self.stack_family(chip.id)))
+
     def zero_stages_on(self, chip: Any) -> tuple[int, ...]:
         """The ZeRO stages the stack implements on `chip` (`cost.stack` zero_stages)."""
         return tuple(self.stack_for(chip).zero_stages(self.stack_family(chip.id)))

@@ -37,6 +37,11 @@ Mechanisms and what the estimator does with them:
   precision and MaxText keep fp32 weights that are the master copy (4 + 4 + 8). ZeRO shards them
   as its stage says (`parallel.memory`). Optional in a file (default 2 + 2 + 12, the ZeRO paper's
   accounting every stack was priced with before); pure fp32 training keeps 4 + 4 + 8 on any stack.
+- `param_gather_overlap` (bool): whether ZeRO-1/2's all-gather of the updated parameters after the
+  optimizer step hides behind the next forward pass (Megatron-Core `--overlap-param-gather`) or
+  runs on the critical path at the end of the step (nanotron's and DeepSpeed's ZeRO-1/2 optimizers
+  gather synchronously in `step()`). Optional in a file (default true, what every stack was priced
+  with before).
 - `fsdp_flavour` (megatron-fsdp | fsdp1 | fsdp2 | deepspeed | xla): which fitted overlap fraction
   of the ZeRO-3/FSDP collectives applies (`cost.calibration.TrainingCalibration.fsdp_overlap`).
 - `tp_comm_overlap`, `ep_comm_overlap` (bool): whether TP / EP communication hides behind GEMMs
@@ -133,6 +138,7 @@ MECHANISMS: Mapping[str, tuple[str, ...] | type | None] = MappingProxyType(
         "grad_reduce_dtype": ("fp32", "bf16"),
         "zero_stages": list,  # a non-empty subset of 0-3, checked by `_check_value`
         "model_state_bytes": dict,  # {weights, gradients, optimizer}: positive bytes per parameter
+        "param_gather_overlap": bool,
     }
 )
 # Mechanisms a stack file may leave out (files written before they existed), with the value taken:
@@ -144,6 +150,7 @@ OPTIONAL_MECHANISMS: Mapping[str, Any] = MappingProxyType(
         "grad_reduce_dtype": "bf16",
         "zero_stages": (0, 1, 2, 3),
         "model_state_bytes": (2.0, 2.0, 12.0),
+        "param_gather_overlap": True,
     }
 )
 
@@ -268,6 +275,11 @@ class Stack:
         (`model_state_bytes`)."""
         w, g, o = self.value("model_state_bytes", family)
         return (float(w), float(g), float(o))
+
+    def param_gather_overlap(self, family: str | None) -> bool:
+        """Whether ZeRO-1/2's gather of the updated parameters hides behind the next forward
+        (`param_gather_overlap`)."""
+        return bool(self.value("param_gather_overlap", family))
 
     def zero_stages(self, family: str | None) -> tuple[int, ...]:
         """The ZeRO stages the stack implements (`zero_stages`): what `plan` searches and

@@ -208,6 +208,7 @@ def data_parallel_comm(
     fsdp_levels: tuple[LevelArrays, ...] | None = None,
     fsdp_overlap: float = 1.0,
     fsdp_flat_ring: bool = True,
+    param_gather_overlap: bool = True,
     trainable_non_expert: np.ndarray | None = None,
     weight_bytes_non_expert: np.ndarray | None = None,
     placed: dict[str, Group] | None = None,
@@ -221,7 +222,10 @@ def data_parallel_comm(
     hideable ZeRO-3/FSDP communication that hides (`fsdp_exposure`); `fsdp_flat_ring`: price the
     ZeRO-3 collectives as one flat ring at the network's per-chip bandwidth (DeepSpeed ZeRO-3,
     `parallel.comm.flat_collective_s`) or, when False, as NCCL runs them across multi-NIC nodes
-    (the hierarchical cost; the stack's FSDP flavour decides, `cost.stack`). `trainable_non_expert`
+    (the hierarchical cost; the stack's FSDP flavour decides, `cost.stack`). `param_gather_overlap`:
+    ZeRO-1/2's gather of the updated weights hides behind the next forward (Megatron-Core's
+    overlap_param_gather); False: the whole gather is exposed at the end of the step, as nanotron's
+    and DeepSpeed's ZeRO-1/2 optimizers run it inside `step()` (`cost.stack`). `trainable_non_expert`
     (LoRA/QLoRA: the adapters) replaces `params_non_expert` in the gradient collectives, and
     `weight_bytes_non_expert` (the frozen base at its stored precision plus the adapters) the
     weight bytes of the gathers: only trained parameters have gradients to reduce. `params_expert` None: the
@@ -258,7 +262,9 @@ def data_parallel_comm(
     reduce_once = np.where(zero == 0, ar, np.where(zero <= 2, rs, 0.0))
     reduce_exposed = np.maximum(reduce_once - bwd_window, reduce_once * bucket)
     gather_once = np.where((zero == 1) | (zero == 2), ag, 0.0)
-    gather_exposed = np.maximum(gather_once - fwd_window, gather_once * bucket)
+    gather_exposed = (
+        np.maximum(gather_once - fwd_window, gather_once * bucket) if param_gather_overlap else gather_once
+    )
     out["dp_step"] = reduce_exposed + gather_exposed
     out["dp_step_hidden"] = reduce_once + gather_once - out["dp_step"]
 

@@ -222,6 +222,7 @@ def evaluate_layouts(
         fsdp_levels=fsdp_levels,
         fsdp_overlap=calibration.fsdp_overlap_on(chip),
         fsdp_flat_ring=calibration.fsdp_flat_ring_on(chip),
+        param_gather_overlap=calibration.param_gather_overlap_on(chip),
         trainable_non_expert=part.trainable_non_expert,
         weight_bytes_non_expert=part.weight_bytes_non_expert,
         placed=placed,
