@@ -57,7 +57,7 @@ from twofold.validate.predict import (
     predict_micro,
     with_fastest_micro_batch,
 )
-from twofold.validate.reading import stated_runtime
+from twofold.validate.reading import read_stated_peak_memory_gib, stated_runtime
 
 __all__ = ["RowResult", "Summary", "ValidationResult", "validate", "fit_row", "CALIBRATION_MODES"]
 
@@ -317,8 +317,6 @@ def _memory_result(case: Case, pred: StepPrediction) -> RowResult | None:
     """The row's stated peak memory per chip against the memory model's (`StepPrediction`
     memory_per_chip_gib, the uncalibrated prediction: memory does not depend on the fitted
     factors), or None where the notes state none."""
-    from twofold.validate.reading import read_stated_peak_memory_gib
-
     stated = read_stated_peak_memory_gib(case.row.notes)
     if stated is None or pred.memory_per_chip_gib is None or stated <= 0:
         return None
